@@ -1,0 +1,28 @@
+# herd — build, test and demo targets.
+# OpenBLAS is used when its development files are installed (libopenblas-dev);
+# otherwise everything builds and runs on the pure-Go kernels.
+TAGS ?= $(shell pkg-config --exists openblas 2>/dev/null && echo openblas)
+GO ?= go
+GOFLAGS_TAGS = $(if $(TAGS),-tags '$(TAGS)',)
+
+.PHONY: all build test test-short vet bench demo fuzz
+
+all: build
+
+build:
+	$(GO) build $(GOFLAGS_TAGS) ./...
+
+vet:
+	$(GO) vet $(GOFLAGS_TAGS) ./...
+
+# The test command of the README: unit tests, gradient checks, reference
+# logits, fuzz seed corpora, short end-to-end runs.
+test:
+	$(GO) test $(GOFLAGS_TAGS) -timeout 20m ./...
+
+bench:
+	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchmem ./...
+
+# The main job on the built-in default corpus (the Go source tree).
+demo:
+	$(GO) run $(GOFLAGS_TAGS) ./cmd/demo

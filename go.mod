@@ -1,0 +1,3 @@
+module github.com/herdml/herd
+
+go 1.26

@@ -1,0 +1,199 @@
+// Package model is herd's Llama-architecture decoder: configuration with the
+// Hugging Face field names, parameters in one contiguous buffer with HF tensor
+// names, a hand-written forward and backward pass over a kernels.Backend,
+// per-token log-probabilities, and KV-cache generation.
+package model
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+)
+
+// RopeScaling is the Hugging Face `rope_scaling` object. Only rope_type
+// "llama3" (Llama 3.1) and "default" are supported.
+type RopeScaling struct {
+	RopeType                      string  `json:"rope_type"`
+	Factor                        float64 `json:"factor"`
+	LowFreqFactor                 float64 `json:"low_freq_factor"`
+	HighFreqFactor                float64 `json:"high_freq_factor"`
+	OriginalMaxPositionEmbeddings int     `json:"original_max_position_embeddings"`
+}
+
+// Config is a Llama model configuration. JSON field names are those of the
+// Hugging Face LlamaConfig, so a config.json written here loads in
+// transformers, and one written by transformers loads here.
+type Config struct {
+	Architectures         []string     `json:"architectures,omitempty"`
+	ModelType             string       `json:"model_type"`
+	VocabSize             int          `json:"vocab_size"`
+	HiddenSize            int          `json:"hidden_size"`
+	IntermediateSize      int          `json:"intermediate_size"`
+	NumHiddenLayers       int          `json:"num_hidden_layers"`
+	NumAttentionHeads     int          `json:"num_attention_heads"`
+	NumKeyValueHeads      int          `json:"num_key_value_heads"`
+	HeadDim               int          `json:"head_dim"`
+	RMSNormEps            float64      `json:"rms_norm_eps"`
+	RopeTheta             float64      `json:"rope_theta"`
+	RopeScaling           *RopeScaling `json:"rope_scaling"`
+	MaxPositionEmbeddings int          `json:"max_position_embeddings"`
+	TieWordEmbeddings     bool         `json:"tie_word_embeddings"`
+	HiddenAct             string       `json:"hidden_act"`
+	AttentionBias         bool         `json:"attention_bias"`
+	MLPBias               bool         `json:"mlp_bias"`
+	BOSTokenID            *int         `json:"bos_token_id,omitempty"`
+	EOSTokenID            any          `json:"eos_token_id,omitempty"`
+	InitializerRange      float64      `json:"initializer_range,omitempty"`
+	TorchDtype            string       `json:"torch_dtype,omitempty"`
+}
+
+// Normalize fills the fields that Hugging Face derives when they are absent
+// (head_dim, num_key_value_heads, model_type, hidden_act, architectures).
+func (c *Config) Normalize() {
+	if c.NumKeyValueHeads == 0 {
+		c.NumKeyValueHeads = c.NumAttentionHeads
+	}
+	if c.HeadDim == 0 && c.NumAttentionHeads > 0 {
+		c.HeadDim = c.HiddenSize / c.NumAttentionHeads
+	}
+	if c.ModelType == "" {
+		c.ModelType = "llama"
+	}
+	if c.HiddenAct == "" {
+		c.HiddenAct = "silu"
+	}
+	if len(c.Architectures) == 0 {
+		c.Architectures = []string{"LlamaForCausalLM"}
+	}
+	if c.RMSNormEps == 0 {
+		c.RMSNormEps = 1e-5
+	}
+	if c.RopeTheta == 0 {
+		c.RopeTheta = 10000
+	}
+	if c.InitializerRange == 0 {
+		c.InitializerRange = 0.02
+	}
+	if c.TorchDtype == "" {
+		c.TorchDtype = "float32"
+	}
+	if c.RopeScaling != nil && c.RopeScaling.RopeType == "" {
+		c.RopeScaling.RopeType = "default"
+	}
+}
+
+// Validate reports the first problem that makes the configuration unusable,
+// phrased so the user knows which field to fix.
+func (c *Config) Validate() error {
+	var errs []error
+	pos := func(name string, v int) {
+		if v <= 0 {
+			errs = append(errs, fmt.Errorf("%s must be positive, got %d", name, v))
+		}
+	}
+	pos("vocab_size", c.VocabSize)
+	pos("hidden_size", c.HiddenSize)
+	pos("intermediate_size", c.IntermediateSize)
+	pos("num_hidden_layers", c.NumHiddenLayers)
+	pos("num_attention_heads", c.NumAttentionHeads)
+	pos("num_key_value_heads", c.NumKeyValueHeads)
+	pos("head_dim", c.HeadDim)
+	pos("max_position_embeddings", c.MaxPositionEmbeddings)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	const limit = 1 << 24
+	for name, v := range map[string]int{"vocab_size": c.VocabSize, "hidden_size": c.HiddenSize,
+		"intermediate_size": c.IntermediateSize, "num_hidden_layers": c.NumHiddenLayers,
+		"num_attention_heads": c.NumAttentionHeads, "head_dim": c.HeadDim, "max_position_embeddings": c.MaxPositionEmbeddings} {
+		if v > limit {
+			errs = append(errs, fmt.Errorf("%s = %d is beyond the supported limit %d", name, v, limit))
+		}
+	}
+	if c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
+		errs = append(errs, fmt.Errorf("num_key_value_heads (%d) must divide num_attention_heads (%d)", c.NumKeyValueHeads, c.NumAttentionHeads))
+	}
+	if c.HeadDim%2 != 0 {
+		errs = append(errs, fmt.Errorf("head_dim must be even for rotary embeddings, got %d", c.HeadDim))
+	}
+	if c.HiddenSize%c.NumAttentionHeads != 0 && c.HeadDim == 0 {
+		errs = append(errs, fmt.Errorf("num_attention_heads (%d) must divide hidden_size (%d) when head_dim is not set", c.NumAttentionHeads, c.HiddenSize))
+	}
+	if !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0) {
+		errs = append(errs, fmt.Errorf("rms_norm_eps must be a positive number, got %v", c.RMSNormEps))
+	}
+	if !(c.RopeTheta > 0) || math.IsInf(c.RopeTheta, 0) {
+		errs = append(errs, fmt.Errorf("rope_theta must be a positive number, got %v", c.RopeTheta))
+	}
+	if c.HiddenAct != "" && c.HiddenAct != "silu" {
+		errs = append(errs, fmt.Errorf("hidden_act %q is not supported (only \"silu\")", c.HiddenAct))
+	}
+	if c.AttentionBias || c.MLPBias {
+		errs = append(errs, errors.New("attention_bias and mlp_bias must be false (Llama has no biases)"))
+	}
+	if rs := c.RopeScaling; rs != nil {
+		switch rs.RopeType {
+		case "", "default":
+		case "llama3":
+			if !(rs.Factor >= 1) {
+				errs = append(errs, fmt.Errorf("rope_scaling.factor must be >= 1, got %v", rs.Factor))
+			}
+			if !(rs.HighFreqFactor > rs.LowFreqFactor) || !(rs.LowFreqFactor > 0) {
+				errs = append(errs, fmt.Errorf("rope_scaling needs 0 < low_freq_factor < high_freq_factor, got %v and %v", rs.LowFreqFactor, rs.HighFreqFactor))
+			}
+			if rs.OriginalMaxPositionEmbeddings <= 0 {
+				errs = append(errs, fmt.Errorf("rope_scaling.original_max_position_embeddings must be positive, got %d", rs.OriginalMaxPositionEmbeddings))
+			}
+		default:
+			errs = append(errs, fmt.Errorf("rope_scaling.rope_type %q is not supported (use \"llama3\" or \"default\")", rs.RopeType))
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	return nil
+}
+
+// KVDim is the width of the key and value projections.
+func (c *Config) KVDim() int { return c.NumKeyValueHeads * c.HeadDim }
+
+// QDim is the width of the query projection.
+func (c *Config) QDim() int { return c.NumAttentionHeads * c.HeadDim }
+
+// ParseConfig decodes and validates a config.json document.
+func ParseConfig(data []byte) (Config, error) {
+	var c Config
+	if err := json.Unmarshal(data, &c); err != nil {
+		return Config{}, fmt.Errorf("config.json: %w", err)
+	}
+	c.Normalize()
+	if err := c.Validate(); err != nil {
+		return Config{}, fmt.Errorf("config.json: invalid model configuration: %w", err)
+	}
+	return c, nil
+}
+
+// LoadConfig reads and validates a config.json file.
+func LoadConfig(path string) (Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("read model config: %w", err)
+	}
+	c, err := ParseConfig(data)
+	if err != nil {
+		return Config{}, fmt.Errorf("%s: %w", path, err)
+	}
+	return c, nil
+}
+
+// MarshalIndent renders the config as an indented config.json document.
+func (c Config) MarshalIndent() ([]byte, error) {
+	c.Normalize()
+	b, err := json.MarshalIndent(c, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(b, '\n'), nil
+}

@@ -1,0 +1,488 @@
+package model
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/herdml/herd/model/kernels"
+)
+
+// Model is a Llama decoder with its parameters, optional gradients, and the
+// activation workspace of the last Forward call. A Model is not safe for
+// concurrent use.
+type Model struct {
+	Config Config
+	Params *Params
+	// Grads has the same layout as Params. Backward accumulates into it;
+	// the caller zeroes it (Grads.Zero) between optimizer steps.
+	Grads *Params
+
+	be   kernels.Backend
+	rope *ropeTable
+	ws   *workspace
+}
+
+// New returns a model with zeroed parameters for a valid configuration.
+// Call Params.Init for a fresh model or load weights into Params.
+func New(c Config, be kernels.Backend) (*Model, error) {
+	c.Normalize()
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("model config: %w", err)
+	}
+	if be == nil {
+		return nil, errors.New("model: nil kernels backend")
+	}
+	l := NewLayout(c)
+	return &Model{Config: c, Params: NewParams(l), be: be, rope: newRopeTable(c)}, nil
+}
+
+// Backend returns the compute backend the model runs on.
+func (m *Model) Backend() kernels.Backend { return m.be }
+
+// Batch is a training or scoring batch of B rows of T tokens each.
+type Batch struct {
+	B, T int
+	// Tokens are the input ids, B·T of them, row-major.
+	Tokens []int32
+	// Targets are the ids to predict at each position; a negative target
+	// means "no prediction here" (its nll is 0 and it gets no gradient).
+	// May be nil for a forward pass that only needs logits.
+	Targets []int32
+	// Weights multiply each token's loss (0 masks a token). nil means 1 for
+	// every position with a target.
+	Weights []float32
+	// DocIDs, when set, give each token's document within its row; they must
+	// be non-decreasing along a row. No token attends across a document
+	// boundary and positions restart at 0 for each document (the Llama 3
+	// document mask). nil means one document per row.
+	DocIDs []int32
+	// Denominator, when positive, replaces Σ weights as the loss
+	// normaliser (use the global count of a gradient-accumulated batch).
+	Denominator float64
+}
+
+// Validate checks a batch against a configuration.
+func (b *Batch) Validate(c *Config) error {
+	if b.B <= 0 || b.T <= 0 {
+		return fmt.Errorf("batch: B and T must be positive, got %d×%d", b.B, b.T)
+	}
+	n := b.B * b.T
+	if len(b.Tokens) != n {
+		return fmt.Errorf("batch: %d tokens for a %d×%d batch", len(b.Tokens), b.B, b.T)
+	}
+	if b.Targets != nil && len(b.Targets) != n {
+		return fmt.Errorf("batch: %d targets for a %d×%d batch", len(b.Targets), b.B, b.T)
+	}
+	if b.Weights != nil && len(b.Weights) != n {
+		return fmt.Errorf("batch: %d weights for a %d×%d batch", len(b.Weights), b.B, b.T)
+	}
+	if b.DocIDs != nil && len(b.DocIDs) != n {
+		return fmt.Errorf("batch: %d document ids for a %d×%d batch", len(b.DocIDs), b.B, b.T)
+	}
+	if b.T > c.MaxPositionEmbeddings {
+		return fmt.Errorf("batch: sequence length %d exceeds max_position_embeddings %d", b.T, c.MaxPositionEmbeddings)
+	}
+	v := int32(c.VocabSize)
+	for i, t := range b.Tokens {
+		if t < 0 || t >= v {
+			return fmt.Errorf("batch: token %d at row %d position %d is outside the vocabulary [0, %d)", t, i/b.T, i%b.T, v)
+		}
+	}
+	for i, t := range b.Targets {
+		if t >= v {
+			return fmt.Errorf("batch: target %d at row %d position %d is outside the vocabulary [0, %d)", t, i/b.T, i%b.T, v)
+		}
+	}
+	for i := 1; i < len(b.DocIDs); i++ {
+		if i%b.T != 0 && b.DocIDs[i] < b.DocIDs[i-1] {
+			return fmt.Errorf("batch: document ids decrease at row %d position %d", i/b.T, i%b.T)
+		}
+	}
+	return nil
+}
+
+type layerActs struct {
+	x          []float32 // layer input (residual stream) [N,C]
+	xn1, rstd1 []float32 // attention-norm output and its 1/rms
+	q, k, v    []float32 // projections after RoPE (q, k) [N,QD], [N,KD]
+	p          []float32 // attention probabilities [B,H,T,T]
+	att        []float32 // attention output before o_proj [N,QD]
+	x2         []float32 // residual after attention [N,C]
+	xn2, rstd2 []float32 // MLP-norm output and its 1/rms
+	g, u, h    []float32 // gate, up, silu(gate)·up [N,F]
+}
+
+type workspace struct {
+	b, t       int
+	pos, start []int32 // per token: position within its document, row index where it starts
+	layers     []layerActs
+	xf         []float32 // final residual
+	xnf, rstdf []float32 // final norm
+	logits     []float32 // [N,V]
+	nll, lse   []float32
+	targets    []int32
+	tok        []int32
+	hasTargets bool
+	dx, dxn    []float32 // [N,C]
+	dq, datt   []float32 // [N,QD]
+	dk, dv     []float32 // [N,KD]
+	dg, du     []float32 // [N,F]
+	dlogits    []float32 // [N,V]
+	dp         []float32 // [B,H,T,T]
+	coef       []float32 // [N]
+	rmsF       rmsnormFwd
+	rmsB       rmsnormBwd
+	rmsW       rmsnormDW
+	swF        swigluFwd
+	swB        swigluBwd
+	xeF        xentFwd
+	xeB        xentBwd
+	ropeT      ropeTask
+	attF       attnFwd
+	attB       attnBwd
+	embedT     embedTask
+}
+
+func (m *Model) workspace(b, t int) *workspace {
+	if ws := m.ws; ws != nil && ws.b == b && ws.t == t {
+		return ws
+	}
+	c := &m.Config
+	n := b * t
+	C, F, V, QD, KD, H := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim(), c.NumAttentionHeads
+	f := func(k int) []float32 { return make([]float32, k) }
+	ws := &workspace{b: b, t: t, pos: make([]int32, n), start: make([]int32, n), targets: make([]int32, n), tok: make([]int32, n)}
+	ws.layers = make([]layerActs, c.NumHiddenLayers)
+	for i := range ws.layers {
+		ws.layers[i] = layerActs{
+			x: f(n * C), xn1: f(n * C), rstd1: f(n), q: f(n * QD), k: f(n * KD), v: f(n * KD),
+			p: f(b * H * t * t), att: f(n * QD), x2: f(n * C), xn2: f(n * C), rstd2: f(n),
+			g: f(n * F), u: f(n * F), h: f(n * F),
+		}
+	}
+	ws.xf, ws.xnf, ws.rstdf = f(n*C), f(n*C), f(n)
+	ws.logits, ws.nll, ws.lse = f(n*V), f(n), f(n)
+	ws.dx, ws.dxn = f(n*C), f(n*C)
+	ws.dq, ws.datt = f(n*QD), f(n*QD)
+	ws.dk, ws.dv = f(n*KD), f(n*KD)
+	ws.dg, ws.du = f(n*F), f(n*F)
+	ws.dlogits, ws.dp, ws.coef = f(n*V), f(b*H*t*t), f(n)
+	m.ws = ws
+	return ws
+}
+
+// weight returns the view of a parameter of layer l (or a global one when l < 0).
+func (m *Model) weight(p *Params, l int, name string) []float32 {
+	if l >= 0 {
+		name = fmt.Sprintf("model.layers.%d.%s", l, name)
+	}
+	return p.Get(name)
+}
+
+// layerWeights are the views of one layer's tensors in a Params buffer.
+type layerWeights struct {
+	inNorm, q, k, v, o, postNorm, gate, up, down []float32
+}
+
+func (m *Model) layerWeights(p *Params, l int) layerWeights {
+	return layerWeights{
+		inNorm:   m.weight(p, l, "input_layernorm.weight"),
+		q:        m.weight(p, l, "self_attn.q_proj.weight"),
+		k:        m.weight(p, l, "self_attn.k_proj.weight"),
+		v:        m.weight(p, l, "self_attn.v_proj.weight"),
+		o:        m.weight(p, l, "self_attn.o_proj.weight"),
+		postNorm: m.weight(p, l, "post_attention_layernorm.weight"),
+		gate:     m.weight(p, l, "mlp.gate_proj.weight"),
+		up:       m.weight(p, l, "mlp.up_proj.weight"),
+		down:     m.weight(p, l, "mlp.down_proj.weight"),
+	}
+}
+
+// head returns the LM head matrix [V,C] in p (the embedding when tied).
+func (m *Model) head(p *Params) []float32 {
+	if m.Config.TieWordEmbeddings {
+		return p.Get("model.embed_tokens.weight")
+	}
+	return p.Get("lm_head.weight")
+}
+
+// linear computes y = x·Wᵀ (+ y when accumulate) for x [n,in], W [out,in].
+func (m *Model) linear(y, x, w []float32, n, in, out int, accumulate bool) {
+	var beta float32
+	if accumulate {
+		beta = 1
+	}
+	m.be.Gemm(false, true, n, out, in, 1, x, in, w, in, beta, y, out)
+}
+
+// linearBack accumulates dW += dyᵀ·x and computes dx = dy·W (+ dx when
+// accumulate) for y = x·Wᵀ.
+func (m *Model) linearBack(dx, dw, dy, x, w []float32, n, in, out int, accumulate bool) {
+	m.be.Gemm(true, false, out, in, n, 1, dy, out, x, in, 1, dw, in)
+	if dx == nil {
+		return
+	}
+	var beta float32
+	if accumulate {
+		beta = 1
+	}
+	m.be.Gemm(false, false, n, in, out, 1, dy, out, w, in, beta, dx, in)
+}
+
+func (m *Model) grain(n, work int) int {
+	// Aim for chunks of at least ~32K multiply-adds so dispatch is cheap.
+	g := 32768 / max(work, 1)
+	return max(1, min(g, n))
+}
+
+// Forward runs the model over the batch, keeping the activations needed by
+// Backward, and returns the per-token negative log-likelihood of the
+// targets (0 where there is none). The returned slice and Logits() belong to
+// the model and are overwritten by the next call.
+func (m *Model) Forward(b *Batch) ([]float32, error) {
+	c := &m.Config
+	if err := b.Validate(c); err != nil {
+		return nil, err
+	}
+	ws := m.workspace(b.B, b.T)
+	n := b.B * b.T
+	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
+	ws.positions(b)
+	m.rope.ensure(b.T)
+	p := m.Params
+
+	copy(ws.tok, b.Tokens)
+	// Embedding.
+	emb := p.Get("model.embed_tokens.weight")
+	x := ws.layers[0].x
+	for i, tok := range b.Tokens {
+		copy(x[i*C:i*C+C], emb[int(tok)*C:int(tok)*C+C])
+	}
+	eps := float32(c.RMSNormEps)
+	for l := range ws.layers {
+		a := &ws.layers[l]
+		w := m.layerWeights(p, l)
+		ws.rmsF = rmsnormFwd{x: a.x, y: a.xn1, w: w.inNorm, rstd: a.rstd1, c: C, eps: eps}
+		m.be.Parallel(n, m.grain(n, C), &ws.rmsF)
+		m.linear(a.q, a.xn1, w.q, n, C, QD, false)
+		m.linear(a.k, a.xn1, w.k, n, C, KD, false)
+		m.linear(a.v, a.xn1, w.v, n, C, KD, false)
+		m.applyRope(ws, a.q, c.NumAttentionHeads, false)
+		m.applyRope(ws, a.k, c.NumKeyValueHeads, false)
+		ws.attF = attnFwd{m: m, ws: ws, a: a}
+		m.be.Parallel(b.B*c.NumAttentionHeads, 1, &ws.attF)
+		copy(a.x2, a.x)
+		m.linear(a.x2, a.att, w.o, n, QD, C, true)
+		ws.rmsF = rmsnormFwd{x: a.x2, y: a.xn2, w: w.postNorm, rstd: a.rstd2, c: C, eps: eps}
+		m.be.Parallel(n, m.grain(n, C), &ws.rmsF)
+		m.linear(a.g, a.xn2, w.gate, n, C, F, false)
+		m.linear(a.u, a.xn2, w.up, n, C, F, false)
+		ws.swF = swigluFwd{g: a.g, u: a.u, h: a.h}
+		m.be.Parallel(n*F, 4096, &ws.swF)
+		next := ws.xf
+		if l+1 < len(ws.layers) {
+			next = ws.layers[l+1].x
+		}
+		copy(next, a.x2)
+		m.linear(next, a.h, w.down, n, F, C, true)
+	}
+	ws.rmsF = rmsnormFwd{x: ws.xf, y: ws.xnf, w: p.Get("model.norm.weight"), rstd: ws.rstdf, c: C, eps: eps}
+	m.be.Parallel(n, m.grain(n, C), &ws.rmsF)
+	m.linear(ws.logits, ws.xnf, m.head(p), n, C, V, false)
+
+	ws.hasTargets = b.Targets != nil
+	if b.Targets != nil {
+		copy(ws.targets, b.Targets)
+	} else {
+		for i := range ws.targets {
+			ws.targets[i] = -1
+		}
+	}
+	ws.xeF = xentFwd{logits: ws.logits, nll: ws.nll, lse: ws.lse, targets: ws.targets, v: V}
+	m.be.Parallel(n, m.grain(n, V), &ws.xeF)
+	return ws.nll, nil
+}
+
+// Logits returns the logits [B·T, V] of the last Forward call.
+func (m *Model) Logits() []float32 {
+	if m.ws == nil {
+		return nil
+	}
+	return m.ws.logits
+}
+
+// positions fills the per-token positions and document starts.
+func (ws *workspace) positions(b *Batch) {
+	for r := 0; r < b.B; r++ {
+		start := 0
+		for i := 0; i < b.T; i++ {
+			k := r*b.T + i
+			if b.DocIDs != nil && i > 0 && b.DocIDs[k] != b.DocIDs[k-1] {
+				start = i
+			}
+			ws.pos[k] = int32(i - start)
+			ws.start[k] = int32(start)
+		}
+	}
+}
+
+// LossCoefficients fills coef with the per-token coefficients of the
+// weighted-mean cross-entropy Σ wᵢ·nllᵢ / D (D = Denominator, or Σ wᵢ over
+// tokens with a target) and returns the loss value for nll.
+func LossCoefficients(b *Batch, nll, coef []float32) float64 {
+	var den float64
+	for i := range coef {
+		w := float32(0)
+		if b.Targets != nil && b.Targets[i] >= 0 {
+			w = 1
+			if b.Weights != nil {
+				w = b.Weights[i]
+			}
+		}
+		coef[i] = w
+		den += float64(w)
+	}
+	if b.Denominator > 0 {
+		den = b.Denominator
+	}
+	if den == 0 {
+		clear(coef)
+		return 0
+	}
+	var loss float64
+	inv := 1 / den
+	for i := range coef {
+		loss += float64(coef[i]) * float64(nll[i])
+		coef[i] = float32(float64(coef[i]) * inv)
+	}
+	return loss * inv
+}
+
+// ForwardBackward runs Forward and then Backward for the weighted mean
+// cross-entropy of the batch, accumulating gradients into Grads, and
+// returns the loss.
+func (m *Model) ForwardBackward(b *Batch) (float64, error) {
+	if b.Targets == nil {
+		return 0, errors.New("batch: ForwardBackward needs targets")
+	}
+	nll, err := m.Forward(b)
+	if err != nil {
+		return 0, err
+	}
+	ws := m.ws
+	loss := LossCoefficients(b, nll, ws.coef)
+	m.Backward(ws.coef)
+	return loss, nil
+}
+
+// EnsureGrads allocates Grads (zeroed) if needed.
+func (m *Model) EnsureGrads() {
+	if m.Grads == nil {
+		m.Grads = NewParams(m.Params.Layout)
+	}
+}
+
+// Backward accumulates into Grads the gradient of L = Σᵢ coef[i]·nll[i]
+// for the nll of the last Forward call. coef may be the model's own buffer
+// from LossCoefficients or any caller-supplied slice of length B·T.
+func (m *Model) Backward(coef []float32) {
+	ws := m.ws
+	if ws == nil {
+		panic("model: Backward called before Forward")
+	}
+	m.EnsureGrads()
+	c := &m.Config
+	n := ws.b * ws.t
+	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
+	p, g := m.Params, m.Grads
+
+	ws.xeB = xentBwd{logits: ws.logits, dlogits: ws.dlogits, lse: ws.lse, coef: coef, targets: ws.targets, v: V}
+	m.be.Parallel(n, m.grain(n, V), &ws.xeB)
+	// Head: logits = xnf·Headᵀ.
+	clear(ws.dxn)
+	m.linearBack(ws.dxn, m.head(g), ws.dlogits, ws.xnf, m.head(p), n, C, V, false)
+	clear(ws.dx)
+	m.normBack(ws, ws.xf, ws.dxn, p.Get("model.norm.weight"), g.Get("model.norm.weight"), ws.rstdf)
+
+	for l := len(ws.layers) - 1; l >= 0; l-- {
+		a := &ws.layers[l]
+		w := m.layerWeights(p, l)
+		gw := m.layerWeights(g, l)
+		// MLP: out = x2 + h·downᵀ.
+		dh := ws.dg // reuse: dh then overwritten by dg in place
+		m.linearBack(dh, gw.down, ws.dx, a.h, w.down, n, F, C, false)
+		ws.swB = swigluBwd{g: a.g, u: a.u, dh: dh, dg: ws.dg, du: ws.du}
+		m.be.Parallel(n*F, 4096, &ws.swB)
+		m.linearBack(ws.dxn, gw.gate, ws.dg, a.xn2, w.gate, n, C, F, false)
+		m.linearBack(ws.dxn, gw.up, ws.du, a.xn2, w.up, n, C, F, true)
+		m.normBack(ws, a.x2, ws.dxn, w.postNorm, gw.postNorm, a.rstd2)
+		// Attention: x2 = x + att·oᵀ.
+		m.linearBack(ws.datt, gw.o, ws.dx, a.att, w.o, n, QD, C, false)
+		ws.attB = attnBwd{m: m, ws: ws, a: a}
+		m.be.Parallel(ws.b*c.NumKeyValueHeads, 1, &ws.attB)
+		m.applyRope(ws, ws.dq, c.NumAttentionHeads, true)
+		m.applyRope(ws, ws.dk, c.NumKeyValueHeads, true)
+		m.linearBack(ws.dxn, gw.q, ws.dq, a.xn1, w.q, n, C, QD, false)
+		m.linearBack(ws.dxn, gw.k, ws.dk, a.xn1, w.k, n, C, KD, true)
+		m.linearBack(ws.dxn, gw.v, ws.dv, a.xn1, w.v, n, C, KD, true)
+		m.normBack(ws, a.x, ws.dxn, w.inNorm, gw.inNorm, a.rstd1)
+	}
+	// Embedding rows receive the residual gradient.
+	demb := g.Get("model.embed_tokens.weight")
+	ws.embedT = embedTask{ws: ws, demb: demb, c: C}
+	m.be.Parallel(C, 16, &ws.embedT)
+}
+
+// normBack accumulates into ws.dx the input gradient of an RMSNorm whose
+// output gradient is dy, and into dw its weight gradient.
+func (m *Model) normBack(ws *workspace, x, dy, w, dw, rstd []float32) {
+	n := ws.b * ws.t
+	C := m.Config.HiddenSize
+	ws.rmsB = rmsnormBwd{x: x, dy: dy, dx: ws.dx, w: w, rstd: rstd, c: C}
+	m.be.Parallel(n, m.grain(n, C), &ws.rmsB)
+	ws.rmsW = rmsnormDW{x: x, dy: dy, dw: dw, rstd: rstd, c: C, n: n}
+	m.be.Parallel(C, 8, &ws.rmsW)
+}
+
+// embedTask scatters dx rows into the embedding gradient, parallel over
+// columns so that repeated tokens never race.
+type embedTask struct {
+	ws   *workspace
+	demb []float32
+	c    int
+}
+
+func (t *embedTask) Run(lo, hi int) {
+	c := t.c
+	dx := t.ws.dx
+	for i, tok := range t.ws.tok {
+		row := t.demb[int(tok)*c+lo : int(tok)*c+hi]
+		src := dx[i*c+lo : i*c+hi]
+		for j := range row {
+			row[j] += src[j]
+		}
+	}
+}
+
+// ropeTask rotates rows of q or k in place.
+type ropeTask struct {
+	buf     []float32
+	heads   int
+	width   int
+	pos     []int32
+	inverse bool
+	r       *ropeTable
+}
+
+func (t *ropeTask) Run(lo, hi int) {
+	for i := lo; i < hi; i++ {
+		t.r.rotate(t.buf[i*t.width:(i+1)*t.width], t.heads, int(t.pos[i]), t.inverse)
+	}
+}
+
+func (m *Model) applyRope(ws *workspace, buf []float32, heads int, inverse bool) {
+	n := ws.b * ws.t
+	width := heads * m.Config.HeadDim
+	ws.ropeT = ropeTask{buf: buf, heads: heads, width: width, pos: ws.pos, inverse: inverse, r: m.rope}
+	m.be.Parallel(n, m.grain(n, width), &ws.ropeT)
+}

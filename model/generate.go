@@ -1,0 +1,235 @@
+package model
+
+import (
+	"fmt"
+	"math"
+)
+
+// Decoder runs incremental (KV-cached) inference for a fixed number of
+// sequence slots. Each slot holds one sequence; slots advance independently,
+// so sequences of different lengths share every matrix multiplication.
+type Decoder struct {
+	m      *Model
+	slots  int
+	maxLen int
+	k, v   [][]float32 // per layer: [slot][maxLen][KD]
+	lens   []int
+
+	// scratch, grown on demand
+	n                 int
+	x, xn, x2, q, att []float32
+	kn, vn            []float32
+	g, u, h           []float32
+	rstd, logits      []float32
+	rowSlot, rowPos   []int32
+	scores            []float32 // per row: maxLen
+	rmsF              rmsnormFwd
+	swF               swigluFwd
+	att1              decodeAttn
+	rope1             ropeTask
+}
+
+// NewDecoder allocates KV caches for slots sequences of up to maxLen tokens.
+func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
+	c := &m.Config
+	if slots <= 0 || maxLen <= 0 {
+		return nil, fmt.Errorf("decoder: slots (%d) and maxLen (%d) must be positive", slots, maxLen)
+	}
+	if maxLen > c.MaxPositionEmbeddings {
+		return nil, fmt.Errorf("decoder: maxLen %d exceeds max_position_embeddings %d", maxLen, c.MaxPositionEmbeddings)
+	}
+	d := &Decoder{m: m, slots: slots, maxLen: maxLen, lens: make([]int, slots)}
+	kd := c.KVDim()
+	for range c.NumHiddenLayers {
+		d.k = append(d.k, make([]float32, slots*maxLen*kd))
+		d.v = append(d.v, make([]float32, slots*maxLen*kd))
+	}
+	m.rope.ensure(maxLen)
+	return d, nil
+}
+
+// Len returns the number of tokens cached for a slot.
+func (d *Decoder) Len(slot int) int { return d.lens[slot] }
+
+// Reset empties a slot so a new sequence can start in it.
+func (d *Decoder) Reset(slot int) { d.lens[slot] = 0 }
+
+func (d *Decoder) grow(n int) {
+	if n <= d.n {
+		return
+	}
+	c := &d.m.Config
+	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
+	f := func(k int) []float32 { return make([]float32, k) }
+	d.n = n
+	d.x, d.xn, d.x2, d.q, d.att = f(n*C), f(n*C), f(n*C), f(n*QD), f(n*QD)
+	d.kn, d.vn = f(n*KD), f(n*KD)
+	d.g, d.u, d.h = f(n*F), f(n*F), f(n*F)
+	d.rstd, d.logits = f(n), f(n*V)
+	d.rowSlot, d.rowPos = make([]int32, n), make([]int32, n)
+	d.scores = f(n * d.maxLen)
+}
+
+// Step appends tokens[i] to the sequence in slots[i] for every i (each list
+// may have any length, e.g. a whole prompt or one sampled token) and
+// returns logits. With allLogits the result has one row of vocab_size
+// logits per appended token, in order; otherwise one row per slot entry:
+// the logits after its last appended token. The slice belongs to the
+// decoder and is overwritten by the next call.
+func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32, error) {
+	m := d.m
+	c := &m.Config
+	if len(slots) != len(tokens) {
+		return nil, fmt.Errorf("decoder: %d slots for %d token lists", len(slots), len(tokens))
+	}
+	n := 0
+	seen := make(map[int]bool, len(slots))
+	for i, s := range slots {
+		if s < 0 || s >= d.slots {
+			return nil, fmt.Errorf("decoder: slot %d out of range [0, %d)", s, d.slots)
+		}
+		if seen[s] {
+			return nil, fmt.Errorf("decoder: slot %d appears twice in one step", s)
+		}
+		seen[s] = true
+		if d.lens[s]+len(tokens[i]) > d.maxLen {
+			return nil, fmt.Errorf("decoder: slot %d would hold %d tokens, more than its %d", s, d.lens[s]+len(tokens[i]), d.maxLen)
+		}
+		for _, t := range tokens[i] {
+			if t < 0 || int(t) >= c.VocabSize {
+				return nil, fmt.Errorf("decoder: token %d outside the vocabulary [0, %d)", t, c.VocabSize)
+			}
+		}
+		n += len(tokens[i])
+	}
+	if n == 0 {
+		return nil, nil
+	}
+	d.grow(n)
+	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
+	p := m.Params
+	emb := p.Get("model.embed_tokens.weight")
+	r := 0
+	for i, s := range slots {
+		for j, t := range tokens[i] {
+			copy(d.x[r*C:(r+1)*C], emb[int(t)*C:int(t)*C+C])
+			d.rowSlot[r] = int32(s)
+			d.rowPos[r] = int32(d.lens[s] + j)
+			r++
+		}
+	}
+	x, xn := d.x[:n*C], d.xn[:n*C]
+	eps := float32(c.RMSNormEps)
+	be := m.be
+	for l := 0; l < c.NumHiddenLayers; l++ {
+		w := m.layerWeights(p, l)
+		d.rmsF = rmsnormFwd{x: x, y: xn, w: w.inNorm, rstd: d.rstd, c: C, eps: eps}
+		be.Parallel(n, m.grain(n, C), &d.rmsF)
+		m.linear(d.q, xn, w.q, n, C, QD, false)
+		m.linear(d.kn, xn, w.k, n, C, KD, false)
+		m.linear(d.vn, xn, w.v, n, C, KD, false)
+		d.rope1 = ropeTask{buf: d.q, heads: c.NumAttentionHeads, width: QD, pos: d.rowPos, r: m.rope}
+		be.Parallel(n, m.grain(n, QD), &d.rope1)
+		d.rope1 = ropeTask{buf: d.kn, heads: c.NumKeyValueHeads, width: KD, pos: d.rowPos, r: m.rope}
+		be.Parallel(n, m.grain(n, KD), &d.rope1)
+		for r := 0; r < n; r++ {
+			off := (int(d.rowSlot[r])*d.maxLen + int(d.rowPos[r])) * KD
+			copy(d.k[l][off:off+KD], d.kn[r*KD:(r+1)*KD])
+			copy(d.v[l][off:off+KD], d.vn[r*KD:(r+1)*KD])
+		}
+		d.att1 = decodeAttn{d: d, layer: l}
+		be.Parallel(n, 1, &d.att1)
+		copy(d.x2, x)
+		m.linear(d.x2, d.att, w.o, n, QD, C, true)
+		d.rmsF = rmsnormFwd{x: d.x2, y: xn, w: w.postNorm, rstd: d.rstd, c: C, eps: eps}
+		be.Parallel(n, m.grain(n, C), &d.rmsF)
+		m.linear(d.g, xn, w.gate, n, C, F, false)
+		m.linear(d.u, xn, w.up, n, C, F, false)
+		d.swF = swigluFwd{g: d.g[:n*F], u: d.u[:n*F], h: d.h[:n*F]}
+		be.Parallel(n*F, 4096, &d.swF)
+		copy(x, d.x2[:n*C])
+		m.linear(x, d.h, w.down, n, F, C, true)
+	}
+	for i, s := range slots {
+		d.lens[s] += len(tokens[i])
+	}
+	// Final norm and head, over every row or only each list's last row.
+	rows := n
+	if !allLogits {
+		r, k := 0, 0
+		for i := range slots {
+			if len(tokens[i]) == 0 {
+				continue
+			}
+			r += len(tokens[i])
+			copy(x[k*C:(k+1)*C], x[(r-1)*C:r*C])
+			k++
+		}
+		rows = k
+	}
+	d.rmsF = rmsnormFwd{x: x[:rows*C], y: xn[:rows*C], w: p.Get("model.norm.weight"), rstd: d.rstd, c: C, eps: eps}
+	be.Parallel(rows, m.grain(rows, C), &d.rmsF)
+	m.linear(d.logits, xn, m.head(p), rows, C, V, false)
+	return d.logits[:rows*V], nil
+}
+
+// decodeAttn attends each new row to its slot's cached keys and values up
+// to and including its own position.
+type decodeAttn struct {
+	d     *Decoder
+	layer int
+}
+
+func (t *decodeAttn) Run(lo, hi int) {
+	d := t.d
+	c := &d.m.Config
+	H, G, hd := c.NumAttentionHeads, c.NumAttentionHeads/c.NumKeyValueHeads, c.HeadDim
+	QD, KD := c.QDim(), c.KVDim()
+	scale := float32(1 / math.Sqrt(float64(hd)))
+	for r := lo; r < hi; r++ {
+		base := int(d.rowSlot[r]) * d.maxLen * KD
+		npos := int(d.rowPos[r]) + 1
+		kc := d.k[t.layer][base : base+npos*KD]
+		vc := d.v[t.layer][base : base+npos*KD]
+		sc := d.scores[r*d.maxLen : r*d.maxLen+npos]
+		for h := 0; h < H; h++ {
+			kh := h / G
+			q := d.q[r*QD+h*hd : r*QD+(h+1)*hd]
+			for j := range sc {
+				k := kc[j*KD+kh*hd : j*KD+(kh+1)*hd]
+				var s float32
+				for e, qv := range q {
+					s += qv * k[e]
+				}
+				sc[j] = s * scale
+			}
+			maskedSoftmax(sc, 0, npos)
+			out := d.att[r*QD+h*hd : r*QD+(h+1)*hd]
+			clear(out)
+			for j, pj := range sc {
+				v := vc[j*KD+kh*hd : j*KD+(kh+1)*hd]
+				for e := range out {
+					out[e] += pj * v[e]
+				}
+			}
+		}
+	}
+}
+
+// FLOPsPerToken is the training cost of one token (forward and backward)
+// for sequences of length seqLen, PaLM's convention: 6·N + 12·L·T·(H·d),
+// where N counts the parameters of every matrix multiplication (the layers'
+// projections and the LM head, not the embedding lookup or norms) and the
+// second term is attention's QKᵀ and PV (without causal savings). The
+// forward pass alone is a third of it.
+func FLOPsPerToken(c Config, seqLen int) float64 {
+	return 6*float64(MatmulParams(c)) + 12*float64(c.NumHiddenLayers)*float64(seqLen)*float64(c.QDim())
+}
+
+// MatmulParams counts the parameters that take part in matrix
+// multiplications: every layer's projections plus the LM head.
+func MatmulParams(c Config) int {
+	C, F := c.HiddenSize, c.IntermediateSize
+	perLayer := C*c.QDim() + 2*C*c.KVDim() + c.QDim()*C + 3*C*F
+	return c.NumHiddenLayers*perLayer + c.VocabSize*C
+}

@@ -1,0 +1,253 @@
+package model
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"slices"
+)
+
+// SampleOptions control token selection during generation.
+type SampleOptions struct {
+	// Temperature divides the logits; 0 selects greedy (argmax) decoding.
+	Temperature float64
+	// TopK keeps only the K most likely tokens (0 = no limit).
+	TopK int
+	// TopP keeps the smallest set of most likely tokens whose probability
+	// reaches P (nucleus sampling; 0 or 1 = no limit).
+	TopP float64
+	// Seed makes sampling reproducible. Sequence i draws from its own
+	// generator seeded with (Seed, i), so a sequence's output does not
+	// depend on which other sequences share the batch.
+	Seed uint64
+	// MaxTokens is the number of new tokens to generate per sequence.
+	MaxTokens int
+	// StopTokens end a sequence when sampled; the stop token is not
+	// included in the output.
+	StopTokens []int32
+}
+
+// Generation is the result for one prompt.
+type Generation struct {
+	Tokens []int32 // the generated tokens, prompt excluded
+	// Stopped is true when a stop token ended the sequence, false when
+	// MaxTokens (or the context length) did.
+	Stopped bool
+}
+
+// Generate continues each prompt with the KV-cache decoder, all prompts
+// decoded together as one batch.
+func (m *Model) Generate(ctx context.Context, prompts [][]int32, opt SampleOptions) ([]Generation, error) {
+	if len(prompts) == 0 {
+		return nil, nil
+	}
+	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) {
+		return nil, fmt.Errorf("generate: temperature must be >= 0, got %v", opt.Temperature)
+	}
+	if opt.TopP < 0 || opt.TopP > 1 {
+		return nil, fmt.Errorf("generate: top_p must be in [0, 1], got %v", opt.TopP)
+	}
+	if opt.TopK < 0 || opt.MaxTokens < 0 {
+		return nil, errors.New("generate: top_k and max_tokens must be >= 0")
+	}
+	maxLen := 0
+	for i, p := range prompts {
+		if len(p) == 0 {
+			return nil, fmt.Errorf("generate: prompt %d is empty (start it with a BOS token)", i)
+		}
+		maxLen = max(maxLen, len(p)+opt.MaxTokens)
+	}
+	maxLen = min(maxLen, m.Config.MaxPositionEmbeddings)
+	for i, p := range prompts {
+		if len(p) >= maxLen && opt.MaxTokens > 0 {
+			return nil, fmt.Errorf("generate: prompt %d has %d tokens, no room left in max_position_embeddings %d", i, len(p), m.Config.MaxPositionEmbeddings)
+		}
+	}
+	dec, err := m.NewDecoder(len(prompts), maxLen)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Generation, len(prompts))
+	if opt.MaxTokens == 0 {
+		return out, nil
+	}
+	samplers := make([]*Sampler, len(prompts))
+	slots := make([]int, len(prompts))
+	feed := make([][]int32, len(prompts))
+	for i := range prompts {
+		samplers[i] = NewSampler(opt, uint64(i))
+		slots[i] = i
+		feed[i] = prompts[i]
+	}
+	V := m.Config.VocabSize
+	one := make([]int32, len(prompts))
+	for len(slots) > 0 {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		logits, err := dec.Step(slots, feed, false)
+		if err != nil {
+			return out, err
+		}
+		nextSlots, nextFeed := slots[:0], feed[:0]
+		for k, s := range slots {
+			tok := samplers[s].Sample(logits[k*V : (k+1)*V])
+			if slices.Contains(opt.StopTokens, tok) {
+				out[s].Stopped = true
+				continue
+			}
+			out[s].Tokens = append(out[s].Tokens, tok)
+			if len(out[s].Tokens) >= opt.MaxTokens || dec.Len(s) >= maxLen {
+				continue
+			}
+			one[s] = tok
+			nextSlots = append(nextSlots, s)
+			nextFeed = append(nextFeed, one[s:s+1])
+		}
+		slots, feed = nextSlots, nextFeed
+	}
+	return out, nil
+}
+
+// Sampler picks tokens from logits according to SampleOptions. It keeps
+// its scratch buffers, so sampling allocates nothing in steady state.
+type Sampler struct {
+	opt   SampleOptions
+	rng   *rand.Rand
+	idx   []int32
+	probs []float32
+}
+
+// NewSampler returns a sampler for stream number stream of a seed.
+func NewSampler(opt SampleOptions, stream uint64) *Sampler {
+	return &Sampler{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, stream))}
+}
+
+// Sample returns the chosen token for one row of logits.
+func (s *Sampler) Sample(logits []float32) int32 {
+	if s.opt.Temperature == 0 {
+		return int32(argmax(logits))
+	}
+	V := len(logits)
+	if cap(s.idx) < V {
+		s.idx = make([]int32, V)
+		s.probs = make([]float32, V)
+	}
+	idx := s.idx[:V]
+	for i := range idx {
+		idx[i] = int32(i)
+	}
+	k := V
+	if s.opt.TopK > 0 && s.opt.TopK < V {
+		k = s.opt.TopK
+		selectTopK(idx, logits, k)
+		idx = idx[:k]
+	}
+	needSorted := s.opt.TopP > 0 && s.opt.TopP < 1
+	if needSorted {
+		slices.SortFunc(idx, func(a, b int32) int {
+			if logits[a] != logits[b] {
+				if logits[a] > logits[b] {
+					return -1
+				}
+				return 1
+			}
+			return int(a - b)
+		})
+	}
+	mx := float32(math.Inf(-1))
+	for _, i := range idx {
+		mx = max(mx, logits[i])
+	}
+	invT := float32(1 / s.opt.Temperature)
+	probs := s.probs[:len(idx)]
+	var z float64
+	for j, i := range idx {
+		e := float32(math.Exp(float64((logits[i] - mx) * invT)))
+		probs[j] = e
+		z += float64(e)
+	}
+	if needSorted {
+		var cum float64
+		for j := range probs {
+			cum += float64(probs[j]) / z
+			if cum >= s.opt.TopP {
+				probs = probs[:j+1]
+				break
+			}
+		}
+		z = 0
+		for _, p := range probs {
+			z += float64(p)
+		}
+	}
+	u := s.rng.Float64() * z
+	var cum float64
+	for j, p := range probs {
+		cum += float64(p)
+		if u < cum {
+			return idx[j]
+		}
+	}
+	return idx[len(probs)-1]
+}
+
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+// selectTopK partially orders idx so that its first k entries are the
+// indices of the k largest logits (ties broken by lower index).
+func selectTopK(idx []int32, logits []float32, k int) {
+	less := func(a, b int32) bool { // a ranks before b
+		if logits[a] != logits[b] {
+			return logits[a] > logits[b]
+		}
+		return a < b
+	}
+	lo, hi := 0, len(idx)-1
+	for lo < hi {
+		// Median-of-three pivot, then Hoare partition.
+		mid := lo + (hi-lo)/2
+		if less(idx[mid], idx[lo]) {
+			idx[mid], idx[lo] = idx[lo], idx[mid]
+		}
+		if less(idx[hi], idx[lo]) {
+			idx[hi], idx[lo] = idx[lo], idx[hi]
+		}
+		if less(idx[hi], idx[mid]) {
+			idx[hi], idx[mid] = idx[mid], idx[hi]
+		}
+		pivot := idx[mid]
+		i, j := lo, hi
+		for i <= j {
+			for less(idx[i], pivot) {
+				i++
+			}
+			for less(pivot, idx[j]) {
+				j--
+			}
+			if i <= j {
+				idx[i], idx[j] = idx[j], idx[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case k-1 <= j:
+			hi = j
+		case k-1 >= i:
+			lo = i
+		default:
+			return
+		}
+	}
+}

@@ -1,0 +1,181 @@
+package tokenizer
+
+import "container/heap"
+
+// Pieces longer than linearMax bytes are merged with a heap (O(n log n));
+// shorter ones with tiktoken's linear scan, which is faster for them.
+const linearMax = 128
+
+// Pieces up to cacheMaxLen bytes that need BPE are cached per scratch, up to
+// cacheMaxEntries entries (then the cache starts over).
+const (
+	cacheMaxLen     = 64
+	cacheMaxEntries = 1 << 16
+)
+
+// scratch is per-goroutine encoder state, pooled by the Tokenizer.
+type scratch struct {
+	syms  []int32
+	pairs []uint64
+	cache map[string][]int32
+	arena []int32
+	heap  mergeHeap
+	prev  []int32
+	next  []int32
+}
+
+func newScratch() any {
+	return &scratch{cache: make(map[string][]int32)}
+}
+
+// encodePiece appends the ids of one pre-token.
+func (t *Tokenizer) encodePiece(dst []int32, piece []byte, sc *scratch) []int32 {
+	if len(piece) == 1 {
+		return append(dst, t.byteID[piece[0]])
+	}
+	if t.ignoreMerges {
+		if id, ok := t.vocab[string(piece)]; ok {
+			return append(dst, id)
+		}
+	}
+	if len(piece) <= cacheMaxLen {
+		if ids, ok := sc.cache[string(piece)]; ok {
+			return append(dst, ids...)
+		}
+	}
+	start := len(dst)
+	if len(piece) <= linearMax {
+		dst = t.mergeLinear(dst, piece, sc)
+	} else {
+		dst = t.mergeHeap(dst, piece, sc)
+	}
+	if len(piece) <= cacheMaxLen {
+		if len(sc.cache) >= cacheMaxEntries {
+			clear(sc.cache)
+			sc.arena = nil
+		}
+		ids := dst[start:]
+		if cap(sc.arena)-len(sc.arena) < len(ids) {
+			sc.arena = make([]int32, 0, 4096)
+		}
+		n := len(sc.arena)
+		sc.arena = append(sc.arena, ids...)
+		sc.cache[string(piece)] = sc.arena[n:len(sc.arena):len(sc.arena)]
+	}
+	return dst
+}
+
+// mergeLinear runs BPE on a short piece: each step scans the pair list for
+// the lowest priority and merges it, updating only the two neighbouring
+// pairs.
+func (t *Tokenizer) mergeLinear(dst []int32, piece []byte, sc *scratch) []int32 {
+	syms := sc.syms[:0]
+	for _, c := range piece {
+		syms = append(syms, t.byteID[c])
+	}
+	pairs := sc.pairs[:0]
+	for i := 0; i+1 < len(syms); i++ {
+		pairs = append(pairs, t.pairs.get(syms[i], syms[i+1]))
+	}
+	for len(pairs) > 0 {
+		best, bi := noMerge, -1
+		for i, p := range pairs {
+			if p < best {
+				best, bi = p, i
+			}
+		}
+		if bi < 0 {
+			break
+		}
+		syms[bi] = int32(uint32(best))
+		syms = append(syms[:bi+1], syms[bi+2:]...)
+		pairs = append(pairs[:bi], pairs[bi+1:]...)
+		if bi > 0 {
+			pairs[bi-1] = t.pairs.get(syms[bi-1], syms[bi])
+		}
+		if bi < len(pairs) {
+			pairs[bi] = t.pairs.get(syms[bi], syms[bi+1])
+		}
+	}
+	sc.syms, sc.pairs = syms, pairs
+	return append(dst, syms...)
+}
+
+// mergeHeap runs BPE on a long piece with a doubly linked list of symbols
+// and a min-heap of candidate merges ordered by (priority, position), which
+// is the same order as the linear scan's "lowest priority, leftmost first".
+func (t *Tokenizer) mergeHeap(dst []int32, piece []byte, sc *scratch) []int32 {
+	n := len(piece)
+	syms, prev, next := sc.syms[:0], sc.prev[:0], sc.next[:0]
+	for i, c := range piece {
+		syms = append(syms, t.byteID[c])
+		prev = append(prev, int32(i-1))
+		next = append(next, int32(i+1))
+	}
+	next[n-1] = -1
+	h := sc.heap[:0]
+	push := func(pos int32) {
+		nx := next[pos]
+		if nx < 0 {
+			return
+		}
+		if m := t.pairs.get(syms[pos], syms[nx]); m != noMerge {
+			heap.Push(&h, mergeCand{prio: uint32(m >> 32), pos: pos, res: int32(uint32(m))})
+		}
+	}
+	for i := 0; i < n-1; i++ {
+		push(int32(i))
+	}
+	for h.Len() > 0 {
+		c := heap.Pop(&h).(mergeCand)
+		if syms[c.pos] < 0 {
+			continue // merged into its left neighbour
+		}
+		nx := next[c.pos]
+		if nx < 0 {
+			continue
+		}
+		if m := t.pairs.get(syms[c.pos], syms[nx]); m == noMerge || uint32(m>>32) != c.prio || int32(uint32(m)) != c.res {
+			continue // stale: the pair at pos changed
+		}
+		syms[c.pos] = c.res
+		syms[nx] = -1
+		next[c.pos] = next[nx]
+		if nn := next[nx]; nn >= 0 {
+			prev[nn] = c.pos
+		}
+		if p := prev[c.pos]; p >= 0 {
+			push(p)
+		}
+		push(c.pos)
+	}
+	for i := int32(0); i >= 0; i = next[i] {
+		dst = append(dst, syms[i])
+	}
+	sc.syms, sc.prev, sc.next, sc.heap = syms, prev, next, h[:0]
+	return dst
+}
+
+type mergeCand struct {
+	prio uint32
+	pos  int32
+	res  int32
+}
+
+type mergeHeap []mergeCand
+
+func (h mergeHeap) Len() int { return len(h) }
+func (h mergeHeap) Less(i, j int) bool {
+	if h[i].prio != h[j].prio {
+		return h[i].prio < h[j].prio
+	}
+	return h[i].pos < h[j].pos
+}
+func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
+func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeCand)) }
+func (h *mergeHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
+}

@@ -17,9 +17,11 @@ type Model struct {
 	// the caller zeroes it (Grads.Zero) between optimizer steps.
 	Grads *Params
 
-	be   kernels.Backend
-	rope *ropeTable
-	ws   *workspace
+	be     kernels.Backend
+	rope   *ropeTable
+	ws     *workspace
+	pviews viewCache // layer views of Params
+	gviews viewCache // layer views of Grads
 }
 
 // New returns a model with zeroed parameters for a valid configuration.
@@ -171,31 +173,37 @@ func (m *Model) workspace(b, t int) *workspace {
 	return ws
 }
 
-// weight returns the view of a parameter of layer l (or a global one when l < 0).
-func (m *Model) weight(p *Params, l int, name string) []float32 {
-	if l >= 0 {
-		name = fmt.Sprintf("model.layers.%d.%s", l, name)
-	}
-	return p.Get(name)
-}
-
 // layerWeights are the views of one layer's tensors in a Params buffer.
 type layerWeights struct {
 	inNorm, q, k, v, o, postNorm, gate, up, down []float32
 }
 
+// viewCache remembers the per-layer views of one Params buffer so the hot
+// loops never look tensors up by name.
+type viewCache struct {
+	data   *float32
+	layers []layerWeights
+}
+
 func (m *Model) layerWeights(p *Params, l int) layerWeights {
-	return layerWeights{
-		inNorm:   m.weight(p, l, "input_layernorm.weight"),
-		q:        m.weight(p, l, "self_attn.q_proj.weight"),
-		k:        m.weight(p, l, "self_attn.k_proj.weight"),
-		v:        m.weight(p, l, "self_attn.v_proj.weight"),
-		o:        m.weight(p, l, "self_attn.o_proj.weight"),
-		postNorm: m.weight(p, l, "post_attention_layernorm.weight"),
-		gate:     m.weight(p, l, "mlp.gate_proj.weight"),
-		up:       m.weight(p, l, "mlp.up_proj.weight"),
-		down:     m.weight(p, l, "mlp.down_proj.weight"),
+	vc := &m.pviews
+	if p != m.Params {
+		vc = &m.gviews
 	}
+	if vc.data != &p.Data[0] {
+		vc.data = &p.Data[0]
+		vc.layers = vc.layers[:0]
+		for i := 0; i < m.Config.NumHiddenLayers; i++ {
+			g := func(s string) []float32 { return p.Get(fmt.Sprintf("model.layers.%d.%s", i, s)) }
+			vc.layers = append(vc.layers, layerWeights{
+				inNorm: g("input_layernorm.weight"), q: g("self_attn.q_proj.weight"),
+				k: g("self_attn.k_proj.weight"), v: g("self_attn.v_proj.weight"),
+				o: g("self_attn.o_proj.weight"), postNorm: g("post_attention_layernorm.weight"),
+				gate: g("mlp.gate_proj.weight"), up: g("mlp.up_proj.weight"), down: g("mlp.down_proj.weight"),
+			})
+		}
+	}
+	return vc.layers[l]
 }
 
 // head returns the LM head matrix [V,C] in p (the embedding when tied).

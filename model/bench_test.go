@@ -1,0 +1,134 @@
+package model
+
+import (
+	"context"
+	"math/rand/v2"
+	"testing"
+
+	"github.com/herdml/herd/model/kernels"
+)
+
+// ConfigM is the benchmark configuration of the model-core issue: vocab 256,
+// hidden 256, 4 layers, 8 heads, 4 KV heads, FFN 768 (sequence 128, batch 16
+// → 42.7 GFLOP per training step).
+func configM() Config {
+	c := Config{VocabSize: 256, HiddenSize: 256, IntermediateSize: 768, NumHiddenLayers: 4,
+		NumAttentionHeads: 8, NumKeyValueHeads: 4, MaxPositionEmbeddings: 512, RopeTheta: 10000}
+	c.Normalize()
+	return c
+}
+
+func benchBatch(c Config, B, T int) *Batch {
+	rng := rand.New(rand.NewPCG(1, 1))
+	b := &Batch{B: B, T: T, Tokens: make([]int32, B*T), Targets: make([]int32, B*T)}
+	for i := range b.Tokens {
+		b.Tokens[i] = int32(rng.IntN(c.VocabSize))
+		b.Targets[i] = int32(rng.IntN(c.VocabSize))
+	}
+	return b
+}
+
+// BenchmarkTrainStepM measures forward + backward of config M (batch 16 ×
+// 128 tokens) and reports GFLOP/s by the 6N + attention count. Compare it
+// with BenchmarkGemmM in the same run.
+func BenchmarkTrainStepM(b *testing.B) {
+	c := configM()
+	be := kernels.NewCPU(0)
+	defer be.Close()
+	m, err := New(c, be)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Params.Init(c, 1)
+	batch := benchBatch(c, 16, 128)
+	m.EnsureGrads()
+	if _, err := m.ForwardBackward(batch); err != nil {
+		b.Fatal(err)
+	}
+	flops := FLOPsPerToken(c, 128) * 16 * 128
+	b.ResetTimer()
+	for range b.N {
+		m.Grads.Zero()
+		if _, err := m.ForwardBackward(batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	b.ReportMetric(float64(16*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkGemmM runs the backend's GEMM on the model's largest matmul
+// shape (an MLP projection: [2048×256]·[768×256]ᵀ).
+func BenchmarkGemmM(b *testing.B) {
+	be := kernels.NewCPU(0)
+	defer be.Close()
+	const M, N, K = 2048, 768, 256
+	x := make([]float32, M*K)
+	w := make([]float32, N*K)
+	y := make([]float32, M*N)
+	for i := range x {
+		x[i] = float32(i%7) * 0.1
+	}
+	for i := range w {
+		w[i] = float32(i%5) * 0.1
+	}
+	b.ResetTimer()
+	for range b.N {
+		be.Gemm(false, true, M, N, K, 1, x, K, w, K, 0, y, N)
+	}
+	b.ReportMetric(2*M*N*K*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+func benchGenerate(b *testing.B, batch int) {
+	c := configM()
+	be := kernels.NewCPU(0)
+	defer be.Close()
+	m, err := New(c, be)
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.Params.Init(c, 1)
+	prompts := make([][]int32, batch)
+	for i := range prompts {
+		prompts[i] = []int32{1, 2, 3, 4}
+	}
+	const newTokens = 128
+	b.ResetTimer()
+	for range b.N {
+		if _, err := m.Generate(context.Background(), prompts, SampleOptions{Temperature: 0.8, TopK: 40, MaxTokens: newTokens, Seed: 1}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch*newTokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkGenerateM1 and BenchmarkGenerateM16 measure KV-cache generation
+// of 128 tokens for config M, one sequence and a batch of 16.
+func BenchmarkGenerateM1(b *testing.B)  { benchGenerate(b, 1) }
+func BenchmarkGenerateM16(b *testing.B) { benchGenerate(b, 16) }
+
+// TestTrainStepAllocs checks that a training step allocates nothing once
+// the workspace exists.
+func TestTrainStepAllocs(t *testing.T) {
+	c := tinyConfig(false, true)
+	be := kernels.NewCPU(2)
+	defer be.Close()
+	m, err := New(c, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(c, 1)
+	batch := randomBatch(c, 2, 16, rand.New(rand.NewPCG(1, 1)), true, true)
+	m.EnsureGrads()
+	if _, err := m.ForwardBackward(batch); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(5, func() {
+		if _, err := m.ForwardBackward(batch); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per training step, want 0", allocs)
+	}
+}

@@ -38,6 +38,20 @@ func New(c Config, be kernels.Backend) (*Model, error) {
 	return &Model{Config: c, Params: NewParams(l), be: be, rope: newRopeTable(c)}, nil
 }
 
+// NewWithParams returns a model using p (e.g. loaded from a checkpoint) as
+// its parameters; p must have the configuration's layout.
+func NewWithParams(c Config, p *Params, be kernels.Backend) (*Model, error) {
+	m, err := New(c, be)
+	if err != nil {
+		return nil, err
+	}
+	if p == nil || p.Layout.Total != m.Params.Layout.Total || len(p.Layout.Tensors) != len(m.Params.Layout.Tensors) || len(p.Data) != p.Layout.Total {
+		return nil, errors.New("model: parameters do not match the configuration's layout")
+	}
+	m.Params = p
+	return m, nil
+}
+
 // Backend returns the compute backend the model runs on.
 func (m *Model) Backend() kernels.Backend { return m.be }
 

@@ -1,0 +1,82 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"math"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// TestLogitsMatchLlamaCpp runs the command on the reference models and
+// compares the written logits with llama.cpp's.
+func TestLogitsMatchLlamaCpp(t *testing.T) {
+	for _, name := range []string{"tiny-a", "tiny-b"} {
+		dir := filepath.Join("../../../shared/testdata/llama-ref", name)
+		if _, err := os.Stat(dir); err != nil {
+			t.Skipf("reference data %s is absent: %v", dir, err)
+		}
+		var ids []int
+		readJSON(t, filepath.Join(dir, "input_ids.json"), &ids)
+		var want logitsFile
+		readJSON(t, filepath.Join(dir, "logits.json"), &want)
+		strs := make([]string, len(ids))
+		for i, id := range ids {
+			strs[i] = strconv.Itoa(id)
+		}
+		out := filepath.Join(t.TempDir(), "logits.json")
+		var stdout, stderr bytes.Buffer
+		if err := run(context.Background(), []string{"-model", dir, "-ids", strings.Join(strs, ","), "-logits", out, "-max-tokens", "4"}, &stdout, &stderr); err != nil {
+			t.Fatalf("%s: %v\n%s", name, err, stderr.String())
+		}
+		var got logitsFile
+		readJSON(t, out, &got)
+		if got.Shape != want.Shape {
+			t.Fatalf("%s: shape %v, want %v", name, got.Shape, want.Shape)
+		}
+		worst := 0.0
+		for i := range want.Logits {
+			for j, w := range want.Logits[i] {
+				worst = math.Max(worst, math.Abs(float64(got.Logits[i][j]-w)))
+			}
+		}
+		if worst > 1e-4 {
+			t.Fatalf("%s: max |Δlogit| %g > 1e-4", name, worst)
+		}
+		var gen struct{ IDs []int32 }
+		if err := json.Unmarshal(stdout.Bytes(), &gen); err != nil || len(gen.IDs) != 4 {
+			t.Fatalf("%s: generation output %q: %v", name, stdout.String(), err)
+		}
+		t.Logf("%s: max |Δlogit| %.3g; greedy continuation %v", name, worst, gen.IDs)
+	}
+}
+
+func TestBadArguments(t *testing.T) {
+	for _, args := range [][]string{
+		{},
+		{"-model", "x"},
+		{"-model", "x", "-ids", "1,2"},
+		{"-model", "x", "-ids", "1,a", "-logits", "o.json"},
+		{"-model", "/nonexistent", "-ids", "1", "-logits", "o.json"},
+	} {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), args, &out, &errb); err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}
+
+func readJSON(t *testing.T, path string, v any) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+}

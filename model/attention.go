@@ -2,6 +2,12 @@ package model
 
 import "math"
 
+// defaultAttnBlock is the number of query rows attention processes
+// together. Each block of rows only multiplies against the keys it may see
+// (from the start of its first row's document to its last row), which skips
+// most of the masked upper triangle at the cost of smaller GEMMs.
+const defaultAttnBlock = 32
+
 // attnFwd computes causal, document-masked grouped-query attention for
 // (row, head) pairs: S = QKᵀ/√d, P = softmax over the allowed keys
 // (same document, not in the future), O = PV. P is kept for Backward.
@@ -25,12 +31,18 @@ func (t *attnFwd) Run(lo, hi int) {
 		k := t.a.k[b*T*KD+kh*hd:]
 		v := t.a.v[b*T*KD+kh*hd:]
 		p := t.a.p[idx*T*T : (idx+1)*T*T]
-		be.GemmSerial(false, true, T, T, hd, scale, q, QD, k, KD, 0, p, T)
+		att := t.a.att[b*T*QD+h*hd:]
 		start := t.ws.start[b*T : (b+1)*T]
-		for i := 0; i < T; i++ {
-			maskedSoftmax(p[i*T:(i+1)*T], int(start[i]), i+1)
+		for i0 := 0; i0 < T; i0 += t.m.attnBlock {
+			i1 := min(i0+t.m.attnBlock, T)
+			j0 := int(start[i0])
+			rows, keys := i1-i0, i1-j0
+			be.GemmSerial(false, true, rows, keys, hd, scale, q[i0*QD:], QD, k[j0*KD:], KD, 0, p[i0*T+j0:], T)
+			for i := i0; i < i1; i++ {
+				maskedSoftmax(p[i*T:(i+1)*T], int(start[i]), i+1)
+			}
+			be.GemmSerial(false, false, rows, hd, keys, 1, p[i0*T+j0:], T, v[j0*KD:], KD, 0, att[i0*QD:], QD)
 		}
-		be.GemmSerial(false, false, T, hd, T, 1, p, T, v, KD, 0, t.a.att[b*T*QD+h*hd:], QD)
 	}
 }
 
@@ -91,25 +103,31 @@ func (t *attnBwd) Run(lo, hi int) {
 			q := t.a.q[b*T*QD+h*hd:]
 			datt := ws.datt[b*T*QD+h*hd:]
 			dq := ws.dq[b*T*QD+h*hd:]
-			// dP = dO·Vᵀ, dV += Pᵀ·dO.
-			be.GemmSerial(false, true, T, T, hd, 1, datt, QD, v, KD, 0, dp, T)
-			be.GemmSerial(true, false, T, hd, T, 1, p, T, datt, QD, 1, dv, KD)
-			// dS = P ∘ (dP − rowsum(P ∘ dP)).
-			for i := 0; i < T; i++ {
-				pr := p[i*T : (i+1)*T]
-				dr := dp[i*T : (i+1)*T]
-				var dot float32
-				for j := 0; j <= i; j++ {
-					dot += pr[j] * dr[j]
+			start := ws.start[b*T : (b+1)*T]
+			for i0 := 0; i0 < T; i0 += t.m.attnBlock {
+				i1 := min(i0+t.m.attnBlock, T)
+				j0 := int(start[i0])
+				rows, keys := i1-i0, i1-j0
+				pb, dpb := p[i0*T+j0:], dp[i0*T+j0:]
+				// dP = dO·Vᵀ, dV += Pᵀ·dO.
+				be.GemmSerial(false, true, rows, keys, hd, 1, datt[i0*QD:], QD, v[j0*KD:], KD, 0, dpb, T)
+				be.GemmSerial(true, false, keys, hd, rows, 1, pb, T, datt[i0*QD:], QD, 1, dv[j0*KD:], KD)
+				// dS = P ∘ (dP − rowsum(P ∘ dP)); P is zero outside the mask.
+				for i := i0; i < i1; i++ {
+					pr := p[i*T+j0 : i*T+i1]
+					dr := dp[i*T+j0 : i*T+i1]
+					var dot float32
+					for j, pv := range pr {
+						dot += pv * dr[j]
+					}
+					for j, pv := range pr {
+						dr[j] = pv * (dr[j] - dot)
+					}
 				}
-				for j := 0; j <= i; j++ {
-					dr[j] = pr[j] * (dr[j] - dot)
-				}
-				clear(dr[i+1:])
+				// dQ = dS·K/√d, dK += dSᵀ·Q/√d.
+				be.GemmSerial(false, false, rows, hd, keys, scale, dpb, T, k[j0*KD:], KD, 0, dq[i0*QD:], QD)
+				be.GemmSerial(true, false, keys, hd, rows, scale, dpb, T, q[i0*QD:], QD, 1, dk[j0*KD:], KD)
 			}
-			// dQ = dS·K/√d, dK += dSᵀ·Q/√d.
-			be.GemmSerial(false, false, T, hd, T, scale, dp, T, k, KD, 0, dq, QD)
-			be.GemmSerial(true, false, T, hd, T, scale, dp, T, q, QD, 1, dk, KD)
 		}
 	}
 }

@@ -17,11 +17,12 @@ type Model struct {
 	// the caller zeroes it (Grads.Zero) between optimizer steps.
 	Grads *Params
 
-	be     kernels.Backend
-	rope   *ropeTable
-	ws     *workspace
-	pviews viewCache // layer views of Params
-	gviews viewCache // layer views of Grads
+	be        kernels.Backend
+	rope      *ropeTable
+	ws        *workspace
+	attnBlock int
+	pviews    viewCache // layer views of Params
+	gviews    viewCache // layer views of Grads
 }
 
 // New returns a model with zeroed parameters for a valid configuration.
@@ -35,7 +36,7 @@ func New(c Config, be kernels.Backend) (*Model, error) {
 		return nil, errors.New("model: nil kernels backend")
 	}
 	l := NewLayout(c)
-	return &Model{Config: c, Params: NewParams(l), be: be, rope: newRopeTable(c)}, nil
+	return &Model{Config: c, Params: NewParams(l), be: be, rope: newRopeTable(c), attnBlock: defaultAttnBlock}, nil
 }
 
 // NewWithParams returns a model using p (e.g. loaded from a checkpoint) as
@@ -126,6 +127,7 @@ type layerActs struct {
 	x2         []float32 // residual after attention [N,C]
 	xn2, rstd2 []float32 // MLP-norm output and its 1/rms
 	g, u, h    []float32 // gate, up, silu(gate)·up [N,F]
+	sig        []float32 // sigmoid(gate) [N,F]
 }
 
 type workspace struct {
@@ -173,7 +175,7 @@ func (m *Model) workspace(b, t int) *workspace {
 		ws.layers[i] = layerActs{
 			x: f(n * C), xn1: f(n * C), rstd1: f(n), q: f(n * QD), k: f(n * KD), v: f(n * KD),
 			p: f(b * H * t * t), att: f(n * QD), x2: f(n * C), xn2: f(n * C), rstd2: f(n),
-			g: f(n * F), u: f(n * F), h: f(n * F),
+			g: f(n * F), u: f(n * F), h: f(n * F), sig: f(n * F),
 		}
 	}
 	ws.xf, ws.xnf, ws.rstdf = f(n*C), f(n*C), f(n)
@@ -299,7 +301,7 @@ func (m *Model) Forward(b *Batch) ([]float32, error) {
 		m.be.Parallel(n, m.grain(n, C), &ws.rmsF)
 		m.linear(a.g, a.xn2, w.gate, n, C, F, false)
 		m.linear(a.u, a.xn2, w.up, n, C, F, false)
-		ws.swF = swigluFwd{g: a.g, u: a.u, h: a.h}
+		ws.swF = swigluFwd{g: a.g, u: a.u, h: a.h, sig: a.sig}
 		m.be.Parallel(n*F, 4096, &ws.swF)
 		next := ws.xf
 		if l+1 < len(ws.layers) {
@@ -433,7 +435,7 @@ func (m *Model) Backward(coef []float32) {
 		// MLP: out = x2 + h·downᵀ.
 		dh := ws.dg // reuse: dh then overwritten by dg in place
 		m.linearBack(dh, gw.down, ws.dx, a.h, w.down, n, F, C, false)
-		ws.swB = swigluBwd{g: a.g, u: a.u, dh: dh, dg: ws.dg, du: ws.du}
+		ws.swB = swigluBwd{g: a.g, u: a.u, sig: a.sig, dh: dh, dg: ws.dg, du: ws.du}
 		m.be.Parallel(n*F, 4096, &ws.swB)
 		m.linearBack(ws.dxn, gw.gate, ws.dg, a.xn2, w.gate, n, C, F, false)
 		m.linearBack(ws.dxn, gw.up, ws.du, a.xn2, w.up, n, C, F, true)

@@ -80,23 +80,34 @@ func (t *rmsnormDW) Run(lo, hi int) {
 	}
 }
 
-// swigluFwd computes h = silu(g)·u elementwise.
-type swigluFwd struct{ g, u, h []float32 }
+// swigluFwd computes h = silu(g)·u elementwise, keeping sigmoid(g) in sig
+// for the backward pass when sig is not nil.
+type swigluFwd struct{ g, u, h, sig []float32 }
 
 func (t *swigluFwd) Run(lo, hi int) {
 	g, u, h := t.g[lo:hi], t.u[lo:hi], t.h[lo:hi]
+	if t.sig == nil {
+		for i, gv := range g {
+			h[i] = gv / (1 + expf(-gv)) * u[i]
+		}
+		return
+	}
+	sig := t.sig[lo:hi]
 	for i, gv := range g {
-		h[i] = gv / (1 + expf(-gv)) * u[i]
+		s := 1 / (1 + expf(-gv))
+		sig[i] = s
+		h[i] = gv * s * u[i]
 	}
 }
 
-// swigluBwd computes dg and du from dh for h = silu(g)·u. dh may alias dg.
-type swigluBwd struct{ g, u, dh, dg, du []float32 }
+// swigluBwd computes dg and du from dh for h = silu(g)·u, given
+// sig = sigmoid(g). dh may alias dg.
+type swigluBwd struct{ g, u, sig, dh, dg, du []float32 }
 
 func (t *swigluBwd) Run(lo, hi int) {
-	g, u, dh, dg, du := t.g[lo:hi], t.u[lo:hi], t.dh[lo:hi], t.dg[lo:hi], t.du[lo:hi]
+	g, u, sig, dh, dg, du := t.g[lo:hi], t.u[lo:hi], t.sig[lo:hi], t.dh[lo:hi], t.dg[lo:hi], t.du[lo:hi]
 	for i, gv := range g {
-		s := 1 / (1 + expf(-gv))
+		s := sig[i]
 		d := dh[i]
 		du[i] = d * gv * s
 		dg[i] = d * u[i] * s * (1 + gv*(1-s))

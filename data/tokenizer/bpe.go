@@ -13,19 +13,36 @@ const (
 	cacheMaxEntries = 1 << 16
 )
 
+// Pieces of up to 16 bytes are remembered in a direct-mapped cache of
+// hotSize entries per scratch, which answers frequent words from the
+// processor's own cache instead of the vocabulary's multi-megabyte table.
+const (
+	hotBits = 13
+	hotSize = 1 << hotBits
+)
+
+type hotEnt struct {
+	w0, w1 uint64
+	n      uint16 // piece length; 0 = empty
+	cnt    uint16 // number of ids; 1: id holds the id, else arena offset
+	id     int32
+}
+
 // scratch is per-goroutine encoder state, pooled by the Tokenizer.
 type scratch struct {
-	syms  []int32
-	pairs []uint64
-	cache map[string][]int32
-	arena []int32
-	heap  mergeHeap
-	prev  []int32
-	next  []int32
+	hot    []hotEnt
+	hotIDs []int32 // ids of cached multi-token pieces
+	syms   []int32
+	pairs  []uint64
+	cache  map[string][]int32
+	arena  []int32
+	heap   mergeHeap
+	prev   []int32
+	next   []int32
 }
 
 func newScratch() any {
-	return &scratch{cache: make(map[string][]int32)}
+	return &scratch{cache: make(map[string][]int32), hot: make([]hotEnt, hotSize)}
 }
 
 // encodePiece appends the ids of one pre-token.
@@ -33,8 +50,11 @@ func (t *Tokenizer) encodePiece(dst []int32, piece []byte, sc *scratch) []int32 
 	if len(piece) == 1 {
 		return append(dst, t.byteID[piece[0]])
 	}
+	if len(piece) <= 16 {
+		return t.encodeShort(dst, piece, sc)
+	}
 	if t.ignoreMerges {
-		if id, ok := t.vocab[string(piece)]; ok {
+		if id, ok := t.vocab.get(piece); ok {
 			return append(dst, id)
 		}
 	}
@@ -50,17 +70,68 @@ func (t *Tokenizer) encodePiece(dst []int32, piece []byte, sc *scratch) []int32 
 		dst = t.mergeHeap(dst, piece, sc)
 	}
 	if len(piece) <= cacheMaxLen {
-		if len(sc.cache) >= cacheMaxEntries {
-			clear(sc.cache)
-			sc.arena = nil
+		sc.remember(piece, dst[start:])
+	}
+	return dst
+}
+
+// remember caches the ids of a piece that needed BPE.
+func (sc *scratch) remember(piece []byte, ids []int32) {
+	if len(sc.cache) >= cacheMaxEntries {
+		clear(sc.cache)
+		sc.arena = nil
+	}
+	if cap(sc.arena)-len(sc.arena) < len(ids) {
+		sc.arena = make([]int32, 0, 4096)
+	}
+	n := len(sc.arena)
+	sc.arena = append(sc.arena, ids...)
+	sc.cache[string(piece)] = sc.arena[n:len(sc.arena):len(sc.arena)]
+}
+
+// encodeShort encodes a piece of 2..16 bytes through the hot cache.
+func (t *Tokenizer) encodeShort(dst []int32, piece []byte, sc *scratch) []int32 {
+	w0, w1 := words(piece)
+	h := tokHash(piece, w0, w1)
+	e := &sc.hot[h>>(64-hotBits)]
+	n := uint16(len(piece))
+	if e.n == n && e.w0 == w0 && e.w1 == w1 {
+		if e.cnt == 1 {
+			return append(dst, e.id)
 		}
-		ids := dst[start:]
-		if cap(sc.arena)-len(sc.arena) < len(ids) {
-			sc.arena = make([]int32, 0, 4096)
+		return append(dst, sc.hotIDs[e.id:e.id+int32(e.cnt)]...)
+	}
+	start := len(dst)
+	id, ok := int32(0), false
+	if t.ignoreMerges {
+		id, ok = t.vocab.getHashed(piece, w0, w1, h)
+	}
+	switch ids, cached := sc.cache[string(piece)]; {
+	case ok:
+		dst = append(dst, id)
+	case cached:
+		dst = append(dst, ids...)
+	default:
+		dst = t.mergeLinear(dst, piece, sc)
+		sc.remember(piece, dst[start:])
+	}
+	ids := dst[start:]
+	*e = hotEnt{w0: w0, w1: w1, n: n, cnt: uint16(len(ids))}
+	if len(ids) == 1 {
+		e.id = ids[0]
+	} else {
+		if len(sc.hotIDs)+len(ids) > 8*hotSize {
+			// Start the id arena over; entries pointing into it are dropped.
+			sc.hotIDs = sc.hotIDs[:0]
+			for i := range sc.hot {
+				if sc.hot[i].cnt > 1 {
+					sc.hot[i] = hotEnt{}
+				}
+			}
+			*e = hotEnt{w0: w0, w1: w1, n: n, cnt: uint16(len(ids))}
 		}
-		n := len(sc.arena)
-		sc.arena = append(sc.arena, ids...)
-		sc.cache[string(piece)] = sc.arena[n:len(sc.arena):len(sc.arena)]
+		e.id = int32(len(sc.hotIDs))
+		sc.hotIDs = append(sc.hotIDs, ids...)
 	}
 	return dst
 }

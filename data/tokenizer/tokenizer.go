@@ -41,15 +41,15 @@ type Config struct {
 
 // Tokenizer encodes text to token ids and back.
 type Tokenizer struct {
-	tokens       [][]byte         // id → bytes (special tokens: their text)
-	special      []bool           // id → is a special token
-	numBPE       int              // BPE vocabulary size: ids [0, numBPE)
-	vocab        map[string]int32 // BPE token bytes → id
-	byteID       [256]int32       // single byte → id
-	pairs        *pairTable       // merges by pair
-	merges       []Merge          // merges in priority order (as loaded or trained)
-	mergePrio    []uint32         // priority of merges[i]; equal priorities allowed (tiktoken ranks)
-	ignoreMerges bool             // a pre-token that is a whole BPE token is not merged
+	tokens       [][]byte   // id → bytes (special tokens: their text)
+	special      []bool     // id → is a special token
+	numBPE       int        // BPE vocabulary size: ids [0, numBPE)
+	vocab        *tokTable  // BPE token bytes → id
+	byteID       [256]int32 // single byte → id
+	pairs        *pairTable // merges by pair
+	merges       []Merge    // merges in priority order (as loaded or trained)
+	mergePrio    []uint32   // priority of merges[i]; equal priorities allowed (tiktoken ranks)
+	ignoreMerges bool       // a pre-token that is a whole BPE token is not merged
 	specials     specialMatcher
 	cfg          Config
 	pool         sync.Pool // *scratch
@@ -80,7 +80,8 @@ func build(s spec) (*Tokenizer, error) {
 	if n >= 1<<31-1 {
 		return nil, fmt.Errorf("vocabulary of %d tokens is too large", n)
 	}
-	t := &Tokenizer{numBPE: n, vocab: make(map[string]int32, n), ignoreMerges: s.ignoreMerges, cfg: s.cfg}
+	t := &Tokenizer{numBPE: n, ignoreMerges: s.ignoreMerges, cfg: s.cfg}
+	vocab := make(map[string]int32, n) // for validation; the encoder uses the faster tokTable
 	for i := range t.byteID {
 		t.byteID[i] = -1
 	}
@@ -88,10 +89,10 @@ func build(s spec) (*Tokenizer, error) {
 		if len(tok) == 0 {
 			return nil, fmt.Errorf("token %d is empty", id)
 		}
-		if prev, dup := t.vocab[string(tok)]; dup {
+		if prev, dup := vocab[string(tok)]; dup {
 			return nil, fmt.Errorf("duplicate token %q: ids %d and %d", tok, prev, id)
 		}
-		t.vocab[string(tok)] = int32(id)
+		vocab[string(tok)] = int32(id)
 		if len(tok) == 1 {
 			t.byteID[tok[0]] = int32(id)
 		}
@@ -103,6 +104,7 @@ func build(s spec) (*Tokenizer, error) {
 	}
 	t.tokens = make([][]byte, n, n+len(s.specials))
 	copy(t.tokens, s.tokens)
+	t.vocab = newTokTable(s.tokens)
 	t.special = make([]bool, n, n+len(s.specials))
 
 	t.pairs = newPairTable(len(s.merges))
@@ -113,7 +115,7 @@ func build(s spec) (*Tokenizer, error) {
 			return nil, fmt.Errorf("merge %d (%d, %d) refers to an id outside the vocabulary of %d tokens", i, m.Left, m.Right, n)
 		}
 		cat := string(s.tokens[m.Left]) + string(s.tokens[m.Right])
-		res, ok := t.vocab[cat]
+		res, ok := vocab[cat]
 		if !ok {
 			return nil, fmt.Errorf("merge %d (%q, %q) gives %q, which is not in the vocabulary", i, s.tokens[m.Left], s.tokens[m.Right], cat)
 		}
@@ -146,8 +148,8 @@ func build(s spec) (*Tokenizer, error) {
 			}
 			t.special[st.id] = true
 		case int(st.id) == len(t.tokens):
-			if _, clash := t.vocab[st.content]; clash {
-				return nil, fmt.Errorf("special token %q (id %d) duplicates vocabulary token %d", st.content, st.id, t.vocab[st.content])
+			if prev, clash := vocab[st.content]; clash {
+				return nil, fmt.Errorf("special token %q (id %d) duplicates vocabulary token %d", st.content, st.id, prev)
 			}
 			t.tokens = append(t.tokens, []byte(st.content))
 			t.special = append(t.special, true)

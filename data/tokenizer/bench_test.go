@@ -1,0 +1,84 @@
+package tokenizer
+
+import (
+	"os"
+	"syscall"
+	"time"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"testing"
+)
+
+// benchProse returns up to n bytes of English prose from the corpora.
+func benchProse(b *testing.B, n int) []byte {
+	needRef(b)
+	var out []byte
+	for _, name := range []string{"jargon.txt", "fortunes.txt", "kjv.txt"} {
+		data, err := os.ReadFile(filepath.Join(testdata, "corpora", name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		out = append(out, data...)
+		if len(out) >= n {
+			return out[:n]
+		}
+	}
+	return out
+}
+
+// goSource returns up to n bytes of Go source from the Go distribution.
+func goSource(tb testing.TB, n int) []byte {
+	dir := filepath.Join(runtime.GOROOT(), "src", "net", "http")
+	files, _ := filepath.Glob(filepath.Join(dir, "*.go"))
+	more, _ := filepath.Glob(filepath.Join(runtime.GOROOT(), "src", "runtime", "*.go"))
+	files = append(files, more...)
+	sort.Strings(files)
+	var out []byte
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			continue
+		}
+		out = append(out, data...)
+		if len(out) >= n {
+			return out[:n]
+		}
+	}
+	if len(out) == 0 {
+		tb.Skip("no Go source found under GOROOT")
+	}
+	return out
+}
+
+func benchEncode(b *testing.B, text []byte) {
+	tok := loadRef(b)
+	b.SetBytes(int64(len(text)))
+	var ids []int32
+	cpu0 := cpuTime()
+	for b.Loop() {
+		ids = tok.AppendEncode(ids[:0], text, false)
+	}
+	reportCPU(b, cpu0, len(text))
+	b.ReportMetric(float64(len(text))/float64(len(ids)), "bytes/token")
+}
+
+func BenchmarkEncodeProse(b *testing.B)    { benchEncode(b, benchProse(b, 4<<20)) }
+func BenchmarkEncodeGoSource(b *testing.B) { benchEncode(b, goSource(b, 4<<20)) }
+
+// cpuTime is the CPU time the process has used. Throughput per CPU second
+// is steadier than wall-clock MB/s on a machine shared with other jobs.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports MB per CPU second since cpu0 for b.N runs over n bytes.
+func reportCPU(b *testing.B, cpu0 time.Duration, n int) {
+	if d := cpuTime() - cpu0; d > 0 {
+		b.ReportMetric(float64(n)*float64(b.N)/1e6/d.Seconds(), "MB/cpu-s")
+	}
+}

@@ -138,7 +138,9 @@ func TestSaveLoadModel(t *testing.T) {
 func checkIndex(t *testing.T, dir string, l *model.Layout, dt safetensors.DType, limit int64) {
 	t.Helper()
 	var idx struct {
-		Metadata  struct{ TotalSize int64 `json:"total_size"` }
+		Metadata struct {
+			TotalSize int64 `json:"total_size"`
+		}
 		WeightMap map[string]string `json:"weight_map"`
 	}
 	b, err := os.ReadFile(filepath.Join(dir, WeightsIndexFile))

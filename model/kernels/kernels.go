@@ -20,8 +20,9 @@ type Task interface {
 // (leading dimensions) of the matrices as stored.
 type Backend interface {
 	// Gemm computes C = alpha·op(A)·op(B) + beta·C, splitting the work
-	// across the backend's workers. It must not be called from inside a
-	// Task run by Parallel; use GemmSerial there.
+	// across the backend's workers. Inside a Task run by Parallel use
+	// GemmSerial (a Gemm made there runs on the calling goroutine only in
+	// the CPU backend, and may deadlock in others).
 	Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
 	// GemmSerial is Gemm on the calling goroutine only. It is safe to call
 	// concurrently from several Tasks on disjoint outputs.

@@ -1,0 +1,222 @@
+package kernels
+
+import "sync"
+
+// Cache blocking for the pure-Go GEMM (BLIS-style loop order). A kc×nc
+// panel of op(B) is packed once per (jc, pc) step and reused across all row
+// blocks; an mc×kc block of op(A) is packed per row block and stays in L2
+// while the micro-kernel sweeps the B panel.
+const (
+	goKC = 256
+	goMC = 144
+	goNC = 1536
+)
+
+// microKernel computes one full mr×nr tile:
+//
+//	c[i*ldc+j] = alpha·Σ_p a[p*mr+i]·b[p*nr+j] + beta·c[i*ldc+j]
+//
+// over p in [0, kc), where a and b are packed panels. When beta is 0, c is
+// not read (so NaN garbage in c is overwritten, as in BLAS).
+type microKernel func(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32)
+
+// goGemm is a packed, register-tiled single-threaded SGEMM written in Go.
+// Its packing buffers come from a sync.Pool so that concurrent callers on
+// disjoint outputs need no locking and steady-state calls allocate nothing.
+type goGemm struct {
+	mr, nr int
+	kernel microKernel
+	bufs   sync.Pool // *gemmBufs
+}
+
+type gemmBufs struct {
+	a, b []float32
+	tile []float32
+}
+
+func newGoGemm(mr, nr int, kernel microKernel) *goGemm {
+	g := &goGemm{mr: mr, nr: nr, kernel: kernel}
+	mc := roundUp(goMC, mr)
+	nc := roundUp(goNC, nr)
+	g.bufs.New = func() any {
+		return &gemmBufs{
+			a:    make([]float32, mc*goKC),
+			b:    make([]float32, nc*goKC),
+			tile: make([]float32, mr*nr),
+		}
+	}
+	return g
+}
+
+func roundUp(x, m int) int { return (x + m - 1) / m * m }
+
+// gemm computes C = alpha·op(A)·op(B) + beta·C on the calling goroutine.
+// Arguments must already be validated.
+func (g *goGemm) gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	if k == 0 || alpha == 0 {
+		scaleC(m, n, beta, c, ldc)
+		return
+	}
+	bufs := g.bufs.Get().(*gemmBufs)
+	mr, nr := g.mr, g.nr
+	mcMax := roundUp(goMC, mr)
+	ncMax := roundUp(goNC, nr)
+	for jc := 0; jc < n; jc += ncMax {
+		nc := min(ncMax, n-jc)
+		for pc := 0; pc < k; pc += goKC {
+			kc := min(goKC, k-pc)
+			bet := beta
+			if pc > 0 {
+				bet = 1
+			}
+			packPanels(bufs.b, !transB, b, ldb, jc, nc, pc, kc, nr)
+			for ic := 0; ic < m; ic += mcMax {
+				mc := min(mcMax, m-ic)
+				packPanels(bufs.a, transA, a, lda, ic, mc, pc, kc, mr)
+				g.macroKernel(bufs, mc, nc, kc, alpha, bet, c[ic*ldc+jc:], ldc)
+			}
+		}
+	}
+	g.bufs.Put(bufs)
+}
+
+// macroKernel sweeps the packed mc×kc block of A against the packed kc×nc
+// panel of B, updating the mc×nc block of C that starts at c[0].
+func (g *goGemm) macroKernel(bufs *gemmBufs, mc, nc, kc int, alpha, beta float32, c []float32, ldc int) {
+	mr, nr := g.mr, g.nr
+	ap, bp, tile := bufs.a, bufs.b, bufs.tile
+	for jr := 0; jr < nc; jr += nr {
+		nn := min(nr, nc-jr)
+		bpanel := bp[jr*kc : jr*kc+nr*kc]
+		for ir := 0; ir < mc; ir += mr {
+			mm := min(mr, mc-ir)
+			apanel := ap[ir*kc : ir*kc+mr*kc]
+			if mm == mr && nn == nr {
+				g.kernel(kc, apanel, bpanel, c[ir*ldc+jr:], ldc, alpha, beta)
+				continue
+			}
+			// Edge tile: compute alpha·AB into a scratch tile, then merge
+			// the valid part.
+			g.kernel(kc, apanel, bpanel, tile, nr, alpha, 0)
+			for i := 0; i < mm; i++ {
+				crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nn]
+				trow := tile[i*nr : i*nr+nn]
+				if beta == 0 {
+					copy(crow, trow)
+				} else {
+					for j := range crow {
+						crow[j] = trow[j] + beta*crow[j]
+					}
+				}
+			}
+		}
+	}
+}
+
+// packPanels copies an mc×kc block of a matrix X into dst as ceil(mc/w)
+// panels, each kc steps of w values, padding past mc with zeros. The block
+// starts at X[i0][p0]; X[i][p] is src[p*ld+i] when iContig is set and
+// src[i*ld+p] otherwise. op(A) is packed with i = row (iContig = transA),
+// op(B) with i = column (iContig = !transB).
+func packPanels(dst []float32, iContig bool, src []float32, ld, i0, mc, p0, kc, w int) {
+	for ir := 0; ir < mc; ir += w {
+		mm := min(w, mc-ir)
+		panel := dst[ir*kc : ir*kc+w*kc]
+		if iContig {
+			// Each step copies a contiguous run.
+			for p := 0; p < kc; p++ {
+				s := src[(p0+p)*ld+i0+ir:]
+				d := panel[p*w : p*w+w]
+				copy(d[:mm], s[:mm])
+				clear(d[mm:])
+			}
+			continue
+		}
+		// Gather one i at a time.
+		for i := 0; i < mm; i++ {
+			s := src[(i0+ir+i)*ld+p0 : (i0+ir+i)*ld+p0+kc]
+			for p, v := range s {
+				panel[p*w+i] = v
+			}
+		}
+		for i := mm; i < w; i++ {
+			for p := 0; p < kc; p++ {
+				panel[p*w+i] = 0
+			}
+		}
+	}
+}
+
+// scaleC sets C = beta·C, writing zeros without reading C when beta is 0.
+func scaleC(m, n int, beta float32, c []float32, ldc int) {
+	for i := 0; i < m; i++ {
+		row := c[i*ldc : i*ldc+n]
+		switch beta {
+		case 0:
+			clear(row)
+		case 1:
+		default:
+			for j := range row {
+				row[j] *= beta
+			}
+		}
+	}
+}
+
+// Portable micro-kernel geometry: 4 rows × 3 columns keeps 12 scalar
+// accumulators plus one A value and a temporary in the 15 floating-point
+// registers the Go compiler allocates on amd64, with B values read as
+// memory operands.
+const (
+	portableMR = 4
+	portableNR = 3
+)
+
+// kernelPortable is the scalar 4×3 micro-kernel.
+func kernelPortable(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32) {
+	var c00, c01, c02 float32
+	var c10, c11, c12 float32
+	var c20, c21, c22 float32
+	var c30, c31, c32 float32
+	a = a[:kc*portableMR]
+	b = b[:kc*portableNR]
+	for len(a) >= 4 && len(b) >= 3 {
+		b0, b1, b2 := b[0], b[1], b[2]
+		a0 := a[0]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c02 += a0 * b2
+		a1 := a[1]
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c12 += a1 * b2
+		a2 := a[2]
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c22 += a2 * b2
+		a3 := a[3]
+		c30 += a3 * b0
+		c31 += a3 * b1
+		c32 += a3 * b2
+		a = a[4:]
+		b = b[3:]
+	}
+	storeRow3(c[0:3], alpha, beta, c00, c01, c02)
+	storeRow3(c[ldc:ldc+3], alpha, beta, c10, c11, c12)
+	storeRow3(c[2*ldc:2*ldc+3], alpha, beta, c20, c21, c22)
+	storeRow3(c[3*ldc:3*ldc+3], alpha, beta, c30, c31, c32)
+}
+
+func storeRow3(c []float32, alpha, beta, v0, v1, v2 float32) {
+	c = c[:3]
+	if beta == 0 {
+		c[0], c[1], c[2] = alpha*v0, alpha*v1, alpha*v2
+		return
+	}
+	c[0] = alpha*v0 + beta*c[0]
+	c[1] = alpha*v1 + beta*c[1]
+	c[2] = alpha*v2 + beta*c[2]
+}

@@ -416,6 +416,7 @@ type hfConfig struct {
 	EOSToken           json.RawMessage         `json:"eos_token"`
 	ChatTemplate       json.RawMessage         `json:"chat_template"`
 	ModelMaxLength     *float64                `json:"model_max_length"`
+	CleanUpSpaces      bool                    `json:"clean_up_tokenization_spaces"`
 }
 
 func parseConfig(data []byte, s *spec) error {
@@ -438,6 +439,7 @@ func parseConfig(data []byte, s *spec) error {
 			return fmt.Errorf("added_tokens_decoder has id %d (%q), which is not an added token of %s", id, at.Content, TokenizerFile)
 		}
 	}
+	s.cfg.CleanUpSpaces = c.CleanUpSpaces
 	var err error
 	if s.cfg.BOS, err = tokenName(c.BOSToken, s.cfg.BOS); err != nil {
 		return fmt.Errorf("bos_token: %w", err)

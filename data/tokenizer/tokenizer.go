@@ -37,6 +37,7 @@ type Config struct {
 	AddBOS         bool   // tokenizer.json's post-processor prepends BOS (HF add_special_tokens=True)
 	ModelMaxLength int    // tokenizer_config.json model_max_length; 0 = unset
 	ChatTemplate   string // the Jinja chat template carried in tokenizer_config.json; "" = none
+	CleanUpSpaces  bool   // tokenizer_config.json clean_up_tokenization_spaces (affects HF decode only)
 }
 
 // Tokenizer encodes text to token ids and back.

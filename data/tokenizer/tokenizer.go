@@ -329,3 +329,16 @@ func (m *specialMatcher) find(s []byte) (pos, end int, id int32) {
 	}
 	return -1, 0, 0
 }
+
+// withConfig returns a copy of t with a modified Config (sharing the
+// vocabulary tables).
+func (t *Tokenizer) withConfig(f func(*Config)) *Tokenizer {
+	c := &Tokenizer{
+		tokens: t.tokens, special: t.special, numBPE: t.numBPE, vocab: t.vocab, byteID: t.byteID,
+		pairs: t.pairs, merges: t.merges, mergePrio: t.mergePrio, ignoreMerges: t.ignoreMerges,
+		specials: t.specials, cfg: t.cfg,
+	}
+	f(&c.cfg)
+	c.pool.New = func() any { return newScratch() }
+	return c
+}

@@ -294,17 +294,23 @@ func weightFiles(dir string) (map[string][]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read weights index: %w", err)
 	}
+	return parseWeightsIndex(data, idxPath)
+}
+
+// parseWeightsIndex decodes model.safetensors.index.json (read from path)
+// into the tensors expected in each file.
+func parseWeightsIndex(data []byte, path string) (map[string][]string, error) {
 	var idx weightsIndex
 	if err := json.Unmarshal(data, &idx); err != nil {
-		return nil, fmt.Errorf("%s: not a valid weights index: %w", idxPath, err)
+		return nil, fmt.Errorf("%s: not a valid weights index: %w", path, err)
 	}
 	if len(idx.WeightMap) == 0 {
-		return nil, fmt.Errorf("%s: empty or missing \"weight_map\"", idxPath)
+		return nil, fmt.Errorf("%s: empty or missing \"weight_map\"", path)
 	}
 	files := map[string][]string{}
 	for name, file := range idx.WeightMap {
 		if !validFileName(file) {
-			return nil, fmt.Errorf("%s: tensor %q maps to %q, which is not a file name in the model directory", idxPath, name, file)
+			return nil, fmt.Errorf("%s: tensor %q maps to %q, which is not a file name in the model directory", path, name, file)
 		}
 		files[file] = append(files[file], name)
 	}

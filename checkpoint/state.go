@@ -257,25 +257,14 @@ func LoadTrainingState(dir string, layout *model.Layout) (*TrainingState, error)
 	if err != nil {
 		return nil, fmt.Errorf("load training state: %w", err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var doc trainerStateJSON
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if doc.Format != trainerStateFormat {
-		return nil, fmt.Errorf("%s: format %q, want %q", path, doc.Format, trainerStateFormat)
-	}
-	if doc.Step < 0 {
-		return nil, fmt.Errorf("%s: negative step %d", path, doc.Step)
+	doc, err := parseTrainerState(data, path)
+	if err != nil {
+		return nil, err
 	}
 	st := &TrainingState{Step: doc.Step, RNG: doc.RNG, DataPosition: compact(doc.DataPosition), Recipe: compact(doc.Recipe), Metrics: doc.Metrics}
 	if o := doc.Optimizer; o != nil {
-		if !validFileName(o.File) {
-			return nil, fmt.Errorf("%s: optimizer file %q is not a file name in the checkpoint", path, o.File)
-		}
-		if o.Step < 0 {
-			return nil, fmt.Errorf("%s: negative optimizer step %d", path, o.Step)
+		if layout == nil {
+			return nil, fmt.Errorf("%s: optimizer state needs the parameter layout", path)
 		}
 		opt := &OptimizerState{Name: o.Name, Step: o.Step, M: model.NewParams(layout), V: model.NewParams(layout)}
 		if err := readMoments(filepath.Join(dir, o.File), opt); err != nil {
@@ -284,6 +273,35 @@ func LoadTrainingState(dir string, layout *model.Layout) (*TrainingState, error)
 		st.Optimizer = opt
 	}
 	return st, nil
+}
+
+// parseTrainerState decodes and validates trainer_state.json (read from
+// path).
+func parseTrainerState(data []byte, path string) (*trainerStateJSON, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var doc trainerStateJSON
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%s: data after the JSON document", path)
+	}
+	if doc.Format != trainerStateFormat {
+		return nil, fmt.Errorf("%s: format %q, want %q", path, doc.Format, trainerStateFormat)
+	}
+	if doc.Step < 0 {
+		return nil, fmt.Errorf("%s: negative step %d", path, doc.Step)
+	}
+	if o := doc.Optimizer; o != nil {
+		if !validFileName(o.File) {
+			return nil, fmt.Errorf("%s: optimizer file %q is not a file name in the checkpoint", path, o.File)
+		}
+		if o.Step < 0 {
+			return nil, fmt.Errorf("%s: negative optimizer step %d", path, o.Step)
+		}
+	}
+	return &doc, nil
 }
 
 // compact undoes the indentation trainer_state.json adds to opaque JSON.

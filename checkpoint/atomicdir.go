@@ -18,6 +18,7 @@ import (
 type faults struct {
 	failAfterBytes int64 // < 0: never
 	failAt         string
+	noExchange     bool // take the two-rename path of publish
 	written        int64
 }
 
@@ -156,18 +157,19 @@ func writeDirAtomic(dst string, fs *faults, fill func(s sink) error) (err error)
 	if err := fs.stage("publish"); err != nil {
 		return fmt.Errorf("save %s: %w", dst, err)
 	}
-	if err := publish(tmp, dst); err != nil {
+	if err := publish(tmp, dst, fs == nil || !fs.noExchange); err != nil {
 		return fmt.Errorf("save %s: %w", dst, err)
 	}
 	return atomicfile.SyncDir(parent)
 }
 
-// publish moves the finished directory tmp to dst.
-func publish(tmp, dst string) error {
+// publish moves the finished directory tmp to dst, swapping atomically
+// when useExchange is set and the platform supports it.
+func publish(tmp, dst string, useExchange bool) error {
 	if _, err := os.Lstat(dst); errors.Is(err, os.ErrNotExist) {
 		return os.Rename(tmp, dst)
 	}
-	if err := exchange(tmp, dst); err == nil {
+	if useExchange && exchange(tmp, dst) == nil {
 		// tmp now holds the previous content.
 		return os.RemoveAll(tmp)
 	}

@@ -388,8 +388,9 @@ func TestSaveModelInterrupted(t *testing.T) {
 	if _, got, err := LoadModel(dir); err != nil || !slices.Equal(got.Data, a.Data) {
 		t.Fatalf("publish failure damaged the previous model: %v", err)
 	}
-	// A successful save replaces the sharded model by a single file.
-	if err := SaveModel(dir, cfg, b, SaveOptions{}); err != nil {
+	// A successful save replaces the sharded model by a single file (here
+	// by the portable two-rename path; the exchange path is taken below).
+	if err := SaveModel(dir, cfg, b, SaveOptions{faults: &faults{failAfterBytes: -1, noExchange: true}}); err != nil {
 		t.Fatal(err)
 	}
 	_, got, err := LoadModel(dir)
@@ -400,6 +401,14 @@ func TestSaveModelInterrupted(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, WeightsIndexFile)); !os.IsNotExist(err) {
 		t.Errorf("stale index survived the replacement: %v", err)
 	}
+	noLeftovers(t, parent)
+	if err := SaveModel(dir, cfg, a, sharded); err != nil {
+		t.Fatal(err)
+	}
+	if _, got, err = LoadModel(dir); err != nil {
+		t.Fatal(err)
+	}
+	sameBits(t, "model saved over by exchange", got.Data, a.Data)
 	noLeftovers(t, parent)
 }
 
@@ -606,6 +615,15 @@ func TestLatestAndPrune(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(root, "step-3000000")); err != nil {
 		t.Error("prune removed a directory that is not a checkpoint")
+	}
+	// Save also clears leftovers of a crashed save.
+	os.MkdirAll(crash, 0o755)
+	st, _ := randomState(t, p.Layout, 101)
+	if _, err := Save(root, cfg, p, st, SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(crash); !os.IsNotExist(err) {
+		t.Error("save left the crashed temporary directory")
 	}
 }
 

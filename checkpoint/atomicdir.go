@@ -176,8 +176,7 @@ func publish(tmp, dst string, useExchange bool) error {
 	// No atomic exchange: move the old directory aside first. A crash
 	// between the two renames leaves the previous content under the
 	// ".old-" name and the new one under ".tmp-".
-	parent, base := filepath.Split(dst)
-	old, err := os.MkdirTemp(parent, "."+base+oldMarker)
+	old, err := os.MkdirTemp(filepath.Dir(dst), "."+filepath.Base(dst)+oldMarker)
 	if err != nil {
 		return err
 	}

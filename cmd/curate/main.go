@@ -1,0 +1,132 @@
+// Command curate turns raw documents into clean, deduplicated,
+// quality-scored Parquet shards.
+//
+//	curate -recipe curate_web -out curated/ input.paths=[crawl/] filters.gopher.min_words=20
+//	curate -recipe curate_gosrc -out gosrc/
+//	curate train-classifier -pos hq/ -neg lq/ -out quality.model
+//	curate -print-defaults
+//
+// Arguments after the flags are key=value overrides of recipe fields.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/herdml/herd/data/curate"
+	"github.com/herdml/herd/data/htmltext"
+	"github.com/herdml/herd/recipes"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var err error
+	if len(os.Args) > 1 && os.Args[1] == "train-classifier" {
+		err = trainClassifier(ctx, os.Args[2:])
+	} else {
+		err = run(ctx, os.Args[1:])
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "curate:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("curate", flag.ContinueOnError)
+	recipe := fs.String("recipe", "", "recipe file or shipped recipe name ("+strings.Join(recipes.Shipped(), ", ")+")")
+	out := fs.String("out", "", "output directory (overrides output.dir)")
+	rank := fs.Int("rank", -1, "this worker's rank (default: from MPI/Slurm/Kubernetes env, else 0)")
+	world := fs.Int("world", 0, "number of workers (default: from env, else 1)")
+	workers := fs.Int("workers", 0, "goroutines for per-document work (overrides workers; 0 = all cores)")
+	printDefaults := fs.Bool("print-defaults", false, "print the resolved recipe and exit")
+	verbose := fs.Bool("v", false, "debug logging")
+	failAfter := fs.Int("fail-after-units", 0, "testing: fail after this many units of the first pass")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate train-classifier [flags]\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	if os.Getenv("GOROOT") == "" {
+		os.Setenv("GOROOT", goroot())
+	}
+	cfg, err := recipes.Load(*recipe, curate.Default(), fs.Args())
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		cfg.Output.Dir = *out
+	}
+	if *workers > 0 {
+		cfg.Workers = *workers
+	}
+	if *printDefaults {
+		b, err := recipes.Marshal(cfg)
+		if err != nil {
+			return err
+		}
+		os.Stdout.Write(b)
+		return nil
+	}
+	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, FailAfterUnits: *failAfter}
+	r, w, src, ok, err := curate.RankFromEnv(nil)
+	if err != nil {
+		return err
+	}
+	if ok {
+		opt.Rank, opt.World = r, w
+		log.Info("rank from environment", "variable", src, "rank", r, "world", w)
+	}
+	if *rank >= 0 {
+		opt.Rank = *rank
+	}
+	if *world > 0 {
+		opt.World = *world
+	}
+	interactive := term.IsTerminal(int(os.Stderr.Fd()))
+	if interactive {
+		p := newBars()
+		defer p.wait()
+		opt.Progress = p
+	}
+	res, err := curate.Run(ctx, cfg, opt)
+	if err != nil {
+		return err
+	}
+	res.Stats.PrintFunnel(os.Stdout)
+	removed, kept := res.Stats.Total()
+	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; outputs in %s (recipe %s)\n", kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, res.OutputDir, res.RecipeHash)
+	return nil
+}
+
+// goroot returns the Go root for recipes that read $GOROOT/src.
+func goroot() string {
+	if out, err := exec.Command("go", "env", "GOROOT").Output(); err == nil {
+		if s := strings.TrimSpace(string(out)); s != "" {
+			return s
+		}
+	}
+	return runtime.GOROOT()
+}

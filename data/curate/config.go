@@ -1,0 +1,223 @@
+// Package curate runs the curation pipeline: raw documents in, clean,
+// deduplicated, quality-scored Parquet shards out, with every removed
+// document kept in removed/ Parquet with the stage and rule that removed it,
+// and a funnel of documents and bytes per stage in stats.json.
+//
+// Stages run in the order the recipe lists them. Per-document stages run in
+// parallel across cores; stages that need the whole corpus (URL dedup, exact
+// dedup, the token KL filter, MinHash) end a pass: every unit writes its
+// keys to files, a decision step merges them, and the next pass applies the
+// decision. Each pass writes one file per input unit atomically, so a rerun
+// after a crash skips finished units, and units are split across ranks that
+// share a file system.
+package curate
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/herdml/herd/data/heuristics"
+	"github.com/herdml/herd/data/langid"
+	"github.com/herdml/herd/data/reader"
+	"github.com/herdml/herd/data/textnorm"
+)
+
+// Stage names, in the default order of the web recipe.
+const (
+	StageNormalize        = "normalize"
+	StageLangID           = "langid"
+	StageURLFilter        = "url_filter"
+	StageURLDedup         = "url_dedup"
+	StageExactDedup       = "exact_dedup"
+	StageLineDedup        = "line_dedup"
+	StageGopher           = "gopher"
+	StageGopherRepetition = "gopher_repetition"
+	StageC4               = "c4"
+	StageFineWeb          = "fineweb"
+	StageTokenKL          = "token_kl"
+	StageDirtyWords       = "dirty_words"
+	StageMinHash          = "minhash"
+	StageQuality          = "quality"
+	StageDomain           = "domain"
+)
+
+// AllStages lists every stage name in the default order.
+var AllStages = []string{StageNormalize, StageLangID, StageURLFilter, StageURLDedup, StageExactDedup,
+	StageLineDedup, StageGopher, StageGopherRepetition, StageC4, StageFineWeb, StageTokenKL,
+	StageDirtyWords, StageMinHash, StageQuality, StageDomain}
+
+// Config is a curation recipe. Every field has a default (Default); a
+// recipe file only lists what it changes.
+type Config struct {
+	// Input: files and field names (see reader.Config).
+	Input reader.Config `yaml:"input"`
+	// Limits: what happens to bad or huge input documents.
+	Limits Limits `yaml:"limits"`
+	// Output: where shards go.
+	Output Output `yaml:"output"`
+	// Stages: which stages run, in this order (default: all of AllStages
+	// except quality and domain, which need a model file).
+	Stages []string `yaml:"stages"`
+	// Workers is the number of goroutines for per-document work (0 = all cores).
+	Workers int `yaml:"workers"`
+
+	Normalize  textnorm.Options `yaml:"normalize"`
+	LangID     langid.Config    `yaml:"langid"`
+	URLFilter  URLFilter        `yaml:"url_filter"`
+	URLDedup   URLDedup         `yaml:"url_dedup"`
+	ExactDedup ExactDedup       `yaml:"exact_dedup"`
+	LineDedup  LineDedup        `yaml:"line_dedup"`
+	Filters    Filters          `yaml:"filters"`
+	DirtyWords DirtyWords       `yaml:"dirty_words"`
+	MinHash    MinHash          `yaml:"minhash"`
+	Quality    Classifier       `yaml:"quality"`
+	Domain     Classifier       `yaml:"domain"`
+}
+
+// Limits bounds input documents.
+type Limits struct {
+	MaxDocBytes int    `yaml:"max_doc_bytes"` // larger documents are capped or dropped (default 1 MiB)
+	Huge        string `yaml:"huge"`          // "truncate" (default) or "drop"
+	InvalidUTF8 string `yaml:"invalid_utf8"`  // "repair" (default: bad bytes become U+FFFD) or "drop"
+	FailFast    bool   `yaml:"fail_fast"`     // stop at the first malformed record instead of counting it
+}
+
+// Output says where results go.
+type Output struct {
+	Dir          string `yaml:"dir"`            // output directory (required; also the -out flag)
+	RowGroupDocs int    `yaml:"row_group_docs"` // Parquet row group size (default 1024)
+	KeepWork     bool   `yaml:"keep_work"`      // keep intermediate pass files after success (default false)
+}
+
+// URLFilter holds the domain block lists.
+type URLFilter struct {
+	BlockLists []string `yaml:"block_lists"` // files, one domain per line
+}
+
+// URLDedup keeps the most recent document per normalized URL.
+type URLDedup struct {
+	StripWWW bool `yaml:"strip_www"` // treat www.example.com as example.com (default true)
+}
+
+// ExactDedup removes documents whose normalized text equals an earlier one.
+type ExactDedup struct {
+	KeepCase       bool `yaml:"keep_case"`       // compare case-sensitively (default false)
+	KeepWhitespace bool `yaml:"keep_whitespace"` // compare whitespace exactly (default false)
+}
+
+// LineDedup removes lines repeated more than MaxRepeats times within
+// buckets of BucketDocs consecutive documents (ccNet).
+type LineDedup struct {
+	MaxRepeats int `yaml:"max_repeats"` // N (default 6)
+	BucketDocs int `yaml:"bucket_docs"` // M (default 10000)
+	MinChars   int `yaml:"min_chars"`   // documents left shorter than this are dropped (default 1)
+}
+
+// Filters holds the heuristic quality filters.
+type Filters struct {
+	Gopher           heuristics.GopherQuality    `yaml:"gopher"`
+	GopherRepetition heuristics.GopherRepetition `yaml:"gopher_repetition"`
+	C4               heuristics.C4               `yaml:"c4"`
+	FineWeb          heuristics.FineWeb          `yaml:"fineweb"`
+	TokenKL          heuristics.TokenKL          `yaml:"token_kl"`
+}
+
+// DirtyWords configures the dirty-word filter.
+type DirtyWords struct {
+	MaxRatio    float64           `yaml:"max_ratio"`    // listed terms / words, at most (default 0.01)
+	DefaultLang string            `yaml:"default_lang"` // list used when the language is unknown (default "en")
+	Lists       map[string]string `yaml:"lists"`        // language → list file, replacing the shipped list
+}
+
+// MinHash configures near-duplicate removal.
+type MinHash struct {
+	NGram        int     `yaml:"ngram"`         // shingle size in words (default 5)
+	CharShingles bool    `yaml:"char_shingles"` // character shingles instead of words
+	Bands        int     `yaml:"bands"`         // default 14
+	Rows         int     `yaml:"rows"`          // default 8
+	Seed         uint64  `yaml:"seed"`          // hash permutations (default 1)
+	Threshold    float64 `yaml:"threshold"`     // verify candidates by estimated Jaccard (default 0.5; < 0 off)
+	MemoryMB     int     `yaml:"memory_mb"`     // sort buffer before spilling (default 256)
+}
+
+// Classifier configures a model-based stage (data/classify models).
+type Classifier struct {
+	Model    string  `yaml:"model"`     // model file from `curate train-classifier` (required when the stage runs)
+	Label    string  `yaml:"label"`     // quality: the label whose probability is the score (default "hq")
+	MinScore float64 `yaml:"min_score"` // quality: drop documents scoring lower (default 0 = annotate only)
+}
+
+// Default returns the default recipe (the web recipe without model stages).
+func Default() Config {
+	return Config{
+		Input:  reader.Default(),
+		Limits: Limits{MaxDocBytes: 1 << 20, Huge: "truncate", InvalidUTF8: "repair"},
+		Output: Output{RowGroupDocs: 1024},
+		Stages: slices.DeleteFunc(slices.Clone(AllStages), func(s string) bool {
+			return s == StageQuality || s == StageDomain
+		}),
+		Normalize: textnorm.Default(),
+		LangID:    langid.Default(),
+		URLDedup:  URLDedup{StripWWW: true},
+		LineDedup: LineDedup{MaxRepeats: 6, BucketDocs: 10000, MinChars: 1},
+		Filters: Filters{
+			Gopher: heuristics.DefaultGopherQuality(), GopherRepetition: heuristics.DefaultGopherRepetition(),
+			C4: heuristics.DefaultC4(), FineWeb: heuristics.DefaultFineWeb(), TokenKL: heuristics.DefaultTokenKL(),
+		},
+		DirtyWords: DirtyWords{MaxRatio: 0.01, DefaultLang: "en"},
+		MinHash:    MinHash{NGram: 5, Bands: 14, Rows: 8, Seed: 1, Threshold: 0.5, MemoryMB: 256},
+		Quality:    Classifier{Label: "hq"},
+	}
+}
+
+// Validate checks a resolved recipe and says how to fix what is wrong.
+func (c *Config) Validate() error {
+	if c.Output.Dir == "" {
+		return fmt.Errorf("output.dir is empty: pass -out DIR or set output.dir")
+	}
+	seen := map[string]bool{}
+	for _, s := range c.Stages {
+		if !slices.Contains(AllStages, s) {
+			return fmt.Errorf("stages: unknown stage %q (known: %s)", s, strings.Join(AllStages, ", "))
+		}
+		if seen[s] {
+			return fmt.Errorf("stages: %q listed twice", s)
+		}
+		seen[s] = true
+	}
+	switch c.Limits.Huge {
+	case "truncate", "drop":
+	default:
+		return fmt.Errorf("limits.huge = %q: want truncate or drop", c.Limits.Huge)
+	}
+	switch c.Limits.InvalidUTF8 {
+	case "repair", "drop":
+	default:
+		return fmt.Errorf("limits.invalid_utf8 = %q: want repair or drop", c.Limits.InvalidUTF8)
+	}
+	if c.Limits.MaxDocBytes <= 0 {
+		return fmt.Errorf("limits.max_doc_bytes must be > 0")
+	}
+	if seen[StageLineDedup] && (c.LineDedup.MaxRepeats < 1 || c.LineDedup.BucketDocs < 1) {
+		return fmt.Errorf("line_dedup.max_repeats and line_dedup.bucket_docs must be ≥ 1")
+	}
+	if seen[StageTokenKL] {
+		if err := c.Filters.TokenKL.Validate(); err != nil {
+			return fmt.Errorf("filters.%w", err)
+		}
+	}
+	if seen[StageMinHash] && (c.MinHash.Bands < 1 || c.MinHash.Rows < 1 || c.MinHash.NGram < 1) {
+		return fmt.Errorf("minhash.bands, minhash.rows and minhash.ngram must be ≥ 1")
+	}
+	for _, s := range []string{StageQuality, StageDomain} {
+		cl := c.Quality
+		if s == StageDomain {
+			cl = c.Domain
+		}
+		if seen[s] && cl.Model == "" {
+			return fmt.Errorf("stage %s needs %s.model (train one with `curate train-classifier`)", s, s)
+		}
+	}
+	return nil
+}

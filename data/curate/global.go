@@ -1,0 +1,333 @@
+package curate
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+
+	"github.com/sourcegraph/conc/pool"
+
+	"github.com/herdml/herd/data/dedup"
+	"github.com/herdml/herd/data/heuristics"
+	"github.com/herdml/herd/data/shard"
+	"github.com/herdml/herd/internal/atomicfile"
+)
+
+// collector writes one unit's keys for a global stage.
+type collector interface {
+	add(it *item) error
+	commit(ctx context.Context) error
+	abort()
+}
+
+type noCollector struct{}
+
+func (noCollector) add(*item) error              { return nil }
+func (noCollector) commit(context.Context) error { return nil }
+func (noCollector) abort()                       {}
+
+type keyCollector struct {
+	w     *dedup.KeyWriter
+	stage string
+}
+
+func (c *keyCollector) add(it *item) error {
+	if !it.hasKey {
+		return nil
+	}
+	order := uint64(0)
+	if c.stage == StageURLDedup {
+		ts := int64(0)
+		if t, ok := it.rec.doc.Time(); ok {
+			ts = t.Unix()
+		}
+		order = dedup.RecencyOrder(ts)
+	}
+	return c.w.Add(dedup.KeyRecord{Key: it.key, Order: order, ID: it.rec.doc.Ordinal})
+}
+func (c *keyCollector) commit(ctx context.Context) error { return c.w.Commit(ctx) }
+func (c *keyCollector) abort()                           { c.w.Abort() }
+
+type sigCollector struct{ w *dedup.SignatureWriter }
+
+func (c *sigCollector) add(it *item) error           { return c.w.Add(it.rec.doc.Ordinal, it.sig) }
+func (c *sigCollector) commit(context.Context) error { return c.w.Commit() }
+func (c *sigCollector) abort()                       { c.w.Abort() }
+
+type histCollector struct {
+	h    heuristics.Histogram
+	an   heuristics.Analysis
+	path string
+}
+
+func (c *histCollector) add(it *item) error {
+	c.h.Add(c.an.Of(it.rec.doc.Text))
+	return nil
+}
+func (c *histCollector) commit(context.Context) error {
+	b, _ := c.h.MarshalBinary()
+	return atomicfile.WriteFile(c.path, b, 0o644)
+}
+func (c *histCollector) abort() {}
+
+func (r *runner) spill() dedup.SpillConfig {
+	return dedup.SpillConfig{TempDir: r.work, MemoryBytes: int64(r.cfg.MinHash.MemoryMB) << 20}
+}
+
+func (r *runner) keyFile(p, u int) string { return r.unitFile(p, u, "keys") + ".rec" }
+
+func (r *runner) newCollector(p *pass, u int) (collector, error) {
+	switch p.collect {
+	case StageURLDedup, StageExactDedup:
+		return &keyCollector{w: dedup.NewKeyWriter(r.keyFile(p.index, u), r.spill()), stage: p.collect}, nil
+	case StageMinHash:
+		w, err := dedup.NewSignatureWriter(r.keyFile(p.index, u), r.env.mhCfg)
+		if err != nil {
+			return nil, fmt.Errorf("minhash: %w", err)
+		}
+		return &sigCollector{w: w}, nil
+	case StageTokenKL:
+		return &histCollector{h: r.cfg.Filters.TokenKL.NewHistogram(), path: r.keyFile(p.index, u)}, nil
+	}
+	return noCollector{}, nil
+}
+
+// prepareKey computes, in parallel, what the collector needs.
+func (r *runner) prepareKey(stage string, it *item, s *scratch) {
+	d := &it.rec.doc
+	switch stage {
+	case StageURLDedup:
+		if d.URL == "" {
+			return
+		}
+		norm, err := dedup.NormalizeURL(d.URL, r.env.urlCfg)
+		if err != nil {
+			return // unparsable URLs are not deduplicated by URL
+		}
+		it.key, it.hasKey = dedup.URLKey(norm), true
+	case StageExactDedup:
+		it.key, it.hasKey = s.exact.Key(d.Text), true
+	case StageMinHash:
+		s.sig, _ = s.mh.Signature(d.Text, s.sig)
+		it.sig = append(it.sig[:0], s.sig...)
+	}
+}
+
+func (r *runner) decisionFile(p int) string { return filepath.Join(r.passDir(p), "decision") }
+
+// decide merges the keys of pass p into its decision file. Rank 0 merges;
+// MinHash bands are split across ranks.
+func (r *runner) decide(ctx context.Context, p *pass) error {
+	out := r.decisionFile(p.index)
+	if _, err := os.Stat(out); err == nil {
+		return nil
+	}
+	var inputs []string
+	for _, u := range r.units {
+		inputs = append(inputs, r.keyFile(p.index, u.Index))
+	}
+	switch p.collect {
+	case StageMinHash:
+		if err := r.minhashEdges(ctx, p, inputs); err != nil {
+			return err
+		}
+	}
+	if r.opt.Rank != 0 {
+		return r.waitFile(ctx, out)
+	}
+	switch p.collect {
+	case StageURLDedup, StageExactDedup:
+		ms, err := dedup.MergeKeyFiles(ctx, out, inputs, r.spill())
+		if err != nil {
+			return err
+		}
+		r.log.Info("dedup decision", "stage", p.collect, "records", ms.Records, "removed", ms.Removed)
+	case StageMinHash:
+		var edges []string
+		for b := range r.cfg.MinHash.Bands {
+			edges = append(edges, r.edgeFile(p.index, b))
+		}
+		cs, err := dedup.ClusterEdges(ctx, edges, out)
+		if err != nil {
+			return err
+		}
+		r.log.Info("minhash decision", "clusters", cs.Clusters, "removed", cs.Removed)
+	case StageTokenKL:
+		total := r.cfg.Filters.TokenKL.NewHistogram()
+		for _, in := range inputs {
+			b, err := os.ReadFile(in)
+			if err != nil {
+				return err
+			}
+			h, err := heuristics.UnmarshalHistogram(b, r.cfg.Filters.TokenKL.Buckets)
+			if err != nil {
+				return fmt.Errorf("%s: %w", in, err)
+			}
+			total.Merge(h)
+		}
+		b, _ := total.MarshalBinary()
+		return atomicfile.WriteFile(out, b, 0o644)
+	}
+	return nil
+}
+
+func (r *runner) edgeFile(p, band int) string {
+	return filepath.Join(r.passDir(p), fmt.Sprintf("edges-band%02d.rec", band))
+}
+
+// minhashEdges builds the band buckets and edges of this rank's bands.
+func (r *runner) minhashEdges(ctx context.Context, p *pass, sigs []string) error {
+	var bands []int
+	for b := range r.cfg.MinHash.Bands {
+		if b%r.opt.World == r.opt.Rank {
+			if _, err := os.Stat(r.edgeFile(p.index, b)); err != nil {
+				bands = append(bands, b)
+			}
+		}
+	}
+	if len(bands) > 0 {
+		bandDir := filepath.Join(r.passDir(p.index), "bands")
+		if err := os.MkdirAll(bandDir, 0o755); err != nil {
+			return err
+		}
+		if err := dedup.WriteBands(ctx, sigs, bandDir, bands, r.spill()); err != nil {
+			return err
+		}
+		idx, err := dedup.OpenSignatureIndex(sigs)
+		if err != nil {
+			return err
+		}
+		defer idx.Close()
+		// One band at a time: the signature index is shared.
+		pl := pool.New().WithErrors().WithContext(ctx).WithMaxGoroutines(1)
+		for _, b := range bands {
+			pl.Go(func(ctx context.Context) error {
+				_, err := dedup.FindEdges(ctx, dedup.BandFileName(bandDir, b), idx, r.edgeFile(p.index, b), r.env.mhCfg)
+				if err == nil {
+					os.Remove(dedup.BandFileName(bandDir, b))
+				}
+				return err
+			})
+		}
+		if err := pl.Wait(); err != nil {
+			return err
+		}
+	}
+	// Barrier: every band's edges.
+	for b := range r.cfg.MinHash.Bands {
+		if err := r.waitFile(ctx, r.edgeFile(p.index, b)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (r *runner) waitFile(ctx context.Context, path string) error {
+	for {
+		if _, err := os.Stat(path); err == nil {
+			return nil
+		}
+		if r.opt.World == 1 {
+			return fmt.Errorf("internal: %s missing", path)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeAfter(r.opt.Poll):
+		}
+	}
+}
+
+// loadDecision reads the decision of global stage (collected in pass p).
+func (r *runner) loadDecision(stage string, p int) (map[uint64]uint64, error) {
+	out := r.decisionFile(p)
+	if stage == StageTokenKL {
+		b, err := os.ReadFile(out)
+		if err != nil {
+			return nil, fmt.Errorf("token_kl decision: %w", err)
+		}
+		h, err := heuristics.UnmarshalHistogram(b, r.cfg.Filters.TokenKL.Buckets)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", out, err)
+		}
+		r.env.klCorpus = h
+		return nil, nil
+	}
+	rr, err := dedup.OpenRemovals(out)
+	if err != nil {
+		return nil, err
+	}
+	defer rr.Close()
+	drops := make(map[uint64]uint64, rr.Len())
+	for {
+		rm, err := rr.Next()
+		if errors.Is(err, io.EOF) {
+			return drops, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		drops[rm.ID] = rm.Keep
+	}
+}
+
+// writeRemovedParquet merges the removed documents of every pass of a unit
+// into removed/removed-NNNNN.parquet, in ordinal order.
+func (r *runner) writeRemovedParquet(unit int) error {
+	var readers []*docReader
+	defer func() {
+		for _, rd := range readers {
+			rd.close()
+		}
+	}()
+	for i := range r.passes {
+		rd, err := openDocfile(r.unitFile(i, unit, "removed"))
+		if err != nil {
+			return err
+		}
+		readers = append(readers, rd)
+	}
+	heads := make([]*docRec, len(readers))
+	advance := func(i int) error {
+		rec := &docRec{}
+		err := readers[i].next(rec)
+		if errors.Is(err, io.EOF) {
+			heads[i] = nil
+			return nil
+		}
+		heads[i] = rec
+		return err
+	}
+	for i := range readers {
+		if err := advance(i); err != nil {
+			return err
+		}
+	}
+	w, err := shard.Create[shard.Removed](r.removedPath(unit), r.cfg.Output.RowGroupDocs, "herd.recipe", r.hash)
+	if err != nil {
+		return err
+	}
+	defer w.Abort()
+	for {
+		best := -1
+		for i, h := range heads {
+			if h != nil && (best < 0 || h.doc.Ordinal < heads[best].doc.Ordinal) {
+				best = i
+			}
+		}
+		if best < 0 {
+			break
+		}
+		h := heads[best]
+		if err := w.Write(shard.RemovedFromDoc(&h.doc, h.reason, h.detail)); err != nil {
+			return err
+		}
+		if err := advance(best); err != nil {
+			return err
+		}
+	}
+	return w.Commit()
+}

@@ -1,0 +1,666 @@
+package curate
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/sourcegraph/conc"
+
+	"github.com/herdml/herd/data/dedup"
+	"github.com/herdml/herd/data/document"
+	"github.com/herdml/herd/data/reader"
+	"github.com/herdml/herd/data/shard"
+	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/recipes"
+)
+
+// Options are the run settings that are not part of the recipe.
+type Options struct {
+	Rank, World int                  // this worker and the number of workers (default 0 of 1)
+	HTML        reader.HTMLExtractor // HTML main-text extractor (nil: HTML inputs are reported malformed)
+	Logger      *slog.Logger         // default slog.Default()
+	Progress    Progress             // optional progress display
+	Poll        time.Duration        // how often to look for other ranks' files (default 1s)
+	// FailAfterUnits, when > 0, makes the run fail after this many units
+	// of the first pass have been written (crash-and-resume tests).
+	FailAfterUnits int
+}
+
+// Progress receives progress events (the CLI shows them as bars).
+type Progress interface {
+	StartPass(name string, units int)
+	UnitDone(bytes int64)
+	EndPass()
+}
+
+// Result summarizes a finished run.
+type Result struct {
+	Stats      *Stats
+	OutputDir  string
+	RecipeHash string
+}
+
+// pass is the work between two global decisions.
+type pass struct {
+	index   int
+	apply   string   // global stage whose decision is applied first ("" for the first pass)
+	locals  []string // local stages run in order (may include line_dedup)
+	collect string   // global stage whose keys are collected at the end ("" for the last pass)
+}
+
+func planPasses(stages []string) []pass {
+	var ps []pass
+	cur := pass{}
+	for _, s := range stages {
+		if isGlobal(s) {
+			cur.collect = s
+			ps = append(ps, cur)
+			cur = pass{index: len(ps), apply: s}
+			continue
+		}
+		cur.locals = append(cur.locals, s)
+	}
+	return append(ps, cur)
+}
+
+type runner struct {
+	cfg     *Config
+	opt     Options
+	env     *env
+	units   []reader.Unit
+	passes  []pass
+	out     string
+	work    string
+	hash    string
+	log     *slog.Logger
+	metrics *metricsLog
+}
+
+// Run executes the recipe. Rerunning with the same recipe and output
+// directory resumes: finished units are skipped.
+func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.World <= 0 {
+		opt.World = 1
+	}
+	if opt.Rank < 0 || opt.Rank >= opt.World {
+		return nil, fmt.Errorf("rank %d is outside world size %d", opt.Rank, opt.World)
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Poll <= 0 {
+		opt.Poll = time.Second
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = runtime.GOMAXPROCS(0)
+	}
+	resolved, err := recipes.Marshal(cfg)
+	if err != nil {
+		return nil, err
+	}
+	sum := sha256.Sum256(resolved)
+	r := &runner{cfg: &cfg, opt: opt, out: cfg.Output.Dir, hash: hex.EncodeToString(sum[:8]), log: opt.Logger}
+	r.work = filepath.Join(r.out, "work")
+	if err := os.MkdirAll(filepath.Join(r.out, "removed"), 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	if err := os.MkdirAll(r.work, 0o755); err != nil {
+		return nil, fmt.Errorf("output: %w", err)
+	}
+	recipePath := filepath.Join(r.out, "recipe.yaml")
+	if old, err := os.ReadFile(recipePath); err == nil {
+		if string(old) != string(resolved) {
+			return nil, fmt.Errorf("%s holds a run of a different recipe (see %s); use another output directory or delete it", r.out, recipePath)
+		}
+	} else if opt.Rank == 0 {
+		if err := atomicfile.WriteFile(recipePath, resolved, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	if r.env, err = newEnv(r.cfg); err != nil {
+		return nil, err
+	}
+	if r.units, err = reader.Plan(cfg.Input); err != nil {
+		return nil, err
+	}
+	r.passes = planPasses(cfg.Stages)
+	if r.metrics, err = openMetrics(filepath.Join(r.out, fmt.Sprintf("metrics-rank%d.jsonl", opt.Rank))); err != nil {
+		return nil, err
+	}
+	defer r.metrics.close()
+	r.log.Info("curate", "units", len(r.units), "passes", len(r.passes), "stages", strings.Join(cfg.Stages, ","), "rank", opt.Rank, "world", opt.World, "recipe", r.hash)
+	for i := range r.passes {
+		if err := r.runPass(ctx, &r.passes[i]); err != nil {
+			return nil, err
+		}
+	}
+	if err := r.waitAll(ctx, func(u int) string { return r.finalStats(u) }); err != nil {
+		return nil, err
+	}
+	st, err := r.mergeStats()
+	if err != nil {
+		return nil, err
+	}
+	if opt.Rank == 0 {
+		if err := st.writeJSON(filepath.Join(r.out, "stats.json"), r.hash); err != nil {
+			return nil, err
+		}
+		if !cfg.Output.KeepWork {
+			r.cleanWork()
+		}
+	}
+	return &Result{Stats: st, OutputDir: r.out, RecipeHash: r.hash}, nil
+}
+
+func (r *runner) passDir(p int) string { return filepath.Join(r.work, fmt.Sprintf("pass%d", p)) }
+
+func (r *runner) unitFile(p, u int, kind string) string {
+	return filepath.Join(r.passDir(p), fmt.Sprintf("%s-%05d", kind, u))
+}
+
+func (r *runner) finalStats(u int) string {
+	return filepath.Join(r.work, "stats", fmt.Sprintf("unit-%05d.json", u))
+}
+
+func (r *runner) docsPath(u int) string {
+	return filepath.Join(r.out, fmt.Sprintf("docs-%05d.parquet", u))
+}
+func (r *runner) removedPath(u int) string {
+	return filepath.Join(r.out, "removed", fmt.Sprintf("removed-%05d.parquet", u))
+}
+
+// passDone is the marker of a finished unit in a pass.
+func (r *runner) passDone(p *pass, u int) string {
+	if p.index == len(r.passes)-1 {
+		return r.finalStats(u)
+	}
+	return r.unitFile(p.index, u, "stats") + ".json"
+}
+
+func (r *runner) runPass(ctx context.Context, p *pass) error {
+	if err := os.MkdirAll(r.passDir(p.index), 0o755); err != nil {
+		return err
+	}
+	os.MkdirAll(filepath.Join(r.work, "stats"), 0o755)
+	// Load the decision of the global stage applied first.
+	var drops map[uint64]uint64
+	if p.apply != "" {
+		var err error
+		if drops, err = r.loadDecision(p.apply, p.index-1); err != nil {
+			return err
+		}
+	}
+	var mine []reader.Unit
+	for _, u := range r.units {
+		if u.Index%r.opt.World == r.opt.Rank {
+			mine = append(mine, u)
+		}
+	}
+	name := fmt.Sprintf("pass %d/%d", p.index+1, len(r.passes))
+	if r.opt.Progress != nil {
+		r.opt.Progress.StartPass(name+" "+strings.Join(append(p.locals, p.collect), " "), len(mine))
+	}
+	done := 0
+	for _, u := range mine {
+		if _, err := os.Stat(r.passDone(p, u.Index)); err == nil {
+			if r.opt.Progress != nil {
+				r.opt.Progress.UnitDone(u.Bytes)
+			}
+			continue
+		}
+		start := time.Now()
+		us, err := r.runUnit(ctx, p, u, drops)
+		if err != nil {
+			return err
+		}
+		done++
+		docsIn, bytesIn := int64(0), int64(0)
+		if len(us.Order) > 0 {
+			first := us.Stages[us.Order[0]]
+			docsIn, bytesIn = first.In.Docs, first.In.Bytes
+		}
+		r.metrics.write(map[string]any{"event": "unit", "pass": p.index, "unit": u.Index,
+			"docs_in": docsIn, "bytes_in": bytesIn, "seconds": time.Since(start).Seconds()})
+		if r.opt.Progress != nil {
+			r.opt.Progress.UnitDone(u.Bytes)
+		}
+		if r.opt.FailAfterUnits > 0 && p.index == 0 && done >= r.opt.FailAfterUnits {
+			return fmt.Errorf("injected failure after %d units", done)
+		}
+	}
+	if r.opt.Progress != nil {
+		r.opt.Progress.EndPass()
+	}
+	if p.collect == "" {
+		return nil
+	}
+	// Barrier: every unit of this pass, from every rank.
+	if err := r.waitAll(ctx, func(u int) string { return r.passDone(p, u) }); err != nil {
+		return err
+	}
+	return r.decide(ctx, p)
+}
+
+// waitAll polls until the file of every unit exists.
+func (r *runner) waitAll(ctx context.Context, file func(u int) string) error {
+	for {
+		missing := 0
+		for _, u := range r.units {
+			if _, err := os.Stat(file(u.Index)); err != nil {
+				missing++
+			}
+		}
+		if missing == 0 {
+			return nil
+		}
+		if r.opt.World == 1 {
+			return fmt.Errorf("internal: %d units unfinished after this rank's work", missing)
+		}
+		r.log.Debug("waiting for other ranks", "missing_units", missing)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(r.opt.Poll):
+		}
+	}
+}
+
+// item is one document in flight within a chunk.
+type item struct {
+	rec     docRec
+	stage   string // stage that removed it ("" = kept)
+	bytesAt []int64
+	sig     []uint64
+	key     dedup.Key
+	hasKey  bool
+}
+
+func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit, drops map[uint64]uint64) (*Stats, error) {
+	st := newStats()
+	var kept *docWriter
+	var final *shard.Writer[shard.Row]
+	var err error
+	last := p.index == len(r.passes)-1
+	if last {
+		final, err = shard.Create[shard.Row](r.docsPath(u.Index), r.cfg.Output.RowGroupDocs, "herd.recipe", r.hash)
+	} else {
+		kept, err = createDocfile(r.unitFile(p.index, u.Index, "docs"))
+	}
+	if err != nil {
+		return nil, err
+	}
+	removed, err := createDocfile(r.unitFile(p.index, u.Index, "removed"))
+	if err != nil {
+		return nil, err
+	}
+	coll, err := r.newCollector(p, u.Index)
+	if err != nil {
+		return nil, err
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			if kept != nil {
+				kept.abort()
+			}
+			if final != nil {
+				final.Abort()
+			}
+			removed.abort()
+			coll.abort()
+		}
+	}()
+	chunk := 1024
+	if contains(p.locals, StageLineDedup) {
+		chunk = r.cfg.LineDedup.BucketDocs
+	}
+	scratches := make([]*scratch, r.cfg.Workers)
+	for i := range scratches {
+		if scratches[i], err = r.env.newScratch(); err != nil {
+			return nil, err
+		}
+	}
+	var lines *dedup.LineDedup
+	if contains(p.locals, StageLineDedup) {
+		lines = dedup.NewLineDedup(r.env.lineCfg)
+	}
+	buf := make([]*item, 0, chunk)
+	flush := func() error {
+		if len(buf) == 0 {
+			return nil
+		}
+		r.processChunk(p, buf, scratches, lines, st)
+		for _, it := range buf {
+			if it.stage != "" {
+				if err := removed.put(&it.rec); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := coll.add(it); err != nil {
+				return err
+			}
+			if last {
+				if err := final.Write(shard.FromDoc(&it.rec.doc)); err != nil {
+					return err
+				}
+			} else if err := kept.put(&it.rec); err != nil {
+				return err
+			}
+		}
+		buf = buf[:0]
+		return ctx.Err()
+	}
+	push := func(it *item) error {
+		buf = append(buf, it)
+		if len(buf) >= chunk {
+			return flush()
+		}
+		return nil
+	}
+	if p.index == 0 {
+		err = reader.Read(ctx, u, r.cfg.Input, r.opt.HTML, func(rec *reader.Record) error {
+			it := &item{rec: docRec{doc: rec.Doc}}
+			st.add("input", "", int64(rec.Bytes))
+			if reason, detail := r.admit(rec, &it.rec.doc); reason != "" {
+				if r.cfg.Limits.FailFast && rec.Problem != "" {
+					return fmt.Errorf("%s: %s: %s (limits.fail_fast is set)", rec.Doc.Origin, rec.Problem, rec.Detail)
+				}
+				it.rec.reason, it.rec.detail = "input/"+reason, detail
+				it.stage = "input"
+				st.remove("input", reason, int64(len(it.rec.doc.Text)))
+				return removed.put(&it.rec)
+			}
+			st.keep("input", int64(len(it.rec.doc.Text)))
+			return push(it)
+		})
+	} else {
+		err = r.readPrevious(ctx, p, u.Index, drops, st, removed, push)
+	}
+	if err == nil {
+		err = flush()
+	}
+	if err != nil {
+		return nil, fmt.Errorf("unit %d (%s): %w", u.Index, u.Files[0], err)
+	}
+	if err := coll.commit(ctx); err != nil {
+		return nil, err
+	}
+	if err := removed.commit(); err != nil {
+		return nil, err
+	}
+	if last {
+		if err := r.writeRemovedParquet(u.Index); err != nil {
+			return nil, err
+		}
+		if err := final.Commit(); err != nil {
+			return nil, err
+		}
+		// The unit's funnel over all passes.
+		total := newStats()
+		for i := 0; i < p.index; i++ {
+			prev, err := readStats(r.unitFile(i, u.Index, "stats") + ".json")
+			if err != nil {
+				return nil, err
+			}
+			total.merge(prev)
+		}
+		total.merge(st)
+		if err := total.writeUnit(r.finalStats(u.Index)); err != nil {
+			return nil, err
+		}
+	} else {
+		if err := kept.commit(); err != nil {
+			return nil, err
+		}
+		if err := st.writeUnit(r.passDone(p, u.Index)); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return st, nil
+}
+
+// admit applies the input limits to a record; it returns a removal reason.
+func (r *runner) admit(rec *reader.Record, d *document.Doc) (reason, detail string) {
+	if rec.Problem != "" {
+		return rec.Problem, rec.Doc.Origin + ": " + rec.Detail
+	}
+	if !utf8.ValidString(d.Text) {
+		if r.cfg.Limits.InvalidUTF8 == "drop" {
+			d.Text = strings.ToValidUTF8(d.Text, "\uFFFD")
+			return "invalid_utf8", "limits.invalid_utf8 = drop"
+		}
+		d.Text = strings.ToValidUTF8(d.Text, "\uFFFD")
+	}
+	if max := r.cfg.Limits.MaxDocBytes; len(d.Text) > max {
+		if r.cfg.Limits.Huge == "drop" {
+			return "too_large", fmt.Sprintf("%d bytes > limits.max_doc_bytes %d", len(d.Text), max)
+		}
+		cut := max
+		for cut > 0 && !utf8.RuneStart(d.Text[cut]) {
+			cut--
+		}
+		d.Text = d.Text[:cut]
+	}
+	return "", ""
+}
+
+// readPrevious streams the previous pass's kept documents, applying the
+// decision of the global stage at the start of this pass.
+func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, drops map[uint64]uint64, st *Stats, removed *docWriter, push func(*item) error) error {
+	in, err := openDocfile(r.unitFile(p.index-1, unit, "docs"))
+	if err != nil {
+		return err
+	}
+	defer in.close()
+	for {
+		it := &item{}
+		err := in.next(&it.rec)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		d := &it.rec.doc
+		n := int64(len(d.Text))
+		// token_kl is applied per document (with the corpus histogram) in
+		// processChunk; the dedup stages drop what their decision lists.
+		if p.apply != StageTokenKL {
+			st.add(p.apply, "", n)
+			if keep, dup := drops[d.Ordinal]; dup {
+				it.rec.reason = p.apply + "/" + dupRule(p.apply)
+				it.rec.detail = fmt.Sprintf("duplicate of ordinal %d (unit %d, #%d)", keep, keep>>32, uint32(keep))
+				st.remove(p.apply, dupRule(p.apply), n)
+				if err := removed.put(&it.rec); err != nil {
+					return err
+				}
+				continue
+			}
+			st.keep(p.apply, n)
+		}
+		if err := push(it); err != nil {
+			return err
+		}
+	}
+}
+
+func dupRule(stage string) string {
+	switch stage {
+	case StageURLDedup:
+		return "older_version"
+	case StageExactDedup:
+		return "exact_duplicate"
+	case StageMinHash:
+		return "near_duplicate"
+	}
+	return "removed"
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// processChunk runs the local stages of p over a chunk of documents: the
+// stages before line dedup in parallel, line dedup's counting in order,
+// then the rest in parallel again. Results do not depend on the number
+// of workers.
+func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, lines *dedup.LineDedup, st *Stats) {
+	stages := p.locals
+	if p.apply == StageTokenKL {
+		stages = append([]string{StageTokenKL}, stages...)
+	}
+	segments := [][]string{stages}
+	if i := indexOf(stages, StageLineDedup); i >= 0 {
+		segments = [][]string{stages[:i], stages[i+1:]}
+	}
+	collect := p.collect
+	for si, seg := range segments {
+		fns := make([]localFunc, len(seg))
+		for i, s := range seg {
+			fns[i] = r.env.local(s)
+		}
+		wantKey := si == len(segments)-1 && collect != ""
+		r.parallel(items, scratches, func(it *item, s *scratch) {
+			if it.stage != "" {
+				return
+			}
+			it.bytesAt = it.bytesAt[:0]
+			for i, fn := range fns {
+				it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
+				v := fn(&it.rec.doc, s)
+				if v.rule != "" {
+					it.stage = seg[i]
+					it.rec.reason = seg[i] + "/" + v.rule
+					it.rec.detail = v.detail
+					return
+				}
+			}
+			it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
+			if wantKey {
+				r.prepareKey(collect, it, s)
+			}
+		})
+		// Funnel accounting, in order.
+		for _, it := range items {
+			if it.stage == "input" || (it.stage != "" && indexOf(seg, it.stage) < 0) {
+				continue
+			}
+			for i, s := range seg {
+				if i >= len(it.bytesAt) {
+					break
+				}
+				st.add(s, "", it.bytesAt[i])
+				if it.stage == s {
+					st.remove(s, strings.TrimPrefix(it.rec.reason, s+"/"), it.bytesAt[i])
+					break
+				}
+				st.keep(s, it.bytesAt[i+1])
+			}
+		}
+		if si == 0 && len(segments) == 2 {
+			r.lineDedup(items, lines, st)
+			if len(segments[1]) == 0 && collect != "" {
+				r.parallel(items, scratches, func(it *item, s *scratch) {
+					if it.stage == "" {
+						r.prepareKey(collect, it, s)
+					}
+				})
+			}
+		}
+	}
+}
+
+func (r *runner) lineDedup(items []*item, lines *dedup.LineDedup, st *Stats) {
+	lines.Reset()
+	for _, it := range items {
+		if it.stage == "" {
+			lines.Count(it.rec.doc.Text)
+		}
+	}
+	for _, it := range items {
+		if it.stage != "" {
+			continue
+		}
+		d := &it.rec.doc
+		n := int64(len(d.Text))
+		st.add(StageLineDedup, "", n)
+		text, ls := lines.Filter(d.Text)
+		d.Text = strings.TrimSpace(text)
+		if ls.LinesRemoved > 0 {
+			st.modified(StageLineDedup, int64(ls.LinesRemoved))
+		}
+		if len(d.Text) < r.cfg.LineDedup.MinChars {
+			it.stage = StageLineDedup
+			it.rec.reason = StageLineDedup + "/nothing_left"
+			it.rec.detail = fmt.Sprintf("%d of %d lines were repeated boilerplate", ls.LinesRemoved, ls.Lines)
+			st.remove(StageLineDedup, "nothing_left", n)
+			continue
+		}
+		st.keep(StageLineDedup, int64(len(d.Text)))
+	}
+}
+
+func indexOf(list []string, s string) int {
+	for i, x := range list {
+		if x == s {
+			return i
+		}
+	}
+	return -1
+}
+
+// parallel runs fn over items on len(scratches) goroutines, each taking a
+// contiguous block (deterministic: fn only touches its own item).
+func (r *runner) parallel(items []*item, scratches []*scratch, fn func(*item, *scratch)) {
+	w := len(scratches)
+	if w <= 1 || len(items) < 2 {
+		for _, it := range items {
+			fn(it, scratches[0])
+		}
+		return
+	}
+	var wg conc.WaitGroup
+	next := make(chan int, (len(items)+63)/64)
+	for i := 0; i < len(items); i += 64 {
+		next <- i
+	}
+	close(next)
+	for k := range w {
+		s := scratches[k]
+		wg.Go(func() {
+			for i := range next {
+				for _, it := range items[i:min(i+64, len(items))] {
+					fn(it, s)
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func (r *runner) cleanWork() {
+	for i := range r.passes {
+		os.RemoveAll(r.passDir(i))
+	}
+}

@@ -1,0 +1,73 @@
+package dirtywords
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+func TestCount(t *testing.T) {
+	m := New("en", []string{"badword", "Two Words", "three word phrase"})
+	cases := []struct {
+		text        string
+		hits, words int
+	}{
+		{"a clean sentence", 0, 3},
+		{"BadWord, and badword!", 2, 3},
+		{"two words here; two, words", 2, 5},
+		{"a three word phrase", 1, 4},
+		{"badwords is not badword", 1, 4},
+		{"", 0, 0},
+	}
+	for _, c := range cases {
+		if h, w := m.Count(c.text); h != c.hits || w != c.words {
+			t.Errorf("Count(%q) = %d, %d; want %d, %d", c.text, h, w, c.hits, c.words)
+		}
+	}
+	if r := m.Ratio("badword clean clean clean"); r != 0.25 {
+		t.Errorf("Ratio = %v", r)
+	}
+}
+
+func TestShippedLists(t *testing.T) {
+	langs := Languages()
+	if len(langs) < 20 {
+		t.Fatalf("only %d shipped lists: %v", len(langs), langs)
+	}
+	en, err := Load("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// "2 girls 1 cup" is a multi-word entry of the English list.
+	if h, _ := en.Count("He mentioned 2 girls 1 cup and left."); h != 1 {
+		t.Fatalf("phrase from shipped list not found: %d", h)
+	}
+	if h, _ := en.Count("The quick brown fox jumps over the lazy dog."); h != 0 {
+		t.Fatalf("clean pangram has %d hits", h)
+	}
+	if _, err := Load("xx"); err == nil {
+		t.Fatal("no error for a missing list")
+	}
+	zh, err := Load("zh")
+	if err != nil || !zh.substring {
+		t.Fatalf("zh: %v", err)
+	}
+}
+
+func TestLoadFile(t *testing.T) {
+	dir := t.TempDir()
+	txt := filepath.Join(dir, "words.txt")
+	os.WriteFile(txt, []byte("# comment\nfoo\n\nbar baz\n"), 0o644)
+	m, err := LoadFile("en", txt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h, _ := m.Count("foo and bar baz"); h != 2 {
+		t.Fatalf("hits %d", h)
+	}
+	bad := filepath.Join(dir, "bad.json")
+	os.WriteFile(bad, []byte(`{"not": "a list"}`), 0o644)
+	if _, err := LoadFile("en", bad); err == nil {
+		t.Fatal("no error for a malformed JSON list")
+	}
+}

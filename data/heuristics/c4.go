@@ -1,0 +1,190 @@
+package heuristics
+
+import (
+	"strings"
+)
+
+// C4 holds the C4 (Raffel et al. 2020) cleaning rules. Line rules remove
+// lines; document rules reject the document.
+type C4 struct {
+	MinSentences       int  `yaml:"min_sentences"`       // fewest sentences left (default 5; 0 disables)
+	MinWordsPerLine    int  `yaml:"min_words_per_line"`  // lines with fewer words are removed (default 3)
+	MaxWordLength      int  `yaml:"max_word_length"`     // a longer word rejects the document (default 1000)
+	RequirePunctuation bool `yaml:"require_punctuation"` // remove lines not ending in . ! ? " ' (default true)
+	DropLoremIpsum     bool `yaml:"drop_lorem_ipsum"`    // reject documents containing "lorem ipsum" (default true)
+	DropCurlyBracket   bool `yaml:"drop_curly_bracket"`  // reject documents containing "{" (default true)
+	RemoveJavascript   bool `yaml:"remove_javascript"`   // remove lines mentioning javascript (default true)
+	RemovePolicy       bool `yaml:"remove_policy"`       // remove terms-of-use / privacy / cookie lines (default true)
+}
+
+// DefaultC4 returns the REFERENCE.md rules.
+func DefaultC4() C4 {
+	return C4{MinSentences: 5, MinWordsPerLine: 3, MaxWordLength: 1000, RequirePunctuation: true,
+		DropLoremIpsum: true, DropCurlyBracket: true, RemoveJavascript: true, RemovePolicy: true}
+}
+
+var c4Policy = []string{"terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies"}
+
+// Apply returns the text with C4's line rules applied and the document rule
+// that rejects it ("" when kept). removedLines counts the lines dropped.
+func (c C4) Apply(a *Analysis) (text, rule string, removedLines int) {
+	lower := strings.ToLower(a.Text)
+	if c.DropLoremIpsum && strings.Contains(lower, "lorem ipsum") {
+		return a.Text, "lorem_ipsum", 0
+	}
+	if c.DropCurlyBracket && strings.IndexByte(a.Text, '{') >= 0 {
+		return a.Text, "curly_bracket", 0
+	}
+	if c.MaxWordLength > 0 {
+		for _, w := range a.Words {
+			if len(w) > c.MaxWordLength && len([]rune(w)) > c.MaxWordLength {
+				return a.Text, "max_word_length", 0
+			}
+		}
+	}
+	var b strings.Builder
+	b.Grow(len(a.Text))
+	kept, sentences := 0, 0
+	for _, line := range a.Lines {
+		t := strings.TrimSpace(line)
+		if t == "" {
+			continue
+		}
+		if !c.keepLine(t) {
+			removedLines++
+			continue
+		}
+		if kept > 0 {
+			b.WriteByte('\n')
+		}
+		b.WriteString(t)
+		kept++
+		sentences += countSentences(t)
+	}
+	text = a.Text
+	if removedLines > 0 {
+		text = b.String()
+	}
+	if kept == 0 {
+		return text, "no_lines_left", removedLines
+	}
+	if c.MinSentences > 0 && sentences < c.MinSentences {
+		return text, "min_sentences", removedLines
+	}
+	return text, "", removedLines
+}
+
+func (c C4) keepLine(t string) bool {
+	if c.RequirePunctuation && !endsWithTerminal(t) {
+		return false
+	}
+	if c.MinWordsPerLine > 0 && countFields(t) < c.MinWordsPerLine {
+		return false
+	}
+	if c.RemoveJavascript || c.RemovePolicy {
+		l := strings.ToLower(t)
+		if c.RemoveJavascript && strings.Contains(l, "javascript") {
+			return false
+		}
+		if c.RemovePolicy {
+			for _, p := range c4Policy {
+				if strings.Contains(l, p) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+func endsWithTerminal(t string) bool {
+	if t == "" {
+		return false
+	}
+	switch t[len(t)-1] {
+	case '.', '!', '?', '"', '\'':
+		return true
+	}
+	return strings.HasSuffix(t, "…") || strings.HasSuffix(t, "”") || strings.HasSuffix(t, "’")
+}
+
+func countFields(s string) int {
+	n, in := 0, false
+	for i := 0; i < len(s); i++ {
+		sp := asciiSpace[s[i]]
+		if !sp && !in {
+			n++
+		}
+		in = !sp
+	}
+	return n
+}
+
+// countSentences counts sentence ends (. ! ? followed by space or end).
+func countSentences(t string) int {
+	n := 0
+	for i := 0; i < len(t); i++ {
+		switch t[i] {
+		case '.', '!', '?':
+			if i+1 == len(t) || t[i+1] == ' ' || t[i+1] == '"' || t[i+1] == '\'' {
+				n++
+			}
+		}
+	}
+	return n
+}
+
+// FineWeb holds the FineWeb (Penedo et al. 2024) line statistics rules.
+type FineWeb struct {
+	MinLinePunct     float64 `yaml:"min_line_punct"`      // fraction of lines ending in punctuation, at least (default 0.12)
+	MaxShortLines    float64 `yaml:"max_short_lines"`     // fraction of lines of ≤ ShortLineChars, at most (default 0.67)
+	ShortLineChars   int     `yaml:"short_line_chars"`    // (default 30)
+	MaxDupLineChars  float64 `yaml:"max_dup_line_chars"`  // chars in duplicated lines / all chars, at most (default 0.01)
+	MaxNewlineToWord float64 `yaml:"max_newline_to_word"` // newlines / words, at most (default 0.3)
+}
+
+// DefaultFineWeb returns the REFERENCE.md thresholds.
+func DefaultFineWeb() FineWeb {
+	return FineWeb{MinLinePunct: 0.12, MaxShortLines: 0.67, ShortLineChars: 30, MaxDupLineChars: 0.01, MaxNewlineToWord: 0.3}
+}
+
+// Check returns the rule that rejects the text analysed in a, or "".
+func (f FineWeb) Check(a *Analysis) string {
+	lines := nonEmpty(a.Lines)
+	if len(lines) == 0 {
+		return "empty"
+	}
+	punct, short := 0, 0
+	for _, l := range lines {
+		t := strings.TrimSpace(l)
+		if endsWithTerminal(t) || strings.HasSuffix(t, "!") {
+			punct++
+		}
+		if len([]rune(t)) <= f.ShortLineChars {
+			short++
+		}
+	}
+	if f.MinLinePunct > 0 && float64(punct)/float64(len(lines)) < f.MinLinePunct {
+		return "line_punct"
+	}
+	if f.MaxShortLines > 0 && float64(short)/float64(len(lines)) > f.MaxShortLines {
+		return "short_lines"
+	}
+	if f.MaxDupLineChars > 0 {
+		_, dupChars := duplicates(a, lines)
+		total := 0
+		for _, l := range lines {
+			total += len(l)
+		}
+		if float64(dupChars)/float64(total) > f.MaxDupLineChars {
+			return "dup_line_chars"
+		}
+	}
+	if f.MaxNewlineToWord > 0 && len(a.Words) > 0 {
+		nl := strings.Count(a.Text, "\n")
+		if float64(nl)/float64(len(a.Words)) > f.MaxNewlineToWord {
+			return "newline_to_word"
+		}
+	}
+	return ""
+}

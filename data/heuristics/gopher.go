@@ -1,0 +1,280 @@
+package heuristics
+
+import (
+	"strings"
+)
+
+// GopherQuality holds the Gopher (Rae et al. 2021) quality thresholds.
+// A zero threshold disables its rule.
+type GopherQuality struct {
+	MinWords          int      `yaml:"min_words"`             // fewest non-symbol words (default 50)
+	MaxWords          int      `yaml:"max_words"`             // most non-symbol words (default 100000)
+	MinAvgWordLength  float64  `yaml:"min_avg_word_length"`   // mean non-symbol word length, chars (default 3)
+	MaxAvgWordLength  float64  `yaml:"max_avg_word_length"`   // (default 10)
+	MaxSymbolWordRate float64  `yaml:"max_symbol_word_ratio"` // ('#' + ellipses) / words (default 0.1)
+	MaxBulletLines    float64  `yaml:"max_bullet_lines"`      // fraction of lines starting with a bullet (default 0.9)
+	MaxEllipsisLines  float64  `yaml:"max_ellipsis_lines"`    // fraction of lines ending in an ellipsis (default 0.3)
+	MinAlphaWords     float64  `yaml:"min_alpha_words"`       // fraction of words with a letter (default 0.8)
+	MinStopWords      int      `yaml:"min_stop_words"`        // fewest stop words (default 2)
+	StopWords         []string `yaml:"stop_words"`            // default: the, be, to, of, and, that, have, with
+}
+
+// DefaultGopherQuality returns the REFERENCE.md thresholds.
+func DefaultGopherQuality() GopherQuality {
+	return GopherQuality{
+		MinWords: 50, MaxWords: 100000, MinAvgWordLength: 3, MaxAvgWordLength: 10,
+		MaxSymbolWordRate: 0.1, MaxBulletLines: 0.9, MaxEllipsisLines: 0.3,
+		MinAlphaWords: 0.8, MinStopWords: 2,
+		StopWords: []string{"the", "be", "to", "of", "and", "that", "have", "with"},
+	}
+}
+
+// Check returns the rule that rejects the text analysed in a, or "".
+func (g GopherQuality) Check(a *Analysis) string {
+	nonSymbol, nonSymbolChars, alpha, symbols, stop := 0, 0, 0, 0, 0
+	for _, w := range a.Words {
+		if !onlySymbols(w) {
+			nonSymbol++
+			nonSymbolChars += len([]rune(w))
+		}
+		if hasLetter(w) {
+			alpha++
+		}
+		if w == "#" || strings.Contains(w, "...") || strings.Contains(w, "…") {
+			symbols++
+		}
+		if g.MinStopWords > 0 && len(w) <= 5 {
+			lw := strings.ToLower(trimPunct(w))
+			for _, s := range g.StopWords {
+				if lw == s {
+					stop++
+					break
+				}
+			}
+		}
+	}
+	switch {
+	case g.MinWords > 0 && nonSymbol < g.MinWords:
+		return "min_words"
+	case g.MaxWords > 0 && nonSymbol > g.MaxWords:
+		return "max_words"
+	}
+	if nonSymbol > 0 {
+		avg := float64(nonSymbolChars) / float64(nonSymbol)
+		if g.MinAvgWordLength > 0 && avg < g.MinAvgWordLength {
+			return "min_avg_word_length"
+		}
+		if g.MaxAvgWordLength > 0 && avg > g.MaxAvgWordLength {
+			return "max_avg_word_length"
+		}
+	}
+	n := len(a.Words)
+	if g.MaxSymbolWordRate > 0 && n > 0 && float64(symbols)/float64(n) > g.MaxSymbolWordRate {
+		return "max_symbol_word_ratio"
+	}
+	bullets, ellipsis, lines := 0, 0, 0
+	for _, l := range a.Lines {
+		t := strings.TrimSpace(l)
+		if t == "" {
+			continue
+		}
+		lines++
+		if strings.HasPrefix(t, "•") || strings.HasPrefix(t, "-") || strings.HasPrefix(t, "*") || strings.HasPrefix(t, "‣") || strings.HasPrefix(t, "●") {
+			bullets++
+		}
+		if strings.HasSuffix(t, "...") || strings.HasSuffix(t, "…") {
+			ellipsis++
+		}
+	}
+	if lines > 0 {
+		if g.MaxBulletLines > 0 && float64(bullets)/float64(lines) > g.MaxBulletLines {
+			return "max_bullet_lines"
+		}
+		if g.MaxEllipsisLines > 0 && float64(ellipsis)/float64(lines) > g.MaxEllipsisLines {
+			return "max_ellipsis_lines"
+		}
+	}
+	if g.MinAlphaWords > 0 && n > 0 && float64(alpha)/float64(n) < g.MinAlphaWords {
+		return "min_alpha_words"
+	}
+	if g.MinStopWords > 0 && stop < g.MinStopWords {
+		return "min_stop_words"
+	}
+	return ""
+}
+
+// GopherRepetition holds the Gopher repetition thresholds (fractions; zero
+// disables a rule).
+type GopherRepetition struct {
+	DupLineFrac      float64   `yaml:"dup_line_frac"`       // lines that repeat an earlier line (default 0.3)
+	DupParaFrac      float64   `yaml:"dup_para_frac"`       // paragraphs repeating an earlier one (default 0.3)
+	DupLineCharFrac  float64   `yaml:"dup_line_char_frac"`  // chars in repeated lines (default 0.2)
+	DupParaCharFrac  float64   `yaml:"dup_para_char_frac"`  // chars in repeated paragraphs (default 0.2)
+	TopNGramCharFrac []float64 `yaml:"top_ngram_char_frac"` // for n = 2, 3, 4: chars of the most frequent n-gram (default 0.20, 0.18, 0.16)
+	DupNGramCharFrac []float64 `yaml:"dup_ngram_char_frac"` // for n = 5..10: chars covered by repeated n-grams (default 0.15 .. 0.10)
+}
+
+// DefaultGopherRepetition returns the REFERENCE.md thresholds.
+func DefaultGopherRepetition() GopherRepetition {
+	return GopherRepetition{
+		DupLineFrac: 0.3, DupParaFrac: 0.3, DupLineCharFrac: 0.2, DupParaCharFrac: 0.2,
+		TopNGramCharFrac: []float64{0.20, 0.18, 0.16},
+		DupNGramCharFrac: []float64{0.15, 0.14, 0.13, 0.12, 0.11, 0.10},
+	}
+}
+
+// Check returns the rule that rejects the text analysed in a, or "".
+func (g GopherRepetition) Check(a *Analysis) string {
+	textChars := len(a.Text)
+	if textChars == 0 {
+		return ""
+	}
+	if g.DupParaFrac > 0 || g.DupParaCharFrac > 0 {
+		paras := splitParagraphs(a.Text)
+		dup, dupChars := duplicates(a, paras)
+		if g.DupParaFrac > 0 && float64(dup)/float64(len(paras)) > g.DupParaFrac {
+			return "dup_para_frac"
+		}
+		if g.DupParaCharFrac > 0 && float64(dupChars)/float64(textChars) > g.DupParaCharFrac {
+			return "dup_para_char_frac"
+		}
+	}
+	if g.DupLineFrac > 0 || g.DupLineCharFrac > 0 {
+		lines := nonEmpty(a.Lines)
+		if len(lines) > 0 {
+			dup, dupChars := duplicates(a, lines)
+			if g.DupLineFrac > 0 && float64(dup)/float64(len(lines)) > g.DupLineFrac {
+				return "dup_line_frac"
+			}
+			if g.DupLineCharFrac > 0 && float64(dupChars)/float64(textChars) > g.DupLineCharFrac {
+				return "dup_line_char_frac"
+			}
+		}
+	}
+	wordChars := 0
+	for _, w := range a.Words {
+		wordChars += len(w)
+	}
+	if wordChars == 0 {
+		return ""
+	}
+	for i, th := range g.TopNGramCharFrac {
+		n := i + 2
+		if th > 0 && float64(topNGramChars(a, n))/float64(wordChars) > th {
+			return "top_" + itoa(n) + "gram_char_frac"
+		}
+	}
+	for i, th := range g.DupNGramCharFrac {
+		n := i + 5
+		if th <= 0 {
+			continue
+		}
+		d := dupNGramChars(a, n)
+		if float64(d)/float64(wordChars) > th {
+			return "dup_" + itoa(n) + "gram_char_frac"
+		}
+		if d == 0 {
+			break // no repeated n-gram means no repeated longer one either
+		}
+	}
+	return ""
+}
+
+func itoa(n int) string {
+	if n < 10 {
+		return string(rune('0' + n))
+	}
+	return string(rune('0'+n/10)) + string(rune('0'+n%10))
+}
+
+func nonEmpty(lines []string) []string {
+	out := make([]string, 0, len(lines))
+	for _, l := range lines {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// splitParagraphs splits on runs of blank lines.
+func splitParagraphs(text string) []string {
+	var paras []string
+	for p := range strings.SplitSeq(text, "\n\n") {
+		if p = strings.Trim(p, "\n"); strings.TrimSpace(p) != "" {
+			paras = append(paras, p)
+		}
+	}
+	return paras
+}
+
+// duplicates counts the items equal to an earlier item and their bytes.
+func duplicates(a *Analysis, items []string) (dup, dupChars int) {
+	seen := a.seenSet()
+	for _, it := range items {
+		h := hashWord(it)
+		if _, ok := seen[h]; ok {
+			dup++
+			dupChars += len(it)
+			continue
+		}
+		seen[h] = struct{}{}
+	}
+	return dup, dupChars
+}
+
+// topNGramChars returns count × chars of the most frequent word n-gram
+// (chars counted without separators).
+func topNGramChars(a *Analysis, n int) int {
+	hs := a.wordHashes()
+	if len(hs) < n {
+		return 0
+	}
+	counts := a.countMap()
+	best, bestCount, bestAt := uint64(0), int32(0), 0
+	for i := 0; i+n <= len(hs); i++ {
+		h := uint64(n)
+		for _, w := range hs[i : i+n] {
+			h = mix(h, w)
+		}
+		c := counts[h] + 1
+		counts[h] = c
+		if c > bestCount {
+			best, bestCount, bestAt = h, c, i
+		}
+	}
+	_ = best
+	if bestCount < 2 {
+		return 0
+	}
+	chars := 0
+	for _, w := range a.Words[bestAt : bestAt+n] {
+		chars += len(w)
+	}
+	return chars * int(bestCount)
+}
+
+// dupNGramChars returns the chars of words covered by n-grams that repeat an
+// earlier n-gram; a repeated n-gram's words are counted once and scanning
+// resumes after it (as in Gopher).
+func dupNGramChars(a *Analysis, n int) int {
+	hs := a.wordHashes()
+	seen := a.seenSet()
+	chars := 0
+	for i := 0; i+n <= len(hs); {
+		h := uint64(n)
+		for _, w := range hs[i : i+n] {
+			h = mix(h, w)
+		}
+		if _, ok := seen[h]; ok {
+			for _, w := range a.Words[i : i+n] {
+				chars += len(w)
+			}
+			i += n
+			continue
+		}
+		seen[h] = struct{}{}
+		i++
+	}
+	return chars
+}

@@ -1,0 +1,55 @@
+// Package langid identifies the language of a document with a confidence
+// score (github.com/abadojack/whatlanggo: trigram profiles of 84 languages)
+// and decides whether to keep it.
+package langid
+
+import (
+	"slices"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/abadojack/whatlanggo"
+)
+
+// Config selects the languages to keep.
+type Config struct {
+	// Keep lists the ISO 639-1 codes (or 639-3 where a language has no
+	// 639-1 code) of languages to keep; empty keeps every language.
+	Keep []string `yaml:"keep"`
+	// MinScore is the lowest confidence (0..1) to keep a document (default 0.5 — whatlanggo's confidence saturates near 1 for clear text).
+	MinScore float64 `yaml:"min_score"`
+	// SampleBytes bounds how much of a document is examined (default 4096).
+	SampleBytes int `yaml:"sample_bytes"`
+}
+
+// Default keeps English with score ≥ 0.5.
+func Default() Config { return Config{Keep: []string{"en"}, MinScore: 0.5, SampleBytes: 4096} }
+
+// Detect returns the language code ("" when unknown) and confidence of text.
+func Detect(text string, sampleBytes int) (lang string, score float64) {
+	if sampleBytes > 0 && len(text) > sampleBytes {
+		cut := sampleBytes
+		for cut > 0 && !utf8.RuneStart(text[cut]) {
+			cut--
+		}
+		text = text[:cut]
+	}
+	info := whatlanggo.Detect(text)
+	code := info.Lang.Iso6391()
+	if code == "" {
+		code = info.Lang.Iso6393()
+	}
+	return strings.ToLower(code), info.Confidence
+}
+
+// Check returns the rule rejecting a document of language lang with the
+// given score, or "".
+func (c Config) Check(lang string, score float64) string {
+	if len(c.Keep) > 0 && !slices.Contains(c.Keep, lang) {
+		return "language"
+	}
+	if score < c.MinScore {
+		return "low_score"
+	}
+	return ""
+}

@@ -1,0 +1,108 @@
+package reader
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// HTMLExtractor reduces an HTML page to its main text.
+type HTMLExtractor interface {
+	Extract(html, url string) (string, error)
+}
+
+// readParquet streams the rows of a Parquet file with flat (top-level)
+// string columns named by the config.
+func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record) error) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
+	}
+	col := func(name string) int {
+		if name == "" {
+			return -1
+		}
+		if c, ok := pf.Schema().Lookup(name); ok {
+			return c.ColumnIndex
+		}
+		return -1
+	}
+	textCol, htmlCol := col(cfg.TextField), col(cfg.HTMLField)
+	if textCol < 0 && htmlCol < 0 {
+		return fmt.Errorf("%s: no column %q (set input.text_field or input.html_field; columns: %v)", path, cfg.TextField, pf.Schema().Columns())
+	}
+	idCol, urlCol, dateCol := col(cfg.IDField), col(cfg.URLField), col(cfg.DateField)
+	src := cfg.Source
+	if src == "" {
+		src = base(path)
+	}
+	row := 0
+	buf := make([]parquet.Row, 64)
+	for _, rg := range pf.RowGroups() {
+		rows := rg.Rows()
+		for {
+			n, err := rows.ReadRows(buf)
+			for _, pr := range buf[:n] {
+				row++
+				r := &Record{}
+				r.Doc.Source = src
+				r.Doc.Origin = path + ":row" + strconv.Itoa(row)
+				get := func(c int) (string, bool) {
+					if c < 0 {
+						return "", false
+					}
+					for _, v := range pr {
+						if v.Column() == c {
+							if v.IsNull() {
+								return "", false
+							}
+							return v.String(), true
+						}
+					}
+					return "", false
+				}
+				r.Doc.ID, _ = get(idCol)
+				r.Doc.URL, _ = get(urlCol)
+				r.Doc.Date, _ = get(dateCol)
+				if h, ok := get(htmlCol); ok {
+					r.Bytes = int64(len(h))
+					setHTML(r, html, h)
+				} else if t, ok := get(textCol); ok {
+					r.Bytes = int64(len(t))
+					r.Doc.Text = t
+				} else {
+					r.Problem, r.Detail = "missing_text", fmt.Sprintf("row %d has no value in column %q", row, cfg.TextField)
+				}
+				if r.Doc.ID == "" {
+					r.Doc.ID = r.Doc.Origin
+				}
+				if e := emit(r); e != nil {
+					rows.Close()
+					return e
+				}
+			}
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("%s: row %d: %w", path, row, err)
+			}
+		}
+		rows.Close()
+	}
+	return nil
+}

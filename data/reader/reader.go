@@ -1,0 +1,436 @@
+// Package reader turns input files into a deterministic stream of
+// documents: JSONL (plain, .gz, .zst) with configurable field names, Parquet,
+// directories of text files (one document per file) and HTML (files, or an
+// html field of JSONL/Parquet records) reduced to its main text.
+//
+// Inputs are planned into units: one JSONL or Parquet file, or a group of
+// consecutive small files. Units are numbered in sorted path order and
+// documents within a unit in reading order, so every document gets a stable
+// ordinal. A malformed record is not dropped silently: it is delivered as a
+// Record with Problem set and its file:line in Origin.
+package reader
+
+import (
+	"bufio"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/klauspost/compress/zstd"
+
+	"github.com/herdml/herd/data/document"
+)
+
+// Config says where documents come from and how records map to fields.
+type Config struct {
+	Paths        []string `yaml:"paths"`          // files, directories (walked recursively) or globs; $VARS are expanded
+	Format       string   `yaml:"format"`         // auto (by extension), jsonl, parquet, text or html (default auto)
+	Extensions   []string `yaml:"extensions"`     // for directories: file name suffixes to read (empty: all)
+	Exclude      []string `yaml:"exclude"`        // glob patterns on the path relative to the given root (matched on every path element)
+	TextField    string   `yaml:"text_field"`     // default "text"
+	HTMLField    string   `yaml:"html_field"`     // if set, records carry HTML in this field
+	IDField      string   `yaml:"id_field"`       // default "id"
+	URLField     string   `yaml:"url_field"`      // default "url"
+	DateField    string   `yaml:"date_field"`     // default "date"
+	Source       string   `yaml:"source"`         // label for the source column (default: the file's base name)
+	FilesPerUnit int      `yaml:"files_per_unit"` // text/HTML files grouped per unit (default 256)
+	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line (default 64 MiB); longer lines are malformed records
+}
+
+// Default returns the default input settings.
+func Default() Config {
+	return Config{Format: "auto", TextField: "text", IDField: "id", URLField: "url", DateField: "date",
+		FilesPerUnit: 256, MaxLineBytes: 64 << 20}
+}
+
+// Kind is how a unit's files are read.
+type Kind string
+
+// Input kinds.
+const (
+	JSONL   Kind = "jsonl"
+	Parquet Kind = "parquet"
+	Text    Kind = "text"
+	HTML    Kind = "html"
+)
+
+// Unit is a group of input files read as one stream.
+type Unit struct {
+	Index int
+	Kind  Kind
+	Files []string
+	Bytes int64
+}
+
+// Record is one input document, or a malformed record (Problem != "").
+type Record struct {
+	Doc     document.Doc
+	Problem string // "malformed_json", "missing_text", "html_extract", … ; Doc.Text holds the raw bytes (capped)
+	Detail  string
+	Bytes   int64 // input bytes of the record
+}
+
+func kindOf(path, format string) (Kind, error) {
+	switch format {
+	case "", "auto":
+	case "jsonl":
+		return JSONL, nil
+	case "parquet":
+		return Parquet, nil
+	case "text":
+		return Text, nil
+	case "html":
+		return HTML, nil
+	default:
+		return "", fmt.Errorf("input.format %q: want auto, jsonl, parquet, text or html", format)
+	}
+	p := strings.ToLower(path)
+	p = strings.TrimSuffix(strings.TrimSuffix(p, ".gz"), ".zst")
+	switch {
+	case strings.HasSuffix(p, ".jsonl"), strings.HasSuffix(p, ".ndjson"), strings.HasSuffix(p, ".json"):
+		return JSONL, nil
+	case strings.HasSuffix(p, ".parquet"):
+		return Parquet, nil
+	case strings.HasSuffix(p, ".html"), strings.HasSuffix(p, ".htm"):
+		return HTML, nil
+	}
+	return Text, nil
+}
+
+// Plan expands the configured paths into numbered units.
+func Plan(cfg Config) ([]Unit, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, fmt.Errorf("input.paths is empty: give files or directories, e.g. input.paths=[corpus/]")
+	}
+	var files []string
+	for _, p := range cfg.Paths {
+		p = os.ExpandEnv(p)
+		matches := []string{p}
+		if strings.ContainsAny(p, "*?[") {
+			m, err := filepath.Glob(p)
+			if err != nil {
+				return nil, fmt.Errorf("input path %q: %w", p, err)
+			}
+			if len(m) == 0 {
+				return nil, fmt.Errorf("input path %q matches no file", p)
+			}
+			matches = m
+		}
+		for _, m := range matches {
+			st, err := os.Stat(m)
+			if err != nil {
+				return nil, fmt.Errorf("input path: %w", err)
+			}
+			if !st.IsDir() {
+				files = append(files, m)
+				continue
+			}
+			err = filepath.WalkDir(m, func(path string, d fs.DirEntry, err error) error {
+				if err != nil {
+					return err
+				}
+				rel, _ := filepath.Rel(m, path)
+				if excluded(rel, cfg.Exclude) {
+					if d.IsDir() {
+						return filepath.SkipDir
+					}
+					return nil
+				}
+				if d.IsDir() || !d.Type().IsRegular() {
+					return nil
+				}
+				if len(cfg.Extensions) > 0 && !slices.ContainsFunc(cfg.Extensions, func(e string) bool { return strings.HasSuffix(path, e) }) {
+					return nil
+				}
+				files = append(files, path)
+				return nil
+			})
+			if err != nil {
+				return nil, fmt.Errorf("walk %s: %w", m, err)
+			}
+		}
+	}
+	slices.Sort(files)
+	files = slices.Compact(files)
+	per := cfg.FilesPerUnit
+	if per <= 0 {
+		per = 256
+	}
+	var units []Unit
+	for _, f := range files {
+		k, err := kindOf(f, cfg.Format)
+		if err != nil {
+			return nil, err
+		}
+		st, err := os.Stat(f)
+		if err != nil {
+			return nil, fmt.Errorf("input: %w", err)
+		}
+		if k == JSONL || k == Parquet {
+			units = append(units, Unit{Index: len(units), Kind: k, Files: []string{f}, Bytes: st.Size()})
+			continue
+		}
+		if n := len(units); n > 0 && units[n-1].Kind == k && len(units[n-1].Files) < per {
+			units[n-1].Files = append(units[n-1].Files, f)
+			units[n-1].Bytes += st.Size()
+			continue
+		}
+		units = append(units, Unit{Index: len(units), Kind: k, Files: []string{f}, Bytes: st.Size()})
+	}
+	if len(units) == 0 {
+		return nil, fmt.Errorf("input paths %v hold no files (check input.extensions and input.exclude)", cfg.Paths)
+	}
+	if len(units) >= 1<<31 {
+		return nil, fmt.Errorf("too many input units (%d)", len(units))
+	}
+	return units, nil
+}
+
+func excluded(rel string, patterns []string) bool {
+	if rel == "." {
+		return false
+	}
+	for _, p := range patterns {
+		if ok, _ := filepath.Match(p, rel); ok {
+			return true
+		}
+		if ok, _ := filepath.Match(p, filepath.Base(rel)); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// Read streams the records of unit u to fn, in order, numbering them with
+// ordinals of the unit.
+func Read(ctx context.Context, u Unit, cfg Config, html HTMLExtractor, fn func(*Record) error) error {
+	index := 0
+	emit := func(r *Record) error {
+		if index&1023 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+		r.Doc.Ordinal = document.Ordinal(u.Index, index)
+		index++
+		if r.Doc.Source == "" {
+			r.Doc.Source = cfg.Source
+		}
+		return fn(r)
+	}
+	for _, f := range u.Files {
+		var err error
+		switch u.Kind {
+		case JSONL:
+			err = readJSONL(f, cfg, html, emit)
+		case Parquet:
+			err = readParquet(f, cfg, html, emit)
+		case Text, HTML:
+			err = readWhole(f, u.Kind, cfg, html, emit)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func base(path string) string { return filepath.Base(path) }
+
+func readWhole(path string, k Kind, cfg Config, html HTMLExtractor, emit func(*Record) error) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read input: %w", err)
+	}
+	r := &Record{Bytes: int64(len(b))}
+	r.Doc.ID = path
+	r.Doc.Origin = path
+	r.Doc.Source = cfg.Source
+	if r.Doc.Source == "" {
+		r.Doc.Source = filepath.Dir(path)
+	}
+	r.Doc.Text = string(b)
+	if k == HTML {
+		setHTML(r, html, r.Doc.Text)
+	}
+	return emit(r)
+}
+
+func setHTML(r *Record, html HTMLExtractor, raw string) {
+	if html == nil {
+		r.Problem, r.Detail = "html_extract", "no HTML extractor configured"
+		return
+	}
+	text, err := html.Extract(raw, r.Doc.URL)
+	if err != nil {
+		r.Problem, r.Detail = "html_extract", err.Error()
+		r.Doc.Text = capBytes(raw, 1<<16)
+		return
+	}
+	r.Doc.Text = text
+}
+
+// capBytes keeps at most n bytes of s (on a rune boundary where valid).
+func capBytes(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n]
+}
+
+// openMaybeCompressed opens path, decompressing .gz and .zst.
+func openMaybeCompressed(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("read input: %w", err)
+	}
+	switch {
+	case strings.HasSuffix(path, ".gz"):
+		z, err := gzip.NewReader(f)
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: not gzip data: %w", path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{z, f}, nil
+	case strings.HasSuffix(path, ".zst"):
+		z, err := zstd.NewReader(f, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(1<<30))
+		if err != nil {
+			f.Close()
+			return nil, fmt.Errorf("%s: not zstd data: %w", path, err)
+		}
+		return struct {
+			io.Reader
+			io.Closer
+		}{z.IOReadCloser(), f}, nil
+	}
+	return f, nil
+}
+
+func readJSONL(path string, cfg Config, html HTMLExtractor, emit func(*Record) error) error {
+	rc, err := openMaybeCompressed(path)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	maxLine := cfg.MaxLineBytes
+	if maxLine <= 0 {
+		maxLine = 64 << 20
+	}
+	br := bufio.NewReaderSize(rc, 1<<20)
+	src := cfg.Source
+	if src == "" {
+		src = base(path)
+	}
+	for line := 1; ; line++ {
+		b, tooLong, err := readLine(br, maxLine)
+		if err == io.EOF && len(b) == 0 && !tooLong {
+			return nil
+		}
+		if err != nil && err != io.EOF {
+			return fmt.Errorf("%s:%d: %w", path, line, err)
+		}
+		if len(strings.TrimSpace(string(b))) == 0 && !tooLong {
+			if err == io.EOF {
+				return nil
+			}
+			continue
+		}
+		r := &Record{Bytes: int64(len(b))}
+		r.Doc.Source = src
+		r.Doc.Origin = path + ":" + strconv.Itoa(line)
+		if tooLong {
+			r.Problem, r.Detail = "line_too_long", fmt.Sprintf("line longer than input.max_line_bytes = %d", maxLine)
+		} else {
+			parseJSONRecord(b, cfg, html, r)
+		}
+		if r.Doc.ID == "" {
+			r.Doc.ID = r.Doc.Origin
+		}
+		if e := emit(r); e != nil {
+			return e
+		}
+		if err == io.EOF {
+			return nil
+		}
+	}
+}
+
+// readLine reads one line without the newline; a line longer than max is
+// consumed and reported with tooLong.
+func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) {
+	var buf []byte
+	for {
+		chunk, isPrefix, err := br.ReadLine()
+		if err != nil {
+			return buf, tooLong, err
+		}
+		if !tooLong {
+			if len(buf)+len(chunk) > max {
+				tooLong, buf = true, buf[:0]
+			} else {
+				buf = append(buf, chunk...)
+			}
+		}
+		if !isPrefix {
+			return buf, tooLong, nil
+		}
+	}
+}
+
+func parseJSONRecord(b []byte, cfg Config, html HTMLExtractor, r *Record) {
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		r.Problem, r.Detail = "malformed_json", err.Error()
+		r.Doc.Text = capBytes(strings.ToValidUTF8(string(b), "\uFFFD"), 1<<16)
+		return
+	}
+	str := func(field string) (string, bool) {
+		if field == "" {
+			return "", false
+		}
+		v, ok := m[field]
+		if !ok || v == nil {
+			return "", false
+		}
+		switch x := v.(type) {
+		case string:
+			return x, true
+		case float64:
+			return strconv.FormatFloat(x, 'f', -1, 64), true
+		case bool:
+			return strconv.FormatBool(x), true
+		}
+		j, _ := json.Marshal(v)
+		return string(j), true
+	}
+	r.Doc.ID, _ = str(cfg.IDField)
+	r.Doc.URL, _ = str(cfg.URLField)
+	r.Doc.Date, _ = str(cfg.DateField)
+	if cfg.HTMLField != "" {
+		if h, ok := str(cfg.HTMLField); ok {
+			setHTML(r, html, h)
+			return
+		}
+	}
+	text, ok := m[cfg.TextField].(string)
+	if !ok {
+		r.Problem = "missing_text"
+		r.Detail = fmt.Sprintf("no string field %q (set input.text_field)", cfg.TextField)
+		r.Doc.Text = capBytes(string(b), 1<<16)
+		return
+	}
+	r.Doc.Text = text
+}

@@ -1,0 +1,245 @@
+// Package recipes loads recipe files: strict YAML decoded onto a struct that
+// already holds every default, followed by `key=value` overrides, plus the
+// shipped recipes embedded in the binary so tools can use them by name.
+//
+// The loader is generic over any struct type with `yaml` field tags, so the
+// curation, pretraining and post-training tools share it. Strictness means:
+// unknown keys, duplicate keys, values of the wrong type (a float for an
+// integer field, a number for a string field, a scalar for a list) and
+// multi-document files are errors that name the line and column, such as
+//
+//	web.yaml: [7:3] unknown field "lerning_rate"
+//
+// A key missing from the file keeps its default, so a recipe only lists what
+// it changes.
+package recipes
+
+import (
+	"bytes"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path"
+	"reflect"
+	"slices"
+	"strings"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+//go:embed *.yaml
+var shipped embed.FS
+
+// Shipped lists the names (without .yaml) of the recipes embedded in the
+// binary, sorted.
+func Shipped() []string {
+	entries, err := fs.ReadDir(shipped, ".")
+	if err != nil {
+		return nil
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, strings.TrimSuffix(e.Name(), ".yaml"))
+	}
+	slices.Sort(names)
+	return names
+}
+
+// ReadShipped returns the text of a shipped recipe, by name with or without
+// the .yaml suffix.
+func ReadShipped(name string) ([]byte, error) {
+	name = strings.TrimSuffix(name, ".yaml")
+	data, err := shipped.ReadFile(name + ".yaml")
+	if err != nil {
+		return nil, fmt.Errorf("no shipped recipe %q (shipped: %s)", name, strings.Join(Shipped(), ", "))
+	}
+	return data, nil
+}
+
+// Resolve returns the text of a recipe and a name for messages: nameOrPath is
+// read from disk when such a file exists, otherwise it names a shipped recipe.
+func Resolve(nameOrPath string) (data []byte, source string, err error) {
+	if data, err := os.ReadFile(nameOrPath); err == nil {
+		return data, nameOrPath, nil
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return nil, "", fmt.Errorf("read recipe: %w", err)
+	}
+	if strings.ContainsRune(nameOrPath, os.PathSeparator) {
+		return nil, "", fmt.Errorf("recipe file %s does not exist (shipped recipes: %s)", nameOrPath, strings.Join(Shipped(), ", "))
+	}
+	data, err = ReadShipped(path.Base(nameOrPath))
+	if err != nil {
+		return nil, "", fmt.Errorf("recipe %q is neither a file nor a shipped recipe: %w", nameOrPath, err)
+	}
+	return data, "shipped:" + strings.TrimSuffix(path.Base(nameOrPath), ".yaml"), nil
+}
+
+// Load returns defaults with the recipe nameOrPath (a file, or a shipped
+// recipe's name; empty for none) decoded onto it and then each `key=value`
+// override applied in order.
+func Load[T any](nameOrPath string, defaults T, overrides []string) (T, error) {
+	cfg := defaults
+	if nameOrPath != "" {
+		data, source, err := Resolve(nameOrPath)
+		if err != nil {
+			return cfg, err
+		}
+		if err := Decode(data, source, &cfg); err != nil {
+			return cfg, err
+		}
+	}
+	for _, o := range overrides {
+		if err := Override(&cfg, o); err != nil {
+			return cfg, err
+		}
+	}
+	return cfg, nil
+}
+
+// Decode strictly decodes the YAML document data onto the struct that dst
+// points to. Keys absent from data keep the value dst already has. source
+// names the document in errors.
+func Decode(data []byte, source string, dst any) error {
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("recipes.Decode: destination must be a non-nil pointer, got %T", dst)
+	}
+	file, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return fmt.Errorf("%s: %s", source, yaml.FormatError(err, false, false))
+	}
+	var body ast.Node
+	for i, doc := range file.Docs {
+		if doc == nil || doc.Body == nil {
+			continue
+		}
+		if body != nil {
+			return fmt.Errorf("%s: document %d: a recipe holds exactly one YAML document; remove the extra '---' section", source, i+1)
+		}
+		body = doc.Body
+	}
+	if body == nil {
+		return nil // empty recipe: all defaults
+	}
+	if err := check(body, rv.Elem().Type(), ""); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	if err := yaml.NodeToValue(body, dst, yaml.Strict()); err != nil {
+		return fmt.Errorf("%s: %s", source, yaml.FormatError(err, false, false))
+	}
+	return nil
+}
+
+// Override applies one `dotted.key=value` assignment to the struct dst
+// points to. Keys are the YAML names (`filters.gopher.min_words=20`); map
+// entries are addressed by their key; the value is YAML (`langs=[en, fr]`,
+// `name="007"`) and must have the field's type.
+func Override(dst any, assignment string) error {
+	key, value, ok := strings.Cut(assignment, "=")
+	if !ok || key == "" {
+		return fmt.Errorf("override %q: want key=value, e.g. filters.gopher.min_words=20", assignment)
+	}
+	rv := reflect.ValueOf(dst)
+	if rv.Kind() != reflect.Pointer || rv.IsNil() {
+		return fmt.Errorf("recipes.Override: destination must be a non-nil pointer, got %T", dst)
+	}
+	field, setMap, err := lookup(rv.Elem(), strings.Split(key, "."), key)
+	if err != nil {
+		return fmt.Errorf("override %q: %w", assignment, err)
+	}
+	file, err := parser.ParseBytes([]byte(value), 0)
+	if err != nil {
+		return fmt.Errorf("override %q: value is not valid YAML: %s", assignment, yaml.FormatError(err, false, false))
+	}
+	var node ast.Node
+	if len(file.Docs) == 1 && file.Docs[0] != nil {
+		node = file.Docs[0].Body
+	}
+	if node == nil {
+		return fmt.Errorf("override %q: empty value; write key=null to clear a list or map, key=\"\" for an empty string", assignment)
+	}
+	if err := check(node, field.Type(), key); err != nil {
+		return fmt.Errorf("override %q: %w", assignment, err)
+	}
+	target := reflect.New(field.Type())
+	target.Elem().Set(field)
+	if err := yaml.NodeToValue(node, target.Interface(), yaml.Strict()); err != nil {
+		return fmt.Errorf("override %q: %s", assignment, yaml.FormatError(err, false, false))
+	}
+	if setMap != nil {
+		setMap(target.Elem())
+	} else {
+		field.Set(target.Elem())
+	}
+	return nil
+}
+
+// lookup finds the settable value named by path below v. For a map entry it
+// returns a copy and a function that stores the new value into the map.
+func lookup(v reflect.Value, path []string, full string) (reflect.Value, func(reflect.Value), error) {
+	for i, name := range path {
+		for v.Kind() == reflect.Pointer {
+			if v.IsNil() {
+				v.Set(reflect.New(v.Type().Elem()))
+			}
+			v = v.Elem()
+		}
+		switch v.Kind() {
+		case reflect.Struct:
+			f, ok := fieldByYAMLName(v, name)
+			if !ok {
+				return reflect.Value{}, nil, fmt.Errorf("unknown field %q in %q (known: %s)", name, full, strings.Join(fieldNames(v.Type()), ", "))
+			}
+			v = f
+		case reflect.Map:
+			if v.Type().Key().Kind() != reflect.String {
+				return reflect.Value{}, nil, fmt.Errorf("%q: map keys are not strings", full)
+			}
+			if v.IsNil() {
+				v.Set(reflect.MakeMap(v.Type()))
+			}
+			m, k := v, reflect.ValueOf(name).Convert(v.Type().Key())
+			cur := reflect.New(v.Type().Elem()).Elem()
+			if old := m.MapIndex(k); old.IsValid() {
+				cur.Set(old)
+			}
+			if i == len(path)-1 {
+				return cur, func(nv reflect.Value) { m.SetMapIndex(k, nv) }, nil
+			}
+			// Nested below a map entry: edit a copy, then store it back.
+			inner, set, err := lookup(cur, path[i+1:], full)
+			if err != nil {
+				return reflect.Value{}, nil, err
+			}
+			return inner, func(nv reflect.Value) {
+				if set != nil {
+					set(nv)
+				} else {
+					inner.Set(nv)
+				}
+				m.SetMapIndex(k, cur)
+			}, nil
+		default:
+			return reflect.Value{}, nil, fmt.Errorf("%q: %q is not a field of a mapping (it has type %s)", full, name, v.Type())
+		}
+	}
+	return v, nil, nil
+}
+
+// Marshal renders a recipe struct as YAML (for saving the resolved recipe
+// with a run). Decoding the result gives the same struct back.
+func Marshal(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf, yaml.Indent(2), yaml.IndentSequence(true))
+	if err := enc.Encode(v); err != nil {
+		return nil, fmt.Errorf("encode recipe: %w", err)
+	}
+	if err := enc.Close(); err != nil {
+		return nil, fmt.Errorf("encode recipe: %w", err)
+	}
+	return buf.Bytes(), nil
+}

@@ -2,12 +2,12 @@ package tokenizer
 
 import (
 	"os"
-	"syscall"
-	"time"
 	"path/filepath"
 	"runtime"
 	"sort"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // benchProse returns up to n bytes of English prose from the corpora.

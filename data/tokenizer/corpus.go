@@ -1,0 +1,245 @@
+package tokenizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+)
+
+// Corpus streams text to a function in chunks. A chunk boundary never
+// changes pre-tokenization: chunks are cut only where a pre-token must end
+// (see cutPoint), so counting the pieces of each chunk equals counting the
+// pieces of the whole text. fn must not keep the slice.
+type Corpus interface {
+	Each(ctx context.Context, fn func(chunk []byte) error) error
+}
+
+// chunkSize is the target chunk size when streaming a text; maxChunk the
+// size at which a chunk with no safe cut point is cut anyway (only
+// pathological input: 16 MiB without a line break followed by a
+// non-space, and without a letter followed by punctuation).
+const (
+	chunkSize = 1 << 20
+	maxChunk  = 16 << 20
+)
+
+// isASCIISpace reports whether c is an ASCII byte of \s.
+func isASCIISpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
+
+// cutPoint returns the largest p in (0, len(b)) at which a pre-token
+// boundary is certain whatever follows b[p], or -1. Two kinds qualify:
+// after a line break followed by an ASCII non-space (the whitespace or
+// punctuation piece must end at the line break, and nothing can extend a
+// piece across it), and after an ASCII letter followed by ASCII punctuation
+// or a digit (a letter run ends there and no piece starting before it
+// can continue).
+func cutPoint(b []byte) int {
+	fallback := -1
+	for p := len(b) - 1; p > 0; p-- {
+		c, prev := b[p], b[p-1]
+		if c >= 0x80 || isASCIISpace(c) {
+			continue
+		}
+		if prev == '\n' || prev == '\r' {
+			return p
+		}
+		if fallback < 0 && asciiClass[c&0x7f] != clsLetter && prev < 0x80 && asciiClass[prev] == clsLetter {
+			fallback = p
+		}
+	}
+	return fallback
+}
+
+// readerCorpus streams one reader.
+type readerCorpus struct {
+	name string
+	open func() (io.ReadCloser, error)
+}
+
+// TextFile is a Corpus of one text file, streamed.
+func TextFile(path string) Corpus {
+	return readerCorpus{name: path, open: func() (io.ReadCloser, error) { return os.Open(path) }}
+}
+
+// ReaderCorpus is a Corpus of one stream (stdin, say); it can be read once.
+func ReaderCorpus(name string, r io.Reader) Corpus {
+	return readerCorpus{name: name, open: func() (io.ReadCloser, error) { return io.NopCloser(r), nil }}
+}
+
+func (c readerCorpus) Each(ctx context.Context, fn func([]byte) error) error {
+	r, err := c.open()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	buf := make([]byte, 0, 2*chunkSize)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if cap(buf)-len(buf) < chunkSize {
+			nb := make([]byte, len(buf), 2*cap(buf))
+			copy(nb, buf)
+			buf = nb
+		}
+		n, rerr := io.ReadFull(r, buf[len(buf):len(buf)+chunkSize])
+		buf = buf[:len(buf)+n]
+		if rerr == io.EOF || rerr == io.ErrUnexpectedEOF {
+			if len(buf) > 0 {
+				return fn(buf)
+			}
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("read %s: %w", c.name, rerr)
+		}
+		p := cutPoint(buf)
+		if p < 0 && len(buf) < maxChunk {
+			continue // read more before cutting
+		}
+		if p < 0 {
+			p = len(buf)
+		}
+		if err := fn(buf[:p]); err != nil {
+			return err
+		}
+		rest := copy(buf, buf[p:])
+		buf = buf[:rest]
+	}
+}
+
+// parquetCorpus streams the string column "text" of Parquet files, one
+// document (row) per chunk.
+type parquetCorpus struct{ path string }
+
+// ParquetFile is a Corpus of the "text" column of a Parquet file (the
+// docs-*.parquet shards of the curation stage); each row is a document.
+func ParquetFile(path string) Corpus { return parquetCorpus{path} }
+
+func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) error {
+	f, err := os.Open(c.path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("%s: not a readable Parquet file: %w", c.path, err)
+	}
+	leaf, ok := pf.Schema().Lookup("text")
+	if !ok {
+		return fmt.Errorf("%s: no column \"text\" (columns: %v); tokenizer training reads the string column \"text\"", c.path, pf.Schema().Columns())
+	}
+	if leaf.MaxRepetitionLevel > 0 {
+		return fmt.Errorf("%s: column \"text\" is repeated; want one string per row", c.path)
+	}
+	vals := make([]parquet.Value, 256)
+	row := int64(0)
+	for g, rg := range pf.RowGroups() {
+		pages := rg.ColumnChunks()[leaf.ColumnIndex].Pages()
+		err := func() error {
+			defer pages.Close()
+			for {
+				page, err := pages.ReadPage()
+				if errors.Is(err, io.EOF) {
+					return nil
+				}
+				if err != nil {
+					return fmt.Errorf("%s: row group %d, near row %d: %w", c.path, g, row, err)
+				}
+				vr := page.Values()
+				for {
+					n, err := vr.ReadValues(vals)
+					for _, v := range vals[:n] {
+						row++
+						if v.IsNull() {
+							continue
+						}
+						if err := fn(v.ByteArray()); err != nil {
+							parquet.Release(page)
+							return err
+						}
+					}
+					if errors.Is(err, io.EOF) {
+						break
+					}
+					if err != nil {
+						parquet.Release(page)
+						return fmt.Errorf("%s: row group %d, near row %d: %w", c.path, g, row, err)
+					}
+				}
+				parquet.Release(page)
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+			}
+		}()
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenCorpus maps command-line inputs to corpora: "-" is standard input,
+// a directory stands for its docs-*.parquet files (or, if none, its *.txt
+// files), a *.parquet file is read as Parquet, anything else as text.
+// Glob patterns are expanded.
+func OpenCorpus(inputs []string, stdin io.Reader) ([]Corpus, error) {
+	var out []Corpus
+	for _, in := range inputs {
+		if in == "-" {
+			out = append(out, ReaderCorpus("stdin", stdin))
+			continue
+		}
+		paths := []string{in}
+		if strings.ContainsAny(in, "*?[") {
+			m, err := filepath.Glob(in)
+			if err != nil {
+				return nil, fmt.Errorf("input %q: %w", in, err)
+			}
+			if len(m) == 0 {
+				return nil, fmt.Errorf("input %q matches no file", in)
+			}
+			paths = m
+		}
+		for _, p := range paths {
+			st, err := os.Stat(p)
+			if err != nil {
+				return nil, fmt.Errorf("input: %w", err)
+			}
+			if st.IsDir() {
+				m, _ := filepath.Glob(filepath.Join(p, "docs-*.parquet"))
+				if len(m) == 0 {
+					m, _ = filepath.Glob(filepath.Join(p, "*.txt"))
+				}
+				if len(m) == 0 {
+					return nil, fmt.Errorf("input directory %s has no docs-*.parquet or *.txt files", p)
+				}
+				for _, f := range m {
+					out = append(out, fileCorpus(f))
+				}
+				continue
+			}
+			out = append(out, fileCorpus(p))
+		}
+	}
+	return out, nil
+}
+
+func fileCorpus(p string) Corpus {
+	if strings.HasSuffix(p, ".parquet") {
+		return ParquetFile(p)
+	}
+	return TextFile(p)
+}

@@ -1,6 +1,8 @@
 package tokenizer
 
 import (
+	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -80,5 +82,36 @@ func cpuTime() time.Duration {
 func reportCPU(b *testing.B, cpu0 time.Duration, n int) {
 	if d := cpuTime() - cpu0; d > 0 {
 		b.ReportMetric(float64(n)*float64(b.N)/1e6/d.Seconds(), "MB/cpu-s")
+	}
+}
+
+func benchEncodeParallel(b *testing.B, text []byte) {
+	tok := loadRef(b)
+	b.SetBytes(int64(len(text)))
+	workers := runtime.GOMAXPROCS(0)
+	for b.Loop() {
+		if _, err := tok.EncodeParallel(context.Background(), text, false, workers); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(workers), "workers")
+}
+
+func BenchmarkEncodeParallelProse(b *testing.B)    { benchEncodeParallel(b, benchProse(b, 8<<20)) }
+func BenchmarkEncodeParallelGoSource(b *testing.B) { benchEncodeParallel(b, goSource(b, 8<<20)) }
+
+// BenchmarkTrain8192 trains an 8,192-id vocabulary on 20 MB of mixed
+// English prose and Go source.
+func BenchmarkTrain8192(b *testing.B) {
+	text := append(benchProse(b, 14<<20), goSource(b, 6<<20)...)
+	b.SetBytes(int64(len(text)))
+	for b.Loop() {
+		tok, err := Train(context.Background(), []Corpus{ReaderCorpus("bench", bytes.NewReader(text))}, TrainOptions{VocabSize: 8192})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if tok.VocabSize() != 8192 {
+			b.Fatalf("vocab %d", tok.VocabSize())
+		}
 	}
 }

@@ -1,0 +1,149 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// benchShape is a GEMM problem of the model (config M: 2048 tokens =
+// batch 16 × seq 128, hidden 256, FFN 768) or a reference shape.
+type benchShape struct {
+	name           string
+	transA, transB bool
+	m, n, k        int
+	serial         bool // through GemmSerial
+}
+
+var benchShapes = []benchShape{
+	// Forward x·Wᵀ: [2048×256]·[768×256]ᵀ.
+	{"fwd_xWT_2048x768x256", false, true, 2048, 768, 256, false},
+	// Backward dX = dY·W: [2048×768]·[768×256].
+	{"bwd_dX_2048x256x768", false, false, 2048, 256, 768, false},
+	// Backward dW = dYᵀ·X: [768×2048]ᵀ… stored as dY [2048×768], X [2048×256].
+	{"bwd_dW_768x256x2048", true, false, 768, 256, 2048, false},
+	{"square_1024", false, false, 1024, 1024, 1024, false},
+	// Attention per head: scores Q·Kᵀ [128×32]·[128×32]ᵀ and P·V
+	// [128×128]·[128×32], one goroutine each.
+	{"attn_QKT_128x128x32_serial", false, true, 128, 128, 32, true},
+	{"attn_PV_128x32x128_serial", false, false, 128, 32, 128, true},
+}
+
+// benchBackends lists the backends every Gemm benchmark compares in one
+// run: the default (OpenBLAS in openblas builds), the best pure-Go one and
+// the portable scalar one.
+func benchBackends() []testBackend {
+	return []testBackend{
+		{"default", func() *CPU { return NewCPU(0) }},
+		{"go", func() *CPU { return NewCPUGo(0) }},
+		{"go-portable", func() *CPU { return newCPUPortable(0) }},
+	}
+}
+
+func BenchmarkGemm(b *testing.B) {
+	for _, be := range benchBackends() {
+		cpu := be.make()
+		for _, s := range benchShapes {
+			b.Run(be.name+"="+cpu.Name()+"/"+s.name, func(b *testing.B) {
+				rng := rand.New(rand.NewPCG(1, 1))
+				ar, ac := s.m, s.k
+				if s.transA {
+					ar, ac = s.k, s.m
+				}
+				br, bc := s.k, s.n
+				if s.transB {
+					br, bc = s.n, s.k
+				}
+				a, bm := randMatrix(rng, ar, ac, ac), randMatrix(rng, br, bc, bc)
+				c := make([]float32, s.m*s.n)
+				gemm := cpu.Gemm
+				if s.serial {
+					gemm = cpu.GemmSerial
+				}
+				b.ResetTimer()
+				for b.Loop() {
+					gemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, bm, bc, 0, c, s.n)
+				}
+				flops := 2 * float64(s.m) * float64(s.n) * float64(s.k)
+				b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+			})
+		}
+		cpu.Close()
+	}
+}
+
+// BenchmarkParallelDispatch measures the round trip of one Parallel call
+// with one tiny chunk per worker: the fixed cost the model pays ~100 times
+// per training step.
+func BenchmarkParallelDispatch(b *testing.B) {
+	cpu := NewCPU(0)
+	defer cpu.Close()
+	task := &nopTask{}
+	w := cpu.Workers()
+	b.ReportAllocs()
+	for b.Loop() {
+		cpu.Parallel(w, 1, task)
+	}
+}
+
+// expBenchInput is a softmax-like input: scores minus their maximum.
+func expBenchInput() []float32 {
+	rng := rand.New(rand.NewPCG(2, 2))
+	x := make([]float32, 4096)
+	for i := range x {
+		x[i] = -float32(rng.ExpFloat64() * 4)
+	}
+	return x
+}
+
+// BenchmarkExp compares ExpSlice, a loop over the scalar Exp and a loop
+// over float64 math.Exp, in ns per element.
+func BenchmarkExp(b *testing.B) {
+	x := expBenchInput()
+	dst := make([]float32, len(x))
+	run := func(name string, f func()) {
+		b.Run(name, func(b *testing.B) {
+			for b.Loop() {
+				f()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+		})
+	}
+	run("ExpSlice", func() { ExpSlice(dst, x) })
+	run("Exp", func() {
+		for i, v := range x {
+			dst[i] = Exp(v)
+		}
+	})
+	run("math.Exp", func() {
+		for i, v := range x {
+			dst[i] = float32(math.Exp(float64(v)))
+		}
+	})
+}
+
+// BenchmarkVector measures the vector helpers on a hidden-size-like row
+// (ns per element).
+func BenchmarkVector(b *testing.B) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	x, y := vecInput(rng, 4096, 1), vecInput(rng, 4096, 1)
+	var sink float32
+	for _, c := range []struct {
+		name string
+		f    func()
+	}{
+		{"Dot", func() { sink += Dot(x, y) }},
+		{"Sum", func() { sink += Sum(x) }},
+		{"MaxSlice", func() { sink += MaxSlice(x) }},
+		{"Axpy", func() { Axpy(1e-3, x, y) }},
+		{"Scale", func() { Scale(0.999, y) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				c.f()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(len(x)), "ns/elem")
+		})
+	}
+	_ = sink
+}

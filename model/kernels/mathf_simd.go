@@ -1,0 +1,177 @@
+//go:build goexperiment.simd && amd64
+
+package kernels
+
+import (
+	"math"
+	"simd/archsimd"
+)
+
+// The vector helpers use 16-lane AVX-512 registers when the CPU has
+// AVX-512 and report false otherwise, so the caller falls back to the
+// portable loops.
+
+// expVec is Exp on 16 lanes in float32 with FMA: x = n·ln2 + r by a
+// two-constant Cody–Waite reduction, e**r by the degree-7 Taylor
+// polynomial in Horner form, and VSCALEFPS for r·2**n, which rounds once
+// and so gives +Inf on overflow and correctly rounded subnormals and 0 on
+// underflow. Inputs are clamped to [expLo, expHi] first (that maps ±Inf
+// to +Inf and 0); NaN lanes pass through.
+func expVec(x archsimd.Float32x16) archsimd.Float32x16 {
+	const (
+		log2e = 1.44269504088896341
+		// ln2Hi is ln2 rounded to float32; ln2Lo the rest (negative).
+		ln2Hi = 0.69314718246459961
+		ln2Lo = -1.904654323148236e-09
+	)
+	notNaN := x.Equal(x)
+	xc := x.Max(archsimd.BroadcastFloat32x16(expLo)).Min(archsimd.BroadcastFloat32x16(expHi))
+	n := xc.Mul(archsimd.BroadcastFloat32x16(log2e)).RoundToEvenScaled(0)
+	r := n.MulAdd(archsimd.BroadcastFloat32x16(-ln2Hi), xc)
+	r = n.MulAdd(archsimd.BroadcastFloat32x16(-ln2Lo), r)
+	p := archsimd.BroadcastFloat32x16(1.0 / 5040)
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x16(1.0/720))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x16(1.0/120))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x16(1.0/24))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x16(1.0/6))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x16(0.5))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x16(1))
+	p = p.MulAdd(r, archsimd.BroadcastFloat32x16(1))
+	return p.Scale(n).Merge(x, notNaN)
+}
+
+func expSliceSIMD(dst, src []float32) bool {
+	if !archsimd.X86.AVX512() {
+		return false
+	}
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+16 <= len(src); i += 16 {
+		expVec(archsimd.LoadFloat32x16Slice(src[i : i+16])).StoreSlice(dst[i : i+16])
+	}
+	if i < len(src) {
+		expVec(archsimd.LoadFloat32x16SlicePart(src[i:])).StoreSlicePart(dst[i:])
+	}
+	return true
+}
+
+// hsum adds the 16 lanes of v.
+func hsum(v archsimd.Float32x16) float32 {
+	var t [16]float32
+	v.Store(&t)
+	var s [4]float32
+	for i := range 4 {
+		s[i] = (t[i] + t[i+4]) + (t[i+8] + t[i+12])
+	}
+	return (s[0] + s[1]) + (s[2] + s[3])
+}
+
+func dotSIMD(a, b []float32) (float32, bool) {
+	if !archsimd.X86.AVX512() {
+		return 0, false
+	}
+	b = b[:len(a)]
+	var s0, s1, s2, s3 archsimd.Float32x16
+	i := 0
+	for ; i+64 <= len(a); i += 64 {
+		s0 = archsimd.LoadFloat32x16Slice(a[i:i+16]).MulAdd(archsimd.LoadFloat32x16Slice(b[i:i+16]), s0)
+		s1 = archsimd.LoadFloat32x16Slice(a[i+16:i+32]).MulAdd(archsimd.LoadFloat32x16Slice(b[i+16:i+32]), s1)
+		s2 = archsimd.LoadFloat32x16Slice(a[i+32:i+48]).MulAdd(archsimd.LoadFloat32x16Slice(b[i+32:i+48]), s2)
+		s3 = archsimd.LoadFloat32x16Slice(a[i+48:i+64]).MulAdd(archsimd.LoadFloat32x16Slice(b[i+48:i+64]), s3)
+	}
+	for ; i+16 <= len(a); i += 16 {
+		s0 = archsimd.LoadFloat32x16Slice(a[i:i+16]).MulAdd(archsimd.LoadFloat32x16Slice(b[i:i+16]), s0)
+	}
+	if i < len(a) {
+		s1 = archsimd.LoadFloat32x16SlicePart(a[i:]).MulAdd(archsimd.LoadFloat32x16SlicePart(b[i:]), s1)
+	}
+	return hsum(s0.Add(s1).Add(s2.Add(s3))), true
+}
+
+func axpySIMD(alpha float32, x, y []float32) bool {
+	if !archsimd.X86.AVX512() {
+		return false
+	}
+	y = y[:len(x)]
+	va := archsimd.BroadcastFloat32x16(alpha)
+	i := 0
+	for ; i+32 <= len(x); i += 32 {
+		y0 := archsimd.LoadFloat32x16Slice(y[i : i+16])
+		y1 := archsimd.LoadFloat32x16Slice(y[i+16 : i+32])
+		archsimd.LoadFloat32x16Slice(x[i:i+16]).MulAdd(va, y0).StoreSlice(y[i : i+16])
+		archsimd.LoadFloat32x16Slice(x[i+16:i+32]).MulAdd(va, y1).StoreSlice(y[i+16 : i+32])
+	}
+	for ; i+16 <= len(x); i += 16 {
+		y0 := archsimd.LoadFloat32x16Slice(y[i : i+16])
+		archsimd.LoadFloat32x16Slice(x[i:i+16]).MulAdd(va, y0).StoreSlice(y[i : i+16])
+	}
+	if i < len(x) {
+		y0 := archsimd.LoadFloat32x16SlicePart(y[i:])
+		archsimd.LoadFloat32x16SlicePart(x[i:]).MulAdd(va, y0).StoreSlicePart(y[i:])
+	}
+	return true
+}
+
+func scaleSIMD(alpha float32, x []float32) bool {
+	if !archsimd.X86.AVX512() {
+		return false
+	}
+	va := archsimd.BroadcastFloat32x16(alpha)
+	i := 0
+	for ; i+16 <= len(x); i += 16 {
+		archsimd.LoadFloat32x16Slice(x[i : i+16]).Mul(va).StoreSlice(x[i : i+16])
+	}
+	if i < len(x) {
+		archsimd.LoadFloat32x16SlicePart(x[i:]).Mul(va).StoreSlicePart(x[i:])
+	}
+	return true
+}
+
+func sumSIMD(x []float32) (float32, bool) {
+	if !archsimd.X86.AVX512() {
+		return 0, false
+	}
+	var s0, s1, s2, s3 archsimd.Float32x16
+	i := 0
+	for ; i+64 <= len(x); i += 64 {
+		s0 = s0.Add(archsimd.LoadFloat32x16Slice(x[i : i+16]))
+		s1 = s1.Add(archsimd.LoadFloat32x16Slice(x[i+16 : i+32]))
+		s2 = s2.Add(archsimd.LoadFloat32x16Slice(x[i+32 : i+48]))
+		s3 = s3.Add(archsimd.LoadFloat32x16Slice(x[i+48 : i+64]))
+	}
+	for ; i+16 <= len(x); i += 16 {
+		s0 = s0.Add(archsimd.LoadFloat32x16Slice(x[i : i+16]))
+	}
+	if i < len(x) {
+		s1 = s1.Add(archsimd.LoadFloat32x16SlicePart(x[i:]))
+	}
+	return hsum(s0.Add(s1).Add(s2.Add(s3))), true
+}
+
+func maxSIMD(x []float32) (float32, bool) {
+	if !archsimd.X86.AVX512() {
+		return 0, false
+	}
+	if len(x) < 16 {
+		return maxGo(x), true
+	}
+	// v.Max(m) keeps m where v is NaN (VMAXPS returns its second source
+	// when either is NaN), so NaN elements are skipped; m never holds NaN.
+	ninf := archsimd.BroadcastFloat32x16(float32(math.Inf(-1)))
+	m0, m1 := ninf, ninf
+	i := 0
+	for ; i+32 <= len(x); i += 32 {
+		m0 = archsimd.LoadFloat32x16Slice(x[i : i+16]).Max(m0)
+		m1 = archsimd.LoadFloat32x16Slice(x[i+16 : i+32]).Max(m1)
+	}
+	for ; i+16 <= len(x); i += 16 {
+		m0 = archsimd.LoadFloat32x16Slice(x[i : i+16]).Max(m0)
+	}
+	// The tail overlaps the last full vector instead of padding.
+	if i < len(x) {
+		m1 = archsimd.LoadFloat32x16Slice(x[len(x)-16:]).Max(m1)
+	}
+	var t [16]float32
+	m0.Max(m1).Store(&t)
+	return maxGo(t[:]), true
+}

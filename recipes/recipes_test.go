@@ -1,0 +1,159 @@
+package recipes
+
+import (
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+type gopher struct {
+	MinWords int     `yaml:"min_words"`
+	MaxRatio float64 `yaml:"max_ratio"`
+}
+
+type testRecipe struct {
+	Name    string            `yaml:"name"`
+	LR      float64           `yaml:"learning_rate"`
+	Steps   int               `yaml:"steps"`
+	Enabled bool              `yaml:"enabled"`
+	Langs   []string          `yaml:"langs"`
+	Lists   map[string]string `yaml:"lists"`
+	Timeout time.Duration     `yaml:"timeout"`
+	Seed    uint64            `yaml:"seed"`
+	Filters struct {
+		Gopher gopher `yaml:"gopher"`
+	} `yaml:"filters"`
+}
+
+func defaults() testRecipe {
+	r := testRecipe{Name: "web", LR: 0.1, Steps: 10, Langs: []string{"en"}}
+	r.Filters.Gopher = gopher{MinWords: 50, MaxRatio: 0.1}
+	return r
+}
+
+func TestDecodeKeepsDefaults(t *testing.T) {
+	r := defaults()
+	err := Decode([]byte("steps: 20\nfilters:\n  gopher:\n    max_ratio: 0.2\ntimeout: 90s\n"), "r.yaml", &r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := defaults()
+	want.Steps, want.Filters.Gopher.MaxRatio, want.Timeout = 20, 0.2, 90*time.Second
+	if !reflect.DeepEqual(r, want) {
+		t.Fatalf("got %+v\nwant %+v", r, want)
+	}
+	// An empty file keeps every default.
+	r = defaults()
+	if err := Decode([]byte("# nothing\n"), "e.yaml", &r); err != nil || !reflect.DeepEqual(r, defaults()) {
+		t.Fatalf("empty recipe: %+v %v", r, err)
+	}
+}
+
+func TestDecodeErrors(t *testing.T) {
+	cases := []struct{ name, yaml, want string }{
+		{"unknown", "steps: 1\nfilters:\n  gopher:\n    min_words: 3\n  lerning_rate: 2\n", `r.yaml: [5:3] unknown field "lerning_rate"`},
+		{"duplicate", "steps: 1\nsteps: 2\n", "r.yaml: [2:1]"},
+		{"float for int", "steps: 1.5\n", `[1:8] "steps" wants an integer, got the number 1.5`},
+		{"string for float", "learning_rate: fast\n", `[1:16] "learning_rate" wants a number`},
+		{"number for string", "name: 12\n", `[1:7] "name" wants a string, got the integer 12; quote it`},
+		{"scalar for list", "langs: en\n", `[1:8] "langs" wants a list`},
+		{"list item type", "langs: [en, 3]\n", `"langs[1]" wants a string`},
+		{"scalar for struct", "filters: 3\n", `"filters" wants a mapping`},
+		{"negative uint", "seed: -1\n", `"seed": -1 does not fit in uint64`},
+		{"bool", "enabled: yes please\n", `"enabled" wants true or false`},
+		{"two documents", "steps: 1\n---\nsteps: 2\n", "exactly one YAML document"},
+		{"top-level list", "- a\n", "wants a mapping"},
+		{"alias", "name: &x a\nlangs: [*x]\n", "anchors, aliases"},
+		{"syntax", "steps: [1\n", "r.yaml:"},
+		{"overflow", "steps: 99999999999999999999\n", "r.yaml:"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := defaults()
+			err := Decode([]byte(c.yaml), "r.yaml", &r)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+func TestOverride(t *testing.T) {
+	r := defaults()
+	for _, o := range []string{"filters.gopher.min_words=20", "langs=[en, fr]", "name=\"007\"", "lists.en=words.txt", "enabled=true", "timeout=5m", "learning_rate=0.0003"} {
+		if err := Override(&r, o); err != nil {
+			t.Fatalf("%s: %v", o, err)
+		}
+	}
+	if r.Filters.Gopher.MinWords != 20 || r.Filters.Gopher.MaxRatio != 0.1 || !reflect.DeepEqual(r.Langs, []string{"en", "fr"}) ||
+		r.Name != "007" || r.Lists["en"] != "words.txt" || !r.Enabled || r.Timeout != 5*time.Minute || r.LR != 0.0003 {
+		t.Fatalf("overrides not applied: %+v", r)
+	}
+	for _, c := range []struct{ o, want string }{
+		{"filters.gopher.min_wrds=3", `unknown field "min_wrds"`},
+		{"steps=abc", `wants an integer`},
+		{"steps", "want key=value"},
+		{"steps=", "empty value"},
+		{"name.x=1", "not a field of a mapping"},
+	} {
+		if err := Override(&r, c.o); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("Override(%q) = %v, want %q", c.o, err, c.want)
+		}
+	}
+}
+
+func TestLoadRoundTrip(t *testing.T) {
+	r, err := Load("", defaults(), []string{"steps=7"})
+	if err != nil || r.Steps != 7 {
+		t.Fatalf("%+v %v", r, err)
+	}
+	b, err := Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back testRecipe
+	if err := Decode(b, "marshalled", &back); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if b2, _ := Marshal(back); string(b2) != string(b) {
+		t.Fatalf("round trip:\n%s\n%s", b2, b)
+	}
+	if _, err := Load("no-such-recipe", defaults(), nil); err == nil || !strings.Contains(err.Error(), "shipped") {
+		t.Fatalf("missing recipe: %v", err)
+	}
+}
+
+func TestShipped(t *testing.T) {
+	names := Shipped()
+	if len(names) == 0 {
+		t.Fatal("no shipped recipes")
+	}
+	for _, n := range names {
+		if _, src, err := Resolve(n); err != nil || src != "shipped:"+n {
+			t.Fatalf("%s: %s %v", n, src, err)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	for _, s := range []string{"steps: 1\n", "filters:\n  gopher:\n    min_words: 3\n", "langs: [a, b]\nlists: {a: b}\n",
+		"name: &a x\n", "---\n---\n", "steps: 1\nsteps: 2", "timeout: 1h\n", "{", "- - -", "seed: 18446744073709551615\n"} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := defaults()
+		if err := Decode(data, "fuzz.yaml", &r); err != nil {
+			return
+		}
+		b, err := Marshal(r)
+		if err != nil {
+			t.Fatalf("marshal: %v", err)
+		}
+		var back testRecipe
+		back = defaults()
+		if err := Decode(b, "again", &back); err != nil {
+			t.Fatalf("re-decode of %q: %v\n%s", data, err, b)
+		}
+	})
+}

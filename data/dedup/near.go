@@ -118,7 +118,7 @@ func WriteBands(ctx context.Context, sigFiles []string, outDir string, bands []i
 		}
 	}
 	cfg = cfg.withDefaults()
-	per := SpillConfig{TempDir: cfg.TempDir, MemoryBytes: max(cfg.MemoryBytes/int64(max(len(bands), 1)), 64<<10)}
+	per := SpillConfig{TempDir: cfg.TempDir, MemoryBytes: cfg.MemoryBytes / int64(max(len(bands), 1))}
 	sorters := make([]*sorter[bandRec], len(bands))
 	for i, b := range bands {
 		if b < 0 || b >= mc.Bands {
@@ -491,4 +491,81 @@ func NearDuplicates(ctx context.Context, docs []Doc, cfg MinHashConfig) ([]Remov
 		}
 	}
 	return u.removals(), nil
+}
+
+// BandsOf returns the bands that partition part of parts handles
+// (b % parts == part), for splitting stages 2 and 3 across workers.
+func BandsOf(part, parts, bands int) []int {
+	var out []int
+	for b := range bands {
+		if parts > 0 && b%parts == part {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// EdgeFileName is the name of band b's edge file in dir.
+func EdgeFileName(dir string, band int) string {
+	return filepath.Join(dir, fmt.Sprintf("edges-%03d.bin", band))
+}
+
+// FindBandEdges runs stages 2 and 3 for one partition: it writes the band
+// files of BandsOf(part, parts, Bands) into workDir, then their edge files
+// (EdgeFileName), and returns the edge file paths. cfg must hash like the
+// signature files (only Threshold and MaxCompare are taken from it).
+func FindBandEdges(ctx context.Context, sigFiles []string, workDir string, part, parts int, cfg MinHashConfig, spill SpillConfig) ([]string, EdgeStats, error) {
+	var total EdgeStats
+	if parts < 1 || part < 0 || part >= parts {
+		return nil, total, fmt.Errorf("dedup: partition %d of %d: want 0 ≤ part < parts", part, parts)
+	}
+	cfg = cfg.withDefaults()
+	var idx *SignatureIndex
+	var hashing MinHashConfig
+	if cfg.Threshold >= 0 {
+		var err error
+		if idx, err = OpenSignatureIndex(sigFiles); err != nil {
+			return nil, total, err
+		}
+		defer idx.Close()
+		hashing = idx.Config()
+	} else {
+		r, err := OpenSignatures(sigFiles[0])
+		if err != nil {
+			return nil, total, err
+		}
+		hashing = r.Config()
+		r.Close()
+	}
+	bands := BandsOf(part, parts, hashing.Bands)
+	if len(bands) == 0 {
+		return nil, total, nil
+	}
+	if err := WriteBands(ctx, sigFiles, workDir, bands, spill); err != nil {
+		return nil, total, err
+	}
+	var out []string
+	for _, b := range bands {
+		p := EdgeFileName(workDir, b)
+		st, err := FindEdges(ctx, BandFileName(workDir, b), idx, p, cfg)
+		if err != nil {
+			return nil, total, err
+		}
+		total.Buckets += st.Buckets
+		total.Candidates += st.Candidates
+		total.Compared += st.Compared
+		total.Edges += st.Edges
+		out = append(out, p)
+	}
+	return out, total, nil
+}
+
+// NearDuplicateFiles runs stages 2–4 in one process over signature files
+// and writes the removal file out (intermediate files go to workDir).
+func NearDuplicateFiles(ctx context.Context, sigFiles []string, workDir, out string, cfg MinHashConfig, spill SpillConfig) (ClusterStats, error) {
+	edges, _, err := FindBandEdges(ctx, sigFiles, workDir, 0, 1, cfg, spill)
+	if err != nil {
+		return ClusterStats{}, err
+	}
+	return ClusterEdges(ctx, edges, out)
 }

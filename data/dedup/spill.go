@@ -18,7 +18,7 @@ type SpillConfig struct {
 	// TempDir holds the sorted runs while a file is built; default os.TempDir().
 	TempDir string
 	// MemoryBytes is the record buffer size before a sorted run is spilled
-	// to TempDir; default 256 MiB, minimum 64 KiB.
+	// to TempDir; default 256 MiB, minimum 4 KiB.
 	MemoryBytes int64
 }
 
@@ -29,8 +29,8 @@ func (c SpillConfig) withDefaults() SpillConfig {
 	if c.MemoryBytes == 0 {
 		c.MemoryBytes = 256 << 20
 	}
-	if c.MemoryBytes < 64<<10 {
-		c.MemoryBytes = 64 << 10
+	if c.MemoryBytes < 4<<10 {
+		c.MemoryBytes = 4 << 10
 	}
 	return c
 }

@@ -108,7 +108,11 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
-	resolved, err := recipes.Marshal(cfg)
+	// The saved recipe and its hash leave out where the output goes and
+	// how many goroutines work: they do not change the data.
+	content := cfg
+	content.Output.Dir, content.Workers = "", 0
+	resolved, err := recipes.Marshal(content)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const corpora = "../../../shared/testdata/corpora"
+
+// buildCurate compiles the command once per test binary.
+func buildCurate(t *testing.T) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "curate")
+	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// writeInput writes n JSONL files of real text (KJV chapters) with
+// planted duplicates, URLs and dates.
+func writeInput(t *testing.T, dir string, files int) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(corpora, "kjv.txt"))
+	if err != nil {
+		t.Skipf("reference corpora not present: %v", err)
+	}
+	chapters := strings.Split(string(b), "\n\n")
+	k := 0
+	for f := range files {
+		var buf bytes.Buffer
+		for i := range 120 {
+			text := chapters[k%len(chapters)]
+			k++
+			if i%10 == 3 {
+				text = chapters[(k+len(chapters)-5)%len(chapters)] // exact duplicate of an earlier one
+			}
+			line, _ := json.Marshal(map[string]string{"id": fmt.Sprintf("f%d-%d", f, i), "text": text,
+				"url": fmt.Sprintf("https://example.test/%d", k%50), "date": fmt.Sprintf("2024-01-%02d", 1+k%28)})
+			buf.Write(line)
+			buf.WriteByte('\n')
+		}
+		buf.WriteString("{not json\n")
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("in-%02d.jsonl", f)), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+var resultFiles = []string{"docs-*.parquet", "removed/removed-*.parquet", "stats.json", "recipe.yaml"}
+
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	m := map[string][]byte{}
+	for _, pat := range resultFiles {
+		files, _ := filepath.Glob(filepath.Join(dir, pat))
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rel, _ := filepath.Rel(dir, f)
+			m[rel] = b
+		}
+	}
+	return m
+}
+
+func sameFiles(t *testing.T, a, b map[string][]byte, what string) {
+	t.Helper()
+	if len(a) == 0 || len(a) != len(b) {
+		t.Fatalf("%s: %d files vs %d", what, len(a), len(b))
+	}
+	for name, data := range a {
+		if !bytes.Equal(data, b[name]) {
+			t.Fatalf("%s: %s differs", what, name)
+		}
+	}
+}
+
+// TestCrashResumeIdentical runs the binary three ways — uninterrupted,
+// failing after 2 units then rerun, and killed with SIGKILL mid-run then
+// rerun — and requires byte-identical outputs.
+func TestCrashResumeIdentical(t *testing.T) {
+	bin := buildCurate(t)
+	in := t.TempDir()
+	writeInput(t, in, 6)
+	args := func(out string, extra ...string) []string {
+		flags := append([]string{"-recipe", "curate_web", "-out", out}, extra...)
+		return append(flags, "input.paths=["+in+"]", "stages=[normalize, url_dedup, exact_dedup, line_dedup, gopher, minhash]")
+	}
+	root := "/tmp/crt"; os.RemoveAll(root); os.MkdirAll(root,0o755)
+	clean, crashed, killed := filepath.Join(root, "clean"), filepath.Join(root, "crashed"), filepath.Join(root, "killed")
+	if out, err := exec.Command(bin, args(clean)...).CombinedOutput(); err != nil {
+		t.Fatalf("clean run: %v\n%s", err, out)
+	}
+	want := snapshot(t, clean)
+
+	out, err := exec.Command(bin, args(crashed, "-fail-after-units", "2")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "injected failure") {
+		t.Fatalf("injected failure did not fail: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(bin, args(crashed)...).CombinedOutput(); err != nil {
+		t.Fatalf("rerun: %v\n%s", err, out)
+	}
+	sameFiles(t, want, snapshot(t, crashed), "rerun after injected failure")
+
+	// SIGKILL once the first unit of some pass is on disk.
+	cmd := exec.Command(bin, args(killed)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if m, _ := filepath.Glob(filepath.Join(killed, "work", "pass*", "stats-*.json")); len(m) > 0 {
+			break
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if out, err := exec.Command(bin, args(killed)...).CombinedOutput(); err != nil {
+		t.Fatalf("rerun after kill: %v\n%s", err, out)
+	}
+	sameFiles(t, want, snapshot(t, killed), "rerun after SIGKILL")
+
+	// A different recipe in the same directory is refused.
+	out, err = exec.Command(bin, append(args(clean), "filters.gopher.min_words=20")...).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "different recipe") {
+		t.Fatalf("recipe change not refused: %v\n%s", err, out)
+	}
+}
+
+// TestCLIRecipeErrors: strict recipe errors and overrides reach the user.
+func TestCLIRecipeErrors(t *testing.T) {
+	bin := buildCurate(t)
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "bad.yaml")
+	os.WriteFile(bad, []byte("stages: [normalize]\nfilters:\n  gopher:\n    min_words: 20\n  lerning_rate: 3\n"), 0o644)
+	out, _ := exec.Command(bin, "-recipe", bad, "-out", dir).CombinedOutput()
+	if !strings.Contains(string(out), `[5:3] unknown field "lerning_rate"`) {
+		t.Fatalf("unknown field not reported with position:\n%s", out)
+	}
+	out, err := exec.Command(bin, "-recipe", "curate_web", "-print-defaults", "filters.gopher.min_words=20").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "min_words: 20") {
+		t.Fatalf("override not in resolved recipe: %v\n%s", err, out)
+	}
+	out, _ = exec.Command(bin, "-recipe", "curate_web", "-out", dir, "filters.gopher.min_words=many").CombinedOutput()
+	if !strings.Contains(string(out), `"filters.gopher.min_words" wants an integer`) {
+		t.Fatalf("bad override value:\n%s", out)
+	}
+}
+
+// TestTrainClassifierHamSpam trains the quality classifier on part of the
+// SpamAssassin mails through the CLI and requires held-out AUC ≥ 0.95.
+func TestTrainClassifierHamSpam(t *testing.T) {
+	if _, err := os.Stat(corpora); err != nil {
+		t.Skipf("reference corpora not present: %v", err)
+	}
+	bin := buildCurate(t)
+	model := filepath.Join(t.TempDir(), "q.model")
+	out, err := exec.Command(bin, "train-classifier", "-class", "ham="+corpora+"/spamassassin/ham", "-class", "spam="+corpora+"/spamassassin/spam",
+		"-holdout", "0.3", "-buckets", "65536", "-out", model).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var auc, acc float64
+	for _, line := range strings.Split(string(out), "\n") {
+		fmt.Sscanf(line, "held-out AUC (ham vs rest) %f", &auc)
+		fmt.Sscanf(line, "held-out accuracy %f", &acc)
+	}
+	t.Logf("%s", out)
+	if auc < 0.95 {
+		t.Fatalf("held-out AUC %.4f < 0.95", auc)
+	}
+	if _, err := os.Stat(model); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -98,7 +98,9 @@ func TestCrashResumeIdentical(t *testing.T) {
 		flags := append([]string{"-recipe", "curate_web", "-out", out}, extra...)
 		return append(flags, "input.paths=["+in+"]", "stages=[normalize, url_dedup, exact_dedup, line_dedup, gopher, minhash]")
 	}
-	root := "/tmp/crt"; os.RemoveAll(root); os.MkdirAll(root,0o755)
+	root := "/tmp/crt"
+	os.RemoveAll(root)
+	os.MkdirAll(root, 0o755)
 	clean, crashed, killed := filepath.Join(root, "clean"), filepath.Join(root, "crashed"), filepath.Join(root, "killed")
 	if out, err := exec.Command(bin, args(clean)...).CombinedOutput(); err != nil {
 		t.Fatalf("clean run: %v\n%s", err, out)

@@ -115,3 +115,13 @@ func BenchmarkTrain8192(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkLoadRef reads the 9 MB reference tokenizer.json.
+func BenchmarkLoadRef(b *testing.B) {
+	needRef(b)
+	for b.Loop() {
+		if _, err := Load(refDir); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -121,11 +121,7 @@ func ParseHF(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 		return nil, fmt.Errorf("%s: model.vocab: %w", TokenizerFile, err)
 	}
 	s.tokens = vocab
-	byText := make(map[string]int32, len(vocab))
-	for id, tok := range vocab {
-		byText[byteLevelEncode(tok)] = int32(id)
-	}
-	s.merges, err = parseMerges(m.Merges, byText)
+	s.merges, err = parseMerges(m.Merges, newTokTable(vocab))
 	if err != nil {
 		return nil, fmt.Errorf("%s: model.merges: %w", TokenizerFile, err)
 	}
@@ -315,6 +311,114 @@ func parseVocab(raw json.RawMessage) ([][]byte, error) {
 	if isNull(raw) {
 		return nil, errors.New("missing")
 	}
+	if tokens, ok := scanVocab(raw); ok {
+		return tokens, nil
+	}
+	return parseVocabSlow(raw)
+}
+
+// scanVocab is a fast path for a well-formed vocabulary object of plain
+// "token": id entries with dense, unique ids and unique tokens. It reports
+// false for anything else, which parseVocabSlow then reads (or explains).
+func scanVocab(raw []byte) ([][]byte, bool) {
+	i := 0
+	ws := func() {
+		for i < len(raw) && (raw[i] == ' ' || raw[i] == '\n' || raw[i] == '\t' || raw[i] == '\r') {
+			i++
+		}
+	}
+	ws()
+	if i >= len(raw) || raw[i] != '{' {
+		return nil, false
+	}
+	i++
+	var tokens [][]byte
+	for {
+		ws()
+		if i < len(raw) && raw[i] == '}' && len(tokens) == 0 {
+			break
+		}
+		if i >= len(raw) || raw[i] != '"' {
+			return nil, false
+		}
+		start := i
+		i++
+		escaped := false
+		for i < len(raw) && raw[i] != '"' {
+			if raw[i] == '\\' {
+				escaped = true
+				i++
+			}
+			i++
+		}
+		if i >= len(raw) {
+			return nil, false
+		}
+		i++
+		var key string
+		if escaped {
+			if err := json.Unmarshal(raw[start:i], &key); err != nil {
+				return nil, false
+			}
+		} else {
+			key = string(raw[start+1 : i-1])
+		}
+		ws()
+		if i >= len(raw) || raw[i] != ':' {
+			return nil, false
+		}
+		i++
+		ws()
+		id := 0
+		digits := 0
+		for i < len(raw) && raw[i] >= '0' && raw[i] <= '9' && digits < 10 {
+			id = id*10 + int(raw[i]-'0')
+			i++
+			digits++
+		}
+		if digits == 0 || id >= len(raw) {
+			return nil, false
+		}
+		for len(tokens) <= id {
+			tokens = append(tokens, nil)
+		}
+		if tokens[id] != nil {
+			return nil, false
+		}
+		b, err := byteLevelDecode(key)
+		if err != nil || len(b) == 0 {
+			return nil, false
+		}
+		tokens[id] = b
+		ws()
+		if i < len(raw) && raw[i] == ',' {
+			i++
+			continue
+		}
+		if i < len(raw) && raw[i] == '}' {
+			break
+		}
+		return nil, false
+	}
+	i++
+	ws()
+	if i != len(raw) {
+		return nil, false
+	}
+	seen := emptyTokTable(len(tokens))
+	for id, t := range tokens {
+		if t == nil {
+			return nil, false
+		}
+		if _, dup := seen.get(t); dup {
+			return nil, false
+		}
+		seen.insert(t, int32(id))
+	}
+	return tokens, true
+}
+
+func parseVocabSlow(raw json.RawMessage) ([][]byte, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -379,7 +483,7 @@ func parseVocab(raw json.RawMessage) ([][]byte, error) {
 
 // parseMerges reads model.merges in either form tokenizers writes: "a b"
 // strings or ["a", "b"] pairs.
-func parseMerges(raw json.RawMessage, byText map[string]int32) ([]Merge, error) {
+func parseMerges(raw json.RawMessage, vocab *tokTable) ([]Merge, error) {
 	if isNull(raw) {
 		return nil, nil
 	}
@@ -398,9 +502,16 @@ func parseMerges(raw json.RawMessage, byText map[string]int32) ([]Merge, error) 
 		return nil, fmt.Errorf("want a list of \"a b\" strings or [a, b] pairs: %w", err)
 	}
 	merges := make([]Merge, len(pairs))
+	lookup := func(s string) (int32, bool) {
+		b, err := byteLevelDecode(s)
+		if err != nil {
+			return 0, false
+		}
+		return vocab.get(b)
+	}
 	for i, p := range pairs {
-		l, ok1 := byText[p[0]]
-		r, ok2 := byText[p[1]]
+		l, ok1 := lookup(p[0])
+		r, ok2 := lookup(p[1])
 		if !ok1 || !ok2 {
 			return nil, fmt.Errorf("merge %d (%q, %q) uses a token that is not in the vocabulary", i, p[0], p[1])
 		}

@@ -82,7 +82,7 @@ func build(s spec) (*Tokenizer, error) {
 		return nil, fmt.Errorf("vocabulary of %d tokens is too large", n)
 	}
 	t := &Tokenizer{numBPE: n, ignoreMerges: s.ignoreMerges, cfg: s.cfg}
-	vocab := make(map[string]int32, n) // for validation; the encoder uses the faster tokTable
+	vocab := emptyTokTable(n)
 	for i := range t.byteID {
 		t.byteID[i] = -1
 	}
@@ -90,10 +90,10 @@ func build(s spec) (*Tokenizer, error) {
 		if len(tok) == 0 {
 			return nil, fmt.Errorf("token %d is empty", id)
 		}
-		if prev, dup := vocab[string(tok)]; dup {
+		if prev, dup := vocab.get(tok); dup {
 			return nil, fmt.Errorf("duplicate token %q: ids %d and %d", tok, prev, id)
 		}
-		vocab[string(tok)] = int32(id)
+		vocab.insert(tok, int32(id))
 		if len(tok) == 1 {
 			t.byteID[tok[0]] = int32(id)
 		}
@@ -105,18 +105,19 @@ func build(s spec) (*Tokenizer, error) {
 	}
 	t.tokens = make([][]byte, n, n+len(s.specials))
 	copy(t.tokens, s.tokens)
-	t.vocab = newTokTable(s.tokens)
+	t.vocab = vocab
 	t.special = make([]bool, n, n+len(s.specials))
 
 	t.pairs = newPairTable(len(s.merges))
 	t.merges = s.merges
 	t.mergePrio = make([]uint32, len(s.merges))
+	var cat []byte
 	for i, m := range s.merges {
 		if m.Left < 0 || int(m.Left) >= n || m.Right < 0 || int(m.Right) >= n {
 			return nil, fmt.Errorf("merge %d (%d, %d) refers to an id outside the vocabulary of %d tokens", i, m.Left, m.Right, n)
 		}
-		cat := string(s.tokens[m.Left]) + string(s.tokens[m.Right])
-		res, ok := vocab[cat]
+		cat = append(append(cat[:0], s.tokens[m.Left]...), s.tokens[m.Right]...)
+		res, ok := vocab.get(cat)
 		if !ok {
 			return nil, fmt.Errorf("merge %d (%q, %q) gives %q, which is not in the vocabulary", i, s.tokens[m.Left], s.tokens[m.Right], cat)
 		}
@@ -149,7 +150,7 @@ func build(s spec) (*Tokenizer, error) {
 			}
 			t.special[st.id] = true
 		case int(st.id) == len(t.tokens):
-			if prev, clash := vocab[st.content]; clash {
+			if prev, clash := vocab.get([]byte(st.content)); clash {
 				return nil, fmt.Errorf("special token %q (id %d) duplicates vocabulary token %d", st.content, st.id, prev)
 			}
 			t.tokens = append(t.tokens, []byte(st.content))

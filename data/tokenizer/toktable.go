@@ -65,12 +65,17 @@ func tokHash(p []byte, w0, w1 uint64) uint64 {
 	return mix(h)
 }
 
-func newTokTable(tokens [][]byte) *tokTable {
+// emptyTokTable returns a table with room for n tokens.
+func emptyTokTable(n int) *tokTable {
 	size := 16
-	for size < 2*len(tokens) {
+	for size < 2*n {
 		size <<= 1
 	}
-	t := &tokTable{ents: make([]tokEnt, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
+	return &tokTable{ents: make([]tokEnt, size), shift: uint(64 - bits.TrailingZeros(uint(size)))}
+}
+
+func newTokTable(tokens [][]byte) *tokTable {
+	t := emptyTokTable(len(tokens))
 	for id, tok := range tokens {
 		t.insert(tok, int32(id))
 	}

@@ -213,8 +213,9 @@ func (m *Model) forward(f []int32, g *grad) {
 	clear(g.hidden)
 	for _, r := range f {
 		row := m.in[int(r)*d : int(r)*d+d]
+		h := g.hidden[:len(row)]
 		for j, v := range row {
-			g.hidden[j] += v
+			h[j] += v
 		}
 	}
 	if len(f) > 0 {
@@ -285,8 +286,9 @@ func (m *Model) Probs(text string) []float64 {
 	hidden := make([]float32, d)
 	n := newFeaturizer(m.cfg).each(text, func(r int) {
 		row := m.in[r*d : r*d+d]
+		h := hidden[:len(row)]
 		for j, v := range row {
-			hidden[j] += v
+			h[j] += v
 		}
 	})
 	if n > 0 {

@@ -114,20 +114,20 @@ func runStaged(t *testing.T, docs []Doc, cfg MinHashConfig, sigWorkers, bandWork
 		}
 		sigFiles = append(sigFiles, p)
 	}
-	var edgeFiles []string
-	for w := range bandWorkers * min(bandWorkers-1, 1) {
-		files, _, err := FindBandEdges(ctx, sigFiles, dir, w, bandWorkers, cfg, spill)
-		if err != nil {
-			t.Fatal(err)
-		}
-		edgeFiles = append(edgeFiles, files...)
-	}
 	out := filepath.Join(dir, "near-removed.bin")
 	var st ClusterStats
 	var err error
-	if bandWorkers == 1 {
+	if bandWorkers == 1 { // the one-process convenience
 		st, err = NearDuplicateFiles(ctx, sigFiles, t.TempDir(), out, cfg, spill)
-	} else {
+	} else { // partitions of bands, then one clustering step
+		var edgeFiles []string
+		for w := range bandWorkers {
+			files, _, err := FindBandEdges(ctx, sigFiles, dir, w, bandWorkers, cfg, spill)
+			if err != nil {
+				t.Fatal(err)
+			}
+			edgeFiles = append(edgeFiles, files...)
+		}
 		st, err = ClusterEdges(ctx, edgeFiles, out)
 	}
 	if err != nil {

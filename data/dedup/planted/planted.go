@@ -206,7 +206,7 @@ func kjvChapters(t string) []string {
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if line != "" && !strings.HasPrefix(line, " ") && cur.Len() > 0 {
+		if line != "" && !strings.HasPrefix(line, " ") && strings.TrimSpace(cur.String()) != "" {
 			out = append(out, strings.TrimSpace(cur.String()))
 			cur.Reset()
 		}

@@ -38,8 +38,8 @@ var noSpaceLangs = map[string]bool{"zh": true, "ja": true, "th": true}
 // Matcher finds listed terms in a text. It is safe for concurrent use.
 type Matcher struct {
 	lang      string
-	words     map[string]struct{} // single-word terms, lower case
-	phrases   map[string]struct{} // multi-word terms, words joined by one space
+	words     map[uint64]struct{} // hashes of single-word terms, lower case
+	phrases   map[uint64]struct{} // hashes of multi-word terms (phraseHash of their word hashes)
 	maxWords  int                 // longest phrase, in words
 	substr    []string            // terms matched as substrings (no-space scripts)
 	substring bool
@@ -82,7 +82,7 @@ func parse(lang string, data []byte, source string) (*Matcher, error) {
 
 // New builds a matcher from terms.
 func New(lang string, terms []string) *Matcher {
-	m := &Matcher{lang: lang, words: map[string]struct{}{}, phrases: map[string]struct{}{}, substring: noSpaceLangs[lang]}
+	m := &Matcher{lang: lang, words: map[uint64]struct{}{}, phrases: map[uint64]struct{}{}, substring: noSpaceLangs[lang]}
 	for _, t := range terms {
 		fields := strings.Fields(strings.ToLower(t))
 		switch {
@@ -90,9 +90,13 @@ func New(lang string, terms []string) *Matcher {
 		case m.substring:
 			m.substr = append(m.substr, strings.Join(fields, ""))
 		case len(fields) == 1:
-			m.words[fields[0]] = struct{}{}
+			m.words[wordHash(fields[0])] = struct{}{}
 		default:
-			m.phrases[strings.Join(fields, " ")] = struct{}{}
+			hs := make([]uint64, len(fields))
+			for i, f := range fields {
+				hs[i] = wordHash(f)
+			}
+			m.phrases[phraseHash(hs)] = struct{}{}
 			m.maxWords = max(m.maxWords, len(fields))
 		}
 	}
@@ -116,25 +120,51 @@ func (m *Matcher) Count(text string) (hits, words int) {
 		}
 		return hits, words
 	}
-	var window []string
-	for _, w := range strings.Fields(text) {
-		w = strings.TrimFunc(w, func(r rune) bool { return unicode.IsPunct(r) || unicode.IsSymbol(r) })
+	var window [16]uint64 // hashes of the last words (ring)
+	seen := 0
+	for i := 0; i < len(text); {
+		// Next whitespace-separated word.
+		for i < len(text) && isSpaceByte(text[i]) {
+			i++
+		}
+		start := i
+		for i < len(text) && !isSpaceByte(text[i]) {
+			if text[i] >= utf8.RuneSelf {
+				r, size := utf8.DecodeRuneInString(text[i:])
+				if unicode.IsSpace(r) {
+					break
+				}
+				i += size
+				continue
+			}
+			i++
+		}
+		if start == i {
+			if i < len(text) {
+				_, size := utf8.DecodeRuneInString(text[i:])
+				i += size
+			}
+			continue
+		}
+		w := strings.TrimFunc(text[start:i], isPunctOrSymbol)
 		if w == "" {
 			continue
 		}
 		words++
-		lw := lowerWord(w)
-		if _, ok := m.words[lw]; ok {
+		h := wordHash(w)
+		if _, ok := m.words[h]; ok {
 			hits++
 		}
 		if m.maxWords > 1 {
-			window = append(window, lw)
-			if len(window) > m.maxWords {
-				window = window[1:]
-			}
+			window[seen%len(window)] = h
+			seen++
 			// Phrases ending at this word.
-			for n := 2; n <= len(window); n++ {
-				if _, ok := m.phrases[strings.Join(window[len(window)-n:], " ")]; ok {
+			var hs [16]uint64
+			for n := 2; n <= min(m.maxWords, seen, len(window)); n++ {
+				for k := range n {
+					hs[k] = window[(seen-n+k)%len(window)]
+				}
+				if _, ok := m.phrases[phraseHash(hs[:n])]; ok {
 					hits++
 				}
 			}
@@ -143,15 +173,49 @@ func (m *Matcher) Count(text string) (hits, words int) {
 	return hits, words
 }
 
-// lowerWord lower-cases w, without allocating when it is already lower-case ASCII.
-func lowerWord(w string) string {
+func isSpaceByte(c byte) bool {
+	return c == ' ' || c == '\n' || c == '\t' || c == '\r' || c == '\v' || c == '\f'
+}
+
+func isPunctOrSymbol(r rune) bool {
+	if r < utf8.RuneSelf {
+		return r < '0' || (r > '9' && r < 'A') || (r > 'Z' && r < 'a') || (r > 'z' && r < 0x7f)
+	}
+	return unicode.IsPunct(r) || unicode.IsSymbol(r)
+}
+
+// wordHash is FNV-1a over the lower-cased word.
+func wordHash(w string) uint64 {
+	h := uint64(14695981039346656037)
 	for i := 0; i < len(w); i++ {
 		c := w[i]
-		if c >= utf8.RuneSelf || (c >= 'A' && c <= 'Z') {
-			return strings.ToLower(w)
+		if c >= utf8.RuneSelf {
+			for _, r := range strings.ToLower(w[i:]) {
+				var b [4]byte
+				n := utf8.EncodeRune(b[:], r)
+				for _, x := range b[:n] {
+					h ^= uint64(x)
+					h *= 1099511628211
+				}
+			}
+			return h
 		}
+		if c >= 'A' && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		h ^= uint64(c)
+		h *= 1099511628211
 	}
-	return w
+	return h
+}
+
+func phraseHash(hs []uint64) uint64 {
+	h := uint64(len(hs))
+	for _, x := range hs {
+		h ^= x + 0x9e3779b97f4a7c15 + (h << 6) + (h >> 2)
+		h *= 0xbf58476d1ce4e5b9
+	}
+	return h ^ h>>31
 }
 
 // Ratio returns hits / words (0 for an empty text).

@@ -23,8 +23,7 @@ type Analysis struct {
 	Words []string // whitespace-separated words
 
 	hashes []uint64
-	seen   map[uint64]struct{}
-	counts map[uint64]int32
+	tab    table
 }
 
 // Of analyses text, reusing a's buffers. It returns a for chaining; when
@@ -160,18 +159,8 @@ func mix(h, w uint64) uint64 {
 	return h ^ h>>31
 }
 
-func (a *Analysis) seenSet() map[uint64]struct{} {
-	if a.seen == nil {
-		a.seen = make(map[uint64]struct{}, 1024)
-	}
-	clear(a.seen)
-	return a.seen
-}
-
-func (a *Analysis) countMap() map[uint64]int32 {
-	if a.counts == nil {
-		a.counts = make(map[uint64]int32, 1024)
-	}
-	clear(a.counts)
-	return a.counts
+// freshTable returns the reusable table, emptied, sized for n keys.
+func (a *Analysis) freshTable(n int) *table {
+	a.tab.reset(n)
+	return &a.tab
 }

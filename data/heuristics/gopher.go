@@ -2,6 +2,7 @@ package heuristics
 
 import (
 	"strings"
+	"unicode/utf8"
 )
 
 // GopherQuality holds the Gopher (Rae et al. 2021) quality thresholds.
@@ -32,10 +33,14 @@ func DefaultGopherQuality() GopherQuality {
 // Check returns the rule that rejects the text analysed in a, or "".
 func (g GopherQuality) Check(a *Analysis) string {
 	nonSymbol, nonSymbolChars, alpha, symbols, stop := 0, 0, 0, 0, 0
+	maxStop := 0
+	for _, s := range g.StopWords {
+		maxStop = max(maxStop, len(s))
+	}
 	for _, w := range a.Words {
 		if !onlySymbols(w) {
 			nonSymbol++
-			nonSymbolChars += len([]rune(w))
+			nonSymbolChars += utf8.RuneCountInString(w)
 		}
 		if hasLetter(w) {
 			alpha++
@@ -43,10 +48,10 @@ func (g GopherQuality) Check(a *Analysis) string {
 		if w == "#" || strings.Contains(w, "...") || strings.Contains(w, "…") {
 			symbols++
 		}
-		if g.MinStopWords > 0 && len(w) <= 5 {
-			lw := strings.ToLower(trimPunct(w))
+		if g.MinStopWords > 0 && len(w) <= maxStop+4 {
+			lw := trimPunct(w)
 			for _, s := range g.StopWords {
-				if lw == s {
+				if strings.EqualFold(lw, s) {
 					stop++
 					break
 				}
@@ -210,15 +215,12 @@ func splitParagraphs(text string) []string {
 
 // duplicates counts the items equal to an earlier item and their bytes.
 func duplicates(a *Analysis, items []string) (dup, dupChars int) {
-	seen := a.seenSet()
+	seen := a.freshTable(len(items))
 	for _, it := range items {
-		h := hashWord(it)
-		if _, ok := seen[h]; ok {
+		if seen.inc(hashWord(it)) > 1 {
 			dup++
 			dupChars += len(it)
-			continue
 		}
-		seen[h] = struct{}{}
 	}
 	return dup, dupChars
 }
@@ -230,20 +232,17 @@ func topNGramChars(a *Analysis, n int) int {
 	if len(hs) < n {
 		return 0
 	}
-	counts := a.countMap()
-	best, bestCount, bestAt := uint64(0), int32(0), 0
+	counts := a.freshTable(len(hs))
+	bestCount, bestAt := int32(0), 0
 	for i := 0; i+n <= len(hs); i++ {
 		h := uint64(n)
 		for _, w := range hs[i : i+n] {
 			h = mix(h, w)
 		}
-		c := counts[h] + 1
-		counts[h] = c
-		if c > bestCount {
-			best, bestCount, bestAt = h, c, i
+		if c := counts.inc(h); c > bestCount {
+			bestCount, bestAt = c, i
 		}
 	}
-	_ = best
 	if bestCount < 2 {
 		return 0
 	}
@@ -259,21 +258,21 @@ func topNGramChars(a *Analysis, n int) int {
 // resumes after it (as in Gopher).
 func dupNGramChars(a *Analysis, n int) int {
 	hs := a.wordHashes()
-	seen := a.seenSet()
+	seen := a.freshTable(len(hs))
 	chars := 0
 	for i := 0; i+n <= len(hs); {
 		h := uint64(n)
 		for _, w := range hs[i : i+n] {
 			h = mix(h, w)
 		}
-		if _, ok := seen[h]; ok {
+		if seen.has(h) {
 			for _, w := range a.Words[i : i+n] {
 				chars += len(w)
 			}
 			i += n
 			continue
 		}
-		seen[h] = struct{}{}
+		seen.inc(h)
 		i++
 	}
 	return chars

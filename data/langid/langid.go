@@ -18,12 +18,12 @@ type Config struct {
 	Keep []string `yaml:"keep"`
 	// MinScore is the lowest confidence (0..1) to keep a document (default 0.5 — whatlanggo's confidence saturates near 1 for clear text).
 	MinScore float64 `yaml:"min_score"`
-	// SampleBytes bounds how much of a document is examined (default 4096).
+	// SampleBytes bounds how much of a document is examined (default 1024).
 	SampleBytes int `yaml:"sample_bytes"`
 }
 
 // Default keeps English with score ≥ 0.5.
-func Default() Config { return Config{Keep: []string{"en"}, MinScore: 0.5, SampleBytes: 4096} }
+func Default() Config { return Config{Keep: []string{"en"}, MinScore: 0.5, SampleBytes: 1024} }
 
 // Detect returns the language code ("" when unknown) and confidence of text.
 func Detect(text string, sampleBytes int) (lang string, score float64) {

@@ -17,7 +17,7 @@ const (
 // hotSize entries per scratch, which answers frequent words from the
 // processor's own cache instead of the vocabulary's multi-megabyte table.
 const (
-	hotBits = 13
+	hotBits = 14
 	hotSize = 1 << hotBits
 )
 

@@ -143,7 +143,7 @@ func compareJS(t *testing.T, node string, tok *Tokenizer, docs []string) {
 // encodes a few MB of mixed text exactly as herd does.
 func TestHFCompatJSReference(t *testing.T) {
 	node := needJS(t)
-	compareJS(t, node, loadRef(t), mixedDocs(t, 3<<20))
+	compareJS(t, node, loadRef(t), mixedDocs(t, 2<<20))
 }
 
 // TestHFCompatJSTrained trains a vocabulary with herd, writes it, and

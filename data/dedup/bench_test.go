@@ -1,6 +1,27 @@
 package dedup
 
-import "testing"
+import (
+	"syscall"
+	"testing"
+	"time"
+)
+
+// cpuSeconds is the process CPU time; MB per CPU second is steadier than
+// wall-clock MB/s on a machine shared with other jobs.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// perCPU reports MB per CPU second for b.N passes over n bytes since cpu0.
+func perCPU(b *testing.B, cpu0 float64, n int64) {
+	if d := cpuSeconds() - cpu0; d > 0 {
+		b.ReportMetric(float64(n)*float64(b.N)/1e6/d, "MB/cpu-s")
+	}
+}
 
 // benchTexts is real text from the planted corpus (mail bodies, KJV,
 // fortunes, Jargon File, Debian Reference, Devil's Dictionary).
@@ -20,6 +41,8 @@ func BenchmarkExactHash(b *testing.B) {
 	h := NewExactHasher(ExactConfig{})
 	b.SetBytes(n)
 	b.ResetTimer()
+	cpu0 := cpuSeconds()
+	defer func() { perCPU(b, cpu0, n) }()
 	for range b.N {
 		for _, t := range texts {
 			h.Key(t)
@@ -32,6 +55,8 @@ func BenchmarkLineDedup(b *testing.B) {
 	d := NewLineDedup(LineConfig{})
 	b.SetBytes(n)
 	b.ResetTimer()
+	cpu0 := cpuSeconds()
+	defer func() { perCPU(b, cpu0, n) }()
 	for range b.N {
 		d.Reset()
 		for _, t := range texts {
@@ -57,6 +82,8 @@ func BenchmarkMinHashSignature(b *testing.B) {
 			var sig []uint64
 			b.SetBytes(n)
 			b.ResetTimer()
+			cpu0 := cpuSeconds()
+			defer func() { perCPU(b, cpu0, n) }()
 			for range b.N {
 				for _, t := range texts {
 					sig, _ = mh.Signature(t, sig)
@@ -74,6 +101,8 @@ func BenchmarkNearDuplicates(b *testing.B) {
 	}
 	b.SetBytes(n)
 	b.ResetTimer()
+	cpu0 := cpuSeconds()
+	defer func() { perCPU(b, cpu0, n) }()
 	for range b.N {
 		if _, err := NearDuplicates(b.Context(), docs, MinHashConfig{}); err != nil {
 			b.Fatal(err)

@@ -185,17 +185,20 @@ func checkGemm(transA, transB bool, m, n, k int, a []float32, lda int, b []float
 	if m < 0 || n < 0 || k < 0 {
 		panic(fmt.Sprintf("kernels: Gemm: negative size m=%d n=%d k=%d", m, n, k))
 	}
-	ar, ac := m, k
-	if transA {
-		ar, ac = k, m
-	}
-	br, bc := k, n
-	if transB {
-		br, bc = n, k
-	}
+	ar, ac := storedShape(transA, m, k)
+	br, bc := storedShape(transB, k, n)
 	checkMatrix("A", ar, ac, a, lda)
 	checkMatrix("B", br, bc, b, ldb)
 	checkMatrix("C", m, n, c, ldc)
+}
+
+// storedShape returns the rows and columns of a matrix as stored, given
+// the shape of op(X) and whether op transposes.
+func storedShape(trans bool, rows, cols int) (int, int) {
+	if trans {
+		return cols, rows
+	}
+	return rows, cols
 }
 
 func checkMatrix(name string, rows, cols int, s []float32, ld int) {

@@ -13,11 +13,22 @@ const (
 	simdNR = 32
 )
 
+// AVX2 micro-kernel geometry: the same 4×2-vector tile with 8-float
+// vectors.
+const (
+	avx2MR = 4
+	avx2NR = 16
+)
+
 // newBestGoGemm returns the fastest pure-Go GEMM of this build: the
-// archsimd AVX-512 kernel when the CPU has AVX-512, else the portable one.
+// archsimd AVX-512 kernel when the CPU has AVX-512, the AVX2 one when it
+// has AVX2 and FMA, else the portable one.
 func newBestGoGemm() (*goGemm, string) {
-	if archsimd.X86.AVX512() {
+	switch {
+	case archsimd.X86.AVX512():
 		return newGoGemm(simdMR, simdNR, kernelAVX512), "cpu/go-simd"
+	case archsimd.X86.AVX2() && archsimd.X86.FMA():
+		return newGoGemm(avx2MR, avx2NR, kernelAVX2), "cpu/go-simd-avx2"
 	}
 	return newGoGemm(portableMR, portableNR, kernelPortable), "cpu/go"
 }
@@ -80,4 +91,52 @@ func updateRow16(c []float32, va, vb, v0, v1 archsimd.Float32x16) {
 	c1 := archsimd.LoadFloat32x16Slice(c[16:32])
 	v0.Mul(va).Add(c0.Mul(vb)).StoreSlice(c[0:16])
 	v1.Mul(va).Add(c1.Mul(vb)).StoreSlice(c[16:32])
+}
+
+// kernelAVX2 is the 4×16 micro-kernel on 8-float vectors (see
+// microKernel), for CPUs without AVX-512.
+func kernelAVX2(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32) {
+	var acc [8]archsimd.Float32x8
+	avx2Loop(kc, a, b, &acc)
+	va := archsimd.BroadcastFloat32x8(alpha)
+	vb := archsimd.BroadcastFloat32x8(beta)
+	for i := range avx2MR {
+		row := c[i*ldc : i*ldc+16]
+		v0, v1 := acc[2*i].Mul(va), acc[2*i+1].Mul(va)
+		if beta != 0 {
+			v0 = archsimd.LoadFloat32x8Slice(row[0:8]).MulAdd(vb, v0)
+			v1 = archsimd.LoadFloat32x8Slice(row[8:16]).MulAdd(vb, v1)
+		}
+		v0.StoreSlice(row[0:8])
+		v1.StoreSlice(row[8:16])
+	}
+}
+
+// avx2Loop is avx512Loop on 8-float vectors.
+//
+//go:noinline
+func avx2Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x8) {
+	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x8
+	a = a[:kc*avx2MR]
+	b = b[:kc*avx2NR]
+	for len(a) >= avx2MR && len(b) >= avx2NR {
+		b0 := archsimd.LoadFloat32x8Slice(b[0:8])
+		b1 := archsimd.LoadFloat32x8Slice(b[8:16])
+		x := archsimd.BroadcastFloat32x8(a[0])
+		c00 = x.MulAdd(b0, c00)
+		c01 = x.MulAdd(b1, c01)
+		x = archsimd.BroadcastFloat32x8(a[1])
+		c10 = x.MulAdd(b0, c10)
+		c11 = x.MulAdd(b1, c11)
+		x = archsimd.BroadcastFloat32x8(a[2])
+		c20 = x.MulAdd(b0, c20)
+		c21 = x.MulAdd(b1, c21)
+		x = archsimd.BroadcastFloat32x8(a[3])
+		c30 = x.MulAdd(b0, c30)
+		c31 = x.MulAdd(b1, c31)
+		a = a[avx2MR:]
+		b = b[avx2NR:]
+	}
+	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
+	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
 }

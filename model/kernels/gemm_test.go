@@ -20,14 +20,14 @@ type testBackend struct {
 // NewCPU (OpenBLAS in openblas builds), the best pure-Go one, and the
 // portable scalar one, with pools of several sizes.
 func testBackends() []testBackend {
-	return []testBackend{
+	return append([]testBackend{
 		{"NewCPU(2)", func() *CPU { return NewCPU(2) }},
 		{"NewCPU(3)", func() *CPU { return NewCPU(3) }},
 		{"NewCPU(1)", func() *CPU { return NewCPU(1) }},
 		{"NewCPUGo(2)", func() *CPU { return NewCPUGo(2) }},
 		{"NewCPUGo(4)", func() *CPU { return NewCPUGo(4) }},
 		{"portable(2)", func() *CPU { return newCPUPortable(2) }},
-	}
+	}, extraTestBackends()...)
 }
 
 // gemmCase is one GEMM problem; the matrices are generated from seed.
@@ -54,14 +54,8 @@ type gemmProblem struct {
 const sentinel = float32(-12345.5)
 
 func newProblem(tc gemmCase, rng *rand.Rand) gemmProblem {
-	ar, ac := tc.m, tc.k
-	if tc.transA {
-		ar, ac = tc.k, tc.m
-	}
-	br, bc := tc.k, tc.n
-	if tc.transB {
-		br, bc = tc.n, tc.k
-	}
+	ar, ac := storedShape(tc.transA, tc.m, tc.k)
+	br, bc := storedShape(tc.transB, tc.k, tc.n)
 	p := gemmProblem{lda: max(1, ac+tc.pad), ldb: max(1, bc+tc.pad), ldc: max(1, tc.n+tc.pad)}
 	p.a = randMatrix(rng, ar, ac, p.lda)
 	p.b = randMatrix(rng, br, bc, p.ldb)

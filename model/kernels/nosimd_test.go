@@ -1,0 +1,7 @@
+//go:build !(goexperiment.simd && amd64)
+
+package kernels
+
+// extraTestBackends lists kernels beyond those of testBackends; builds
+// without GOEXPERIMENT=simd have none.
+func extraTestBackends() []testBackend { return nil }

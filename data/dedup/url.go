@@ -12,7 +12,7 @@ import (
 
 // URLConfig controls URL normalization. The zero value is the default:
 // lowercase scheme and host, drop default ports, the fragment, a trailing
-// slash and tracking parameters (DefaultTrackingParams), resolve "." and
+// slash and tracking parameters (TrackingParams), resolve "." and
 // ".." path segments, sort the query parameters.
 type URLConfig struct {
 	// KeepTrackingParams keeps utm_* and the other tracking parameters.
@@ -26,9 +26,11 @@ type URLConfig struct {
 	KeepQueryOrder bool
 }
 
-// DefaultTrackingParams are the query keys dropped unless
+// TrackingParams returns the query keys dropped unless
 // URLConfig.KeepTrackingParams is set ("*" = prefix).
-var DefaultTrackingParams = []string{
+func TrackingParams() []string { return slices.Clone(trackingParams) }
+
+var trackingParams = []string{
 	"utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
 	"mc_cid", "mc_eid", "_ga", "_gl", "igshid", "_hsenc", "_hsmi", "mkt_tok", "oly_enc_id", "oly_anon_id",
 }
@@ -115,7 +117,7 @@ func isTracking(key string, cfg URLConfig) bool {
 		}
 		return false
 	}
-	return (!cfg.KeepTrackingParams && match(DefaultTrackingParams)) || match(cfg.ExtraTrackingParams)
+	return (!cfg.KeepTrackingParams && match(trackingParams)) || match(cfg.ExtraTrackingParams)
 }
 
 // URLKey hashes a normalized URL.

@@ -47,11 +47,73 @@ type Config struct {
 	EOSTokenID            any          `json:"eos_token_id,omitempty"`
 	InitializerRange      float64      `json:"initializer_range,omitempty"`
 	TorchDtype            string       `json:"torch_dtype,omitempty"`
+
+	// Extra holds config.json keys herd does not interpret (e.g.
+	// "use_cache", "pretraining_tp", a top-level
+	// "original_max_position_embeddings" that llama.cpp's converter reads),
+	// so that loading and saving a directory keeps them.
+	Extra map[string]json.RawMessage `json:"-"`
+}
+
+// configFields is Config without its JSON methods.
+type configFields Config
+
+// UnmarshalJSON decodes a config.json document, keeping unknown keys in Extra.
+func (c *Config) UnmarshalJSON(data []byte) error {
+	var f configFields
+	if err := json.Unmarshal(data, &f); err != nil {
+		return err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(data, &all); err != nil {
+		return err
+	}
+	known, err := json.Marshal(configFields{})
+	if err != nil {
+		return err
+	}
+	var knownKeys map[string]json.RawMessage
+	if err := json.Unmarshal(known, &knownKeys); err != nil {
+		return err
+	}
+	for k := range knownKeys {
+		delete(all, k)
+	}
+	for _, k := range []string{"architectures", "bos_token_id", "eos_token_id", "initializer_range", "torch_dtype"} {
+		delete(all, k) // omitempty fields absent from the zero value's encoding
+	}
+	f.Extra = nil
+	if len(all) > 0 {
+		f.Extra = all
+	}
+	*c = Config(f)
+	return nil
+}
+
+// MarshalJSON encodes the config with its Extra keys, sorted by name.
+func (c Config) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(configFields(c))
+	if err != nil || len(c.Extra) == 0 {
+		return b, err
+	}
+	var all map[string]json.RawMessage
+	if err := json.Unmarshal(b, &all); err != nil {
+		return nil, err
+	}
+	for k, v := range c.Extra {
+		if _, ok := all[k]; !ok {
+			all[k] = v
+		}
+	}
+	return json.Marshal(all)
 }
 
 // Normalize fills the fields that Hugging Face derives when they are absent
 // (head_dim, num_key_value_heads, model_type, hidden_act, architectures).
 func (c *Config) Normalize() {
+	if c.HeadDim == 0 && c.NumAttentionHeads > 0 && c.HiddenSize%c.NumAttentionHeads != 0 {
+		return // Validate reports it
+	}
 	if c.NumKeyValueHeads == 0 {
 		c.NumKeyValueHeads = c.NumAttentionHeads
 	}
@@ -99,8 +161,14 @@ func (c *Config) Validate() error {
 	pos("num_hidden_layers", c.NumHiddenLayers)
 	pos("num_attention_heads", c.NumAttentionHeads)
 	pos("num_key_value_heads", c.NumKeyValueHeads)
-	pos("head_dim", c.HeadDim)
 	pos("max_position_embeddings", c.MaxPositionEmbeddings)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if c.HeadDim == 0 && c.HiddenSize%c.NumAttentionHeads != 0 {
+		return fmt.Errorf("num_attention_heads (%d) must divide hidden_size (%d) when head_dim is not set", c.NumAttentionHeads, c.HiddenSize)
+	}
+	pos("head_dim", c.HeadDim)
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
@@ -112,14 +180,14 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s = %d is beyond the supported limit %d", name, v, limit))
 		}
 	}
+	if n := paramCount(c); n > maxParams {
+		errs = append(errs, fmt.Errorf("the configuration has %.3g parameters, beyond the supported %d", n, int64(maxParams)))
+	}
 	if c.NumAttentionHeads%c.NumKeyValueHeads != 0 {
 		errs = append(errs, fmt.Errorf("num_key_value_heads (%d) must divide num_attention_heads (%d)", c.NumKeyValueHeads, c.NumAttentionHeads))
 	}
 	if c.HeadDim%2 != 0 {
 		errs = append(errs, fmt.Errorf("head_dim must be even for rotary embeddings, got %d", c.HeadDim))
-	}
-	if c.HiddenSize%c.NumAttentionHeads != 0 && c.HeadDim == 0 {
-		errs = append(errs, fmt.Errorf("num_attention_heads (%d) must divide hidden_size (%d) when head_dim is not set", c.NumAttentionHeads, c.HiddenSize))
 	}
 	if !(c.RMSNormEps > 0) || math.IsInf(c.RMSNormEps, 0) {
 		errs = append(errs, fmt.Errorf("rms_norm_eps must be a positive number, got %v", c.RMSNormEps))
@@ -154,6 +222,24 @@ func (c *Config) Validate() error {
 		return errors.Join(errs...)
 	}
 	return nil
+}
+
+// maxParams bounds the parameter count a configuration may ask for, so a
+// hostile config.json cannot request an absurd allocation (2^36 float32
+// values = 256 GiB).
+const maxParams = 1 << 36
+
+// paramCount is the number of parameters, computed in float64 so that it
+// cannot overflow.
+func paramCount(c *Config) float64 {
+	C, F, V := float64(c.HiddenSize), float64(c.IntermediateSize), float64(c.VocabSize)
+	q, kv := float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
+	layer := 2*C + C*q + 2*C*kv + q*C + 3*C*F
+	n := V*C + float64(c.NumHiddenLayers)*layer + C
+	if !c.TieWordEmbeddings {
+		n += V * C
+	}
+	return n
 }
 
 // KVDim is the width of the key and value projections.

@@ -80,15 +80,24 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return tokenizer.Load(*dir)
 	}
-	openJSONL := func() (io.Reader, func(), error) {
+	// parseLoad parses the flags and loads -tokenizer.
+	parseLoad := func() (*tokenizer.Tokenizer, error) {
+		if err := parse(); err != nil {
+			return nil, err
+		}
+		return load()
+	}
+	// withJSONL runs fn on the -jsonl input.
+	withJSONL := func(fn func(io.Reader) error) error {
 		if *jsonl == "-" {
-			return stdin, func() {}, nil
+			return fn(stdin)
 		}
 		f, err := os.Open(*jsonl)
 		if err != nil {
-			return nil, nil, err
+			return err
 		}
-		return f, func() { f.Close() }, nil
+		defer f.Close()
+		return fn(f)
 	}
 	switch args[0] {
 	case "train":
@@ -125,20 +134,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 	case "encode":
 		special := fs.Bool("special", false, "recognise special-token texts such as <|eot_id|>")
-		if err := parse(); err != nil {
-			return err
-		}
-		tok, err := load()
+		tok, err := parseLoad()
 		if err != nil {
 			return err
 		}
 		if *jsonl != "" {
-			r, done, err := openJSONL()
-			if err != nil {
-				return err
-			}
-			defer done()
-			return tok.EncodeJSONL(ctx, r, stdout, *special, *workers)
+			return withJSONL(func(r io.Reader) error { return tok.EncodeJSONL(ctx, r, stdout, *special, *workers) })
 		}
 		text, err := io.ReadAll(stdin)
 		if err != nil {
@@ -164,28 +165,15 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		if err != nil {
 			return err
 		}
-		r, done, err := openJSONL()
-		if err != nil {
-			return err
-		}
-		defer done()
-		return tok.ChatJSONL(ctx, r, stdout, *masks, *workers)
+		return withJSONL(func(r io.Reader) error { return tok.ChatJSONL(ctx, r, stdout, *masks, *workers) })
 
 	case "decode":
-		if err := parse(); err != nil {
-			return err
-		}
-		tok, err := load()
+		tok, err := parseLoad()
 		if err != nil {
 			return err
 		}
 		if *jsonl != "" {
-			r, done, err := openJSONL()
-			if err != nil {
-				return err
-			}
-			defer done()
-			return tok.DecodeJSONL(ctx, r, stdout, *workers)
+			return withJSONL(func(r io.Reader) error { return tok.DecodeJSONL(ctx, r, stdout, *workers) })
 		}
 		var ids []int32
 		if err := json.NewDecoder(stdin).Decode(&ids); err != nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -64,22 +65,10 @@ func TestJSONLCommands(t *testing.T) {
 		var g, w struct{ IDs []int32 }
 		json.Unmarshal([]byte(lines[i]), &g)
 		json.Unmarshal([]byte(want[i]), &w)
-		if len(g.IDs) == 0 || !equal(g.IDs, w.IDs) {
+		if len(g.IDs) == 0 || !slices.Equal(g.IDs, w.IDs) {
 			t.Fatalf("chat line %d differs", i+1)
 		}
 	}
-}
-
-func equal(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestTrainCommand(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -31,7 +32,7 @@ func TestEncodeParallelMatchesSequential(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !equalIDs(got, want) {
+		if !slices.Equal(got, want) {
 			t.Fatalf("special=%v: parallel encoding differs (%d vs %d ids)", special, len(got), len(want))
 		}
 	}
@@ -41,7 +42,7 @@ func TestEncodeParallelMatchesSequential(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range texts {
-		if !equalIDs(got[i], tok.EncodeSpecial(texts[i])) {
+		if !slices.Equal(got[i], tok.EncodeSpecial(texts[i])) {
 			t.Fatalf("batch item %d differs", i)
 		}
 	}
@@ -71,7 +72,7 @@ func TestEncodeJSONL(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &got); err != nil {
 			t.Fatal(err)
 		}
-		if !equalIDs(got.IDs, cases[i%len(cases)].IDs) {
+		if !slices.Equal(got.IDs, cases[i%len(cases)].IDs) {
 			t.Fatalf("line %d: ids differ", i+1)
 		}
 	}
@@ -107,7 +108,7 @@ func TestChatAndDecodeJSONL(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &got); err != nil {
 			t.Fatal(err)
 		}
-		if !equalIDs(got.IDs, cases[i].IDs) || len(got.Target) != len(got.IDs) || len(got.Format) != len(got.IDs) {
+		if !slices.Equal(got.IDs, cases[i].IDs) || len(got.Target) != len(got.IDs) || len(got.Format) != len(got.IDs) {
 			t.Fatalf("case %d differs", i)
 		}
 		fmt.Fprintf(&idLines, "{\"ids\": %s}\n", appendIDs(nil, got.IDs))

@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -52,10 +53,10 @@ func TestChatCases(t *testing.T) {
 		if got.Text != c.Text {
 			t.Fatalf("case %d text:\n got %q\nwant %q", i, got.Text, c.Text)
 		}
-		if !equalIDs(got.IDs, c.IDs) {
+		if !slices.Equal(got.IDs, c.IDs) {
 			t.Fatalf("case %d ids:\n got %v\nwant %v", i, got.IDs, c.IDs)
 		}
-		if sp := tok.EncodeSpecial([]byte(c.Text)); !equalIDs(sp, c.IDs) {
+		if sp := tok.EncodeSpecial([]byte(c.Text)); !slices.Equal(sp, c.IDs) {
 			t.Fatalf("case %d: EncodeSpecial(text) differs from the reference ids", i)
 		}
 		if len(got.Target) != len(got.IDs) || len(got.Format) != len(got.IDs) {

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"testing"
 )
@@ -54,7 +55,7 @@ func TestEncodeCases(t *testing.T) {
 	bad := 0
 	for i, c := range cases {
 		got := tok.Encode([]byte(c.Text))
-		if !equalIDs(got, c.IDs) {
+		if !slices.Equal(got, c.IDs) {
 			bad++
 			if bad <= 5 {
 				t.Errorf("case %d %q:\n got %v\nwant %v", i, clipStr(c.Text), got, c.IDs)
@@ -69,18 +70,6 @@ func TestEncodeCases(t *testing.T) {
 		t.Fatalf("%d of %d cases differ", bad, len(cases))
 	}
 	t.Logf("%d of %d cases exact", len(cases), len(cases))
-}
-
-func equalIDs(a, b []int32) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func clipStr(s string) string {
@@ -101,7 +90,7 @@ func TestSpecialOnlyWhenAllowed(t *testing.T) {
 	}
 	sp := tok.EncodeSpecial(text)
 	want := []int32{64, 128009, 65, 128006}
-	if !equalIDs(sp, want) {
+	if !slices.Equal(sp, want) {
 		t.Fatalf("EncodeSpecial = %v, want %v", sp, want)
 	}
 	for _, ids := range [][]int32{plain, sp} {
@@ -132,7 +121,7 @@ func TestRoundTripRandomBytes(t *testing.T) {
 	sc := newScratch().(*scratch)
 	a := tok.mergeLinear(nil, long, sc)
 	h := tok.mergeHeap(nil, long, sc)
-	if !equalIDs(a, h) {
+	if !slices.Equal(a, h) {
 		t.Fatalf("heap merge %v != linear merge %v", h, a)
 	}
 }

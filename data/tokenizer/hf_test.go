@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -55,7 +56,7 @@ func TestTinyEncode(t *testing.T) {
 	tok := tinyTokenizer(t)
 	got := tok.Encode([]byte("the theme"))
 	want := []int32{257, 32, 257, 'm', 'e'} // (t,h) then (th,e) fire before (" ",th)
-	if !equalIDs(got, want) {
+	if !slices.Equal(got, want) {
 		t.Fatalf("Encode = %v, want %v", got, want)
 	}
 }
@@ -74,7 +75,7 @@ func TestWriteReadReference(t *testing.T) {
 	}
 	assertSameTokenizer(t, ref, back)
 	for i, c := range loadEncodeCases(t) {
-		if got := back.Encode([]byte(c.Text)); !equalIDs(got, c.IDs) {
+		if got := back.Encode([]byte(c.Text)); !slices.Equal(got, c.IDs) {
 			t.Fatalf("case %d differs after write/read", i)
 		}
 	}
@@ -129,7 +130,7 @@ func TestTiktokenReference(t *testing.T) {
 		t.Fatalf("vocab %d", tt.VocabSize())
 	}
 	for i, c := range loadEncodeCases(t) {
-		if got := tt.Encode([]byte(c.Text)); !equalIDs(got, c.IDs) {
+		if got := tt.Encode([]byte(c.Text)); !slices.Equal(got, c.IDs) {
 			t.Fatalf("case %d %q:\n got %v\nwant %v", i, clipStr(c.Text), got, c.IDs)
 		}
 	}
@@ -144,7 +145,7 @@ func TestTiktokenReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i, c := range loadEncodeCases(t) {
-		if got := back.Encode([]byte(c.Text)); !equalIDs(got, c.IDs) {
+		if got := back.Encode([]byte(c.Text)); !slices.Equal(got, c.IDs) {
 			t.Fatalf("case %d differs after tiktoken → tokenizer.json", i)
 		}
 	}

@@ -66,11 +66,10 @@ func (w *jsonWriter) addedToken(content string, id int, withID bool) {
 	w.WriteString(`, "single_word": false, "lstrip": false, "rstrip": false, "normalized": false, "special": true}`)
 }
 
-// MarshalHF returns the contents of tokenizer.json and
-// tokenizer_config.json.
-func (t *Tokenizer) MarshalHF() (tokenizerJSON, configJSON []byte, err error) {
-	w := newJSONWriter()
-	w.WriteString("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [")
+// addedTokens writes the special tokens, one per line: as a list of
+// AddedToken objects with ids (tokenizer.json) or, keyed, as an object from
+// id to AddedToken (tokenizer_config.json's added_tokens_decoder).
+func (w *jsonWriter) addedTokens(t *Tokenizer, keyed bool) {
 	first := true
 	for id, sp := range t.special {
 		if !sp {
@@ -81,8 +80,19 @@ func (t *Tokenizer) MarshalHF() (tokenizerJSON, configJSON []byte, err error) {
 		}
 		first = false
 		w.WriteString("\n    ")
-		w.addedToken(string(t.tokens[id]), id, true)
+		if keyed {
+			fmt.Fprintf(w, "\"%d\": ", id)
+		}
+		w.addedToken(string(t.tokens[id]), id, !keyed)
 	}
+}
+
+// MarshalHF returns the contents of tokenizer.json and
+// tokenizer_config.json.
+func (t *Tokenizer) MarshalHF() (tokenizerJSON, configJSON []byte, err error) {
+	w := newJSONWriter()
+	w.WriteString("{\n  \"version\": \"1.0\",\n  \"truncation\": null,\n  \"padding\": null,\n  \"added_tokens\": [")
+	w.addedTokens(t, false)
 	w.WriteString("\n  ],\n  \"normalizer\": null,\n")
 	w.WriteString(`  "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": `)
 	w.str(Pattern)
@@ -134,18 +144,7 @@ func (t *Tokenizer) MarshalHF() (tokenizerJSON, configJSON []byte, err error) {
 
 	w.Reset()
 	w.WriteString("{\n  \"added_tokens_decoder\": {")
-	first = true
-	for id, sp := range t.special {
-		if !sp {
-			continue
-		}
-		if !first {
-			w.WriteString(",")
-		}
-		first = false
-		fmt.Fprintf(w, "\n    \"%d\": ", id)
-		w.addedToken(string(t.tokens[id]), id, false)
-	}
+	w.addedTokens(t, true)
 	w.WriteString("\n  },\n")
 	if t.cfg.BOS != "" {
 		w.WriteString(`  "bos_token": `)

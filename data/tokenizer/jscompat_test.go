@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"unicode/utf8"
@@ -123,7 +124,7 @@ func compareJS(t *testing.T, node string, tok *Tokenizer, docs []string) {
 	total, ids := 0, 0
 	for i, d := range docs {
 		got := tok.EncodeSpecial([]byte(d))
-		if !equalIDs(got, js[i]) {
+		if !slices.Equal(got, js[i]) {
 			k := 0
 			for k < len(got) && k < len(js[i]) && got[k] == js[i][k] {
 				k++

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -254,7 +255,7 @@ func TestTrainedTokenizer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sp := back.EncodeSpecial([]byte(c.Text)); !equalIDs(sp, c.IDs) {
+	if sp := back.EncodeSpecial([]byte(c.Text)); !slices.Equal(sp, c.IDs) {
 		t.Fatalf("chat ids %v differ from EncodeSpecial(text) %v", c.IDs, sp)
 	}
 }

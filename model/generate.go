@@ -3,6 +3,8 @@ package model
 import (
 	"fmt"
 	"math"
+
+	"github.com/herdml/herd/model/kernels"
 )
 
 // Decoder runs incremental (KV-cached) inference for a fixed number of
@@ -196,21 +198,13 @@ func (t *decodeAttn) Run(lo, hi int) {
 			kh := h / G
 			q := d.q[r*QD+h*hd : r*QD+(h+1)*hd]
 			for j := range sc {
-				k := kc[j*KD+kh*hd : j*KD+(kh+1)*hd]
-				var s float32
-				for e, qv := range q {
-					s += qv * k[e]
-				}
-				sc[j] = s * scale
+				sc[j] = kernels.Dot(q, kc[j*KD+kh*hd:j*KD+(kh+1)*hd]) * scale
 			}
 			maskedSoftmax(sc, 0, npos)
 			out := d.att[r*QD+h*hd : r*QD+(h+1)*hd]
 			clear(out)
 			for j, pj := range sc {
-				v := vc[j*KD+kh*hd : j*KD+(kh+1)*hd]
-				for e := range out {
-					out[e] += pj * v[e]
-				}
+				kernels.Axpy(pj, vc[j*KD+kh*hd:j*KD+(kh+1)*hd], out)
 			}
 		}
 	}

@@ -1,9 +1,13 @@
 package model
 
-import "math"
+import (
+	"math"
+
+	"github.com/herdml/herd/model/kernels"
+)
 
 // expf is the float32 exponential used by the elementwise passes.
-func expf(x float32) float32 { return float32(math.Exp(float64(x))) }
+func expf(x float32) float32 { return kernels.Exp(x) }
 
 // The per-row passes of the model. Each is a small Task struct whose fields
 // are set before a Backend.Parallel call; the structs live in the model's

@@ -44,12 +44,15 @@ func kernelAVX512(kc int, a, b []float32, c []float32, ldc int, alpha, beta floa
 			acc[2*i].Mul(va).StoreSlice(row[0:16])
 			acc[2*i+1].Mul(va).StoreSlice(row[16:32])
 		}
-		return
+	} else {
+		vb := archsimd.BroadcastFloat32x16(beta)
+		for i := range simdMR {
+			updateRow16(c[i*ldc:i*ldc+32], va, vb, acc[2*i], acc[2*i+1])
+		}
 	}
-	vb := archsimd.BroadcastFloat32x16(beta)
-	for i := range simdMR {
-		updateRow16(c[i*ldc:i*ldc+32], va, vb, acc[2*i], acc[2*i+1])
-	}
+	// Leave the vector registers clean for the scalar SSE code that runs
+	// next (see hsumClear).
+	archsimd.ClearAVXUpperBits()
 }
 
 // avx512Loop accumulates the kc rank-1 updates of a 4×32 tile into acc
@@ -110,6 +113,7 @@ func kernelAVX2(kc int, a, b []float32, c []float32, ldc int, alpha, beta float3
 		v0.StoreSlice(row[0:8])
 		v1.StoreSlice(row[8:16])
 	}
+	archsimd.ClearAVXUpperBits()
 }
 
 // avx2Loop is avx512Loop on 8-float vectors.

@@ -52,13 +52,18 @@ func expSliceSIMD(dst, src []float32) bool {
 	if i < len(src) {
 		expVec(archsimd.LoadFloat32x16SlicePart(src[i:])).StoreSlicePart(dst[i:])
 	}
+	archsimd.ClearAVXUpperBits()
 	return true
 }
 
-// hsum adds the 16 lanes of v.
-func hsum(v archsimd.Float32x16) float32 {
+// hsumClear adds the 16 lanes of v. It also clears the upper halves of
+// the vector registers (VZEROUPPER): every function here does so before
+// returning, because the scalar SSE code Go generates runs several times
+// slower while they are dirty (measured 4× on math.Exp on Zen 4).
+func hsumClear(v archsimd.Float32x16) float32 {
 	var t [16]float32
 	v.Store(&t)
+	archsimd.ClearAVXUpperBits()
 	var s [4]float32
 	for i := range 4 {
 		s[i] = (t[i] + t[i+4]) + (t[i+8] + t[i+12])
@@ -85,7 +90,7 @@ func dotSIMD(a, b []float32) (float32, bool) {
 	if i < len(a) {
 		s1 = archsimd.LoadFloat32x16SlicePart(a[i:]).MulAdd(archsimd.LoadFloat32x16SlicePart(b[i:]), s1)
 	}
-	return hsum(s0.Add(s1).Add(s2.Add(s3))), true
+	return hsumClear(s0.Add(s1).Add(s2.Add(s3))), true
 }
 
 func axpySIMD(alpha float32, x, y []float32) bool {
@@ -109,6 +114,7 @@ func axpySIMD(alpha float32, x, y []float32) bool {
 		y0 := archsimd.LoadFloat32x16SlicePart(y[i:])
 		archsimd.LoadFloat32x16SlicePart(x[i:]).MulAdd(va, y0).StoreSlicePart(y[i:])
 	}
+	archsimd.ClearAVXUpperBits()
 	return true
 }
 
@@ -124,6 +130,7 @@ func scaleSIMD(alpha float32, x []float32) bool {
 	if i < len(x) {
 		archsimd.LoadFloat32x16SlicePart(x[i:]).Mul(va).StoreSlicePart(x[i:])
 	}
+	archsimd.ClearAVXUpperBits()
 	return true
 }
 
@@ -145,7 +152,7 @@ func sumSIMD(x []float32) (float32, bool) {
 	if i < len(x) {
 		s1 = s1.Add(archsimd.LoadFloat32x16SlicePart(x[i:]))
 	}
-	return hsum(s0.Add(s1).Add(s2.Add(s3))), true
+	return hsumClear(s0.Add(s1).Add(s2.Add(s3))), true
 }
 
 func maxSIMD(x []float32) (float32, bool) {
@@ -173,5 +180,6 @@ func maxSIMD(x []float32) (float32, bool) {
 	}
 	var t [16]float32
 	m0.Max(m1).Store(&t)
+	archsimd.ClearAVXUpperBits()
 	return maxGo(t[:]), true
 }

@@ -48,6 +48,8 @@ func (tc gemmCase) String() string {
 type gemmProblem struct {
 	a, b, c       []float32
 	lda, ldb, ldc int
+	want          []float32 // RefGemm's result
+	mag           []float32 // |alpha|·Σ|a||b| per element, for the error bound
 }
 
 // sentinel marks the padding of C; a GEMM must leave it untouched.
@@ -70,6 +72,18 @@ func newProblem(tc gemmCase, rng *rand.Rand) gemmProblem {
 			p.c[i] = float32(rng.NormFloat64())
 		}
 	}
+	p.want = append([]float32(nil), p.c...)
+	RefGemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, p.a, p.lda, p.b, p.ldb, tc.beta, p.want, p.ldc)
+	abs := func(s []float32) []float32 {
+		o := make([]float32, len(s))
+		for i, v := range s {
+			o[i] = float32(math.Abs(float64(v)))
+		}
+		return o
+	}
+	p.mag = make([]float32, len(p.c))
+	alpha := float32(math.Abs(float64(tc.alpha)))
+	RefGemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, alpha, abs(p.a), p.lda, abs(p.b), p.ldb, 0, p.mag, p.ldc)
 	return p
 }
 
@@ -92,18 +106,7 @@ func randMatrix(rng *rand.Rand, rows, cols, ld int) []float32 {
 // magnitude Σ|a||b|, plus the rounding of beta·C.
 func checkAgainstRef(t *testing.T, tc gemmCase, p gemmProblem, got []float32) {
 	t.Helper()
-	want := append([]float32(nil), p.c...)
-	RefGemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, p.a, p.lda, p.b, p.ldb, tc.beta, want, p.ldc)
-	// Σ|a||b| via RefGemm on absolute values.
-	abs := func(s []float32) []float32 {
-		o := make([]float32, len(s))
-		for i, v := range s {
-			o[i] = float32(math.Abs(float64(v)))
-		}
-		return o
-	}
-	mag := make([]float32, len(p.c))
-	RefGemm(tc.transA, tc.transB, tc.m, tc.n, tc.k, 1, abs(p.a), p.lda, abs(p.b), p.ldb, 0, mag, p.ldc)
+	want, mag := p.want, p.mag
 	const eps = 1.0 / (1 << 23)
 	bad := 0
 	for i := 0; i < tc.m; i++ {
@@ -115,7 +118,7 @@ func checkAgainstRef(t *testing.T, tc gemmCase, p gemmProblem, got []float32) {
 				}
 				continue
 			}
-			tol := eps * float64(tc.k+4) * math.Abs(float64(tc.alpha)) * float64(mag[idx])
+			tol := eps * float64(tc.k+4) * float64(mag[idx])
 			if tc.beta != 0 {
 				tol += eps * 4 * math.Abs(float64(tc.beta)*float64(p.c[idx]))
 			}
@@ -171,14 +174,17 @@ func gemmCases() []gemmCase {
 
 func TestGemmMatchesReference(t *testing.T) {
 	cases := gemmCases()
+	problems := make([]gemmProblem, len(cases))
+	for ci, tc := range cases {
+		problems[ci] = newProblem(tc, rand.New(rand.NewPCG(uint64(ci), 1)))
+	}
 	for _, tb := range testBackends() {
 		t.Run(tb.name, func(t *testing.T) {
 			cpu := tb.make()
 			defer cpu.Close()
 			for ci, tc := range cases {
+				p := problems[ci]
 				for _, serial := range []bool{false, true} {
-					rng := rand.New(rand.NewPCG(uint64(ci), 1))
-					p := newProblem(tc, rng)
 					got := append([]float32(nil), p.c...)
 					if serial {
 						cpu.GemmSerial(tc.transA, tc.transB, tc.m, tc.n, tc.k, tc.alpha, p.a, p.lda, p.b, p.ldb, tc.beta, got, p.ldc)

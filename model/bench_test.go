@@ -3,7 +3,9 @@ package model
 import (
 	"context"
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/herdml/herd/model/kernels"
 )
@@ -47,12 +49,14 @@ func BenchmarkTrainStepM(b *testing.B) {
 	}
 	flops := FLOPsPerToken(c, 128) * 16 * 128
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for range b.N {
 		m.Grads.Zero()
 		if _, err := m.ForwardBackward(batch); err != nil {
 			b.Fatal(err)
 		}
 	}
+	reportCPU(b, flops*float64(b.N), cpu0, be.Workers())
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	b.ReportMetric(float64(16*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
@@ -73,10 +77,31 @@ func BenchmarkGemmM(b *testing.B) {
 		w[i] = float32(i%5) * 0.1
 	}
 	b.ResetTimer()
+	cpu0 := processCPUTime()
 	for range b.N {
 		be.Gemm(false, true, M, N, K, 1, x, K, w, K, 0, y, N)
 	}
+	reportCPU(b, 2*M*N*K*float64(b.N), cpu0, be.Workers())
 	b.ReportMetric(2*M*N*K*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+}
+
+// processCPUTime is the user+system CPU time this process has used.
+func processCPUTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// reportCPU reports GFLOP per CPU-second of this process times the worker
+// count: on a shared, loaded machine wall-clock rates swing with other
+// processes, while this figure estimates the rate the workers would reach
+// with their cores to themselves.
+func reportCPU(b *testing.B, flops float64, cpu0 time.Duration, workers int) {
+	if s := (processCPUTime() - cpu0).Seconds(); s > 0 {
+		b.ReportMetric(flops/s/1e9*float64(workers), "GFLOP/s-cpu")
+	}
 }
 
 func benchGenerate(b *testing.B, batch int) {

@@ -157,3 +157,33 @@ func TestTrainStepAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per training step, want 0", allocs)
 	}
 }
+
+// TestDecodeStepAllocs checks that a KV-cache decoding step allocates
+// nothing once the decoder's scratch has grown.
+func TestDecodeStepAllocs(t *testing.T) {
+	c := tinyConfig(true, false)
+	be := kernels.NewCPU(2)
+	defer be.Close()
+	m, err := New(c, be)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(c, 1)
+	dec, err := m.NewDecoder(2, 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slots := []int{0, 1}
+	toks := [][]int32{{1}, {2}}
+	if _, err := dec.Step(slots, toks, false); err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(20, func() {
+		if _, err := dec.Step(slots, toks, false); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("%v allocations per decode step, want 0", allocs)
+	}
+}

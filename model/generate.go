@@ -16,6 +16,7 @@ type Decoder struct {
 	maxLen int
 	k, v   [][]float32 // per layer: [slot][maxLen][KD]
 	lens   []int
+	seen   []bool // per slot, scratch for Step's argument check
 
 	// scratch, grown on demand
 	n                 int
@@ -40,7 +41,7 @@ func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
 	if maxLen > c.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("decoder: maxLen %d exceeds max_position_embeddings %d", maxLen, c.MaxPositionEmbeddings)
 	}
-	d := &Decoder{m: m, slots: slots, maxLen: maxLen, lens: make([]int, slots)}
+	d := &Decoder{m: m, slots: slots, maxLen: maxLen, lens: make([]int, slots), seen: make([]bool, slots)}
 	kd := c.KVDim()
 	for range c.NumHiddenLayers {
 		d.k = append(d.k, make([]float32, slots*maxLen*kd))
@@ -85,15 +86,15 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		return nil, fmt.Errorf("decoder: %d slots for %d token lists", len(slots), len(tokens))
 	}
 	n := 0
-	seen := make(map[int]bool, len(slots))
+	clear(d.seen)
 	for i, s := range slots {
 		if s < 0 || s >= d.slots {
 			return nil, fmt.Errorf("decoder: slot %d out of range [0, %d)", s, d.slots)
 		}
-		if seen[s] {
+		if d.seen[s] {
 			return nil, fmt.Errorf("decoder: slot %d appears twice in one step", s)
 		}
-		seen[s] = true
+		d.seen[s] = true
 		if d.lens[s]+len(tokens[i]) > d.maxLen {
 			return nil, fmt.Errorf("decoder: slot %d would hold %d tokens, more than its %d", s, d.lens[s]+len(tokens[i]), d.maxLen)
 		}

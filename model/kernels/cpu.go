@@ -13,6 +13,16 @@ type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32,
 // openblas tag, a packed pure-Go kernel otherwise) that Gemm runs on every
 // worker by splitting C into blocks.
 //
+// The GEMM depends on the build:
+//
+//	go build -tags openblas                 "cpu/openblas"   (cgo + libopenblas-dev)
+//	GOEXPERIMENT=simd go build              "cpu/go-simd"    (simd/archsimd, AVX-512;
+//	                                         "cpu/go-simd-avx2" on AVX2-only CPUs)
+//	go build                                "cpu/go"         (portable scalar Go)
+//
+// NewCPUGo always uses the pure-Go kernel of the build. ExpSlice and the
+// vector helpers are vectorized only under GOEXPERIMENT=simd.
+//
 // A CPU is safe for use by several goroutines. Parallel and Gemm run one
 // job at a time on the pool; a call made while another is running (from a
 // second goroutine, or from inside a Task) runs on the calling goroutine

@@ -1,7 +1,11 @@
 # herd — build, test and demo targets.
 # OpenBLAS is used when its development files are installed (libopenblas-dev);
-# otherwise everything builds and runs on the pure-Go kernels.
+# otherwise everything builds and runs on the pure-Go kernels, vectorised
+# with Go's simd/archsimd (GOEXPERIMENT=simd).
 TAGS ?= $(shell pkg-config --exists openblas 2>/dev/null && echo openblas)
+ifeq ($(TAGS),)
+export GOEXPERIMENT ?= simd
+endif
 GO ?= go
 GOFLAGS_TAGS = $(if $(TAGS),-tags '$(TAGS)',)
 

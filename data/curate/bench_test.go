@@ -51,6 +51,7 @@ func BenchmarkStage(b *testing.B) {
 		{"exact_hash", nil},
 		{"minhash_signature", nil},
 		{"norm+heuristics+dirty+exact", []string{StageNormalize, StageGopher, StageGopherRepetition, StageFineWeb, StageDirtyWords}},
+		{"norm+heuristics+c4+dirty+exact", []string{StageNormalize, StageGopher, StageGopherRepetition, StageC4, StageFineWeb, StageDirtyWords}},
 	}
 	for _, g := range groups {
 		b.Run(g.name, func(b *testing.B) {
@@ -73,11 +74,12 @@ func BenchmarkStage(b *testing.B) {
 			for range b.N {
 				for _, t := range texts {
 					d := document.Doc{Text: t, Lang: "en"}
+					s.an.Reset()
 					for _, fn := range fns {
 						fn(&d, s)
 					}
 					switch g.name {
-					case "exact_hash", "norm+heuristics+dirty+exact":
+					case "exact_hash", "norm+heuristics+dirty+exact", "norm+heuristics+c4+dirty+exact":
 						s.exact.Key(d.Text)
 					case "minhash_signature":
 						s.sig, _ = s.mh.Signature(d.Text, s.sig)

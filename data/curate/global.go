@@ -64,6 +64,7 @@ type histCollector struct {
 }
 
 func (c *histCollector) add(it *item) error {
+	c.an.Reset()
 	c.h.Add(c.an.Of(it.rec.doc.Text))
 	return nil
 }

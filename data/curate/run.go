@@ -550,6 +550,7 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, line
 				return
 			}
 			it.bytesAt = it.bytesAt[:0]
+			s.an.Reset() // a new document: drop the shared analysis of the last one
 			for i, fn := range fns {
 				it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
 				v := fn(&it.rec.doc, s)

@@ -189,7 +189,7 @@ func (e *env) local(stage string) localFunc {
 			if m == nil {
 				return verdict{}
 			}
-			if r := m.Ratio(d.Text); r > cfg.DirtyWords.MaxRatio {
+			if r := m.RatioWords(d.Text, s.an.Of(d.Text).Words); r > cfg.DirtyWords.MaxRatio {
 				return verdict{rule: "ratio", detail: fmt.Sprintf("%.4f", r)}
 			}
 			return verdict{}

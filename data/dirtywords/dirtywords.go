@@ -43,6 +43,17 @@ type Matcher struct {
 	maxWords  int                 // longest phrase, in words
 	substr    []string            // terms matched as substrings (no-space scripts)
 	substring bool
+	// maybe is a bit set over the top bits of word hashes: bit set when a
+	// single-word term, or the last word of a phrase, has that hash prefix.
+	// Almost every word of a text is ruled out by one bit test.
+	maybe [1 << (bloomBits - 6)]uint64
+}
+
+const bloomBits = 16
+
+func (m *Matcher) mark(h uint64) { m.maybe[h>>(64-bloomBits)>>6] |= 1 << (h >> (64 - bloomBits) & 63) }
+func (m *Matcher) marked(h uint64) bool {
+	return m.maybe[h>>(64-bloomBits)>>6]&(1<<(h>>(64-bloomBits)&63)) != 0
 }
 
 // Load returns the matcher for a shipped language list.
@@ -90,7 +101,9 @@ func New(lang string, terms []string) *Matcher {
 		case m.substring:
 			m.substr = append(m.substr, strings.Join(fields, ""))
 		case len(fields) == 1:
-			m.words[wordHash(fields[0])] = struct{}{}
+			h := wordHash(fields[0])
+			m.words[h] = struct{}{}
+			m.mark(h)
 		default:
 			hs := make([]uint64, len(fields))
 			for i, f := range fields {
@@ -98,30 +111,60 @@ func New(lang string, terms []string) *Matcher {
 			}
 			m.phrases[phraseHash(hs)] = struct{}{}
 			m.maxWords = max(m.maxWords, len(fields))
+			m.mark(hs[len(hs)-1])
 		}
 	}
 	return m
+}
+
+// counter counts hits over a stream of words.
+type counter struct {
+	m           *Matcher
+	window      [16]uint64 // hashes of the last words (ring)
+	seen        int
+	hits, words int
+}
+
+// add counts one whitespace-separated word.
+func (c *counter) add(w string) {
+	w = trimPunct(w)
+	if w == "" {
+		return
+	}
+	c.words++
+	m := c.m
+	h := wordHash(w)
+	if m.maxWords > 1 {
+		c.window[c.seen%len(c.window)] = h
+		c.seen++
+	}
+	if !m.marked(h) {
+		return
+	}
+	if _, ok := m.words[h]; ok {
+		c.hits++
+	}
+	if m.maxWords > 1 {
+		// Phrases ending at this word.
+		var hs [16]uint64
+		for n := 2; n <= min(m.maxWords, c.seen, len(c.window)); n++ {
+			for k := range n {
+				hs[k] = c.window[(c.seen-n+k)%len(c.window)]
+			}
+			if _, ok := m.phrases[phraseHash(hs[:n])]; ok {
+				c.hits++
+			}
+		}
+	}
 }
 
 // Count returns the number of listed terms in text and the number of words
 // (for no-space scripts: matched runes and all non-space runes).
 func (m *Matcher) Count(text string) (hits, words int) {
 	if m.substring {
-		lower := strings.ToLower(text)
-		for _, t := range m.substr {
-			if n := strings.Count(lower, t); n > 0 {
-				hits += n * utf8.RuneCountInString(t)
-			}
-		}
-		for _, r := range text {
-			if !unicode.IsSpace(r) {
-				words++
-			}
-		}
-		return hits, words
+		return m.countSubstrings(text)
 	}
-	var window [16]uint64 // hashes of the last words (ring)
-	seen := 0
+	c := counter{m: m}
 	for i := 0; i < len(text); {
 		// Next whitespace-separated word.
 		for i < len(text) && isSpaceByte(text[i]) {
@@ -146,31 +189,55 @@ func (m *Matcher) Count(text string) (hits, words int) {
 			}
 			continue
 		}
-		w := strings.TrimFunc(text[start:i], isPunctOrSymbol)
-		if w == "" {
-			continue
+		c.add(text[start:i])
+	}
+	return c.hits, c.words
+}
+
+// CountWords is Count for a text already split into whitespace-separated
+// words (ASCII and Unicode white space; as heuristics.Analysis.Words):
+// the curation pipeline splits each document once for all its filters.
+// text is the unsplit text, used by no-space scripts.
+func (m *Matcher) CountWords(text string, words []string) (hits, n int) {
+	if m.substring {
+		return m.countSubstrings(text)
+	}
+	c := counter{m: m}
+	for _, w := range words {
+		c.add(w)
+	}
+	return c.hits, c.words
+}
+
+func (m *Matcher) countSubstrings(text string) (hits, words int) {
+	lower := strings.ToLower(text)
+	for _, t := range m.substr {
+		if n := strings.Count(lower, t); n > 0 {
+			hits += n * utf8.RuneCountInString(t)
 		}
-		words++
-		h := wordHash(w)
-		if _, ok := m.words[h]; ok {
-			hits++
-		}
-		if m.maxWords > 1 {
-			window[seen%len(window)] = h
-			seen++
-			// Phrases ending at this word.
-			var hs [16]uint64
-			for n := 2; n <= min(m.maxWords, seen, len(window)); n++ {
-				for k := range n {
-					hs[k] = window[(seen-n+k)%len(window)]
-				}
-				if _, ok := m.phrases[phraseHash(hs[:n])]; ok {
-					hits++
-				}
-			}
+	}
+	for _, r := range text {
+		if !unicode.IsSpace(r) {
+			words++
 		}
 	}
 	return hits, words
+}
+
+// trimPunct strips leading and trailing punctuation and symbols.
+func trimPunct(w string) string {
+	i, j := 0, len(w)
+	for i < j && w[i] < utf8.RuneSelf && isPunctOrSymbol(rune(w[i])) {
+		i++
+	}
+	for j > i && w[j-1] < utf8.RuneSelf && isPunctOrSymbol(rune(w[j-1])) {
+		j--
+	}
+	w = w[i:j]
+	if w != "" && (w[0] >= utf8.RuneSelf || w[len(w)-1] >= utf8.RuneSelf) {
+		return strings.TrimFunc(w, isPunctOrSymbol)
+	}
+	return w
 }
 
 func isSpaceByte(c byte) bool {
@@ -220,7 +287,15 @@ func phraseHash(hs []uint64) uint64 {
 
 // Ratio returns hits / words (0 for an empty text).
 func (m *Matcher) Ratio(text string) float64 {
-	hits, words := m.Count(text)
+	return ratio(m.Count(text))
+}
+
+// RatioWords is Ratio for a text already split into words (see CountWords).
+func (m *Matcher) RatioWords(text string, words []string) float64 {
+	return ratio(m.CountWords(text, words))
+}
+
+func ratio(hits, words int) float64 {
 	if words == 0 {
 		return 0
 	}

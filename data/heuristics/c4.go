@@ -2,6 +2,7 @@ package heuristics
 
 import (
 	"strings"
+	"unicode/utf8"
 )
 
 // C4 holds the C4 (Raffel et al. 2020) cleaning rules. Line rules remove
@@ -27,9 +28,9 @@ var c4Policy = []string{"terms of use", "privacy policy", "cookie policy", "uses
 
 // Apply returns the text with C4's line rules applied and the document rule
 // that rejects it ("" when kept). removedLines counts the lines dropped.
+// Phrases are matched ignoring ASCII case.
 func (c C4) Apply(a *Analysis) (text, rule string, removedLines int) {
-	lower := strings.ToLower(a.Text)
-	if c.DropLoremIpsum && strings.Contains(lower, "lorem ipsum") {
+	if c.DropLoremIpsum && indexFold(a.Text, "lorem ipsum") >= 0 {
 		return a.Text, "lorem_ipsum", 0
 	}
 	if c.DropCurlyBracket && strings.IndexByte(a.Text, '{') >= 0 {
@@ -37,32 +38,39 @@ func (c C4) Apply(a *Analysis) (text, rule string, removedLines int) {
 	}
 	if c.MaxWordLength > 0 {
 		for _, w := range a.Words {
-			if len(w) > c.MaxWordLength && len([]rune(w)) > c.MaxWordLength {
+			if len(w) > c.MaxWordLength && utf8.RuneCountInString(w) > c.MaxWordLength {
 				return a.Text, "max_word_length", 0
 			}
 		}
 	}
-	var b strings.Builder
-	b.Grow(len(a.Text))
-	kept, sentences := 0, 0
-	for _, line := range a.Lines {
+	// First pass: which lines stay. Only when one goes is a new text built.
+	kept, sentences, keptBytes := 0, 0, 0
+	for _, line := range a.nonEmptyLines() {
 		t := strings.TrimSpace(line)
-		if t == "" {
-			continue
-		}
 		if !c.keepLine(t) {
 			removedLines++
 			continue
 		}
-		if kept > 0 {
-			b.WriteByte('\n')
-		}
-		b.WriteString(t)
 		kept++
+		keptBytes += len(t) + 1
 		sentences += countSentences(t)
 	}
 	text = a.Text
 	if removedLines > 0 {
+		var b strings.Builder
+		b.Grow(keptBytes)
+		n := 0
+		for _, line := range a.nonEmptyLines() {
+			t := strings.TrimSpace(line)
+			if !c.keepLine(t) {
+				continue
+			}
+			if n > 0 {
+				b.WriteByte('\n')
+			}
+			b.WriteString(t)
+			n++
+		}
 		text = b.String()
 	}
 	if kept == 0 {
@@ -81,17 +89,66 @@ func (c C4) keepLine(t string) bool {
 	if c.MinWordsPerLine > 0 && countFields(t) < c.MinWordsPerLine {
 		return false
 	}
-	if c.RemoveJavascript || c.RemovePolicy {
-		l := strings.ToLower(t)
-		if c.RemoveJavascript && strings.Contains(l, "javascript") {
-			return false
-		}
-		if c.RemovePolicy {
-			for _, p := range c4Policy {
-				if strings.Contains(l, p) {
-					return false
-				}
+	if c.RemoveJavascript && indexFold(t, "javascript") >= 0 {
+		return false
+	}
+	if c.RemovePolicy {
+		for _, p := range c4Policy {
+			if indexFold(t, p) >= 0 {
+				return false
 			}
+		}
+	}
+	return true
+}
+
+// indexFold returns the first index of pat (lower-case ASCII) in s,
+// ignoring ASCII case, or -1.
+func indexFold(s, pat string) int {
+	if len(pat) == 0 {
+		return 0
+	}
+	c0 := pat[0]
+	for i := 0; i+len(pat) <= len(s); i++ {
+		if s[i]|0x20 != c0 {
+			// Skip ahead to the next byte that could start a match.
+			j := indexTwo(s[i+1:len(s)-len(pat)+1], c0, c0&^0x20)
+			if j < 0 {
+				return -1
+			}
+			i += j
+			continue
+		}
+		if equalFoldASCII(s[i:i+len(pat)], pat) {
+			return i
+		}
+	}
+	return -1
+}
+
+// indexTwo returns the index of the first a or b in s, or -1.
+func indexTwo(s string, a, b byte) int {
+	i := strings.IndexByte(s, a)
+	if a == b {
+		return i
+	}
+	if i >= 0 {
+		s = s[:i]
+	}
+	if j := strings.IndexByte(s, b); j >= 0 {
+		return j
+	}
+	return i
+}
+
+func equalFoldASCII(s, lowerPat string) bool {
+	for k := 0; k < len(lowerPat); k++ {
+		c := s[k]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lowerPat[k] {
+			return false
 		}
 	}
 	return true
@@ -150,17 +207,17 @@ func DefaultFineWeb() FineWeb {
 
 // Check returns the rule that rejects the text analysed in a, or "".
 func (f FineWeb) Check(a *Analysis) string {
-	lines := nonEmpty(a.Lines)
+	lines := a.nonEmptyLines()
 	if len(lines) == 0 {
 		return "empty"
 	}
 	punct, short := 0, 0
 	for _, l := range lines {
 		t := strings.TrimSpace(l)
-		if endsWithTerminal(t) || strings.HasSuffix(t, "!") {
+		if endsWithTerminal(t) {
 			punct++
 		}
-		if len([]rune(t)) <= f.ShortLineChars {
+		if len(t) <= f.ShortLineChars || utf8.RuneCountInString(t) <= f.ShortLineChars {
 			short++
 		}
 	}
@@ -171,7 +228,7 @@ func (f FineWeb) Check(a *Analysis) string {
 		return "short_lines"
 	}
 	if f.MaxDupLineChars > 0 {
-		_, dupChars := duplicates(a, lines)
+		_, dupChars := a.duplicateLines()
 		total := 0
 		for _, l := range lines {
 			total += len(l)
@@ -181,7 +238,7 @@ func (f FineWeb) Check(a *Analysis) string {
 		}
 	}
 	if f.MaxNewlineToWord > 0 && len(a.Words) > 0 {
-		nl := strings.Count(a.Text, "\n")
+		nl := len(a.Lines) - 1 // newlines
 		if float64(nl)/float64(len(a.Words)) > f.MaxNewlineToWord {
 			return "newline_to_word"
 		}

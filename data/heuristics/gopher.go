@@ -33,27 +33,77 @@ func DefaultGopherQuality() GopherQuality {
 // Check returns the rule that rejects the text analysed in a, or "".
 func (g GopherQuality) Check(a *Analysis) string {
 	nonSymbol, nonSymbolChars, alpha, symbols, stop := 0, 0, 0, 0, 0
-	maxStop := 0
+	// Stop words are compared only when a word's length and first letter
+	// could match one.
+	minStop, maxStop := 1<<30, 0
+	var first [256]bool
 	for _, s := range g.StopWords {
-		maxStop = max(maxStop, len(s))
+		minStop, maxStop = min(minStop, utf8.RuneCountInString(s)), max(maxStop, len(s))
+		switch {
+		case s == "":
+		case s[0] >= utf8.RuneSelf: // may fold to anything: compare every word
+			for i := range first {
+				first[i] = true
+			}
+		default:
+			first[lowerASCII(s[0])] = true
+			first[upperASCII(s[0])] = true
+		}
 	}
 	for _, w := range a.Words {
-		if !onlySymbols(w) {
-			nonSymbol++
-			nonSymbolChars += utf8.RuneCountInString(w)
+		ascii, sym, letter, dots, maxDots := true, true, false, 0, 0
+		for i := 0; i < len(w); i++ {
+			c := w[i]
+			if c >= utf8.RuneSelf {
+				ascii = false
+				break
+			}
+			if asciiPunct[c] {
+				if c == '.' {
+					dots++
+					maxDots = max(maxDots, dots)
+				} else {
+					dots = 0
+				}
+				continue
+			}
+			dots = 0
+			sym = false
+			if (c|0x20) >= 'a' && (c|0x20) <= 'z' {
+				letter = true
+			}
 		}
-		if hasLetter(w) {
-			alpha++
-		}
-		if w == "#" || strings.Contains(w, "...") || strings.Contains(w, "…") {
-			symbols++
+		if ascii {
+			if !sym {
+				nonSymbol++
+				nonSymbolChars += len(w)
+			}
+			if letter {
+				alpha++
+			}
+			if w == "#" || maxDots >= 3 {
+				symbols++
+			}
+		} else {
+			if !onlySymbols(w) {
+				nonSymbol++
+				nonSymbolChars += utf8.RuneCountInString(w)
+			}
+			if hasLetter(w) {
+				alpha++
+			}
+			if strings.Contains(w, "...") || strings.Contains(w, "…") {
+				symbols++
+			}
 		}
 		if g.MinStopWords > 0 && len(w) <= maxStop+4 {
 			lw := trimPunct(w)
-			for _, s := range g.StopWords {
-				if strings.EqualFold(lw, s) {
-					stop++
-					break
+			if lw != "" && len(lw) >= minStop && len(lw) <= 4*maxStop && (lw[0] >= utf8.RuneSelf || first[lw[0]]) {
+				for _, s := range g.StopWords {
+					if strings.EqualFold(lw, s) {
+						stop++
+						break
+					}
 				}
 			}
 		}
@@ -78,14 +128,16 @@ func (g GopherQuality) Check(a *Analysis) string {
 		return "max_symbol_word_ratio"
 	}
 	bullets, ellipsis, lines := 0, 0, 0
-	for _, l := range a.Lines {
+	for _, l := range a.nonEmptyLines() {
 		t := strings.TrimSpace(l)
-		if t == "" {
-			continue
-		}
 		lines++
-		if strings.HasPrefix(t, "•") || strings.HasPrefix(t, "-") || strings.HasPrefix(t, "*") || strings.HasPrefix(t, "‣") || strings.HasPrefix(t, "●") {
+		switch t[0] {
+		case '-', '*':
 			bullets++
+		case 0xE2: // "•" U+2022, "‣" U+2023, "●" U+25CF
+			if strings.HasPrefix(t, "•") || strings.HasPrefix(t, "‣") || strings.HasPrefix(t, "●") {
+				bullets++
+			}
 		}
 		if strings.HasSuffix(t, "...") || strings.HasSuffix(t, "…") {
 			ellipsis++
@@ -106,6 +158,20 @@ func (g GopherQuality) Check(a *Analysis) string {
 		return "min_stop_words"
 	}
 	return ""
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+func upperASCII(c byte) byte {
+	if 'a' <= c && c <= 'z' {
+		return c - ('a' - 'A')
+	}
+	return c
 }
 
 // GopherRepetition holds the Gopher repetition thresholds (fractions; zero
@@ -135,7 +201,7 @@ func (g GopherRepetition) Check(a *Analysis) string {
 		return ""
 	}
 	if g.DupParaFrac > 0 || g.DupParaCharFrac > 0 {
-		paras := splitParagraphs(a.Text)
+		paras := a.paragraphs()
 		dup, dupChars := duplicates(a, paras)
 		if g.DupParaFrac > 0 && float64(dup)/float64(len(paras)) > g.DupParaFrac {
 			return "dup_para_frac"
@@ -145,9 +211,8 @@ func (g GopherRepetition) Check(a *Analysis) string {
 		}
 	}
 	if g.DupLineFrac > 0 || g.DupLineCharFrac > 0 {
-		lines := nonEmpty(a.Lines)
-		if len(lines) > 0 {
-			dup, dupChars := duplicates(a, lines)
+		if lines := a.nonEmptyLines(); len(lines) > 0 {
+			dup, dupChars := a.duplicateLines()
 			if g.DupLineFrac > 0 && float64(dup)/float64(len(lines)) > g.DupLineFrac {
 				return "dup_line_frac"
 			}
@@ -156,10 +221,8 @@ func (g GopherRepetition) Check(a *Analysis) string {
 			}
 		}
 	}
-	wordChars := 0
-	for _, w := range a.Words {
-		wordChars += len(w)
-	}
+	ends := a.wordChars()
+	wordChars := ends[len(ends)-1]
 	if wordChars == 0 {
 		return ""
 	}
@@ -192,32 +255,11 @@ func itoa(n int) string {
 	return string(rune('0'+n/10)) + string(rune('0'+n%10))
 }
 
-func nonEmpty(lines []string) []string {
-	out := make([]string, 0, len(lines))
-	for _, l := range lines {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-// splitParagraphs splits on runs of blank lines.
-func splitParagraphs(text string) []string {
-	var paras []string
-	for p := range strings.SplitSeq(text, "\n\n") {
-		if p = strings.Trim(p, "\n"); strings.TrimSpace(p) != "" {
-			paras = append(paras, p)
-		}
-	}
-	return paras
-}
-
 // duplicates counts the items equal to an earlier item and their bytes.
 func duplicates(a *Analysis, items []string) (dup, dupChars int) {
 	seen := a.freshTable(len(items))
 	for _, it := range items {
-		if seen.inc(hashWord(it)) > 1 {
+		if seen.inc(hashLine(it)) > 1 {
 			dup++
 			dupChars += len(it)
 		}
@@ -228,17 +270,13 @@ func duplicates(a *Analysis, items []string) (dup, dupChars int) {
 // topNGramChars returns count × chars of the most frequent word n-gram
 // (chars counted without separators).
 func topNGramChars(a *Analysis, n int) int {
-	hs := a.wordHashes()
-	if len(hs) < n {
+	grams := a.nGrams(n)
+	if len(grams) == 0 {
 		return 0
 	}
-	counts := a.freshTable(len(hs))
+	counts := a.freshTable(len(grams))
 	bestCount, bestAt := int32(0), 0
-	for i := 0; i+n <= len(hs); i++ {
-		h := uint64(n)
-		for _, w := range hs[i : i+n] {
-			h = mix(h, w)
-		}
+	for i, h := range grams {
 		if c := counts.inc(h); c > bestCount {
 			bestCount, bestAt = c, i
 		}
@@ -246,33 +284,24 @@ func topNGramChars(a *Analysis, n int) int {
 	if bestCount < 2 {
 		return 0
 	}
-	chars := 0
-	for _, w := range a.Words[bestAt : bestAt+n] {
-		chars += len(w)
-	}
-	return chars * int(bestCount)
+	ends := a.wordChars()
+	return (ends[bestAt+n] - ends[bestAt]) * int(bestCount)
 }
 
 // dupNGramChars returns the chars of words covered by n-grams that repeat an
 // earlier n-gram; a repeated n-gram's words are counted once and scanning
 // resumes after it (as in Gopher).
 func dupNGramChars(a *Analysis, n int) int {
-	hs := a.wordHashes()
-	seen := a.freshTable(len(hs))
+	grams := a.nGrams(n)
+	seen := a.freshTable(len(grams))
+	ends := a.wordChars()
 	chars := 0
-	for i := 0; i+n <= len(hs); {
-		h := uint64(n)
-		for _, w := range hs[i : i+n] {
-			h = mix(h, w)
-		}
-		if seen.has(h) {
-			for _, w := range a.Words[i : i+n] {
-				chars += len(w)
-			}
+	for i := 0; i < len(grams); {
+		if seen.inc(grams[i]) > 1 {
+			chars += ends[i+n] - ends[i]
 			i += n
 			continue
 		}
-		seen.inc(h)
 		i++
 	}
 	return chars

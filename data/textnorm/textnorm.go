@@ -81,8 +81,24 @@ func (n *Normalizer) Normalize(s string) string {
 		lineStart = len(b)
 		atLineStart = true
 	}
+	dropped := false // a character was deleted (may join a base and a mark)
 	for i := 0; i < len(s); {
 		c := s[i]
+		if plain[c] {
+			// A run of printable ASCII other than space is copied as is.
+			j := i + 1
+			for j < len(s) && plain[s[j]] {
+				j++
+			}
+			if pendingSpace {
+				b = append(b, ' ')
+				pendingSpace = false
+			}
+			b = append(b, s[i:j]...)
+			atLineStart = false
+			i = j
+			continue
+		}
 		if c < utf8.RuneSelf {
 			i++
 			switch {
@@ -97,6 +113,7 @@ func (n *Normalizer) Normalize(s string) string {
 				continue
 			case c == '\b':
 				// Overstrike ("X\bX", "_\bX"): drop the character before.
+				dropped = true
 				if len(b) > lineStart {
 					_, size := utf8.DecodeLastRune(b[lineStart:])
 					b = b[:len(b)-size]
@@ -116,6 +133,7 @@ func (n *Normalizer) Normalize(s string) string {
 					c = ' '
 				}
 			case c < 0x20 || c == 0x7f:
+				dropped = true
 				continue // other C0 controls and DEL
 			}
 			if pendingSpace {
@@ -133,8 +151,10 @@ func (n *Normalizer) Normalize(s string) string {
 			endLine()
 			continue
 		case r == '\uFEFF' || r == '\u200B' || r == '\u00AD':
+			dropped = true
 			continue // BOM / zero-width no-break space, zero-width space, soft hyphen
 		case r >= 0x80 && r < 0xA0:
+			dropped = true
 			continue // C1 controls
 		case unicode.IsSpace(r) || r == '\u200A' || r == '\u202F' || r == '\u205F' || r == '\u3000':
 			if n.opt.CollapseSpaces {
@@ -147,6 +167,7 @@ func (n *Normalizer) Normalize(s string) string {
 			atLineStart = false
 			continue
 		case r == '\u200E' || r == '\u200F' || (r >= '\u202A' && r <= '\u202E') || (r >= '\u2066' && r <= '\u2069'):
+			dropped = true
 			continue // bidi marks and embeddings
 		}
 		if pendingSpace {
@@ -169,11 +190,23 @@ func (n *Normalizer) Normalize(s string) string {
 		end--
 	}
 	n.buf = b
+	if string(b[start:end]) == s {
+		return s // unchanged: no copy
+	}
 	out := string(b[start:end])
-	// Deleting a control character can join a base letter with a combining
-	// mark, so recheck NFC (rare; keeps Normalize idempotent).
-	if !norm.NFC.IsNormalString(out) {
+	// Deleting a character can join a base letter with a combining mark,
+	// so recheck NFC then (rare; keeps Normalize idempotent).
+	if dropped && !norm.NFC.IsNormalString(out) {
 		out = norm.NFC.String(out)
 	}
 	return out
 }
+
+// plain marks the bytes copied without a second look: printable ASCII
+// except space.
+var plain = func() (t [256]bool) {
+	for c := 0x21; c < 0x7f; c++ {
+		t[c] = true
+	}
+	return
+}()

@@ -90,14 +90,20 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	// withJSONL runs fn on the -jsonl input.
 	withJSONL := func(fn func(io.Reader) error) error {
 		if *jsonl == "-" {
-			return fn(stdin)
+			if err := fn(stdin); err != nil {
+				return fmt.Errorf("standard input: %w", err)
+			}
+			return nil
 		}
 		f, err := os.Open(*jsonl)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		return fn(f)
+		if err := fn(f); err != nil {
+			return fmt.Errorf("%s: %w", *jsonl, err)
+		}
+		return nil
 	}
 	switch args[0] {
 	case "train":

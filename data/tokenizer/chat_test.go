@@ -228,6 +228,12 @@ func TestPyJSON(t *testing.T) {
 	if got, want := dumps(&v, 4), "{\n    \"a\": [\n        1,\n        2\n    ],\n    \"b\": {}\n}"; got != want {
 		t.Errorf("indent 4: %q, want %q", got, want)
 	}
+	// MarshalJSON keeps key order and the numbers as written.
+	var big Value
+	json.Unmarshal([]byte(`{"z": 1e400, "a": [1.50]}`), &big)
+	if b, err := json.Marshal(big); err != nil || string(b) != `{"z":1e400,"a":[1.50]}` {
+		t.Errorf("MarshalJSON = %s, %v", b, err)
+	}
 	if pyFloatRepr(math.Pi*1e15) != "3141592653589793.0" || pyFloatRepr(-2.5e-7) != "-2.5e-07" {
 		t.Errorf("float repr: %s %s", pyFloatRepr(math.Pi*1e15), pyFloatRepr(-2.5e-7))
 	}

@@ -68,10 +68,11 @@ func (v *Value) UnmarshalJSON(data []byte) error {
 	return nil
 }
 
-// MarshalJSON writes the value compactly, keys in order.
+// MarshalJSON writes the value compactly, keys in order, numbers as
+// written in the input.
 func (v Value) MarshalJSON() ([]byte, error) {
 	var b strings.Builder
-	v.pyDump(&b, -1, 0)
+	v.dump(&b, -1, 0, false)
 	return []byte(b.String()), nil
 }
 
@@ -136,7 +137,12 @@ func decodeValue(dec *json.Decoder, depth int) (Value, error) {
 
 // pyDump writes v as Python's json.dumps(v, ensure_ascii=False,
 // indent=indent) does (indent < 0: None, the compact ", " / ": " form).
-func (v *Value) pyDump(b *strings.Builder, indent, level int) {
+func (v *Value) pyDump(b *strings.Builder, indent, level int) { v.dump(b, indent, level, true) }
+
+// dump writes v in json.dumps layout; py formats numbers as Python would
+// print the int or float json.loads makes of them, otherwise numbers are
+// written as they were read.
+func (v *Value) dump(b *strings.Builder, indent, level int, py bool) {
 	switch v.Kind {
 	case Null:
 		b.WriteString("null")
@@ -147,7 +153,11 @@ func (v *Value) pyDump(b *strings.Builder, indent, level int) {
 			b.WriteString("false")
 		}
 	case Number:
-		b.WriteString(pyNumber(v.Num, true))
+		if py {
+			b.WriteString(pyNumber(v.Num, true))
+		} else {
+			b.WriteString(v.Num)
+		}
 	case String:
 		pyQuote(b, v.Str)
 	case Array, Object:
@@ -175,9 +185,9 @@ func (v *Value) pyDump(b *strings.Builder, indent, level int) {
 			if v.Kind == Object {
 				pyQuote(b, v.Keys[i])
 				b.WriteString(": ")
-				v.Fields[i].pyDump(b, indent, level+1)
+				v.Fields[i].dump(b, indent, level+1, py)
 			} else {
-				v.Elems[i].pyDump(b, indent, level+1)
+				v.Elems[i].dump(b, indent, level+1, py)
 			}
 		}
 		if indent >= 0 {

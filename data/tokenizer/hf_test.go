@@ -104,6 +104,15 @@ func assertSameTokenizer(t *testing.T, a, b *Tokenizer) {
 	}
 }
 
+func TestHFToken(t *testing.T) {
+	tok := loadRef(t)
+	for id, want := range map[int32]string{279: "Ġthe", 198: "Ċ", 128009: EOT, 0: "!", -1: "", 128256: ""} {
+		if got := tok.HFToken(id); got != want {
+			t.Errorf("HFToken(%d) = %q, want %q", id, got, want)
+		}
+	}
+}
+
 // tiktokenFile writes tok's BPE tokens as a tiktoken ranks file (rank = id).
 func tiktokenFile(tok *Tokenizer) []byte {
 	var b bytes.Buffer

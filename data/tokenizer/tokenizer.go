@@ -14,6 +14,17 @@
 // round-trips through Encode and Decode.
 //
 // A Tokenizer is immutable and safe for concurrent use.
+//
+// Entry points: Load (a Hugging Face tokenizer directory), LoadTiktoken,
+// Train; Encode, EncodeSpecial, AppendEncode, EncodeBatch, EncodeParallel,
+// Decode; RenderChat (ids plus SFT/DPO masks); WriteHF. The command
+// cmd/tokenizer wraps them.
+//
+// Known limits: character classes come from Go's unicode tables (Unicode
+// 15.0), so letters and digits first assigned in later Unicode versions
+// pre-tokenize as punctuation; only the Llama 3 pre-tokenizer and the
+// Llama 3.1 chat template are implemented (others are refused with an
+// error).
 package tokenizer
 
 import (
@@ -188,6 +199,19 @@ func (t *Tokenizer) Token(id int32) []byte {
 		return nil
 	}
 	return t.tokens[id]
+}
+
+// HFToken returns id as tokenizer.json (and GGUF's tokenizer.ggml.tokens)
+// write it: a BPE token in the byte-level alphabet (" the" is "Ġthe"), a
+// special token as its text; "" when id is out of range.
+func (t *Tokenizer) HFToken(id int32) string {
+	switch {
+	case id < 0 || int(id) >= len(t.tokens):
+		return ""
+	case t.special[id]:
+		return string(t.tokens[id])
+	}
+	return byteLevelEncode(t.tokens[id])
 }
 
 // IsSpecial reports whether id is a special token.

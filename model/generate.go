@@ -26,10 +26,7 @@ type Decoder struct {
 	rstd, logits      []float32
 	rowSlot, rowPos   []int32
 	scores            []float32 // per row: maxLen
-	rmsF              rmsnormFwd
-	swF               swigluFwd
 	att1              decodeAttn
-	rope1             ropeTask
 }
 
 // NewDecoder allocates KV caches for slots sequences of up to maxLen tokens.
@@ -126,15 +123,12 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 	be := m.be
 	for l := 0; l < c.NumHiddenLayers; l++ {
 		w := m.layerWeights(p, l)
-		d.rmsF = rmsnormFwd{x: x, y: xn, w: w.inNorm, rstd: d.rstd, c: C, eps: eps}
-		be.Parallel(n, m.grain(n, C), &d.rmsF)
+		be.RMSNorm(x, w.inNorm, xn, d.rstd, n, C, eps)
 		m.linear(d.q, xn, w.q, n, C, QD, false)
 		m.linear(d.kn, xn, w.k, n, C, KD, false)
 		m.linear(d.vn, xn, w.v, n, C, KD, false)
-		d.rope1 = ropeTask{buf: d.q, heads: c.NumAttentionHeads, width: QD, pos: d.rowPos, r: m.rope}
-		be.Parallel(n, m.grain(n, QD), &d.rope1)
-		d.rope1 = ropeTask{buf: d.kn, heads: c.NumKeyValueHeads, width: KD, pos: d.rowPos, r: m.rope}
-		be.Parallel(n, m.grain(n, KD), &d.rope1)
+		be.Rope(d.q, n, c.NumAttentionHeads, c.HeadDim, d.rowPos, m.rope.cos, m.rope.sin, false)
+		be.Rope(d.kn, n, c.NumKeyValueHeads, c.HeadDim, d.rowPos, m.rope.cos, m.rope.sin, false)
 		for r := 0; r < n; r++ {
 			off := (int(d.rowSlot[r])*d.maxLen + int(d.rowPos[r])) * KD
 			copy(d.k[l][off:off+KD], d.kn[r*KD:(r+1)*KD])
@@ -144,12 +138,10 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		be.Parallel(n, 1, &d.att1)
 		copy(d.x2, x)
 		m.linear(d.x2, d.att, w.o, n, QD, C, true)
-		d.rmsF = rmsnormFwd{x: d.x2, y: xn, w: w.postNorm, rstd: d.rstd, c: C, eps: eps}
-		be.Parallel(n, m.grain(n, C), &d.rmsF)
+		be.RMSNorm(d.x2, w.postNorm, xn, d.rstd, n, C, eps)
 		m.linear(d.g, xn, w.gate, n, C, F, false)
 		m.linear(d.u, xn, w.up, n, C, F, false)
-		d.swF = swigluFwd{g: d.g[:n*F], u: d.u[:n*F], h: d.h[:n*F]}
-		be.Parallel(n*F, 4096, &d.swF)
+		be.SwiGLU(d.g[:n*F], d.u[:n*F], d.h[:n*F], nil)
 		copy(x, d.x2[:n*C])
 		m.linear(x, d.h, w.down, n, F, C, true)
 	}
@@ -170,8 +162,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		}
 		rows = k
 	}
-	d.rmsF = rmsnormFwd{x: x[:rows*C], y: xn[:rows*C], w: p.Get("model.norm.weight"), rstd: d.rstd, c: C, eps: eps}
-	be.Parallel(rows, m.grain(rows, C), &d.rmsF)
+	be.RMSNorm(x[:rows*C], p.Get("model.norm.weight"), xn[:rows*C], d.rstd, rows, C, eps)
 	m.linear(d.logits, xn, m.head(p), rows, C, V, false)
 	return d.logits[:rows*V], nil
 }
@@ -201,7 +192,7 @@ func (t *decodeAttn) Run(lo, hi int) {
 			for j := range sc {
 				sc[j] = kernels.Dot(q, kc[j*KD+kh*hd:j*KD+(kh+1)*hd]) * scale
 			}
-			maskedSoftmax(sc, 0, npos)
+			kernels.MaskedSoftmax(sc, 0, npos)
 			out := d.att[r*QD+h*hd : r*QD+(h+1)*hd]
 			clear(out)
 			for j, pj := range sc {

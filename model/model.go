@@ -20,7 +20,7 @@ type Model struct {
 	be        kernels.Backend
 	rope      *ropeTable
 	ws        *workspace
-	attnBlock int
+	attnBlock int       // query rows per attention block (kernels.AttentionArgs.Block)
 	pviews    viewCache // layer views of Params
 	gviews    viewCache // layer views of Grads
 }
@@ -36,7 +36,7 @@ func New(c Config, be kernels.Backend) (*Model, error) {
 		return nil, errors.New("model: nil kernels backend")
 	}
 	l := NewLayout(c)
-	return &Model{Config: c, Params: NewParams(l), be: be, rope: newRopeTable(c), attnBlock: defaultAttnBlock}, nil
+	return &Model{Config: c, Params: NewParams(l), be: be, rope: newRopeTable(c), attnBlock: 32}, nil
 }
 
 // NewWithParams returns a model using p (e.g. loaded from a checkpoint) as
@@ -148,16 +148,7 @@ type workspace struct {
 	dlogits    []float32 // [N,V]
 	dp         []float32 // [B,H,T,T]
 	coef       []float32 // [N]
-	rmsF       rmsnormFwd
-	rmsB       rmsnormBwd
-	rmsW       rmsnormDW
-	swF        swigluFwd
-	swB        swigluBwd
-	xeF        xentFwd
-	xeB        xentBwd
-	ropeT      ropeTask
-	attF       attnFwd
-	attB       attnBwd
+	attn       kernels.AttentionArgs
 	embedT     embedTask
 }
 
@@ -253,12 +244,6 @@ func (m *Model) linearBack(dx, dw, dy, x, w []float32, n, in, out int, accumulat
 	m.be.Gemm(false, false, n, in, out, 1, dy, out, w, in, beta, dx, in)
 }
 
-func (m *Model) grain(n, work int) int {
-	// Aim for chunks of at least ~32K multiply-adds so dispatch is cheap.
-	g := 32768 / max(work, 1)
-	return max(1, min(g, n))
-}
-
 // Forward runs the model over the batch, keeping the activations needed by
 // Backward, and returns the per-token negative log-likelihood of the
 // targets (0 where there is none). The returned slice and Logits() belong to
@@ -286,23 +271,19 @@ func (m *Model) Forward(b *Batch) ([]float32, error) {
 	for l := range ws.layers {
 		a := &ws.layers[l]
 		w := m.layerWeights(p, l)
-		ws.rmsF = rmsnormFwd{x: a.x, y: a.xn1, w: w.inNorm, rstd: a.rstd1, c: C, eps: eps}
-		m.be.Parallel(n, m.grain(n, C), &ws.rmsF)
+		m.be.RMSNorm(a.x, w.inNorm, a.xn1, a.rstd1, n, C, eps)
 		m.linear(a.q, a.xn1, w.q, n, C, QD, false)
 		m.linear(a.k, a.xn1, w.k, n, C, KD, false)
 		m.linear(a.v, a.xn1, w.v, n, C, KD, false)
 		m.applyRope(ws, a.q, c.NumAttentionHeads, false)
 		m.applyRope(ws, a.k, c.NumKeyValueHeads, false)
-		ws.attF = attnFwd{m: m, ws: ws, a: a}
-		m.be.Parallel(b.B*c.NumAttentionHeads, 1, &ws.attF)
+		m.be.Attention(m.attnArgs(ws, a))
 		copy(a.x2, a.x)
 		m.linear(a.x2, a.att, w.o, n, QD, C, true)
-		ws.rmsF = rmsnormFwd{x: a.x2, y: a.xn2, w: w.postNorm, rstd: a.rstd2, c: C, eps: eps}
-		m.be.Parallel(n, m.grain(n, C), &ws.rmsF)
+		m.be.RMSNorm(a.x2, w.postNorm, a.xn2, a.rstd2, n, C, eps)
 		m.linear(a.g, a.xn2, w.gate, n, C, F, false)
 		m.linear(a.u, a.xn2, w.up, n, C, F, false)
-		ws.swF = swigluFwd{g: a.g, u: a.u, h: a.h, sig: a.sig}
-		m.be.Parallel(n*F, 4096, &ws.swF)
+		m.be.SwiGLU(a.g, a.u, a.h, a.sig)
 		next := ws.xf
 		if l+1 < len(ws.layers) {
 			next = ws.layers[l+1].x
@@ -310,8 +291,7 @@ func (m *Model) Forward(b *Batch) ([]float32, error) {
 		copy(next, a.x2)
 		m.linear(next, a.h, w.down, n, F, C, true)
 	}
-	ws.rmsF = rmsnormFwd{x: ws.xf, y: ws.xnf, w: p.Get("model.norm.weight"), rstd: ws.rstdf, c: C, eps: eps}
-	m.be.Parallel(n, m.grain(n, C), &ws.rmsF)
+	m.be.RMSNorm(ws.xf, p.Get("model.norm.weight"), ws.xnf, ws.rstdf, n, C, eps)
 	m.linear(ws.logits, ws.xnf, m.head(p), n, C, V, false)
 
 	ws.hasTargets = b.Targets != nil
@@ -322,8 +302,7 @@ func (m *Model) Forward(b *Batch) ([]float32, error) {
 			ws.targets[i] = -1
 		}
 	}
-	ws.xeF = xentFwd{logits: ws.logits, nll: ws.nll, lse: ws.lse, targets: ws.targets, v: V}
-	m.be.Parallel(n, m.grain(n, V), &ws.xeF)
+	m.be.CrossEntropy(ws.logits, n, V, ws.targets, ws.nll, ws.lse)
 	return ws.nll, nil
 }
 
@@ -420,8 +399,7 @@ func (m *Model) Backward(coef []float32) {
 	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
 	p, g := m.Params, m.Grads
 
-	ws.xeB = xentBwd{logits: ws.logits, dlogits: ws.dlogits, lse: ws.lse, coef: coef, targets: ws.targets, v: V}
-	m.be.Parallel(n, m.grain(n, V), &ws.xeB)
+	m.be.CrossEntropyBackward(ws.logits, ws.lse, coef, n, V, ws.targets, ws.dlogits)
 	// Head: logits = xnf·Headᵀ.
 	clear(ws.dxn)
 	m.linearBack(ws.dxn, m.head(g), ws.dlogits, ws.xnf, m.head(p), n, C, V, false)
@@ -435,15 +413,13 @@ func (m *Model) Backward(coef []float32) {
 		// MLP: out = x2 + h·downᵀ.
 		dh := ws.dg // reuse: dh then overwritten by dg in place
 		m.linearBack(dh, gw.down, ws.dx, a.h, w.down, n, F, C, false)
-		ws.swB = swigluBwd{g: a.g, u: a.u, sig: a.sig, dh: dh, dg: ws.dg, du: ws.du}
-		m.be.Parallel(n*F, 4096, &ws.swB)
+		m.be.SwiGLUBackward(a.g, a.u, a.sig, dh, ws.dg, ws.du)
 		m.linearBack(ws.dxn, gw.gate, ws.dg, a.xn2, w.gate, n, C, F, false)
 		m.linearBack(ws.dxn, gw.up, ws.du, a.xn2, w.up, n, C, F, true)
 		m.normBack(ws, a.x2, ws.dxn, w.postNorm, gw.postNorm, a.rstd2)
 		// Attention: x2 = x + att·oᵀ.
 		m.linearBack(ws.datt, gw.o, ws.dx, a.att, w.o, n, QD, C, false)
-		ws.attB = attnBwd{m: m, ws: ws, a: a}
-		m.be.Parallel(ws.b*c.NumKeyValueHeads, 1, &ws.attB)
+		m.be.AttentionBackward(m.attnArgs(ws, a))
 		m.applyRope(ws, ws.dq, c.NumAttentionHeads, true)
 		m.applyRope(ws, ws.dk, c.NumKeyValueHeads, true)
 		m.linearBack(ws.dxn, gw.q, ws.dq, a.xn1, w.q, n, C, QD, false)
@@ -460,12 +436,18 @@ func (m *Model) Backward(coef []float32) {
 // normBack accumulates into ws.dx the input gradient of an RMSNorm whose
 // output gradient is dy, and into dw its weight gradient.
 func (m *Model) normBack(ws *workspace, x, dy, w, dw, rstd []float32) {
-	n := ws.b * ws.t
-	C := m.Config.HiddenSize
-	ws.rmsB = rmsnormBwd{x: x, dy: dy, dx: ws.dx, w: w, rstd: rstd, c: C}
-	m.be.Parallel(n, m.grain(n, C), &ws.rmsB)
-	ws.rmsW = rmsnormDW{x: x, dy: dy, dw: dw, rstd: rstd, c: C, n: n}
-	m.be.Parallel(C, 8, &ws.rmsW)
+	m.be.RMSNormBackward(x, w, rstd, dy, ws.dx, dw, ws.b*ws.t, m.Config.HiddenSize)
+}
+
+// attnArgs fills the workspace's attention arguments for layer a.
+func (m *Model) attnArgs(ws *workspace, a *layerActs) *kernels.AttentionArgs {
+	c := &m.Config
+	ws.attn = kernels.AttentionArgs{
+		B: ws.b, T: ws.t, Heads: c.NumAttentionHeads, KVHeads: c.NumKeyValueHeads, HeadDim: c.HeadDim,
+		Block: m.attnBlock, Start: ws.start, Q: a.q, K: a.k, V: a.v, P: a.p, Out: a.att,
+		DOut: ws.datt, DQ: ws.dq, DK: ws.dk, DV: ws.dv, DP: ws.dp,
+	}
+	return &ws.attn
 }
 
 // embedTask scatters dx rows into the embedding gradient, parallel over
@@ -488,25 +470,6 @@ func (t *embedTask) Run(lo, hi int) {
 	}
 }
 
-// ropeTask rotates rows of q or k in place.
-type ropeTask struct {
-	buf     []float32
-	heads   int
-	width   int
-	pos     []int32
-	inverse bool
-	r       *ropeTable
-}
-
-func (t *ropeTask) Run(lo, hi int) {
-	for i := lo; i < hi; i++ {
-		t.r.rotate(t.buf[i*t.width:(i+1)*t.width], t.heads, int(t.pos[i]), t.inverse)
-	}
-}
-
 func (m *Model) applyRope(ws *workspace, buf []float32, heads int, inverse bool) {
-	n := ws.b * ws.t
-	width := heads * m.Config.HeadDim
-	ws.ropeT = ropeTask{buf: buf, heads: heads, width: width, pos: ws.pos, inverse: inverse, r: m.rope}
-	m.be.Parallel(n, m.grain(n, width), &ws.ropeT)
+	m.be.Rope(buf, ws.b*ws.t, heads, m.Config.HeadDim, ws.pos, m.rope.cos, m.rope.sin, inverse)
 }

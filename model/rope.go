@@ -71,30 +71,3 @@ func (r *ropeTable) ensure(n int) {
 	}
 	r.cos, r.sin = cos, sin
 }
-
-// rotate applies the rotary embedding in place to one row holding nHeads
-// heads of headDim values at position pos, in the Hugging Face rotate-half
-// convention (element i pairs with i+headDim/2). With inverse set it applies
-// the transposed (inverse) rotation, which is the backward pass.
-func (r *ropeTable) rotate(row []float32, nHeads, pos int, inverse bool) {
-	half := r.half
-	cs := r.cos[pos*half : pos*half+half]
-	sn := r.sin[pos*half : pos*half+half]
-	for h := 0; h < nHeads; h++ {
-		x := row[h*2*half : (h+1)*2*half]
-		x0, x1 := x[:half], x[half:2*half]
-		if inverse {
-			for i := range half {
-				a, b := x0[i], x1[i]
-				x0[i] = a*cs[i] + b*sn[i]
-				x1[i] = b*cs[i] - a*sn[i]
-			}
-		} else {
-			for i := range half {
-				a, b := x0[i], x1[i]
-				x0[i] = a*cs[i] - b*sn[i]
-				x1[i] = b*cs[i] + a*sn[i]
-			}
-		}
-	}
-}

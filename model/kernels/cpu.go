@@ -34,6 +34,7 @@ type CPU struct {
 
 	// gemm is the reusable Task for Gemm; guarded by pool.mu.
 	gemm gemmTask
+	ops  cpuOps
 
 	closeOnce sync.Once
 }

@@ -1,6 +1,7 @@
-// Package kernels is herd's compute seam: a row-major float32 GEMM, a
-// parallel-for over a persistent worker pool, and fast float32
-// transcendental functions. Everything the model computes goes through a
+// Package kernels is herd's compute seam: a row-major float32 GEMM, the
+// fused passes of a Llama layer (RMSNorm, RoPE, attention, SwiGLU,
+// softmax cross-entropy), a parallel-for over a persistent worker pool, and
+// fast float32 transcendental functions. Everything the model computes goes through a
 // Backend, so a GPU implementation can be added later behind the same
 // interface without touching the model code.
 package kernels
@@ -35,4 +36,6 @@ type Backend interface {
 	Workers() int
 	// Name describes the backend, e.g. "cpu/openblas" or "cpu/go".
 	Name() string
+	// Ops are the fused non-GEMM passes of a layer.
+	Ops
 }

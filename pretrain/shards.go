@@ -1,0 +1,247 @@
+package pretrain
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+
+	"github.com/parquet-go/parquet-go"
+
+	"github.com/herdml/herd/internal/atomicfile"
+)
+
+// TokenRow is one document of a token shard (tokens-NNNNN.parquet).
+type TokenRow struct {
+	// ID is the document id of the curated shard.
+	ID string `parquet:"id"`
+	// Source is the curated document's source label.
+	Source string `parquet:"source"`
+	// Ordinal is the document's global ordinal from curation.
+	Ordinal int64 `parquet:"ordinal"`
+	// Quality is the curated quality score (0 when not scored).
+	Quality float32 `parquet:"quality"`
+	// NumTokens is len(Tokens).
+	NumTokens int32 `parquet:"num_tokens"`
+	// Tokens are the ids, with BOS and EOS when the tokenize step added them.
+	Tokens []int32 `parquet:"tokens,list"`
+}
+
+// ManifestFile is the name of the token directory's manifest.
+const ManifestFile = "manifest.json"
+
+// manifestFormat identifies manifest.json documents.
+const manifestFormat = "herd-tokens/1"
+
+// Counts is a number of documents and tokens.
+type Counts struct {
+	Docs   int64 `json:"docs"`
+	Tokens int64 `json:"tokens"`
+}
+
+func (c *Counts) add(o Counts) { c.Docs += o.Docs; c.Tokens += o.Tokens }
+
+// ShardInfo describes one token shard in the manifest.
+type ShardInfo struct {
+	File      string            `json:"file"`       // base name, e.g. tokens-00000.parquet
+	Input     string            `json:"input"`      // the docs shard it came from
+	InputHash string            `json:"input_hash"` // xxh3-128 of the input file's bytes
+	Counts                      // documents and tokens in the shard
+	Sources   map[string]Counts `json:"sources"` // per source label
+}
+
+// TokenizerInfo identifies the tokenizer used.
+type TokenizerInfo struct {
+	Dir       string `json:"dir,omitempty"`
+	Hash      string `json:"hash"` // xxh3-128 of tokenizer.json
+	VocabSize int    `json:"vocab_size"`
+	BOS       int32  `json:"bos_id"` // -1 when not added
+	EOS       int32  `json:"eos_id"` // -1 when not added
+}
+
+// Manifest is manifest.json: what the tokenize step produced.
+type Manifest struct {
+	Format    string            `json:"format"`
+	Tokenizer TokenizerInfo     `json:"tokenizer"`
+	Shards    []ShardInfo       `json:"shards"`
+	Sources   map[string]Counts `json:"sources"`
+	Total     Counts            `json:"total"`
+}
+
+// ReadManifest reads dir/manifest.json.
+func ReadManifest(dir string) (*Manifest, error) {
+	path := filepath.Join(dir, ManifestFile)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return parseManifest(data, path)
+}
+
+func parseManifest(data []byte, path string) (*Manifest, error) {
+	var m Manifest
+	dec := json.NewDecoder(strings.NewReader(string(data)))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, jsonPosition(data, err))
+	}
+	if m.Format != manifestFormat {
+		return nil, fmt.Errorf("%s: format %q, want %q (a manifest written by `pretrain tokenize`)", path, m.Format, manifestFormat)
+	}
+	if m.Tokenizer.VocabSize <= 0 {
+		return nil, fmt.Errorf("%s: tokenizer.vocab_size must be positive, got %d", path, m.Tokenizer.VocabSize)
+	}
+	for i, s := range m.Shards {
+		if s.File == "" || filepath.Base(s.File) != s.File {
+			return nil, fmt.Errorf("%s: shards[%d].file %q must be a plain file name", path, i, s.File)
+		}
+		if s.Docs < 0 || s.Tokens < 0 {
+			return nil, fmt.Errorf("%s: shards[%d] has negative counts", path, i)
+		}
+	}
+	return &m, nil
+}
+
+// jsonPosition adds a line:column to JSON syntax and type errors.
+func jsonPosition(data []byte, err error) error {
+	var off int64 = -1
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		off = se.Offset
+	case errors.As(err, &te):
+		off = te.Offset
+	}
+	if off < 0 || off > int64(len(data)) {
+		return err
+	}
+	line, col := 1, 1
+	for _, c := range data[:off] {
+		if c == '\n' {
+			line, col = line+1, 1
+		} else {
+			col++
+		}
+	}
+	return fmt.Errorf("line %d, column %d: %w", line, col, err)
+}
+
+func writeManifest(dir string, m *Manifest) error {
+	data, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(filepath.Join(dir, ManifestFile), append(data, '\n'), 0o644)
+}
+
+// expandPaths turns files, directories (their tokens-*.parquet) and glob
+// patterns into a sorted list of token shard files.
+func expandPaths(paths []string, pattern string) ([]string, error) {
+	var out []string
+	for _, p := range paths {
+		matches := []string{p}
+		if strings.ContainsAny(p, "*?[") {
+			var err error
+			matches, err = filepath.Glob(p)
+			if err != nil {
+				return nil, fmt.Errorf("pattern %q: %w", p, err)
+			}
+			if len(matches) == 0 {
+				return nil, fmt.Errorf("pattern %q matches no files", p)
+			}
+		}
+		for _, m := range matches {
+			st, err := os.Stat(m)
+			if err != nil {
+				return nil, fmt.Errorf("data path: %w", err)
+			}
+			if !st.IsDir() {
+				out = append(out, m)
+				continue
+			}
+			files, err := filepath.Glob(filepath.Join(m, pattern))
+			if err != nil {
+				return nil, err
+			}
+			if len(files) == 0 {
+				return nil, fmt.Errorf("directory %s holds no %s files", m, pattern)
+			}
+			out = append(out, files...)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// shardFile is an open token shard.
+type shardFile struct {
+	path string
+	f    *os.File
+	pf   *parquet.File
+}
+
+// openShard opens a token shard and checks its schema.
+func openShard(path string) (*shardFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	pf, err := parquet.OpenFile(f, st.Size())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
+	}
+	if _, ok := pf.Schema().Lookup("tokens", "list", "element"); !ok {
+		f.Close()
+		return nil, fmt.Errorf("%s: no list column \"tokens\"; token shards are written by `pretrain tokenize`", path)
+	}
+	if _, ok := pf.Schema().Lookup("id"); !ok {
+		f.Close()
+		return nil, fmt.Errorf("%s: no column \"id\"; token shards are written by `pretrain tokenize`", path)
+	}
+	return &shardFile{path: path, f: f, pf: pf}, nil
+}
+
+func (s *shardFile) Close() error { return s.f.Close() }
+
+// readRowGroup reads every row of row group g, checking that each token is
+// below vocab.
+func (s *shardFile) readRowGroup(g int, vocab int, dst []TokenRow) ([]TokenRow, error) {
+	rgs := s.pf.RowGroups()
+	if g < 0 || g >= len(rgs) {
+		return nil, fmt.Errorf("%s: row group %d does not exist (the file has %d); was the shard rewritten during the run?", s.path, g, len(rgs))
+	}
+	n := int(rgs[g].NumRows())
+	dst = slices.Grow(dst[:0], n)[:n]
+	r := parquet.NewGenericRowGroupReader[TokenRow](rgs[g])
+	defer r.Close()
+	got, err := r.Read(dst)
+	if got == n && (err == nil || errors.Is(err, io.EOF)) {
+		err = nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("%s: row group %d: %w", s.path, g, err)
+	}
+	for i := range dst {
+		row := &dst[i]
+		if int(row.NumTokens) != len(row.Tokens) {
+			return nil, fmt.Errorf("%s: row group %d, row %d (document %q): num_tokens %d but %d tokens; re-run `pretrain tokenize`", s.path, g, i, row.ID, row.NumTokens, len(row.Tokens))
+		}
+		for j, t := range row.Tokens {
+			if t < 0 || int(t) >= vocab {
+				return nil, fmt.Errorf("%s: row group %d, row %d (document %q), token %d: id %d is outside the model's vocabulary [0, %d); set model.vocab_size to the tokenizer's size", s.path, g, i, row.ID, j, t, vocab)
+			}
+		}
+	}
+	return dst, nil
+}

@@ -1,0 +1,420 @@
+package pretrain
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"math/rand/v2"
+	"strings"
+
+	"github.com/zeebo/xxh3"
+)
+
+// The data order.
+//
+// A stage's training data is one global stream of packed sequences, a pure
+// function of the seed, the sources and the stream's starting state:
+//
+//   - Each source is a list of chunks (the row groups of its token shards,
+//     files in sorted order). Epoch e of a source visits its chunks in a
+//     permutation seeded by (seed, source name, e), and the documents of a
+//     chunk in a permutation seeded by (seed, source name, e, chunk).
+//     Held-out documents, documents below the source's min_quality, and
+//     empty ones are passed over.
+//   - Documents are drawn from the sources by token deficit: the next
+//     document comes from the source with the fewest tokens taken in this
+//     stage relative to its weight (ties: the first listed), so the mixture
+//     matches the weights in tokens, without randomness.
+//   - Documents are packed back to back into sequences of seq_len tokens;
+//     a document that does not fit continues at the start of the next
+//     sequence. Each token carries its document's index within the row
+//     (the model's document mask); a token's target is the next token of
+//     the same document, or none at a document's end.
+//   - Global batch k is sequences [k·S, (k+1)·S) of the stream (S =
+//     batch_tokens / seq_len). Worker r of W takes the rows [r·S/W,
+//     (r+1)·S/W) of every global batch, so the data seen does not depend
+//     on W, and the stream state after a step is the same for every worker:
+//     a run resumes on any number of workers.
+
+// cursor is a source's read position.
+type cursor struct {
+	Epoch  int `json:"epoch"`
+	Chunk  int `json:"chunk"`  // index in the epoch's chunk permutation
+	Doc    int `json:"doc"`    // index in the chunk's document permutation
+	Offset int `json:"offset"` // tokens of the current document already taken
+	// Fingerprint identifies the source's files and filters; a cursor is
+	// only reused by a source with the same fingerprint.
+	Fingerprint string `json:"fingerprint"`
+}
+
+// StreamState is the position of a data stream.
+type StreamState struct {
+	// Sources are the read positions of every source seen so far, by name
+	// (kept across stages).
+	Sources map[string]cursor `json:"sources"`
+	// Mix counts the tokens taken from each source in the current stage.
+	Mix map[string]int64 `json:"mix"`
+	// Current is the source whose document is partly packed ("" = none).
+	Current string `json:"current,omitempty"`
+	// Sequences counts the sequences produced in the current stage.
+	Sequences int64 `json:"sequences"`
+}
+
+// Clone returns a deep copy.
+func (s StreamState) Clone() StreamState {
+	s.Sources = maps.Clone(s.Sources)
+	s.Mix = maps.Clone(s.Mix)
+	return s
+}
+
+// chunkRef is one row group of one token shard.
+type chunkRef struct {
+	file, group, rows int
+}
+
+// source is one data source of a stream.
+type source struct {
+	Source
+	weight      float64
+	seedKey     uint64
+	fingerprint string
+	files       []string
+	chunks      []chunkRef
+	heldOut     float64 // documents with holdoutKey < heldOut·2^64 are skipped (0: none)
+	keepHeld    bool    // keep only held-out documents (eval) instead of skipping them
+
+	// loaded chunk
+	open        *shardFile
+	openFile    int
+	loadedEpoch int
+	loadedChunk int
+	rows        []TokenRow
+	docOrder    []int
+	chunkOrder  []int
+	orderEpoch  int
+	idle        int // consecutive chunks without an eligible document
+}
+
+// openSources lists the chunks of every source (reading only footers).
+func openSources(srcs []Source, heldOut float64) ([]*source, error) {
+	var out []*source
+	var total float64
+	for _, s := range srcs {
+		total += s.Weight
+	}
+	for _, s := range srcs {
+		files, err := expandPaths(s.Paths, "tokens-*.parquet")
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		if len(files) == 0 {
+			return nil, fmt.Errorf("source %s: no token shards in %v", s.Name, s.Paths)
+		}
+		src := &source{Source: s, weight: s.Weight / total, seedKey: xxh3.HashString(s.Name), files: files,
+			heldOut: heldOut, openFile: -1, loadedEpoch: -1, loadedChunk: -1, orderEpoch: -1}
+		h := xxh3.New()
+		fmt.Fprintf(h, "%q %v", strings.Join(files, "\x00"), s.MinQuality)
+		for i, f := range files {
+			sf, err := openShard(f)
+			if err != nil {
+				return nil, fmt.Errorf("source %s: %w", s.Name, err)
+			}
+			for g, rg := range sf.pf.RowGroups() {
+				if n := int(rg.NumRows()); n > 0 {
+					src.chunks = append(src.chunks, chunkRef{file: i, group: g, rows: n})
+					fmt.Fprintf(h, " %d", n)
+				}
+			}
+			sf.Close()
+		}
+		if len(src.chunks) == 0 {
+			return nil, fmt.Errorf("source %s: the token shards %v hold no documents", s.Name, files)
+		}
+		src.fingerprint = fmt.Sprintf("%016x", h.Sum64())
+		out = append(out, src)
+	}
+	return out, nil
+}
+
+func (s *source) close() {
+	if s.open != nil {
+		s.open.Close()
+		s.open = nil
+		s.openFile = -1
+	}
+}
+
+// permutation returns a seeded permutation of n.
+func permutation(n int, seed, key uint64, a, b int) []int {
+	r := rand.New(rand.NewPCG(seed^key, uint64(a)<<32^uint64(b)^0x9e3779b97f4a7c15))
+	return r.Perm(n)
+}
+
+// holdoutKey places a document id in [0, 2^64) for the held-out split.
+func holdoutKey(id string) uint64 { return xxh3.HashString(id) }
+
+func (s *source) eligible(r *TokenRow) bool {
+	if len(r.Tokens) == 0 || float64(r.Quality) < s.MinQuality {
+		return false
+	}
+	if s.heldOut > 0 {
+		held := float64(holdoutKey(r.ID)) < s.heldOut*math.Exp2(64)
+		return held == s.keepHeld
+	}
+	return !s.keepHeld
+}
+
+// load reads the chunk the cursor points at.
+func (s *source) load(c *cursor, seed uint64, vocab int, shuffle bool) error {
+	if s.orderEpoch != c.Epoch {
+		if shuffle {
+			s.chunkOrder = permutation(len(s.chunks), seed, s.seedKey, c.Epoch, -1)
+		} else {
+			s.chunkOrder = identity(s.chunkOrder, len(s.chunks))
+		}
+		s.orderEpoch = c.Epoch
+	}
+	if s.loadedEpoch == c.Epoch && s.loadedChunk == c.Chunk {
+		return nil
+	}
+	ref := s.chunks[s.chunkOrder[c.Chunk]]
+	if s.openFile != ref.file {
+		s.close()
+		sf, err := openShard(s.files[ref.file])
+		if err != nil {
+			return fmt.Errorf("source %s: %w", s.Name, err)
+		}
+		s.open, s.openFile = sf, ref.file
+	}
+	rows, err := s.open.readRowGroup(ref.group, vocab, s.rows)
+	if err != nil {
+		return fmt.Errorf("source %s: %w", s.Name, err)
+	}
+	if len(rows) != ref.rows {
+		return fmt.Errorf("source %s: %s row group %d has %d rows, %d when the run started; token shards must not change during a run", s.Name, s.files[ref.file], ref.group, len(rows), ref.rows)
+	}
+	s.rows = rows
+	if shuffle {
+		s.docOrder = permutation(len(rows), seed, s.seedKey, c.Epoch, s.chunkOrder[c.Chunk])
+	} else {
+		s.docOrder = identity(s.docOrder, len(rows))
+	}
+	s.loadedEpoch, s.loadedChunk = c.Epoch, c.Chunk
+	return nil
+}
+
+func identity(dst []int, n int) []int {
+	dst = dst[:0]
+	for i := range n {
+		dst = append(dst, i)
+	}
+	return dst
+}
+
+// errSourceDone is returned by doc when a source without wrap-around is
+// exhausted.
+var errSourceDone = errors.New("source exhausted")
+
+// doc returns the document at the cursor, moving the cursor over
+// ineligible documents, chunks and epochs. With wrap false, reaching the
+// end of the first epoch returns errSourceDone.
+func (s *source) doc(c *cursor, seed uint64, vocab int, shuffle, wrap bool) (*TokenRow, error) {
+	for {
+		if c.Chunk >= len(s.chunks) {
+			if !wrap {
+				return nil, errSourceDone
+			}
+			c.Epoch, c.Chunk, c.Doc, c.Offset = c.Epoch+1, 0, 0, 0
+		}
+		if err := s.load(c, seed, vocab, shuffle); err != nil {
+			return nil, err
+		}
+		for c.Doc < len(s.docOrder) {
+			r := &s.rows[s.docOrder[c.Doc]]
+			if c.Offset > 0 || s.eligible(r) {
+				if c.Offset >= len(r.Tokens) {
+					return nil, fmt.Errorf("source %s: saved offset %d is past the end of document %q (%d tokens); the data changed since the checkpoint", s.Name, c.Offset, r.ID, len(r.Tokens))
+				}
+				s.idle = 0
+				return r, nil
+			}
+			c.Doc++
+		}
+		c.Chunk, c.Doc, c.Offset = c.Chunk+1, 0, 0
+		s.idle++
+		if s.idle > len(s.chunks) {
+			what := "training documents (all are held out, empty or below min_quality)"
+			if s.keepHeld {
+				what = "held-out documents"
+			}
+			return nil, fmt.Errorf("source %s has no %s", s.Name, what)
+		}
+	}
+}
+
+// Stream packs the documents of a mixture of sources into sequences.
+type Stream struct {
+	srcs   []*source
+	seed   uint64
+	vocab  int
+	seqLen int
+	state  StreamState
+	cur    *source // source of the open document, or nil
+}
+
+// StreamOptions configure a Stream.
+type StreamOptions struct {
+	SeqLen int
+	Seed   uint64
+	// Vocab bounds the token ids (larger ids are an error naming the shard).
+	Vocab int
+	// HeldOut is the fraction of documents skipped (kept for evaluation).
+	HeldOut float64
+}
+
+// NewStream opens a stream over sources starting at state (nil: the
+// beginning). Cursors of sources that are not in this mixture are kept in
+// the state untouched; a cursor whose source changed is reset.
+func NewStream(sources []Source, opt StreamOptions, state *StreamState) (*Stream, error) {
+	if opt.SeqLen <= 0 || opt.Vocab <= 0 {
+		return nil, fmt.Errorf("stream: seq_len (%d) and vocab (%d) must be positive", opt.SeqLen, opt.Vocab)
+	}
+	srcs, err := openSources(sources, opt.HeldOut)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stream{srcs: srcs, seed: opt.Seed, vocab: opt.Vocab, seqLen: opt.SeqLen}
+	if state != nil {
+		s.state = state.Clone()
+	}
+	if s.state.Sources == nil {
+		s.state.Sources = map[string]cursor{}
+	}
+	if s.state.Mix == nil {
+		s.state.Mix = map[string]int64{}
+	}
+	for _, src := range srcs {
+		c, ok := s.state.Sources[src.Name]
+		if !ok || c.Fingerprint != src.fingerprint {
+			if ok && s.state.Current == src.Name {
+				s.state.Current = ""
+			}
+			s.state.Sources[src.Name] = cursor{Fingerprint: src.fingerprint}
+		}
+	}
+	if s.state.Current != "" {
+		for _, src := range srcs {
+			if src.Name == s.state.Current {
+				s.cur = src
+			}
+		}
+		if s.cur == nil {
+			// The open document's source is not in this mixture: close
+			// the document; its source resumes at the next one.
+			c := s.state.Sources[s.state.Current]
+			c.Doc, c.Offset = c.Doc+1, 0
+			s.state.Sources[s.state.Current] = c
+			s.state.Current = ""
+		}
+	}
+	return s, nil
+}
+
+// State returns a copy of the stream's position.
+func (s *Stream) State() StreamState { return s.state.Clone() }
+
+// SeqLen is the stream's sequence length.
+func (s *Stream) SeqLen() int { return s.seqLen }
+
+// Close releases open files.
+func (s *Stream) Close() {
+	for _, src := range s.srcs {
+		src.close()
+	}
+}
+
+// pick returns the source the next document comes from.
+func (s *Stream) pick() *source {
+	var best *source
+	var bestRatio float64
+	for _, src := range s.srcs {
+		if src.weight <= 0 {
+			continue
+		}
+		r := float64(s.state.Mix[src.Name]) / src.weight
+		if best == nil || r < bestRatio {
+			best, bestRatio = src, r
+		}
+	}
+	return best
+}
+
+// Next packs the next sequence into tokens, targets and docIDs (each of
+// length seq_len) and returns the number of positions with a target.
+func (s *Stream) Next(tokens, targets, docIDs []int32) (int, error) {
+	T := s.seqLen
+	if len(tokens) != T || len(targets) != T || len(docIDs) != T {
+		return 0, fmt.Errorf("stream: row buffers must have seq_len %d entries", T)
+	}
+	fill, seg := 0, int32(0)
+	for fill < T {
+		if s.cur == nil {
+			s.cur = s.pick()
+			s.state.Current = s.cur.Name
+		}
+		src := s.cur
+		c := s.state.Sources[src.Name]
+		row, err := src.doc(&c, s.seed, s.vocab, true, true)
+		if err != nil {
+			return 0, err
+		}
+		rest := row.Tokens[c.Offset:]
+		n := min(len(rest), T-fill)
+		copy(tokens[fill:fill+n], rest[:n])
+		for i := fill; i < fill+n; i++ {
+			docIDs[i] = seg
+		}
+		fill += n
+		c.Offset += n
+		s.state.Mix[src.Name] += int64(n)
+		if c.Offset == len(row.Tokens) {
+			c.Doc, c.Offset = c.Doc+1, 0
+			s.cur, s.state.Current = nil, ""
+			seg++
+		}
+		s.state.Sources[src.Name] = c
+	}
+	// The last position's target is the open document's next token.
+	next := int32(-1)
+	if s.cur != nil {
+		c := s.state.Sources[s.cur.Name]
+		row, err := s.cur.doc(&c, s.seed, s.vocab, true, true)
+		if err != nil {
+			return 0, err
+		}
+		next = row.Tokens[c.Offset]
+	}
+	s.state.Sequences++
+	return fillTargets(tokens, targets, docIDs, next), nil
+}
+
+// fillTargets sets each position's target to the next token of the same
+// document (next for the last position) and counts the targets.
+func fillTargets(tokens, targets, docIDs []int32, next int32) int {
+	T := len(tokens)
+	n := 0
+	for i := 0; i < T-1; i++ {
+		if docIDs[i+1] == docIDs[i] {
+			targets[i] = tokens[i+1]
+			n++
+		} else {
+			targets[i] = -1
+		}
+	}
+	targets[T-1] = next
+	if next >= 0 {
+		n++
+	}
+	return n
+}

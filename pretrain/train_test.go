@@ -1,0 +1,147 @@
+package pretrain
+
+import (
+	"bytes"
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/model"
+)
+
+func synthSources(t *testing.T) []Source {
+	dir := t.TempDir()
+	a := synthSource(t, dir, "web", 200, 100, 16, 32, 1, 10, 120)
+	b := synthSource(t, dir, "code", 100, 100, 16, 32, 2, 30, 200)
+	return []Source{{Name: "web", Paths: []string{a}, Weight: 2}, {Name: "code", Paths: []string{b}, Weight: 1}}
+}
+
+func mustRun(t *testing.T, r Recipe, opt RunOptions) *Result {
+	t.Helper()
+	res, err := Run(context.Background(), r, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestResumeBitExact: 2N steps straight and N steps, an interruption, and
+// N more after -resume give byte-identical weights and optimizer state, and
+// the same metrics.
+func TestResumeBitExact(t *testing.T) {
+	srcs := synthSources(t)
+	dir := t.TempDir()
+	straight := tinyRecipe(filepath.Join(dir, "straight"), srcs...)
+	straight.Checkpoint.Every = 4
+	a := mustRun(t, straight, RunOptions{})
+
+	split := straight
+	split.Out = filepath.Join(dir, "split")
+	first := mustRun(t, split, RunOptions{stopAt: 6})
+	if !first.Interrupted || first.Steps != 6 {
+		t.Fatalf("interrupted run: %+v", first)
+	}
+	if _, err := os.Stat(filepath.Join(split.Out, CheckpointsDir, checkpoint.StepDirName(6))); err != nil {
+		t.Fatalf("no checkpoint at the interruption: %v", err)
+	}
+	b := mustRun(t, split, RunOptions{Resume: true})
+	if b.Steps != a.Steps || a.Steps != 12 {
+		t.Fatalf("steps %d and %d", a.Steps, b.Steps)
+	}
+	for _, f := range []string{"model.safetensors", checkpoint.OptimizerFile} {
+		x := readFile(t, filepath.Join(a.Checkpoint, f))
+		y := readFile(t, filepath.Join(b.Checkpoint, f))
+		if !bytes.Equal(x, y) {
+			t.Fatalf("%s differs between the straight and the resumed run", f)
+		}
+	}
+	if !bytes.Equal(readFile(t, filepath.Join(a.Final, "model.safetensors")), readFile(t, filepath.Join(b.Final, "model.safetensors"))) {
+		t.Fatal("final models differ")
+	}
+	ma, err := ReadMetrics(filepath.Join(straight.Out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, err := ReadMetrics(filepath.Join(split.Out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ma) != len(mb) {
+		t.Fatalf("%d metric records straight, %d resumed", len(ma), len(mb))
+	}
+	for i := range ma {
+		x, y := ma[i], mb[i]
+		if x.Step != y.Step || x.Kind != y.Kind || x.Loss != y.Loss || x.EvalLoss != y.EvalLoss || x.GradNorm != y.GradNorm || x.Tokens != y.Tokens {
+			t.Fatalf("metrics record %d: %+v vs %+v", i, x, y)
+		}
+	}
+	// A new run refuses to overwrite a run directory with checkpoints.
+	if _, err := Run(context.Background(), split, RunOptions{}); err == nil || !strings.Contains(err.Error(), "-resume") {
+		t.Fatalf("rerun without -resume: %v", err)
+	}
+}
+
+// TestNonFinite: a step with a NaN gradient is skipped and logged and the
+// run goes on; a streak of them stops the run with a clear message and the
+// last good checkpoint intact.
+func TestNonFinite(t *testing.T) {
+	srcs := synthSources(t)
+	r := tinyRecipe(filepath.Join(t.TempDir(), "nan"), srcs...)
+	r.Eval.Every = 0
+	poison := func(from, to int) func(int, *model.Params) {
+		return func(step int, g *model.Params) {
+			if step >= from && step <= to {
+				g.Data[7] = float32(math.NaN())
+			}
+		}
+	}
+	res := mustRun(t, r, RunOptions{corrupt: poison(4, 4)})
+	recs, err := ReadMetrics(filepath.Join(r.Out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	skipped := 0
+	for _, rec := range recs {
+		if rec.Skipped {
+			skipped++
+			if rec.Step != 4 || !math.IsNaN(rec.GradNorm) {
+				t.Fatalf("skipped record %+v", rec)
+			}
+		}
+	}
+	if skipped != 1 || res.Steps != r.Train.Steps {
+		t.Fatalf("%d skipped steps, %d steps run", skipped, res.Steps)
+	}
+	_, p, _, err := checkpoint.Load(res.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, v := range p.Data {
+		if !finite(float64(v)) {
+			t.Fatal("non-finite weight after a skipped step")
+		}
+	}
+
+	r.Out = filepath.Join(t.TempDir(), "nan2")
+	_, err = Run(context.Background(), r, RunOptions{corrupt: poison(5, 1000)})
+	if err == nil || !strings.Contains(err.Error(), "3 consecutive steps") || !strings.Contains(err.Error(), "step-000003") {
+		t.Fatalf("streak of NaN steps: %v", err)
+	}
+	last, err := checkpoint.Latest(filepath.Join(r.Out, CheckpointsDir))
+	if err != nil || last.Step != 3 {
+		t.Fatalf("newest checkpoint %+v %v, want step 3", last, err)
+	}
+}

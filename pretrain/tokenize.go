@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -298,12 +299,7 @@ func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info Token
 	return si, nil
 }
 
-// sortedKeys returns a map's keys in order.
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
+// SortedSources returns the manifest's source labels in order.
+func SortedSources(m *Manifest) []string {
+	return slices.Sorted(maps.Keys(m.Sources))
 }

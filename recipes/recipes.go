@@ -20,10 +20,12 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math"
 	"os"
 	"path"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -234,7 +236,7 @@ func lookup(v reflect.Value, path []string, full string) (reflect.Value, func(re
 // with a run). Decoding the result gives the same struct back.
 func Marshal(v any) ([]byte, error) {
 	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf, yaml.Indent(2), yaml.IndentSequence(true))
+	enc := yaml.NewEncoder(&buf, yaml.Indent(2), yaml.IndentSequence(true), yaml.CustomMarshaler[float64](marshalFloat))
 	if err := enc.Encode(v); err != nil {
 		return nil, fmt.Errorf("encode recipe: %w", err)
 	}
@@ -242,4 +244,27 @@ func Marshal(v any) ([]byte, error) {
 		return nil, fmt.Errorf("encode recipe: %w", err)
 	}
 	return buf.Bytes(), nil
+}
+
+// marshalFloat writes a float so that the YAML parser reads it back as a
+// number: exponent forms get a decimal point ("1.0e-05", not "1e-05",
+// which YAML 1.1 parsers read as a string).
+func marshalFloat(v float64) ([]byte, error) {
+	switch {
+	case math.IsInf(v, 1):
+		return []byte(".inf"), nil
+	case math.IsInf(v, -1):
+		return []byte("-.inf"), nil
+	case math.IsNaN(v):
+		return []byte(".nan"), nil
+	}
+	s := strconv.FormatFloat(v, 'g', -1, 64)
+	mant, exp, hasExp := strings.Cut(s, "e")
+	if !strings.Contains(mant, ".") {
+		mant += ".0"
+	}
+	if hasExp {
+		return []byte(mant + "e" + exp), nil
+	}
+	return []byte(mant), nil
 }

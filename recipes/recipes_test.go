@@ -157,3 +157,23 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// TestMarshalFloats: every float, exponent forms included, reads back as
+// the same number.
+func TestMarshalFloats(t *testing.T) {
+	type r struct {
+		X []float64 `yaml:"x"`
+	}
+	in := r{X: []float64{1e-05, 3e-4, 2.5, 1, 0, -7, 1e21, 123456789, 6.02e23, -1.5e-300}}
+	b, err := Marshal(in)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out r
+	if err := Decode(b, "floats", &out); err != nil {
+		t.Fatalf("%v\n%s", err, b)
+	}
+	if !reflect.DeepEqual(in, out) {
+		t.Fatalf("round trip: %v → %s → %v", in.X, b, out.X)
+	}
+}

@@ -1,0 +1,207 @@
+// Command pretrain trains a Llama model on Parquet token shards, and
+// produces those shards from curated documents.
+//
+//	pretrain -recipe pretrain_tiny [-resume] [-out DIR] [key=value ...]
+//	pretrain -recipe my.yaml -print-recipe            → the resolved recipe
+//	pretrain tokenize -tokenizer DIR -out DIR [-bos=true] [-eos=true] [-workers N] DOCS...
+//	pretrain average -out DIR CHECKPOINT_DIR...      → Polyak average of checkpoints
+//
+// Arguments after the flags are key=value overrides of recipe fields
+// (`optim.lr=3e-4 train.steps=200`). Ctrl-C saves a checkpoint; -resume
+// continues bit-exactly from the newest one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+
+	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/pretrain"
+	"github.com/herdml/herd/recipes"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "pretrain:", err)
+		var ue usageError
+		if errors.As(err, &ue) {
+			os.Exit(2)
+		}
+		os.Exit(1)
+	}
+}
+
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "tokenize":
+			return tokenize(ctx, args[1:], stdout, stderr)
+		case "average":
+			return average(args[1:], stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("pretrain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	recipe := fs.String("recipe", "", "recipe file or shipped recipe name ("+strings.Join(recipes.Shipped(), ", ")+")")
+	resume := fs.Bool("resume", false, "continue from the newest checkpoint in the run directory")
+	out := fs.String("out", "", "run directory (overrides out)")
+	workers := fs.Int("workers", -1, "compute goroutines (overrides workers; 0 = all cores)")
+	printRecipe := fs.Bool("print-recipe", false, "print the resolved recipe and exit")
+	verbose := fs.Bool("v", false, "debug logging")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: pretrain -recipe NAME|FILE [flags] [key=value ...]\n       pretrain tokenize [flags] DOCS...\n       pretrain average -out DIR CHECKPOINT...\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	r, err := recipes.Load(*recipe, pretrain.Default(), fs.Args())
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		r.Out = *out
+	}
+	if *workers >= 0 {
+		r.Workers = *workers
+	}
+	if *printRecipe {
+		text, err := recipes.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(text)
+		return err
+	}
+	if *recipe == "" {
+		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(recipes.Shipped(), ", ") + ")")}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	opt := pretrain.RunOptions{Resume: *resume}
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !*verbose {
+		// The bar shows steps, loss and speed; the log keeps to warnings
+		// and evaluations.
+		opt.Progress = stderr
+	}
+	opt.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	res, err := pretrain.Run(ctx, r, opt)
+	if err != nil {
+		return err
+	}
+	return report(stdout, r, res)
+}
+
+// report prints the outcome of a run.
+func report(w io.Writer, r pretrain.Recipe, res *pretrain.Result) error {
+	if res.Interrupted {
+		fmt.Fprintf(w, "interrupted after step %d; checkpoint %s\ncontinue with: pretrain -recipe … -out %s -resume\n", res.Steps, res.Checkpoint, r.Out)
+		return nil
+	}
+	fmt.Fprintf(w, "trained %d steps, %d tokens; last training loss %.4f\n", res.Steps, res.Tokens, res.Loss)
+	if n := len(res.Evals); n > 0 {
+		e := res.Evals[n-1]
+		fmt.Fprintf(w, "held-out loss %.4f nats/token (perplexity %.2f); unigram baseline %.4f\n", e.Loss, e.PPL, res.Unigram)
+		if res.FinalEval > 0 {
+			fmt.Fprintf(w, "final model (averaged) held-out loss %.4f\n", res.FinalEval)
+		}
+	}
+	fmt.Fprintf(w, "final model: %s\nmetrics: %s/%s  plot: %s\n", res.Final, r.Out, pretrain.MetricsFile, res.Plot)
+	for i, s := range res.Samples {
+		fmt.Fprintf(w, "\n--- sample %d ---\n%s%s\n", i+1, s.Prompt, s.Text)
+	}
+	return nil
+}
+
+func tokenize(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pretrain tokenize", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	tokDir := fs.String("tokenizer", "", "tokenizer directory (tokenizer.json, tokenizer_config.json)")
+	out := fs.String("out", "", "output directory for tokens-*.parquet and manifest.json")
+	bos := fs.Bool("bos", true, "add the tokenizer's BOS token before every document")
+	eos := fs.Bool("eos", true, "add the tokenizer's EOS token after every document")
+	workers := fs.Int("workers", 0, "encoding goroutines (0 = all cores)")
+	rowGroup := fs.Int("row-group-docs", 1024, "documents per Parquet row group (the loader's shuffle unit)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: pretrain tokenize -tokenizer DIR -out DIR [flags] DOCS...\n  DOCS: docs-*.parquet files, directories holding them, or glob patterns\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *tokDir == "" || *out == "" || fs.NArg() == 0 {
+		fs.Usage()
+		return usageError{errors.New("tokenize needs -tokenizer, -out and at least one input")}
+	}
+	tok, err := tokenizer.Load(*tokDir)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil))
+	man, err := pretrain.Tokenize(ctx, pretrain.TokenizeOptions{Inputs: fs.Args(), Out: *out, Tokenizer: tok,
+		TokenizerDir: *tokDir, BOS: *bos, EOS: *eos, Workers: *workers, RowGroupDocs: *rowGroup, Logger: log})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%d shards, %d documents, %d tokens → %s\n", len(man.Shards), man.Total.Docs, man.Total.Tokens, *out)
+	for _, name := range pretrain.SortedSources(man) {
+		c := man.Sources[name]
+		fmt.Fprintf(stdout, "  source %-16q %10d docs %12d tokens\n", name, c.Docs, c.Tokens)
+	}
+	return nil
+}
+
+func average(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pretrain average", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "output model directory")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *out == "" || fs.NArg() == 0 {
+		return usageError{errors.New("usage: pretrain average -out DIR CHECKPOINT_DIR...")}
+	}
+	cfg, params, err := pretrain.AverageCheckpoints(fs.Args())
+	if err != nil {
+		return err
+	}
+	var extra map[string][]byte
+	if tj, err := os.ReadFile(filepath.Join(fs.Arg(fs.NArg()-1), tokenizer.TokenizerFile)); err == nil {
+		extra = map[string][]byte{tokenizer.TokenizerFile: tj}
+		if cj, err := os.ReadFile(filepath.Join(fs.Arg(fs.NArg()-1), tokenizer.ConfigFile)); err == nil {
+			extra[tokenizer.ConfigFile] = cj
+		}
+	}
+	if err := checkpoint.SaveModel(*out, cfg, params, checkpoint.SaveOptions{Extra: extra}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "averaged %d checkpoints into %s\n", fs.NArg(), *out)
+	return nil
+}

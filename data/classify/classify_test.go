@@ -10,11 +10,10 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
 
 	"github.com/herdml/herd/data/dedup/planted"
+	"github.com/herdml/herd/internal/benchutil"
 )
 
 const corporaDir = "../../../shared/testdata/corpora"
@@ -416,16 +415,6 @@ func FuzzLoad(f *testing.F) {
 	})
 }
 
-// cpuSeconds is the process CPU time; MB per CPU second is steadier than
-// wall-clock MB/s on a machine shared with other jobs.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
-
 func BenchmarkProbs(b *testing.B) {
 	train, test := spamHam(b)
 	m, _, err := Train(context.Background(), train, Config{Buckets: 1 << 18, Seed: 1, Epochs: 1})
@@ -438,13 +427,13 @@ func BenchmarkProbs(b *testing.B) {
 	}
 	b.SetBytes(n)
 	b.ResetTimer()
-	cpu0 := cpuSeconds()
+	cpu0 := benchutil.CPUSeconds()
 	for range b.N {
 		for _, e := range test {
 			m.Probs(e.Text)
 		}
 	}
-	b.ReportMetric(float64(n)*float64(b.N)/1e6/(cpuSeconds()-cpu0), "MB/cpu-s")
+	benchutil.ReportMBPerCPUSecond(b, cpu0, n)
 }
 
 func BenchmarkTrainEpoch(b *testing.B) {
@@ -454,8 +443,8 @@ func BenchmarkTrainEpoch(b *testing.B) {
 		n += int64(len(e.Text))
 	}
 	b.SetBytes(n)
-	cpu0 := cpuSeconds()
-	defer func() { b.ReportMetric(float64(n)*float64(b.N)/1e6/(cpuSeconds()-cpu0), "MB/cpu-s") }()
+	cpu0 := benchutil.CPUSeconds()
+	defer func() { benchutil.ReportMBPerCPUSecond(b, cpu0, n) }()
 	for range b.N {
 		if _, _, err := Train(context.Background(), train, Config{Buckets: 1 << 18, Seed: 1, Epochs: 1}); err != nil {
 			b.Fatal(err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/herdml/herd/data/dedup/planted"
 	"github.com/herdml/herd/data/document"
+	"github.com/herdml/herd/internal/benchutil"
 )
 
 // benchDocs returns real documents (~5 MB) from the planted corpus.
@@ -71,6 +72,8 @@ func BenchmarkStage(b *testing.B) {
 			}
 			b.SetBytes(total)
 			b.ResetTimer()
+			cpu0 := benchutil.CPUSeconds()
+			defer func() { benchutil.ReportMBPerCPUSecond(b, cpu0, total) }()
 			for range b.N {
 				for _, t := range texts {
 					d := document.Doc{Text: t, Lang: "en"}
@@ -91,13 +94,16 @@ func BenchmarkStage(b *testing.B) {
 }
 
 // BenchmarkWebRecipe runs the default web recipe end to end (reading
-// JSONL, all stages, Parquet output) on one worker: MB/s per core.
+// JSONL, all stages, Parquet output) on one worker: MB/s per core
+// (MB/cpu-s counts every goroutine's CPU time, zstd and GC included).
 func BenchmarkWebRecipe(b *testing.B) {
 	docs, total := benchDocs(b)
 	in := b.TempDir()
 	writeJSONL(b, in, docs, 4)
 	b.SetBytes(total)
 	b.ResetTimer()
+	cpu0 := benchutil.CPUSeconds()
+	defer func() { benchutil.ReportMBPerCPUSecond(b, cpu0, total) }()
 	for i := range b.N {
 		cfg := Default()
 		cfg.Input.Paths = []string{in}

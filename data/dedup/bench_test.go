@@ -1,27 +1,17 @@
 package dedup
 
 import (
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/herdml/herd/internal/benchutil"
 )
 
 // cpuSeconds is the process CPU time; MB per CPU second is steadier than
 // wall-clock MB/s on a machine shared with other jobs.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if syscall.Getrusage(syscall.RUSAGE_SELF, &ru) != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
+func cpuSeconds() float64 { return benchutil.CPUSeconds() }
 
 // perCPU reports MB per CPU second for b.N passes over n bytes since cpu0.
-func perCPU(b *testing.B, cpu0 float64, n int64) {
-	if d := cpuSeconds() - cpu0; d > 0 {
-		b.ReportMetric(float64(n)*float64(b.N)/1e6/d, "MB/cpu-s")
-	}
-}
+func perCPU(b *testing.B, cpu0 float64, n int64) { benchutil.ReportMBPerCPUSecond(b, cpu0, n) }
 
 // benchTexts is real text from the planted corpus (mail bodies, KJV,
 // fortunes, Jargon File, Debian Reference, Devil's Dictionary).

@@ -125,3 +125,17 @@ func BenchmarkLoadRef(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkPretokenize measures the pre-tokenizer alone on English prose.
+func BenchmarkPretokenize(b *testing.B) {
+	text := benchProse(b, 4<<20)
+	b.SetBytes(int64(len(text)))
+	n := 0
+	for b.Loop() {
+		n = 0
+		for i := 0; i < len(text); n++ {
+			i = nextPiece(text, i)
+		}
+	}
+	b.ReportMetric(float64(n), "pieces")
+}

@@ -119,6 +119,13 @@ func nextPiece(s []byte, i int) int {
 // scanClass advances j over characters of class c.
 func scanClass(s []byte, j int, c uint8) int {
 	for j < len(s) {
+		if b := s[j]; b < utf8.RuneSelf { // ASCII fast path
+			if asciiClass[b] != c {
+				break
+			}
+			j++
+			continue
+		}
 		c2, n := classAt(s, j)
 		if c2 != c {
 			break
@@ -143,7 +150,12 @@ func scanWhitespace(s []byte, i int) int {
 	lastChar := i // start of the last character in the run
 	j := i
 	for j < len(s) {
-		c, n := classAt(s, j)
+		c, n := uint8(0), 1
+		if b := s[j]; b < utf8.RuneSelf {
+			c = asciiClass[b]
+		} else {
+			c, n = classAt(s, j)
+		}
 		if c == clsNewline {
 			lastNL = j
 		} else if c != clsSpace {

@@ -91,3 +91,5 @@ func tinyRecipe(out string, sources ...Source) Recipe {
 	r.Checkpoint = CheckpointSpec{Every: 3, Keep: 3}
 	return r
 }
+
+func weight(w float64) *float64 { return &w }

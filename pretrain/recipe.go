@@ -89,11 +89,19 @@ type Source struct {
 	// glob patterns.
 	Paths []string `yaml:"paths"`
 	// Weight is the source's share of training tokens (weights are
-	// normalised; default 1).
-	Weight float64 `yaml:"weight"`
+	// normalised; absent or null = 1; 0 leaves the source out of training).
+	Weight *float64 `yaml:"weight"`
 	// MinQuality skips documents whose quality score is lower (default 0:
 	// keep all).
 	MinQuality float64 `yaml:"min_quality"`
+}
+
+// W returns the source's weight (1 when unset).
+func (s *Source) W() float64 {
+	if s.Weight == nil {
+		return 1
+	}
+	return *s.Weight
 }
 
 // Data is the training mixture of the main stage.
@@ -350,10 +358,10 @@ func (r *Recipe) Validate() error {
 			if len(s.Paths) == 0 {
 				bad("%s.paths must list token shards or directories", at)
 			}
-			if !(s.Weight >= 0) || math.IsInf(s.Weight, 0) {
-				bad("%s.weight must be a non-negative number, got %v", at, s.Weight)
+			if w := s.W(); !(w >= 0) || math.IsInf(w, 0) {
+				bad("%s.weight must be a non-negative number, got %v", at, w)
 			}
-			total += s.Weight
+			total += s.W()
 		}
 		if len(srcs) > 0 && !(total > 0) {
 			bad("%s: the weights sum to 0; give at least one source a positive weight", where)

@@ -44,7 +44,7 @@ func TestRecipeErrors(t *testing.T) {
 			t.Errorf("override %s: %v, want %q", c.override, err, c.want)
 		}
 	}
-	src := []Source{{Name: "a", Paths: []string{"x"}, Weight: 1}}
+	src := []Source{{Name: "a", Paths: []string{"x"}, Weight: weight(1)}}
 	for _, c := range []struct {
 		name string
 		edit func(*Recipe)
@@ -56,7 +56,7 @@ func TestRecipeErrors(t *testing.T) {
 		{"schedule", func(r *Recipe) { r.Optim.Schedule = "cosin" }, `schedule "cosin" is not one of`},
 		{"min lr", func(r *Recipe) { r.Optim.MinLR = 1 }, "minimum learning rate must be in [0, peak]"},
 		{"average", func(r *Recipe) { r.Average.Last = 9 }, "average.last (9) must be in [0, checkpoint.keep = 3]"},
-		{"weights", func(r *Recipe) { r.Data.Sources[0].Weight = 0 }, "weights sum to 0"},
+		{"weights", func(r *Recipe) { r.Data.Sources[0].Weight = weight(0) }, "weights sum to 0"},
 		{"long context", func(r *Recipe) { r.Stages = []Stage{{Kind: "long_context", Steps: 5, SeqLen: 64}} }, "must lengthen sequences"},
 		{"model", func(r *Recipe) { r.Model.NumAttentionHeads = 3 }, "num_attention_heads (3) must divide hidden_size (128)"},
 		{"stage kind", func(r *Recipe) { r.Stages = []Stage{{Kind: "cooldown", Steps: 5}} }, `stages[0].kind "cooldown"`},

@@ -101,7 +101,7 @@ func openSources(srcs []Source, heldOut float64) ([]*source, error) {
 	var out []*source
 	var total float64
 	for _, s := range srcs {
-		total += s.Weight
+		total += s.W()
 	}
 	for _, s := range srcs {
 		files, err := expandPaths(s.Paths, "tokens-*.parquet")
@@ -111,7 +111,7 @@ func openSources(srcs []Source, heldOut float64) ([]*source, error) {
 		if len(files) == 0 {
 			return nil, fmt.Errorf("source %s: no token shards in %v", s.Name, s.Paths)
 		}
-		src := &source{Source: s, weight: s.Weight / total, seedKey: xxh3.HashString(s.Name), files: files,
+		src := &source{Source: s, weight: s.W() / total, seedKey: xxh3.HashString(s.Name), files: files,
 			heldOut: heldOut, openFile: -1, loadedEpoch: -1, loadedChunk: -1, orderEpoch: -1}
 		h := xxh3.New()
 		fmt.Fprintf(h, "%q %v", strings.Join(files, "\x00"), s.MinQuality)

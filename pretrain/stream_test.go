@@ -12,7 +12,7 @@ func twoSources(t *testing.T) []Source {
 	dir := t.TempDir()
 	a := synthSource(t, dir, "web", 120, 50, 16, 32, 1, 5, 90)
 	b := synthSource(t, dir, "code", 24, 24, 8, 32, 2, 20, 200)
-	return []Source{{Name: "web", Paths: []string{a}, Weight: 3}, {Name: "code", Paths: []string{b}, Weight: 1}}
+	return []Source{{Name: "web", Paths: []string{a}, Weight: weight(3)}, {Name: "code", Paths: []string{b}, Weight: weight(1)}}
 }
 
 // TestStreamPacking checks the packed rows against the documents: every

@@ -17,7 +17,7 @@ func synthSources(t *testing.T) []Source {
 	dir := t.TempDir()
 	a := synthSource(t, dir, "web", 200, 100, 16, 32, 1, 10, 120)
 	b := synthSource(t, dir, "code", 100, 100, 16, 32, 2, 30, 200)
-	return []Source{{Name: "web", Paths: []string{a}, Weight: 2}, {Name: "code", Paths: []string{b}, Weight: 1}}
+	return []Source{{Name: "web", Paths: []string{a}, Weight: weight(2)}, {Name: "code", Paths: []string{b}, Weight: weight(1)}}
 }
 
 func mustRun(t *testing.T, r Recipe, opt RunOptions) *Result {

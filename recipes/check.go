@@ -3,10 +3,12 @@ package recipes
 import (
 	"fmt"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/token"
 )
 
 var durationType = reflect.TypeFor[time.Duration]()
@@ -134,8 +136,14 @@ func check(node ast.Node, t reflect.Type, where string) error {
 			return posError(node, "%s: %v does not fit in %s", label(where), n.Value, t)
 		}
 	case reflect.Float32, reflect.Float64:
-		switch node.(type) {
+		switch n := node.(type) {
 		case *ast.IntegerNode, *ast.FloatNode, *ast.InfinityNode, *ast.NanNode:
+		case *ast.StringNode:
+			// YAML 1.1 reads an exponent without a decimal point (1e-3)
+			// as a string; accept it unquoted, as YAML 1.2 does.
+			if _, err := strconv.ParseFloat(n.Value, 64); err != nil || n.Token == nil || n.Token.Type != token.StringType {
+				return posError(node, "%s wants a number, got %s", label(where), describe(node))
+			}
 		default:
 			return posError(node, "%s wants a number, got %s", label(where), describe(node))
 		}

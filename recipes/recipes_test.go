@@ -170,6 +170,13 @@ func TestMarshalFloats(t *testing.T) {
 		t.Fatal(err)
 	}
 	var out r
+	var e r
+	if err := Decode([]byte("x: [1e-3, 2E+5, -3e2]"), "exp", &e); err != nil || !reflect.DeepEqual(e.X, []float64{1e-3, 2e5, -300}) {
+		t.Fatalf("exponents without a decimal point: %v %v", e.X, err)
+	}
+	if err := Decode([]byte("x: [\"1e-3\"]"), "quoted", &e); err == nil {
+		t.Fatal("a quoted string was accepted as a number")
+	}
 	if err := Decode(b, "floats", &out); err != nil {
 		t.Fatalf("%v\n%s", err, b)
 	}

@@ -107,7 +107,11 @@ type ExactDedup struct {
 }
 
 // LineDedup removes lines repeated more than MaxRepeats times within
-// buckets of BucketDocs consecutive documents (ccNet).
+// buckets of BucketDocs consecutive input documents (ccNet). Buckets follow
+// input order across files and ranks: bucket b holds input positions
+// [b·M, (b+1)·M). Memory for counting is one entry per distinct line of a
+// bucket (tens of bytes each), whatever the corpus size; the Llama 3 paper
+// uses 30M-document buckets, which need a few GB per counting worker.
 type LineDedup struct {
 	MaxRepeats int `yaml:"max_repeats"` // N (default 6)
 	BucketDocs int `yaml:"bucket_docs"` // M (default 10000)

@@ -92,6 +92,12 @@ func (r *runner) newCollector(p *pass, u int) (collector, error) {
 		return &sigCollector{w: w}, nil
 	case StageTokenKL:
 		return &histCollector{h: r.cfg.Filters.TokenKL.NewHistogram(), path: r.keyFile(p.index, u)}, nil
+	case StageLineDedup:
+		c, err := newLineCollector(r.lineFile(p.index, u))
+		if err != nil {
+			return nil, err
+		}
+		return c, nil
 	}
 	return noCollector{}, nil
 }
@@ -114,13 +120,20 @@ func (r *runner) prepareKey(stage string, it *item, s *scratch) {
 	case StageMinHash:
 		s.sig, _ = s.mh.Signature(d.Text, s.sig)
 		it.sig = append(it.sig[:0], s.sig...)
+	case StageLineDedup:
+		it.lines, s.line = dedup.AppendLineHashes(it.lines[:0], d.Text, s.line)
 	}
 }
 
 func (r *runner) decisionFile(p int) string { return filepath.Join(r.passDir(p), "decision") }
 
-// decide merges the keys of pass p into its decision file. Rank 0 merges;
-// MinHash bands are split across ranks.
+// unitDecisionFile holds the removals of one unit (a dedup decision split
+// by unit, so each unit streams its own).
+func (r *runner) unitDecisionFile(p, u int) string { return r.unitFile(p, u, "decision") + ".rec" }
+
+// decide merges the keys of pass p into its decision. Rank 0 merges dedup
+// keys; MinHash bands and line dedup buckets are split across ranks. The
+// decision file is written last: it marks the decision complete.
 func (r *runner) decide(ctx context.Context, p *pass) error {
 	out := r.decisionFile(p.index)
 	if _, err := os.Stat(out); err == nil {
@@ -135,13 +148,18 @@ func (r *runner) decide(ctx context.Context, p *pass) error {
 		if err := r.minhashEdges(ctx, p, inputs); err != nil {
 			return err
 		}
+	case StageLineDedup:
+		if err := r.decideLines(ctx, p); err != nil {
+			return err
+		}
 	}
 	if r.opt.Rank != 0 {
 		return r.waitFile(ctx, out)
 	}
+	all := out + ".all"
 	switch p.collect {
 	case StageURLDedup, StageExactDedup:
-		ms, err := dedup.MergeKeyFiles(ctx, out, inputs, r.spill())
+		ms, err := dedup.MergeKeyFiles(ctx, all, inputs, r.spill())
 		if err != nil {
 			return err
 		}
@@ -151,7 +169,7 @@ func (r *runner) decide(ctx context.Context, p *pass) error {
 		for b := range r.cfg.MinHash.Bands {
 			edges = append(edges, r.edgeFile(p.index, b))
 		}
-		cs, err := dedup.ClusterEdges(ctx, edges, out)
+		cs, err := dedup.ClusterEdges(ctx, edges, all)
 		if err != nil {
 			return err
 		}
@@ -171,6 +189,56 @@ func (r *runner) decide(ctx context.Context, p *pass) error {
 		}
 		b, _ := total.MarshalBinary()
 		return atomicfile.WriteFile(out, b, 0o644)
+	case StageLineDedup:
+		return atomicfile.WriteFile(out, []byte("line dedup buckets written\n"), 0o644)
+	}
+	if err := r.splitDecision(ctx, p, all); err != nil {
+		return err
+	}
+	os.Remove(all)
+	return atomicfile.WriteFile(out, []byte("removals split by unit\n"), 0o644)
+}
+
+// splitDecision writes the removals of each unit to its own file.
+func (r *runner) splitDecision(ctx context.Context, p *pass, all string) error {
+	rr, err := dedup.OpenRemovals(all)
+	if err != nil {
+		return err
+	}
+	defer rr.Close()
+	next, err := rr.Next()
+	if errors.Is(err, io.EOF) {
+		next.ID = ^uint64(0)
+	} else if err != nil {
+		return err
+	}
+	for _, u := range r.units {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		w := dedup.NewRemovalWriter(r.unitDecisionFile(p.index, u.Index), r.spill())
+		for next.ID != ^uint64(0) && int(next.ID>>32) == u.Index {
+			if err := w.Add(next); err != nil {
+				w.Abort()
+				return err
+			}
+			if next, err = rr.Next(); errors.Is(err, io.EOF) {
+				next.ID = ^uint64(0)
+			} else if err != nil {
+				w.Abort()
+				return err
+			}
+		}
+		if next.ID != ^uint64(0) && int(next.ID>>32) < u.Index {
+			w.Abort()
+			return fmt.Errorf("%s: removal of ordinal %d names no input unit", all, next.ID)
+		}
+		if err := w.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	if next.ID != ^uint64(0) {
+		return fmt.Errorf("%s: removal of ordinal %d names no input unit", all, next.ID)
 	}
 	return nil
 }
@@ -242,37 +310,29 @@ func (r *runner) waitFile(ctx context.Context, path string) error {
 	}
 }
 
-// loadDecision reads the decision of global stage (collected in pass p).
-func (r *runner) loadDecision(stage string, p int) (map[uint64]uint64, error) {
+// loadDecision loads what the next pass needs of the decision of a global
+// stage collected in pass p (dedup removals are streamed per unit instead).
+func (r *runner) loadDecision(stage string, p int) error {
 	out := r.decisionFile(p)
-	if stage == StageTokenKL {
+	switch stage {
+	case StageTokenKL:
 		b, err := os.ReadFile(out)
 		if err != nil {
-			return nil, fmt.Errorf("token_kl decision: %w", err)
+			return fmt.Errorf("token_kl decision: %w", err)
 		}
 		h, err := heuristics.UnmarshalHistogram(b, r.cfg.Filters.TokenKL.Buckets)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", out, err)
+			return fmt.Errorf("%s: %w", out, err)
 		}
 		r.env.klCorpus = h
-		return nil, nil
-	}
-	rr, err := dedup.OpenRemovals(out)
-	if err != nil {
-		return nil, err
-	}
-	defer rr.Close()
-	drops := make(map[uint64]uint64, rr.Len())
-	for {
-		rm, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			return drops, nil
-		}
+	case StageLineDedup:
+		lb, err := r.loadLineBuckets(p)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		drops[rm.ID] = rm.Keep
+		r.env.lines = lb
 	}
+	return nil
 }
 
 // writeRemovedParquet merges the removed documents of every pass of a unit

@@ -200,11 +200,10 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 		return err
 	}
 	os.MkdirAll(filepath.Join(r.work, "stats"), 0o755)
-	// Load the decision of the global stage applied first.
-	var drops map[uint64]uint64
+	// Load the decision of the global stage applied first (dedup
+	// decisions are streamed per unit in readPrevious).
 	if p.apply != "" {
-		var err error
-		if drops, err = r.loadDecision(p.apply, p.index-1); err != nil {
+		if err := r.loadDecision(p.apply, p.index-1); err != nil {
 			return err
 		}
 	}
@@ -227,7 +226,7 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 			continue
 		}
 		start := time.Now()
-		us, err := r.runUnit(ctx, p, u, drops)
+		us, err := r.runUnit(ctx, p, u)
 		if err != nil {
 			return err
 		}
@@ -285,15 +284,25 @@ func (r *runner) waitAll(ctx context.Context, file func(u int) string) error {
 
 // item is one document in flight within a chunk.
 type item struct {
-	rec     docRec
-	stage   string // stage that removed it ("" = kept)
-	bytesAt []int64
-	sig     []uint64
-	key     dedup.Key
-	hasKey  bool
+	rec          docRec
+	stage        string // stage that removed it ("" = kept)
+	bytesAt      []int64
+	sig          []uint64
+	key          dedup.Key
+	hasKey       bool
+	lines        []uint64 // line hashes (line dedup collection)
+	linesRemoved int      // lines line dedup removed
 }
 
-func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit, drops map[uint64]uint64) (*Stats, error) {
+// Chunks of documents are processed in parallel: at most chunkDocs
+// documents or chunkBytes bytes of text, whichever comes first, so memory
+// does not depend on document sizes.
+const (
+	chunkDocs  = 1024
+	chunkBytes = 32 << 20
+)
+
+func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, error) {
 	st := newStats()
 	var kept *docWriter
 	var final *shard.Writer[shard.Row]
@@ -328,26 +337,24 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit, drops map[
 			coll.abort()
 		}
 	}()
-	chunk := 1024
-	if contains(p.locals, StageLineDedup) {
-		chunk = r.cfg.LineDedup.BucketDocs
-	}
 	scratches := make([]*scratch, r.cfg.Workers)
 	for i := range scratches {
 		if scratches[i], err = r.env.newScratch(); err != nil {
 			return nil, err
 		}
 	}
-	var lines *dedup.LineDedup
-	if contains(p.locals, StageLineDedup) {
-		lines = dedup.NewLineDedup(r.env.lineCfg)
-	}
-	buf := make([]*item, 0, chunk)
+	buf := make([]*item, 0, chunkDocs)
+	bufBytes := 0
 	flush := func() error {
 		if len(buf) == 0 {
 			return nil
 		}
-		r.processChunk(p, buf, scratches, lines, st)
+		if p.apply == StageLineDedup {
+			if err := r.env.lines.prepare(buf); err != nil {
+				return err
+			}
+		}
+		r.processChunk(p, buf, scratches, st)
 		for _, it := range buf {
 			if it.stage != "" {
 				if err := removed.put(&it.rec); err != nil {
@@ -366,12 +373,14 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit, drops map[
 				return err
 			}
 		}
-		buf = buf[:0]
+		clear(buf)
+		buf, bufBytes = buf[:0], 0
 		return ctx.Err()
 	}
 	push := func(it *item) error {
 		buf = append(buf, it)
-		if len(buf) >= chunk {
+		bufBytes += len(it.rec.doc.Text)
+		if len(buf) >= chunkDocs || bufBytes >= chunkBytes {
 			return flush()
 		}
 		return nil
@@ -393,7 +402,7 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit, drops map[
 			return push(it)
 		})
 	} else {
-		err = r.readPrevious(ctx, p, u.Index, drops, st, removed, push)
+		err = r.readPrevious(ctx, p, u.Index, st, removed, push)
 	}
 	if err == nil {
 		err = flush()
@@ -465,17 +474,47 @@ func (r *runner) admit(rec *reader.Record, d *document.Doc) (reason, detail stri
 }
 
 // readPrevious streams the previous pass's kept documents, applying the
-// decision of the global stage at the start of this pass.
-func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, drops map[uint64]uint64, st *Stats, removed *docWriter, push func(*item) error) error {
+// decision of the global stage at the start of this pass: a dedup stage's
+// removals of this unit are read alongside the documents (both are in
+// ordinal order), so memory does not grow with the number of removals.
+func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats, removed *docWriter, push func(*item) error) error {
 	in, err := openDocfile(r.unitFile(p.index-1, unit, "docs"))
 	if err != nil {
 		return err
 	}
 	defer in.close()
+	// token_kl and line_dedup are applied per document in processChunk;
+	// the dedup stages drop what their decision lists.
+	var drops *dedup.RemovalReader
+	next := dedup.Removal{ID: ^uint64(0)}
+	advance := func() error {
+		rm, err := drops.Next()
+		switch {
+		case errors.Is(err, io.EOF):
+			next = dedup.Removal{ID: ^uint64(0)}
+		case err != nil:
+			return err
+		default:
+			next = rm
+		}
+		return nil
+	}
+	if isDedup(p.apply) {
+		if drops, err = dedup.OpenRemovals(r.unitDecisionFile(p.index-1, unit)); err != nil {
+			return err
+		}
+		defer drops.Close()
+		if err := advance(); err != nil {
+			return err
+		}
+	}
 	for {
 		it := &item{}
 		err := in.next(&it.rec)
 		if errors.Is(err, io.EOF) {
+			if next.ID != ^uint64(0) {
+				return fmt.Errorf("%s: removal of ordinal %d matches no document (delete the work directory to start over)", r.unitDecisionFile(p.index-1, unit), next.ID)
+			}
 			return nil
 		}
 		if err != nil {
@@ -483,15 +522,20 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, drops map[
 		}
 		d := &it.rec.doc
 		n := int64(len(d.Text))
-		// token_kl is applied per document (with the corpus histogram) in
-		// processChunk; the dedup stages drop what their decision lists.
-		if p.apply != StageTokenKL {
+		if drops != nil {
 			st.add(p.apply, "", n)
-			if keep, dup := drops[d.Ordinal]; dup {
+			if next.ID < d.Ordinal {
+				return fmt.Errorf("%s: removal of ordinal %d matches no document (delete the work directory to start over)", r.unitDecisionFile(p.index-1, unit), next.ID)
+			}
+			if next.ID == d.Ordinal {
+				keep := next.Keep
 				it.rec.reason = p.apply + "/" + dupRule(p.apply)
 				it.rec.detail = fmt.Sprintf("duplicate of ordinal %d (unit %d, #%d)", keep, keep>>32, uint32(keep))
 				st.remove(p.apply, dupRule(p.apply), n)
 				if err := removed.put(&it.rec); err != nil {
+					return err
+				}
+				if err := advance(); err != nil {
 					return err
 				}
 				continue
@@ -502,6 +546,15 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, drops map[
 			return err
 		}
 	}
+}
+
+// isDedup reports whether a global stage's decision is a removal list.
+func isDedup(stage string) bool {
+	switch stage {
+	case StageURLDedup, StageExactDedup, StageMinHash:
+		return true
+	}
+	return false
 }
 
 func dupRule(stage string) string {
@@ -516,113 +569,61 @@ func dupRule(stage string) string {
 	return "removed"
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
-// processChunk runs the local stages of p over a chunk of documents: the
-// stages before line dedup in parallel, line dedup's counting in order,
-// then the rest in parallel again. Results do not depend on the number
-// of workers.
-func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, lines *dedup.LineDedup, st *Stats) {
-	stages := p.locals
-	if p.apply == StageTokenKL {
-		stages = append([]string{StageTokenKL}, stages...)
-	}
-	segments := [][]string{stages}
-	if i := indexOf(stages, StageLineDedup); i >= 0 {
-		segments = [][]string{stages[:i], stages[i+1:]}
+// processChunk runs the local stages of p over a chunk of documents in
+// parallel (a token_kl or line_dedup decision is applied first, as a
+// per-document stage), then computes what the pass's global stage collects.
+// Results do not depend on the number of workers.
+func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *Stats) {
+	seg := p.locals
+	if p.apply == StageTokenKL || p.apply == StageLineDedup {
+		seg = append([]string{p.apply}, seg...)
 	}
 	collect := p.collect
-	for si, seg := range segments {
-		fns := make([]localFunc, len(seg))
-		for i, s := range seg {
-			fns[i] = r.env.local(s)
+	fns := make([]localFunc, len(seg))
+	for i, s := range seg {
+		fns[i] = r.env.local(s)
+	}
+	r.parallel(items, scratches, func(it *item, s *scratch) {
+		if it.stage != "" {
+			return
 		}
-		wantKey := si == len(segments)-1 && collect != ""
-		r.parallel(items, scratches, func(it *item, s *scratch) {
-			if it.stage != "" {
+		it.bytesAt = it.bytesAt[:0]
+		s.an.Reset() // a new document: drop the shared analysis of the last one
+		for i, fn := range fns {
+			it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
+			v := fn(&it.rec.doc, s)
+			it.linesRemoved += v.linesRemoved
+			if v.rule != "" {
+				it.stage = seg[i]
+				it.rec.reason = seg[i] + "/" + v.rule
+				it.rec.detail = v.detail
 				return
 			}
-			it.bytesAt = it.bytesAt[:0]
-			s.an.Reset() // a new document: drop the shared analysis of the last one
-			for i, fn := range fns {
-				it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
-				v := fn(&it.rec.doc, s)
-				if v.rule != "" {
-					it.stage = seg[i]
-					it.rec.reason = seg[i] + "/" + v.rule
-					it.rec.detail = v.detail
-					return
-				}
-			}
-			it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
-			if wantKey {
-				r.prepareKey(collect, it, s)
-			}
-		})
-		// Funnel accounting, in order.
-		for _, it := range items {
-			if it.stage == "input" || (it.stage != "" && indexOf(seg, it.stage) < 0) {
-				continue
-			}
-			for i, s := range seg {
-				if i >= len(it.bytesAt) {
-					break
-				}
-				st.add(s, "", it.bytesAt[i])
-				if it.stage == s {
-					st.remove(s, strings.TrimPrefix(it.rec.reason, s+"/"), it.bytesAt[i])
-					break
-				}
-				st.keep(s, it.bytesAt[i+1])
-			}
 		}
-		if si == 0 && len(segments) == 2 {
-			r.lineDedup(items, lines, st)
-			if len(segments[1]) == 0 && collect != "" {
-				r.parallel(items, scratches, func(it *item, s *scratch) {
-					if it.stage == "" {
-						r.prepareKey(collect, it, s)
-					}
-				})
-			}
+		it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
+		if collect != "" {
+			r.prepareKey(collect, it, s)
 		}
-	}
-}
-
-func (r *runner) lineDedup(items []*item, lines *dedup.LineDedup, st *Stats) {
-	lines.Reset()
+	})
+	// Funnel accounting, in order.
 	for _, it := range items {
-		if it.stage == "" {
-			lines.Count(it.rec.doc.Text)
-		}
-	}
-	for _, it := range items {
-		if it.stage != "" {
+		if it.stage == "input" || (it.stage != "" && indexOf(seg, it.stage) < 0) {
 			continue
 		}
-		d := &it.rec.doc
-		n := int64(len(d.Text))
-		st.add(StageLineDedup, "", n)
-		text, ls := lines.Filter(d.Text)
-		d.Text = strings.TrimSpace(text)
-		if ls.LinesRemoved > 0 {
-			st.modified(StageLineDedup, int64(ls.LinesRemoved))
+		if it.linesRemoved > 0 {
+			st.modified(StageLineDedup, int64(it.linesRemoved))
 		}
-		if len(d.Text) < r.cfg.LineDedup.MinChars {
-			it.stage = StageLineDedup
-			it.rec.reason = StageLineDedup + "/nothing_left"
-			it.rec.detail = fmt.Sprintf("%d of %d lines were repeated boilerplate", ls.LinesRemoved, ls.Lines)
-			st.remove(StageLineDedup, "nothing_left", n)
-			continue
+		for i, s := range seg {
+			if i >= len(it.bytesAt) {
+				break
+			}
+			st.add(s, "", it.bytesAt[i])
+			if it.stage == s {
+				st.remove(s, strings.TrimPrefix(it.rec.reason, s+"/"), it.bytesAt[i])
+				break
+			}
+			st.keep(s, it.bytesAt[i+1])
 		}
-		st.keep(StageLineDedup, int64(len(d.Text)))
 	}
 }
 

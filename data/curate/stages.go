@@ -22,12 +22,14 @@ type scratch struct {
 	mh    *dedup.MinHasher
 	sig   []uint64
 	kl    *heuristics.KLScorer
+	line  []byte // line hashing buffer
 }
 
 // verdict is what a stage says about one document: keep (rule == ""), or
 // remove with a rule and optional detail.
 type verdict struct {
 	rule, detail string
+	linesRemoved int // lines removed from the text (line dedup)
 }
 
 // localFunc is a per-document stage: it may change the document and says
@@ -45,8 +47,8 @@ type env struct {
 	mhCfg    dedup.MinHashConfig
 	exactCfg dedup.ExactConfig
 	urlCfg   dedup.URLConfig
-	lineCfg  dedup.LineConfig
 	klCorpus heuristics.Histogram // set once the token_kl decision is loaded
+	lines    *lineBuckets         // set once the line_dedup decision is loaded
 }
 
 func newEnv(cfg *Config) (*env, error) {
@@ -111,7 +113,6 @@ func newEnv(cfg *Config) (*env, error) {
 	e.mhCfg = dedup.MinHashConfig{NGram: m.NGram, CharShingles: m.CharShingles, Bands: m.Bands, Rows: m.Rows, Seed: m.Seed, Threshold: m.Threshold}
 	e.exactCfg = dedup.ExactConfig{KeepCase: cfg.ExactDedup.KeepCase, KeepWhitespace: cfg.ExactDedup.KeepWhitespace}
 	e.urlCfg = dedup.URLConfig{StripWWW: cfg.URLDedup.StripWWW}
-	e.lineCfg = dedup.LineConfig{BucketDocs: cfg.LineDedup.BucketDocs, MaxRepeats: cfg.LineDedup.MaxRepeats}
 	return e, nil
 }
 
@@ -153,6 +154,19 @@ func (e *env) local(stage string) localFunc {
 				}
 			}
 			return verdict{}
+		}
+	case StageLineDedup:
+		return func(d *document.Doc, s *scratch) verdict {
+			text, ls := e.lines.filter(d.Text, d.Ordinal)
+			if ls.LinesRemoved == 0 {
+				return verdict{}
+			}
+			d.Text = strings.TrimSpace(text)
+			if len(d.Text) < cfg.LineDedup.MinChars {
+				return verdict{rule: "nothing_left", linesRemoved: ls.LinesRemoved,
+					detail: fmt.Sprintf("%d of %d lines were repeated boilerplate", ls.LinesRemoved, ls.Lines)}
+			}
+			return verdict{linesRemoved: ls.LinesRemoved}
 		}
 	case StageGopher:
 		return func(d *document.Doc, s *scratch) verdict {
@@ -214,7 +228,7 @@ func (e *env) local(stage string) localFunc {
 // isGlobal reports whether a stage needs the whole corpus before deciding.
 func isGlobal(stage string) bool {
 	switch stage {
-	case StageURLDedup, StageExactDedup, StageMinHash, StageTokenKL:
+	case StageURLDedup, StageExactDedup, StageLineDedup, StageMinHash, StageTokenKL:
 		return true
 	}
 	return false

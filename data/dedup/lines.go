@@ -138,6 +138,18 @@ func (d *LineDedup) count(h uint64) uint32 {
 // more than MaxRepeats times in the bucket. Lines that normalize to nothing
 // (blank or punctuation-only lines) are always kept.
 func (d *LineDedup) Filter(text string) (string, LineStats) {
+	return filterLines(text, d.lineHash, func(h uint64) bool { return d.count(h) > uint32(d.cfg.MaxRepeats) })
+}
+
+// FilterLines returns text without the lines whose LineHash remove
+// reports true (lines that normalize to nothing are always kept). It is
+// the second half of line dedup for callers that count lines themselves,
+// for example across files or machines. Safe for concurrent use.
+func FilterLines(text string, remove func(h uint64) bool) (string, LineStats) {
+	return filterLines(text, LineHash, remove)
+}
+
+func filterLines(text string, hash func(string) (uint64, bool), remove func(uint64) bool) (string, LineStats) {
 	st := LineStats{Bytes: len(text)}
 	var b strings.Builder
 	removed := false
@@ -150,8 +162,8 @@ func (d *LineDedup) Filter(text string) (string, LineStats) {
 			next = pos + end + 1
 		}
 		st.Lines++
-		h, ok := d.lineHash(line)
-		if ok && d.count(h) > uint32(d.cfg.MaxRepeats) {
+		h, ok := hash(line)
+		if ok && remove(h) {
 			if !removed {
 				b.Grow(len(text))
 				b.WriteString(text[:pos])
@@ -188,6 +200,22 @@ func LineHash(line string) (h uint64, ok bool) {
 		return 0, false
 	}
 	return xxh3.Hash(b), true
+}
+
+// AppendLineHashes appends the LineHash of every line of text (split at
+// '\n', repeats included) that does not normalize to nothing: what a
+// line-dedup bucket counts for the document. buf is scratch space; the
+// grown buffer is returned for reuse.
+func AppendLineHashes(dst []uint64, text string, buf []byte) ([]uint64, []byte) {
+	for rest := text; len(rest) > 0; {
+		line, next, _ := strings.Cut(rest, "\n")
+		rest = next
+		buf = appendLineNorm(buf[:0], line)
+		if len(buf) > 0 {
+			dst = append(dst, xxh3.Hash(buf))
+		}
+	}
+	return dst, buf
 }
 
 // NormalizeLine is the form line dedup compares: lowercase, digits mapped

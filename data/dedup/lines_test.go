@@ -116,3 +116,38 @@ func TestDedupLinesCancel(t *testing.T) {
 		t.Error("no error from a cancelled context")
 	}
 }
+
+// TestFilterLinesAgreesWithBucket checks that counting AppendLineHashes
+// outside the package and filtering with FilterLines gives what LineDedup
+// gives for the same bucket.
+func TestFilterLinesAgreesWithBucket(t *testing.T) {
+	texts := []string{
+		"Accept cookies\nfirst real line\n\nMenu | Home",
+		"accept  COOKIES!\nsecond real line\nMenu Home",
+		"Accept cookies\nthird line 42\nMenu | Home",
+		"Accept cookies\nthird line 17\n",
+	}
+	cfg := LineConfig{MaxRepeats: 2, BucketDocs: 10}
+	want, wantStats, err := DedupLines(context.Background(), texts, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	counts := map[uint64]int{}
+	var hs []uint64
+	var buf []byte
+	for _, tx := range texts {
+		hs, buf = AppendLineHashes(hs[:0], tx, buf)
+		for _, h := range hs {
+			counts[h]++
+		}
+	}
+	for i, tx := range texts {
+		got, st := FilterLines(tx, func(h uint64) bool { return counts[h] > cfg.MaxRepeats })
+		if got != want[i] || st != wantStats[i] {
+			t.Errorf("doc %d: FilterLines = %q %+v, LineDedup = %q %+v", i, got, st, want[i], wantStats[i])
+		}
+	}
+	if want[0] == texts[0] {
+		t.Fatal("test corpus removes nothing")
+	}
+}

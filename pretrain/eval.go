@@ -22,7 +22,8 @@ type EvalSet struct {
 }
 
 // BuildEvalSet packs up to tokens held-out tokens into sequences of seqLen,
-// batch sequences per model.Batch. With eval sources it reads them whole
+// batch sequences per model.Batch, taking at most seqLen tokens (the
+// beginning) of each document. With eval sources it reads them whole
 // (in file order); otherwise it reads the heldOut fraction of the training
 // sources, each source contributing in proportion to its weight.
 func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vocab, seqLen, batch, tokens int) (*EvalSet, error) {
@@ -60,7 +61,9 @@ func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vo
 				s.close()
 				return nil, fmt.Errorf("eval data: %w", err)
 			}
-			n := min(len(row.Tokens), quota-taken)
+			// A document gives at most one sequence (its beginning), so
+			// the set spans many documents.
+			n := min(len(row.Tokens), quota-taken, seqLen)
 			stream = append(stream, row.Tokens[:n]...)
 			for range n {
 				docs = append(docs, doc)

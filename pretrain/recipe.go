@@ -91,8 +91,8 @@ type Source struct {
 	// Weight is the source's share of training tokens (weights are
 	// normalised; absent or null = 1; 0 leaves the source out of training).
 	Weight *float64 `yaml:"weight"`
-	// MinQuality skips documents whose quality score is lower (default 0:
-	// keep all).
+	// MinQuality, when positive, skips documents whose quality score is
+	// lower, unscored ones (quality -1) included (default 0: keep all).
 	MinQuality float64 `yaml:"min_quality"`
 }
 
@@ -111,6 +111,9 @@ type Data struct {
 	// document id, independent of the seed) kept out of training and used
 	// for evaluation when eval.sources is empty (default 0.01).
 	HeldOut float64 `yaml:"heldout_fraction"`
+	// Window is the number of packed sequences shuffled together, so that
+	// a batch mixes many documents (default 256; 1 = packing order).
+	Window int `yaml:"shuffle_window"`
 }
 
 // Train is the main stage's length and batch shape.
@@ -217,7 +220,7 @@ func Default() Recipe {
 		Model: ModelSpec{HiddenSize: 128, IntermediateSize: 384, NumHiddenLayers: 4, NumAttentionHeads: 4,
 			NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 0,
 			TieWordEmbeddings: true, InitializerRange: 0.02},
-		Data:       Data{HeldOut: 0.01},
+		Data:       Data{HeldOut: 0.01, Window: DefaultWindow},
 		Train:      Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
 		Optim:      Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipGradNorm: 1},
 		Eval:       Eval{Every: 100, Tokens: 32768, Batch: 8, SampleTokens: 64, Temperature: 0.8, TopK: 40},
@@ -369,6 +372,9 @@ func (r *Recipe) Validate() error {
 	}
 	checkSources("data.sources", r.Data.Sources, true)
 	checkSources("eval.sources", r.Eval.Sources, false)
+	if r.Data.Window < 1 {
+		bad("data.shuffle_window must be >= 1, got %d", r.Data.Window)
+	}
 	if !(r.Data.HeldOut >= 0 && r.Data.HeldOut < 1) {
 		bad("data.heldout_fraction must be in [0, 1), got %v", r.Data.HeldOut)
 	}

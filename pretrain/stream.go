@@ -48,8 +48,9 @@ type cursor struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-// StreamState is the position of a data stream.
-type StreamState struct {
+// PackState is the position of the packer: every source's cursor and the
+// open document.
+type PackState struct {
 	// Sources are the read positions of every source seen so far, by name
 	// (kept across stages).
 	Sources map[string]cursor `json:"sources"`
@@ -57,14 +58,29 @@ type StreamState struct {
 	Mix map[string]int64 `json:"mix"`
 	// Current is the source whose document is partly packed ("" = none).
 	Current string `json:"current,omitempty"`
-	// Sequences counts the sequences produced in the current stage.
+	// Sequences counts the sequences packed in the current stage.
 	Sequences int64 `json:"sequences"`
 }
 
 // Clone returns a deep copy.
-func (s StreamState) Clone() StreamState {
+func (s PackState) Clone() PackState {
 	s.Sources = maps.Clone(s.Sources)
 	s.Mix = maps.Clone(s.Mix)
+	return s
+}
+
+// StreamState is the position of a Stream: the packer's state at the start
+// of the current shuffle window, the window's number, and how many of its
+// sequences were served.
+type StreamState struct {
+	Pack   PackState `json:"pack"`
+	Window int64     `json:"window"`
+	Index  int       `json:"index"`
+}
+
+// Clone returns a deep copy.
+func (s StreamState) Clone() StreamState {
+	s.Pack = s.Pack.Clone()
 	return s
 }
 
@@ -155,7 +171,7 @@ func permutation(n int, seed, key uint64, a, b int) []int {
 func holdoutKey(id string) uint64 { return xxh3.HashString(id) }
 
 func (s *source) eligible(r *TokenRow) bool {
-	if len(r.Tokens) == 0 || float64(r.Quality) < s.MinQuality {
+	if len(r.Tokens) == 0 || s.MinQuality > 0 && float64(r.Quality) < s.MinQuality {
 		return false
 	}
 	if s.heldOut > 0 {
@@ -253,13 +269,13 @@ func (s *source) doc(c *cursor, seed uint64, vocab int, shuffle, wrap bool) (*To
 	}
 }
 
-// Stream packs the documents of a mixture of sources into sequences.
-type Stream struct {
+// packer packs the documents of a mixture of sources into sequences.
+type packer struct {
 	srcs   []*source
 	seed   uint64
 	vocab  int
 	seqLen int
-	state  StreamState
+	state  PackState
 	cur    *source // source of the open document, or nil
 }
 
@@ -271,12 +287,18 @@ type StreamOptions struct {
 	Vocab int
 	// HeldOut is the fraction of documents skipped (kept for evaluation).
 	HeldOut float64
+	// Window is the number of packed sequences shuffled together (default
+	// DefaultWindow; 1 = no shuffling).
+	Window int
 }
 
-// NewStream opens a stream over sources starting at state (nil: the
+// DefaultWindow is the default shuffle window in sequences.
+const DefaultWindow = 256
+
+// newPacker opens a packer over sources starting at state (nil: the
 // beginning). Cursors of sources that are not in this mixture are kept in
 // the state untouched; a cursor whose source changed is reset.
-func NewStream(sources []Source, opt StreamOptions, state *StreamState) (*Stream, error) {
+func newPacker(sources []Source, opt StreamOptions, state *PackState) (*packer, error) {
 	if opt.SeqLen <= 0 || opt.Vocab <= 0 {
 		return nil, fmt.Errorf("stream: seq_len (%d) and vocab (%d) must be positive", opt.SeqLen, opt.Vocab)
 	}
@@ -284,7 +306,7 @@ func NewStream(sources []Source, opt StreamOptions, state *StreamState) (*Stream
 	if err != nil {
 		return nil, err
 	}
-	s := &Stream{srcs: srcs, seed: opt.Seed, vocab: opt.Vocab, seqLen: opt.SeqLen}
+	s := &packer{srcs: srcs, seed: opt.Seed, vocab: opt.Vocab, seqLen: opt.SeqLen}
 	if state != nil {
 		s.state = state.Clone()
 	}
@@ -321,21 +343,15 @@ func NewStream(sources []Source, opt StreamOptions, state *StreamState) (*Stream
 	return s, nil
 }
 
-// State returns a copy of the stream's position.
-func (s *Stream) State() StreamState { return s.state.Clone() }
-
-// SeqLen is the stream's sequence length.
-func (s *Stream) SeqLen() int { return s.seqLen }
-
-// Close releases open files.
-func (s *Stream) Close() {
+// close releases open files.
+func (s *packer) close() {
 	for _, src := range s.srcs {
 		src.close()
 	}
 }
 
 // pick returns the source the next document comes from.
-func (s *Stream) pick() *source {
+func (s *packer) pick() *source {
 	var best *source
 	var bestRatio float64
 	for _, src := range s.srcs {
@@ -350,9 +366,9 @@ func (s *Stream) pick() *source {
 	return best
 }
 
-// Next packs the next sequence into tokens, targets and docIDs (each of
+// next packs the next sequence into tokens, targets and docIDs (each of
 // length seq_len) and returns the number of positions with a target.
-func (s *Stream) Next(tokens, targets, docIDs []int32) (int, error) {
+func (s *packer) next(tokens, targets, docIDs []int32) (int, error) {
 	T := s.seqLen
 	if len(tokens) != T || len(targets) != T || len(docIDs) != T {
 		return 0, fmt.Errorf("stream: row buffers must have seq_len %d entries", T)
@@ -417,4 +433,105 @@ func fillTargets(tokens, targets, docIDs []int32, next int32) int {
 		n++
 	}
 	return n
+}
+
+// Stream is the training data of a stage: packed sequences, shuffled in
+// windows. The packer fills a window of W sequences; the window is served
+// in a permutation seeded by (seed, window number). The state names the
+// packer's position at the window's start and the sequences served, so a
+// resumed stream re-packs the window and continues exactly.
+type Stream struct {
+	p      *packer
+	window int
+	start  PackState // packer state at the start of the window
+	num    int64     // window number
+	index  int       // sequences served from the window
+	filled bool
+	perm   []int
+	tok    []int32 // window buffers [W·T]
+	tgt    []int32
+	doc    []int32
+	counts []int
+}
+
+// NewStream opens a stream over sources at state (nil: the beginning).
+func NewStream(sources []Source, opt StreamOptions, state *StreamState) (*Stream, error) {
+	if opt.Window <= 0 {
+		opt.Window = DefaultWindow
+	}
+	var st StreamState
+	if state != nil {
+		st = state.Clone()
+	}
+	p, err := newPacker(sources, opt, &st.Pack)
+	if err != nil {
+		return nil, err
+	}
+	n := opt.Window * opt.SeqLen
+	return &Stream{p: p, window: opt.Window, start: p.state.Clone(), num: st.Window, index: st.Index,
+		tok: make([]int32, n), tgt: make([]int32, n), doc: make([]int32, n), counts: make([]int, opt.Window)}, nil
+}
+
+// State returns a copy of the stream's position.
+func (s *Stream) State() StreamState {
+	return StreamState{Pack: s.start.Clone(), Window: s.num, Index: s.index}
+}
+
+// SeqLen is the stream's sequence length.
+func (s *Stream) SeqLen() int { return s.p.seqLen }
+
+// Close releases open files.
+func (s *Stream) Close() { s.p.close() }
+
+// fill packs the current window.
+func (s *Stream) fill() error {
+	T := s.p.seqLen
+	for i := range s.window {
+		n, err := s.p.next(s.tok[i*T:(i+1)*T], s.tgt[i*T:(i+1)*T], s.doc[i*T:(i+1)*T])
+		if err != nil {
+			return err
+		}
+		s.counts[i] = n
+	}
+	s.perm = permutation(s.window, s.p.seed, 0x77696e646f77, int(s.num), int(s.num>>32))
+	s.filled = true
+	return nil
+}
+
+// EndWindow returns the packer's state after the current window (packing
+// it if a resumed stream has not yet): where a stream over other sources or
+// sequence lengths continues without repeating data.
+func (s *Stream) EndWindow() (PackState, error) {
+	if !s.filled {
+		if err := s.fill(); err != nil {
+			return PackState{}, err
+		}
+	}
+	return s.p.state.Clone(), nil
+}
+
+// Next writes the next sequence into tokens, targets and docIDs (each of
+// length seq_len) and returns the number of positions with a target.
+func (s *Stream) Next(tokens, targets, docIDs []int32) (int, error) {
+	T := s.p.seqLen
+	if len(tokens) != T || len(targets) != T || len(docIDs) != T {
+		return 0, fmt.Errorf("stream: row buffers must have seq_len %d entries", T)
+	}
+	if s.index == s.window {
+		if _, err := s.EndWindow(); err != nil {
+			return 0, err
+		}
+		s.start, s.num, s.index, s.filled = s.p.state.Clone(), s.num+1, 0, false
+	}
+	if !s.filled {
+		if err := s.fill(); err != nil {
+			return 0, err
+		}
+	}
+	i := s.perm[s.index]
+	copy(tokens, s.tok[i*T:(i+1)*T])
+	copy(targets, s.tgt[i*T:(i+1)*T])
+	copy(docIDs, s.doc[i*T:(i+1)*T])
+	s.index++
+	return s.counts[i], nil
 }

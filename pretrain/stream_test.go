@@ -3,6 +3,7 @@ package pretrain
 import (
 	"encoding/json"
 	"math"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"testing"
@@ -65,15 +66,15 @@ func TestStreamPacking(t *testing.T) {
 		}
 	}
 	st := s.State()
-	web, code := float64(st.Mix["web"]), float64(st.Mix["code"])
+	web, code := float64(s.p.state.Mix["web"]), float64(s.p.state.Mix["code"])
 	if frac := web / (web + code); math.Abs(frac-0.75) > 0.02 {
 		t.Fatalf("web share %.3f of tokens, want 0.75 (weights 3:1)", frac)
 	}
-	if int(web+code) != 200*64 {
-		t.Fatalf("mix counts %v+%v tokens, the rows hold %d", web, code, 200*64)
+	if int(web+code) != 256*64 || st.Window != 0 || st.Index != 200 {
+		t.Fatalf("mix counts %v+%v tokens, one window holds %d; state %+v", web, code, 256*64, st)
 	}
-	if st.Sources["code"].Epoch == 0 {
-		t.Fatalf("the small code source should have wrapped into a new epoch: %+v", st.Sources["code"])
+	if s.p.state.Sources["code"].Epoch == 0 {
+		t.Fatalf("the small code source should have wrapped into a new epoch: %+v", s.p.state.Sources["code"])
 	}
 }
 
@@ -84,7 +85,7 @@ func globalBatches(t *testing.T, srcs []Source, world, steps, seqs, micro int, f
 	out := make([][]int32, steps)
 	var states []string
 	for rank := range world {
-		s, err := NewStream(srcs, StreamOptions{SeqLen: 32, Seed: 9, Vocab: 32, HeldOut: 0.05}, from)
+		s, err := NewStream(srcs, StreamOptions{SeqLen: 32, Seed: 9, Vocab: 32, HeldOut: 0.05, Window: 5}, from)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -189,7 +190,7 @@ func TestHeldOutDisjoint(t *testing.T) {
 		if _, err := s.Next(tok, tgt, ids); err != nil {
 			t.Fatal(err)
 		}
-		for _, src := range s.srcs {
+		for _, src := range s.p.srcs {
 			if src.loadedChunk >= 0 {
 				for _, r := range src.rows {
 					if src.eligible(&r) {
@@ -209,5 +210,37 @@ func TestHeldOutDisjoint(t *testing.T) {
 	}
 	if held != 0 || train == 0 {
 		t.Fatalf("training saw %d held-out documents (and %d others)", held, train)
+	}
+}
+
+// TestMinQuality: a source with min_quality yields only documents scored at
+// least that high.
+func TestMinQuality(t *testing.T) {
+	dir := t.TempDir()
+	var rows []TokenRow
+	for i := range 40 {
+		q := i % 10 // the document's tokens name its quality
+		rows = append(rows, TokenRow{ID: string(rune('a' + i)), Quality: float32(q) / 10, Tokens: []int32{0, int32(2 + q), int32(2 + q), 1}})
+	}
+	writeTokenShard(t, filepath.Join(dir, "tokens-00000.parquet"), rows, 8)
+	s, err := NewStream([]Source{{Name: "hq", Paths: []string{dir}, MinQuality: 0.65}}, StreamOptions{SeqLen: 16, Seed: 1, Vocab: 16}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tok, tgt, ids := make([]int32, 16), make([]int32, 16), make([]int32, 16)
+	seen := map[int32]bool{}
+	for range 50 {
+		if _, err := s.Next(tok, tgt, ids); err != nil {
+			t.Fatal(err)
+		}
+		for _, v := range tok {
+			if v >= 2 {
+				seen[v-2] = true
+			}
+		}
+	}
+	if len(seen) != 3 || !seen[7] || !seen[8] || !seen[9] {
+		t.Fatalf("qualities seen ×10: %v, want 7, 8, 9", seen)
 	}
 }

@@ -391,10 +391,18 @@ func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, er
 	}
 	st := run.state.Clone()
 	if run.stateOf != si {
-		// A new stage: the mixture's counters restart; source positions carry on.
-		st.Mix, st.Sequences = nil, 0
+		// A new stage: source positions carry on after the previous
+		// stage's last window; the mixture's counters restart.
+		pack := st.Pack
+		if st.Index > 0 {
+			if pack, err = run.windowEnd(run.stateOf, st); err != nil {
+				return false, err
+			}
+		}
+		pack.Mix, pack.Sequences = nil, 0
+		st = StreamState{Pack: pack}
 	}
-	stream, err := NewStream(p.Sources, StreamOptions{SeqLen: p.SeqLen, Seed: r.Seed, Vocab: run.vocab, HeldOut: r.Data.HeldOut}, &st)
+	stream, err := NewStream(p.Sources, run.streamOptions(p), &st)
 	if err != nil {
 		return false, fmt.Errorf("stage %s: %w", p.Name, err)
 	}
@@ -462,6 +470,21 @@ func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, er
 		}
 	}
 	return false, nil
+}
+
+func (run *runner) streamOptions(p StagePlan) StreamOptions {
+	return StreamOptions{SeqLen: p.SeqLen, Seed: run.r.Seed, Vocab: run.vocab, HeldOut: run.r.Data.HeldOut, Window: run.r.Data.Window}
+}
+
+// windowEnd is where stage si's stream at st continues after its window.
+func (run *runner) windowEnd(si int, st StreamState) (PackState, error) {
+	p := run.plans[si]
+	s, err := NewStream(p.Sources, run.streamOptions(p), &st)
+	if err != nil {
+		return PackState{}, fmt.Errorf("stage %s: %w", p.Name, err)
+	}
+	defer s.Close()
+	return s.EndWindow()
 }
 
 // trainStep runs forward/backward over the micro-batches of one step and

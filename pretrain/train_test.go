@@ -3,6 +3,7 @@ package pretrain
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"math"
 	"os"
 	"path/filepath"
@@ -143,5 +144,95 @@ func TestNonFinite(t *testing.T) {
 	last, err := checkpoint.Latest(filepath.Join(r.Out, CheckpointsDir))
 	if err != nil || last.Step != 3 {
 		t.Fatalf("newest checkpoint %+v %v, want step 3", last, err)
+	}
+}
+
+// TestStages runs main → long-context (longer sequences, new RoPE θ and
+// llama3 scaling) → annealing (linear decay to zero on a filtered mix),
+// averages the last checkpoints into final/, and resumes bit-exactly across
+// stage boundaries.
+func TestStages(t *testing.T) {
+	srcs := synthSources(t)
+	dir := t.TempDir()
+	r := tinyRecipe(filepath.Join(dir, "straight"), srcs...)
+	r.Train.Steps = 8
+	r.Eval.Every = 4
+	r.Checkpoint = CheckpointSpec{Every: 2, Keep: 3}
+	r.Average.Last = 3
+	r.Stages = []Stage{
+		{Name: "long", Kind: "long_context", Steps: 4, SeqLen: 64, RopeTheta: 40000,
+			RopeScaling: &RopeScaling{RopeType: "llama3", Factor: 2, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 32}},
+		{Name: "anneal", Kind: "anneal", Steps: 4, LR: 1e-3,
+			Sources: []Source{{Name: "web", Paths: srcs[0].Paths, MinQuality: 0.5}}},
+	}
+	a := mustRun(t, r, RunOptions{})
+	if a.Steps != 16 || a.Tokens != 16*256 {
+		t.Fatalf("steps %d tokens %d", a.Steps, a.Tokens)
+	}
+	recs, err := ReadMetrics(filepath.Join(r.Out, MetricsFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range recs {
+		if rec.Kind != "train" {
+			continue
+		}
+		want := map[bool]string{true: "main", false: "long"}[rec.Step <= 8]
+		if rec.Step > 12 {
+			want = "anneal"
+		}
+		if rec.Stage != want {
+			t.Fatalf("step %d in stage %q, want %q", rec.Step, rec.Stage, want)
+		}
+		if rec.Step == 13 && math.Abs(rec.LR-1e-3) > 1e-12 || rec.Step == 16 && math.Abs(rec.LR-2.5e-4) > 1e-12 {
+			t.Fatalf("anneal step %d lr %v", rec.Step, rec.LR)
+		}
+	}
+	cfg, final, err := checkpoint.LoadModel(a.Final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RopeTheta != 40000 || cfg.RopeScaling == nil || cfg.RopeScaling.Factor != 2 || cfg.MaxPositionEmbeddings != 64 {
+		t.Fatalf("final config %+v", cfg)
+	}
+	// final/ is the mean of the checkpoints of steps 12, 14 and 16.
+	sum := make([]float64, len(final.Data))
+	for _, step := range []int{12, 14, 16} {
+		_, p, err := checkpoint.LoadModel(filepath.Join(r.Out, CheckpointsDir, checkpoint.StepDirName(step)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, v := range p.Data {
+			sum[i] += float64(v)
+		}
+	}
+	for i, v := range final.Data {
+		if math.Abs(float64(v)-sum[i]/3) > 1e-6 {
+			t.Fatalf("final weight %d = %v, mean of the last checkpoints %v", i, v, sum[i]/3)
+		}
+	}
+	// The position is the annealing stream's: 16 sequences into its window.
+	_, _, st, err := checkpoint.Load(a.Checkpoint)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pos dataPosition
+	if err := json.Unmarshal(st.DataPosition, &pos); err != nil {
+		t.Fatal(err)
+	}
+	if pos.Stage != 2 || pos.Stream.Index != 16 || pos.Stream.Pack.Sources["web"].Epoch != 0 {
+		t.Fatalf("data position after annealing: %+v", pos)
+	}
+
+	// Interrupt exactly at the stage boundary and inside the next stage.
+	b := r
+	b.Out = filepath.Join(dir, "resumed")
+	mustRun(t, b, RunOptions{stopAt: 8})
+	mustRun(t, b, RunOptions{Resume: true, stopAt: 13})
+	res := mustRun(t, b, RunOptions{Resume: true})
+	for _, f := range []string{"model.safetensors", checkpoint.OptimizerFile} {
+		if !bytes.Equal(readFile(t, filepath.Join(a.Checkpoint, f)), readFile(t, filepath.Join(res.Checkpoint, f))) {
+			t.Fatalf("%s differs after resuming across stages", f)
+		}
 	}
 }

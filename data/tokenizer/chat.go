@@ -37,11 +37,13 @@ import (
 //     numbers and booleans as Python prints them;
 //   - the generation prompt (an empty assistant header).
 //
-// It raises the template's errors (tools in the user message without a user
-// message, more than one tool call) and rejects what the template could not
-// render (non-string message content outside tool results, non-string
-// builtin-tool arguments). A tokenizer whose tokenizer_config.json carries
-// a different chat template is refused by Chat, naming the template's hash.
+// It raises the template's errors (no messages, tools in the user message
+// without a user message, more than one tool call, non-string builtin-tool
+// arguments). Message contents other than strings print as Python would
+// (1.5, True, None); an object or array outside a tool result, which the
+// template prints as a Python repr, is refused with ErrUnsupported. A
+// tokenizer whose tokenizer_config.json carries a different chat template
+// is refused, naming the template's hash.
 //
 // Ids: the template inserts special tokens as token ids; message contents
 // are encoded as ordinary text, so a special-token text typed in a message
@@ -297,6 +299,9 @@ func (t *Tokenizer) RenderChat(msgs []Message, o ChatOptions) (*Chat, error) {
 	if bos == "" {
 		bos = BeginOfText
 	}
+	if len(msgs) == 0 {
+		return nil, errors.New("no messages: the template reads the first message")
+	}
 	var r chatRenderer
 	r.special(bos, false, true)
 	date := o.DateString
@@ -431,13 +436,22 @@ func (t *Tokenizer) RenderChat(msgs []Message, o ChatOptions) (*Chat, error) {
 	return t.encodeSegments(r.segs)
 }
 
-// plainContent returns a message's text content; structured content is an
-// error outside tool results.
+// ErrUnsupported marks conversations the official template would render
+// but herd's renderer does not (see RenderChat).
+var ErrUnsupported = errors.New("not supported by herd's Llama 3.1 chat renderer")
+
+// plainContent returns a message's content as the template's
+// "content | trim" sees it: the text, or Python's str() of a number,
+// boolean or null. An object or array would print as a Python repr, which
+// herd does not reproduce.
 func plainContent(m *Message, i int) (string, error) {
-	if m.Data != nil {
-		return "", fmt.Errorf("message %d (%s): content must be a string; structured content is only rendered for tool/ipython results", i, m.Role)
+	switch {
+	case m.Data == nil:
+		return m.Content, nil
+	case m.Data.Kind == Object || m.Data.Kind == Array:
+		return "", fmt.Errorf("message %d (%s): object or array content outside a tool/ipython result (the template would print its Python repr): %w", i, m.Role, ErrUnsupported)
 	}
-	return m.Content, nil
+	return m.Data.pyStr(), nil
 }
 
 // encodeSegments turns rendered segments into text, ids and masks.

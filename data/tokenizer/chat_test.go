@@ -176,7 +176,8 @@ func TestChatErrors(t *testing.T) {
 	}{
 		{"tools without user", nil, ChatOptions{Tools: tools}, "no first user message"},
 		{"two tool calls", []Message{{Role: "assistant", ToolCalls: []ToolCall{{Name: "a"}, {Name: "b"}}}}, ChatOptions{}, "single tool-calls"},
-		{"structured user content", []Message{{Role: "user", Data: &Value{Kind: Array}}}, ChatOptions{}, "content must be a string"},
+		{"structured user content", []Message{{Role: "user", Data: &Value{Kind: Array}}}, ChatOptions{}, "Python repr"},
+		{"no messages", nil, ChatOptions{}, "no messages"},
 		{"builtin non-string arg", []Message{{Role: "assistant", ToolCalls: []ToolCall{{Name: "brave_search", Arguments: Value{Kind: Object, Keys: []string{"q"}, Fields: []Value{{Kind: Number, Num: "1"}}}}}}}, ChatOptions{BuiltinTools: []string{"brave_search"}}, "not a string"},
 	}
 	for _, c := range cases {

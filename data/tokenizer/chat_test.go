@@ -174,7 +174,7 @@ func TestChatErrors(t *testing.T) {
 		o    ChatOptions
 		want string
 	}{
-		{"tools without user", nil, ChatOptions{Tools: tools}, "no first user message"},
+		{"tools without user", []Message{{Role: "system", Content: "s"}}, ChatOptions{Tools: tools}, "no first user message"},
 		{"two tool calls", []Message{{Role: "assistant", ToolCalls: []ToolCall{{Name: "a"}, {Name: "b"}}}}, ChatOptions{}, "single tool-calls"},
 		{"structured user content", []Message{{Role: "user", Data: &Value{Kind: Array}}}, ChatOptions{}, "Python repr"},
 		{"no messages", nil, ChatOptions{}, "no messages"},

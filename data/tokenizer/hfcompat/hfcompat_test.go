@@ -188,7 +188,7 @@ func compareHF(t *testing.T, node string, tok *tokenizer.Tokenizer, docs []strin
 // few MB of mixed text exactly as herd does.
 func TestHFCompatReference(t *testing.T) {
 	node := needNode(t)
-	compareHF(t, node, loadRef(t), mixedDocs(t, 2<<20))
+	compareHF(t, node, loadRef(t), mixedDocs(t, 1<<20))
 }
 
 // TestHFCompatTrained trains a vocabulary with herd, writes it, and checks

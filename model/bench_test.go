@@ -3,9 +3,9 @@ package model
 import (
 	"context"
 	"math/rand/v2"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/herdml/herd/internal/benchutil"
 
 	"github.com/herdml/herd/model/kernels"
 )
@@ -49,7 +49,7 @@ func BenchmarkTrainStepM(b *testing.B) {
 	}
 	flops := FLOPsPerToken(c, 128) * 16 * 128
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := benchutil.CPUSeconds()
 	for range b.N {
 		m.Grads.Zero()
 		if _, err := m.ForwardBackward(batch); err != nil {
@@ -77,7 +77,7 @@ func BenchmarkGemmM(b *testing.B) {
 		w[i] = float32(i%5) * 0.1
 	}
 	b.ResetTimer()
-	cpu0 := processCPUTime()
+	cpu0 := benchutil.CPUSeconds()
 	for range b.N {
 		be.Gemm(false, true, M, N, K, 1, x, K, w, K, 0, y, N)
 	}
@@ -85,21 +85,12 @@ func BenchmarkGemmM(b *testing.B) {
 	b.ReportMetric(2*M*N*K*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
-// processCPUTime is the user+system CPU time this process has used.
-func processCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // reportCPU reports GFLOP per CPU-second of this process times the worker
 // count: on a shared, loaded machine wall-clock rates swing with other
 // processes, while this figure estimates the rate the workers would reach
 // with their cores to themselves.
-func reportCPU(b *testing.B, flops float64, cpu0 time.Duration, workers int) {
-	if s := (processCPUTime() - cpu0).Seconds(); s > 0 {
+func reportCPU(b *testing.B, flops float64, cpu0 float64, workers int) {
+	if s := benchutil.CPUSeconds() - cpu0; s > 0 && cpu0 > 0 {
 		b.ReportMetric(flops/s/1e9*float64(workers), "GFLOP/s-cpu")
 	}
 }

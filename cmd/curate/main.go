@@ -4,6 +4,7 @@
 //	curate -recipe curate_web -out curated/ input.paths=[crawl/] filters.gopher.min_words=20
 //	curate -recipe curate_gosrc -out gosrc/
 //	curate train-classifier -pos hq/ -neg lq/ -out quality.model
+//	curate gen-synthetic -out synth/ -bytes 1G
 //	curate -print-defaults
 //
 // Arguments after the flags are key=value overrides of recipe fields.
@@ -33,9 +34,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	var err error
-	if len(os.Args) > 1 && os.Args[1] == "train-classifier" {
+	switch {
+	case len(os.Args) > 1 && os.Args[1] == "train-classifier":
 		err = trainClassifier(ctx, os.Args[2:])
-	} else {
+	case len(os.Args) > 1 && os.Args[1] == "gen-synthetic":
+		err = genSynthetic(ctx, os.Args[2:])
+	default:
 		err = run(ctx, os.Args[1:])
 	}
 	if err != nil {
@@ -55,7 +59,7 @@ func run(ctx context.Context, args []string) error {
 	verbose := fs.Bool("v", false, "debug logging")
 	failAfter := fs.Int("fail-after-units", 0, "testing: fail after this many units of the first pass")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate train-classifier [flags]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -36,7 +36,7 @@ func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vo
 	} else {
 		heldOut = 0
 	}
-	opened, err := openSources(srcs, heldOut)
+	opened, err := openSources(srcs, heldOut, 1)
 	if err != nil {
 		return nil, fmt.Errorf("eval data: %w", err)
 	}

@@ -114,6 +114,10 @@ type Data struct {
 	// Window is the number of packed sequences shuffled together, so that
 	// a batch mixes many documents (default 256; 1 = packing order).
 	Window int `yaml:"shuffle_window"`
+	// GroupChunks is the number of chunks (token-shard row groups) whose
+	// documents are shuffled together and held in memory at once, per
+	// source (default 8).
+	GroupChunks int `yaml:"shuffle_chunks"`
 }
 
 // Train is the main stage's length and batch shape.
@@ -220,7 +224,7 @@ func Default() Recipe {
 		Model: ModelSpec{HiddenSize: 128, IntermediateSize: 384, NumHiddenLayers: 4, NumAttentionHeads: 4,
 			NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 0,
 			TieWordEmbeddings: true, InitializerRange: 0.02},
-		Data:       Data{HeldOut: 0.01, Window: DefaultWindow},
+		Data:       Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks},
 		Train:      Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
 		Optim:      Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipGradNorm: 1},
 		Eval:       Eval{Every: 100, Tokens: 32768, Batch: 8, SampleTokens: 64, Temperature: 0.8, TopK: 40},
@@ -372,8 +376,8 @@ func (r *Recipe) Validate() error {
 	}
 	checkSources("data.sources", r.Data.Sources, true)
 	checkSources("eval.sources", r.Eval.Sources, false)
-	if r.Data.Window < 1 {
-		bad("data.shuffle_window must be >= 1, got %d", r.Data.Window)
+	if r.Data.Window < 1 || r.Data.GroupChunks < 1 {
+		bad("data.shuffle_window and data.shuffle_chunks must be >= 1, got %d and %d", r.Data.Window, r.Data.GroupChunks)
 	}
 	if !(r.Data.HeldOut >= 0 && r.Data.HeldOut < 1) {
 		bad("data.heldout_fraction must be in [0, 1), got %v", r.Data.HeldOut)

@@ -17,9 +17,11 @@ import (
 // function of the seed, the sources and the stream's starting state:
 //
 //   - Each source is a list of chunks (the row groups of its token shards,
-//     files in sorted order). Epoch e of a source visits its chunks in a
-//     permutation seeded by (seed, source name, e), and the documents of a
-//     chunk in a permutation seeded by (seed, source name, e, chunk).
+//     files in sorted order). Epoch e of a source orders its chunks by a
+//     permutation seeded by (seed, source name, e) and cuts that order into
+//     groups of K chunks (shuffle_chunks); the documents of group g are
+//     visited in a permutation seeded by (seed, source name, e, g), so
+//     K chunks are mixed at a time and held in memory.
 //     Held-out documents, documents below the source's min_quality, and
 //     empty ones are passed over.
 //   - Documents are drawn from the sources by token deficit: the next
@@ -30,7 +32,9 @@ import (
 //     a document that does not fit continues at the start of the next
 //     sequence. Each token carries its document's index within the row
 //     (the model's document mask); a token's target is the next token of
-//     the same document, or none at a document's end.
+//     the same document, or none at a document's end. Windows of W packed
+//     sequences (shuffle_window) are served in a permutation seeded by
+//     (seed, window), so a batch mixes many documents.
 //   - Global batch k is sequences [k·S, (k+1)·S) of the stream (S =
 //     batch_tokens / seq_len). Worker r of W takes the rows [r·S/W,
 //     (r+1)·S/W) of every global batch, so the data seen does not depend
@@ -40,8 +44,8 @@ import (
 // cursor is a source's read position.
 type cursor struct {
 	Epoch  int `json:"epoch"`
-	Chunk  int `json:"chunk"`  // index in the epoch's chunk permutation
-	Doc    int `json:"doc"`    // index in the chunk's document permutation
+	Group  int `json:"group"`  // chunk group of the epoch
+	Doc    int `json:"doc"`    // index in the group's document permutation
 	Offset int `json:"offset"` // tokens of the current document already taken
 	// Fingerprint identifies the source's files and filters; a cursor is
 	// only reused by a source with the same fingerprint.
@@ -100,20 +104,21 @@ type source struct {
 	heldOut     float64 // documents with holdoutKey < heldOut·2^64 are skipped (0: none)
 	keepHeld    bool    // keep only held-out documents (eval) instead of skipping them
 
-	// loaded chunk
+	group       int // chunks per group
+	// loaded group
 	open        *shardFile
 	openFile    int
 	loadedEpoch int
-	loadedChunk int
+	loadedGroup int
 	rows        []TokenRow
 	docOrder    []int
 	chunkOrder  []int
 	orderEpoch  int
-	idle        int // consecutive chunks without an eligible document
+	idle        int // consecutive groups without an eligible document
 }
 
 // openSources lists the chunks of every source (reading only footers).
-func openSources(srcs []Source, heldOut float64) ([]*source, error) {
+func openSources(srcs []Source, heldOut float64, group int) ([]*source, error) {
 	var out []*source
 	var total float64
 	for _, s := range srcs {
@@ -128,7 +133,7 @@ func openSources(srcs []Source, heldOut float64) ([]*source, error) {
 			return nil, fmt.Errorf("source %s: no token shards in %v", s.Name, s.Paths)
 		}
 		src := &source{Source: s, weight: s.W() / total, seedKey: xxh3.HashString(s.Name), files: files,
-			heldOut: heldOut, openFile: -1, loadedEpoch: -1, loadedChunk: -1, orderEpoch: -1}
+			heldOut: heldOut, openFile: -1, loadedEpoch: -1, loadedGroup: -1, orderEpoch: -1, group: max(group, 1)}
 		h := xxh3.New()
 		fmt.Fprintf(h, "%q %v", strings.Join(files, "\x00"), s.MinQuality)
 		for i, f := range files {
@@ -181,7 +186,12 @@ func (s *source) eligible(r *TokenRow) bool {
 	return !s.keepHeld
 }
 
-// load reads the chunk the cursor points at.
+// groups is the number of chunk groups of an epoch.
+func (s *source) groups() int { return (len(s.chunks) + s.group - 1) / s.group }
+
+// load reads the group of chunks the cursor points at: group g of an
+// epoch is chunks [g·K, (g+1)·K) of the epoch's chunk permutation, and its
+// documents are visited in one permutation across all K chunks.
 func (s *source) load(c *cursor, seed uint64, vocab int, shuffle bool) error {
 	if s.orderEpoch != c.Epoch {
 		if shuffle {
@@ -191,32 +201,35 @@ func (s *source) load(c *cursor, seed uint64, vocab int, shuffle bool) error {
 		}
 		s.orderEpoch = c.Epoch
 	}
-	if s.loadedEpoch == c.Epoch && s.loadedChunk == c.Chunk {
+	if s.loadedEpoch == c.Epoch && s.loadedGroup == c.Group {
 		return nil
 	}
-	ref := s.chunks[s.chunkOrder[c.Chunk]]
-	if s.openFile != ref.file {
-		s.close()
-		sf, err := openShard(s.files[ref.file])
+	s.rows = s.rows[:0]
+	for _, ci := range s.chunkOrder[c.Group*s.group : min((c.Group+1)*s.group, len(s.chunks))] {
+		ref := s.chunks[ci]
+		if s.openFile != ref.file {
+			s.close()
+			sf, err := openShard(s.files[ref.file])
+			if err != nil {
+				return fmt.Errorf("source %s: %w", s.Name, err)
+			}
+			s.open, s.openFile = sf, ref.file
+		}
+		rows, err := s.open.readRowGroup(ref.group, vocab, nil)
 		if err != nil {
 			return fmt.Errorf("source %s: %w", s.Name, err)
 		}
-		s.open, s.openFile = sf, ref.file
+		if len(rows) != ref.rows {
+			return fmt.Errorf("source %s: %s row group %d has %d rows, %d when the run started; token shards must not change during a run", s.Name, s.files[ref.file], ref.group, len(rows), ref.rows)
+		}
+		s.rows = append(s.rows, rows...)
 	}
-	rows, err := s.open.readRowGroup(ref.group, vocab, s.rows)
-	if err != nil {
-		return fmt.Errorf("source %s: %w", s.Name, err)
-	}
-	if len(rows) != ref.rows {
-		return fmt.Errorf("source %s: %s row group %d has %d rows, %d when the run started; token shards must not change during a run", s.Name, s.files[ref.file], ref.group, len(rows), ref.rows)
-	}
-	s.rows = rows
 	if shuffle {
-		s.docOrder = permutation(len(rows), seed, s.seedKey, c.Epoch, s.chunkOrder[c.Chunk])
+		s.docOrder = permutation(len(s.rows), seed, s.seedKey, c.Epoch, c.Group)
 	} else {
-		s.docOrder = identity(s.docOrder, len(rows))
+		s.docOrder = identity(s.docOrder, len(s.rows))
 	}
-	s.loadedEpoch, s.loadedChunk = c.Epoch, c.Chunk
+	s.loadedEpoch, s.loadedGroup = c.Epoch, c.Group
 	return nil
 }
 
@@ -237,11 +250,11 @@ var errSourceDone = errors.New("source exhausted")
 // end of the first epoch returns errSourceDone.
 func (s *source) doc(c *cursor, seed uint64, vocab int, shuffle, wrap bool) (*TokenRow, error) {
 	for {
-		if c.Chunk >= len(s.chunks) {
+		if c.Group >= s.groups() {
 			if !wrap {
 				return nil, errSourceDone
 			}
-			c.Epoch, c.Chunk, c.Doc, c.Offset = c.Epoch+1, 0, 0, 0
+			c.Epoch, c.Group, c.Doc, c.Offset = c.Epoch+1, 0, 0, 0
 		}
 		if err := s.load(c, seed, vocab, shuffle); err != nil {
 			return nil, err
@@ -257,9 +270,9 @@ func (s *source) doc(c *cursor, seed uint64, vocab int, shuffle, wrap bool) (*To
 			}
 			c.Doc++
 		}
-		c.Chunk, c.Doc, c.Offset = c.Chunk+1, 0, 0
+		c.Group, c.Doc, c.Offset = c.Group+1, 0, 0
 		s.idle++
-		if s.idle > len(s.chunks) {
+		if s.idle > s.groups() {
 			what := "training documents (all are held out, empty or below min_quality)"
 			if s.keepHeld {
 				what = "held-out documents"
@@ -290,7 +303,13 @@ type StreamOptions struct {
 	// Window is the number of packed sequences shuffled together (default
 	// DefaultWindow; 1 = no shuffling).
 	Window int
+	// GroupChunks is the number of chunks whose documents are shuffled
+	// together (default DefaultGroupChunks).
+	GroupChunks int
 }
+
+// DefaultGroupChunks is the default number of chunks shuffled together.
+const DefaultGroupChunks = 8
 
 // DefaultWindow is the default shuffle window in sequences.
 const DefaultWindow = 256
@@ -302,7 +321,10 @@ func newPacker(sources []Source, opt StreamOptions, state *PackState) (*packer, 
 	if opt.SeqLen <= 0 || opt.Vocab <= 0 {
 		return nil, fmt.Errorf("stream: seq_len (%d) and vocab (%d) must be positive", opt.SeqLen, opt.Vocab)
 	}
-	srcs, err := openSources(sources, opt.HeldOut)
+	if opt.GroupChunks <= 0 {
+		opt.GroupChunks = DefaultGroupChunks
+	}
+	srcs, err := openSources(sources, opt.HeldOut, opt.GroupChunks)
 	if err != nil {
 		return nil, err
 	}

@@ -191,7 +191,7 @@ func TestHeldOutDisjoint(t *testing.T) {
 			t.Fatal(err)
 		}
 		for _, src := range s.p.srcs {
-			if src.loadedChunk >= 0 {
+			if src.loadedGroup >= 0 {
 				for _, r := range src.rows {
 					if src.eligible(&r) {
 						seen[r.ID] = true

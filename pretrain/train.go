@@ -473,7 +473,7 @@ func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, er
 }
 
 func (run *runner) streamOptions(p StagePlan) StreamOptions {
-	return StreamOptions{SeqLen: p.SeqLen, Seed: run.r.Seed, Vocab: run.vocab, HeldOut: run.r.Data.HeldOut, Window: run.r.Data.Window}
+	return StreamOptions{SeqLen: p.SeqLen, Seed: run.r.Seed, Vocab: run.vocab, HeldOut: run.r.Data.HeldOut, Window: run.r.Data.Window, GroupChunks: run.r.Data.GroupChunks}
 }
 
 // windowEnd is where stage si's stream at st continues after its window.

@@ -104,7 +104,7 @@ type source struct {
 	heldOut     float64 // documents with holdoutKey < heldOut·2^64 are skipped (0: none)
 	keepHeld    bool    // keep only held-out documents (eval) instead of skipping them
 
-	group       int // chunks per group
+	group int // chunks per group
 	// loaded group
 	open        *shardFile
 	openFile    int

@@ -389,7 +389,7 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 		err = reader.Read(ctx, u, r.cfg.Input, r.opt.HTML, func(rec *reader.Record) error {
 			it := &item{rec: docRec{doc: rec.Doc}}
 			st.add("input", "", int64(rec.Bytes))
-			if reason, detail := r.admit(rec, &it.rec.doc); reason != "" {
+			if reason, detail := r.admit(rec, &it.rec.doc, st); reason != "" {
 				if r.cfg.Limits.FailFast && rec.Problem != "" {
 					return fmt.Errorf("%s: %s: %s (limits.fail_fast is set)", rec.Doc.Origin, rec.Problem, rec.Detail)
 				}
@@ -449,16 +449,29 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 }
 
 // admit applies the input limits to a record; it returns a removal reason.
-func (r *runner) admit(rec *reader.Record, d *document.Doc) (reason, detail string) {
+func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, detail string) {
 	if rec.Problem != "" {
 		return rec.Problem, rec.Doc.Origin + ": " + rec.Detail
 	}
-	if !utf8.ValidString(d.Text) {
-		if r.cfg.Limits.InvalidUTF8 == "drop" {
-			d.Text = strings.ToValidUTF8(d.Text, "\uFFFD")
-			return "invalid_utf8", "limits.invalid_utf8 = drop"
+	// Invalid UTF-8: the reader counted it in JSON strings (already
+	// replaced by U+FFFD when decoded); other inputs carry the raw bytes.
+	bad := rec.InvalidUTF8
+	if bad == 0 && !utf8.ValidString(d.Text) {
+		for i := 0; i < len(d.Text); {
+			r, size := utf8.DecodeRuneInString(d.Text[i:])
+			if r == utf8.RuneError && size == 1 {
+				bad++
+			}
+			i += size
 		}
+	}
+	if bad > 0 {
 		d.Text = strings.ToValidUTF8(d.Text, "\uFFFD")
+		detail := fmt.Sprintf("%s: %d invalid UTF-8 sequences", rec.Doc.Origin, bad)
+		if r.cfg.Limits.InvalidUTF8 == "drop" {
+			return "invalid_utf8", detail + " (limits.invalid_utf8 = drop)"
+		}
+		st.repaired("input", int64(len(d.Text)))
 	}
 	if max := r.cfg.Limits.MaxDocBytes; len(d.Text) > max {
 		if r.cfg.Limits.Huge == "drop" {

@@ -372,3 +372,53 @@ func TestMultiRankSameOutputs(t *testing.T) {
 	}
 	t.Logf("%d kept, removals by stage %v", len(kept), reasons)
 }
+
+// TestInvalidUTF8Policy feeds JSONL and text files with invalid UTF-8
+// (raw bytes, an unpaired surrogate escape) through both policies: repair
+// keeps and counts them, drop removes them with the reason and count.
+func TestInvalidUTF8Policy(t *testing.T) {
+	in := t.TempDir()
+	lines := "{\"id\":\"raw\",\"text\":\"caf\xe9 au lait\"}\n" +
+		`{"id":"surrogate","text":"emoji \ud83d broken"}` + "\n" +
+		`{"id":"clean","text":"all fine \ud83d\ude00"}` + "\n"
+	if err := os.WriteFile(filepath.Join(in, "a.jsonl"), []byte(lines), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(in, "b.txt"), []byte("latin-1 na\xefve text"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, policy := range []string{"repair", "drop"} {
+		t.Run(policy, func(t *testing.T) {
+			cfg := Default()
+			cfg.Input.Paths = []string{in}
+			cfg.Output.Dir = t.TempDir()
+			cfg.Stages = []string{StageNormalize}
+			cfg.Limits.InvalidUTF8 = policy
+			res, err := Run(context.Background(), cfg, Options{Logger: quietLogger()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			kept, removed := readOutputs(t, cfg.Output.Dir)
+			input := res.Stats.Stages["input"]
+			if policy == "repair" {
+				if len(kept) != 4 || len(removed) != 0 || input.Repaired.Docs != 3 {
+					t.Fatalf("kept %d, removed %d, repaired %d; want 4, 0, 3", len(kept), len(removed), input.Repaired.Docs)
+				}
+				for _, k := range kept {
+					if k.ID != "clean" && !strings.Contains(k.Text, "\uFFFD") {
+						t.Errorf("%s: no replacement character in %q", k.ID, k.Text)
+					}
+				}
+				return
+			}
+			if len(kept) != 1 || kept[0].ID != "clean" || len(removed) != 3 {
+				t.Fatalf("kept %v, removed %d; want only the clean document", kept, len(removed))
+			}
+			for _, r := range removed {
+				if r.Reason != "input/invalid_utf8" || !strings.Contains(r.Detail, "1 invalid UTF-8 sequences") {
+					t.Errorf("%s: reason %q detail %q", r.ID, r.Reason, r.Detail)
+				}
+			}
+		})
+	}
+}

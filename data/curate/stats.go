@@ -28,6 +28,7 @@ type StageStats struct {
 	Out      Count            `json:"out"`
 	Removed  map[string]Count `json:"removed,omitempty"` // by rule
 	Modified int64            `json:"modified_lines,omitempty"`
+	Repaired Count            `json:"repaired_invalid_utf8,omitzero"` // input: documents kept with invalid UTF-8 replaced
 }
 
 // Stats is the funnel of a run: per stage, documents and bytes in and out
@@ -71,6 +72,12 @@ func (s *Stats) remove(stage, rule string, bytes int64) {
 
 func (s *Stats) modified(stage string, lines int64) { s.stage(stage).Modified += lines }
 
+func (s *Stats) repaired(stage string, bytes int64) {
+	st := s.stage(stage)
+	st.Repaired.Docs++
+	st.Repaired.Bytes += bytes
+}
+
 func (s *Stats) merge(o *Stats) {
 	for _, name := range o.Order {
 		src := o.Stages[name]
@@ -80,6 +87,8 @@ func (s *Stats) merge(o *Stats) {
 		st.Out.Docs += src.Out.Docs
 		st.Out.Bytes += src.Out.Bytes
 		st.Modified += src.Modified
+		st.Repaired.Docs += src.Repaired.Docs
+		st.Repaired.Bytes += src.Repaired.Bytes
 		for k, v := range src.Removed {
 			c := st.Removed[k]
 			c.Docs += v.Docs
@@ -189,6 +198,9 @@ func (s *Stats) PrintFunnel(w io.Writer) {
 		}
 		if st.Modified > 0 {
 			fmt.Fprintf(tw, "%s (lines removed)\t%d\t\t\n", name, st.Modified)
+		}
+		if st.Repaired.Docs > 0 {
+			fmt.Fprintf(tw, "%s (invalid UTF-8 repaired, kept)\t%d\t%.3f\t\n", name, st.Repaired.Docs, float64(st.Repaired.Bytes)/1e6)
 		}
 	}
 	tw.Flush()

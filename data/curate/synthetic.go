@@ -30,7 +30,7 @@ type SyntheticConfig struct {
 // SyntheticStats counts what GenerateSynthetic wrote.
 type SyntheticStats struct {
 	Files, Docs, ExactCopies, NearCopies, WithBoilerplate, RepeatedURLs int64
-	Bytes                                                              int64 // uncompressed JSONL
+	Bytes                                                               int64 // uncompressed JSONL
 }
 
 // syntheticBoilerplate is the pool of planted boilerplate lines.

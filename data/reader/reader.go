@@ -12,6 +12,7 @@ package reader
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -77,6 +78,12 @@ type Record struct {
 	Problem string // "malformed_json", "missing_text", "html_extract", … ; Doc.Text holds the raw bytes (capped)
 	Detail  string
 	Bytes   int64 // input bytes of the record
+	// InvalidUTF8 counts the invalid UTF-8 sequences of the text (or HTML)
+	// field as stored in the input: raw bytes that are not UTF-8, and in
+	// JSON also \u escapes of unpaired surrogates. Decoding JSON has already
+	// replaced each with U+FFFD in Doc.Text; other formats deliver the bytes
+	// as they are. The pipeline repairs or drops such documents by recipe.
+	InvalidUTF8 int
 }
 
 func kindOf(path, format string) (Kind, error) {
@@ -419,8 +426,14 @@ func parseJSONRecord(b []byte, cfg Config, html HTMLExtractor, r *Record) {
 	r.Doc.ID, _ = str(cfg.IDField)
 	r.Doc.URL, _ = str(cfg.URLField)
 	r.Doc.Date, _ = str(cfg.DateField)
+	invalid := func(field string) {
+		if !utf8.Valid(b) || bytes.Contains(b, []byte(`\u`)) {
+			r.InvalidUTF8 = invalidInJSONField(b, field)
+		}
+	}
 	if cfg.HTMLField != "" {
 		if h, ok := str(cfg.HTMLField); ok {
+			invalid(cfg.HTMLField)
 			setHTML(r, html, h)
 			return
 		}
@@ -433,4 +446,78 @@ func parseJSONRecord(b []byte, cfg Config, html HTMLExtractor, r *Record) {
 		return
 	}
 	r.Doc.Text = text
+	invalid(cfg.TextField)
+}
+
+// invalidInJSONField counts the invalid UTF-8 sequences in the raw JSON
+// string value of field (the last occurrence, as the decoder keeps):
+// bytes that are not UTF-8 and \u escapes of unpaired surrogates.
+// encoding/json replaces both with U+FFFD without saying so.
+func invalidInJSONField(line []byte, field string) int {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(line, &m) != nil {
+		return 0
+	}
+	raw := m[field]
+	if len(raw) < 2 || raw[0] != '"' {
+		return 0
+	}
+	return countInvalid(raw[1 : len(raw)-1])
+}
+
+// countInvalid counts invalid sequences in the body of a JSON string.
+func countInvalid(s []byte) int {
+	n := 0
+	pendingHigh := false // a \uD800-\uDBFF escape waits for its low half
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c == '\\' && i+1 < len(s) {
+			if s[i+1] == 'u' && i+6 <= len(s) {
+				if v, err := strconv.ParseUint(string(s[i+2:i+6]), 16, 16); err == nil {
+					switch {
+					case v >= 0xD800 && v < 0xDC00:
+						if pendingHigh {
+							n++
+						}
+						pendingHigh = true
+					case v >= 0xDC00 && v < 0xE000:
+						if !pendingHigh {
+							n++
+						}
+						pendingHigh = false
+					default:
+						if pendingHigh {
+							n++
+						}
+						pendingHigh = false
+					}
+					i += 6
+					continue
+				}
+			}
+			if pendingHigh {
+				n++
+			}
+			pendingHigh = false
+			i += 2
+			continue
+		}
+		if pendingHigh {
+			n++
+			pendingHigh = false
+		}
+		if c < utf8.RuneSelf {
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRune(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			n++
+		}
+		i += size
+	}
+	if pendingHigh {
+		n++
+	}
+	return n
 }

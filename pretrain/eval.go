@@ -36,7 +36,7 @@ func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vo
 	} else {
 		heldOut = 0
 	}
-	opened, err := openSources(srcs, heldOut, 1)
+	opened, err := openSources(srcs, heldOut, 1, 0)
 	if err != nil {
 		return nil, fmt.Errorf("eval data: %w", err)
 	}
@@ -53,7 +53,7 @@ func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vo
 				s.close()
 				return nil, err
 			}
-			row, err := s.doc(&c, 0, vocab, false, false)
+			toks, err := s.doc(&c, 0, vocab, false, false)
 			if errors.Is(err, errSourceDone) {
 				break
 			}
@@ -63,8 +63,8 @@ func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vo
 			}
 			// A document gives at most one sequence (its beginning), so
 			// the set spans many documents.
-			n := min(len(row.Tokens), quota-taken, seqLen)
-			stream = append(stream, row.Tokens[:n]...)
+			n := min(len(toks), quota-taken, seqLen)
+			stream = append(stream, toks[:n]...)
 			for range n {
 				docs = append(docs, doc)
 			}

@@ -118,6 +118,11 @@ type Data struct {
 	// documents are shuffled together and held in memory at once, per
 	// source (default 8).
 	GroupChunks int `yaml:"shuffle_chunks"`
+	// MaxDocTokens cuts longer documents into pieces that are shuffled as
+	// separate documents, so one huge document does not fill many batches
+	// in a row (default 8192; 0 = keep documents whole). Changing it
+	// between stages restarts the sources' read positions.
+	MaxDocTokens int `yaml:"max_doc_tokens"`
 }
 
 // Train is the main stage's length and batch shape.
@@ -200,11 +205,14 @@ type Stage struct {
 	RopeScaling           *RopeScaling `yaml:"rope_scaling"`
 	MaxPositionEmbeddings int          `yaml:"max_position_embeddings"`
 	// Sources replace the data mixture (empty: the previous stage's).
-	Sources  []Source `yaml:"sources"`
-	LR       float64  `yaml:"lr"`
-	MinLR    float64  `yaml:"min_lr"`
-	Warmup   int      `yaml:"warmup_steps"`
-	Schedule string   `yaml:"schedule"`
+	Sources []Source `yaml:"sources"`
+	// MaxDocTokens replaces data.max_doc_tokens (e.g. longer for a
+	// long-context stage; 0 = inherit).
+	MaxDocTokens int     `yaml:"max_doc_tokens"`
+	LR           float64 `yaml:"lr"`
+	MinLR        float64 `yaml:"min_lr"`
+	Warmup       int     `yaml:"warmup_steps"`
+	Schedule     string  `yaml:"schedule"`
 }
 
 // Average is the Polyak averaging of checkpoints at the end of the run.
@@ -224,7 +232,7 @@ func Default() Recipe {
 		Model: ModelSpec{HiddenSize: 128, IntermediateSize: 384, NumHiddenLayers: 4, NumAttentionHeads: 4,
 			NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 0,
 			TieWordEmbeddings: true, InitializerRange: 0.02},
-		Data:       Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks},
+		Data:       Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks, MaxDocTokens: 8192},
 		Train:      Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
 		Optim:      Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipGradNorm: 1},
 		Eval:       Eval{Every: 100, Tokens: 32768, Batch: 8, SampleTokens: 64, Temperature: 0.8, TopK: 40},
@@ -242,6 +250,7 @@ type StagePlan struct {
 	BatchTokens int
 	MicroBatch  int // sequences per forward pass
 	Sources     []Source
+	MaxDocTok   int
 	Schedule    string
 	LR, MinLR   float64
 	Warmup      int
@@ -260,7 +269,7 @@ func (s *StagePlan) Accum() int { return s.Seqs() / s.MicroBatch }
 // Plan resolves the main stage and the extra stages into StagePlans.
 func (r *Recipe) Plan() []StagePlan {
 	main := StagePlan{Name: "main", Kind: "main", Start: 0, End: r.Train.Steps, SeqLen: r.Train.SeqLen,
-		BatchTokens: r.Train.BatchTokens, MicroBatch: r.Train.MicroBatch, Sources: r.Data.Sources,
+		BatchTokens: r.Train.BatchTokens, MicroBatch: r.Train.MicroBatch, Sources: r.Data.Sources, MaxDocTok: r.Data.MaxDocTokens,
 		Schedule: r.Optim.Schedule, LR: r.Optim.LR, MinLR: r.Optim.MinLR, Warmup: r.Optim.Warmup,
 		DecaySteps: r.Optim.DecaySteps, RopeTheta: r.Model.RopeTheta, RopeScaling: r.Model.RopeScaling,
 		MaxPos: r.Model.MaxPositionEmbeddings}
@@ -304,6 +313,7 @@ func (r *Recipe) Plan() []StagePlan {
 		if len(st.Sources) > 0 {
 			p.Sources = st.Sources
 		}
+		p.MaxDocTok = pick(st.MaxDocTokens, prev.MaxDocTok)
 		p.RopeTheta = pickF(st.RopeTheta, prev.RopeTheta)
 		if st.RopeScaling != nil {
 			p.RopeScaling = st.RopeScaling
@@ -376,6 +386,9 @@ func (r *Recipe) Validate() error {
 	}
 	checkSources("data.sources", r.Data.Sources, true)
 	checkSources("eval.sources", r.Eval.Sources, false)
+	if r.Data.MaxDocTokens < 0 {
+		bad("data.max_doc_tokens must be >= 0, got %d", r.Data.MaxDocTokens)
+	}
 	if r.Data.Window < 1 || r.Data.GroupChunks < 1 {
 		bad("data.shuffle_window and data.shuffle_chunks must be >= 1, got %d and %d", r.Data.Window, r.Data.GroupChunks)
 	}

@@ -93,6 +93,10 @@ type chunkRef struct {
 	file, group, rows int
 }
 
+// piece is the tokens [lo, hi) of rows[row]: a document, or a part of a
+// long one.
+type piece struct{ row, lo, hi int }
+
 // source is one data source of a stream.
 type source struct {
 	Source
@@ -105,20 +109,22 @@ type source struct {
 	keepHeld    bool    // keep only held-out documents (eval) instead of skipping them
 
 	group int // chunks per group
+	split int // documents are cut into pieces of at most split tokens (0: whole)
 	// loaded group
 	open        *shardFile
 	openFile    int
 	loadedEpoch int
 	loadedGroup int
 	rows        []TokenRow
-	docOrder    []int
+	pieces      []piece
+	docOrder    []int // permutation of pieces
 	chunkOrder  []int
 	orderEpoch  int
 	idle        int // consecutive groups without an eligible document
 }
 
 // openSources lists the chunks of every source (reading only footers).
-func openSources(srcs []Source, heldOut float64, group int) ([]*source, error) {
+func openSources(srcs []Source, heldOut float64, group, split int) ([]*source, error) {
 	var out []*source
 	var total float64
 	for _, s := range srcs {
@@ -133,9 +139,9 @@ func openSources(srcs []Source, heldOut float64, group int) ([]*source, error) {
 			return nil, fmt.Errorf("source %s: no token shards in %v", s.Name, s.Paths)
 		}
 		src := &source{Source: s, weight: s.W() / total, seedKey: xxh3.HashString(s.Name), files: files,
-			heldOut: heldOut, openFile: -1, loadedEpoch: -1, loadedGroup: -1, orderEpoch: -1, group: max(group, 1)}
+			heldOut: heldOut, openFile: -1, loadedEpoch: -1, loadedGroup: -1, orderEpoch: -1, group: max(group, 1), split: split}
 		h := xxh3.New()
-		fmt.Fprintf(h, "%q %v", strings.Join(files, "\x00"), s.MinQuality)
+		fmt.Fprintf(h, "%q %v %d", strings.Join(files, "\x00"), s.MinQuality, split)
 		for i, f := range files {
 			sf, err := openShard(f)
 			if err != nil {
@@ -224,10 +230,24 @@ func (s *source) load(c *cursor, seed uint64, vocab int, shuffle bool) error {
 		}
 		s.rows = append(s.rows, rows...)
 	}
+	s.pieces = s.pieces[:0]
+	for i := range s.rows {
+		n := len(s.rows[i].Tokens)
+		step := n
+		if s.split > 0 {
+			step = s.split
+		}
+		for lo := 0; lo < n; lo += step {
+			s.pieces = append(s.pieces, piece{row: i, lo: lo, hi: min(n, lo+step)})
+		}
+		if n == 0 {
+			s.pieces = append(s.pieces, piece{row: i})
+		}
+	}
 	if shuffle {
-		s.docOrder = permutation(len(s.rows), seed, s.seedKey, c.Epoch, c.Group)
+		s.docOrder = permutation(len(s.pieces), seed, s.seedKey, c.Epoch, c.Group)
 	} else {
-		s.docOrder = identity(s.docOrder, len(s.rows))
+		s.docOrder = identity(s.docOrder, len(s.pieces))
 	}
 	s.loadedEpoch, s.loadedGroup = c.Epoch, c.Group
 	return nil
@@ -248,7 +268,7 @@ var errSourceDone = errors.New("source exhausted")
 // doc returns the document at the cursor, moving the cursor over
 // ineligible documents, chunks and epochs. With wrap false, reaching the
 // end of the first epoch returns errSourceDone.
-func (s *source) doc(c *cursor, seed uint64, vocab int, shuffle, wrap bool) (*TokenRow, error) {
+func (s *source) doc(c *cursor, seed uint64, vocab int, shuffle, wrap bool) ([]int32, error) {
 	for {
 		if c.Group >= s.groups() {
 			if !wrap {
@@ -260,13 +280,15 @@ func (s *source) doc(c *cursor, seed uint64, vocab int, shuffle, wrap bool) (*To
 			return nil, err
 		}
 		for c.Doc < len(s.docOrder) {
-			r := &s.rows[s.docOrder[c.Doc]]
+			pc := s.pieces[s.docOrder[c.Doc]]
+			r := &s.rows[pc.row]
 			if c.Offset > 0 || s.eligible(r) {
-				if c.Offset >= len(r.Tokens) {
-					return nil, fmt.Errorf("source %s: saved offset %d is past the end of document %q (%d tokens); the data changed since the checkpoint", s.Name, c.Offset, r.ID, len(r.Tokens))
+				toks := r.Tokens[pc.lo:pc.hi]
+				if c.Offset >= len(toks) {
+					return nil, fmt.Errorf("source %s: saved offset %d is past the end of document %q (%d tokens); the data changed since the checkpoint", s.Name, c.Offset, r.ID, len(toks))
 				}
 				s.idle = 0
-				return r, nil
+				return toks, nil
 			}
 			c.Doc++
 		}
@@ -306,6 +328,9 @@ type StreamOptions struct {
 	// GroupChunks is the number of chunks whose documents are shuffled
 	// together (default DefaultGroupChunks).
 	GroupChunks int
+	// MaxDocTokens cuts longer documents into pieces that are shuffled as
+	// separate documents (0: keep documents whole).
+	MaxDocTokens int
 }
 
 // DefaultGroupChunks is the default number of chunks shuffled together.
@@ -324,7 +349,7 @@ func newPacker(sources []Source, opt StreamOptions, state *PackState) (*packer, 
 	if opt.GroupChunks <= 0 {
 		opt.GroupChunks = DefaultGroupChunks
 	}
-	srcs, err := openSources(sources, opt.HeldOut, opt.GroupChunks)
+	srcs, err := openSources(sources, opt.HeldOut, opt.GroupChunks, opt.MaxDocTokens)
 	if err != nil {
 		return nil, err
 	}
@@ -403,11 +428,11 @@ func (s *packer) next(tokens, targets, docIDs []int32) (int, error) {
 		}
 		src := s.cur
 		c := s.state.Sources[src.Name]
-		row, err := src.doc(&c, s.seed, s.vocab, true, true)
+		toks, err := src.doc(&c, s.seed, s.vocab, true, true)
 		if err != nil {
 			return 0, err
 		}
-		rest := row.Tokens[c.Offset:]
+		rest := toks[c.Offset:]
 		n := min(len(rest), T-fill)
 		copy(tokens[fill:fill+n], rest[:n])
 		for i := fill; i < fill+n; i++ {
@@ -416,7 +441,7 @@ func (s *packer) next(tokens, targets, docIDs []int32) (int, error) {
 		fill += n
 		c.Offset += n
 		s.state.Mix[src.Name] += int64(n)
-		if c.Offset == len(row.Tokens) {
+		if c.Offset == len(toks) {
 			c.Doc, c.Offset = c.Doc+1, 0
 			s.cur, s.state.Current = nil, ""
 			seg++
@@ -427,11 +452,11 @@ func (s *packer) next(tokens, targets, docIDs []int32) (int, error) {
 	next := int32(-1)
 	if s.cur != nil {
 		c := s.state.Sources[s.cur.Name]
-		row, err := s.cur.doc(&c, s.seed, s.vocab, true, true)
+		toks, err := s.cur.doc(&c, s.seed, s.vocab, true, true)
 		if err != nil {
 			return 0, err
 		}
-		next = row.Tokens[c.Offset]
+		next = toks[c.Offset]
 	}
 	s.state.Sequences++
 	return fillTargets(tokens, targets, docIDs, next), nil

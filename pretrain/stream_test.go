@@ -244,3 +244,38 @@ func TestMinQuality(t *testing.T) {
 		t.Fatalf("qualities seen ×10: %v, want 7, 8, 9", seen)
 	}
 }
+
+// TestMaxDocTokens: long documents are cut into pieces packed as separate
+// documents.
+func TestMaxDocTokens(t *testing.T) {
+	srcs := twoSources(t)
+	s, err := NewStream(srcs, StreamOptions{SeqLen: 64, Seed: 3, Vocab: 32, MaxDocTokens: 30}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	tok, tgt, ids := make([]int32, 64), make([]int32, 64), make([]int32, 64)
+	long := 0
+	for range 100 {
+		if _, err := s.Next(tok, tgt, ids); err != nil {
+			t.Fatal(err)
+		}
+		run := 1
+		for i := 1; i <= len(ids); i++ {
+			if i < len(ids) && ids[i] == ids[i-1] {
+				run++
+				continue
+			}
+			if run > 30 {
+				t.Fatalf("a document segment of %d tokens with max_doc_tokens 30: %v", run, ids)
+			}
+			if run == 30 {
+				long++
+			}
+			run = 1
+		}
+	}
+	if long == 0 {
+		t.Fatal("no full 30-token pieces seen")
+	}
+}

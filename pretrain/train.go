@@ -46,6 +46,9 @@ type RunOptions struct {
 	// stopAt, in tests, interrupts the run (as Ctrl-C does) once this many
 	// steps are done.
 	stopAt int
+	// onStep, in benchmarks, is called when training starts and after
+	// every step with the number of steps done.
+	onStep func(step int)
 }
 
 // EvalPoint is one evaluation.
@@ -365,6 +368,9 @@ func sameConfig(a, b model.Config) bool {
 func (run *runner) train(ctx context.Context) error {
 	total := run.plans[len(run.plans)-1].End
 	run.start, run.started = time.Now(), run.step
+	if run.opt.onStep != nil {
+		run.opt.onStep(run.step)
+	}
 	if run.opt.Progress != nil {
 		run.bar = newProgressBar(run.opt.Progress, total, run.step)
 	}
@@ -438,6 +444,9 @@ func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, er
 		run.state = sb.State
 		pf.Release(sb)
 		run.step++
+		if run.opt.onStep != nil {
+			run.opt.onStep(run.step)
+		}
 		rec.Step, rec.Stage, rec.Tokens = run.step, p.Name, tokensAt(run.plans, run.step)
 		el := time.Since(run.start).Seconds()
 		rec.ElapsedS = el
@@ -473,7 +482,7 @@ func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, er
 }
 
 func (run *runner) streamOptions(p StagePlan) StreamOptions {
-	return StreamOptions{SeqLen: p.SeqLen, Seed: run.r.Seed, Vocab: run.vocab, HeldOut: run.r.Data.HeldOut, Window: run.r.Data.Window, GroupChunks: run.r.Data.GroupChunks}
+	return StreamOptions{SeqLen: p.SeqLen, Seed: run.r.Seed, Vocab: run.vocab, HeldOut: run.r.Data.HeldOut, Window: run.r.Data.Window, GroupChunks: run.r.Data.GroupChunks, MaxDocTokens: p.MaxDocTok}
 }
 
 // windowEnd is where stage si's stream at st continues after its window.

@@ -5,11 +5,19 @@
 //
 // Stages run in the order the recipe lists them. Per-document stages run in
 // parallel across cores; stages that need the whole corpus (URL dedup, exact
-// dedup, the token KL filter, MinHash) end a pass: every unit writes its
-// keys to files, a decision step merges them, and the next pass applies the
-// decision. Each pass writes one file per input unit atomically, so a rerun
-// after a crash skips finished units, and units are split across ranks that
-// share a file system.
+// dedup, line dedup, the token KL filter, MinHash) end a pass: every unit
+// writes its keys to files, a decision step merges them, and the next pass
+// applies the decision. Each pass writes one file per input unit atomically,
+// so a rerun after a crash skips finished units, and units are split across
+// ranks that share a file system.
+//
+// Memory does not grow with the corpus: documents stream through in chunks
+// of at most 1024 documents or 32 MB; dedup decisions are split per unit
+// and read alongside the documents; key files are sorted with spilling
+// (minhash.memory_mb); line dedup counts one bucket at a time. Only the
+// MinHash clustering step keeps state per near-duplicate document.
+// BENCHMARKS.md gives throughput per stage and peak memory on a 1 GB
+// corpus made by `curate gen-synthetic`.
 package curate
 
 import (

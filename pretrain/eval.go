@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/zeebo/xxh3"
+
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/model"
 )
@@ -22,8 +24,8 @@ type EvalSet struct {
 }
 
 // BuildEvalSet packs up to tokens held-out tokens into sequences of seqLen,
-// batch sequences per model.Batch, taking at most seqLen tokens (the
-// beginning) of each document. With eval sources it reads them whole
+// batch sequences per model.Batch, taking at most seqLen consecutive tokens
+// of each document. With eval sources it reads them whole
 // (in file order); otherwise it reads the heldOut fraction of the training
 // sources, each source contributing in proportion to its weight.
 func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vocab, seqLen, batch, tokens int) (*EvalSet, error) {
@@ -61,10 +63,15 @@ func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vo
 				s.close()
 				return nil, fmt.Errorf("eval data: %w", err)
 			}
-			// A document gives at most one sequence (its beginning), so
-			// the set spans many documents.
+			// A document gives at most one sequence, from an offset set
+			// by a hash of its position, so the set spans many documents
+			// and not only their beginnings (licence headers, titles).
 			n := min(len(toks), quota-taken, seqLen)
-			stream = append(stream, toks[:n]...)
+			off := 0
+			if extra := len(toks) - n; extra > 0 {
+				off = int(xxh3.HashString(fmt.Sprintf("%s/%d/%d", s.Name, c.Group, c.Doc)) % uint64(extra+1))
+			}
+			stream = append(stream, toks[off:off+n]...)
 			for range n {
 				docs = append(docs, doc)
 			}

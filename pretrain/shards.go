@@ -185,8 +185,21 @@ type shardFile struct {
 	pf   *parquet.File
 }
 
+// recoverParquet turns a panic of the Parquet library, which panics on
+// some corrupted files, into an error naming the file.
+func recoverParquet(path string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: corrupted Parquet file (%v); re-create it", path, r)
+	}
+}
+
+// maxGroupRows bounds the rows of one row group, so a corrupted footer
+// cannot ask for a huge allocation.
+const maxGroupRows = 1 << 22
+
 // openShard opens a token shard and checks its schema.
-func openShard(path string) (*shardFile, error) {
+func openShard(path string) (_ *shardFile, err error) {
+	defer recoverParquet(path, &err)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -209,6 +222,12 @@ func openShard(path string) (*shardFile, error) {
 		f.Close()
 		return nil, fmt.Errorf("%s: no column \"id\"; token shards are written by `pretrain tokenize`", path)
 	}
+	for g, rg := range pf.RowGroups() {
+		if n := rg.NumRows(); n < 0 || n > maxGroupRows || n > 64*st.Size() {
+			f.Close()
+			return nil, fmt.Errorf("%s: row group %d claims %d rows; the file is corrupted (token shards hold at most %d documents per row group)", path, g, n, maxGroupRows)
+		}
+	}
 	return &shardFile{path: path, f: f, pf: pf}, nil
 }
 
@@ -216,7 +235,8 @@ func (s *shardFile) Close() error { return s.f.Close() }
 
 // readRowGroup reads every row of row group g, checking that each token is
 // below vocab.
-func (s *shardFile) readRowGroup(g int, vocab int, dst []TokenRow) ([]TokenRow, error) {
+func (s *shardFile) readRowGroup(g int, vocab int, dst []TokenRow) (_ []TokenRow, err error) {
+	defer recoverParquet(s.path, &err)
 	rgs := s.pf.RowGroups()
 	if g < 0 || g >= len(rgs) {
 		return nil, fmt.Errorf("%s: row group %d does not exist (the file has %d); was the shard rewritten during the run?", s.path, g, len(rgs))

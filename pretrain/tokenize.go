@@ -178,7 +178,12 @@ func fileHash(path string) (string, error) {
 
 // existingShard reports whether out was already made from this input with
 // this configuration, returning its counts from the footer.
-func existingShard(out, in, hash, cfgKey string) (ShardInfo, bool) {
+func existingShard(out, in, hash, cfgKey string) (_ ShardInfo, ok bool) {
+	defer func() {
+		if recover() != nil {
+			ok = false // a corrupted shard is made again
+		}
+	}()
 	sf, err := openShard(out)
 	if err != nil {
 		return ShardInfo{}, false
@@ -203,7 +208,8 @@ func existingShard(out, in, hash, cfgKey string) (ShardInfo, bool) {
 }
 
 // tokenizeShard encodes one docs shard into a token shard.
-func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info TokenizerInfo, opt TokenizeOptions) (ShardInfo, error) {
+func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info TokenizerInfo, opt TokenizeOptions) (_ ShardInfo, err error) {
+	defer recoverParquet(in, &err)
 	si := ShardInfo{File: filepath.Base(out), Input: in, InputHash: hash, Sources: map[string]Counts{}}
 	f, err := os.Open(in)
 	if err != nil {

@@ -10,8 +10,9 @@ import (
 	"github.com/vbauerster/mpb/v8/decor"
 )
 
-// progressBar shows the run's steps, loss and speed on a terminal.
-type progressBar struct {
+// Progress shows a run's steps, loss and speed as a bar on a terminal.
+// Lines written to it (e.g. by a slog handler) are printed above the bar.
+type Progress struct {
 	p   *mpb.Progress
 	bar *mpb.Bar
 
@@ -22,8 +23,16 @@ type progressBar struct {
 	tps      float64
 }
 
-func newProgressBar(w io.Writer, total, done int) *progressBar {
-	pb := &progressBar{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(30), mpb.WithAutoRefresh())}
+// NewProgress returns a Progress drawing on w (a terminal).
+func NewProgress(w io.Writer) *Progress {
+	return &Progress{p: mpb.New(mpb.WithOutput(w), mpb.WithWidth(30), mpb.WithAutoRefresh())}
+}
+
+// Write prints p above the bar.
+func (pb *Progress) Write(p []byte) (int, error) { return pb.p.Write(p) }
+
+// start adds the bar for total steps, done of them already.
+func (pb *Progress) start(total, done int) {
 	status := decor.Any(func(decor.Statistics) string {
 		pb.mu.Lock()
 		defer pb.mu.Unlock()
@@ -38,17 +47,16 @@ func newProgressBar(w io.Writer, total, done int) *progressBar {
 		mpb.AppendDecorators(status, decor.Name(" "), decor.AverageETA(decor.ET_STYLE_GO)))
 	pb.bar.SetCurrent(int64(done))
 	pb.bar.DecoratorAverageAdjust(time.Now())
-	return pb
 }
 
-func (pb *progressBar) update(r Record) {
+func (pb *Progress) update(r Record) {
 	pb.mu.Lock()
 	pb.stage, pb.loss, pb.tps = r.Stage, r.Loss, r.TokensPerS
 	pb.mu.Unlock()
 	pb.bar.SetCurrent(int64(r.Step))
 }
 
-func (pb *progressBar) eval(loss float64) {
+func (pb *Progress) eval(loss float64) {
 	pb.mu.Lock()
 	pb.evalLoss = loss
 	pb.mu.Unlock()
@@ -56,7 +64,9 @@ func (pb *progressBar) eval(loss float64) {
 
 // finish completes the bar (also when the run stopped early) and waits
 // for the last render.
-func (pb *progressBar) finish() {
-	pb.bar.Abort(false)
+func (pb *Progress) finish() {
+	if pb.bar != nil {
+		pb.bar.Abort(false)
+	}
 	pb.p.Wait()
 }

@@ -429,7 +429,7 @@ func (r *Recipe) Validate() error {
 		}
 	}
 	for _, p := range r.Plan() {
-		where := "train"
+		where := "train/optim"
 		if p.Index > 0 {
 			where = fmt.Sprintf("stages[%d]", p.Index-1)
 		}

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math"
 	"os"
@@ -36,8 +35,9 @@ type RunOptions struct {
 	Resume bool
 	// Logger receives progress and warnings (default: discard).
 	Logger *slog.Logger
-	// Progress, when set, shows a progress bar on it (a terminal).
-	Progress io.Writer
+	// Progress, when set, shows a progress bar (on a terminal). Give the
+	// Logger a handler that writes to it so log lines print above the bar.
+	Progress *Progress
 	// Backend runs the model (default: kernels.NewCPU(recipe.workers)).
 	Backend kernels.Backend
 
@@ -127,7 +127,7 @@ type runner struct {
 	started int // step when this session started
 	bad     int // consecutive skipped steps
 	saved   int // step of the newest checkpoint (-1 none)
-	bar     *progressBar
+	bar     *Progress
 }
 
 // Run trains the recipe's model: every stage, with evaluation, checkpoints,
@@ -136,6 +136,9 @@ type runner struct {
 func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
+	}
+	if opt.Progress != nil {
+		defer opt.Progress.finish()
 	}
 	run := &runner{r: r, opt: opt, log: opt.Logger, plans: r.Plan(), saved: -1}
 	if run.log == nil {
@@ -149,9 +152,6 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 		defer c.Close()
 	}
 	err := run.train(ctx)
-	if run.bar != nil {
-		run.bar.finish()
-	}
 	if err != nil {
 		return &run.res, err
 	}
@@ -372,7 +372,8 @@ func (run *runner) train(ctx context.Context) error {
 		run.opt.onStep(run.step)
 	}
 	if run.opt.Progress != nil {
-		run.bar = newProgressBar(run.opt.Progress, total, run.step)
+		run.bar = run.opt.Progress
+		run.bar.start(total, run.step)
 	}
 	run.log.Info("training", "params", run.m.Params.Layout.Total, "steps", total, "from_step", run.step,
 		"stages", len(run.plans), "backend", run.be.Name(), "vocab", run.vocab)

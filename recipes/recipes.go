@@ -168,9 +168,12 @@ func Override(dst any, assignment string) error {
 		return fmt.Errorf("override %q: %w", assignment, err)
 	}
 	target := reflect.New(field.Type())
-	target.Elem().Set(field)
-	if err := yaml.NodeToValue(node, target.Interface(), yaml.Strict()); err != nil {
-		return fmt.Errorf("override %q: %s", assignment, yaml.FormatError(err, false, false))
+	if _, null := node.(*ast.NullNode); !null {
+		// key=null clears the field; anything else decodes onto its value.
+		target.Elem().Set(field)
+		if err := yaml.NodeToValue(node, target.Interface(), yaml.Strict()); err != nil {
+			return fmt.Errorf("override %q: %s", assignment, yaml.FormatError(err, false, false))
+		}
 	}
 	if setMap != nil {
 		setMap(target.Elem())

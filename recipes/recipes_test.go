@@ -103,6 +103,20 @@ func TestOverride(t *testing.T) {
 	}
 }
 
+// TestOverrideNull: key=null clears a list or map.
+func TestOverrideNull(t *testing.T) {
+	r := defaults()
+	r.Lists = map[string]string{"en": "x"}
+	for _, o := range []string{"langs=null", "lists=null"} {
+		if err := Override(&r, o); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r.Langs != nil || r.Lists != nil {
+		t.Fatalf("null did not clear: %v %v", r.Langs, r.Lists)
+	}
+}
+
 func TestLoadRoundTrip(t *testing.T) {
 	r, err := Load("", defaults(), []string{"steps=7"})
 	if err != nil || r.Steps != 7 {

@@ -100,12 +100,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		level = slog.LevelDebug
 	}
 	opt := pretrain.RunOptions{Resume: *resume}
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) && !*verbose {
-		// The bar shows steps, loss and speed; the log keeps to warnings
-		// and evaluations.
-		opt.Progress = stderr
+	logOut := stderr
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		// On a terminal a bar shows steps, loss and speed, and log lines
+		// print above it.
+		opt.Progress = pretrain.NewProgress(stderr)
+		logOut = opt.Progress
 	}
-	opt.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	opt.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
 	res, err := pretrain.Run(ctx, r, opt)
 	if err != nil {
 		return err

@@ -71,6 +71,7 @@ func BenchmarkStage(b *testing.B) {
 				texts[i] = dd.Text
 			}
 			b.SetBytes(total)
+			b.ReportAllocs()
 			b.ResetTimer()
 			cpu0 := benchutil.CPUSeconds()
 			defer func() { benchutil.ReportMBPerCPUSecond(b, cpu0, total) }()

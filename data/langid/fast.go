@@ -128,7 +128,8 @@ const (
 // detector holds the read-only tables, built once.
 type detector struct {
 	scripts []script
-	pool    sync.Pool // *scratch
+	codes   map[whatlanggo.Lang]string // ISO codes (whatlanggo builds a map per lookup)
+	pool    sync.Pool                  // *scratch
 }
 
 var theDetector = sync.OnceValue(newDetector)
@@ -144,6 +145,15 @@ func newDetector() *detector {
 			sc.index = buildIndex(*s.profiles)
 		}
 		d.scripts = append(d.scripts, sc)
+	}
+	d.codes = map[whatlanggo.Lang]string{-1: ""}
+	for _, sc := range d.scripts {
+		d.codes[sc.lang] = code(sc.lang)
+		if sc.index != nil {
+			for _, l := range sc.index.langs {
+				d.codes[l] = code(l)
+			}
+		}
 	}
 	d.pool.New = func() any { return &scratch{} }
 	return d

@@ -35,8 +35,13 @@ func Detect(text string, sampleBytes int) (lang string, score float64) {
 		}
 		text = text[:cut]
 	}
-	l, conf, _ := theDetector().detect(text)
-	return code(l), conf
+	d := theDetector()
+	l, conf, _ := d.detect(text)
+	c, ok := d.codes[l]
+	if !ok {
+		c = code(l)
+	}
+	return c, conf
 }
 
 // code returns the ISO 639-1 code of l, else its ISO 639-3 code ("" for -1).

@@ -9,7 +9,7 @@ endif
 GO ?= go
 GOFLAGS_TAGS = $(if $(TAGS),-tags '$(TAGS)',)
 
-.PHONY: all build test test-short vet bench demo fuzz
+.PHONY: all build test vet bench demo demo-small
 
 all: build
 
@@ -27,6 +27,11 @@ test:
 bench:
 	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchmem ./...
 
-# The main job on the built-in default corpus (the Go source tree).
+# The main job on the built-in default corpus (the Go source tree):
+# curate → tokenizer → tokenize → pretrain → eval and samples (runs/demo).
 demo:
-	$(GO) run $(GOFLAGS_TAGS) ./cmd/demo
+	TAGS='$(TAGS)' GO='$(GO)' sh scripts/demo.sh
+
+# The CI-sized version of the same path.
+demo-small:
+	TAGS='$(TAGS)' GO='$(GO)' SMALL=1 OUT=runs/demo-small sh scripts/demo.sh

@@ -120,6 +120,11 @@ func (n *Normalizer) Normalize(s string) string {
 				}
 				if len(b) == lineStart {
 					atLineStart, pendingSpace = true, false
+				} else if n.opt.CollapseSpaces && b[len(b)-1] == ' ' {
+					// The deletion exposed a space: keep it pending, so a
+					// following space does not make a double one.
+					b = b[:len(b)-1]
+					pendingSpace = true
 				}
 				continue
 			case c == ' ' || c == '\t' || c == '\v' || c == '\f':

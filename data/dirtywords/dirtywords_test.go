@@ -1,8 +1,10 @@
 package dirtywords
 
 import (
+	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -69,5 +71,41 @@ func TestLoadFile(t *testing.T) {
 	os.WriteFile(bad, []byte(`{"not": "a list"}`), 0o644)
 	if _, err := LoadFile("en", bad); err == nil {
 		t.Fatal("no error for a malformed JSON list")
+	}
+}
+
+// TestCountWordsAgreesWithCount checks that counting pre-split words (as
+// the pipeline does) gives what Count gives on the text, with ASCII and
+// Unicode white space, punctuation around terms, phrases across lines,
+// and the bit-set prefilter in front of the maps.
+func TestCountWordsAgreesWithCount(t *testing.T) {
+	m, err := Load("en")
+	if err != nil {
+		t.Fatal(err)
+	}
+	extra := New("en", []string{"badword", "Two Words", "three word phrase", "ünïcode wörd"})
+	rng := rand.New(rand.NewPCG(1, 1))
+	vocab := []string{"badword", "two", "words", "three", "word", "phrase", "ünïcode", "wörd", "clean", "text", "(badword)", "BADWORD!", "fuck", "shit,", "blow", "job", "a"}
+	seps := []string{" ", "\n", "\t", "\u00a0", "\u3000", " \n\n ", "  "}
+	hits := 0
+	for range 2000 {
+		var b strings.Builder
+		for range rng.IntN(40) {
+			b.WriteString(vocab[rng.IntN(len(vocab))])
+			b.WriteString(seps[rng.IntN(len(seps))])
+		}
+		text := b.String()
+		words := strings.Fields(text)
+		for _, mm := range []*Matcher{m, extra} {
+			h1, w1 := mm.Count(text)
+			h2, w2 := mm.CountWords(text, words)
+			if h1 != h2 || w1 != w2 {
+				t.Fatalf("%q: Count = %d/%d, CountWords = %d/%d", text, h1, w1, h2, w2)
+			}
+			hits += h1
+		}
+	}
+	if hits < 1000 {
+		t.Fatalf("only %d hits: the test texts exercise too little", hits)
 	}
 }

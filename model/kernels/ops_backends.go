@@ -4,12 +4,21 @@ import "sync"
 
 // taskPool recycles Task structs so that dispatching a pass on the CPU
 // backend allocates nothing in steady state while staying safe for
-// concurrent callers.
-type taskPool[T any] struct{ p sync.Pool }
+// concurrent callers. It is a plain free list rather than a sync.Pool,
+// which drops its items at every garbage collection and would allocate
+// again afterwards.
+type taskPool[T any] struct {
+	mu   sync.Mutex
+	free []*T
+}
 
 func (tp *taskPool[T]) get() *T {
-	if v := tp.p.Get(); v != nil {
-		return v.(*T)
+	tp.mu.Lock()
+	defer tp.mu.Unlock()
+	if n := len(tp.free); n > 0 {
+		t := tp.free[n-1]
+		tp.free = tp.free[:n-1]
+		return t
 	}
 	return new(T)
 }
@@ -17,7 +26,9 @@ func (tp *taskPool[T]) get() *T {
 func (tp *taskPool[T]) put(t *T) {
 	var zero T
 	*t = zero
-	tp.p.Put(t)
+	tp.mu.Lock()
+	tp.free = append(tp.free, t)
+	tp.mu.Unlock()
 }
 
 // cpuOps are the CPU backend's task pools, one per pass.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 
 	"github.com/herdml/herd/data/dedup"
 	"github.com/herdml/herd/internal/atomicfile"
@@ -178,18 +179,21 @@ func (r *runner) decideLines(ctx context.Context, p *pass) error {
 		}
 		lo, hi := int64(b)*m, int64(b+1)*m
 		clear(counts)
-		for i, u := range r.units {
-			end := total
+		end := func(i int) int64 {
 			if i+1 < len(offsets) {
-				end = offsets[i+1]
+				return offsets[i+1]
 			}
-			if offsets[i] >= hi || end <= lo {
-				if c := cursors[i]; c != nil && end <= lo {
-					c.close()
-					delete(cursors, i)
-				}
-				continue
+			return total
+		}
+		first := sort.Search(len(offsets), func(i int) bool { return end(i) > lo })
+		for i, c := range cursors {
+			if i < first { // wholly before this bucket: done
+				c.close()
+				delete(cursors, i)
 			}
+		}
+		for i := first; i < len(offsets) && offsets[i] < hi; i++ {
+			u := r.units[i]
 			c := cursors[i]
 			if c == nil {
 				if c, err = openLineFile(r.lineFile(p.index, u.Index)); err != nil {

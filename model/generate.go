@@ -25,7 +25,7 @@ type Decoder struct {
 	g, u, h           []float32
 	rstd, logits      []float32
 	rowSlot, rowPos   []int32
-	scores            []float32 // per row: maxLen
+	scores            []float32 // per row: G×maxLen attention scores
 	att1              decodeAttn
 }
 
@@ -67,7 +67,7 @@ func (d *Decoder) grow(n int) {
 	d.g, d.u, d.h = f(n*F), f(n*F), f(n*F)
 	d.rstd, d.logits = f(n), f(n*V)
 	d.rowSlot, d.rowPos = make([]int32, n), make([]int32, n)
-	d.scores = f(n * d.maxLen)
+	d.scores = f(n * (c.NumAttentionHeads / c.NumKeyValueHeads) * d.maxLen)
 }
 
 // Step appends tokens[i] to the sequence in slots[i] for every i (each list
@@ -177,27 +177,25 @@ type decodeAttn struct {
 func (t *decodeAttn) Run(lo, hi int) {
 	d := t.d
 	c := &d.m.Config
-	H, G, hd := c.NumAttentionHeads, c.NumAttentionHeads/c.NumKeyValueHeads, c.HeadDim
+	Hkv, G, hd := c.NumKeyValueHeads, c.NumAttentionHeads/c.NumKeyValueHeads, c.HeadDim
 	QD, KD := c.QDim(), c.KVDim()
 	scale := float32(1 / math.Sqrt(float64(hd)))
+	be := d.m.be
 	for r := lo; r < hi; r++ {
 		base := int(d.rowSlot[r]) * d.maxLen * KD
 		npos := int(d.rowPos[r]) + 1
 		kc := d.k[t.layer][base : base+npos*KD]
 		vc := d.v[t.layer][base : base+npos*KD]
-		sc := d.scores[r*d.maxLen : r*d.maxLen+npos]
-		for h := 0; h < H; h++ {
-			kh := h / G
-			q := d.q[r*QD+h*hd : r*QD+(h+1)*hd]
-			for j := range sc {
-				sc[j] = kernels.Dot(q, kc[j*KD+kh*hd:j*KD+(kh+1)*hd]) * scale
+		sc := d.scores[r*G*d.maxLen : (r*G+G)*d.maxLen]
+		// The G query heads that share a kv head go through two small
+		// GEMMs: scores [G×npos] = Q·Kᵀ/√d, then out [G×hd] = P·V.
+		for kh := 0; kh < Hkv; kh++ {
+			q := d.q[r*QD+kh*G*hd:]
+			be.GemmSerial(false, true, G, npos, hd, scale, q, hd, kc[kh*hd:], KD, 0, sc, npos)
+			for g := 0; g < G; g++ {
+				kernels.MaskedSoftmax(sc[g*npos:(g+1)*npos], 0, npos)
 			}
-			kernels.MaskedSoftmax(sc, 0, npos)
-			out := d.att[r*QD+h*hd : r*QD+(h+1)*hd]
-			clear(out)
-			for j, pj := range sc {
-				kernels.Axpy(pj, vc[j*KD+kh*hd:j*KD+(kh+1)*hd], out)
-			}
+			be.GemmSerial(false, false, G, hd, npos, 1, sc, npos, vc[kh*hd:], KD, 0, d.att[r*QD+kh*G*hd:], hd)
 		}
 	}
 }

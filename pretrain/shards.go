@@ -13,6 +13,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/jsonpos"
 )
 
 // TokenRow is one document of a token shard (tokens-NNNNN.parquet).
@@ -87,7 +88,7 @@ func parseManifest(data []byte, path string) (*Manifest, error) {
 	dec := json.NewDecoder(strings.NewReader(string(data)))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&m); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, jsonPosition(data, err))
+		return nil, fmt.Errorf("%s: %w", path, jsonpos.Wrap(data, err))
 	}
 	if m.Format != manifestFormat {
 		return nil, fmt.Errorf("%s: format %q, want %q (a manifest written by `pretrain tokenize`)", path, m.Format, manifestFormat)
@@ -104,31 +105,6 @@ func parseManifest(data []byte, path string) (*Manifest, error) {
 		}
 	}
 	return &m, nil
-}
-
-// jsonPosition adds a line:column to JSON syntax and type errors.
-func jsonPosition(data []byte, err error) error {
-	var off int64 = -1
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-	}
-	if off < 0 || off > int64(len(data)) {
-		return err
-	}
-	line, col := 1, 1
-	for _, c := range data[:off] {
-		if c == '\n' {
-			line, col = line+1, 1
-		} else {
-			col++
-		}
-	}
-	return fmt.Errorf("line %d, column %d: %w", line, col, err)
 }
 
 func writeManifest(dir string, m *Manifest) error {

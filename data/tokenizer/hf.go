@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/herdml/herd/internal/jsonpos"
 )
 
 // File names inside a tokenizer directory.
@@ -82,7 +84,7 @@ type hfModel struct {
 func ParseHF(tokenizerJSON, configJSON []byte) (*Tokenizer, error) {
 	var f hfFile
 	if err := json.Unmarshal(tokenizerJSON, &f); err != nil {
-		return nil, fmt.Errorf("%s: %w", TokenizerFile, jsonErr(tokenizerJSON, err))
+		return nil, fmt.Errorf("%s: %w", TokenizerFile, jsonpos.Wrap(tokenizerJSON, err))
 	}
 	if f.Model == nil {
 		return nil, fmt.Errorf("%s: no \"model\" object", TokenizerFile)
@@ -167,25 +169,6 @@ func clip(r json.RawMessage) string {
 		s = s[:200] + "…"
 	}
 	return s
-}
-
-// jsonErr adds the line and column to a JSON syntax or type error.
-func jsonErr(data []byte, err error) error {
-	var off int64 = -1
-	var se *json.SyntaxError
-	var te *json.UnmarshalTypeError
-	switch {
-	case errors.As(err, &se):
-		off = se.Offset
-	case errors.As(err, &te):
-		off = te.Offset
-	}
-	if off < 0 || off > int64(len(data)) {
-		return err
-	}
-	line := 1 + bytes.Count(data[:off], []byte("\n"))
-	col := off - int64(bytes.LastIndexByte(data[:off], '\n'))
-	return fmt.Errorf("line %d, column %d: %w", line, col, err)
 }
 
 type hfPart struct {
@@ -533,7 +516,7 @@ type hfConfig struct {
 func parseConfig(data []byte, s *spec) error {
 	var c hfConfig
 	if err := json.Unmarshal(data, &c); err != nil {
-		return jsonErr(data, err)
+		return jsonpos.Wrap(data, err)
 	}
 	byID := map[int32]string{}
 	for _, sp := range s.specials {

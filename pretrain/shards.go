@@ -14,6 +14,7 @@ import (
 
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/internal/jsonpos"
+	"github.com/herdml/herd/internal/pqcheck"
 )
 
 // TokenRow is one document of a token shard (tokens-NNNNN.parquet).
@@ -161,27 +162,23 @@ type shardFile struct {
 	pf   *parquet.File
 }
 
-// recoverParquet turns a panic of the Parquet library, which panics on
-// some corrupted files, into an error naming the file.
-func recoverParquet(path string, err *error) {
-	if r := recover(); r != nil {
-		*err = fmt.Errorf("%s: corrupted Parquet file (%v); re-create it", path, r)
-	}
-}
-
 // maxGroupRows bounds the rows of one row group, so a corrupted footer
 // cannot ask for a huge allocation.
 const maxGroupRows = 1 << 22
 
 // openShard opens a token shard and checks its schema.
 func openShard(path string) (_ *shardFile, err error) {
-	defer recoverParquet(path, &err)
+	defer pqcheck.Recover(path, &err)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	st, err := f.Stat()
 	if err != nil {
+		f.Close()
+		return nil, err
+	}
+	if err := pqcheck.Footer(path, f, st.Size()); err != nil {
 		f.Close()
 		return nil, err
 	}
@@ -212,7 +209,7 @@ func (s *shardFile) Close() error { return s.f.Close() }
 // readRowGroup reads every row of row group g, checking that each token is
 // below vocab.
 func (s *shardFile) readRowGroup(g int, vocab int, dst []TokenRow) (_ []TokenRow, err error) {
-	defer recoverParquet(s.path, &err)
+	defer pqcheck.Recover(s.path, &err)
 	rgs := s.pf.RowGroups()
 	if g < 0 || g >= len(rgs) {
 		return nil, fmt.Errorf("%s: row group %d does not exist (the file has %d); was the shard rewritten during the run?", s.path, g, len(rgs))

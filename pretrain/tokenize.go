@@ -18,6 +18,7 @@ import (
 
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/pqcheck"
 )
 
 // TokenizeOptions configure Tokenize.
@@ -209,7 +210,7 @@ func existingShard(out, in, hash, cfgKey string) (_ ShardInfo, ok bool) {
 
 // tokenizeShard encodes one docs shard into a token shard.
 func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info TokenizerInfo, opt TokenizeOptions) (_ ShardInfo, err error) {
-	defer recoverParquet(in, &err)
+	defer pqcheck.Recover(in, &err)
 	si := ShardInfo{File: filepath.Base(out), Input: in, InputHash: hash, Sources: map[string]Counts{}}
 	f, err := os.Open(in)
 	if err != nil {
@@ -218,6 +219,9 @@ func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info Token
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
+		return si, fmt.Errorf("tokenize: %w", err)
+	}
+	if err := pqcheck.Footer(in, f, st.Size()); err != nil {
 		return si, fmt.Errorf("tokenize: %w", err)
 	}
 	pf, err := parquet.OpenFile(f, st.Size())

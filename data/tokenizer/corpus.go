@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/herdml/herd/internal/pqcheck"
 )
 
 // Corpus streams text to a function in chunks. A chunk boundary never
@@ -122,7 +124,18 @@ type parquetCorpus struct{ path string }
 // docs-*.parquet shards of the curation stage); each row is a document.
 func ParquetFile(path string) Corpus { return parquetCorpus{path} }
 
-func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) error {
+func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) (err error) {
+	// The Parquet library panics on some corrupted files; turn that into
+	// an error naming the file, but let a panic of fn through.
+	inCallback := false
+	defer func() {
+		if r := recover(); r != nil {
+			if inCallback {
+				panic(r)
+			}
+			err = fmt.Errorf("%s: corrupted Parquet file (%v); re-create it", c.path, r)
+		}
+	}()
 	f, err := os.Open(c.path)
 	if err != nil {
 		return err
@@ -130,6 +143,9 @@ func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) error {
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
+		return err
+	}
+	if err := pqcheck.Footer(c.path, f, st.Size()); err != nil {
 		return err
 	}
 	pf, err := parquet.OpenFile(f, st.Size())
@@ -165,7 +181,10 @@ func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) error {
 						if v.IsNull() {
 							continue
 						}
-						if err := fn(v.ByteArray()); err != nil {
+						inCallback = true
+						err := fn(v.ByteArray())
+						inCallback = false
+						if err != nil {
 							parquet.Release(page)
 							return err
 						}

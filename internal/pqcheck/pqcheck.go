@@ -1,0 +1,48 @@
+// Package pqcheck guards readers of Parquet files against damaged input:
+// the Parquet library trusts a file's footer length (a corrupted one makes
+// it allocate gigabytes) and panics on some corrupted metadata.
+package pqcheck
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// MaxFooter bounds the footer (file metadata) size accepted before the
+// library parses it.
+const MaxFooter = 64 << 20
+
+// Footer checks the framing of a Parquet file of size bytes: the "PAR1"
+// magic at both ends and a footer length that fits in the file and below
+// MaxFooter. name is used in the error.
+func Footer(name string, r io.ReaderAt, size int64) error {
+	if size < 12 {
+		return fmt.Errorf("%s: not a Parquet file (%d bytes, too short)", name, size)
+	}
+	var head [4]byte
+	var tail [8]byte
+	if _, err := r.ReadAt(head[:], 0); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if _, err := r.ReadAt(tail[:], size-8); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if !bytes.Equal(head[:], []byte("PAR1")) || !bytes.Equal(tail[4:], []byte("PAR1")) {
+		return fmt.Errorf("%s: not a Parquet file (missing PAR1 magic); re-create it", name)
+	}
+	n := int64(binary.LittleEndian.Uint32(tail[:4]))
+	if n+12 > size || n > MaxFooter {
+		return fmt.Errorf("%s: corrupted Parquet file (footer of %d bytes in a %d-byte file); re-create it", name, n, size)
+	}
+	return nil
+}
+
+// Recover, deferred, turns a panic of the Parquet library into *err naming
+// the file. Use it only around library calls, not around callbacks.
+func Recover(name string, err *error) {
+	if r := recover(); r != nil {
+		*err = fmt.Errorf("%s: corrupted Parquet file (%v); re-create it", name, r)
+	}
+}

@@ -8,6 +8,8 @@ import (
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
+
+	"github.com/herdml/herd/internal/pqcheck"
 )
 
 // HTMLExtractor reduces an HTML page to its main text.
@@ -17,7 +19,18 @@ type HTMLExtractor interface {
 
 // readParquet streams the rows of a Parquet file with flat (top-level)
 // string columns named by the config.
-func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record) error) error {
+func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record) error) (err error) {
+	// The Parquet library panics on some corrupted files: report those as
+	// errors naming the file, but let panics of the callbacks through.
+	inCallback := false
+	defer func() {
+		if r := recover(); r != nil {
+			if inCallback {
+				panic(r)
+			}
+			err = fmt.Errorf("%s: corrupted Parquet file (%v); re-create it", path, r)
+		}
+	}()
 	f, err := os.Open(path)
 	if err != nil {
 		return fmt.Errorf("read input: %w", err)
@@ -26,6 +39,9 @@ func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record)
 	st, err := f.Stat()
 	if err != nil {
 		return fmt.Errorf("read input: %w", err)
+	}
+	if err := pqcheck.Footer(path, f, st.Size()); err != nil {
+		return err
 	}
 	pf, err := parquet.OpenFile(f, st.Size())
 	if err != nil {
@@ -79,7 +95,9 @@ func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record)
 				r.Doc.Date, _ = get(dateCol)
 				if h, ok := get(htmlCol); ok {
 					r.Bytes = int64(len(h))
+					inCallback = true
 					setHTML(r, html, h)
+					inCallback = false
 				} else if t, ok := get(textCol); ok {
 					r.Bytes = int64(len(t))
 					r.Doc.Text = t
@@ -89,7 +107,10 @@ func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record)
 				if r.Doc.ID == "" {
 					r.Doc.ID = r.Doc.Origin
 				}
-				if e := emit(r); e != nil {
+				inCallback = true
+				e := emit(r)
+				inCallback = false
+				if e != nil {
 					rows.Close()
 					return e
 				}

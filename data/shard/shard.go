@@ -13,6 +13,7 @@ import (
 
 	"github.com/herdml/herd/data/document"
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/pqcheck"
 )
 
 // Row is one kept document.
@@ -125,9 +126,13 @@ func (w *Writer[T]) Commit() error {
 // Abort discards the file.
 func (w *Writer[T]) Abort() { w.f.Abort() }
 
+// maxReadAllRows bounds the rows ReadAll loads at once.
+const maxReadAllRows = 1 << 24
+
 // ReadAll reads every row of a file written by Writer (for tests and
 // small files; use a GenericReader for streaming).
-func ReadAll[T any](path string) ([]T, error) {
+func ReadAll[T any](path string) (_ []T, err error) {
+	defer pqcheck.Recover(path, &err)
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
@@ -137,9 +142,17 @@ func ReadAll[T any](path string) ([]T, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := pqcheck.Footer(path, f, st.Size()); err != nil {
+		return nil, err
+	}
 	pf, err := parquet.OpenFile(f, st.Size())
 	if err != nil {
 		return nil, fmt.Errorf("open parquet %s: %w", path, err)
+	}
+	// ReadAll is for small files; a larger row count (or a corrupted
+	// footer claiming one) must not turn into a huge allocation.
+	if n := pf.NumRows(); n < 0 || n > maxReadAllRows {
+		return nil, fmt.Errorf("%s: %d rows; ReadAll reads at most %d (stream larger files with a GenericReader)", path, n, maxReadAllRows)
 	}
 	r := parquet.NewGenericReader[T](pf)
 	defer r.Close()

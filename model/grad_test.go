@@ -182,3 +182,100 @@ func topIndices(g []float32, k int) []int {
 	}
 	return idx
 }
+
+// TestHiddenHeadGradient checks BackwardWith for a loss that adds a scalar
+// head on the last token's hidden state (a reward model) to the weighted
+// language-model loss, against finite differences of the float64
+// reference, and SequenceLogProbs against the reference log-softmax.
+func TestHiddenHeadGradient(t *testing.T) {
+	c := tinyConfig(false, true)
+	m, err := New(c, kernels.Serial{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Params.Init(c, 11)
+	rng := rand.New(rand.NewPCG(7, 8))
+	b := randomBatch(c, 2, 9, rng, true, true)
+	C := c.HiddenSize
+	u := make([]float64, C) // the head's weights
+	for i := range u {
+		u[i] = rng.NormFloat64()
+	}
+	nll, err := m.Forward(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	coef := make([]float32, len(nll))
+	LossCoefficients(b, nll, coef)
+	dHidden := make([]float32, b.B*b.T*C)
+	for r := 0; r < b.B; r++ {
+		last := (r+1)*b.T - 1
+		for j := range u {
+			dHidden[last*C+j] = float32(u[j])
+		}
+	}
+	m.EnsureGrads()
+	m.Grads.Zero()
+	m.BackwardWith(coef, dHidden)
+
+	w := refWeights(m.Params)
+	loss := func() float64 {
+		l, _, hidden := refForward(c, w, b)
+		for r := 0; r < b.B; r++ {
+			for j, uj := range u {
+				l += uj * hidden[(r+1)*b.T-1][j]
+			}
+		}
+		return l
+	}
+	for ti, info := range m.Params.Layout.Tensors {
+		g := m.Grads.View(ti)
+		orig := w[info.Name]
+		dir := make([]float64, len(orig))
+		var analytic, norm float64
+		for j := range dir {
+			dir[j] = rng.NormFloat64()
+			norm += dir[j] * dir[j]
+		}
+		for j := range dir {
+			dir[j] /= math.Sqrt(norm)
+			analytic += dir[j] * float64(g[j])
+		}
+		pert := make([]float64, len(orig))
+		w[info.Name] = pert
+		numeric := centralDiff(func(eps float64) float64 {
+			for j := range pert {
+				pert[j] = orig[j] + eps*dir[j]
+			}
+			return loss()
+		})
+		w[info.Name] = orig
+		if !close(analytic, numeric, 2e-4, 1e-6) {
+			t.Errorf("%s: analytic %.7g, numeric %.7g", info.Name, analytic, numeric)
+		}
+	}
+
+	// Sequence log-probabilities from the reference logits.
+	_, logits, _ := refForward(c, w, b)
+	got := SequenceLogProbs(b, nll)
+	for r := 0; r < b.B; r++ {
+		var want float64
+		for i := r * b.T; i < (r+1)*b.T; i++ {
+			if b.Targets[i] < 0 {
+				continue
+			}
+			mx := math.Inf(-1)
+			for _, v := range logits[i] {
+				mx = math.Max(mx, v)
+			}
+			var z float64
+			for _, v := range logits[i] {
+				z += math.Exp(v - mx)
+			}
+			want += float64(b.Weights[i]) * (logits[i][b.Targets[i]] - mx - math.Log(z))
+		}
+		if math.Abs(got[r]-want) > 1e-4*math.Max(1, math.Abs(want)) {
+			t.Errorf("row %d: sequence log-prob %.6g, reference %.6g", r, got[r], want)
+		}
+	}
+}

@@ -361,6 +361,27 @@ func LossCoefficients(b *Batch, nll, coef []float32) float64 {
 	return loss * inv
 }
 
+// SequenceLogProbs returns, per row of the batch, the sum of the
+// log-probabilities of its targets weighted by Weights (1 where nil),
+// computed from the nll of the last Forward: the sequence score that DPO
+// compares between chosen and rejected responses.
+func SequenceLogProbs(b *Batch, nll []float32) []float64 {
+	out := make([]float64, b.B)
+	for r := range out {
+		for i := r * b.T; i < (r+1)*b.T; i++ {
+			if b.Targets == nil || b.Targets[i] < 0 {
+				continue
+			}
+			w := 1.0
+			if b.Weights != nil {
+				w = float64(b.Weights[i])
+			}
+			out[r] -= w * float64(nll[i])
+		}
+	}
+	return out
+}
+
 // ForwardBackward runs Forward and then Backward for the weighted mean
 // cross-entropy of the batch, accumulating gradients into Grads, and
 // returns the loss.
@@ -388,7 +409,25 @@ func (m *Model) EnsureGrads() {
 // Backward accumulates into Grads the gradient of L = Σᵢ coef[i]·nll[i]
 // for the nll of the last Forward call. coef may be the model's own buffer
 // from LossCoefficients or any caller-supplied slice of length B·T.
-func (m *Model) Backward(coef []float32) {
+func (m *Model) Backward(coef []float32) { m.BackwardWith(coef, nil) }
+
+// Hidden returns the final hidden states [B·T, hidden_size] of the last
+// Forward call: the output of the final RMSNorm, which the LM head reads.
+// A scalar head (e.g. a reward model's on the last token) reads them too.
+func (m *Model) Hidden() []float32 {
+	if m.ws == nil {
+		return nil
+	}
+	return m.ws.xnf
+}
+
+// BackwardWith accumulates into Grads the gradient of
+// L = Σᵢ coef[i]·nll[i] + Σ dHidden·Hidden() for the last Forward call:
+// the language-model loss (coef, or nil for none) plus any loss on the
+// final hidden states whose gradient the caller supplies (dHidden, [B·T,
+// hidden_size], or nil). A reward model passes its head's gradient at the
+// last token as dHidden and nil coef.
+func (m *Model) BackwardWith(coef, dHidden []float32) {
 	ws := m.ws
 	if ws == nil {
 		panic("model: Backward called before Forward")
@@ -399,10 +438,15 @@ func (m *Model) Backward(coef []float32) {
 	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
 	p, g := m.Params, m.Grads
 
-	m.be.CrossEntropyBackward(ws.logits, ws.lse, coef, n, V, ws.targets, ws.dlogits)
-	// Head: logits = xnf·Headᵀ.
 	clear(ws.dxn)
-	m.linearBack(ws.dxn, m.head(g), ws.dlogits, ws.xnf, m.head(p), n, C, V, false)
+	if coef != nil {
+		m.be.CrossEntropyBackward(ws.logits, ws.lse, coef, n, V, ws.targets, ws.dlogits)
+		// Head: logits = xnf·Headᵀ.
+		m.linearBack(ws.dxn, m.head(g), ws.dlogits, ws.xnf, m.head(p), n, C, V, false)
+	}
+	if dHidden != nil {
+		kernels.Axpy(1, dHidden[:n*C], ws.dxn)
+	}
 	clear(ws.dx)
 	m.normBack(ws, ws.xf, ws.dxn, p.Get("model.norm.weight"), g.Get("model.norm.weight"), ws.rstdf)
 

@@ -8,6 +8,13 @@ import "math"
 // forward. It shares nothing with the production code but InvFreq (which
 // the llama.cpp reference logits test independently).
 func refLoss(c Config, w map[string][]float64, b *Batch) (loss float64, logits [][]float64) {
+	loss, logits, _ = refForward(c, w, b)
+	return loss, logits
+}
+
+// refForward is refLoss that also returns the final hidden states (the
+// output of the final norm) of every token.
+func refForward(c Config, w map[string][]float64, b *Batch) (loss float64, logits, hidden [][]float64) {
 	C, F, V, H, Hkv, hd := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
 	inv := InvFreq(c)
 	matvec := func(W []float64, x []float64, out int) []float64 {
@@ -127,7 +134,9 @@ func refLoss(c Config, w map[string][]float64, b *Batch) (loss float64, logits [
 		}
 		for i := 0; i < T; i++ {
 			k := r*T + i
-			lg := matvec(head, rms(xs[i], w["model.norm.weight"]), V)
+			hn := rms(xs[i], w["model.norm.weight"])
+			hidden = append(hidden, hn)
+			lg := matvec(head, hn, V)
 			logits = append(logits, lg)
 			if b.Targets == nil || b.Targets[k] < 0 {
 				continue
@@ -152,9 +161,9 @@ func refLoss(c Config, w map[string][]float64, b *Batch) (loss float64, logits [
 		den = b.Denominator
 	}
 	if den == 0 {
-		return 0, logits
+		return 0, logits, hidden
 	}
-	return num / den, logits
+	return num / den, logits, hidden
 }
 
 func layerName(l int, s string) string {

@@ -113,26 +113,13 @@ func TestGradientsFiniteDifference(t *testing.T) {
 			for ti, info := range m.Params.Layout.Tensors {
 				g := m.Grads.View(ti)
 				orig := w[info.Name]
-				dir := make([]float64, len(orig))
-				var analytic, norm float64
-				for j := range dir {
-					dir[j] = rng.NormFloat64()
-					norm += dir[j] * dir[j]
-				}
-				for j := range dir {
-					dir[j] /= math.Sqrt(norm)
-					analytic += dir[j] * float64(g[j])
-				}
-				pert := make([]float64, len(orig))
-				w[info.Name] = pert
-				numeric := centralDiff(func(eps float64) float64 {
-					for j := range pert {
-						pert[j] = orig[j] + eps*dir[j]
-					}
+				analytic, numeric := directional(rng, w, info.Name, g, func() float64 {
 					l, _ := refLoss(c, w, b)
 					return l
 				})
 				check(info.Name+" (random direction)", analytic, numeric)
+				pert := make([]float64, len(orig))
+				w[info.Name] = pert
 				elems := append(topIndices(g, 2), rng.IntN(len(g)), rng.IntN(len(g)))
 				for _, j := range elems {
 					copy(pert, orig)
@@ -148,6 +135,34 @@ func TestGradientsFiniteDifference(t *testing.T) {
 			t.Logf("worst relative error %.3g", worst)
 		})
 	}
+}
+
+// directional returns the derivative of loss along a random unit direction
+// in the weights of tensor name: analytically from its gradient g, and
+// numerically by central differences of loss (which reads w). w[name] is
+// restored afterwards.
+func directional(rng *rand.Rand, w map[string][]float64, name string, g []float32, loss func() float64) (analytic, numeric float64) {
+	orig := w[name]
+	dir := make([]float64, len(orig))
+	var norm float64
+	for j := range dir {
+		dir[j] = rng.NormFloat64()
+		norm += dir[j] * dir[j]
+	}
+	for j := range dir {
+		dir[j] /= math.Sqrt(norm)
+		analytic += dir[j] * float64(g[j])
+	}
+	pert := make([]float64, len(orig))
+	w[name] = pert
+	numeric = centralDiff(func(eps float64) float64 {
+		for j := range pert {
+			pert[j] = orig[j] + eps*dir[j]
+		}
+		return loss()
+	})
+	w[name] = orig
+	return analytic, numeric
 }
 
 // centralDiff estimates f'(0) with a Richardson-extrapolated central
@@ -229,27 +244,7 @@ func TestHiddenHeadGradient(t *testing.T) {
 		return l
 	}
 	for ti, info := range m.Params.Layout.Tensors {
-		g := m.Grads.View(ti)
-		orig := w[info.Name]
-		dir := make([]float64, len(orig))
-		var analytic, norm float64
-		for j := range dir {
-			dir[j] = rng.NormFloat64()
-			norm += dir[j] * dir[j]
-		}
-		for j := range dir {
-			dir[j] /= math.Sqrt(norm)
-			analytic += dir[j] * float64(g[j])
-		}
-		pert := make([]float64, len(orig))
-		w[info.Name] = pert
-		numeric := centralDiff(func(eps float64) float64 {
-			for j := range pert {
-				pert[j] = orig[j] + eps*dir[j]
-			}
-			return loss()
-		})
-		w[info.Name] = orig
+		analytic, numeric := directional(rng, w, info.Name, m.Grads.View(ti), loss)
 		if !close(analytic, numeric, 2e-4, 1e-6) {
 			t.Errorf("%s: analytic %.7g, numeric %.7g", info.Name, analytic, numeric)
 		}

@@ -4,10 +4,10 @@ import (
 	"context"
 	"math/rand/v2"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/herdml/herd/internal/benchutil"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 )
@@ -53,14 +53,14 @@ func bareSteps(b *testing.B, n int) rates {
 	if _, err := m.ForwardBackward(batch); err != nil {
 		b.Fatal(err)
 	}
-	start, cpu := time.Now(), cpuSeconds()
+	start, cpu := time.Now(), benchutil.CPUSeconds()
 	for range n {
 		m.Grads.Zero()
 		if _, err := m.ForwardBackward(batch); err != nil {
 			b.Fatal(err)
 		}
 	}
-	return rates{wall: float64(n*2048) / time.Since(start).Seconds(), cpu: float64(n*2048) / (cpuSeconds() - cpu)}
+	return rates{wall: float64(n*2048) / time.Since(start).Seconds(), cpu: float64(n*2048) / (benchutil.CPUSeconds() - cpu)}
 }
 
 // rates are tokens per second of wall-clock time and per second of the
@@ -68,14 +68,6 @@ func bareSteps(b *testing.B, n int) rates {
 type rates struct{ wall, cpu float64 }
 
 func (r *rates) add(o rates) { r.wall += o.wall; r.cpu += o.cpu }
-
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
-}
 
 // loopSteps trains config M for n steps through Run (data loading from
 // token shards with prefetching, AdamW, clipping, schedule, metrics) and
@@ -95,9 +87,9 @@ func loopSteps(b *testing.B, srcs []Source, n int) rates {
 	onStep := func(step int) {
 		switch step {
 		case 0:
-			start, cpu = time.Now(), cpuSeconds()
+			start, cpu = time.Now(), benchutil.CPUSeconds()
 		case n:
-			out = rates{wall: float64(n*2048) / time.Since(start).Seconds(), cpu: float64(n*2048) / (cpuSeconds() - cpu)}
+			out = rates{wall: float64(n*2048) / time.Since(start).Seconds(), cpu: float64(n*2048) / (benchutil.CPUSeconds() - cpu)}
 		}
 	}
 	res, err := Run(context.Background(), r, RunOptions{onStep: onStep})

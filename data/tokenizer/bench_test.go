@@ -7,9 +7,9 @@ import (
 	"path/filepath"
 	"runtime"
 	"sort"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/herdml/herd/internal/benchutil"
 )
 
 // benchProse returns up to n bytes of English prose from the corpora.
@@ -57,7 +57,7 @@ func benchEncode(b *testing.B, text []byte) {
 	tok := loadRef(b)
 	b.SetBytes(int64(len(text)))
 	var ids []int32
-	cpu0 := cpuTime()
+	cpu0 := benchutil.CPUSeconds()
 	for b.Loop() {
 		ids = tok.AppendEncode(ids[:0], text, false)
 	}
@@ -68,21 +68,9 @@ func benchEncode(b *testing.B, text []byte) {
 func BenchmarkEncodeProse(b *testing.B)    { benchEncode(b, benchProse(b, 4<<20)) }
 func BenchmarkEncodeGoSource(b *testing.B) { benchEncode(b, goSource(b, 4<<20)) }
 
-// cpuTime is the CPU time the process has used. Throughput per CPU second
-// is steadier than wall-clock MB/s on a machine shared with other jobs.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // reportCPU reports MB per CPU second since cpu0 for b.N runs over n bytes.
-func reportCPU(b *testing.B, cpu0 time.Duration, n int) {
-	if d := cpuTime() - cpu0; d > 0 {
-		b.ReportMetric(float64(n)*float64(b.N)/1e6/d.Seconds(), "MB/cpu-s")
-	}
+func reportCPU(b *testing.B, cpu0 float64, n int) {
+	benchutil.ReportMBPerCPUSecond(b, cpu0, int64(n))
 }
 
 func benchEncodeParallel(b *testing.B, text []byte) {

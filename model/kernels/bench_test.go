@@ -4,9 +4,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"strings"
-	"syscall"
 	"testing"
-	"time"
+
+	"github.com/herdml/herd/internal/benchutil"
 )
 
 // benchShape is a GEMM problem of the model (config M: 2048 tokens =
@@ -57,7 +57,7 @@ func BenchmarkGemm(b *testing.B) {
 				if s.serial {
 					gemm = cpu.GemmSerial
 				}
-				cpu0 := processCPUTime()
+				cpu0 := benchutil.CPUSeconds()
 				for b.Loop() {
 					gemm(s.transA, s.transB, s.m, s.n, s.k, 1, a, ac, bm, bc, 0, c, s.n)
 				}
@@ -66,22 +66,13 @@ func BenchmarkGemm(b *testing.B) {
 				// Per CPU-second of this process: on a shared machine this
 				// is far steadier than the wall-clock figure. Time the
 				// workers spend waiting counts against it.
-				if cpuSec := (processCPUTime() - cpu0).Seconds(); cpuSec > 0 {
+				if cpuSec := benchutil.CPUSeconds() - cpu0; cpuSec > 0 && cpu0 > 0 {
 					b.ReportMetric(flops/cpuSec/1e9, "GFLOP/cpu-s")
 				}
 			})
 		}
 		cpu.Close()
 	}
-}
-
-// processCPUTime is the user+system CPU time this process has used.
-func processCPUTime() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // BenchmarkParallelDispatch measures the fixed cost of Parallel: "nop"

@@ -437,6 +437,12 @@ func (m *Model) BackwardWith(coef, dHidden []float32) {
 	n := ws.b * ws.t
 	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
 	p, g := m.Params, m.Grads
+	if coef != nil && len(coef) != n {
+		panic(fmt.Sprintf("model: Backward got %d loss coefficients for %d tokens", len(coef), n))
+	}
+	if dHidden != nil && len(dHidden) != n*C {
+		panic(fmt.Sprintf("model: Backward got %d hidden-state gradients, want %d×%d", len(dHidden), n, C))
+	}
 
 	clear(ws.dxn)
 	if coef != nil {
@@ -445,7 +451,7 @@ func (m *Model) BackwardWith(coef, dHidden []float32) {
 		m.linearBack(ws.dxn, m.head(g), ws.dlogits, ws.xnf, m.head(p), n, C, V, false)
 	}
 	if dHidden != nil {
-		kernels.Axpy(1, dHidden[:n*C], ws.dxn)
+		kernels.Axpy(1, dHidden, ws.dxn)
 	}
 	clear(ws.dx)
 	m.normBack(ws, ws.xf, ws.dxn, p.Get("model.norm.weight"), g.Get("model.norm.weight"), ws.rstdf)

@@ -35,23 +35,10 @@ type Row struct {
 	Ordinal     int64   `parquet:"ordinal"`
 }
 
-// Removed is one removed document: the Row columns plus why.
+// Removed is one removed document: the Row columns plus why. The embedded
+// Row's fields are stored as top-level columns, before reason and detail.
 type Removed struct {
-	ID          string  `parquet:"id"`
-	Text        string  `parquet:"text"`
-	Source      string  `parquet:"source"`
-	Origin      string  `parquet:"origin"`
-	URL         string  `parquet:"url"`
-	Date        string  `parquet:"date"`
-	Lang        string  `parquet:"lang"`
-	LangScore   float32 `parquet:"lang_score"`
-	Quality     float32 `parquet:"quality"`
-	Domain      string  `parquet:"domain"`
-	DomainScore float32 `parquet:"domain_score"`
-	Chars       int64   `parquet:"chars"`
-	Bytes       int64   `parquet:"bytes"`
-	Words       int64   `parquet:"words"`
-	Ordinal     int64   `parquet:"ordinal"`
+	Row
 	// Reason is "stage/rule", e.g. "gopher/min_words" or "minhash/near_duplicate".
 	Reason string `parquet:"reason"`
 	// Detail adds context, e.g. the id of the document kept in its place.
@@ -70,12 +57,7 @@ func FromDoc(d *document.Doc) Row {
 
 // RemovedFromDoc fills a Removed row.
 func RemovedFromDoc(d *document.Doc, reason, detail string) Removed {
-	r := FromDoc(d)
-	return Removed{
-		ID: r.ID, Text: r.Text, Source: r.Source, Origin: r.Origin, URL: r.URL, Date: r.Date,
-		Lang: r.Lang, LangScore: r.LangScore, Quality: r.Quality, Domain: r.Domain, DomainScore: r.DomainScore,
-		Chars: r.Chars, Bytes: r.Bytes, Words: r.Words, Ordinal: r.Ordinal, Reason: reason, Detail: detail,
-	}
+	return Removed{Row: FromDoc(d), Reason: reason, Detail: detail}
 }
 
 // Writer writes rows of type T to a Parquet file atomically.

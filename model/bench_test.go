@@ -35,13 +35,7 @@ func benchBatch(c Config, B, T int) *Batch {
 // with BenchmarkGemmM in the same run.
 func BenchmarkTrainStepM(b *testing.B) {
 	c := configM()
-	be := kernels.NewCPU(0)
-	defer be.Close()
-	m, err := New(c, be)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m.Params.Init(c, 1)
+	m := newCPUTestModel(b, c, 0)
 	batch := benchBatch(c, 16, 128)
 	m.EnsureGrads()
 	if _, err := m.ForwardBackward(batch); err != nil {
@@ -56,7 +50,7 @@ func BenchmarkTrainStepM(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
-	reportCPU(b, flops*float64(b.N), cpu0, be.Workers())
+	reportCPU(b, flops*float64(b.N), cpu0, m.Backend().Workers())
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	b.ReportMetric(float64(16*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
@@ -97,13 +91,7 @@ func reportCPU(b *testing.B, flops float64, cpu0 float64, workers int) {
 
 func benchGenerate(b *testing.B, batch int) {
 	c := configM()
-	be := kernels.NewCPU(0)
-	defer be.Close()
-	m, err := New(c, be)
-	if err != nil {
-		b.Fatal(err)
-	}
-	m.Params.Init(c, 1)
+	m := newCPUTestModel(b, c, 0)
 	prompts := make([][]int32, batch)
 	for i := range prompts {
 		prompts[i] = []int32{1, 2, 3, 4}
@@ -123,17 +111,25 @@ func benchGenerate(b *testing.B, batch int) {
 func BenchmarkGenerateM1(b *testing.B)  { benchGenerate(b, 1) }
 func BenchmarkGenerateM16(b *testing.B) { benchGenerate(b, 16) }
 
-// TestTrainStepAllocs checks that a training step allocates nothing once
-// the workspace exists.
-func TestTrainStepAllocs(t *testing.T) {
-	c := tinyConfig(false, true)
-	be := kernels.NewCPU(2)
-	defer be.Close()
+// newCPUTestModel is an initialised model on a CPU backend with the given
+// workers (0 = all cores) that is closed when the test ends.
+func newCPUTestModel(t testing.TB, c Config, workers int) *Model {
+	t.Helper()
+	be := kernels.NewCPU(workers)
+	t.Cleanup(be.Close)
 	m, err := New(c, be)
 	if err != nil {
 		t.Fatal(err)
 	}
 	m.Params.Init(c, 1)
+	return m
+}
+
+// TestTrainStepAllocs checks that a training step allocates nothing once
+// the workspace exists.
+func TestTrainStepAllocs(t *testing.T) {
+	c := tinyConfig(false, true)
+	m := newCPUTestModel(t, c, 2)
 	batch := randomBatch(c, 2, 16, rand.New(rand.NewPCG(1, 1)), true, true)
 	m.EnsureGrads()
 	if _, err := m.ForwardBackward(batch); err != nil {
@@ -152,14 +148,7 @@ func TestTrainStepAllocs(t *testing.T) {
 // TestDecodeStepAllocs checks that a KV-cache decoding step allocates
 // nothing once the decoder's scratch has grown.
 func TestDecodeStepAllocs(t *testing.T) {
-	c := tinyConfig(true, false)
-	be := kernels.NewCPU(2)
-	defer be.Close()
-	m, err := New(c, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(c, 1)
+	m := newCPUTestModel(t, tinyConfig(true, false), 2)
 	dec, err := m.NewDecoder(2, 40)
 	if err != nil {
 		t.Fatal(err)

@@ -59,22 +59,13 @@ func check(node ast.Node, t reflect.Type, where string) error {
 		if !ok {
 			return posError(node, "%s wants a mapping of keys, got %s", label(where), describe(node))
 		}
-		seen := map[string]bool{}
-		for _, mv := range m.Values {
-			key := keyString(mv.Key)
-			if seen[key] {
-				return posError(mv.Key, "mapping key %q defined twice", key)
-			}
-			seen[key] = true
+		return eachKey(m, func(key string, mv *ast.MappingValueNode) error {
 			f, ok := structField(t, key)
 			if !ok {
 				return posError(mv.Key, "unknown field %q", key)
 			}
-			if err := check(mv.Value, f.Type, join(where, key)); err != nil {
-				return err
-			}
-		}
-		return nil
+			return check(mv.Value, f.Type, join(where, key))
+		})
 	case reflect.Map:
 		if _, ok := node.(*ast.NullNode); ok {
 			return nil
@@ -83,21 +74,12 @@ func check(node ast.Node, t reflect.Type, where string) error {
 		if !ok {
 			return posError(node, "%s wants a mapping, got %s", label(where), describe(node))
 		}
-		seen := map[string]bool{}
-		for _, mv := range m.Values {
-			key := keyString(mv.Key)
-			if seen[key] {
-				return posError(mv.Key, "mapping key %q defined twice", key)
-			}
-			seen[key] = true
+		return eachKey(m, func(key string, mv *ast.MappingValueNode) error {
 			if t.Key().Kind() != reflect.String {
 				return posError(mv.Key, "%s: only string map keys are supported", label(where))
 			}
-			if err := check(mv.Value, t.Elem(), join(where, key)); err != nil {
-				return err
-			}
-		}
-		return nil
+			return check(mv.Value, t.Elem(), join(where, key))
+		})
 	case reflect.Slice, reflect.Array:
 		if _, ok := node.(*ast.NullNode); ok && t.Kind() == reflect.Slice {
 			return nil
@@ -299,4 +281,21 @@ func fieldNames(t reflect.Type) []string {
 		}
 	}
 	return names
+}
+
+// eachKey calls fn for every key of a mapping in order, rejecting a key
+// that appears twice.
+func eachKey(m *ast.MappingNode, fn func(key string, mv *ast.MappingValueNode) error) error {
+	seen := map[string]bool{}
+	for _, mv := range m.Values {
+		key := keyString(mv.Key)
+		if seen[key] {
+			return posError(mv.Key, "mapping key %q defined twice", key)
+		}
+		seen[key] = true
+		if err := fn(key, mv); err != nil {
+			return err
+		}
+	}
+	return nil
 }

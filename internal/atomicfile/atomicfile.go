@@ -5,9 +5,11 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // File is a pending atomic write. Write to it, then call Commit to publish
@@ -92,4 +94,36 @@ func SyncDir(dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// IsTemp reports whether a directory entry name is a leftover of an
+// unfinished atomic write: ".NAME.tmp-RANDOM" (a file or directory being
+// built) or ".NAME.old-RANDOM" (a replaced directory awaiting removal).
+func IsTemp(name string) bool {
+	return strings.HasPrefix(name, ".") && (strings.Contains(name, ".tmp-") || strings.Contains(name, ".old-"))
+}
+
+// RemoveTemps deletes the leftovers of interrupted atomic writes directly
+// inside dir (see IsTemp) and returns their names. Call it only while
+// holding the directory's lock, so no live writer's temporary is removed.
+// A missing dir has nothing to clean.
+func RemoveTemps(dir string) ([]string, error) {
+	entries, err := os.ReadDir(dir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("clean %s: %w", dir, err)
+	}
+	var removed []string
+	for _, e := range entries {
+		if !IsTemp(e.Name()) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {
+			return removed, fmt.Errorf("clean %s: %w", dir, err)
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, nil
 }

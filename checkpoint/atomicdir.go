@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/outdir"
 )
 
 // faults injects failures into a save, for tests: the byte budget makes
@@ -123,17 +124,26 @@ func isTempName(name string) bool {
 }
 
 // writeDirAtomic builds the directory dst in a temporary sibling with
-// fill, makes it durable, and renames it into place. When dst exists it is
-// swapped out atomically where the platform allows (Linux renameat2
-// RENAME_EXCHANGE) and then removed, so dst always holds either the old or
-// the new complete content. On any failure the temporary directory is
-// removed and dst is untouched.
-func writeDirAtomic(dst string, fs *faults, fill func(s sink) error) (err error) {
+// fill, marks it as a herd output of kind (internal/outdir), makes it
+// durable, and renames it into place. When dst exists it is swapped out
+// atomically where the platform allows (Linux renameat2 RENAME_EXCHANGE)
+// and then removed, so dst always holds either the old or the new complete
+// content. Only an empty directory or one marked kind is ever replaced:
+// anything else at dst is refused before any work. On any failure the
+// temporary directory is removed and dst is untouched. Leftovers of
+// earlier interrupted saves of dst are removed first.
+func writeDirAtomic(dst, kind string, fs *faults, fill func(s sink) error) (err error) {
+	if err := outdir.CheckReplace(dst, kind); err != nil {
+		return fmt.Errorf("save %s: %w", dst, err)
+	}
 	parent, base := filepath.Split(filepath.Clean(dst))
 	if parent == "" {
 		parent = "."
 	}
 	if err := os.MkdirAll(parent, 0o755); err != nil {
+		return fmt.Errorf("save %s: %w", dst, err)
+	}
+	if err := removeLeftovers(parent, base); err != nil {
 		return fmt.Errorf("save %s: %w", dst, err)
 	}
 	tmp, err := os.MkdirTemp(parent, "."+base+tmpMarker)
@@ -148,13 +158,21 @@ func writeDirAtomic(dst string, fs *faults, fill func(s sink) error) (err error)
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return fmt.Errorf("save %s: %w", dst, err)
 	}
-	if err := fill(&dirBuilder{tmp: tmp, faults: fs}); err != nil {
+	b := &dirBuilder{tmp: tmp, faults: fs}
+	if err := fill(b); err != nil {
+		return fmt.Errorf("save %s: %w", dst, err)
+	}
+	if err := b.write(outdir.MarkerFile, func(w io.Writer) error { _, err := w.Write(outdir.Marker(kind)); return err }); err != nil {
 		return fmt.Errorf("save %s: %w", dst, err)
 	}
 	if err := atomicfile.SyncDir(tmp); err != nil {
 		return fmt.Errorf("save %s: %w", dst, err)
 	}
 	if err := fs.stage("publish"); err != nil {
+		return fmt.Errorf("save %s: %w", dst, err)
+	}
+	// dst may have appeared while the files were written.
+	if err := outdir.CheckReplace(dst, kind); err != nil {
 		return fmt.Errorf("save %s: %w", dst, err)
 	}
 	if err := publish(tmp, dst, fs == nil || !fs.noExchange); err != nil {
@@ -191,4 +209,24 @@ func publish(tmp, dst string, useExchange bool) error {
 		return err
 	}
 	return os.RemoveAll(old)
+}
+
+// removeLeftovers deletes the temporary and replaced directories that
+// interrupted saves of parent/base left behind (".BASE.tmp-*",
+// ".BASE.old-*"), and nothing else.
+func removeLeftovers(parent, base string) error {
+	ents, err := os.ReadDir(parent)
+	if err != nil {
+		return err
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if !e.IsDir() || !isTempName(name) || !strings.HasPrefix(name, "."+base+tmpMarker) && !strings.HasPrefix(name, "."+base+oldMarker) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(parent, name)); err != nil {
+			return err
+		}
+	}
+	return nil
 }

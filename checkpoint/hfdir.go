@@ -17,6 +17,7 @@ import (
 	"strings"
 
 	"github.com/herdml/herd/checkpoint/safetensors"
+	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
 )
 
@@ -163,7 +164,9 @@ type weightsIndex struct {
 // files are written into a temporary sibling directory, synced, and
 // renamed into place, replacing any previous content of dir as a whole
 // (pass other files such as the tokenizer in opt.Extra). An interrupted or
-// failed save leaves the previous directory intact.
+// failed save leaves the previous directory intact. Only an empty
+// directory or a model directory herd wrote (its .herd-output marker says
+// "model") is replaced; anything else at dir is an error.
 //
 // The directory holds config.json, generation_config.json, and either
 // model.safetensors or, when the weights exceed opt.ShardBytes,
@@ -171,7 +174,7 @@ type weightsIndex struct {
 // order) with model.safetensors.index.json. Each safetensors file carries
 // __metadata__ {"format": "pt"} and stores its tensors by name.
 func SaveModel(dir string, cfg model.Config, p *model.Params, opt SaveOptions) error {
-	return writeDirAtomic(dir, opt.faults, func(s sink) error { return writeModel(s, cfg, p, opt) })
+	return writeDirAtomic(dir, outdir.Model, opt.faults, func(s sink) error { return writeModel(s, cfg, p, opt) })
 }
 
 func writeModel(s sink, cfg model.Config, p *model.Params, opt SaveOptions) error {

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
 )
 
@@ -60,7 +61,7 @@ func Save(root string, cfg model.Config, p *model.Params, st *TrainingState, opt
 		return "", err
 	}
 	dir := filepath.Join(root, StepDirName(st.Step))
-	err := writeDirAtomic(dir, opt.faults, func(s sink) error {
+	err := writeDirAtomic(dir, outdir.Checkpoint, opt.faults, func(s sink) error {
 		if err := writeModel(s, cfg, p, opt); err != nil {
 			return err
 		}

@@ -156,8 +156,8 @@ func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) (err err
 	if !ok {
 		return fmt.Errorf("%s: no column \"text\" (columns: %v); tokenizer training reads the string column \"text\"", c.path, pf.Schema().Columns())
 	}
-	if leaf.MaxRepetitionLevel > 0 {
-		return fmt.Errorf("%s: column \"text\" is repeated; want one string per row", c.path)
+	if err := checkTextColumn(leaf); err != nil {
+		return fmt.Errorf("%s: %w", c.path, err)
 	}
 	vals := make([]parquet.Value, 256)
 	row := int64(0)
@@ -180,6 +180,10 @@ func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) (err err
 						row++
 						if v.IsNull() {
 							continue
+						}
+						if v.Kind() != parquet.ByteArray {
+							parquet.Release(page)
+							return fmt.Errorf("%s: row group %d, row %d: column \"text\" holds a %s value; want a string (BYTE_ARRAY)", c.path, g, row, v.Kind())
 						}
 						inCallback = true
 						err := fn(v.ByteArray())
@@ -206,6 +210,24 @@ func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) (err err
 		if err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// checkTextColumn checks that the "text" column holds one string per row:
+// a BYTE_ARRAY leaf (any logical annotation, normally STRING) that is not
+// repeated. Any other type would be misread as bytes.
+func checkTextColumn(leaf parquet.LeafColumn) error {
+	if leaf.MaxRepetitionLevel > 0 {
+		return errors.New(`column "text" is repeated (a list); want one string (BYTE_ARRAY) per row`)
+	}
+	typ := leaf.Node.Type()
+	if kind := typ.Kind(); kind != parquet.ByteArray {
+		desc := kind.String()
+		if s := typ.String(); s != desc {
+			desc += " (" + s + ")"
+		}
+		return fmt.Errorf(`column "text" has type %s; want a string (BYTE_ARRAY) column, as in the docs-*.parquet shards of curation`, desc)
 	}
 	return nil
 }

@@ -28,6 +28,16 @@ func FuzzParquetCorpus(f *testing.F) {
 		f.Add(bad)
 	}
 	f.Add(good[:len(good)/2])
+	// Well-formed files whose "text" column is not one string per row: an
+	// INT64 column used to be reinterpreted as bytes and panic.
+	type intDoc struct {
+		Text int64 `parquet:"text"`
+	}
+	type listDoc struct {
+		Text []string `parquet:"text"`
+	}
+	f.Add(parquetBytes(f, []intDoc{{1}, {1 << 40}}))
+	f.Add(parquetBytes(f, []listDoc{{[]string{"a", "b"}}, {nil}}))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		path := filepath.Join(dir, "docs-00000.parquet")

@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
@@ -65,7 +66,7 @@ func ReadShipped(name string) ([]byte, error) {
 // Resolve returns the text of a recipe and a name for messages: nameOrPath is
 // read from disk when such a file exists, otherwise it names a shipped recipe.
 func Resolve(nameOrPath string) (data []byte, source string, err error) {
-	if data, err := os.ReadFile(nameOrPath); err == nil {
+	if data, err := readRecipeFile(nameOrPath); err == nil {
 		return data, nameOrPath, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", fmt.Errorf("read recipe: %w", err)
@@ -104,11 +105,18 @@ func Load[T any](nameOrPath string, defaults T, overrides []string) (T, error) {
 
 // Decode strictly decodes the YAML document data onto the struct that dst
 // points to. Keys absent from data keep the value dst already has. source
-// names the document in errors.
+// names the document in errors. Documents larger than MaxRecipeBytes or
+// nested deeper than MaxDepth are refused before parsing.
 func Decode(data []byte, source string, dst any) error {
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("recipes.Decode: destination must be a non-nil pointer, got %T", dst)
+	}
+	if err := checkSize(data, MaxRecipeBytes); err != nil {
+		return fmt.Errorf("%s: the recipe is %w", source, err)
+	}
+	if err := checkDepth(data, MaxDepth); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
 	}
 	file, err := parser.ParseBytes(data, 0)
 	if err != nil {
@@ -139,11 +147,19 @@ func Decode(data []byte, source string, dst any) error {
 // Override applies one `dotted.key=value` assignment to the struct dst
 // points to. Keys are the YAML names (`filters.gopher.min_words=20`); map
 // entries are addressed by their key; the value is YAML (`langs=[en, fr]`,
-// `name="007"`) and must have the field's type.
+// `name="007"`) and must have the field's type. Values larger than
+// MaxOverrideBytes or nested deeper than MaxDepth are refused before
+// parsing.
 func Override(dst any, assignment string) error {
 	key, value, ok := strings.Cut(assignment, "=")
 	if !ok || key == "" {
-		return fmt.Errorf("override %q: want key=value, e.g. filters.gopher.min_words=20", assignment)
+		return fmt.Errorf("override %q: want key=value, e.g. filters.gopher.min_words=20", shorten(assignment))
+	}
+	if err := checkSize([]byte(value), MaxOverrideBytes); err != nil {
+		return fmt.Errorf("override %s=…: the value is %w; put large settings in a recipe file", key, err)
+	}
+	if err := checkDepth([]byte(value), MaxDepth); err != nil {
+		return fmt.Errorf("override %q: %w", shorten(assignment), err)
 	}
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
@@ -181,6 +197,19 @@ func Override(dst any, assignment string) error {
 		field.Set(target.Elem())
 	}
 	return nil
+}
+
+// shorten abbreviates an override for error messages.
+func shorten(assignment string) string {
+	const max = 60
+	if len(assignment) <= max {
+		return assignment
+	}
+	cut := max
+	for cut > 0 && !utf8.RuneStart(assignment[cut]) {
+		cut--
+	}
+	return assignment[:cut] + "…"
 }
 
 // lookup finds the settable value named by path below v. For a map entry it

@@ -52,7 +52,7 @@ func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("curate", flag.ContinueOnError)
 	recipe := fs.String("recipe", "", "recipe file or shipped recipe name ("+strings.Join(recipes.Shipped(), ", ")+")")
 	out := fs.String("out", "", "output directory (overrides output.dir)")
-	rank := fs.Int("rank", -1, "this worker's rank (default: from MPI/Slurm/Kubernetes env, else 0)")
+	rank := fs.Int("rank", 0, "this worker's rank (default: from MPI/Slurm/Kubernetes env, else 0)")
 	world := fs.Int("world", 0, "number of workers (default: from env, else 1)")
 	workers := fs.Int("workers", 0, "goroutines for per-document work (overrides workers; 0 = all cores)")
 	printDefaults := fs.Bool("print-defaults", false, "print the resolved recipe and exit")
@@ -67,6 +67,18 @@ func run(ctx context.Context, args []string) error {
 			return nil
 		}
 		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	switch {
+	case set["rank"] && *rank < 0:
+		return fmt.Errorf("-rank %d: must be ≥ 0 and < -world", *rank)
+	case set["world"] && *world < 1:
+		return fmt.Errorf("-world %d: must be ≥ 1 (the number of processes sharing the output)", *world)
+	case *workers < 0:
+		return fmt.Errorf("-workers %d: must be ≥ 0 (0 = all cores)", *workers)
+	case *failAfter < 0:
+		return fmt.Errorf("-fail-after-units %d: must be ≥ 0", *failAfter)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -103,10 +115,10 @@ func run(ctx context.Context, args []string) error {
 		opt.Rank, opt.World = r, w
 		log.Info("rank from environment", "variable", src, "rank", r, "world", w)
 	}
-	if *rank >= 0 {
+	if set["rank"] {
 		opt.Rank = *rank
 	}
-	if *world > 0 {
+	if set["world"] {
 		opt.World = *world
 	}
 	interactive := term.IsTerminal(int(os.Stderr.Fd()))

@@ -188,3 +188,40 @@ func TestTrainClassifierHamSpam(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestCLIBadNumbers: rank, world and worker flags out of range are errors
+// naming the flag and the allowed range, not silently replaced defaults.
+func TestCLIBadNumbers(t *testing.T) {
+	in := t.TempDir()
+	if err := os.WriteFile(filepath.Join(in, "a.txt"), []byte("some text"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-rank", "-3"}, "-rank -3: must be ≥ 0"},
+		{[]string{"-world", "0"}, "-world 0: must be ≥ 1"},
+		{[]string{"-world", "-2"}, "-world -2: must be ≥ 1"},
+		{[]string{"-rank", "2", "-world", "2"}, "rank 2: must be ≥ 0 and < the world size 2"},
+		{[]string{"-workers", "-5"}, "-workers -5: must be ≥ 0"},
+		{[]string{"workers=-5"}, "workers = -5: must be ≥ 0"},
+		{[]string{"input.files_per_unit=0"}, "input.files_per_unit = 0: must be ≥ 1"},
+		{[]string{"output.row_group_docs=0"}, "output.row_group_docs = 0: must be ≥ 1"},
+		{[]string{"langid.min_score=.nan"}, "langid.min_score = NaN: must be a finite number"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			out := filepath.Join(t.TempDir(), "out")
+			args := append([]string{"-out", out}, c.args...)
+			args = append(args, "input.paths=["+in+"]", "stages=[normalize]")
+			err := run(t.Context(), args)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("got %v, want an error containing %q", err, c.want)
+			}
+			if _, err := os.Stat(out); err == nil {
+				t.Errorf("output directory %s was created", out)
+			}
+		})
+	}
+}

@@ -22,7 +22,10 @@ package curate
 
 import (
 	"fmt"
+	"math"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/herdml/herd/data/heuristics"
@@ -188,6 +191,9 @@ func (c *Config) Validate() error {
 	if c.Output.Dir == "" {
 		return fmt.Errorf("output.dir is empty: pass -out DIR or set output.dir")
 	}
+	if err := checkNumbers(reflect.ValueOf(c).Elem(), ""); err != nil {
+		return err
+	}
 	seen := map[string]bool{}
 	for _, s := range c.Stages {
 		if !slices.Contains(AllStages, s) {
@@ -208,19 +214,10 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("limits.invalid_utf8 = %q: want repair or drop", c.Limits.InvalidUTF8)
 	}
-	if c.Limits.MaxDocBytes <= 0 {
-		return fmt.Errorf("limits.max_doc_bytes must be > 0")
-	}
-	if seen[StageLineDedup] && (c.LineDedup.MaxRepeats < 1 || c.LineDedup.BucketDocs < 1) {
-		return fmt.Errorf("line_dedup.max_repeats and line_dedup.bucket_docs must be ≥ 1")
-	}
 	if seen[StageTokenKL] {
 		if err := c.Filters.TokenKL.Validate(); err != nil {
 			return fmt.Errorf("filters.%w", err)
 		}
-	}
-	if seen[StageMinHash] && (c.MinHash.Bands < 1 || c.MinHash.Rows < 1 || c.MinHash.NGram < 1) {
-		return fmt.Errorf("minhash.bands, minhash.rows and minhash.ngram must be ≥ 1")
 	}
 	for _, s := range []string{StageQuality, StageDomain} {
 		cl := c.Quality
@@ -232,4 +229,97 @@ func (c *Config) Validate() error {
 		}
 	}
 	return nil
+}
+
+// numberRule is the allowed range of a numeric recipe field. Every number
+// must be finite, and ≥ 0 unless its rule says otherwise.
+type numberRule struct {
+	min, max float64 // inclusive bounds
+	note     string  // what the value means, for the message
+}
+
+// ruleFor returns the range of the numeric field at a recipe path.
+func ruleFor(path string) numberRule {
+	general := numberRule{min: 0, max: math.Inf(1)}
+	atLeast1 := numberRule{min: 1, max: math.Inf(1)}
+	switch path {
+	case "workers":
+		general.note = " (0 = all cores)"
+	case "input.files_per_unit", "input.max_line_bytes", "limits.max_doc_bytes", "output.row_group_docs",
+		"line_dedup.max_repeats", "line_dedup.bucket_docs",
+		"minhash.ngram", "minhash.bands", "minhash.rows", "minhash.memory_mb":
+		return atLeast1
+	case "langid.min_score", "quality.min_score", "domain.min_score":
+		return numberRule{min: 0, max: 1}
+	case "minhash.threshold":
+		return numberRule{min: math.Inf(-1), max: 1, note: " (< 0 turns verification off)"}
+	}
+	return general
+}
+
+// maxListEntries bounds the per-n threshold lists of the heuristics (each
+// entry is one more pass over every document).
+const maxListEntries = 16
+
+// checkNumbers walks the numeric fields of a recipe struct (named by their
+// yaml paths) and reports the first that is NaN, infinite or out of range.
+func checkNumbers(v reflect.Value, path string) error {
+	switch v.Kind() {
+	case reflect.Struct:
+		t := v.Type()
+		for i := range t.NumField() {
+			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" || !t.Field(i).IsExported() {
+				continue
+			}
+			p := name
+			if path != "" {
+				p = path + "." + name
+			}
+			if err := checkNumbers(v.Field(i), p); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		k := v.Type().Elem().Kind()
+		if k != reflect.Float64 && k != reflect.Int {
+			return nil
+		}
+		if v.Len() > maxListEntries {
+			return fmt.Errorf("%s has %d entries: at most %d", path, v.Len(), maxListEntries)
+		}
+		for i := range v.Len() {
+			if err := checkNumber(v.Index(i), path+"["+strconv.Itoa(i)+"]", ruleFor(path)); err != nil {
+				return err
+			}
+		}
+	case reflect.Float64, reflect.Int:
+		return checkNumber(v, path, ruleFor(path))
+	}
+	return nil
+}
+
+func checkNumber(v reflect.Value, path string, r numberRule) error {
+	var x float64
+	var text string
+	if v.Kind() == reflect.Int {
+		x, text = float64(v.Int()), strconv.FormatInt(v.Int(), 10)
+	} else {
+		x = v.Float()
+		text = strconv.FormatFloat(x, 'g', -1, 64)
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("%s = %s: must be a finite number", path, text)
+		}
+	}
+	if x >= r.min && x <= r.max {
+		return nil
+	}
+	num := func(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+	switch {
+	case math.IsInf(r.max, 1):
+		return fmt.Errorf("%s = %s: must be ≥ %s%s", path, text, num(r.min), r.note)
+	case math.IsInf(r.min, -1):
+		return fmt.Errorf("%s = %s: must be ≤ %s%s", path, text, num(r.max), r.note)
+	}
+	return fmt.Errorf("%s = %s: must be between %s and %s%s", path, text, num(r.min), num(r.max), r.note)
 }

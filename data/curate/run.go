@@ -93,11 +93,14 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	if opt.World <= 0 {
+	if opt.World < 0 {
+		return nil, fmt.Errorf("world size %d: must be ≥ 1 (the number of processes sharing the output)", opt.World)
+	}
+	if opt.World == 0 {
 		opt.World = 1
 	}
 	if opt.Rank < 0 || opt.Rank >= opt.World {
-		return nil, fmt.Errorf("rank %d is outside world size %d", opt.Rank, opt.World)
+		return nil, fmt.Errorf("rank %d: must be ≥ 0 and < the world size %d", opt.Rank, opt.World)
 	}
 	if opt.Logger == nil {
 		opt.Logger = slog.Default()

@@ -2,29 +2,113 @@
 // or the complete new content, never a partial file: data goes to a
 // temporary file in the same directory, is fsynced, renamed over the
 // destination, and the directory is fsynced.
+//
+// Only regular files are replaced. A destination that is a directory, a
+// named pipe (FIFO), a device (/dev/null, /dev/full) or a socket is refused
+// with an error wrapping ErrNotRegular, since renaming over it would
+// replace it with a regular file. A symbolic link is kept: the regular file
+// it resolves to is the one replaced (its temporary file goes next to the
+// target); a link to anything else, or to nothing, is refused.
 package atomicfile
 
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 )
+
+// ErrNotRegular is wrapped by the errors of Check, Create, Commit and
+// WriteFile when the destination exists and is not a regular file (or a
+// symbolic link to one).
+var ErrNotRegular = errors.New("atomic writes replace only regular files")
 
 // File is a pending atomic write. Write to it, then call Commit to publish
 // it or Abort to discard it. Abort after Commit is a no-op, so
 // `defer f.Abort()` is the idiomatic cleanup.
 type File struct {
 	*os.File
-	path string
-	done bool
+	path   string // as the caller named it, for messages
+	target string // the file replaced: path, or where its symlinks lead
+	done   bool
 }
 
-// Create starts an atomic write of path with the given permissions.
+// Check reports whether path can be written atomically: it must not exist,
+// be a regular file, or be a symbolic link that resolves to a regular
+// file. Tools call it before long work so that a bad output path fails
+// early; Create checks again.
+func Check(path string) error {
+	_, err := resolve(path)
+	return err
+}
+
+// resolve returns the file an atomic write of path replaces: path itself
+// when it does not exist or is a regular file, the resolved target when it
+// is a symbolic link to a regular file. Anything else is an error wrapping
+// ErrNotRegular that names path and what it is.
+func resolve(path string) (string, error) {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return path, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("atomic write of %s: %w", path, err)
+	}
+	if fi.Mode().IsRegular() {
+		return path, nil
+	}
+	if fi.Mode()&fs.ModeSymlink == 0 {
+		return "", fmt.Errorf("atomic write of %s: it is %s: %w; give the path of a new or regular file",
+			path, kind(fi.Mode()), ErrNotRegular)
+	}
+	target, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return "", fmt.Errorf("atomic write of %s: it is a symbolic link that does not resolve to a file (%v): %w; remove the link or fix its target",
+			path, err, ErrNotRegular)
+	}
+	tfi, err := os.Lstat(target)
+	if err != nil {
+		return "", fmt.Errorf("atomic write of %s: %w", path, err)
+	}
+	if !tfi.Mode().IsRegular() {
+		return "", fmt.Errorf("atomic write of %s: it is a symbolic link to %s, which is %s: %w; give the path of a new or regular file",
+			path, target, kind(tfi.Mode()), ErrNotRegular)
+	}
+	return target, nil
+}
+
+// kind names a non-regular file type for error messages.
+func kind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe (FIFO)"
+	case m&fs.ModeCharDevice != 0:
+		return "a character device"
+	case m&fs.ModeDevice != 0:
+		return "a block device"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	}
+	return fmt.Sprintf("a special file (%s)", m.Type())
+}
+
+// Create starts an atomic write of path with the given permissions. It
+// refuses destinations that are not regular files (see the package
+// documentation); for a symbolic link to a regular file it writes the
+// link's target.
 func Create(path string, perm os.FileMode) (*File, error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
+	target, err := resolve(path)
+	if err != nil {
+		return nil, err
+	}
+	dir := filepath.Dir(target)
+	tmp, err := os.CreateTemp(dir, "."+filepath.Base(target)+".tmp-*")
 	if err != nil {
 		return nil, fmt.Errorf("atomic write of %s: %w", path, err)
 	}
@@ -33,11 +117,12 @@ func Create(path string, perm os.FileMode) (*File, error) {
 		os.Remove(tmp.Name())
 		return nil, fmt.Errorf("atomic write of %s: %w", path, err)
 	}
-	return &File{File: tmp, path: path}, nil
+	return &File{File: tmp, path: path, target: target}, nil
 }
 
 // Commit flushes the data to stable storage and renames the temporary file
-// over the destination.
+// over the destination, after checking again that the destination is not
+// something other than a regular file by now.
 func (f *File) Commit() error {
 	if f.done {
 		return fmt.Errorf("atomic write of %s: already finished", f.path)
@@ -53,11 +138,18 @@ func (f *File) Commit() error {
 		os.Remove(tmp)
 		return fmt.Errorf("atomic write of %s: close: %w", f.path, err)
 	}
-	if err := os.Rename(tmp, f.path); err != nil {
+	if target, err := resolve(f.path); err != nil || target != f.target {
+		os.Remove(tmp)
+		if err == nil {
+			err = fmt.Errorf("atomic write of %s: it now resolves to %s instead of %s; write again", f.path, target, f.target)
+		}
+		return err
+	}
+	if err := os.Rename(tmp, f.target); err != nil {
 		os.Remove(tmp)
 		return fmt.Errorf("atomic write of %s: %w", f.path, err)
 	}
-	return SyncDir(filepath.Dir(f.path))
+	return SyncDir(filepath.Dir(f.target))
 }
 
 // Abort discards the pending write. It is safe to call after Commit.

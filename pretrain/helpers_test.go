@@ -5,6 +5,8 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/parquet-go/parquet-go"
@@ -34,6 +36,43 @@ func writeTokenShard(t testing.TB, path string, rows []TokenRow, rowGroup int) {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	addToManifest(t, path, rows)
+}
+
+// addToManifest lists a token shard in the manifest.json beside it (made
+// when missing), as `pretrain tokenize` would.
+func addToManifest(t testing.TB, path string, rows []TokenRow) {
+	t.Helper()
+	dir := filepath.Dir(path)
+	m, err := ReadManifest(dir)
+	if err != nil {
+		m = &Manifest{Format: manifestFormat, Tokenizer: TokenizerInfo{Hash: "synthetic", VocabSize: 1, BOS: -1, EOS: -1}, Sources: map[string]Counts{}}
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	si := ShardInfo{File: filepath.Base(path), Sources: map[string]Counts{}, Bytes: st.Size()}
+	for _, r := range rows {
+		c := Counts{Docs: 1, Tokens: int64(len(r.Tokens))}
+		si.add(c)
+		sc := si.Sources[r.Source]
+		sc.add(c)
+		si.Sources[r.Source] = sc
+		for _, id := range r.Tokens {
+			m.Tokenizer.VocabSize = max(m.Tokenizer.VocabSize, int(id)+1)
+		}
+	}
+	m.Shards = slices.DeleteFunc(m.Shards, func(x ShardInfo) bool { return x.File == si.File })
+	m.Shards = append(m.Shards, si)
+	slices.SortFunc(m.Shards, func(a, b ShardInfo) int { return strings.Compare(a.File, b.File) })
+	m.Total = Counts{}
+	for _, x := range m.Shards {
+		m.Total.add(x.Counts)
+	}
+	if err := writeManifest(dir, m); err != nil {
 		t.Fatal(err)
 	}
 }

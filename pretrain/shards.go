@@ -53,11 +53,14 @@ type ShardInfo struct {
 	Input     string            `json:"input"`      // the docs shard it came from
 	InputHash string            `json:"input_hash"` // xxh3-128 of the input file's bytes
 	Counts                      // documents and tokens in the shard
-	Sources   map[string]Counts `json:"sources"` // per source label
+	Sources   map[string]Counts `json:"sources"`         // per source label
+	Bytes     int64             `json:"bytes,omitempty"` // file size (0 in manifests of older versions: not checked)
 }
 
 // TokenizerInfo identifies the tokenizer used.
 type TokenizerInfo struct {
+	// Dir is the tokenizer directory, absolute (older manifests may hold
+	// it as typed); Hash identifies its content.
 	Dir       string `json:"dir,omitempty"`
 	Hash      string `json:"hash"` // xxh3-128 of tokenizer.json
 	VocabSize int    `json:"vocab_size"`
@@ -153,6 +156,106 @@ func expandPaths(paths []string, pattern string) ([]string, error) {
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil
+}
+
+// tokenShard is a token shard listed by a manifest.
+type tokenShard struct {
+	Path     string
+	Info     ShardInfo
+	Manifest *Manifest
+	Dir      string // the manifest's directory
+}
+
+// tokenShards resolves a source's paths (directories of token shards,
+// shard files or glob patterns) into the shards their manifests list. The
+// manifest is the truth: a directory trains on exactly the shards its
+// manifest.json lists, a folder without a manifest (an unfinished or
+// foreign tokenize) is refused, a named file must be listed by the
+// manifest beside it, and every listed shard must exist with the size the
+// manifest recorded.
+func tokenShards(paths []string) ([]tokenShard, error) {
+	manifests := map[string]*Manifest{}
+	manifest := func(dir string) (*Manifest, error) {
+		if m, ok := manifests[dir]; ok {
+			return m, nil
+		}
+		m, err := ReadManifest(dir)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("%s has no %s: its token shards are from an unfinished or foreign tokenize; run `pretrain tokenize` on it to completion", dir, ManifestFile)
+		}
+		if err != nil {
+			return nil, err
+		}
+		manifests[dir] = m
+		return m, nil
+	}
+	var out []tokenShard
+	seen := map[string]bool{}
+	add := func(dir string, m *Manifest, si ShardInfo) error {
+		path := filepath.Join(dir, si.File)
+		if seen[path] {
+			return nil
+		}
+		seen[path] = true
+		st, err := os.Stat(path)
+		if err != nil {
+			return fmt.Errorf("%s lists %s, which cannot be read (%w); re-run `pretrain tokenize` for %s", filepath.Join(dir, ManifestFile), si.File, err, dir)
+		}
+		if si.Bytes > 0 && st.Size() != si.Bytes {
+			return fmt.Errorf("%s has %d bytes but %s recorded %d: the shard changed after tokenize; re-run `pretrain tokenize` for %s", path, st.Size(), filepath.Join(dir, ManifestFile), si.Bytes, dir)
+		}
+		out = append(out, tokenShard{Path: path, Info: si, Manifest: m, Dir: dir})
+		return nil
+	}
+	for _, p := range paths {
+		matches := []string{p}
+		if strings.ContainsAny(p, "*?[") {
+			var err error
+			if matches, err = filepath.Glob(p); err != nil {
+				return nil, fmt.Errorf("pattern %q: %w", p, err)
+			}
+			if len(matches) == 0 {
+				return nil, fmt.Errorf("pattern %q matches no files", p)
+			}
+			slices.Sort(matches)
+		}
+		for _, match := range matches {
+			st, err := os.Stat(match)
+			if err != nil {
+				return nil, fmt.Errorf("data path: %w", err)
+			}
+			if st.IsDir() {
+				m, err := manifest(match)
+				if err != nil {
+					return nil, err
+				}
+				if len(m.Shards) == 0 {
+					return nil, fmt.Errorf("%s lists no token shards", filepath.Join(match, ManifestFile))
+				}
+				for _, si := range m.Shards {
+					if err := add(match, m, si); err != nil {
+						return nil, err
+					}
+				}
+				continue
+			}
+			dir, base := filepath.Split(match)
+			dir = filepath.Clean(dir)
+			m, err := manifest(dir)
+			if err != nil {
+				return nil, err
+			}
+			k := slices.IndexFunc(m.Shards, func(si ShardInfo) bool { return si.File == base })
+			if k < 0 {
+				return nil, fmt.Errorf("%s is not listed in %s: a stale shard of an earlier tokenize, or not a token shard; remove it or re-run `pretrain tokenize`", match, filepath.Join(dir, ManifestFile))
+			}
+			if err := add(dir, m, m.Shards[k]); err != nil {
+				return nil, err
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b tokenShard) int { return strings.Compare(a.Path, b.Path) })
+	return out, nil
 }
 
 // shardFile is an open token shard.

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math"
 	"math/rand/v2"
+	"path/filepath"
 	"strings"
 
 	"github.com/zeebo/xxh3"
@@ -131,12 +132,16 @@ func openSources(srcs []Source, heldOut float64, group, split int) ([]*source, e
 		total += s.W()
 	}
 	for _, s := range srcs {
-		files, err := expandPaths(s.Paths, "tokens-*.parquet")
+		shards, err := tokenShards(s.Paths)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
-		if len(files) == 0 {
+		if len(shards) == 0 {
 			return nil, fmt.Errorf("source %s: no token shards in %v", s.Name, s.Paths)
+		}
+		files := make([]string, len(shards))
+		for i, sh := range shards {
+			files[i] = sh.Path
 		}
 		src := &source{Source: s, weight: s.W() / total, seedKey: xxh3.HashString(s.Name), files: files,
 			heldOut: heldOut, openFile: -1, loadedEpoch: -1, loadedGroup: -1, orderEpoch: -1, group: max(group, 1), split: split}
@@ -146,6 +151,11 @@ func openSources(srcs []Source, heldOut float64, group, split int) ([]*source, e
 			sf, err := openShard(f)
 			if err != nil {
 				return nil, fmt.Errorf("source %s: %w", s.Name, err)
+			}
+			if n, want := sf.pf.NumRows(), shards[i].Info.Docs; n != want {
+				sf.Close()
+				return nil, fmt.Errorf("source %s: %s holds %d documents but %s recorded %d: the shard changed after tokenize; re-run `pretrain tokenize` for %s",
+					s.Name, f, n, filepath.Join(shards[i].Dir, ManifestFile), want, shards[i].Dir)
 			}
 			for g, rg := range sf.pf.RowGroups() {
 				if n := int(rg.NumRows()); n > 0 {

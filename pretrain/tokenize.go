@@ -18,6 +18,8 @@ import (
 
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/dirlock"
+	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/internal/pqcheck"
 )
 
@@ -91,8 +93,12 @@ func Tokenize(ctx context.Context, opt TokenizeOptions) (*Manifest, error) {
 		return nil, errors.New("tokenize: no input files")
 	}
 	tok := opt.Tokenizer
-	info := TokenizerInfo{Dir: opt.TokenizerDir, VocabSize: tok.VocabSize(), BOS: -1, EOS: -1}
+	info := TokenizerInfo{VocabSize: tok.VocabSize(), BOS: -1, EOS: -1}
 	if opt.TokenizerDir != "" {
+		// Stored absolute: a run resolves it later from anywhere.
+		if info.Dir, err = filepath.Abs(opt.TokenizerDir); err != nil {
+			return nil, fmt.Errorf("tokenize: %w", err)
+		}
 		if data, err := os.ReadFile(filepath.Join(opt.TokenizerDir, tokenizer.TokenizerFile)); err == nil {
 			info.Hash = fmt.Sprintf("%016x", xxh3.Hash(data))
 		}
@@ -123,7 +129,27 @@ func Tokenize(ctx context.Context, opt TokenizeOptions) (*Manifest, error) {
 	if info.EOS, err = special(opt.EOS, tok.Config().EOS, "EOS"); err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(opt.Out, 0o755); err != nil {
+	// The output is herd's own token folder or a new/empty one, written by
+	// one process at a time.
+	if err := outdir.CheckReplace(opt.Out, outdir.Tokens); err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	lock, err := dirlock.Acquire(opt.Out, "token shard directory")
+	if err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	defer lock.Release()
+	if err := outdir.Claim(opt.Out, outdir.Tokens); err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
+	if removed, err := atomicfile.RemoveTemps(opt.Out); err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	} else if len(removed) > 0 {
+		log.Info("removed leftovers of an interrupted tokenize", "dir", opt.Out, "files", len(removed))
+	}
+	// Until this run's manifest is written the folder is incomplete: a
+	// training run refuses it instead of reading a mix of old and new shards.
+	if err := os.Remove(filepath.Join(opt.Out, ManifestFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	cfgKey := fmt.Sprintf("tokenizer=%s bos=%d eos=%d row_group_docs=%d", info.Hash, info.BOS, info.EOS, opt.RowGroupDocs)
@@ -161,7 +187,34 @@ func Tokenize(ctx context.Context, opt TokenizeOptions) (*Manifest, error) {
 	if err := writeManifest(opt.Out, man); err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
+	if err := removeStaleShards(opt.Out, man, log); err != nil {
+		return nil, fmt.Errorf("tokenize: %w", err)
+	}
 	return man, nil
+}
+
+// removeStaleShards deletes the token shards of earlier runs in dir (a
+// herd token folder) that the new manifest does not list, e.g. when there
+// are fewer inputs than before.
+func removeStaleShards(dir string, man *Manifest, log *slog.Logger) error {
+	files, err := filepath.Glob(filepath.Join(dir, "tokens-*.parquet"))
+	if err != nil {
+		return err
+	}
+	listed := map[string]bool{}
+	for _, si := range man.Shards {
+		listed[si.File] = true
+	}
+	for _, f := range files {
+		if listed[filepath.Base(f)] {
+			continue
+		}
+		if err := os.Remove(f); err != nil {
+			return err
+		}
+		log.Info("removed a token shard of an earlier tokenize", "shard", f)
+	}
+	return nil
 }
 
 func fileHash(path string) (string, error) {
@@ -204,7 +257,11 @@ func existingShard(out, in, hash, cfgKey string) (_ ShardInfo, ok bool) {
 	if json.Unmarshal([]byte(raw), &si) != nil {
 		return ShardInfo{}, false
 	}
-	si.File, si.Input, si.InputHash = filepath.Base(out), in, hash
+	st, err := os.Stat(out)
+	if err != nil {
+		return ShardInfo{}, false
+	}
+	si.File, si.Input, si.InputHash, si.Bytes = filepath.Base(out), in, hash, st.Size()
 	return si, true
 }
 
@@ -306,6 +363,11 @@ func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info Token
 	if err := af.Commit(); err != nil {
 		return si, fmt.Errorf("tokenize: %w", err)
 	}
+	ost, err := os.Stat(out)
+	if err != nil {
+		return si, fmt.Errorf("tokenize: %w", err)
+	}
+	si.Bytes = ost.Size()
 	return si, nil
 }
 

@@ -1,6 +1,7 @@
 package pretrain
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -11,9 +12,13 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/zeebo/xxh3"
+
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/dirlock"
+	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/optim"
@@ -40,6 +45,12 @@ type RunOptions struct {
 	Progress *Progress
 	// Backend runs the model (default: kernels.NewCPU(recipe.workers)).
 	Backend kernels.Backend
+	// Force resumes a checkpoint even when the recipe changed in ways that
+	// alter the run (the changes are logged).
+	Force bool
+	// AllowTokenizerMismatch trains with a tokenizer whose content differs
+	// from the one the token shards were made with.
+	AllowTokenizerMismatch bool
 
 	// corrupt, in tests, may poison the gradients of a step.
 	corrupt func(step int, g *model.Params)
@@ -128,6 +139,7 @@ type runner struct {
 	bad     int // consecutive skipped steps
 	saved   int // step of the newest checkpoint (-1 none)
 	bar     *Progress
+	lock    *dirlock.Lock
 }
 
 // Run trains the recipe's model: every stage, with evaluation, checkpoints,
@@ -144,6 +156,7 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 	if run.log == nil {
 		run.log = slog.New(slog.DiscardHandler)
 	}
+	defer func() { run.lock.Release() }()
 	if err := run.setup(ctx); err != nil {
 		return nil, err
 	}
@@ -158,47 +171,31 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 	return &run.res, nil
 }
 
-// setup resolves the vocabulary and tokenizer, writes the resolved recipe,
-// builds the model and optimizer, and restores a checkpoint when resuming.
+// setup checks the data, the tokenizer and the run directory, builds the
+// model and optimizer, and restores a checkpoint when resuming. Nothing in
+// the run directory changes until every check has passed.
 func (run *runner) setup(ctx context.Context) error {
 	r := &run.r
-	man := findManifest(r.Data.Sources)
+	man, err := run.checkData()
+	if err != nil {
+		return err
+	}
 	run.vocab = r.Model.VocabSize
 	if run.vocab == 0 {
-		if man == nil {
-			return errors.New("model.vocab_size is 0 and no manifest.json was found beside the first source's token shards; set model.vocab_size")
-		}
 		run.vocab = man.Tokenizer.VocabSize
 		r.Model.VocabSize = run.vocab
 	}
-	run.tokDir = r.Tokenizer
-	if run.tokDir == "" && man != nil && man.Tokenizer.Dir != "" {
-		if _, err := os.Stat(filepath.Join(man.Tokenizer.Dir, tokenizer.TokenizerFile)); err == nil {
-			run.tokDir = man.Tokenizer.Dir
-		}
-	}
-	if run.tokDir != "" {
-		tok, err := tokenizer.Load(run.tokDir)
-		if err != nil {
-			return fmt.Errorf("tokenizer: %w", err)
-		}
-		if tok.VocabSize() > run.vocab {
-			return fmt.Errorf("the tokenizer in %s has %d ids but model.vocab_size is %d", run.tokDir, tok.VocabSize(), run.vocab)
-		}
-		run.tok = tok
-	}
-	if err := os.MkdirAll(r.Out, 0o755); err != nil {
+	if err := run.loadTokenizer(man); err != nil {
 		return err
 	}
-	text, err := recipes.Marshal(r)
-	if err != nil {
+	// The run directory is herd's own (or new), and one process writes it.
+	if err := outdir.CheckReplace(r.Out, outdir.Run); err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(r.Out, RecipeFile), text, 0o644); err != nil {
+	if run.lock, err = dirlock.Acquire(r.Out, "run directory"); err != nil {
 		return err
 	}
-	run.recipe, err = json.Marshal(r)
-	if err != nil {
+	if run.recipe, err = json.Marshal(r); err != nil {
 		return err
 	}
 	run.be = run.opt.Backend
@@ -242,6 +239,22 @@ func (run *runner) setup(ctx context.Context) error {
 	if err := run.setStage(stageAt(run.plans, run.step)); err != nil {
 		return err
 	}
+	// Every check has passed: from here on the run directory is written.
+	if err := outdir.Claim(r.Out, outdir.Run); err != nil {
+		return err
+	}
+	if removed, err := atomicfile.RemoveTemps(r.Out); err != nil {
+		return err
+	} else if len(removed) > 0 {
+		run.log.Info("removed leftovers of an interrupted run", "dir", r.Out, "entries", len(removed))
+	}
+	text, err := recipes.Marshal(r)
+	if err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(filepath.Join(r.Out, RecipeFile), text, 0o644); err != nil {
+		return err
+	}
 	if run.metrics, err = openMetrics(filepath.Join(r.Out, MetricsFile), resumed, run.step); err != nil {
 		return err
 	}
@@ -251,6 +264,108 @@ func (run *runner) setup(ctx context.Context) error {
 		}
 	}
 	return run.buildEval(ctx)
+}
+
+// checkData resolves every source of the recipe (training stages and
+// evaluation) through its manifests, so that missing, stale or unlisted
+// shards fail before training, and checks that all the sources were
+// tokenized by the same tokenizer. It returns the first source's manifest.
+func (run *runner) checkData() (*Manifest, error) {
+	r := &run.r
+	type use struct {
+		where string
+		src   Source
+	}
+	var uses []use
+	for i, s := range r.Data.Sources {
+		uses = append(uses, use{fmt.Sprintf("data.sources[%d] (%s)", i, s.Name), s})
+	}
+	for i, st := range r.Stages {
+		for j, s := range st.Sources {
+			uses = append(uses, use{fmt.Sprintf("stages[%d].sources[%d] (%s)", i, j, s.Name), s})
+		}
+	}
+	for i, s := range r.Eval.Sources {
+		uses = append(uses, use{fmt.Sprintf("eval.sources[%d] (%s)", i, s.Name), s})
+	}
+	var first *Manifest
+	var firstAt string
+	for _, u := range uses {
+		shards, err := tokenShards(u.src.Paths)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", u.where, err)
+		}
+		for _, sh := range shards {
+			if first == nil {
+				first, firstAt = sh.Manifest, sh.Dir
+				continue
+			}
+			if sh.Manifest.Tokenizer.Hash != first.Tokenizer.Hash || sh.Manifest.Tokenizer.VocabSize != first.Tokenizer.VocabSize {
+				msg := fmt.Sprintf("%s: the token shards in %s were made with tokenizer %s (hash %s, %d ids), those in %s with %s (hash %s, %d ids); every source must use the same tokenizer",
+					u.where, sh.Dir, sh.Manifest.Tokenizer.Dir, sh.Manifest.Tokenizer.Hash, sh.Manifest.Tokenizer.VocabSize,
+					firstAt, first.Tokenizer.Dir, first.Tokenizer.Hash, first.Tokenizer.VocabSize)
+				if !run.opt.AllowTokenizerMismatch {
+					return nil, errors.New(msg + " (or pass -allow-tokenizer-mismatch)")
+				}
+				run.log.Warn(msg)
+			}
+		}
+	}
+	if first == nil {
+		return nil, errors.New("data.sources: no token shards")
+	}
+	return first, nil
+}
+
+// loadTokenizer loads the recipe's tokenizer, or else the one the token
+// shards' manifest names, and checks that its content is the one the
+// shards were made with.
+func (run *runner) loadTokenizer(man *Manifest) error {
+	run.tokDir = run.r.Tokenizer
+	if run.tokDir == "" && man.Tokenizer.Dir != "" {
+		if _, err := os.Stat(filepath.Join(man.Tokenizer.Dir, tokenizer.TokenizerFile)); err == nil {
+			run.tokDir = man.Tokenizer.Dir
+		} else {
+			run.log.Warn("the tokenizer the token shards were made with is gone; samples will be token ids and checkpoints carry no tokenizer (set tokenizer=DIR)", "dir", man.Tokenizer.Dir)
+		}
+	}
+	if run.tokDir == "" {
+		return nil
+	}
+	tok, err := tokenizer.Load(run.tokDir)
+	if err != nil {
+		return fmt.Errorf("tokenizer: %w", err)
+	}
+	if tok.VocabSize() > run.vocab {
+		return fmt.Errorf("the tokenizer in %s has %d ids but model.vocab_size is %d", run.tokDir, tok.VocabSize(), run.vocab)
+	}
+	if hash, ok := sameTokenizer(run.tokDir, tok, man.Tokenizer.Hash); !ok {
+		msg := fmt.Sprintf("the tokenizer in %s (hash %s) is not the one the token shards were made with (%s, hash %s): the ids would decode to other text",
+			run.tokDir, hash, cmp.Or(man.Tokenizer.Dir, "no directory recorded"), man.Tokenizer.Hash)
+		if !run.opt.AllowTokenizerMismatch {
+			return errors.New(msg + "; set tokenizer= to the right directory, re-tokenize, or pass -allow-tokenizer-mismatch")
+		}
+		run.log.Warn(msg)
+	}
+	run.tok = tok
+	return nil
+}
+
+// sameTokenizer reports whether the tokenizer in dir is the one with the
+// manifest's hash: of its tokenizer.json bytes, or, for manifests made from
+// an in-memory tokenizer, of its serialised form. It returns dir's hash.
+func sameTokenizer(dir string, tok *tokenizer.Tokenizer, want string) (string, bool) {
+	var hash string
+	if data, err := os.ReadFile(filepath.Join(dir, tokenizer.TokenizerFile)); err == nil {
+		hash = fmt.Sprintf("%016x", xxh3.Hash(data))
+		if hash == want {
+			return hash, true
+		}
+	}
+	if tj, _, err := tok.MarshalHF(); err == nil && fmt.Sprintf("%016x", xxh3.Hash(tj)) == want {
+		return hash, true
+	}
+	return hash, false
 }
 
 // withTokens records the tokenizer's BOS/EOS ids in a model config.
@@ -266,22 +381,6 @@ func (run *runner) withTokens(c model.Config) model.Config {
 		c.EOSTokenID = int(id)
 	}
 	return c
-}
-
-// findManifest returns the manifest beside the first source's shards.
-func findManifest(srcs []Source) *Manifest {
-	if len(srcs) == 0 {
-		return nil
-	}
-	files, err := expandPaths(srcs[0].Paths, "tokens-*.parquet")
-	if err != nil || len(files) == 0 {
-		return nil
-	}
-	m, err := ReadManifest(filepath.Dir(files[0]))
-	if err != nil {
-		return nil
-	}
-	return m
 }
 
 func (run *runner) buildEval(ctx context.Context) error {
@@ -320,8 +419,20 @@ func (run *runner) restore(dir string) error {
 	if err := json.Unmarshal(st.DataPosition, &pos); err != nil {
 		return fmt.Errorf("data position: %w", err)
 	}
-	if string(st.Recipe) != string(run.recipe) {
-		run.log.Warn("the recipe differs from the checkpoint's; the continuation is not the run that was interrupted")
+	if len(st.Recipe) == 0 {
+		run.log.Warn("the checkpoint records no recipe; cannot check that the recipe is the one it was trained with")
+	} else if string(st.Recipe) != string(run.recipe) {
+		var old Recipe
+		if err := json.Unmarshal(st.Recipe, &old); err != nil {
+			return fmt.Errorf("the checkpoint's recipe: %w", err)
+		}
+		changes, err := checkResume(old, run.r, st.Step, run.opt.Force)
+		if err != nil {
+			return err
+		}
+		for _, c := range changes {
+			run.log.Warn("recipe changed since the checkpoint", "key", c.Key, "old", c.Old, "new", c.New)
+		}
 	}
 	copy(run.m.Params.Data, params.Data)
 	if err := run.adam.SetState(st.Optimizer.Step, st.Optimizer.M, st.Optimizer.V); err != nil {

@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/dirlock"
 )
 
 // MarkerFile is the marker's file name inside an output directory.
@@ -129,18 +130,24 @@ func checkContent(dir, kind string) error {
 		dir, MarkerFile, kind, kind, filepath.Join(dir, MarkerFile))
 }
 
-// isEmpty reports whether dir has no entries at all.
+// isEmpty reports whether dir has no entries but a lock file (left by a
+// run that was refused before it claimed the directory).
 func isEmpty(dir string) (bool, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(1)
-	if errors.Is(err, io.EOF) {
-		return true, nil
+	names, err := f.Readdirnames(2)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return false, err
 	}
-	return len(names) == 0, err
+	for _, n := range names {
+		if n != dirlock.File {
+			return false, nil
+		}
+	}
+	return true, nil
 }
 
 // Claim prepares dir to be written in place by an output of kind: it

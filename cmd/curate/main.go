@@ -22,6 +22,7 @@ import (
 	"runtime"
 	"strings"
 	"syscall"
+	"time"
 
 	"golang.org/x/term"
 
@@ -57,6 +58,7 @@ func run(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 0, "goroutines for per-document work (overrides workers; 0 = all cores)")
 	printDefaults := fs.Bool("print-defaults", false, "print the resolved recipe and exit")
 	verbose := fs.Bool("v", false, "debug logging")
+	waitTimeout := fs.Duration("wait-timeout", time.Hour, "multi-rank: give up when no other rank's file has appeared for this long")
 	failAfter := fs.Int("fail-after-units", 0, "testing: fail after this many units of the first pass")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
@@ -77,6 +79,8 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("-world %d: must be ≥ 1 (the number of processes sharing the output)", *world)
 	case *workers < 0:
 		return fmt.Errorf("-workers %d: must be ≥ 0 (0 = all cores)", *workers)
+	case *waitTimeout <= 0:
+		return fmt.Errorf("-wait-timeout %s: must be > 0", *waitTimeout)
 	case *failAfter < 0:
 		return fmt.Errorf("-fail-after-units %d: must be ≥ 0", *failAfter)
 	}
@@ -106,7 +110,7 @@ func run(ctx context.Context, args []string) error {
 		os.Stdout.Write(b)
 		return nil
 	}
-	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, FailAfterUnits: *failAfter}
+	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, FailAfterUnits: *failAfter, WaitTimeout: *waitTimeout}
 	r, w, src, ok, err := curate.RankFromEnv(nil)
 	if err != nil {
 		return err

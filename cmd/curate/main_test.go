@@ -205,6 +205,7 @@ func TestCLIBadNumbers(t *testing.T) {
 		{[]string{"-world", "-2"}, "-world -2: must be ≥ 1"},
 		{[]string{"-rank", "2", "-world", "2"}, "rank 2: must be ≥ 0 and < the world size 2"},
 		{[]string{"-workers", "-5"}, "-workers -5: must be ≥ 0"},
+		{[]string{"-wait-timeout", "0s"}, "-wait-timeout 0s: must be > 0"},
 		{[]string{"workers=-5"}, "workers = -5: must be ≥ 0"},
 		{[]string{"input.files_per_unit=0"}, "input.files_per_unit = 0: must be ≥ 1"},
 		{[]string{"output.row_group_docs=0"}, "output.row_group_docs = 0: must be ≥ 1"},

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/sourcegraph/conc/pool"
 
@@ -154,7 +155,7 @@ func (r *runner) decide(ctx context.Context, p *pass) error {
 		}
 	}
 	if r.opt.Rank != 0 {
-		return r.waitFile(ctx, out)
+		return r.waitFile(ctx, fmt.Sprintf("the %s decision of pass %d", p.collect, p.index+1), out)
 	}
 	all := out + ".all"
 	switch p.collect {
@@ -286,28 +287,18 @@ func (r *runner) minhashEdges(ctx context.Context, p *pass, sigs []string) error
 		}
 	}
 	// Barrier: every band's edges.
-	for b := range r.cfg.MinHash.Bands {
-		if err := r.waitFile(ctx, r.edgeFile(p.index, b)); err != nil {
-			return err
-		}
+	edges := make([]string, r.cfg.MinHash.Bands)
+	for b := range edges {
+		edges[b] = r.edgeFile(p.index, b)
 	}
-	return nil
+	return r.waitFor(ctx, fmt.Sprintf("the minhash edges of pass %d", p.index+1), edges, func(b int) (string, int) {
+		return "band " + strconv.Itoa(b), b % r.opt.World
+	})
 }
 
-func (r *runner) waitFile(ctx context.Context, path string) error {
-	for {
-		if _, err := os.Stat(path); err == nil {
-			return nil
-		}
-		if r.opt.World == 1 {
-			return fmt.Errorf("internal: %s missing", path)
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-timeAfter(r.opt.Poll):
-		}
-	}
+// waitFile waits for a file that rank 0 writes (a decision).
+func (r *runner) waitFile(ctx context.Context, what, path string) error {
+	return r.waitFor(ctx, what, []string{path}, func(int) (string, int) { return filepath.Base(path), 0 })
 }
 
 // loadDecision loads what the next pass needs of the decision of a global

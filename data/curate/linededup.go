@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/herdml/herd/data/dedup"
 	"github.com/herdml/herd/internal/atomicfile"
@@ -237,12 +238,13 @@ func (r *runner) decideLines(ctx context.Context, p *pass) error {
 			return err
 		}
 	}
-	for b := range buckets {
-		if err := r.waitFile(ctx, r.bucketFile(p.index, b)); err != nil {
-			return err
-		}
+	files := make([]string, buckets)
+	for b := range files {
+		files[b] = r.bucketFile(p.index, b)
 	}
-	return nil
+	return r.waitFor(ctx, fmt.Sprintf("the line buckets of pass %d", p.index+1), files, func(b int) (string, int) {
+		return "line bucket " + strconv.Itoa(b), b % r.opt.World
+	})
 }
 
 func readBucketFile(path string) (map[uint64]struct{}, error) {

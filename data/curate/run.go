@@ -11,6 +11,8 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,6 +34,14 @@ type Options struct {
 	Logger      *slog.Logger         // default slog.Default()
 	Progress    Progress             // optional progress display
 	Poll        time.Duration        // how often to look for other ranks' files (default 1s)
+	// WaitTimeout bounds how long a rank waits for other ranks' files
+	// while none of them appears (default 1h): a rank started alone
+	// fails with a message naming the missing ranks instead of waiting
+	// forever.
+	WaitTimeout time.Duration
+	// WaitLogEvery is how often a waiting rank logs what it waits for
+	// (default 30s).
+	WaitLogEvery time.Duration
 	// FailAfterUnits, when > 0, makes the run fail after this many units
 	// of the first pass have been written (crash-and-resume tests).
 	FailAfterUnits int
@@ -108,6 +118,12 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if opt.Poll <= 0 {
 		opt.Poll = time.Second
 	}
+	if opt.WaitTimeout <= 0 {
+		opt.WaitTimeout = time.Hour
+	}
+	if opt.WaitLogEvery <= 0 {
+		opt.WaitLogEvery = 30 * time.Second
+	}
 	if cfg.Workers <= 0 {
 		cfg.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -155,7 +171,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	if err := r.waitAll(ctx, func(u int) string { return r.finalStats(u) }); err != nil {
+	if err := r.waitAll(ctx, "the final outputs", func(u int) string { return r.finalStats(u) }); err != nil {
 		return nil, err
 	}
 	st, err := r.mergeStats()
@@ -255,34 +271,93 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 		return nil
 	}
 	// Barrier: every unit of this pass, from every rank.
-	if err := r.waitAll(ctx, func(u int) string { return r.passDone(p, u) }); err != nil {
+	if err := r.waitAll(ctx, fmt.Sprintf("the %s keys of pass %d", p.collect, p.index+1), func(u int) string { return r.passDone(p, u) }); err != nil {
 		return err
 	}
 	return r.decide(ctx, p)
 }
 
 // waitAll polls until the file of every unit exists.
-func (r *runner) waitAll(ctx context.Context, file func(u int) string) error {
+func (r *runner) waitAll(ctx context.Context, what string, file func(u int) string) error {
+	files := make([]string, len(r.units))
+	for i, u := range r.units {
+		files[i] = file(u.Index)
+	}
+	return r.waitFor(ctx, what, files, func(i int) (string, int) {
+		u := r.units[i].Index
+		return "unit " + strconv.Itoa(u), u % r.opt.World
+	})
+}
+
+// waitFor polls until every file exists; item names files[i] and the rank
+// that writes it. It logs what it waits for when it starts waiting and
+// every Options.WaitLogEvery, honours ctx, and gives up once no file has
+// appeared for Options.WaitTimeout.
+func (r *runner) waitFor(ctx context.Context, what string, files []string, item func(i int) (name string, rank int)) error {
+	start := time.Now()
+	lastProgress, lastLog := start, time.Time{}
+	prev := len(files) + 1
 	for {
-		missing := 0
-		for _, u := range r.units {
-			if _, err := os.Stat(file(u.Index)); err != nil {
-				missing++
+		var missing []int
+		for i, f := range files {
+			if _, err := os.Stat(f); err != nil {
+				missing = append(missing, i)
 			}
 		}
-		if missing == 0 {
+		if len(missing) == 0 {
 			return nil
 		}
 		if r.opt.World == 1 {
-			return fmt.Errorf("internal: %d units unfinished after this rank's work", missing)
+			name, _ := item(missing[0])
+			return fmt.Errorf("internal: %s: %s (and %d more) unfinished after this rank's work", what, name, len(missing)-1)
 		}
-		r.log.Debug("waiting for other ranks", "missing_units", missing)
+		now := time.Now()
+		if len(missing) < prev {
+			prev, lastProgress = len(missing), now
+		}
+		names, ranks := describeMissing(missing, item)
+		if now.Sub(lastProgress) >= r.opt.WaitTimeout {
+			return fmt.Errorf("rank %d of %d gave up waiting for %s after %s without progress: %s of rank %s never appeared; start the missing ranks (same -world %d, same output directory) or raise -wait-timeout",
+				r.opt.Rank, r.opt.World, what, now.Sub(lastProgress).Round(time.Millisecond), names, ranks, r.opt.World)
+		}
+		if now.Sub(lastLog) >= r.opt.WaitLogEvery {
+			r.log.Info("waiting for other ranks", "for", what, "missing", names, "ranks", ranks,
+				"waited", now.Sub(start).Round(time.Second), "timeout", r.opt.WaitTimeout)
+			lastLog = now
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
-		case <-time.After(r.opt.Poll):
+		case <-timeAfter(r.opt.Poll):
 		}
 	}
+}
+
+// describeMissing names the first missing items ("unit 1, unit 3 … (12
+// in all)") and the ranks that owe them ("1,3").
+func describeMissing(missing []int, item func(i int) (string, int)) (names, ranks string) {
+	const show = 10
+	var ns []string
+	var rs []int
+	for i, m := range missing {
+		name, rank := item(m)
+		if i < show {
+			ns = append(ns, name)
+		}
+		if !slices.Contains(rs, rank) {
+			rs = append(rs, rank)
+		}
+	}
+	names = strings.Join(ns, ", ")
+	if len(missing) > show {
+		names += fmt.Sprintf(" … (%d in all)", len(missing))
+	}
+	slices.Sort(rs)
+	rank := make([]string, len(rs))
+	for i, x := range rs {
+		rank[i] = strconv.Itoa(x)
+	}
+	return names, strings.Join(rank, ",")
 }
 
 // item is one document in flight within a chunk.

@@ -76,7 +76,7 @@ func (c *histCollector) commit(context.Context) error {
 func (c *histCollector) abort() {}
 
 func (r *runner) spill() dedup.SpillConfig {
-	return dedup.SpillConfig{TempDir: r.work, MemoryBytes: int64(r.cfg.MinHash.MemoryMB) << 20}
+	return dedup.SpillConfig{TempDir: r.rankDir(r.opt.Rank), MemoryBytes: int64(r.cfg.MinHash.MemoryMB) << 20}
 }
 
 func (r *runner) keyFile(p, u int) string { return r.unitFile(p, u, "keys") + ".rec" }

@@ -138,6 +138,21 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	sum := sha256.Sum256(resolved)
 	r := &runner{cfg: &cfg, opt: opt, out: cfg.Output.Dir, hash: hex.EncodeToString(sum[:8]), log: opt.Logger}
 	r.work = filepath.Join(r.out, "work")
+	if r.env, err = newEnv(r.cfg); err != nil {
+		return nil, err
+	}
+	if r.units, err = reader.Plan(cfg.Input); err != nil {
+		return nil, err
+	}
+	locks, err := r.lock()
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, l := range locks {
+			l.Release()
+		}
+	}()
 	if err := os.MkdirAll(filepath.Join(r.out, "removed"), 0o755); err != nil {
 		return nil, fmt.Errorf("output: %w", err)
 	}
@@ -153,12 +168,6 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 		if err := atomicfile.WriteFile(recipePath, resolved, 0o644); err != nil {
 			return nil, err
 		}
-	}
-	if r.env, err = newEnv(r.cfg); err != nil {
-		return nil, err
-	}
-	if r.units, err = reader.Plan(cfg.Input); err != nil {
-		return nil, err
 	}
 	r.passes = planPasses(cfg.Stages)
 	if r.metrics, err = openMetrics(filepath.Join(r.out, fmt.Sprintf("metrics-rank%d.jsonl", opt.Rank))); err != nil {

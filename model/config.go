@@ -162,6 +162,11 @@ func (c *Config) Validate() error {
 	pos("num_attention_heads", c.NumAttentionHeads)
 	pos("num_key_value_heads", c.NumKeyValueHeads)
 	pos("max_position_embeddings", c.MaxPositionEmbeddings)
+	if c.ModelType != "" && c.ModelType != "llama" {
+		// Hugging Face picks the model class by model_type; other families
+		// (mistral, qwen2, gemma, …) differ in ways herd does not implement.
+		errs = append(errs, fmt.Errorf("model_type %q is not supported (only \"llama\", the Hugging Face LlamaForCausalLM family)", c.ModelType))
+	}
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}

@@ -34,6 +34,9 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown rope", func(c *Config) { c.RopeScaling = &RopeScaling{RopeType: "yarn"} }, `rope_type "yarn"`},
 		{"llama3 incomplete", func(c *Config) { c.RopeScaling = &RopeScaling{RopeType: "llama3", Factor: 8} }, "low_freq_factor"},
 		{"huge", func(c *Config) { c.VocabSize = 1 << 30 }, "beyond the supported limit"},
+		{"llama", func(c *Config) { c.ModelType = "llama" }, ""},
+		{"mistral", func(c *Config) { c.ModelType = "mistral" }, `model_type "mistral" is not supported (only "llama"`},
+		{"LLaMA capitalised", func(c *Config) { c.ModelType = "LLaMA" }, `model_type "LLaMA"`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,7 +2,6 @@ package model
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -33,45 +32,44 @@ type SampleOptions struct {
 type Generation struct {
 	Tokens []int32 // the generated tokens, prompt excluded
 	// Stopped is true when a stop token ended the sequence, false when
-	// MaxTokens (or the context length) did.
+	// MaxTokens did.
 	Stopped bool
 }
 
 // Generate continues each prompt with the KV-cache decoder, all prompts
-// decoded together as one batch.
+// decoded together as one batch. Every prompt plus MaxTokens must fit in
+// max_position_embeddings. Logits that are not finite (NaN or ±Inf, from
+// corrupt weights) end generation with an error naming the prompt and
+// position.
 func (m *Model) Generate(ctx context.Context, prompts [][]int32, opt SampleOptions) ([]Generation, error) {
 	if len(prompts) == 0 {
 		return nil, nil
 	}
-	if opt.Temperature < 0 || math.IsNaN(opt.Temperature) {
-		return nil, fmt.Errorf("generate: temperature must be >= 0, got %v", opt.Temperature)
+	if err := opt.validate(); err != nil {
+		return nil, err
 	}
-	if opt.TopP < 0 || opt.TopP > 1 {
-		return nil, fmt.Errorf("generate: top_p must be in [0, 1], got %v", opt.TopP)
-	}
-	if opt.TopK < 0 || opt.MaxTokens < 0 {
-		return nil, errors.New("generate: top_k and max_tokens must be >= 0")
-	}
+	ctxLen := m.Config.MaxPositionEmbeddings
 	maxLen := 0
 	for i, p := range prompts {
 		if len(p) == 0 {
 			return nil, fmt.Errorf("generate: prompt %d is empty (start it with a BOS token)", i)
 		}
-		maxLen = max(maxLen, len(p)+opt.MaxTokens)
-	}
-	maxLen = min(maxLen, m.Config.MaxPositionEmbeddings)
-	for i, p := range prompts {
-		if len(p) >= maxLen && opt.MaxTokens > 0 {
-			return nil, fmt.Errorf("generate: prompt %d has %d tokens, no room left in max_position_embeddings %d", i, len(p), m.Config.MaxPositionEmbeddings)
+		if len(p) > ctxLen {
+			return nil, fmt.Errorf("generate: prompt %d has %d tokens, more than max_position_embeddings %d", i, len(p), ctxLen)
 		}
-	}
-	dec, err := m.NewDecoder(len(prompts), maxLen)
-	if err != nil {
-		return nil, err
+		if opt.MaxTokens > ctxLen-len(p) {
+			return nil, fmt.Errorf("generate: max_tokens %d does not fit: prompt %d has %d tokens and max_position_embeddings is %d, so at most %d new tokens fit",
+				opt.MaxTokens, i, len(p), ctxLen, ctxLen-len(p))
+		}
+		maxLen = max(maxLen, len(p)+opt.MaxTokens)
 	}
 	out := make([]Generation, len(prompts))
 	if opt.MaxTokens == 0 {
 		return out, nil
+	}
+	dec, err := m.NewDecoder(len(prompts), maxLen)
+	if err != nil {
+		return nil, err
 	}
 	samplers := make([]*Sampler, len(prompts))
 	slots := make([]int, len(prompts))
@@ -93,7 +91,12 @@ func (m *Model) Generate(ctx context.Context, prompts [][]int32, opt SampleOptio
 		}
 		nextSlots, nextFeed := slots[:0], feed[:0]
 		for k, s := range slots {
-			tok := samplers[s].Sample(logits[k*V : (k+1)*V])
+			row := logits[k*V : (k+1)*V]
+			if !allFinite(row) {
+				return out, fmt.Errorf("generate: the logits at position %d of prompt %d (after %d generated tokens) are not finite (NaN or ±Inf); the model's weights are probably corrupt, check the checkpoint",
+					dec.Len(s)-1, s, len(out[s].Tokens))
+			}
+			tok := samplers[s].Sample(row)
 			if slices.Contains(opt.StopTokens, tok) {
 				out[s].Stopped = true
 				continue
@@ -109,6 +112,41 @@ func (m *Model) Generate(ctx context.Context, prompts [][]int32, opt SampleOptio
 		slots, feed = nextSlots, nextFeed
 	}
 	return out, nil
+}
+
+// validate reports the first option outside its range.
+func (opt *SampleOptions) validate() error {
+	if !(opt.Temperature >= 0) || math.IsInf(opt.Temperature, 0) {
+		return fmt.Errorf("generate: temperature must be a finite number >= 0 (0 = greedy), got %v", opt.Temperature)
+	}
+	if !(opt.TopP >= 0 && opt.TopP <= 1) {
+		return fmt.Errorf("generate: top_p must be in [0, 1] (0 or 1 = no limit), got %v", opt.TopP)
+	}
+	if opt.TopK < 0 {
+		return fmt.Errorf("generate: top_k must be >= 0 (0 = no limit), got %d", opt.TopK)
+	}
+	if opt.MaxTokens < 0 {
+		return fmt.Errorf("generate: max_tokens must be >= 0, got %d", opt.MaxTokens)
+	}
+	return nil
+}
+
+// allFinite reports whether x holds no NaN and no infinity: v-v is 0 for
+// a finite v and NaN otherwise. Four sums keep the adds independent, so
+// the check costs a small fraction of the head's matrix multiplication.
+func allFinite(x []float32) bool {
+	var a, b, c, d float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a += x[i] - x[i]
+		b += x[i+1] - x[i+1]
+		c += x[i+2] - x[i+2]
+		d += x[i+3] - x[i+3]
+	}
+	for ; i < len(x); i++ {
+		a += x[i] - x[i]
+	}
+	return a+b+c+d == 0
 }
 
 // Sampler picks tokens from logits according to SampleOptions. It keeps

@@ -1,0 +1,80 @@
+package model
+
+import (
+	"context"
+	"math"
+	"strings"
+	"testing"
+)
+
+// TestGenerateRejectsBadOptions: every out-of-range sampling option is an
+// error naming the option and its allowed range, never a silent no-op or
+// a wrong answer (max_tokens near MaxInt used to overflow the length).
+func TestGenerateRejectsBadOptions(t *testing.T) {
+	c := tinyConfig(true, false) // max_position_embeddings 64
+	m := newTestModel(t, c, 2)
+	prompt := [][]int32{{1, 2, 3, 4}}
+	cases := []struct {
+		name string
+		opt  SampleOptions
+		want string // "" = accepted
+	}{
+		{"defaults", SampleOptions{MaxTokens: 3}, ""},
+		{"fills the context", SampleOptions{MaxTokens: 60}, ""},
+		{"temperature NaN", SampleOptions{Temperature: math.NaN(), MaxTokens: 1}, "temperature"},
+		{"temperature negative", SampleOptions{Temperature: -0.5, MaxTokens: 1}, "temperature"},
+		{"temperature +Inf", SampleOptions{Temperature: math.Inf(1), MaxTokens: 1}, "temperature"},
+		{"top_p NaN", SampleOptions{Temperature: 1, TopP: math.NaN(), MaxTokens: 1}, "top_p"},
+		{"top_p negative", SampleOptions{Temperature: 1, TopP: -0.1, MaxTokens: 1}, "top_p"},
+		{"top_p above 1", SampleOptions{Temperature: 1, TopP: 1.5, MaxTokens: 1}, "top_p"},
+		{"top_k negative", SampleOptions{Temperature: 1, TopK: -4, MaxTokens: 1}, "top_k must be >= 0 (0 = no limit), got -4"},
+		{"max_tokens negative", SampleOptions{MaxTokens: -5}, "max_tokens must be >= 0, got -5"},
+		{"max_tokens past the context", SampleOptions{MaxTokens: 61}, "at most 60 new tokens"},
+		{"max_tokens MaxInt", SampleOptions{MaxTokens: math.MaxInt}, "at most 60 new tokens"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			gens, err := m.Generate(context.Background(), prompt, tc.opt)
+			if tc.want == "" {
+				if err != nil || len(gens) != 1 || len(gens[0].Tokens) != tc.opt.MaxTokens {
+					t.Fatalf("got %v, %v; want %d tokens", gens, err, tc.opt.MaxTokens)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want one containing %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestGenerateNonFiniteLogits: weights with a NaN or an infinity give
+// non-finite logits; Generate reports the sequence and position instead of
+// emitting token 0 (greedy argmax over NaN) forever.
+func TestGenerateNonFiniteLogits(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		tensor string
+		index  int // of the element set to value
+		value  float32
+		opt    SampleOptions
+	}{
+		{"final norm NaN, greedy", "model.norm.weight", 0, float32(math.NaN()), SampleOptions{MaxTokens: 5}},
+		{"final norm NaN, sampled", "model.norm.weight", 0, float32(math.NaN()), SampleOptions{Temperature: 0.8, TopK: 5, TopP: 0.9, MaxTokens: 5}},
+		// One element of the head's row 3: only logit 3 is not finite, and
+		// greedy argmax would pass over a NaN.
+		{"one head row NaN, greedy", "lm_head.weight", 3 * 24, float32(math.NaN()), SampleOptions{MaxTokens: 5}},
+		{"one head row +Inf, greedy", "lm_head.weight", 3 * 24, float32(math.Inf(1)), SampleOptions{MaxTokens: 5}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := tinyConfig(false, false)
+			m := newTestModel(t, c, 2)
+			m.Params.Get(tc.tensor)[tc.index] = tc.value
+			gens, err := m.Generate(context.Background(), [][]int32{{1, 2}, {3, 4, 5}}, tc.opt)
+			if err == nil || !strings.Contains(err.Error(), "not finite") || !strings.Contains(err.Error(), "position") || !strings.Contains(err.Error(), "corrupt") {
+				t.Fatalf("generated %v, error %v; want an error about non-finite logits", gens, err)
+			}
+			t.Log(err)
+		})
+	}
+}

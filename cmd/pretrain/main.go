@@ -19,30 +19,37 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strings"
-	"syscall"
 
 	"golang.org/x/term"
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/interrupt"
+	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/pretrain"
 	"github.com/herdml/herd/recipes"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	ctx, stop := interrupt.Context(context.Background())
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	// A run stopped by Ctrl-C or SIGTERM (after saving a checkpoint) exits
+	// 130 or 143, so a shell's `&&` chain does not carry on as if it had
+	// finished.
+	code := interrupt.ExitCode(ctx)
+	stop()
+	if err != nil && !(code != 0 && errors.Is(err, context.Canceled)) {
 		fmt.Fprintln(os.Stderr, "pretrain:", err)
 		var ue usageError
-		if errors.As(err, &ue) {
-			os.Exit(2)
+		if code == 0 && errors.As(err, &ue) {
+			code = 2
+		} else if code == 0 {
+			code = 1
 		}
-		os.Exit(1)
 	}
+	os.Exit(code)
 }
 
 type usageError struct{ error }
@@ -63,6 +70,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	out := fs.String("out", "", "run directory (overrides out)")
 	workers := fs.Int("workers", -1, "compute goroutines (overrides workers; 0 = all cores)")
 	printRecipe := fs.Bool("print-recipe", false, "print the resolved recipe and exit")
+	force := fs.Bool("force", false, "with -resume: continue even though the recipe changed in ways that alter the run (train.steps, checkpoint.*, eval.* … need no -force)")
+	allowTok := fs.Bool("allow-tokenizer-mismatch", false, "train even when the tokenizer (or a source's) differs from the one the token shards were made with")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: pretrain -recipe NAME|FILE [flags] [key=value ...]\n       pretrain tokenize [flags] DOCS...\n       pretrain average -out DIR CHECKPOINT...\n\nflags:\n")
@@ -99,7 +108,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if *verbose {
 		level = slog.LevelDebug
 	}
-	opt := pretrain.RunOptions{Resume: *resume}
+	opt := pretrain.RunOptions{Resume: *resume, Force: *force, AllowTokenizerMismatch: *allowTok}
 	logOut := stderr
 	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		// On a terminal a bar shows steps, loss and speed, and log lines
@@ -189,6 +198,18 @@ func average(args []string, stdout, stderr io.Writer) error {
 	}
 	if *out == "" || fs.NArg() == 0 {
 		return usageError{errors.New("usage: pretrain average -out DIR CHECKPOINT_DIR...")}
+	}
+	for _, in := range fs.Args() {
+		overlap, err := outdir.Overlaps(*out, in)
+		if err != nil {
+			return err
+		}
+		if overlap {
+			return usageError{fmt.Errorf("-out %s is (or holds, or lies inside) the input checkpoint %s; write the average to another directory", *out, in)}
+		}
+	}
+	if err := outdir.CheckReplace(*out, outdir.Model); err != nil {
+		return err
 	}
 	cfg, params, err := pretrain.AverageCheckpoints(fs.Args())
 	if err != nil {

@@ -21,35 +21,7 @@ import (
 // overrides → `-resume` of the finished run → `pretrain average`.
 func TestPipeline(t *testing.T) {
 	dir := t.TempDir()
-	docs := filepath.Join(dir, "docs")
-	if err := os.MkdirAll(docs, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	var rows []shard.Row
-	var all strings.Builder
-	for i := range 200 {
-		text := fmt.Sprintf("func f%d(x int) int {\n\treturn x * %d + %d\n}\n", i, i%7, i%13)
-		rows = append(rows, shard.Row{ID: fmt.Sprint(i), Text: text, Source: "go"})
-		all.WriteString(text)
-	}
-	w, err := shard.Create[shard.Row](filepath.Join(docs, "docs-00000.parquet"), 50)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Write(rows...); err != nil {
-		t.Fatal(err)
-	}
-	if err := w.Commit(); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("go", strings.NewReader(all.String()))}, tokenizer.TrainOptions{VocabSize: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tokDir := filepath.Join(dir, "tok")
-	if err := tok.WriteHF(tokDir); err != nil {
-		t.Fatal(err)
-	}
+	docs, tokDir, tok := fixture(t, dir)
 	tokens := filepath.Join(dir, "tokens")
 	var out, errs bytes.Buffer
 	if err := run(context.Background(), []string{"tokenize", "-tokenizer", tokDir, "-out", tokens, docs}, &out, &errs); err != nil {
@@ -59,12 +31,7 @@ func TestPipeline(t *testing.T) {
 		t.Fatalf("tokenize output: %s", out.String())
 	}
 	runDir := filepath.Join(dir, "run")
-	args := []string{"-recipe", "pretrain_tiny", "-out", runDir, "-workers", "2",
-		"data.sources=[{name: go, paths: [" + tokens + "]}]", "data.heldout_fraction=0.1",
-		"model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=1",
-		"train.steps=6", "train.batch_tokens=512", "train.micro_batch=2", "train.seq_len=64", "optim.warmup_steps=1",
-		"eval.every=3", "eval.tokens=1024", "eval.prompts=[\"func \"]", "eval.sample_tokens=8",
-		"checkpoint.every=2", "stages=[{name: anneal, kind: anneal, steps: 2, lr: 1e-3}]", "average.last=2"}
+	args := tinyArgs(runDir, tokens)
 	out.Reset()
 	if err := run(context.Background(), args, &out, &errs); err != nil {
 		t.Fatalf("%v\n%s", err, errs.String())
@@ -153,4 +120,51 @@ func TestRecipeErrorsCLI(t *testing.T) {
 	if err := run(context.Background(), []string{"-recipe", "pretrain_tiny", "-print-recipe", "optim.lr=1e-3"}, &out, &errs); err != nil || !strings.Contains(out.String(), "lr: 0.001") {
 		t.Fatalf("print-recipe: %v\n%s", err, out.String())
 	}
+}
+
+// fixture writes 200 small Go documents as a curated docs shard and
+// trains a 600-id tokenizer on them, under dir.
+func fixture(t *testing.T, dir string) (docs, tokDir string, tok *tokenizer.Tokenizer) {
+	t.Helper()
+	docs = filepath.Join(dir, "docs")
+	if err := os.MkdirAll(docs, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var rows []shard.Row
+	var all strings.Builder
+	for i := range 200 {
+		text := fmt.Sprintf("func f%d(x int) int {\n\treturn x * %d + %d\n}\n", i, i%7, i%13)
+		rows = append(rows, shard.Row{ID: fmt.Sprint(i), Text: text, Source: "go"})
+		all.WriteString(text)
+	}
+	w, err := shard.Create[shard.Row](filepath.Join(docs, "docs-00000.parquet"), 50)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rows...); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tok, err = tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("go", strings.NewReader(all.String()))}, tokenizer.TrainOptions{VocabSize: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokDir = filepath.Join(dir, "tok")
+	if err := tok.WriteHF(tokDir); err != nil {
+		t.Fatal(err)
+	}
+	return docs, tokDir, tok
+}
+
+// tinyArgs are the arguments of a seconds-long pretrain_tiny run (6 main
+// steps + 2 annealing steps) on the token shards in tokens.
+func tinyArgs(runDir, tokens string) []string {
+	return []string{"-recipe", "pretrain_tiny", "-out", runDir, "-workers", "2",
+		"data.sources=[{name: go, paths: [" + tokens + "]}]", "data.heldout_fraction=0.1",
+		"model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=1",
+		"train.steps=6", "train.batch_tokens=512", "train.micro_batch=2", "train.seq_len=64", "optim.warmup_steps=1",
+		"eval.every=3", "eval.tokens=1024", "eval.prompts=[\"func \"]", "eval.sample_tokens=8",
+		"checkpoint.every=2", "stages=[{name: anneal, kind: anneal, steps: 2, lr: 1e-3}]", "average.last=2"}
 }

@@ -130,7 +130,14 @@ func (r *runner) decisionFile(p int) string { return filepath.Join(r.passDir(p),
 
 // unitDecisionFile holds the removals of one unit (a dedup decision split
 // by unit, so each unit streams its own).
-func (r *runner) unitDecisionFile(p, u int) string { return r.unitFile(p, u, "decision") + ".rec" }
+func (r *runner) unitDecisionFile(p, u int) string {
+	return filepath.Join(r.passDir(p), fmt.Sprintf("decision-%05d.rec", u))
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
 
 // decide merges the keys of pass p into its decision. Rank 0 merges dedup
 // keys; MinHash bands and line dedup buckets are split across ranks. The
@@ -291,14 +298,14 @@ func (r *runner) minhashEdges(ctx context.Context, p *pass, sigs []string) error
 	for b := range edges {
 		edges[b] = r.edgeFile(p.index, b)
 	}
-	return r.waitFor(ctx, fmt.Sprintf("the minhash edges of pass %d", p.index+1), edges, func(b int) (string, int) {
+	return r.waitFor(ctx, fmt.Sprintf("the minhash edges of pass %d", p.index+1), len(edges), func(b int) bool { return fileExists(edges[b]) }, func(b int) (string, int) {
 		return "band " + strconv.Itoa(b), b % r.opt.World
 	})
 }
 
 // waitFile waits for a file that rank 0 writes (a decision).
 func (r *runner) waitFile(ctx context.Context, what, path string) error {
-	return r.waitFor(ctx, what, []string{path}, func(int) (string, int) { return filepath.Base(path), 0 })
+	return r.waitFor(ctx, what, 1, func(int) bool { return fileExists(path) }, func(int) (string, int) { return filepath.Base(path), 0 })
 }
 
 // loadDecision loads what the next pass needs of the decision of a global

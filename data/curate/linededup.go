@@ -242,7 +242,7 @@ func (r *runner) decideLines(ctx context.Context, p *pass) error {
 	for b := range files {
 		files[b] = r.bucketFile(p.index, b)
 	}
-	return r.waitFor(ctx, fmt.Sprintf("the line buckets of pass %d", p.index+1), files, func(b int) (string, int) {
+	return r.waitFor(ctx, fmt.Sprintf("the line buckets of pass %d", p.index+1), len(files), func(b int) bool { return fileExists(files[b]) }, func(b int) (string, int) {
 		return "line bucket " + strconv.Itoa(b), b % r.opt.World
 	})
 }

@@ -85,20 +85,27 @@ func planPasses(stages []string) []pass {
 }
 
 type runner struct {
-	cfg     *Config
-	opt     Options
-	env     *env
-	units   []reader.Unit
-	passes  []pass
-	out     string
-	work    string
-	hash    string
-	log     *slog.Logger
-	metrics *metricsLog
+	cfg    *Config
+	opt    Options
+	env    *env
+	units  []reader.Unit
+	passes []pass
+	out    string
+	work   string
+	hash   string // of the resolved recipe (recorded in the outputs)
+	// unitKeys and planKey identify what finished work was computed
+	// from (see resume.go).
+	unitKeys []string
+	planKey  string
+	log      *slog.Logger
+	metrics  *metricsLog
 }
 
 // Run executes the recipe. Rerunning with the same recipe and output
-// directory resumes: finished units are skipped.
+// directory resumes: a finished unit is reused when its input files (names,
+// sizes, modification times) and the files the recipe names are unchanged,
+// and redone otherwise; shards of units the inputs no longer have are
+// removed. A different recipe is refused.
 func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -164,23 +171,35 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 		if string(old) != string(resolved) {
 			return nil, fmt.Errorf("%s holds a run of a different recipe (see %s); use another output directory or delete it", r.out, recipePath)
 		}
+		// An earlier run of this recipe: rank 0 removes what of it
+		// this run will not replace.
+		if opt.Rank == 0 {
+			if err := r.removeStale(); err != nil {
+				return nil, err
+			}
+		}
 	} else if opt.Rank == 0 {
 		if err := atomicfile.WriteFile(recipePath, resolved, 0o644); err != nil {
 			return nil, err
 		}
 	}
 	r.passes = planPasses(cfg.Stages)
+	r.computeKeys(resolved)
 	if r.metrics, err = openMetrics(filepath.Join(r.out, fmt.Sprintf("metrics-rank%d.jsonl", opt.Rank))); err != nil {
 		return nil, err
 	}
 	defer r.metrics.close()
 	r.log.Info("curate", "units", len(r.units), "passes", len(r.passes), "stages", strings.Join(cfg.Stages, ","), "rank", opt.Rank, "world", opt.World, "recipe", r.hash)
-	for i := range r.passes {
-		if err := r.runPass(ctx, &r.passes[i]); err != nil {
-			return nil, err
+	if r.allFinished() {
+		r.log.Info("every unit is finished for these inputs and this recipe; merging the funnels")
+	} else {
+		for i := range r.passes {
+			if err := r.runPass(ctx, &r.passes[i]); err != nil {
+				return nil, err
+			}
 		}
 	}
-	if err := r.waitAll(ctx, "the final outputs", func(u int) string { return r.finalStats(u) }); err != nil {
+	if err := r.waitAll(ctx, "the final outputs", len(r.passes)-1); err != nil {
 		return nil, err
 	}
 	st, err := r.mergeStats()
@@ -191,21 +210,38 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 		if err := st.writeJSON(filepath.Join(r.out, "stats.json"), r.hash); err != nil {
 			return nil, err
 		}
-		if !cfg.Output.KeepWork {
-			r.cleanWork()
-		}
+		r.cleanWork(cfg.Output.KeepWork)
 	}
 	return &Result{Stats: st, OutputDir: r.out, RecipeHash: r.hash}, nil
 }
 
-func (r *runner) passDir(p int) string { return filepath.Join(r.work, fmt.Sprintf("pass%d", p)) }
+// Work files: work/pass0/ holds the first pass's files of each unit, valid
+// for that unit's inputs; work/plan-KEY/passN/ holds what depends on all
+// inputs (decisions and later passes); work/final/ the final marker of
+// each unit; work/rank-R/ each rank's lock and scratch space.
 
-func (r *runner) unitFile(p, u int, kind string) string {
-	return filepath.Join(r.passDir(p), fmt.Sprintf("%s-%05d", kind, u))
+// planDir holds the work that depends on every input.
+func (r *runner) planDir() string { return filepath.Join(r.work, "plan-"+r.planKey) }
+
+// passDir holds pass p's decision files.
+func (r *runner) passDir(p int) string { return filepath.Join(r.planDir(), fmt.Sprintf("pass%d", p)) }
+
+// unitDir holds pass p's files of each unit.
+func (r *runner) unitDir(p int) string {
+	if p == 0 {
+		return filepath.Join(r.work, "pass0")
+	}
+	return r.passDir(p)
 }
 
+func (r *runner) unitFile(p, u int, kind string) string {
+	return filepath.Join(r.unitDir(p), fmt.Sprintf("%s-%05d", kind, u))
+}
+
+func (r *runner) finalDir() string { return filepath.Join(r.work, "final") }
+
 func (r *runner) finalStats(u int) string {
-	return filepath.Join(r.work, "stats", fmt.Sprintf("unit-%05d.json", u))
+	return filepath.Join(r.finalDir(), fmt.Sprintf("unit-%05d.json", u))
 }
 
 func (r *runner) docsPath(u int) string {
@@ -215,19 +251,20 @@ func (r *runner) removedPath(u int) string {
 	return filepath.Join(r.out, "removed", fmt.Sprintf("removed-%05d.parquet", u))
 }
 
-// passDone is the marker of a finished unit in a pass.
-func (r *runner) passDone(p *pass, u int) string {
-	if p.index == len(r.passes)-1 {
+// passDone is the marker of a finished unit in pass p.
+func (r *runner) passDone(p, u int) string {
+	if p == len(r.passes)-1 {
 		return r.finalStats(u)
 	}
-	return r.unitFile(p.index, u, "stats") + ".json"
+	return r.unitFile(p, u, "stats") + ".json"
 }
 
 func (r *runner) runPass(ctx context.Context, p *pass) error {
-	if err := os.MkdirAll(r.passDir(p.index), 0o755); err != nil {
-		return err
+	for _, d := range []string{r.unitDir(p.index), r.passDir(p.index), r.finalDir()} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("output: %w", err)
+		}
 	}
-	os.MkdirAll(filepath.Join(r.work, "stats"), 0o755)
 	// Load the decision of the global stage applied first (dedup
 	// decisions are streamed per unit in readPrevious).
 	if p.apply != "" {
@@ -245,13 +282,19 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	if r.opt.Progress != nil {
 		r.opt.Progress.StartPass(name+" "+strings.Join(append(p.locals, p.collect), " "), len(mine))
 	}
-	done := 0
+	done, redo := 0, 0
 	for _, u := range mine {
-		if _, err := os.Stat(r.passDone(p, u.Index)); err == nil {
+		if r.unitDone(p.index, u.Index) {
 			if r.opt.Progress != nil {
 				r.opt.Progress.UnitDone(u.Bytes)
 			}
 			continue
+		}
+		if _, err := os.Stat(r.passDone(p.index, u.Index)); err == nil {
+			redo++
+			if redo == 1 {
+				r.log.Info("a unit finished by an earlier run does not match the current inputs or recipe; redoing it", "pass", p.index+1, "unit", u.Index, "files", u.Files[0])
+			}
 		}
 		start := time.Now()
 		us, err := r.runUnit(ctx, p, u)
@@ -276,40 +319,43 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	if r.opt.Progress != nil {
 		r.opt.Progress.EndPass()
 	}
+	if redo > 0 {
+		r.log.Info("redid units of an earlier run whose inputs or recipe changed", "pass", p.index+1, "units", redo)
+	}
 	if p.collect == "" {
 		return nil
 	}
 	// Barrier: every unit of this pass, from every rank.
-	if err := r.waitAll(ctx, fmt.Sprintf("the %s keys of pass %d", p.collect, p.index+1), func(u int) string { return r.passDone(p, u) }); err != nil {
+	if err := r.waitAll(ctx, fmt.Sprintf("the %s keys of pass %d", p.collect, p.index+1), p.index); err != nil {
 		return err
 	}
 	return r.decide(ctx, p)
 }
 
-// waitAll polls until the file of every unit exists.
-func (r *runner) waitAll(ctx context.Context, what string, file func(u int) string) error {
-	files := make([]string, len(r.units))
-	for i, u := range r.units {
-		files[i] = file(u.Index)
-	}
-	return r.waitFor(ctx, what, files, func(i int) (string, int) {
+// waitAll polls until every unit has finished pass p.
+func (r *runner) waitAll(ctx context.Context, what string, p int) error {
+	return r.waitFor(ctx, what, len(r.units), func(i int) bool { return r.unitDone(p, r.units[i].Index) }, func(i int) (string, int) {
 		u := r.units[i].Index
 		return "unit " + strconv.Itoa(u), u % r.opt.World
 	})
 }
 
-// waitFor polls until every file exists; item names files[i] and the rank
-// that writes it. It logs what it waits for when it starts waiting and
-// every Options.WaitLogEvery, honours ctx, and gives up once no file has
-// appeared for Options.WaitTimeout.
-func (r *runner) waitFor(ctx context.Context, what string, files []string, item func(i int) (name string, rank int)) error {
+// waitFor polls until done(i) holds for each of n items; item names item
+// i and the rank that makes it. It logs what it waits for when it starts
+// waiting and every Options.WaitLogEvery, honours ctx, and gives up once
+// no item has been done for Options.WaitTimeout.
+func (r *runner) waitFor(ctx context.Context, what string, n int, done func(i int) bool, item func(i int) (name string, rank int)) error {
 	start := time.Now()
 	lastProgress, lastLog := start, time.Time{}
-	prev := len(files) + 1
+	prev := n + 1
+	finished := make([]bool, n)
 	for {
 		var missing []int
-		for i, f := range files {
-			if _, err := os.Stat(f); err != nil {
+		for i := range n {
+			if !finished[i] {
+				finished[i] = done(i)
+			}
+			if !finished[i] {
 				missing = append(missing, i)
 			}
 		}
@@ -520,14 +566,14 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 			total.merge(prev)
 		}
 		total.merge(st)
-		if err := total.writeUnit(r.finalStats(u.Index)); err != nil {
+		if err := total.writeMarker(r.finalStats(u.Index), r.passKey(p.index, u.Index)); err != nil {
 			return nil, err
 		}
 	} else {
 		if err := kept.commit(); err != nil {
 			return nil, err
 		}
-		if err := st.writeUnit(r.passDone(p, u.Index)); err != nil {
+		if err := st.writeMarker(r.passDone(p.index, u.Index), r.passKey(p.index, u.Index)); err != nil {
 			return nil, err
 		}
 	}
@@ -765,8 +811,27 @@ func (r *runner) parallel(items []*item, scratches []*scratch, fn func(*item, *s
 	wg.Wait()
 }
 
-func (r *runner) cleanWork() {
-	for i := range r.passes {
-		os.RemoveAll(r.passDir(i))
+// cleanWork removes, once every unit is finished, the work of other
+// inputs (plan directories of other keys, and the layout of older
+// versions: work/passN, work/stats) and, unless keep, the pass files of
+// this run. The final markers stay, so a rerun finds the run finished.
+func (r *runner) cleanWork(keep bool) {
+	entries, _ := os.ReadDir(r.work)
+	for _, e := range entries {
+		name := e.Name()
+		stale := false
+		switch {
+		case strings.HasPrefix(name, "plan-"):
+			stale = !keep || name != filepath.Base(r.planDir())
+		case name == "pass0":
+			stale = !keep
+		case strings.HasPrefix(name, "pass") && strings.Trim(name[len("pass"):], "0123456789") == "", name == "stats":
+			stale = true
+		}
+		if stale && e.IsDir() {
+			if err := os.RemoveAll(filepath.Join(r.work, name)); err != nil {
+				r.log.Warn("could not remove work files", "dir", filepath.Join(r.work, name), "err", err)
+			}
+		}
 	}
 }

@@ -98,14 +98,6 @@ func (s *Stats) merge(o *Stats) {
 	}
 }
 
-func (s *Stats) writeUnit(path string) error {
-	b, err := json.Marshal(s)
-	if err != nil {
-		return err
-	}
-	return atomicfile.WriteFile(path, b, 0o644)
-}
-
 func readStats(path string) (*Stats, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {

@@ -185,6 +185,9 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	}
 	r.passes = planPasses(cfg.Stages)
 	r.computeKeys(resolved)
+	if err := r.removeTemps(); err != nil {
+		return nil, err
+	}
 	if r.metrics, err = openMetrics(filepath.Join(r.out, fmt.Sprintf("metrics-rank%d.jsonl", opt.Rank))); err != nil {
 		return nil, err
 	}

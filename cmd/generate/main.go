@@ -4,6 +4,14 @@
 //
 //	generate -model DIR -ids 1,2,3 -logits OUT.json
 //	generate -model DIR -ids 1,2,3 -max-tokens 32 -temperature 0.8 -top-p 0.95 -seed 1
+//
+// -logits - writes the logits to standard output, before the generated ids
+// when -max-tokens is given too. A -logits file is replaced atomically, so
+// it must be a new or regular file (or a symlink to one); FIFOs, devices
+// and directories are refused. Every flag value outside its documented
+// range, ids outside the vocabulary, a prompt plus -max-tokens beyond the
+// model's max_position_embeddings and weights holding NaN or infinities are
+// errors.
 package main
 
 import (
@@ -13,6 +21,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"strconv"
@@ -39,27 +48,43 @@ type logitsFile struct {
 	Logits [][]float32 `json:"logits"`
 }
 
+// maxThreads bounds -threads: more workers than this only costs memory
+// and scheduling.
+const maxThreads = 1024
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("model", "", "model directory (config.json + model.safetensors)")
 	idsFlag := fs.String("ids", "", "comma-separated input token ids")
-	logitsOut := fs.String("logits", "", "write the logits of every position to this JSON file")
-	maxTokens := fs.Int("max-tokens", 0, "number of tokens to generate after the ids")
-	temperature := fs.Float64("temperature", 0, "sampling temperature (0 = greedy)")
+	logitsOut := fs.String("logits", "", "write the logits of every position to this JSON file (- for standard output)")
+	maxTokens := fs.Int("max-tokens", 0, "number of tokens to generate after the ids (at most max_position_embeddings minus the number of ids)")
+	temperature := fs.Float64("temperature", 0, "sampling temperature, >= 0 (0 = greedy)")
 	topK := fs.Int("top-k", 0, "keep the K most likely tokens (0 = all)")
-	topP := fs.Float64("top-p", 1, "nucleus sampling threshold")
+	topP := fs.Float64("top-p", 1, "nucleus sampling threshold in (0, 1] (1 = no limit)")
 	seed := fs.Uint64("seed", 0, "sampling seed")
 	stopFlag := fs.String("stop", "", "comma-separated stop token ids")
-	threads := fs.Int("threads", 0, "worker goroutines (0 = all cores)")
+	threads := fs.Int("threads", 0, fmt.Sprintf("worker goroutines, 0 to %d (0 = all cores)", maxThreads))
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q (flags go before it; see -help)", fs.Arg(0))
 	}
 	if *dir == "" || *idsFlag == "" {
 		return errors.New("-model and -ids are required (see -help)")
 	}
+	if err := checkFlags(*maxTokens, *temperature, *topK, *topP, *threads); err != nil {
+		return err
+	}
 	if *logitsOut == "" && *maxTokens == 0 {
 		return errors.New("nothing to do: give -logits OUT.json and/or -max-tokens N")
+	}
+	if *logitsOut != "" && *logitsOut != "-" {
+		// Fail before loading the model, not after the forward pass.
+		if err := atomicfile.Check(*logitsOut); err != nil {
+			return fmt.Errorf("-logits: %w (write -logits - for standard output)", err)
+		}
 	}
 	ids, err := parseIDs("-ids", *idsFlag)
 	if err != nil {
@@ -71,6 +96,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	cfg, params, err := checkpoint.LoadModel(*dir)
 	if err != nil {
+		return err
+	}
+	if err := checkWeights(*dir, params); err != nil {
+		return err
+	}
+	if err := checkIDs(cfg, ids, stopIDs, *maxTokens); err != nil {
 		return err
 	}
 	be := kernels.NewCPU(*threads)
@@ -88,13 +119,21 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		out := logitsFile{Shape: [2]int{len(ids), V}, Logits: make([][]float32, len(ids))}
 		for i := range ids {
 			out.Logits[i] = lg[i*V : (i+1)*V]
+			if j := firstNonFinite(out.Logits[i]); j >= 0 {
+				return fmt.Errorf("the logit of token %d at position %d is %v: the model's weights are probably corrupt, check the checkpoint in %s", j, i, out.Logits[i][j], *dir)
+			}
 		}
 		b, err := json.Marshal(out)
 		if err != nil {
 			return err
 		}
-		if err := atomicfile.WriteFile(*logitsOut, append(b, '\n'), 0o644); err != nil {
-			return err
+		b = append(b, '\n')
+		if *logitsOut == "-" {
+			if _, err := stdout.Write(b); err != nil {
+				return fmt.Errorf("-logits -: %w", err)
+			}
+		} else if err := atomicfile.WriteFile(*logitsOut, b, 0o644); err != nil {
+			return fmt.Errorf("-logits: %w", err)
 		}
 	}
 	if *maxTokens > 0 {
@@ -109,6 +148,90 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, string(b))
 	}
 	return nil
+}
+
+// checkFlags reports the first numeric flag outside its range.
+func checkFlags(maxTokens int, temperature float64, topK int, topP float64, threads int) error {
+	switch {
+	case maxTokens < 0:
+		return fmt.Errorf("-max-tokens %d: must be >= 0 (the number of tokens to generate)", maxTokens)
+	case !(temperature >= 0) || math.IsInf(temperature, 0):
+		return fmt.Errorf("-temperature %v: must be a finite number >= 0 (0 = greedy)", temperature)
+	case topK < 0:
+		return fmt.Errorf("-top-k %d: must be >= 0 (0 = all tokens)", topK)
+	case !(topP > 0 && topP <= 1):
+		return fmt.Errorf("-top-p %v: must be in (0, 1] (1 = no limit)", topP)
+	case threads < 0 || threads > maxThreads:
+		return fmt.Errorf("-threads %d: must be 0 (all cores) or a count from 1 to %d", threads, maxThreads)
+	}
+	return nil
+}
+
+// checkIDs checks the token ids against the model: in its vocabulary, and
+// the prompt plus maxTokens new tokens within its context.
+func checkIDs(cfg model.Config, ids, stop []int32, maxTokens int) error {
+	V, ctxLen := cfg.VocabSize, cfg.MaxPositionEmbeddings
+	for _, f := range []struct {
+		name string
+		ids  []int32
+	}{{"-ids", ids}, {"-stop", stop}} {
+		for i, id := range f.ids {
+			if int(id) >= V {
+				return fmt.Errorf("%s: item %d (%d) is outside the model's vocabulary [0, %d)", f.name, i+1, id, V)
+			}
+		}
+	}
+	if len(ids) > ctxLen {
+		return fmt.Errorf("-ids has %d tokens, more than the model's context (max_position_embeddings %d)", len(ids), ctxLen)
+	}
+	if maxTokens > ctxLen-len(ids) {
+		return fmt.Errorf("-max-tokens %d: the %d ids and the new tokens must fit in the model's context (max_position_embeddings %d), so at most %d new tokens fit",
+			maxTokens, len(ids), ctxLen, ctxLen-len(ids))
+	}
+	return nil
+}
+
+// checkWeights reports the first tensor holding a NaN or an infinity,
+// which would make every logit NaN (greedy decoding then emits token 0
+// forever).
+func checkWeights(dir string, p *model.Params) error {
+	for i, t := range p.Layout.Tensors {
+		x := p.View(i)
+		if j := firstNonFinite(x); j >= 0 {
+			return fmt.Errorf("model %s: tensor %s holds %v at element %d (of %d): the checkpoint is corrupt (re-export it, or use an earlier one)", dir, t.Name, x[j], j, t.Size)
+		}
+	}
+	return nil
+}
+
+// firstNonFinite returns the index of the first NaN or infinity in x, or
+// -1. It sums v-v (0 for finite v, NaN otherwise) over blocks and looks
+// inside a block only when its sum is not 0.
+func firstNonFinite(x []float32) int {
+	const block = 4096
+	for lo := 0; lo < len(x); lo += block {
+		b := x[lo:min(lo+block, len(x))]
+		var s0, s1, s2, s3 float32
+		i := 0
+		for ; i+4 <= len(b); i += 4 {
+			s0 += b[i] - b[i]
+			s1 += b[i+1] - b[i+1]
+			s2 += b[i+2] - b[i+2]
+			s3 += b[i+3] - b[i+3]
+		}
+		for ; i < len(b); i++ {
+			s0 += b[i] - b[i]
+		}
+		if s0+s1+s2+s3 == 0 {
+			continue
+		}
+		for j, v := range b {
+			if v-v != 0 {
+				return lo + j
+			}
+		}
+	}
+	return -1
 }
 
 func parseIDs(flagName, s string) ([]int32, error) {

@@ -11,9 +11,18 @@
 //
 // Inputs of train: text files, docs-*.parquet shards (column "text"),
 // directories holding them, glob patterns, or "-" for standard input.
+//
+// Ranges, checked before any input is read: -vocab-size 513 to 1048576
+// (the 256 bytes and 256 special tokens take 512 ids), -min-frequency at
+// least 1, -workers 0 (all cores) to 1024, -max-line and -max-segment 1 to
+// 1073741824 bytes (default 32 MiB). Plain encode input is read and
+// encoded in bounded pieces cut where the encoding cannot change, so its
+// memory does not grow with the input; -jsonl lines longer than -max-line
+// are errors naming the line.
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,8 +30,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 
 	"github.com/herdml/herd/data/tokenizer"
@@ -49,166 +60,308 @@ func (e usageError) Error() string { return e.msg }
 
 const usage = `usage:
   tokenizer train -input PATH[,PATH...] -vocab-size N -out DIR [-min-frequency 2] [-workers N] [-chat-template FILE]
-  tokenizer encode -tokenizer DIR [-special] [-jsonl IN.jsonl] [-workers N]
-  tokenizer chat -tokenizer DIR -jsonl IN.jsonl [-masks] [-workers N]
-  tokenizer decode -tokenizer DIR [-jsonl IN.jsonl]
+  tokenizer encode -tokenizer DIR [-special] [-workers N] [-max-segment BYTES] < text
+  tokenizer encode -tokenizer DIR [-special] -jsonl IN.jsonl [-workers N] [-max-line BYTES]
+  tokenizer chat -tokenizer DIR -jsonl IN.jsonl [-masks] [-workers N] [-max-line BYTES]
+  tokenizer decode -tokenizer DIR [-jsonl IN.jsonl [-workers N] [-max-line BYTES]]
   tokenizer convert -tiktoken FILE -out DIR`
 
-// run executes one subcommand.
+// run executes one subcommand. Each subcommand defines only the flags it
+// uses, and checks their ranges before reading any input.
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
 		return usageError{usage}
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil))
-	fs := flag.NewFlagSet("tokenizer "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dir := fs.String("tokenizer", "", "tokenizer directory (tokenizer.json [+ tokenizer_config.json])")
-	workers := fs.Int("workers", 0, "parallel workers (0: all cores)")
-	jsonl := fs.String("jsonl", "", "JSONL input file (\"-\": standard input)")
-	parse := func() error {
-		if err := fs.Parse(args[1:]); err != nil {
-			return usageError{err.Error()}
-		}
-		if fs.NArg() > 0 {
-			return usageError{fmt.Sprintf("unexpected arguments %q", fs.Args())}
-		}
-		return nil
+	c := &command{fs: flag.NewFlagSet("tokenizer "+args[0], flag.ContinueOnError), args: args[1:],
+		stdin: stdin, stdout: stdout, log: slog.New(slog.NewTextHandler(stderr, nil))}
+	c.fs.SetOutput(stderr)
+	switch args[0] {
+	case "train":
+		return c.train(ctx)
+	case "encode":
+		return c.encode(ctx)
+	case "chat":
+		return c.chat(ctx)
+	case "decode":
+		return c.decode(ctx)
+	case "convert":
+		return c.convert()
 	}
-	load := func() (*tokenizer.Tokenizer, error) {
-		if *dir == "" {
-			return nil, usageError{"-tokenizer DIR is required"}
-		}
-		return tokenizer.Load(*dir)
+	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usage)}
+}
+
+// command holds one subcommand's flags and streams.
+type command struct {
+	fs     *flag.FlagSet
+	args   []string
+	stdin  io.Reader
+	stdout io.Writer
+	log    *slog.Logger
+}
+
+// parse parses the flags; positional arguments are errors.
+func (c *command) parse() error {
+	if err := c.fs.Parse(c.args); err != nil {
+		return usageError{err.Error()}
 	}
-	// parseLoad parses the flags and loads -tokenizer.
-	parseLoad := func() (*tokenizer.Tokenizer, error) {
-		if err := parse(); err != nil {
-			return nil, err
-		}
-		return load()
+	if c.fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected arguments %q", c.fs.Args())}
 	}
-	// withJSONL runs fn on the -jsonl input.
-	withJSONL := func(fn func(io.Reader) error) error {
-		if *jsonl == "-" {
-			if err := fn(stdin); err != nil {
-				return fmt.Errorf("standard input: %w", err)
-			}
-			return nil
-		}
-		f, err := os.Open(*jsonl)
+	return nil
+}
+
+// isSet reports whether the named flag was given.
+func (c *command) isSet(name string) bool {
+	set := false
+	c.fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
+}
+
+// inRange returns a usage error naming the flag, its value and the allowed
+// range when v is outside [lo, hi].
+func inRange(flagName string, v, lo, hi int64, want string) error {
+	if v < lo || v > hi {
+		return usageError{fmt.Sprintf("-%s %d is out of range: want %s", flagName, v, want)}
+	}
+	return nil
+}
+
+// workersFlag defines -workers; check validates it.
+func (c *command) workersFlag() *int {
+	return c.fs.Int("workers", 0, fmt.Sprintf("parallel workers, 0 to %d (0: all cores)", tokenizer.MaxWorkers))
+}
+
+func checkWorkers(w int) error {
+	return inRange("workers", int64(w), 0, tokenizer.MaxWorkers, fmt.Sprintf("0 (all cores) to %d", tokenizer.MaxWorkers))
+}
+
+// maxLineFlag defines -max-line.
+func (c *command) maxLineFlag() *int {
+	return c.fs.Int("max-line", tokenizer.DefaultMaxLine, fmt.Sprintf("longest -jsonl input line in bytes, 1 to %d", tokenizer.MaxLimit))
+}
+
+func checkLimit(flagName string, v int) error {
+	return inRange(flagName, int64(v), 1, tokenizer.MaxLimit, fmt.Sprintf("1 to %d bytes", tokenizer.MaxLimit))
+}
+
+// tokenizerFlag defines -tokenizer; load loads it.
+func (c *command) tokenizerFlag() *string {
+	return c.fs.String("tokenizer", "", "tokenizer directory (tokenizer.json [+ tokenizer_config.json])")
+}
+
+func load(dir string) (*tokenizer.Tokenizer, error) {
+	if dir == "" {
+		return nil, usageError{"-tokenizer DIR is required"}
+	}
+	return tokenizer.Load(dir)
+}
+
+// withJSONL runs fn on the -jsonl input path ("-": standard input); errors
+// name the input, and a line over the limit says which flag raises it.
+func (c *command) withJSONL(path string, fn func(io.Reader) error) error {
+	name := path
+	r := c.stdin
+	if path == "-" {
+		name = "standard input"
+	} else {
+		f, err := os.Open(path)
 		if err != nil {
 			return err
 		}
 		defer f.Close()
-		if err := fn(f); err != nil {
-			return fmt.Errorf("%s: %w", *jsonl, err)
-		}
-		return nil
+		r = f
 	}
-	switch args[0] {
-	case "train":
-		input := fs.String("input", "", "comma-separated inputs: text files, docs-*.parquet, directories, globs, - for stdin")
-		vocab := fs.Int("vocab-size", 0, "total vocabulary size, the 256 special tokens included")
-		out := fs.String("out", "", "output directory")
-		minFreq := fs.Int64("min-frequency", 2, "stop when the best pair occurs fewer times")
-		tmpl := fs.String("chat-template", "", "file with the chat template to store: a tokenizer_config.json or a template text file")
-		if err := parse(); err != nil {
-			return err
+	if err := fn(r); err != nil {
+		if errors.Is(err, tokenizer.ErrTooLong) {
+			return fmt.Errorf("%s: %w; raise -max-line (bytes) to accept longer lines", name, err)
 		}
-		if *input == "" || *vocab == 0 || *out == "" {
-			return usageError{"train needs -input, -vocab-size and -out"}
-		}
-		corpora, err := tokenizer.OpenCorpus(strings.Split(*input, ","), stdin)
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	return nil
+}
+
+func (c *command) train(ctx context.Context) error {
+	input := c.fs.String("input", "", "comma-separated inputs: text files, docs-*.parquet, directories, globs, - for stdin")
+	vocab := c.fs.Int("vocab-size", 0, fmt.Sprintf("total vocabulary size, the 256 special tokens included, %d to %d", tokenizer.MinVocabSize, tokenizer.MaxVocabSize))
+	out := c.fs.String("out", "", "output directory")
+	minFreq := c.fs.Int64("min-frequency", 2, "stop when the best pair occurs fewer times (at least 1)")
+	workers := c.workersFlag()
+	tmpl := c.fs.String("chat-template", "", "file with the chat template to store: a tokenizer_config.json or a template text file")
+	if err := c.parse(); err != nil {
+		return err
+	}
+	if *input == "" || *vocab == 0 || *out == "" {
+		return usageError{"train needs -input, -vocab-size and -out"}
+	}
+	for _, err := range []error{
+		inRange("vocab-size", int64(*vocab), tokenizer.MinVocabSize, tokenizer.MaxVocabSize,
+			fmt.Sprintf("%d to %d (the 256 bytes and %d special tokens take %d ids, so a vocabulary needs more for at least one merge; Llama 3 has 128256)",
+				tokenizer.MinVocabSize, tokenizer.MaxVocabSize, tokenizer.NumSpecial, 256+tokenizer.NumSpecial)),
+		inRange("min-frequency", *minFreq, 1, math.MaxInt64, "at least 1"),
+		checkWorkers(*workers),
+	} {
 		if err != nil {
 			return err
 		}
-		opts := tokenizer.TrainOptions{VocabSize: *vocab, MinFrequency: *minFreq, Workers: *workers, Logger: log}
-		if *tmpl != "" {
-			if opts.ChatTemplate, err = readTemplate(*tmpl); err != nil {
-				return err
+	}
+	corpora, err := tokenizer.OpenCorpus(strings.Split(*input, ","), c.stdin)
+	if err != nil {
+		return err
+	}
+	opts := tokenizer.TrainOptions{VocabSize: *vocab, MinFrequency: *minFreq, Workers: *workers, Logger: c.log}
+	if *tmpl != "" {
+		if opts.ChatTemplate, err = readTemplate(*tmpl); err != nil {
+			return err
+		}
+	}
+	tok, err := tokenizer.Train(ctx, corpora, opts)
+	if err != nil {
+		return err
+	}
+	if err := tok.WriteHF(*out); err != nil {
+		return err
+	}
+	c.log.Info("wrote tokenizer", "dir", *out, "vocab_size", tok.VocabSize(), "bpe_tokens", tok.NumBPE(), "merges", len(tok.Merges()))
+	return nil
+}
+
+// encode writes the ids of standard input as one JSON array, reading and
+// encoding it in bounded pieces (see tokenizer.EncodeStream), or with
+// -jsonl one {"ids": […]} line per {"text": …} line. On an error the
+// output written so far is incomplete.
+func (c *command) encode(ctx context.Context) error {
+	dir := c.tokenizerFlag()
+	special := c.fs.Bool("special", false, "recognise special-token texts such as <|eot_id|>")
+	jsonl := c.fs.String("jsonl", "", "JSONL input file (\"-\": standard input)")
+	workers := c.workersFlag()
+	maxLine := c.maxLineFlag()
+	maxSeg := c.fs.Int("max-segment", tokenizer.DefaultMaxSegment, fmt.Sprintf(
+		"without -jsonl: the most bytes held before a place to cut the text safely is found, 1 to %d (only a single huge pre-token or text without ASCII spaces, punctuation and line breaks needs more)", tokenizer.MaxLimit))
+	if err := c.parse(); err != nil {
+		return err
+	}
+	for _, err := range []error{checkWorkers(*workers), checkLimit("max-line", *maxLine), checkLimit("max-segment", *maxSeg)} {
+		if err != nil {
+			return err
+		}
+	}
+	switch {
+	case *jsonl != "" && c.isSet("max-segment"):
+		return usageError{"-max-segment applies to standard input without -jsonl; use -max-line with -jsonl"}
+	case *jsonl == "" && c.isSet("max-line"):
+		return usageError{"-max-line applies to -jsonl input; use -max-segment for plain text"}
+	}
+	tok, err := load(*dir)
+	if err != nil {
+		return err
+	}
+	if *jsonl != "" {
+		return c.withJSONL(*jsonl, func(r io.Reader) error {
+			return tok.EncodeJSONL(ctx, r, c.stdout, *special, tokenizer.LineOptions{Workers: *workers, MaxLine: *maxLine})
+		})
+	}
+	bw := bufio.NewWriterSize(c.stdout, 1<<16)
+	bw.WriteByte('[')
+	var buf []byte
+	first := true
+	err = tok.EncodeStream(ctx, c.stdin, tokenizer.StreamOptions{AllowSpecial: *special, Workers: *workers, MaxSegment: *maxSeg}, func(ids []int32) error {
+		buf = buf[:0]
+		for _, id := range ids {
+			if !first {
+				buf = append(buf, ',')
 			}
+			first = false
+			buf = strconv.AppendInt(buf, int64(id), 10)
 		}
-		tok, err := tokenizer.Train(ctx, corpora, opts)
-		if err != nil {
-			return err
-		}
-		if err := tok.WriteHF(*out); err != nil {
-			return err
-		}
-		log.Info("wrote tokenizer", "dir", *out, "vocab_size", tok.VocabSize(), "bpe_tokens", tok.NumBPE(), "merges", len(tok.Merges()))
-		return nil
-
-	case "encode":
-		special := fs.Bool("special", false, "recognise special-token texts such as <|eot_id|>")
-		tok, err := parseLoad()
-		if err != nil {
-			return err
-		}
-		if *jsonl != "" {
-			return withJSONL(func(r io.Reader) error { return tok.EncodeJSONL(ctx, r, stdout, *special, *workers) })
-		}
-		text, err := io.ReadAll(stdin)
-		if err != nil {
-			return err
-		}
-		ids, err := tok.EncodeParallel(ctx, text, *special, *workers)
-		if err != nil {
-			return err
-		}
-		b, _ := json.Marshal(ids)
-		_, err = fmt.Fprintf(stdout, "%s\n", b)
+		_, err := bw.Write(buf)
 		return err
-
-	case "chat":
-		masks := fs.Bool("masks", false, "also write the \"target\" (SFT loss) and \"format\" (formatting tokens) masks")
-		if err := parse(); err != nil {
-			return err
+	})
+	if err != nil {
+		bw.Flush()
+		if errors.Is(err, tokenizer.ErrTooLong) {
+			return fmt.Errorf("standard input: %w; raise -max-segment (bytes) to encode it", err)
 		}
-		if *jsonl == "" {
-			return usageError{"chat needs -jsonl IN.jsonl (\"-\" for standard input)"}
-		}
-		tok, err := load()
-		if err != nil {
-			return err
-		}
-		return withJSONL(func(r io.Reader) error { return tok.ChatJSONL(ctx, r, stdout, *masks, *workers) })
-
-	case "decode":
-		tok, err := parseLoad()
-		if err != nil {
-			return err
-		}
-		if *jsonl != "" {
-			return withJSONL(func(r io.Reader) error { return tok.DecodeJSONL(ctx, r, stdout, *workers) })
-		}
-		var ids []int32
-		if err := json.NewDecoder(stdin).Decode(&ids); err != nil {
-			return fmt.Errorf("decode: standard input must be a JSON array of ids: %w", err)
-		}
-		text, err := tok.Decode(ids)
-		if err != nil {
-			return err
-		}
-		_, err = stdout.Write(text)
-		return err
-
-	case "convert":
-		tt := fs.String("tiktoken", "", "tiktoken ranks file (Llama 3 tokenizer.model)")
-		out := fs.String("out", "", "output directory")
-		if err := parse(); err != nil {
-			return err
-		}
-		if *tt == "" || *out == "" {
-			return usageError{"convert needs -tiktoken FILE and -out DIR"}
-		}
-		tok, err := tokenizer.LoadTiktoken(*tt, tokenizer.LlamaSpecials(),
-			tokenizer.Config{BOS: tokenizer.BeginOfText, EOS: tokenizer.EOT, AddBOS: true})
-		if err != nil {
-			return err
-		}
-		return tok.WriteHF(*out)
+		return fmt.Errorf("standard input: %w", err)
 	}
-	return usageError{fmt.Sprintf("unknown command %q\n%s", args[0], usage)}
+	bw.WriteString("]\n")
+	return bw.Flush()
+}
+
+func (c *command) chat(ctx context.Context) error {
+	dir := c.tokenizerFlag()
+	jsonl := c.fs.String("jsonl", "", "JSONL input file of chat requests (\"-\": standard input)")
+	masks := c.fs.Bool("masks", false, "also write the \"target\" (SFT loss) and \"format\" (formatting tokens) masks")
+	workers := c.workersFlag()
+	maxLine := c.maxLineFlag()
+	if err := c.parse(); err != nil {
+		return err
+	}
+	if *jsonl == "" {
+		return usageError{"chat needs -jsonl IN.jsonl (\"-\" for standard input)"}
+	}
+	for _, err := range []error{checkWorkers(*workers), checkLimit("max-line", *maxLine)} {
+		if err != nil {
+			return err
+		}
+	}
+	tok, err := load(*dir)
+	if err != nil {
+		return err
+	}
+	return c.withJSONL(*jsonl, func(r io.Reader) error {
+		return tok.ChatJSONL(ctx, r, c.stdout, *masks, tokenizer.LineOptions{Workers: *workers, MaxLine: *maxLine})
+	})
+}
+
+func (c *command) decode(ctx context.Context) error {
+	dir := c.tokenizerFlag()
+	jsonl := c.fs.String("jsonl", "", "JSONL input file of {\"ids\": […]} lines (\"-\": standard input)")
+	workers := c.workersFlag()
+	maxLine := c.maxLineFlag()
+	if err := c.parse(); err != nil {
+		return err
+	}
+	for _, err := range []error{checkWorkers(*workers), checkLimit("max-line", *maxLine)} {
+		if err != nil {
+			return err
+		}
+	}
+	tok, err := load(*dir)
+	if err != nil {
+		return err
+	}
+	if *jsonl != "" {
+		return c.withJSONL(*jsonl, func(r io.Reader) error {
+			return tok.DecodeJSONL(ctx, r, c.stdout, tokenizer.LineOptions{Workers: *workers, MaxLine: *maxLine})
+		})
+	}
+	var ids []int32
+	if err := json.NewDecoder(c.stdin).Decode(&ids); err != nil {
+		return fmt.Errorf("decode: standard input must be a JSON array of ids: %w", err)
+	}
+	text, err := tok.Decode(ids)
+	if err != nil {
+		return err
+	}
+	_, err = c.stdout.Write(text)
+	return err
+}
+
+func (c *command) convert() error {
+	tt := c.fs.String("tiktoken", "", "tiktoken ranks file (Llama 3 tokenizer.model)")
+	out := c.fs.String("out", "", "output directory")
+	if err := c.parse(); err != nil {
+		return err
+	}
+	if *tt == "" || *out == "" {
+		return usageError{"convert needs -tiktoken FILE and -out DIR"}
+	}
+	tok, err := tokenizer.LoadTiktoken(*tt, tokenizer.LlamaSpecials(),
+		tokenizer.Config{BOS: tokenizer.BeginOfText, EOS: tokenizer.EOT, AddBOS: true})
+	if err != nil {
+		return err
+	}
+	return tok.WriteHF(*out)
 }
 
 // readTemplate reads a chat template from a tokenizer_config.json (its

@@ -3,12 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/data/tokenizer"
 )
 
 const refDir = "../../../shared/testdata/tokenizer/llama3"
@@ -108,5 +114,189 @@ func TestUsageErrors(t *testing.T) {
 	}
 	if _, err := runCmd(t, "", "encode", "-tokenizer", t.TempDir()); err == nil || !strings.Contains(err.Error(), "tokenizer.json") {
 		t.Errorf("missing tokenizer: %v", err)
+	}
+}
+
+// TestFlagRanges checks every numeric flag of every subcommand: a value
+// outside its range is a usage error naming the flag and the range, found
+// before any input is read (the -input and -tokenizer paths below do not
+// exist), and flags of other subcommands are refused.
+func TestFlagRanges(t *testing.T) {
+	none := filepath.Join(t.TempDir(), "absent")
+	train := func(extra ...string) []string {
+		return append([]string{"train", "-input", none, "-out", t.TempDir(), "-vocab-size", "1000"}, extra...)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want []string // substrings of the error
+	}{
+		{"vocab too large", train("-vocab-size", "1000000000"), []string{"-vocab-size", "1000000000", "513", "1048576"}},
+		{"vocab only bytes and specials", train("-vocab-size", "512"), []string{"-vocab-size", "512", "513"}},
+		{"vocab below bytes", train("-vocab-size", "300"), []string{"-vocab-size", "513"}},
+		{"vocab negative", train("-vocab-size", "-5"), []string{"-vocab-size", "513"}},
+		{"min frequency negative", train("-min-frequency", "-5"), []string{"-min-frequency", "-5", "at least 1"}},
+		{"min frequency zero", train("-min-frequency", "0"), []string{"-min-frequency", "at least 1"}},
+		{"train workers negative", train("-workers", "-1"), []string{"-workers", "-1", "0 (all cores)", "1024"}},
+		{"train workers huge", train("-workers", "100000000"), []string{"-workers", "1024"}},
+		{"encode workers negative", []string{"encode", "-tokenizer", none, "-workers", "-2"}, []string{"-workers", "-2"}},
+		{"encode max line", []string{"encode", "-tokenizer", none, "-jsonl", "-", "-max-line", "0"}, []string{"-max-line", "0"}},
+		{"encode max segment", []string{"encode", "-tokenizer", none, "-max-segment", "-1"}, []string{"-max-segment", "-1"}},
+		{"encode max line huge", []string{"encode", "-tokenizer", none, "-max-line", "2000000000"}, []string{"-max-line", "1073741824"}},
+		{"chat workers negative", []string{"chat", "-tokenizer", none, "-jsonl", "-", "-workers", "-1"}, []string{"-workers"}},
+		{"chat max line", []string{"chat", "-tokenizer", none, "-jsonl", "-", "-max-line", "-3"}, []string{"-max-line"}},
+		{"decode workers negative", []string{"decode", "-tokenizer", none, "-workers", "-1"}, []string{"-workers"}},
+		{"decode max line", []string{"decode", "-tokenizer", none, "-jsonl", "-", "-max-line", "0"}, []string{"-max-line"}},
+		{"train refuses -jsonl", train("-jsonl", "x"), []string{"-jsonl"}},
+		{"train refuses -tokenizer", train("-tokenizer", "x"), []string{"-tokenizer"}},
+		{"convert refuses -workers", []string{"convert", "-tiktoken", none, "-out", none, "-workers", "2"}, []string{"-workers"}},
+		{"decode refuses -special", []string{"decode", "-tokenizer", none, "-special"}, []string{"-special"}},
+		{"encode -max-line without -jsonl", []string{"encode", "-tokenizer", none, "-max-line", "5"}, []string{"-max-line", "-jsonl"}},
+		{"encode -max-segment with -jsonl", []string{"encode", "-tokenizer", none, "-jsonl", "-", "-max-segment", "5"}, []string{"-max-segment", "-jsonl"}},
+		{"chat refuses -max-segment", []string{"chat", "-tokenizer", none, "-jsonl", "-", "-max-segment", "5"}, []string{"-max-segment"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runCmd(t, "", tc.args...)
+			if _, ok := err.(usageError); !ok {
+				t.Fatalf("error %v (%T), want a usage error", err, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Fatalf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// proseReader yields n bytes of prose as one line (the reference corpus
+// with its line breaks turned into spaces, repeated), generated on the fly
+// so that the test's own input takes no memory; every 2 MiB it calls tick.
+type proseReader struct {
+	src  []byte
+	n    int
+	off  int
+	tick func()
+	next int
+}
+
+func newProseReader(t *testing.T, n int, tick func()) *proseReader {
+	data, err := os.ReadFile(filepath.Join(refDir, "../../corpora/dict-devil.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &proseReader{src: bytes.ReplaceAll(data, []byte("\n"), []byte(" ")), n: n, tick: tick}
+}
+
+func (r *proseReader) Read(p []byte) (int, error) {
+	if r.off >= r.n {
+		return 0, io.EOF
+	}
+	if r.tick != nil && r.off >= r.next {
+		r.tick()
+		r.next += 2 << 20
+	}
+	p = p[:min(len(p), r.n-r.off)]
+	for i := range p {
+		p[i] = r.src[(r.off+i)%len(r.src)]
+	}
+	r.off += len(p)
+	return len(p), nil
+}
+
+// liveHeap returns the bytes of live heap objects after a collection.
+func liveHeap() uint64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+// TestEncodeLongLineBoundedMemory encodes a 24 MB single line from
+// standard input: the live heap stays far below the input size (the text
+// is read and encoded in bounded pieces cut at pre-token boundaries), and
+// the output equals the JSON of the ids of the whole text.
+func TestEncodeLongLineBoundedMemory(t *testing.T) {
+	needRef(t)
+	if testing.Short() {
+		t.Skip("encodes 24 MB")
+	}
+	const n = 24 << 20
+	base := liveHeap()
+	var peak uint64
+	sample := func() { peak = max(peak, liveHeap()) }
+	h := sha256.New()
+	out := &sampledWriter{w: h, tick: sample}
+	err := run(context.Background(), []string{"encode", "-tokenizer", refDir, "-workers", "2"}, newProseReader(t, n, sample), out, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sample()
+	growth := int64(peak) - int64(base)
+	t.Logf("live heap grew by at most %.1f MiB while encoding %d MiB", float64(growth)/(1<<20), n>>20)
+	if growth > 12<<20 {
+		t.Errorf("live heap grew by %d bytes encoding a %d-byte line; want bounded memory (under 12 MiB)", growth, n)
+	}
+	// The same ids as encoding the whole text at once.
+	text, _ := io.ReadAll(newProseReader(t, n, nil))
+	tok, err := tokenizer.Load(refDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, _ := json.Marshal(tok.Encode(text))
+	wh := sha256.Sum256(append(want, '\n'))
+	if !bytes.Equal(h.Sum(nil), wh[:]) {
+		t.Fatal("streamed output differs from the JSON of the ids of the whole text")
+	}
+}
+
+// sampledWriter passes writes on to w, calling tick every 4 MiB.
+type sampledWriter struct {
+	w    io.Writer
+	tick func()
+	n    int
+	next int
+}
+
+func (s *sampledWriter) Write(p []byte) (int, error) {
+	s.n += len(p)
+	if s.n >= s.next {
+		s.tick()
+		s.next += 4 << 20
+	}
+	return s.w.Write(p)
+}
+
+// TestJSONLMaxLine: a -jsonl line longer than -max-line is an error naming
+// the line, its length, the limit and the flag; the lines before it are
+// written.
+func TestJSONLMaxLine(t *testing.T) {
+	needRef(t)
+	long := `{"text": "` + strings.Repeat("word ", 400) + `"}`
+	first := map[string]string{
+		"encode": `{"text": "Hello world"}`,
+		"chat":   `{"messages": [{"role": "user", "content": "Hello"}]}`,
+		"decode": `{"ids": [9906]}`,
+	}
+	for _, cmd := range []string{"encode", "chat", "decode"} {
+		in := first[cmd] + "\n" + long + "\n" + first[cmd] + "\n"
+		out, err := runCmd(t, in, cmd, "-tokenizer", refDir, "-jsonl", "-", "-max-line", "1000")
+		if err == nil {
+			t.Fatalf("%s: no error", cmd)
+		}
+		for _, w := range []string{"line 2", fmt.Sprint(len(long)), "1000", "-max-line"} {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("%s: error %q does not mention %q", cmd, err, w)
+			}
+		}
+		if cmd == "encode" && out != "{\"ids\":[9906,1917]}\n" {
+			t.Errorf("encode: output before the long line = %q", out)
+		}
+	}
+	in := first["encode"] + "\n" + long + "\n" + first["encode"] + "\n"
+	out, err := runCmd(t, in, "encode", "-tokenizer", refDir, "-jsonl", "-", "-max-line", "3000")
+	if err != nil || strings.Count(out, "\n") != 3 {
+		t.Fatalf("with a larger -max-line: %q, %v", out, err)
 	}
 }

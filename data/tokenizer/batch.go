@@ -13,18 +13,30 @@ import (
 	"sync"
 )
 
-func defaultWorkers(w int) int {
-	if w <= 0 {
-		return runtime.GOMAXPROCS(0)
+// MaxWorkers bounds the worker counts of the functions that take one.
+const MaxWorkers = 1024
+
+// workerCount returns the number of goroutines for a worker setting w:
+// GOMAXPROCS for 0, w for 1..MaxWorkers, an error otherwise.
+func workerCount(w int) (int, error) {
+	switch {
+	case w == 0:
+		return runtime.GOMAXPROCS(0), nil
+	case w < 0 || w > MaxWorkers:
+		return 0, fmt.Errorf("workers %d is out of range: want 0 (all cores) to %d", w, MaxWorkers)
 	}
-	return w
+	return w, nil
 }
 
-// EncodeBatch encodes each text on workers goroutines (0: GOMAXPROCS);
-// out[i] holds the ids of texts[i].
+// EncodeBatch encodes each text on workers goroutines (0: GOMAXPROCS, at
+// most MaxWorkers); out[i] holds the ids of texts[i].
 func (t *Tokenizer) EncodeBatch(ctx context.Context, texts [][]byte, allowSpecial bool, workers int) ([][]int32, error) {
+	workers, err := workerCount(workers)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	workers = max(1, min(workers, len(texts)))
 	out := make([][]int32, len(texts))
-	workers = defaultWorkers(workers)
 	var next int64
 	var mu sync.Mutex
 	take := func() int {
@@ -56,7 +68,10 @@ func (t *Tokenizer) EncodeBatch(ctx context.Context, texts [][]byte, allowSpecia
 // pre-token must end (and never inside a special token), the chunks are
 // encoded in parallel and their ids concatenated in order.
 func (t *Tokenizer) EncodeParallel(ctx context.Context, text []byte, allowSpecial bool, workers int) ([]int32, error) {
-	workers = defaultWorkers(workers)
+	workers, err := workerCount(workers)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
 	if workers == 1 || len(text) < 2*chunkSize {
 		return t.AppendEncode(nil, text, allowSpecial), nil
 	}
@@ -127,48 +142,160 @@ func (t *Tokenizer) specialCovers(text []byte, p int) bool {
 	}
 }
 
+// DefaultMaxLine is the longest JSONL input line accepted by default
+// (LineOptions.MaxLine), and DefaultMaxSegment the default
+// StreamOptions.MaxSegment; MaxLimit bounds both settings.
+const (
+	DefaultMaxLine    = 32 << 20
+	DefaultMaxSegment = 32 << 20
+	MaxLimit          = 1 << 30
+)
+
+// ErrTooLong is wrapped by the errors for inputs longer than a configured
+// limit (LineOptions.MaxLine, StreamOptions.MaxSegment).
+var ErrTooLong = errors.New("too long")
+
+// limitSetting returns the limit for setting v of the named option: def
+// for 0, v for 1..MaxLimit, an error otherwise.
+func limitSetting(name string, v, def int) (int, error) {
+	switch {
+	case v == 0:
+		return def, nil
+	case v < 0 || v > MaxLimit:
+		return 0, fmt.Errorf("%s %d is out of range: want 1 to %d bytes (0: %d)", name, v, MaxLimit, def)
+	}
+	return v, nil
+}
+
+// LineOptions configure EncodeJSONL, ChatJSONL and DecodeJSONL.
+type LineOptions struct {
+	// Workers process lines in parallel, at most MaxWorkers (0: GOMAXPROCS).
+	Workers int
+	// MaxLine is the longest input line in bytes, its newline excluded, at
+	// most MaxLimit (0: DefaultMaxLine). A longer line is an error
+	// wrapping ErrTooLong. About 2×MaxLine input bytes (at least a few
+	// MiB per worker) are in processing at once.
+	MaxLine int
+}
+
 // lineBatch is a group of input lines processed by one worker.
 type lineBatch struct {
-	first int // line number of lines[0], from 1
-	lines [][]byte
+	first int    // line number of the first line, from 1
+	data  []byte // the lines, without their newlines
+	ends  []int  // line i is data[ends[i-1]:ends[i]]
+	units int    // units of the in-flight budget held
 	out   bytes.Buffer
 	err   error
 	done  chan struct{}
 }
 
+// line returns line i of the batch.
+func (b *lineBatch) line(i int) []byte {
+	start := 0
+	if i > 0 {
+		start = b.ends[i-1]
+	}
+	return b.data[start:b.ends[i]]
+}
+
+// Lines are grouped into batches of up to batchLines lines or batchBytes
+// bytes; the input bytes in flight are counted in budgetUnit units.
+const (
+	batchLines = 1024
+	batchBytes = 1 << 20
+	budgetUnit = 1 << 20
+)
+
+// readLine appends the next line of br, without its newline, to dst. ok
+// reports whether there was a line (false only at the end of the input);
+// err is io.EOF after the last line. A line longer than limit bytes is
+// not appended: the rest of it is read and dropped and the error, which
+// wraps ErrTooLong, gives its length.
+func readLine(br *bufio.Reader, dst []byte, limit int) (out []byte, ok bool, err error) {
+	start := len(dst)
+	for {
+		frag, err := br.ReadSlice('\n')
+		ok = ok || len(frag) > 0
+		ended := err == nil
+		if ended {
+			frag = frag[:len(frag)-1]
+		}
+		if n := int64(len(dst) - start + len(frag)); n > int64(limit) {
+			for !ended && errors.Is(err, bufio.ErrBufferFull) {
+				frag, err = br.ReadSlice('\n')
+				ended = err == nil
+				n += int64(len(frag))
+				if ended {
+					n--
+				}
+			}
+			if err != nil && !ended && !errors.Is(err, io.EOF) {
+				return dst[:start], true, err
+			}
+			return dst[:start], true, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, n, limit)
+		}
+		dst = append(dst, frag...)
+		if !errors.Is(err, bufio.ErrBufferFull) {
+			return dst, ok, err
+		}
+	}
+}
+
 // processLines reads lines from r, applies fn to each on workers
 // goroutines and writes the outputs to w in input order. fn appends its
 // output line (without the newline) to the buffer. Errors name the line.
-func processLines(ctx context.Context, r io.Reader, w io.Writer, workers int, fn func(line []byte, out *bytes.Buffer) error) error {
-	workers = defaultWorkers(workers)
+func processLines(ctx context.Context, r io.Reader, w io.Writer, o LineOptions, fn func(line []byte, out *bytes.Buffer) error) error {
+	workers, err := workerCount(o.Workers)
+	if err != nil {
+		return err
+	}
+	maxLine, err := limitSetting("max line", o.MaxLine, DefaultMaxLine)
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	work := make(chan *lineBatch, workers)
 	order := make(chan *lineBatch, 2*workers)
+	// budget bounds the input bytes in flight (read, not yet written out):
+	// a batch holds one unit per started budgetUnit bytes.
+	units := func(n int) int { return n/budgetUnit + 1 }
+	budget := make(chan struct{}, max(3*workers, 2*units(maxLine)+2))
+	acquire := func(n int) bool {
+		for range n {
+			select {
+			case budget <- struct{}{}:
+			case <-ctx.Done():
+				return false
+			}
+		}
+		return true
+	}
 	var readErr error
 	go func() {
 		defer close(work)
 		defer close(order)
-		br := bufio.NewReaderSize(r, 1<<20)
+		br := bufio.NewReaderSize(r, 1<<16)
 		line := 0
 		for {
 			b := &lineBatch{first: line + 1, done: make(chan struct{})}
-			size := 0
 			var err error
-			for len(b.lines) < 1024 && size < 1<<20 {
-				var l []byte
-				l, err = br.ReadBytes('\n')
-				if len(l) > 0 {
-					line++
-					l = bytes.TrimSuffix(l, []byte("\n"))
-					b.lines = append(b.lines, l)
-					size += len(l)
+			for len(b.ends) < batchLines && len(b.data) < batchBytes {
+				var ok bool
+				b.data, ok, err = readLine(br, b.data, maxLine)
+				if ok && (err == nil || errors.Is(err, io.EOF)) {
+					b.ends = append(b.ends, len(b.data))
 				}
 				if err != nil {
 					break
 				}
+				line++
 			}
-			if len(b.lines) > 0 {
+			if len(b.ends) > 0 {
+				b.units = units(len(b.data))
+				if !acquire(b.units) {
+					return
+				}
 				select {
 				case order <- b:
 				case <-ctx.Done():
@@ -194,13 +321,16 @@ func processLines(ctx context.Context, r io.Reader, w io.Writer, workers int, fn
 		go func() {
 			defer wg.Done()
 			for b := range work {
-				for i, l := range b.lines {
-					if err := fn(l, &b.out); err != nil {
+				for i := range b.ends {
+					n := b.out.Len()
+					if err := fn(b.line(i), &b.out); err != nil {
+						b.out.Truncate(n)
 						b.err = fmt.Errorf("line %d: %w", b.first+i, err)
 						break
 					}
 					b.out.WriteByte('\n')
 				}
+				b.data = nil
 				close(b.done)
 			}
 		}()
@@ -215,17 +345,28 @@ func processLines(ctx context.Context, r io.Reader, w io.Writer, workers int, fn
 		}
 		if b.err != nil {
 			cancel()
+			bw.Write(b.out.Bytes()) // the lines before the failed one
+			if err := bw.Flush(); err != nil {
+				return err
+			}
 			return b.err
 		}
 		if _, err := bw.Write(b.out.Bytes()); err != nil {
 			cancel()
 			return err
 		}
+		for range b.units {
+			<-budget
+		}
+		b.out = bytes.Buffer{}
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if readErr != nil {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
 		return readErr
 	}
 	return bw.Flush()
@@ -259,11 +400,12 @@ func appendMask(b []byte, m []bool) []byte {
 }
 
 // EncodeJSONL reads lines {"text": "…"} from r and writes one line
-// {"ids": […]} per input line to w, in input order, encoding on workers
-// goroutines. Blank lines are errors (every input line gets an output
-// line).
-func (t *Tokenizer) EncodeJSONL(ctx context.Context, r io.Reader, w io.Writer, allowSpecial bool, workers int) error {
-	return processLines(ctx, r, w, workers, func(line []byte, out *bytes.Buffer) error {
+// {"ids": […]} per input line to w, in input order, encoding in parallel
+// (see LineOptions). Blank lines are errors (every input line gets an
+// output line). On an error, the outputs of the lines before the failed
+// one are written.
+func (t *Tokenizer) EncodeJSONL(ctx context.Context, r io.Reader, w io.Writer, allowSpecial bool, o LineOptions) error {
+	return processLines(ctx, r, w, o, func(line []byte, out *bytes.Buffer) error {
 		var in struct {
 			Text *string `json:"text"`
 		}
@@ -284,8 +426,8 @@ func (t *Tokenizer) EncodeJSONL(ctx context.Context, r io.Reader, w io.Writer, a
 // ChatJSONL reads chat requests (see ParseChatRequest) from r and writes
 // one line {"ids": […]} per request to w, in order; with masks also
 // "target" and "format" arrays of 0/1 (see Chat).
-func (t *Tokenizer) ChatJSONL(ctx context.Context, r io.Reader, w io.Writer, masks bool, workers int) error {
-	return processLines(ctx, r, w, workers, func(line []byte, out *bytes.Buffer) error {
+func (t *Tokenizer) ChatJSONL(ctx context.Context, r io.Reader, w io.Writer, masks bool, o LineOptions) error {
+	return processLines(ctx, r, w, o, func(line []byte, out *bytes.Buffer) error {
 		req, err := ParseChatRequest(line)
 		if err != nil {
 			return err
@@ -310,8 +452,8 @@ func (t *Tokenizer) ChatJSONL(ctx context.Context, r io.Reader, w io.Writer, mas
 // DecodeJSONL reads lines {"ids": […]} and writes {"text": "…"} lines
 // (invalid UTF-8 in a decoded text becomes U+FFFD, as JSON strings cannot
 // hold it).
-func (t *Tokenizer) DecodeJSONL(ctx context.Context, r io.Reader, w io.Writer, workers int) error {
-	return processLines(ctx, r, w, workers, func(line []byte, out *bytes.Buffer) error {
+func (t *Tokenizer) DecodeJSONL(ctx context.Context, r io.Reader, w io.Writer, o LineOptions) error {
+	return processLines(ctx, r, w, o, func(line []byte, out *bytes.Buffer) error {
 		var in struct {
 			IDs *[]int32 `json:"ids"`
 		}

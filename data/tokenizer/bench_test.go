@@ -68,6 +68,20 @@ func benchEncode(b *testing.B, text []byte) {
 func BenchmarkEncodeProse(b *testing.B)    { benchEncode(b, benchProse(b, 4<<20)) }
 func BenchmarkEncodeGoSource(b *testing.B) { benchEncode(b, goSource(b, 4<<20)) }
 
+// BenchmarkEncodeLongPiece encodes one 1 MiB pre-token (a run of letters
+// from prose with its spaces and punctuation removed): the heap merge of
+// pathological input.
+func BenchmarkEncodeLongPiece(b *testing.B) {
+	var run []byte
+	for _, c := range benchProse(b, 2<<20) {
+		if c|0x20 >= 'a' && c|0x20 <= 'z' {
+			run = append(run, c)
+		}
+	}
+	b.ReportAllocs()
+	benchEncode(b, run[:1<<20])
+}
+
 // reportCPU reports MB per CPU second since cpu0 for b.N runs over n bytes.
 func reportCPU(b *testing.B, cpu0 float64, n int) {
 	benchutil.ReportMBPerCPUSecond(b, cpu0, int64(n))

@@ -1,6 +1,6 @@
 package tokenizer
 
-import "container/heap"
+import "slices"
 
 // Pieces longer than linearMax bytes are merged with a heap (O(n log n));
 // shorter ones with tiktoken's linear scan, which is faster for them.
@@ -175,30 +175,38 @@ func (t *Tokenizer) mergeLinear(dst []int32, piece []byte, sc *scratch) []int32 
 // mergeHeap runs BPE on a long piece with a doubly linked list of symbols
 // and a min-heap of candidate merges ordered by (priority, position), which
 // is the same order as the linear scan's "lowest priority, leftmost first".
+// Memory is about 28 bytes per byte of the piece, allocated once; buffers
+// of pieces over keepMax bytes are not kept in the scratch.
 func (t *Tokenizer) mergeHeap(dst []int32, piece []byte, sc *scratch) []int32 {
 	n := len(piece)
-	syms, prev, next := sc.syms[:0], sc.prev[:0], sc.next[:0]
+	syms, prev, next := sized(sc.syms, n), sized(sc.prev, n), sized(sc.next, n)
 	for i, c := range piece {
-		syms = append(syms, t.byteID[c])
-		prev = append(prev, int32(i-1))
-		next = append(next, int32(i+1))
+		syms[i] = t.byteID[c]
+		prev[i] = int32(i - 1)
+		next[i] = int32(i + 1)
 	}
 	next[n-1] = -1
 	h := sc.heap[:0]
+	if cap(h) < n {
+		h = make(mergeHeap, 0, n)
+	}
+	for i := 0; i < n-1; i++ {
+		if m := t.pairs.get(syms[i], syms[i+1]); m != noMerge {
+			h = append(h, mergeCand{prio: uint32(m >> 32), pos: int32(i), res: int32(uint32(m))})
+		}
+	}
+	h.init()
 	push := func(pos int32) {
 		nx := next[pos]
 		if nx < 0 {
 			return
 		}
 		if m := t.pairs.get(syms[pos], syms[nx]); m != noMerge {
-			heap.Push(&h, mergeCand{prio: uint32(m >> 32), pos: pos, res: int32(uint32(m))})
+			h.push(mergeCand{prio: uint32(m >> 32), pos: pos, res: int32(uint32(m))})
 		}
 	}
-	for i := 0; i < n-1; i++ {
-		push(int32(i))
-	}
-	for h.Len() > 0 {
-		c := heap.Pop(&h).(mergeCand)
+	for len(h) > 0 {
+		c := h.pop()
 		if syms[c.pos] < 0 {
 			continue // merged into its left neighbour
 		}
@@ -220,11 +228,26 @@ func (t *Tokenizer) mergeHeap(dst []int32, piece []byte, sc *scratch) []int32 {
 		}
 		push(c.pos)
 	}
+	dst = slices.Grow(dst, n/4)
 	for i := int32(0); i >= 0; i = next[i] {
 		dst = append(dst, syms[i])
 	}
+	if n > keepMax {
+		syms, prev, next, h = nil, nil, nil, nil
+	}
 	sc.syms, sc.prev, sc.next, sc.heap = syms, prev, next, h[:0]
 	return dst
+}
+
+// keepMax is the longest piece whose merge buffers stay in the scratch.
+const keepMax = 1 << 16
+
+// sized returns a slice of length n, reusing b's array when large enough.
+func sized(b []int32, n int) []int32 {
+	if cap(b) < n {
+		return make([]int32, n)
+	}
+	return b[:n]
 }
 
 type mergeCand struct {
@@ -233,20 +256,62 @@ type mergeCand struct {
 	res  int32
 }
 
+// mergeHeap is a binary min-heap of merge candidates on (prio, pos).
 type mergeHeap []mergeCand
 
-func (h mergeHeap) Len() int { return len(h) }
-func (h mergeHeap) Less(i, j int) bool {
-	if h[i].prio != h[j].prio {
-		return h[i].prio < h[j].prio
+func (a mergeCand) less(b mergeCand) bool {
+	if a.prio != b.prio {
+		return a.prio < b.prio
 	}
-	return h[i].pos < h[j].pos
+	return a.pos < b.pos
 }
-func (h mergeHeap) Swap(i, j int) { h[i], h[j] = h[j], h[i] }
-func (h *mergeHeap) Push(x any)   { *h = append(*h, x.(mergeCand)) }
-func (h *mergeHeap) Pop() any {
-	old := *h
-	x := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return x
+
+// init orders an arbitrary slice into a heap.
+func (h mergeHeap) init() {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		h.down(i)
+	}
+}
+
+func (h *mergeHeap) push(c mergeCand) {
+	*h = append(*h, c)
+	s := *h
+	for i := len(s) - 1; i > 0; {
+		parent := (i - 1) / 2
+		if !s[i].less(s[parent]) {
+			break
+		}
+		s[i], s[parent] = s[parent], s[i]
+		i = parent
+	}
+}
+
+func (h *mergeHeap) pop() mergeCand {
+	s := *h
+	top := s[0]
+	last := len(s) - 1
+	s[0] = s[last]
+	*h = s[:last]
+	h.down(0)
+	return top
+}
+
+// down moves element i down to its place.
+func (h mergeHeap) down(i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h[r].less(h[l]) {
+			m = r
+		}
+		if !h[m].less(h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
 }

@@ -23,9 +23,10 @@ type Corpus interface {
 }
 
 // chunkSize is the target chunk size when streaming a text; maxChunk the
-// size at which a chunk with no safe cut point is cut anyway (only
-// pathological input: 16 MiB without a line break followed by a
-// non-space, and without a letter followed by punctuation).
+// size at which a chunk with no safe cut point is cut anyway when counting
+// pre-tokens for training (only pathological input: 16 MiB without an
+// ASCII letter followed by an ASCII non-letter, and without a line break
+// followed by a non-space).
 const (
 	chunkSize = 1 << 20
 	maxChunk  = 16 << 20
@@ -35,23 +36,25 @@ const (
 func isASCIISpace(c byte) bool { return c == ' ' || c >= '\t' && c <= '\r' }
 
 // cutPoint returns the largest p in (0, len(b)) at which a pre-token
-// boundary is certain whatever follows b[p], or -1. Two kinds qualify:
-// after a line break followed by an ASCII non-space (the whitespace or
-// punctuation piece must end at the line break, and nothing can extend a
-// piece across it), and after an ASCII letter followed by ASCII punctuation
-// or a digit (a letter run ends there and no piece starting before it
-// can continue).
+// boundary is certain whatever follows b[p], or -1; boundaries after a
+// line break win over the others. Two kinds qualify: after a line break
+// followed by an ASCII non-space (the whitespace or punctuation piece must
+// end at the line break, and nothing can extend a piece across it), and
+// after an ASCII letter followed by an ASCII non-letter (space,
+// punctuation or digit): no alternative of the pattern matches a letter
+// followed by a non-letter, so the piece holding the letter ends there,
+// and the pieces from p on depend only on the text from p on.
 func cutPoint(b []byte) int {
 	fallback := -1
 	for p := len(b) - 1; p > 0; p-- {
 		c, prev := b[p], b[p-1]
-		if c >= 0x80 || isASCIISpace(c) {
+		if c >= 0x80 || prev >= 0x80 {
 			continue
 		}
-		if prev == '\n' || prev == '\r' {
+		if (prev == '\n' || prev == '\r') && !isASCIISpace(c) {
 			return p
 		}
-		if fallback < 0 && asciiClass[c&0x7f] != clsLetter && prev < 0x80 && asciiClass[prev] == clsLetter {
+		if fallback < 0 && asciiClass[prev] == clsLetter && asciiClass[c] != clsLetter {
 			fallback = p
 		}
 	}

@@ -6,27 +6,53 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
 )
 
+// Limits of TrainOptions.VocabSize. The smallest vocabulary holds the 256
+// bytes, the NumSpecial special tokens and one merged token; the largest is
+// 1<<20 (Llama 3 has 128256 ids), which bounds training's memory before any
+// input is read.
+const (
+	MinVocabSize = 256 + NumSpecial + 1
+	MaxVocabSize = 1 << 20
+)
+
 // TrainOptions configure Train.
 type TrainOptions struct {
 	// VocabSize is the total number of ids, special tokens included
-	// (Llama 3: 128256). The BPE vocabulary gets VocabSize - 256 tokens:
-	// the 256 bytes and VocabSize - 512 merged tokens.
+	// (Llama 3: 128256), in [MinVocabSize, MaxVocabSize]. The BPE
+	// vocabulary gets VocabSize - 256 tokens: the 256 bytes and
+	// VocabSize - 512 merged tokens.
 	VocabSize int
 	// MinFrequency stops training when the most frequent pair occurs fewer
-	// times (default 2). The vocabulary is then smaller than VocabSize.
+	// times (0: the default 2; negative values are errors). The vocabulary
+	// is then smaller than VocabSize.
 	MinFrequency int64
-	// Workers pre-tokenize and count in parallel (default GOMAXPROCS).
+	// Workers pre-tokenize and count in parallel, at most MaxWorkers
+	// (0: GOMAXPROCS).
 	Workers int
 	// ChatTemplate is stored in the written tokenizer_config.json (optional).
 	ChatTemplate string
 	// Logger receives progress (default: discard).
 	Logger *slog.Logger
+}
+
+// check validates the options; errors name the option and its range.
+func (o TrainOptions) check() error {
+	if o.VocabSize < MinVocabSize || o.VocabSize > MaxVocabSize {
+		return fmt.Errorf("TrainOptions.VocabSize %d is out of range: want %d to %d (the 256 bytes and %d special tokens take %d ids, so %d leaves room for no merge; Llama 3 has 128256)",
+			o.VocabSize, MinVocabSize, MaxVocabSize, NumSpecial, 256+NumSpecial, 256+NumSpecial)
+	}
+	if o.MinFrequency < 0 {
+		return fmt.Errorf("TrainOptions.MinFrequency %d is negative: want at least 1 (0: the default 2)", o.MinFrequency)
+	}
+	if o.Workers < 0 || o.Workers > MaxWorkers {
+		return fmt.Errorf("TrainOptions.Workers %d is out of range: want 0 (all cores) to %d", o.Workers, MaxWorkers)
+	}
+	return nil
 }
 
 // Counts is the number of occurrences of each distinct pre-token of a
@@ -88,8 +114,9 @@ func (c *Counts) Count(piece string) int64 {
 // CountCorpus pre-tokenizes the corpora with workers goroutines and counts
 // the distinct pre-tokens, streaming.
 func CountCorpus(ctx context.Context, corpora []Corpus, workers int) (*Counts, int64, error) {
-	if workers <= 0 {
-		workers = runtime.GOMAXPROCS(0)
+	workers, err := workerCount(workers)
+	if err != nil {
+		return nil, 0, err
 	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -107,7 +134,6 @@ func CountCorpus(ctx context.Context, corpora []Corpus, workers int) (*Counts, i
 		}()
 	}
 	var total int64
-	var err error
 	for _, c := range corpora {
 		err = c.Each(ctx, func(b []byte) error {
 			total += int64(len(b))
@@ -141,6 +167,9 @@ func Train(ctx context.Context, corpora []Corpus, o TrainOptions) (*Tokenizer, e
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if err := o.check(); err != nil {
+		return nil, fmt.Errorf("train tokenizer: %w", err)
+	}
 	start := time.Now()
 	counts, n, err := CountCorpus(ctx, corpora, o.Workers)
 	if err != nil {
@@ -169,11 +198,8 @@ func TrainCounts(ctx context.Context, counts *Counts, o TrainOptions) (*Tokenize
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	if o.VocabSize < 256+NumSpecial {
-		return nil, fmt.Errorf("train tokenizer: vocabulary size %d is too small: the 256 bytes and %d special tokens need %d", o.VocabSize, NumSpecial, 256+NumSpecial)
-	}
-	if o.VocabSize > 1<<30 {
-		return nil, fmt.Errorf("train tokenizer: vocabulary size %d is too large", o.VocabSize)
+	if err := o.check(); err != nil {
+		return nil, fmt.Errorf("train tokenizer: %w", err)
 	}
 	minFreq := o.MinFrequency
 	if minFreq <= 0 {
@@ -260,7 +286,11 @@ func TrainCounts(ctx context.Context, counts *Counts, o TrainOptions) (*Tokenize
 		merges = append(merges, Merge{a, b})
 		tr.merge(a, b, id)
 	}
-	if len(tokens) < target {
+	switch {
+	case len(merges) == 0:
+		log.Warn("training learned no merge: no pair of bytes occurs min_frequency times, so the tokenizer encodes every byte separately; train on more text or lower -min-frequency",
+			"target", target, "min_frequency", minFreq)
+	case len(tokens) < target:
 		log.Warn("training stopped before the target vocabulary size: no pair occurs often enough",
 			"bpe_tokens", len(tokens), "target", target, "min_frequency", minFreq)
 	}

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"context"
+	"errors"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -261,7 +262,7 @@ func TestTrainedTokenizer(t *testing.T) {
 }
 
 func TestTrainErrors(t *testing.T) {
-	if _, err := TrainCounts(context.Background(), countsOf("abc"), TrainOptions{VocabSize: 300}); err == nil || !strings.Contains(err.Error(), "too small") {
+	if _, err := TrainCounts(context.Background(), countsOf("abc"), TrainOptions{VocabSize: 300}); err == nil || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("small vocab: %v", err)
 	}
 	if _, err := OpenCorpus([]string{filepath.Join(t.TempDir(), "none*.txt")}, nil); err == nil {
@@ -276,5 +277,54 @@ func TestTrainErrors(t *testing.T) {
 	cancel()
 	if _, err := Train(ctx, []Corpus{ReaderCorpus("x", strings.NewReader(strings.Repeat("abc ", 1<<19)))}, TrainOptions{VocabSize: 600}); err == nil {
 		t.Error("cancelled training succeeded")
+	}
+}
+
+// failCorpus fails the test if it is read: options must be checked before
+// the corpus is counted.
+type failCorpus struct{ t *testing.T }
+
+func (c failCorpus) Each(context.Context, func([]byte) error) error {
+	c.t.Error("corpus read before the options were checked")
+	return errors.New("read")
+}
+
+// TestTrainOptionsChecked: every out-of-range option is an error naming
+// the option and its range, before any input is read and before any
+// allocation sized by the option.
+func TestTrainOptionsChecked(t *testing.T) {
+	cases := []struct {
+		name string
+		o    TrainOptions
+		want []string
+	}{
+		{"vocab huge", TrainOptions{VocabSize: 1_000_000_000}, []string{"VocabSize 1000000000", "513", "1048576"}},
+		{"vocab bytes and specials only", TrainOptions{VocabSize: 512}, []string{"VocabSize 512", "513", "no merge"}},
+		{"vocab tiny", TrainOptions{VocabSize: 300}, []string{"VocabSize 300", "513"}},
+		{"vocab negative", TrainOptions{VocabSize: -5}, []string{"VocabSize -5"}},
+		{"min frequency negative", TrainOptions{VocabSize: 600, MinFrequency: -5}, []string{"MinFrequency -5"}},
+		{"workers negative", TrainOptions{VocabSize: 600, Workers: -1}, []string{"Workers -1", "1024"}},
+		{"workers huge", TrainOptions{VocabSize: 600, Workers: 1 << 30}, []string{"Workers", "1024"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Train(context.Background(), []Corpus{failCorpus{t}}, tc.o)
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+			if _, err := TrainCounts(context.Background(), countsOf("abc abc"), tc.o); err == nil {
+				t.Error("TrainCounts accepted the options")
+			}
+		})
+	}
+	// The smallest vocabulary learns its one merge.
+	tok, err := TrainCounts(context.Background(), countsOf("abab abab"), TrainOptions{VocabSize: MinVocabSize})
+	if err != nil || len(tok.Merges()) != 1 {
+		t.Fatalf("VocabSize %d: %v", MinVocabSize, err)
 	}
 }

@@ -109,7 +109,7 @@ type measurer struct {
 	lim   Limits
 	stack []open
 	count map[atom.Atom]int // open elements by tag (for atoms), so most searches are O(1)
-	afe   []*fmtEntry // the list of active formatting elements
+	afe   []*fmtEntry       // the list of active formatting elements
 	shape Shape
 }
 

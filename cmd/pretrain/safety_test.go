@@ -262,7 +262,11 @@ func TestRunDirectoryLocked(t *testing.T) {
 		_, err := checkpoint.Latest(filepath.Join(runDir, pretrain.CheckpointsDir))
 		return err == nil
 	}, &stderr)
-	_, err := runCLI(append([]string{"-resume"}, args...)...)
+	// Bounded, in case the second writer is let in (it would train on).
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out, errs bytes.Buffer
+	err := run(ctx, append([]string{"-resume"}, args...), &out, &errs)
 	if err == nil || !strings.Contains(err.Error(), "in use by pid "+strconvItoa(cmd.Process.Pid)) {
 		t.Errorf("a second writer of the run directory: %v", err)
 	}

@@ -34,6 +34,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal cancels the run, which stops within moments; a
+	// second one ends the process at once.
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
 	var err error
 	switch {
 	case len(os.Args) > 1 && os.Args[1] == "train-classifier":

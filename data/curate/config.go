@@ -245,7 +245,10 @@ func ruleFor(path string) numberRule {
 	switch path {
 	case "workers":
 		general.note = " (0 = all cores)"
+	case "input.html_timeout_seconds":
+		return numberRule{min: 0.001, max: math.Inf(1), note: " (seconds)"}
 	case "input.files_per_unit", "input.max_line_bytes", "limits.max_doc_bytes", "output.row_group_docs",
+		"input.html_max_bytes", "input.html_max_depth", "input.html_max_elements",
 		"line_dedup.max_repeats", "line_dedup.bucket_docs",
 		"minhash.ngram", "minhash.bands", "minhash.rows", "minhash.memory_mb":
 		return atLeast1

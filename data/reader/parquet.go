@@ -12,14 +12,9 @@ import (
 	"github.com/herdml/herd/internal/pqcheck"
 )
 
-// HTMLExtractor reduces an HTML page to its main text.
-type HTMLExtractor interface {
-	Extract(html, url string) (string, error)
-}
-
 // readParquet streams the rows of a Parquet file with flat (top-level)
 // string columns named by the config.
-func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record) error) (err error) {
+func readParquet(path string, cfg Config, pg *pages, emit func(*Record) error) (err error) {
 	// The Parquet library panics on some corrupted files: report those as
 	// errors naming the file, but let panics of the callbacks through.
 	inCallback := false
@@ -96,8 +91,12 @@ func readParquet(path string, cfg Config, html HTMLExtractor, emit func(*Record)
 				if h, ok := get(htmlCol); ok {
 					r.Bytes = int64(len(h))
 					inCallback = true
-					setHTML(r, html, h)
+					e := pg.set(r, h)
 					inCallback = false
+					if e != nil {
+						rows.Close()
+						return e
+					}
 				} else if t, ok := get(textCol); ok {
 					r.Bytes = int64(len(t))
 					r.Doc.Text = t

@@ -45,12 +45,22 @@ type Config struct {
 	Source       string   `yaml:"source"`         // label for the source column (default: the file's base name)
 	FilesPerUnit int      `yaml:"files_per_unit"` // text/HTML files grouped per unit (default 256)
 	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line (default 64 MiB); longer lines are malformed records
+	// Bounds on HTML pages, checked before the extractor sees them:
+	// pathological pages (thousands of unclosed tables, 100,000 nested
+	// divs) make extractors take minutes or gigabytes. A page beyond a
+	// bound is a malformed record with its own reason (html_too_large,
+	// html_too_deep, html_too_many_elements, html_timeout).
+	HTMLMaxBytes    int     `yaml:"html_max_bytes"`       // largest page (default 8 MiB)
+	HTMLMaxDepth    int     `yaml:"html_max_depth"`       // deepest element nesting (default 256)
+	HTMLMaxElements int     `yaml:"html_max_elements"`    // most elements (default 100000)
+	HTMLTimeout     float64 `yaml:"html_timeout_seconds"` // longest extraction of one page (default 30)
 }
 
 // Default returns the default input settings.
 func Default() Config {
 	return Config{Format: "auto", TextField: "text", IDField: "id", URLField: "url", DateField: "date",
-		FilesPerUnit: 256, MaxLineBytes: 64 << 20}
+		FilesPerUnit: 256, MaxLineBytes: 64 << 20,
+		HTMLMaxBytes: 8 << 20, HTMLMaxDepth: 256, HTMLMaxElements: 100000, HTMLTimeout: 30}
 }
 
 // Kind is how a unit's files are read.
@@ -220,6 +230,7 @@ func excluded(rel string, patterns []string) bool {
 // Read streams the records of unit u to fn, in order, numbering them with
 // ordinals of the unit.
 func Read(ctx context.Context, u Unit, cfg Config, html HTMLExtractor, fn func(*Record) error) error {
+	pg := newPages(ctx, cfg, html)
 	index := 0
 	emit := func(r *Record) error {
 		if index&1023 == 0 && ctx.Err() != nil {
@@ -236,11 +247,11 @@ func Read(ctx context.Context, u Unit, cfg Config, html HTMLExtractor, fn func(*
 		var err error
 		switch u.Kind {
 		case JSONL:
-			err = readJSONL(f, cfg, html, emit)
+			err = readJSONL(f, cfg, pg, emit)
 		case Parquet:
-			err = readParquet(f, cfg, html, emit)
+			err = readParquet(f, cfg, pg, emit)
 		case Text, HTML:
-			err = readWhole(f, u.Kind, cfg, html, emit)
+			err = readWhole(f, u.Kind, cfg, pg, emit)
 		}
 		if err != nil {
 			return err
@@ -251,7 +262,7 @@ func Read(ctx context.Context, u Unit, cfg Config, html HTMLExtractor, fn func(*
 
 func base(path string) string { return filepath.Base(path) }
 
-func readWhole(path string, k Kind, cfg Config, html HTMLExtractor, emit func(*Record) error) error {
+func readWhole(path string, k Kind, cfg Config, pg *pages, emit func(*Record) error) error {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return fmt.Errorf("read input: %w", err)
@@ -265,23 +276,11 @@ func readWhole(path string, k Kind, cfg Config, html HTMLExtractor, emit func(*R
 	}
 	r.Doc.Text = string(b)
 	if k == HTML {
-		setHTML(r, html, r.Doc.Text)
+		if err := pg.set(r, r.Doc.Text); err != nil {
+			return err
+		}
 	}
 	return emit(r)
-}
-
-func setHTML(r *Record, html HTMLExtractor, raw string) {
-	if html == nil {
-		r.Problem, r.Detail = "html_extract", "no HTML extractor configured"
-		return
-	}
-	text, err := html.Extract(raw, r.Doc.URL)
-	if err != nil {
-		r.Problem, r.Detail = "html_extract", err.Error()
-		r.Doc.Text = capBytes(raw, 1<<16)
-		return
-	}
-	r.Doc.Text = text
 }
 
 // capBytes keeps at most n bytes of s (on a rune boundary where valid).
@@ -326,7 +325,7 @@ func openMaybeCompressed(path string) (io.ReadCloser, error) {
 	return f, nil
 }
 
-func readJSONL(path string, cfg Config, html HTMLExtractor, emit func(*Record) error) error {
+func readJSONL(path string, cfg Config, pg *pages, emit func(*Record) error) error {
 	rc, err := openMaybeCompressed(path)
 	if err != nil {
 		return err
@@ -360,8 +359,8 @@ func readJSONL(path string, cfg Config, html HTMLExtractor, emit func(*Record) e
 		r.Doc.Origin = path + ":" + strconv.Itoa(line)
 		if tooLong {
 			r.Problem, r.Detail = "line_too_long", fmt.Sprintf("line longer than input.max_line_bytes = %d", maxLine)
-		} else {
-			parseJSONRecord(b, cfg, html, r)
+		} else if err := parseJSONRecord(b, cfg, pg, r); err != nil {
+			return err
 		}
 		if r.Doc.ID == "" {
 			r.Doc.ID = r.Doc.Origin
@@ -397,12 +396,14 @@ func readLine(br *bufio.Reader, max int) (line []byte, tooLong bool, err error) 
 	}
 }
 
-func parseJSONRecord(b []byte, cfg Config, html HTMLExtractor, r *Record) {
+// parseJSONRecord fills r from a JSON line; it fails only when ctx ends
+// during HTML extraction.
+func parseJSONRecord(b []byte, cfg Config, pg *pages, r *Record) error {
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
 		r.Problem, r.Detail = "malformed_json", err.Error()
 		r.Doc.Text = capBytes(strings.ToValidUTF8(string(b), "\uFFFD"), 1<<16)
-		return
+		return nil
 	}
 	str := func(field string) (string, bool) {
 		if field == "" {
@@ -434,8 +435,7 @@ func parseJSONRecord(b []byte, cfg Config, html HTMLExtractor, r *Record) {
 	if cfg.HTMLField != "" {
 		if h, ok := str(cfg.HTMLField); ok {
 			invalid(cfg.HTMLField)
-			setHTML(r, html, h)
-			return
+			return pg.set(r, h)
 		}
 	}
 	text, ok := m[cfg.TextField].(string)
@@ -443,10 +443,11 @@ func parseJSONRecord(b []byte, cfg Config, html HTMLExtractor, r *Record) {
 		r.Problem = "missing_text"
 		r.Detail = fmt.Sprintf("no string field %q (set input.text_field)", cfg.TextField)
 		r.Doc.Text = capBytes(string(b), 1<<16)
-		return
+		return nil
 	}
 	r.Doc.Text = text
 	invalid(cfg.TextField)
+	return nil
 }
 
 // invalidInJSONField counts the invalid UTF-8 sequences in the raw JSON

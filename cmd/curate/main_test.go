@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -225,4 +226,59 @@ func TestCLIBadNumbers(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSecondProcessRefused runs rank 0 of a two-rank curation, which holds
+// its lock while it waits for rank 1, then a second rank 0 on the same
+// output: the second is refused with the first one's pid.
+func TestSecondProcessRefused(t *testing.T) {
+	bin := buildCurate(t)
+	in, out := t.TempDir(), filepath.Join(t.TempDir(), "out")
+	for i := range 4 {
+		if err := os.WriteFile(filepath.Join(in, fmt.Sprintf("%d.txt", i)), []byte(fmt.Sprintf("document number %d", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"-out", out, "-rank", "0", "-world", "2", "input.paths=[" + in + "]", "input.files_per_unit=1", "stages=[normalize]"}
+	first := exec.Command(bin, args...)
+	var firstOut syncBuffer
+	first.Stderr = &firstOut
+	if err := first.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		first.Process.Kill()
+		first.Wait()
+	}()
+	// Rank 0 has its lock once it waits for rank 1.
+	deadline := time.Now().Add(30 * time.Second)
+	for !strings.Contains(firstOut.String(), "waiting for other ranks") {
+		if time.Now().After(deadline) {
+			t.Fatalf("the first rank 0 is not waiting:\n%s", firstOut.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	second, err := exec.Command(bin, args...).CombinedOutput()
+	if err == nil || !strings.Contains(string(second), fmt.Sprintf("pid %d", first.Process.Pid)) {
+		t.Fatalf("second writer: %v\n%s", err, second)
+	}
+	t.Logf("%s", second)
+}
+
+// syncBuffer is a buffer a child process writes while the test reads it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

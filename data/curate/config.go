@@ -9,7 +9,10 @@
 // writes its keys to files, a decision step merges them, and the next pass
 // applies the decision. Each pass writes one file per input unit atomically,
 // so a rerun after a crash skips finished units, and units are split across
-// ranks that share a file system.
+// ranks that share a file system. A rerun reuses a finished unit only when
+// its input files and the recipe are unchanged (resume.go), removes what an
+// interrupted run left half-written (temps.go), and each rank holds a lock
+// on its part of the output so a second writer is refused (lock.go).
 //
 // Memory does not grow with the corpus: documents stream through in chunks
 // of at most 1024 documents or 32 MB; dedup decisions are split per unit

@@ -3,6 +3,7 @@ package classify
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/herdml/herd/data/dedup/planted"
 	"github.com/herdml/herd/internal/benchutil"
+	"github.com/zeebo/xxh3"
 )
 
 const corporaDir = "../../../shared/testdata/corpora"
@@ -396,17 +398,39 @@ func TestLoadRejectsCorruption(t *testing.T) {
 	}
 }
 
+// FuzzLoad reads arbitrary model files. The seed model is tiny (4
+// buckets of 1 dimension: about 120 bytes) so that minimizing an
+// interesting input stays fast; with fixSum the fuzz target rewrites the
+// trailing checksum, so that mutations reach the parser behind it, and
+// headers declaring more than 64Ki parameters are skipped.
 func FuzzLoad(f *testing.F) {
 	var b bytes.Buffer
-	m, _, err := Train(context.Background(), toyExamples(30, 4), Config{Buckets: 64, Dim: 2, Epochs: 1, Seed: 2})
+	m, _, err := Train(context.Background(), toyExamples(30, 4), Config{Buckets: 4, Dim: 1, Epochs: 1, Seed: 2})
 	if err != nil {
 		f.Fatal(err)
 	}
 	m.Save(&b)
-	f.Add(b.Bytes())
-	f.Add(b.Bytes()[:40])
-	f.Add([]byte(fileMagic))
-	f.Fuzz(func(t *testing.T, data []byte) {
+	good := b.Bytes()
+	f.Add(good, false)
+	f.Add(good[:40], false)
+	f.Add([]byte(fileMagic), false)
+	for _, at := range []int{len(fileMagic) + 4, len(fileMagic) + 8, 60, len(good) - 20} {
+		bad := bytes.Clone(good)
+		bad[at] ^= 0x41
+		f.Add(bad, true)
+	}
+	f.Fuzz(func(t *testing.T, data []byte, fixSum bool) {
+		if fixSum && len(data) >= 8 {
+			data = binary.LittleEndian.AppendUint64(bytes.Clone(data[:len(data)-8]), xxh3.Hash(data[:len(data)-8]))
+		}
+		// A valid header may declare up to maxParams floats (1 GiB), which
+		// Load allocates by design; skip those to keep executions fast.
+		if h := len(fileMagic) + 4; len(data) >= h+8 {
+			dim, buckets := int64(int32(binary.LittleEndian.Uint32(data[h:]))), int64(int32(binary.LittleEndian.Uint32(data[h+4:])))
+			if dim*buckets > 1<<16 {
+				return
+			}
+		}
 		m, err := Load(bytes.NewReader(data))
 		if err != nil {
 			return

@@ -3,6 +3,7 @@ package tokenizer
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -225,21 +226,60 @@ func TestParseTiktokenErrors(t *testing.T) {
 	}
 }
 
+// FuzzParseHF parses arbitrary tokenizer.json / tokenizer_config.json
+// pairs; a tokenizer that parses must round-trip text.
+//
+// A valid tokenizer.json holds at least the 256 byte tokens: kilobytes,
+// which the fuzzer would spend the whole run minimizing. So unless raw is
+// set, the document is assembled around fixed parts, and the fuzzer
+// writes only what varies: more vocabulary entries after the 256 bytes
+// (vocab), the merges, and the top-level fields after the fixed
+// normalizer, pre-tokenizer and decoder (rest; a repeated key there
+// replaces the fixed one). With raw, tj is the whole document.
 func FuzzParseHF(f *testing.F) {
-	// A seed with few specials keeps the input small for the fuzzer.
-	s := tinySpec()
-	s.specials = s.specials[:12]
-	tok, err := build(s)
+	tok, err := build(tinySpec())
 	if err != nil {
 		f.Fatal(err)
 	}
-	good, cfg, err := tok.MarshalHF()
+	full, _, err := tok.MarshalHF()
 	if err != nil {
 		f.Fatal(err)
 	}
-	f.Add(good, cfg)
-	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"a": 99999999}}}`), []byte(nil))
-	f.Fuzz(func(t *testing.T, tj, cj []byte) {
+	cfg := []byte(`{"bos_token": "<|begin_of_text|>", "eos_token": "<|eot_id|>", "model_max_length": 8}`)
+	var parts map[string]json.RawMessage
+	if err := json.Unmarshal(full, &parts); err != nil {
+		f.Fatal(err)
+	}
+	var head bytes.Buffer
+	head.WriteString(`{"model": {"type": "BPE", "ignore_merges": true, "vocab": {`)
+	for b := range 256 {
+		if b > 0 {
+			head.WriteByte(',')
+		}
+		fmt.Fprintf(&head, "%q:%d", byteLevelEncode([]byte{byte(b)}), b)
+	}
+	fixed := fmt.Sprintf(`, "normalizer": null, "pre_tokenizer": %s, "decoder": %s`, parts["pre_tokenizer"], parts["decoder"])
+	assemble := func(vocab, merges, rest []byte) []byte {
+		doc := append(bytes.Clone(head.Bytes()), vocab...)
+		doc = append(append(append(doc, `}, "merges": [`...), merges...), "]}"...)
+		doc = append(append(doc, fixed...), rest...)
+		return append(doc, '}')
+	}
+	vocab := []byte(`, "th": 256, "the": 257`)
+	merges := []byte(`"t h", "th e"`)
+	rest := []byte(`, "added_tokens": [{"id": 258, "content": "<|begin_of_text|>", "special": true}, {"id": 259, "content": "<|eot_id|>", "special": true}]`)
+	if _, err := ParseHF(assemble(vocab, merges, rest), cfg); err != nil {
+		f.Fatalf("assembled seed: %v", err)
+	}
+	f.Add(vocab, merges, rest, cfg, false)
+	f.Add(vocab, merges, []byte(`, "post_processor": {"type": "TemplateProcessing", "single": [{"SpecialToken": {"id": "<|begin_of_text|>"}}]}`), []byte(nil), false)
+	f.Add([]byte(nil), []byte(`["t", "h"]`), []byte(`, "pre_tokenizer": null`), []byte(nil), false)
+	f.Add([]byte(`{"model": {"type": "BPE", "vocab": {"a": 99999999}}}`), []byte(nil), []byte(nil), []byte(nil), true)
+	f.Fuzz(func(t *testing.T, vocab, merges, rest, cj []byte, raw bool) {
+		tj := vocab
+		if !raw {
+			tj = assemble(vocab, merges, rest)
+		}
 		tok, err := ParseHF(tj, cj)
 		if err != nil {
 			return
@@ -251,14 +291,24 @@ func FuzzParseHF(f *testing.F) {
 	})
 }
 
+// FuzzParseTiktoken parses arbitrary ranks files; a tokenizer that parses
+// must round-trip text. A valid file needs the 256 single bytes (2.5 KB,
+// too long to minimize), so with prefix set the fuzzer's text follows a
+// fixed block of the 256 byte lines.
 func FuzzParseTiktoken(f *testing.F) {
 	var b strings.Builder
 	for i := range 256 {
 		fmt.Fprintf(&b, "%s %d\n", base64.StdEncoding.EncodeToString([]byte{byte(i)}), i)
 	}
-	f.Add(b.String() + "dGg= 256\ndGhl 257\n")
-	f.Add("YQ== 0\n")
-	f.Fuzz(func(t *testing.T, in string) {
+	bytesBlock := b.String()
+	f.Add("dGg= 256\ndGhl 257\n", true)
+	f.Add("dGg= 256\ndGg= 257\n", true)
+	f.Add("YQ== 0\n", false)
+	f.Add("YQ== 0\nYg== 2\n", false)
+	f.Fuzz(func(t *testing.T, in string, prefix bool) {
+		if prefix {
+			in = bytesBlock + in
+		}
 		tok, err := ParseTiktoken(strings.NewReader(in), LlamaSpecials()[:3], Config{})
 		if err != nil {
 			return

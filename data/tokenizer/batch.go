@@ -214,29 +214,28 @@ const (
 func readLine(br *bufio.Reader, dst []byte, limit int) (out []byte, ok bool, err error) {
 	start := len(dst)
 	for {
-		frag, err := br.ReadSlice('\n')
+		frag, rerr := br.ReadSlice('\n')
 		ok = ok || len(frag) > 0
-		ended := err == nil
-		if ended {
-			frag = frag[:len(frag)-1]
+		if rerr == nil {
+			frag = frag[:len(frag)-1] // the newline
 		}
 		if n := int64(len(dst) - start + len(frag)); n > int64(limit) {
-			for !ended && errors.Is(err, bufio.ErrBufferFull) {
-				frag, err = br.ReadSlice('\n')
-				ended = err == nil
+			// Measure the whole line for the error, dropping it.
+			for errors.Is(rerr, bufio.ErrBufferFull) {
+				frag, rerr = br.ReadSlice('\n')
 				n += int64(len(frag))
-				if ended {
-					n--
+				if rerr == nil {
+					n-- // the newline
 				}
 			}
-			if err != nil && !ended && !errors.Is(err, io.EOF) {
-				return dst[:start], true, err
+			if rerr != nil && !errors.Is(rerr, io.EOF) {
+				return dst[:start], true, rerr
 			}
 			return dst[:start], true, fmt.Errorf("%w: %d bytes, limit %d", ErrTooLong, n, limit)
 		}
 		dst = append(dst, frag...)
-		if !errors.Is(err, bufio.ErrBufferFull) {
-			return dst, ok, err
+		if !errors.Is(rerr, bufio.ErrBufferFull) {
+			return dst, ok, rerr
 		}
 	}
 }

@@ -23,7 +23,9 @@ type StreamOptions struct {
 	// ASCII non-letter, or after a line break before a non-space), so only
 	// a longer run without such a place (a single very long pre-token, or
 	// text without ASCII spaces, punctuation and line breaks) exceeds it;
-	// that is an error wrapping ErrTooLong.
+	// that is an error wrapping ErrTooLong. Encoding one pre-token takes
+	// about 30 bytes of memory per byte, so the default bounds a
+	// pathological input at about a GiB.
 	MaxSegment int
 }
 

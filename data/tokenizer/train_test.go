@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -326,5 +327,18 @@ func TestTrainOptionsChecked(t *testing.T) {
 	tok, err := TrainCounts(context.Background(), countsOf("abab abab"), TrainOptions{VocabSize: MinVocabSize})
 	if err != nil || len(tok.Merges()) != 1 {
 		t.Fatalf("VocabSize %d: %v", MinVocabSize, err)
+	}
+}
+
+// TestTrainNoMergeWarns: training that learns no merge at all (no pair
+// occurs MinFrequency times) says so plainly.
+func TestTrainNoMergeWarns(t *testing.T) {
+	var log bytes.Buffer
+	tok, err := TrainCounts(context.Background(), countsOf("abc xyz"), TrainOptions{VocabSize: 600, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tok.Merges()) != 0 || !strings.Contains(log.String(), "learned no merge") || !strings.Contains(log.String(), "level=WARN") {
+		t.Fatalf("%d merges, log:\n%s", len(tok.Merges()), log.String())
 	}
 }

@@ -152,7 +152,9 @@ func TestShipped(t *testing.T) {
 
 func FuzzDecode(f *testing.F) {
 	for _, s := range []string{"steps: 1\n", "filters:\n  gopher:\n    min_words: 3\n", "langs: [a, b]\nlists: {a: b}\n",
-		"name: &a x\n", "---\n---\n", "steps: 1\nsteps: 2", "timeout: 1h\n", "{", "- - -", "seed: 18446744073709551615\n"} {
+		"name: &a x\n", "---\n---\n", "steps: 1\nsteps: 2", "timeout: 1h\n", "{", "- - -", "seed: 18446744073709551615\n",
+		// The nesting pre-scan: brackets in flow, quoted, block-scalar and compact forms.
+		"data: [[[[[[[[\n", "name: \"[[[[\"\n", "x: |\n  [[[[\n", "langs:\n  - - - - a\n"} {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, data []byte) {

@@ -92,7 +92,7 @@ func (m *Model) Generate(ctx context.Context, prompts [][]int32, opt SampleOptio
 		nextSlots, nextFeed := slots[:0], feed[:0]
 		for k, s := range slots {
 			row := logits[k*V : (k+1)*V]
-			if !allFinite(row) {
+			if FirstNonFinite(row) >= 0 {
 				return out, fmt.Errorf("generate: the logits at position %d of prompt %d (after %d generated tokens) are not finite (NaN or ±Inf); the model's weights are probably corrupt, check the checkpoint",
 					dec.Len(s)-1, s, len(out[s].Tokens))
 			}
@@ -131,22 +131,35 @@ func (opt *SampleOptions) validate() error {
 	return nil
 }
 
-// allFinite reports whether x holds no NaN and no infinity: v-v is 0 for
-// a finite v and NaN otherwise. Four sums keep the adds independent, so
-// the check costs a small fraction of the head's matrix multiplication.
-func allFinite(x []float32) bool {
-	var a, b, c, d float32
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		a += x[i] - x[i]
-		b += x[i+1] - x[i+1]
-		c += x[i+2] - x[i+2]
-		d += x[i+3] - x[i+3]
+// FirstNonFinite returns the index of the first NaN or infinity in x, or
+// -1. It sums v-v (0 for finite v, NaN otherwise) over blocks and looks
+// inside a block only when its sum is not 0; four sums keep the adds
+// independent, so a check per logits row costs little next to the head.
+func FirstNonFinite(x []float32) int {
+	const block = 4096
+	for lo := 0; lo < len(x); lo += block {
+		b := x[lo:min(lo+block, len(x))]
+		var s0, s1, s2, s3 float32
+		i := 0
+		for ; i+4 <= len(b); i += 4 {
+			s0 += b[i] - b[i]
+			s1 += b[i+1] - b[i+1]
+			s2 += b[i+2] - b[i+2]
+			s3 += b[i+3] - b[i+3]
+		}
+		for ; i < len(b); i++ {
+			s0 += b[i] - b[i]
+		}
+		if s0+s1+s2+s3 == 0 {
+			continue
+		}
+		for j, v := range b {
+			if v-v != 0 {
+				return lo + j
+			}
+		}
 	}
-	for ; i < len(x); i++ {
-		a += x[i] - x[i]
-	}
-	return a+b+c+d == 0
+	return -1
 }
 
 // Sampler picks tokens from logits according to SampleOptions. It keeps

@@ -119,7 +119,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		out := logitsFile{Shape: [2]int{len(ids), V}, Logits: make([][]float32, len(ids))}
 		for i := range ids {
 			out.Logits[i] = lg[i*V : (i+1)*V]
-			if j := firstNonFinite(out.Logits[i]); j >= 0 {
+			if j := model.FirstNonFinite(out.Logits[i]); j >= 0 {
 				return fmt.Errorf("the logit of token %d at position %d is %v: the model's weights are probably corrupt, check the checkpoint in %s", j, i, out.Logits[i][j], *dir)
 			}
 		}
@@ -197,41 +197,11 @@ func checkIDs(cfg model.Config, ids, stop []int32, maxTokens int) error {
 func checkWeights(dir string, p *model.Params) error {
 	for i, t := range p.Layout.Tensors {
 		x := p.View(i)
-		if j := firstNonFinite(x); j >= 0 {
+		if j := model.FirstNonFinite(x); j >= 0 {
 			return fmt.Errorf("model %s: tensor %s holds %v at element %d (of %d): the checkpoint is corrupt (re-export it, or use an earlier one)", dir, t.Name, x[j], j, t.Size)
 		}
 	}
 	return nil
-}
-
-// firstNonFinite returns the index of the first NaN or infinity in x, or
-// -1. It sums v-v (0 for finite v, NaN otherwise) over blocks and looks
-// inside a block only when its sum is not 0.
-func firstNonFinite(x []float32) int {
-	const block = 4096
-	for lo := 0; lo < len(x); lo += block {
-		b := x[lo:min(lo+block, len(x))]
-		var s0, s1, s2, s3 float32
-		i := 0
-		for ; i+4 <= len(b); i += 4 {
-			s0 += b[i] - b[i]
-			s1 += b[i+1] - b[i+1]
-			s2 += b[i+2] - b[i+2]
-			s3 += b[i+3] - b[i+3]
-		}
-		for ; i < len(b); i++ {
-			s0 += b[i] - b[i]
-		}
-		if s0+s1+s2+s3 == 0 {
-			continue
-		}
-		for j, v := range b {
-			if v-v != 0 {
-				return lo + j
-			}
-		}
-	}
-	return -1
 }
 
 func parseIDs(flagName, s string) ([]int32, error) {

@@ -82,25 +82,7 @@ func (r *runner) removeTemps() error {
 
 // removeOwnTemps deletes the leftovers in dir of files this rank writes.
 func (r *runner) removeOwnTemps(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, fmt.Errorf("clean %s: %w", dir, err)
-	}
-	var removed []string
-	for _, e := range entries {
-		name := e.Name()
-		if !atomicfile.IsTemp(name) || tempOwner(name, r.opt.World) != r.opt.Rank {
-			continue
-		}
-		if err := os.RemoveAll(filepath.Join(dir, name)); err != nil {
-			return removed, fmt.Errorf("clean %s: %w", dir, err)
-		}
-		removed = append(removed, name)
-	}
-	return removed, nil
+	return atomicfile.RemoveTempsFunc(dir, func(name string) bool { return tempOwner(name, r.opt.World) == r.opt.Rank })
 }
 
 // tempOwner returns the rank that writes the destination of a temporary

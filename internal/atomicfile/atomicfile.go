@@ -199,7 +199,12 @@ func IsTemp(name string) bool {
 // inside dir (see IsTemp) and returns their names. Call it only while
 // holding the directory's lock, so no live writer's temporary is removed.
 // A missing dir has nothing to clean.
-func RemoveTemps(dir string) ([]string, error) {
+func RemoveTemps(dir string) ([]string, error) { return RemoveTempsFunc(dir, nil) }
+
+// RemoveTempsFunc is RemoveTemps limited to the leftovers for which own
+// returns true (nil: all of them), for a directory shared by several
+// writers that each clean only their own.
+func RemoveTempsFunc(dir string, own func(name string) bool) ([]string, error) {
 	entries, err := os.ReadDir(dir)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -209,7 +214,7 @@ func RemoveTemps(dir string) ([]string, error) {
 	}
 	var removed []string
 	for _, e := range entries {
-		if !IsTemp(e.Name()) {
+		if !IsTemp(e.Name()) || own != nil && !own(e.Name()) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err != nil {

@@ -132,9 +132,6 @@ type source struct {
 	cur     fileReader
 	rng     *rand.Rand
 	pcg     *rand.PCG
-	// read tracks whether the epoch produced any record, so an endless
-	// run over files without a row ends with an error instead of spinning.
-	read bool
 }
 
 func newSource(files []string, seed uint64, epochs, maxLine int, pos Pos) (*source, error) {
@@ -178,11 +175,7 @@ func (s *source) next() (record, error) {
 			return record{}, io.EOF
 		}
 		if s.pos.File >= len(s.files) {
-			if !s.read && s.pos.Offset == 0 {
-				return record{}, fmt.Errorf("epoch %d: the inputs %v hold no rows", s.pos.Epoch, s.files)
-			}
 			s.pos = Pos{Epoch: s.pos.Epoch + 1}
-			s.read = false
 			s.shuffleFiles()
 			continue
 		}
@@ -212,7 +205,6 @@ func (s *source) next() (record, error) {
 			return record{}, fmt.Errorf("%s:%d: %w", s.file(), s.pos.Offset+1, err)
 		}
 		s.pos.Offset++
-		s.read = true
 		return rec, nil
 	}
 }

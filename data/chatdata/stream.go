@@ -139,6 +139,10 @@ type window[E any] struct {
 	filled bool
 	done   bool // the source ended in the current window
 
+	// goodEpoch is the epoch of the last example read: an endless run
+	// over inputs without a good row stops after one empty epoch.
+	goodEpoch int
+
 	start      Pos
 	startStats Stats
 	stats      Stats
@@ -165,7 +169,7 @@ func newWindow[E any](p *prepared, o *Options, st *State, encode func(record) (E
 	pcg := rand.NewPCG(0, 0)
 	return &window[E]{src: src, encode: encode, size: p.shuffle, seed: o.Seed, strict: o.Strict, keep: p.keep, fp: p.fingerprint,
 		items: make([]E, 0, p.shuffle), perm: make([]int, 0, p.shuffle),
-		num: s.Window, index: s.Index, start: s.Pos, startStats: s.Stats.Clone(), stats: s.Stats,
+		num: s.Window, index: s.Index, start: s.Pos, goodEpoch: s.Pos.Epoch, startStats: s.Stats.Clone(), stats: s.Stats,
 		pcg: pcg, rng: rand.New(pcg)}, nil
 }
 
@@ -217,6 +221,9 @@ func (w *window[E]) fill(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if w.src.pos.Epoch > w.goodEpoch+1 {
+			return fmt.Errorf("chatdata: epoch %d of %v gave no example (%s)", w.src.pos.Epoch-1, w.src.files, w.stats)
+		}
 		if rec.bad == nil && rec.line == nil && rec.f == nil {
 			continue // blank line
 		}
@@ -231,6 +238,7 @@ func (w *window[E]) fill(ctx context.Context) error {
 			continue
 		}
 		w.stats.Examples++
+		w.goodEpoch = w.src.pos.Epoch
 		if cut > 0 {
 			w.stats.Truncated++
 			w.stats.TruncatedTokens += int64(cut)

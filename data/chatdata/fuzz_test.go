@@ -1,0 +1,70 @@
+package chatdata
+
+import (
+	"errors"
+	"testing"
+)
+
+// FuzzParseRow parses arbitrary JSONL lines as SFT and preference rows and
+// encodes the valid ones: no panic, bad rows are *RowError with a known
+// reason, and examples keep their invariants. The seeds are short single
+// lines so each execution stays fast.
+func FuzzParseRow(f *testing.F) {
+	for _, s := range []string{
+		`{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}`,
+		`{"prompt": "a", "completion": "b"}`,
+		`{"prompt": [{"role": "user", "content": "a"}], "completion": [{"role": "assistant", "content": "b"}]}`,
+		`{"prompt": "a", "chosen": "b", "rejected": "c", "edited": "d"}`,
+		`{"prompt": [{"role": "user", "content": 1}], "chosen": [{"role": "assistant", "tool_calls": [{"name": "f", "arguments": {"x": "y"}}]}], "rejected": "c"}`,
+		`{"messages": [{"role": "ipython", "content": {"a": [1]}}, {"role": "assistant", "content": null}]}`,
+		`{"messages": "x"}`,
+		`[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	tok := testTokenizer(f)
+	enc, err := NewEncoder(tok, EncodeOptions{SeqLen: 48, Truncation: TruncateLeft})
+	if err != nil {
+		f.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, r := range Reasons() {
+		known[r] = true
+	}
+	checkBad := func(t *testing.T, err error) {
+		var re *RowError
+		if !errors.As(err, &re) || !known[re.Reason] {
+			t.Fatalf("error %v is not a row error with a known reason", err)
+		}
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		if r, err := ParseSFT(line); err != nil {
+			checkBad(t, err)
+		} else if x, err := enc.SFT(r); err != nil {
+			checkBad(t, err)
+		} else {
+			if len(x.IDs) > 48 || len(x.Weights) != len(x.IDs) || x.Weights[len(x.IDs)-1] != 0 {
+				t.Fatalf("example of %d ids, %d weights", len(x.IDs), len(x.Weights))
+			}
+		}
+		if r, err := ParsePref(line); err != nil {
+			checkBad(t, err)
+		} else if x, err := enc.Pref(r); err != nil {
+			checkBad(t, err)
+		} else {
+			for _, s := range []*Response{&x.Chosen, &x.Rejected, x.Edited} {
+				if s == nil {
+					continue
+				}
+				if len(s.IDs) > 48 || s.Last != len(s.IDs)-1 || len(s.Scored) != len(s.IDs) {
+					t.Fatalf("response of %d ids, last %d", len(s.IDs), s.Last)
+				}
+				for i := range x.PromptLen {
+					if s.Scored[i] || s.IDs[i] != x.Chosen.IDs[i] {
+						t.Fatalf("prompt token %d scored or not shared", i)
+					}
+				}
+			}
+		}
+	})
+}

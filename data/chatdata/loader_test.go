@@ -690,3 +690,45 @@ func TestLoaderErrors(t *testing.T) {
 		t.Errorf("empty endless input: %v", err)
 	}
 }
+
+// TestHoldOut: the held-out and training splits partition the rows, by
+// content, the same in JSONL and Parquet and whatever the seed.
+func TestHoldOut(t *testing.T) {
+	tok := testTokenizer(t)
+	var lines []string
+	for i := range 40 {
+		lines = append(lines, fmt.Sprintf(`{"prompt": "Hello %d", "completion": "Fine %d"}`, i, i))
+	}
+	dir := t.TempDir()
+	js := writeFile(t, dir, "a.jsonl", jsonl(lines))
+	pq := writeParquet(t, filepath.Join(dir, "b.parquet"), lines)
+	texts := func(path string, held bool, seed uint64) []string {
+		l := must(NewSFTLoader(SFTOptions{Options: Options{Paths: []string{path}, Tokenizer: tok, Encode: EncodeOptions{SeqLen: 64}, Seed: seed, Epochs: 1, HoldOut: 0.3, HeldOut: held}, Rows: 1}, nil))
+		var out []string
+		for _, b := range collectSFT(t, l, -1) {
+			d, _ := tok.Decode(b.Tokens)
+			out = append(out, string(d))
+		}
+		st := l.Stats()
+		if st.Rows+st.OtherSplit != 40 || st.Rows != int64(len(out)) {
+			t.Fatalf("stats %+v", st)
+		}
+		slices.Sort(out)
+		return out
+	}
+	train, held := texts(js, false, 1), texts(js, true, 1)
+	if len(held) < 4 || len(held) > 20 || len(train)+len(held) != 40 {
+		t.Fatalf("%d held out, %d train", len(held), len(train))
+	}
+	for _, h := range held {
+		if slices.Contains(train, h) {
+			t.Fatalf("%q in both splits", h)
+		}
+	}
+	if !slices.Equal(texts(pq, true, 5), held) || !slices.Equal(texts(js, false, 9), train) {
+		t.Fatal("the split depends on the format or the seed")
+	}
+	if _, err := NewSFTLoader(SFTOptions{Options: Options{Paths: []string{js}, Tokenizer: tok, Encode: EncodeOptions{SeqLen: 64}, HoldOut: 1}, Rows: 1}, nil); err == nil {
+		t.Error("HoldOut 1 accepted")
+	}
+}

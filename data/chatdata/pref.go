@@ -94,6 +94,9 @@ func NewPrefLoader(o PrefOptions, st *State) (*PrefLoader, error) {
 		if rerr != nil {
 			return PrefExample{}, 0, rerr
 		}
+		if rerr := p.split(rowKey(row.Prompt, row.Chosen, row.Rejected, row.Edited)); rerr != nil {
+			return PrefExample{}, 0, rerr
+		}
 		if !ranked {
 			row.Edited = nil // neither rendered nor counted in the length
 		}

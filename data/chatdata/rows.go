@@ -21,7 +21,7 @@ const (
 	ReasonUnrenderable  = "unrenderable"   // the Llama 3.1 template refuses the conversation
 )
 
-// Reasons lists every bad-row reason.
+// reasons lists every bad-row reason, in the order Stats.String uses.
 var reasons = []string{ReasonLineTooLong, ReasonMalformedJSON, ReasonMissingField, ReasonInvalidField,
 	ReasonUnknownRole, ReasonEmptyResponse, ReasonTooLong, ReasonUnrenderable}
 

@@ -80,6 +80,9 @@ func NewSFTLoader(o SFTOptions, st *State) (*SFTLoader, error) {
 		if rerr != nil {
 			return SFTExample{}, 0, rerr
 		}
+		if rerr := p.split(rowKey(row.Messages)); rerr != nil {
+			return SFTExample{}, 0, rerr
+		}
 		x, rerr := enc.sft(row)
 		return x, x.Cut, rerr
 	})

@@ -13,12 +13,13 @@ const DefaultSamples = 5
 // Stats counts what a loader read: rows, examples, bad rows by reason with
 // the first few of each (file:line: detail), and truncations.
 type Stats struct {
-	Rows            int64               `json:"rows"`     // non-blank records read
+	Rows            int64               `json:"rows"`     // non-blank records read, of the split served
 	Examples        int64               `json:"examples"` // rows that became examples
 	Truncated       int64               `json:"truncated,omitempty"`
 	TruncatedTokens int64               `json:"truncated_tokens,omitempty"` // prompt tokens cut by TruncateLeft
 	Bad             map[string]int64    `json:"bad,omitempty"`              // bad rows by reason
 	Samples         map[string][]string `json:"samples,omitempty"`          // the first bad rows of each reason
+	OtherSplit      int64               `json:"other_split,omitempty"`      // rows skipped as the other split of Options.HoldOut
 }
 
 // Dropped returns the number of bad rows.

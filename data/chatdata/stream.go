@@ -2,8 +2,10 @@ package chatdata
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"hash/fnv"
 	"io"
 	"math/rand/v2"
@@ -46,6 +48,15 @@ type Options struct {
 	// Samples is the number of bad rows kept per reason in Stats.Samples
 	// (0: DefaultSamples; negative: none).
 	Samples int
+	// HoldOut is the fraction of rows set aside for evaluation, in [0, 1):
+	// a row is held out when a hash of its messages (roles, contents, tool
+	// calls) falls below HoldOut, so the split does not depend on the file
+	// format, the file order or the seed. Rows of the other split are
+	// skipped and counted in Stats.OtherSplit.
+	HoldOut float64
+	// HeldOut serves the held-out rows (the evaluation split) instead of
+	// the others.
+	HeldOut bool
 }
 
 // State is the resumable position of a loader: JSON-serialisable, a few
@@ -79,7 +90,25 @@ type prepared struct {
 	shuffle     int
 	maxLine     int
 	keep        int
+	holdOut     float64
+	heldOut     bool
 	fingerprint string
+}
+
+// reasonOtherSplit marks a row of the other split (skipped, not bad).
+const reasonOtherSplit = "other_split"
+
+// split returns a RowError marking a row of the other split, or nil when
+// the row belongs to the split served.
+func (p *prepared) split(key uint64) *RowError {
+	if p.holdOut == 0 {
+		return nil
+	}
+	held := float64(key>>11)/(1<<53) < p.holdOut
+	if held == p.heldOut {
+		return nil
+	}
+	return &RowError{Reason: reasonOtherSplit}
 }
 
 func prepare(o *Options, kind string) (*prepared, error) {
@@ -90,6 +119,9 @@ func prepare(o *Options, kind string) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !(o.HoldOut >= 0 && o.HoldOut < 1) {
+		return nil, fmt.Errorf("chatdata: HoldOut %v: want a fraction in [0, 1)", o.HoldOut)
+	}
 	if o.Shuffle < 0 || o.Epochs < 0 || o.MaxLineBytes < 0 {
 		return nil, fmt.Errorf("chatdata: negative option (shuffle %d, epochs %d, max line bytes %d)", o.Shuffle, o.Epochs, o.MaxLineBytes)
 	}
@@ -97,7 +129,7 @@ func prepare(o *Options, kind string) (*prepared, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := &prepared{files: files, enc: enc, shuffle: o.Shuffle, maxLine: o.MaxLineBytes, keep: o.Samples}
+	p := &prepared{files: files, enc: enc, shuffle: o.Shuffle, maxLine: o.MaxLineBytes, keep: o.Samples, holdOut: o.HoldOut, heldOut: o.HeldOut}
 	if p.shuffle == 0 {
 		p.shuffle = DefaultShuffle
 	}
@@ -108,7 +140,7 @@ func prepare(o *Options, kind string) (*prepared, error) {
 		p.keep = DefaultSamples
 	}
 	h := fnv.New64a()
-	fmt.Fprintf(h, "%s|%d|%d|%d|%q|%v|%d|%+v", kind, o.Seed, p.shuffle, enc.o.SeqLen, enc.o.Truncation, enc.o.AllTokens, p.maxLine, enc.o.Chat)
+	fmt.Fprintf(h, "%s|%d|%d|%d|%q|%v|%d|%+v|%v|%v", kind, o.Seed, p.shuffle, enc.o.SeqLen, enc.o.Truncation, enc.o.AllTokens, p.maxLine, enc.o.Chat, o.HoldOut, o.HeldOut)
 	for _, f := range files {
 		st, err := os.Stat(f)
 		if err != nil {
@@ -229,6 +261,11 @@ func (w *window[E]) fill(ctx context.Context) error {
 		}
 		w.stats.Rows++
 		x, cut, rerr := w.encode(rec)
+		if rerr != nil && rerr.Reason == reasonOtherSplit {
+			w.stats.Rows--
+			w.stats.OtherSplit++
+			continue
+		}
 		if rerr != nil {
 			rerr.Loc = w.src.loc()
 			if w.strict {
@@ -264,4 +301,30 @@ func rowFields(rec record) (fields, *RowError) {
 		return rec.f, nil
 	}
 	return parseObject(rec.line)
+}
+
+// rowKey hashes the messages of a row (roles, contents, structured
+// contents and tool calls), in order, for the held-out split.
+func rowKey(parts ...[]tokenizer.Message) uint64 {
+	h := fnv.New64a()
+	for _, msgs := range parts {
+		io.WriteString(h, "\x00part")
+		for i := range msgs {
+			m := &msgs[i]
+			io.WriteString(h, "\x00"+m.Role+"\x00"+m.Content+"\x00")
+			if m.Data != nil {
+				writeJSON(h, m.Data)
+			}
+			for _, c := range m.ToolCalls {
+				io.WriteString(h, "\x00call\x00"+c.Name+"\x00")
+				writeJSON(h, c.Arguments)
+			}
+		}
+	}
+	return h.Sum64()
+}
+
+func writeJSON(h hash.Hash64, v any) {
+	b, _ := json.Marshal(v)
+	h.Write(b)
 }

@@ -732,3 +732,52 @@ func TestHoldOut(t *testing.T) {
 		t.Error("HoldOut 1 accepted")
 	}
 }
+
+// TestPackTruncateLeft: examples longer than T are cut from the left
+// (counted in Stats) and packed whole, never split across rows.
+func TestPackTruncateLeft(t *testing.T) {
+	tok := testTokenizer(t)
+	var lines []string
+	for i := range 6 {
+		lines = append(lines, fmt.Sprintf(`{"prompt": "%s", "completion": "Fine %d"}`, strings.Repeat("The quick brown fox. ", 3+4*i), i))
+	}
+	p := writeFile(t, t.TempDir(), "a.jsonl", jsonl(lines))
+	const T = 48
+	l := must(NewSFTLoader(SFTOptions{Options: Options{Paths: []string{p}, Tokenizer: tok, Encode: EncodeOptions{SeqLen: T, Truncation: TruncateLeft}, Shuffle: 1, Epochs: 1, Strict: true}, Rows: 2, Pack: true}, nil))
+	batches := collectSFT(t, l, -1)
+	st := l.Stats()
+	if st.Examples != 6 || st.Truncated < 3 || st.TruncatedTokens == 0 {
+		t.Fatalf("stats %+v", st)
+	}
+	bos, eot := special(t, tok, tokenizer.BeginOfText), special(t, tok, tokenizer.EOT)
+	docs := 0
+	for _, b := range batches {
+		for r := 0; r < b.B; r++ {
+			row := b.Tokens[r*T : (r+1)*T]
+			ids := b.DocIDs[r*T : (r+1)*T]
+			for i := range row {
+				if i == 0 || ids[i] != ids[i-1] {
+					if row[i] == bos {
+						docs++
+					}
+				}
+				// Every document that starts with BOS ends with its reply's <|eot_id|>.
+				if row[i] == bos && i > 0 && ids[i] == ids[i-1] {
+					t.Fatal("BOS inside a document")
+				}
+			}
+			last := -1
+			for i := range row {
+				if b.Weights[r*T+i] > 0 {
+					last = i
+				}
+			}
+			if last >= 0 && row[last+1] != eot {
+				t.Fatalf("the last target of row %d is not <|eot_id|>", r)
+			}
+		}
+	}
+	if docs != 6 {
+		t.Fatalf("%d documents packed, want 6", docs)
+	}
+}

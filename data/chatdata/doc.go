@@ -13,8 +13,10 @@
 // {"prompt", "chosen", "rejected"} with strings (standard format) or
 // lists of messages (conversational format: the prompt's messages, then
 // each response's), and optionally "edited" (Llama 3's edited > chosen >
-// rejected). Parquet files carry the same columns as strings: "messages"
-// holds a JSON list of messages, and a prompt, completion or response
+// rejected). A row may carry "tools", a list of JSON schemas (TRL's tools
+// column), which replaces EncodeOptions.Chat.Tools for that row. Parquet
+// files carry the same columns as strings: "messages" and "tools" hold
+// JSON lists, and a prompt, completion or response
 // value that is a JSON array of objects is read as a list of messages
 // (any other value is plain text).
 //

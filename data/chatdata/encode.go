@@ -114,9 +114,14 @@ func (x *SFTExample) Targets() []int32 {
 	return t
 }
 
-// render renders messages; a template error is ReasonUnrenderable.
-func (e *Encoder) render(msgs []tokenizer.Message) (*tokenizer.Chat, *RowError) {
-	c, err := e.tok.RenderChat(msgs, e.o.Chat)
+// render renders messages, with a row's own tools when it has them; a
+// template error is ReasonUnrenderable.
+func (e *Encoder) render(msgs []tokenizer.Message, tools []tokenizer.Value) (*tokenizer.Chat, *RowError) {
+	o := e.o.Chat
+	if tools != nil {
+		o.Tools = tools
+	}
+	c, err := e.tok.RenderChat(msgs, o)
 	if err != nil {
 		return nil, rowErr(ReasonUnrenderable, "%v", err)
 	}
@@ -133,7 +138,7 @@ func (e *Encoder) SFT(r SFTRow) (SFTExample, error) {
 }
 
 func (e *Encoder) sft(r SFTRow) (SFTExample, *RowError) {
-	c, rerr := e.render(r.Messages)
+	c, rerr := e.render(r.Messages, r.Tools)
 	if rerr != nil {
 		return SFTExample{}, rerr
 	}
@@ -215,14 +220,14 @@ func (e *Encoder) Pref(r PrefRow) (PrefExample, error) {
 }
 
 func (e *Encoder) pref(r PrefRow) (PrefExample, *RowError) {
-	p, rerr := e.render(r.Prompt)
+	p, rerr := e.render(r.Prompt, r.Tools)
 	if rerr != nil {
 		return PrefExample{}, rerr
 	}
 	P := len(p.IDs)
 	resp := func(name string, msgs []tokenizer.Message) (Response, *RowError) {
 		all := append(slices.Clip(r.Prompt), msgs...)
-		c, rerr := e.render(all)
+		c, rerr := e.render(all, r.Tools)
 		if rerr != nil {
 			rerr.Detail = name + ": " + rerr.Detail
 			return Response{}, rerr

@@ -19,6 +19,8 @@ func TestParseSFT(t *testing.T) {
 		{"prompt completion", sftLines[2], []string{"user", "assistant"}, ""},
 		{"conversational prompt completion", sftLines[3], []string{"user", "assistant"}, ""},
 		{"tool call", sftLines[4], []string{"user", "assistant", "ipython", "assistant"}, ""},
+		{"tools", toolsLine, []string{"user", "assistant"}, ""},
+		{"bad tools", `{"messages": [{"role": "user", "content": "x"}], "tools": {}}`, nil, ReasonInvalidField},
 		{"tool role", `{"messages": [{"role": "tool", "content": "x"}, {"role": "assistant", "content": "y"}]}`, []string{"tool", "assistant"}, ""},
 		{"not json", `{"messages": [`, nil, ReasonMalformedJSON},
 		{"null", `null`, nil, ReasonMalformedJSON},
@@ -110,7 +112,7 @@ func TestSFTMasksMatchRenderChat(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for i, line := range sftLines {
+		for i, line := range append(slices.Clone(sftLines), toolsLine) {
 			row, err := ParseSFT([]byte(line))
 			if err != nil {
 				t.Fatal(err)
@@ -119,9 +121,12 @@ func TestSFTMasksMatchRenderChat(t *testing.T) {
 			if err != nil {
 				t.Fatalf("row %d: %v", i, err)
 			}
-			c, err := tok.RenderChat(row.Messages, tokenizer.ChatOptions{})
+			c, err := tok.RenderChat(row.Messages, tokenizer.ChatOptions{Tools: row.Tools})
 			if err != nil {
 				t.Fatal(err)
+			}
+			if row.Tools != nil && !strings.Contains(c.Text, "get_weather") {
+				t.Fatalf("row %d: tools not rendered: %q", i, c.Text)
 			}
 			if !slices.Equal(x.IDs, c.IDs) {
 				t.Fatalf("row %d: ids differ from RenderChat", i)

@@ -79,6 +79,7 @@ type pqRow struct {
 	Chosen     *string `parquet:"chosen,optional"`
 	Rejected   *string `parquet:"rejected,optional"`
 	Edited     *string `parquet:"edited,optional"`
+	Tools      *string `parquet:"tools,optional"`
 }
 
 // writeParquet converts JSONL lines to a Parquet file (strings as they
@@ -114,6 +115,8 @@ func writeParquet(t testing.TB, path string, lines []string) string {
 				r.Rejected = &s
 			case "edited":
 				r.Edited = &s
+			case "tools":
+				r.Tools = &s
 			}
 		}
 		if _, err := w.Write([]pqRow{r}); err != nil {
@@ -140,6 +143,9 @@ var sftLines = []string{
 	`{"prompt": "What is the weather like?", "completion": "Sunny and warm."}`,
 	`{"messages": [{"role": "user", "content": "The lazy dog?"}, {"role": "assistant", "content": "It sleeps."}]}`,
 }
+
+// toolsLine is an SFT row with its own tools.
+const toolsLine = `{"messages": [{"role": "user", "content": "Weather?"}, {"role": "assistant", "tool_calls": [{"function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]}], "tools": [{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object"}}}]}`
 
 // prefLines are valid preference rows of every format.
 var prefLines = []string{

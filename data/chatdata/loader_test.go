@@ -26,6 +26,9 @@ func TestFormatsIdentical(t *testing.T) {
 			lines = prefLines
 		}
 		var ref any
+		if kind == "sft" {
+			lines = append(slices.Clone(lines), toolsLine)
+		}
 		for _, name := range []string{"a.jsonl", "a.jsonl.gz", "a.jsonl.zst", "a.parquet"} {
 			dir := t.TempDir()
 			var p string
@@ -34,7 +37,7 @@ func TestFormatsIdentical(t *testing.T) {
 			} else {
 				p = writeFile(t, dir, name, jsonl(lines))
 			}
-			o := Options{Paths: []string{p}, Tokenizer: tok, Encode: EncodeOptions{SeqLen: 256}, Shuffle: 1, Epochs: 1, Strict: true}
+			o := Options{Paths: []string{p}, Tokenizer: tok, Encode: EncodeOptions{SeqLen: 512}, Shuffle: 1, Epochs: 1, Strict: true}
 			var got any
 			var stats Stats
 			if kind == "sft" {

@@ -53,6 +53,9 @@ func rowErr(reason, format string, args ...any) *RowError {
 // completion's).
 type SFTRow struct {
 	Messages []tokenizer.Message
+	// Tools are the row's custom tools (its "tools" field, a list of JSON
+	// schemas as in TRL datasets); nil: the Encoder's ChatOptions.Tools.
+	Tools []tokenizer.Value
 }
 
 // PrefRow is one preference row: a prompt and its ranked responses,
@@ -63,6 +66,22 @@ type PrefRow struct {
 	Chosen   []tokenizer.Message
 	Rejected []tokenizer.Message
 	Edited   []tokenizer.Message // nil when the row has no edited response
+	Tools    []tokenizer.Value   // see SFTRow.Tools
+}
+
+// tools reads the optional "tools" field: a list of JSON schemas.
+func (f fields) tools() ([]tokenizer.Value, *RowError) {
+	if !f.has("tools") {
+		return nil, nil
+	}
+	var v tokenizer.Value
+	if err := v.UnmarshalJSON(f["tools"]); err != nil || v.Kind != tokenizer.Array {
+		return nil, rowErr(ReasonInvalidField, "field \"tools\" must be a list of JSON schemas")
+	}
+	if v.Elems == nil {
+		v.Elems = []tokenizer.Value{}
+	}
+	return v.Elems, nil
 }
 
 // knownRoles are the roles the Llama 3.1 template is used with; "tool"
@@ -165,7 +184,11 @@ func (f fields) sft() (SFTRow, *RowError) {
 		if len(m) == 0 {
 			return SFTRow{}, rowErr(ReasonMissingField, "field \"messages\" is an empty list")
 		}
-		return SFTRow{Messages: m}, nil
+		tools, err := f.tools()
+		if err != nil {
+			return SFTRow{}, err
+		}
+		return SFTRow{Messages: m, Tools: tools}, nil
 	}
 	if !f.has("prompt") && !f.has("completion") {
 		return SFTRow{}, rowErr(ReasonMissingField, "no \"messages\" field and no \"prompt\"/\"completion\" fields (SFT rows are {\"messages\": [...]} or {\"prompt\": ..., \"completion\": ...})")
@@ -178,7 +201,11 @@ func (f fields) sft() (SFTRow, *RowError) {
 	if err != nil {
 		return SFTRow{}, err
 	}
-	return SFTRow{Messages: append(p, c...)}, nil
+	tools, err := f.tools()
+	if err != nil {
+		return SFTRow{}, err
+	}
+	return SFTRow{Messages: append(p, c...), Tools: tools}, nil
 }
 
 // ParsePref reads one preference row from a JSON object: "prompt",
@@ -217,6 +244,9 @@ func (f fields) pref() (PrefRow, *RowError) {
 		if r.Edited, err = f.turn("edited", "assistant"); err != nil {
 			return r, err
 		}
+	}
+	if r.Tools, err = f.tools(); err != nil {
+		return r, err
 	}
 	for _, x := range []struct {
 		name string

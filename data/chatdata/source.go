@@ -330,10 +330,11 @@ func (r *jsonlReader) skip(n int64) error {
 }
 
 // parquetColumns are the columns a Parquet row may carry.
-var parquetColumns = []string{"messages", "prompt", "completion", "chosen", "rejected", "edited"}
+var parquetColumns = []string{"messages", "prompt", "completion", "chosen", "rejected", "edited", "tools"}
 
 // parquetReader reads the rows of a Parquet file. Columns are strings
-// (BYTE_ARRAY); "messages" holds a JSON list of messages, and a prompt,
+// (BYTE_ARRAY); "messages" holds a JSON list of messages, "tools" a JSON
+// list of tool schemas, and a prompt,
 // completion or response value that is a JSON array of objects is read as
 // a list of messages (TRL's conversational format); any other value is
 // plain text.
@@ -459,7 +460,7 @@ func (r *parquetReader) next() (record, error) {
 // parquetValue turns a string column value into the JSON of the field.
 func parquetValue(name string, b []byte) json.RawMessage {
 	t := bytes.TrimSpace(b)
-	if name == "messages" || (len(t) > 0 && t[0] == '[' && isObjectArray(t)) {
+	if name == "messages" || name == "tools" || (len(t) > 0 && t[0] == '[' && isObjectArray(t)) {
 		return json.RawMessage(bytes.Clone(t))
 	}
 	s, _ := json.Marshal(string(b))

@@ -1,7 +1,13 @@
 package chatdata
 
 import (
+	"bytes"
+	"context"
 	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -65,6 +71,48 @@ func FuzzParseRow(f *testing.F) {
 					}
 				}
 			}
+		}
+	})
+}
+
+// FuzzJSONLFile reads arbitrary JSONL files through an SFT loader: no
+// panic or hang, every non-blank line is an example or a counted bad row.
+// The file is rewritten in one directory so each execution stays fast.
+func FuzzJSONLFile(f *testing.F) {
+	f.Add([]byte(`{"prompt": "a", "completion": "b"}`))
+	f.Add([]byte("{\"prompt\": \"a\", \"completion\": \"b\"}\r\n\n{\"x\": 1}"))
+	f.Add([]byte(`{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Yo"}]}` + "\n" + `{"prompt": "` + strings.Repeat("z", 300) + `"}`))
+	tok := testTokenizer(f)
+	path := filepath.Join(f.TempDir(), "f.jsonl")
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		l, err := NewSFTLoader(SFTOptions{Options: Options{Paths: []string{path}, Tokenizer: tok, Encode: EncodeOptions{SeqLen: 64}, Shuffle: 3, Epochs: 1, MaxLineBytes: 256}, Rows: 2, Pack: true}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		n := 0
+		for {
+			_, err := l.Next(context.Background())
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += l.Examples()
+		}
+		st := l.Stats()
+		lines := 0
+		for _, line := range bytes.Split(data, []byte("\n")) {
+			if len(bytes.TrimSpace(line)) > 0 {
+				lines++
+			}
+		}
+		if st.Rows != st.Examples+st.Dropped() || int64(n) != st.Examples || st.Rows > int64(lines) {
+			t.Fatalf("stats %+v, %d examples served, %d non-blank lines", st, n, lines)
 		}
 	})
 }

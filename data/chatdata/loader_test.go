@@ -685,6 +685,12 @@ func TestLoaderErrors(t *testing.T) {
 	if _, err := l.Next(cctx); !errors.Is(err, context.Canceled) {
 		t.Errorf("canceled: %v", err)
 	}
+	if _, err := l.Next(ctx); err == nil || !strings.Contains(err.Error(), "from its State") {
+		t.Errorf("a loader whose window failed continued: %v", err)
+	}
+	if _, err := NewSFTLoader(SFTOptions{Options: Options{Paths: []string{good}, Tokenizer: tok, Encode: EncodeOptions{SeqLen: 64}, Shuffle: MaxShuffle + 1}, Rows: 1}, nil); err == nil {
+		t.Error("a huge shuffle window accepted")
+	}
 	// A file without any row in an endless run is an error, not a hang.
 	empty := writeFile(t, t.TempDir(), "e.jsonl", []byte("\n\n"))
 	o.Paths = []string{empty}

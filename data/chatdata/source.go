@@ -202,6 +202,9 @@ func (s *source) next() (record, error) {
 			continue
 		}
 		if err != nil {
+			if strings.HasPrefix(err.Error(), s.file()+":") {
+				return record{}, err // a Parquet error naming the file
+			}
 			return record{}, fmt.Errorf("%s:%d: %w", s.file(), s.pos.Offset+1, err)
 		}
 		s.pos.Offset++

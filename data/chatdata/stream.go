@@ -18,6 +18,7 @@ import (
 const (
 	DefaultShuffle      = 1024     // examples per shuffle window
 	DefaultMaxLineBytes = 16 << 20 // longest JSONL line or Parquet value
+	MaxShuffle          = 1 << 22  // largest shuffle window
 )
 
 // Options configure a loader.
@@ -122,8 +123,8 @@ func prepare(o *Options, kind string) (*prepared, error) {
 	if !(o.HoldOut >= 0 && o.HoldOut < 1) {
 		return nil, fmt.Errorf("chatdata: HoldOut %v: want a fraction in [0, 1)", o.HoldOut)
 	}
-	if o.Shuffle < 0 || o.Epochs < 0 || o.MaxLineBytes < 0 {
-		return nil, fmt.Errorf("chatdata: negative option (shuffle %d, epochs %d, max line bytes %d)", o.Shuffle, o.Epochs, o.MaxLineBytes)
+	if o.Shuffle < 0 || o.Shuffle > MaxShuffle || o.Epochs < 0 || o.MaxLineBytes < 0 {
+		return nil, fmt.Errorf("chatdata: options out of range: shuffle %d (want 0 to %d), epochs %d, max line bytes %d (want 0 or more)", o.Shuffle, MaxShuffle, o.Epochs, o.MaxLineBytes)
 	}
 	files, err := ListFiles(o.Paths)
 	if err != nil {
@@ -169,7 +170,8 @@ type window[E any] struct {
 	num    int64
 	index  int
 	filled bool
-	done   bool // the source ended in the current window
+	done   bool  // the source ended in the current window
+	err    error // a failed fill: the window's position is lost, so every later call fails
 
 	// goodEpoch is the epoch of the last example read: an endless run
 	// over inputs without a good row stops after one empty epoch.
@@ -187,7 +189,7 @@ func newWindow[E any](p *prepared, o *Options, st *State, encode func(record) (E
 	var s State
 	if st != nil {
 		if st.Fingerprint != p.fingerprint {
-			return nil, fmt.Errorf("chatdata: the saved data position was made for other inputs or options (fingerprint %s, now %s): the files, their sizes, the seed, shuffle, sequence length, truncation, loss mask or chat options changed", st.Fingerprint, p.fingerprint)
+			return nil, fmt.Errorf("chatdata: the saved data position was made for other inputs or options (fingerprint %s, now %s): the files, their sizes, the seed, shuffle, sequence length, truncation, loss mask, held-out split or chat options changed", st.Fingerprint, p.fingerprint)
 		}
 		if st.Index < 0 || st.Window < 0 {
 			return nil, fmt.Errorf("chatdata: invalid saved data position %+v", *st)
@@ -213,6 +215,9 @@ func (w *window[E]) state() State {
 // peek returns the next example without consuming it; io.EOF at the end
 // of the data.
 func (w *window[E]) peek(ctx context.Context) (*E, error) {
+	if w.err != nil {
+		return nil, w.err
+	}
 	for !w.filled || w.index >= len(w.perm) {
 		if w.filled {
 			if w.done {
@@ -223,10 +228,12 @@ func (w *window[E]) peek(ctx context.Context) (*E, error) {
 			w.filled = false
 		}
 		if err := w.fill(ctx); err != nil {
+			w.err = fmt.Errorf("%w (the loader stopped; make a new one from its State to continue)", err)
 			return nil, err
 		}
 		if w.index > len(w.perm) {
-			return nil, fmt.Errorf("chatdata: the saved data position skips %d examples of window %d, which has %d: the inputs changed", w.index, w.num, len(w.perm))
+			w.err = fmt.Errorf("chatdata: the saved data position skips %d examples of window %d, which has %d: the inputs changed", w.index, w.num, len(w.perm))
+			return nil, w.err
 		}
 	}
 	return &w.items[w.perm[w.index]], nil

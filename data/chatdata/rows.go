@@ -35,6 +35,7 @@ type RowError struct {
 	Detail string
 }
 
+// Error formats the bad row as "file:line: reason: detail".
 func (e *RowError) Error() string {
 	if e.Loc == "" {
 		return e.Reason + ": " + e.Detail

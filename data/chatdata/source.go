@@ -269,6 +269,7 @@ func openJSONL(path string, maxLine int) (*jsonlReader, error) {
 	return r, nil
 }
 
+// Close closes the decompressor and the file.
 func (r *jsonlReader) Close() error {
 	if r.zc != nil {
 		r.zc()
@@ -392,6 +393,7 @@ func openParquet(path string, maxLine int) (r *parquetReader, err error) {
 	return r, nil
 }
 
+// Close closes the open row group and the file.
 func (r *parquetReader) Close() error {
 	if r.rows != nil {
 		r.rows.Close()

@@ -31,9 +31,10 @@ type Options struct {
 	// Encode sets the chat template variables, the sequence length T
 	// (required), the truncation policy and the SFT loss mask.
 	Encode EncodeOptions
-	// Shuffle is the number of examples shuffled together (0:
-	// DefaultShuffle; 1: file order). Memory is bounded by this many
-	// tokenized examples.
+	// Shuffle is the number of examples shuffled together, at most
+	// MaxShuffle (0: DefaultShuffle; 1: reading order). Memory is bounded
+	// by this many tokenized examples. Files are read in a seeded order
+	// per epoch (sorted path order permuted by (Seed, epoch)) either way.
 	Shuffle int
 	// Seed seeds the file order of every epoch and the permutation of
 	// every shuffle window.

@@ -211,7 +211,7 @@ func average(args []string, stdout, stderr io.Writer) error {
 	if err := outdir.CheckReplace(*out, outdir.Model); err != nil {
 		return err
 	}
-	cfg, params, err := pretrain.AverageCheckpoints(fs.Args())
+	cfg, params, err := checkpoint.Average(fs.Args())
 	if err != nil {
 		return err
 	}

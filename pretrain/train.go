@@ -15,6 +15,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
@@ -151,12 +152,12 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 		if run.e != nil {
 			run.e.Close()
 		}
+		if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
+			c.Close()
+		}
 	}()
 	if err := run.setup(ctx); err != nil {
 		return nil, err
-	}
-	if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
-		defer c.Close()
 	}
 	run.log.Info("training", "params", run.m.Params.Layout.Total, "steps", run.plans[len(run.plans)-1].End, "from_step", run.e.Step(),
 		"stages", len(run.plans), "backend", run.be.Name(), "vocab", run.vocab)
@@ -296,7 +297,7 @@ func (run *runner) checkRecipe(old json.RawMessage, step int) error {
 // evaluation) through its manifests, so that missing, stale or unlisted
 // shards fail before training, and checks that all the sources were
 // tokenized by the same tokenizer. It returns the first source's manifest.
-func (run *runner) checkData() (*Manifest, error) {
+func (run *runner) checkData() (*tokens.Manifest, error) {
 	r := &run.r
 	type use struct {
 		where string
@@ -314,10 +315,10 @@ func (run *runner) checkData() (*Manifest, error) {
 	for i, s := range r.Eval.Sources {
 		uses = append(uses, use{fmt.Sprintf("eval.sources[%d] (%s)", i, s.Name), s})
 	}
-	var first *Manifest
+	var first *tokens.Manifest
 	var firstAt string
 	for _, u := range uses {
-		shards, err := tokenShards(u.src.Paths)
+		shards, err := tokens.Resolve(u.src.Paths)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.where, err)
 		}
@@ -346,7 +347,7 @@ func (run *runner) checkData() (*Manifest, error) {
 // loadTokenizer loads the recipe's tokenizer, or else the one the token
 // shards' manifest names, and checks that its content is the one the
 // shards were made with.
-func (run *runner) loadTokenizer(man *Manifest) error {
+func (run *runner) loadTokenizer(man *tokens.Manifest) error {
 	run.tokDir = run.r.Tokenizer
 	if run.tokDir == "" && man.Tokenizer.Dir != "" {
 		if _, err := os.Stat(filepath.Join(man.Tokenizer.Dir, tokenizer.TokenizerFile)); err == nil {

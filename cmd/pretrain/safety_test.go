@@ -14,6 +14,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	tokfiles "github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/pretrain"
 )
 
@@ -160,7 +161,7 @@ func TestManifestIsTheTruth(t *testing.T) {
 	}
 	os.Remove(filepath.Join(tokens, "tokens-00007.parquet"))
 	// No manifest (an unfinished tokenize): refused.
-	man := filepath.Join(tokens, pretrain.ManifestFile)
+	man := filepath.Join(tokens, tokfiles.ManifestFile)
 	manData, _ := os.ReadFile(man)
 	os.Remove(man)
 	if _, err := runCLI(tinyArgs(filepath.Join(dir, "r2"), tokens)...); err == nil || !strings.Contains(err.Error(), "has no manifest.json") {
@@ -198,7 +199,7 @@ func TestTokenizerIdentity(t *testing.T) {
 	if out, err := runCLI("tokenize", "-tokenizer", "tok", "-out", tokens, docs); err != nil {
 		t.Fatalf("%v\n%s", err, out)
 	}
-	m, err := pretrain.ReadManifest(tokens)
+	m, err := tokfiles.ReadManifest(tokens)
 	if err != nil || m.Tokenizer.Dir != filepath.Join(a, "tok") {
 		t.Fatalf("manifest tokenizer dir %q (%v), want the absolute %q", m.Tokenizer.Dir, err, filepath.Join(a, "tok"))
 	}

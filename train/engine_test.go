@@ -451,6 +451,7 @@ func TestRecordJSON(t *testing.T) {
 	for _, r := range []Record{
 		{Kind: "train", Step: 3, Stage: "main", Tokens: 96, Skipped: true, Values: checkpoint.Metrics{"loss": math.NaN(), "lr": 1e-3, "grad_norm": math.Inf(1)}},
 		{Kind: "eval", Step: 4, Stage: "a \"b\"", Tokens: 1},
+		{Kind: "eval", Step: 5, Stage: "é", Values: checkpoint.Metrics{"rewards/<b>&": -0.5, "naïve\n": 1e-300}},
 	} {
 		b, err := json.Marshal(r)
 		if err != nil {
@@ -459,6 +460,9 @@ func TestRecordJSON(t *testing.T) {
 		var got Record
 		if err := json.Unmarshal(b, &got); err != nil {
 			t.Fatalf("%s: %v", b, err)
+		}
+		if nums, _ := json.Marshal(map[string]float64(r.Values)); !r.Skipped && len(r.Values) > 0 && !bytes.HasSuffix(b, nums[1:]) {
+			t.Fatalf("%s: values not written as encoding/json writes %s", b, nums)
 		}
 		again, _ := json.Marshal(got)
 		if !bytes.Equal(b, again) || got.Kind != r.Kind || got.Stage != r.Stage || got.Skipped != r.Skipped {

@@ -33,22 +33,31 @@ type Record struct {
 
 // MarshalJSON writes the record on one line.
 func (r Record) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"kind":%s,"step":%d,"stage":%s,"tokens":%d`, strconv.Quote(r.Kind), r.Step, strconv.Quote(r.Stage), r.Tokens)
+	b, _ := r.appendJSON(nil, nil)
+	return b, nil
+}
+
+// appendJSON appends the record's JSON form to dst; keys is scratch space
+// for sorting the value names (see checkpoint.Metrics.AppendJSON).
+func (r *Record) appendJSON(dst []byte, keys []string) ([]byte, []string) {
+	dst = append(dst, `{"kind":`...)
+	dst = strconv.AppendQuote(dst, r.Kind)
+	dst = append(dst, `,"step":`...)
+	dst = strconv.AppendInt(dst, int64(r.Step), 10)
+	dst = append(dst, `,"stage":`...)
+	dst = strconv.AppendQuote(dst, r.Stage)
+	dst = append(dst, `,"tokens":`...)
+	dst = strconv.AppendInt(dst, r.Tokens, 10)
 	if r.Skipped {
-		b.WriteString(`,"skipped":true`)
+		dst = append(dst, `,"skipped":true`...)
 	}
 	if len(r.Values) == 0 {
-		b.WriteByte('}')
-		return b.Bytes(), nil
+		return append(dst, '}'), keys
 	}
-	nums, err := r.Values.MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	b.WriteByte(',')
-	b.Write(nums[1:])
-	return b.Bytes(), nil
+	n := len(dst)
+	dst, keys = r.Values.AppendJSON(dst, keys)
+	dst[n] = ',' // the values' '{' continues the object
+	return dst, keys
 }
 
 // UnmarshalJSON reads what MarshalJSON writes.
@@ -110,8 +119,10 @@ func ReadMetrics(path string) ([]Record, error) {
 
 // metricsLog appends records to metrics.jsonl.
 type metricsLog struct {
-	f *os.File
-	w *bufio.Writer
+	f    *os.File
+	w    *bufio.Writer
+	line []byte   // reused for each record
+	keys []string // reused for sorting value names
 }
 
 // openMetrics opens path for appending. When resuming at step, lines of
@@ -123,10 +134,7 @@ func openMetrics(path string, resume bool, step int) (*metricsLog, error) {
 			var buf bytes.Buffer
 			for _, r := range recs {
 				if r.Step <= step {
-					b, err := r.MarshalJSON()
-					if err != nil {
-						return nil, fmt.Errorf("resume: %s: %w", path, err)
-					}
+					b, _ := r.MarshalJSON()
 					buf.Write(b)
 					buf.WriteByte('\n')
 				}
@@ -150,12 +158,10 @@ func openMetrics(path string, resume bool, step int) (*metricsLog, error) {
 }
 
 func (l *metricsLog) write(r Record) error {
-	b, err := r.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	l.w.Write(b)
-	return l.w.WriteByte('\n')
+	l.line, l.keys = r.appendJSON(l.line[:0], l.keys)
+	l.line = append(l.line, '\n')
+	_, err := l.w.Write(l.line)
+	return err
 }
 
 // sync flushes buffered lines to the file.

@@ -2,6 +2,7 @@ package pretrain
 
 import (
 	"fmt"
+	"math"
 	"path/filepath"
 	"testing"
 
@@ -37,3 +38,5 @@ func tinyRecipe(out string, sources ...Source) Recipe {
 }
 
 func weight(w float64) *float64 { return &w }
+
+func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }

@@ -556,8 +556,6 @@ func (run *runner) windowEnd(si int, st StreamState) (PackState, error) {
 	return s.EndWindow()
 }
 
-func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
 // evaluate scores the held-out set with the current weights and logs it
 // (the engine's Eval hook).
 func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Metrics, error) {
@@ -645,12 +643,12 @@ func (run *runner) finish(ctx context.Context) error {
 	if err := run.e.SyncMetrics(); err != nil {
 		return err
 	}
-	recs, err := ReadMetrics(filepath.Join(run.r.Out, MetricsFile))
+	recs, err := train.ReadMetrics(filepath.Join(run.r.Out, MetricsFile))
 	if err != nil {
 		return err
 	}
 	png := filepath.Join(run.r.Out, "loss.png")
-	if err := PlotLoss(recs, png, filepath.Join(run.r.Out, "loss.svg")); err != nil {
+	if err := train.PlotLoss(recs, png, filepath.Join(run.r.Out, "loss.svg")); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	run.res.Plot = png

@@ -123,7 +123,8 @@ type Options struct {
 	ClipGradNorm float64
 	// Stages are the run's stages in order (at least one).
 	Stages []Stage
-	// MaxBadSteps is how many consecutive non-finite steps stop the run.
+	// MaxBadSteps is how many consecutive non-finite steps stop the run
+	// (at least 1).
 	MaxBadSteps int
 	// LogEvery logs every LogEvery-th step when there is no progress bar.
 	LogEvery int
@@ -131,7 +132,7 @@ type Options struct {
 	// (0: only at the end).
 	EvalEvery int
 	// CheckpointEvery saves every CheckpointEvery steps (and always at the
-	// end of a stage); Keep is how many checkpoints are kept.
+	// end of a stage); Keep (at least 1) is how many checkpoints are kept.
 	CheckpointEvery int
 	Keep            int
 
@@ -253,6 +254,9 @@ func (o *Options) validate() error {
 			errs = append(errs, fmt.Errorf("stage %d (%s): ends at step %d after %d, schedule %v", i, s.Name, s.End, prev, s.Schedule))
 		}
 		prev = s.End
+	}
+	if o.MaxBadSteps < 1 {
+		errs = append(errs, fmt.Errorf("max bad steps %d: must be at least 1", o.MaxBadSteps))
 	}
 	if o.Keep < 1 {
 		errs = append(errs, fmt.Errorf("keep %d checkpoints: must be at least 1", o.Keep))

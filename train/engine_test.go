@@ -381,9 +381,9 @@ func TestRunDirectory(t *testing.T) {
 	}
 }
 
-// TestHooks: Eval and Samples run every EvalEvery steps (not after a
-// skipped step) and at the end; their numbers are recorded; SaveFinal
-// averages the newest checkpoints.
+// TestHooks: Eval and Samples run every EvalEvery steps and at the end;
+// their numbers are recorded (and plotted); SaveFinal averages the newest
+// checkpoints.
 func TestHooks(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 	var evals, samples []Point
@@ -432,6 +432,9 @@ func TestHooks(t *testing.T) {
 	}
 	if !slices.Equal(evalSteps, []int{3, 6, 8}) {
 		t.Fatalf("eval records at %v", evalSteps)
+	}
+	if err := PlotLoss(recs, filepath.Join(dir, "loss.svg")); err != nil {
+		t.Fatalf("plot: %v", err)
 	}
 	_, avg, err := checkpoint.LoadModel(filepath.Join(dir, "final"))
 	if err != nil {

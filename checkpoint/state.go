@@ -73,36 +73,51 @@ func (m Metrics) MarshalJSON() ([]byte, error) {
 	if m == nil {
 		return []byte("null"), nil
 	}
-	keys := make([]string, 0, len(m))
+	b, _ := m.AppendJSON(nil, nil)
+	return b, nil
+}
+
+// AppendJSON appends m's JSON object, names in sorted order, to dst.
+// keys is scratch space for the sorted names, returned for reuse, so a
+// caller that keeps both buffers appends without allocating.
+func (m Metrics) AppendJSON(dst []byte, keys []string) ([]byte, []string) {
+	keys = keys[:0]
 	for k := range m {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	var b bytes.Buffer
-	b.WriteByte('{')
+	dst = append(dst, '{')
 	for i, k := range keys {
 		if i > 0 {
-			b.WriteByte(',')
+			dst = append(dst, ',')
 		}
-		kb, err := json.Marshal(k)
-		if err != nil {
-			return nil, err
-		}
-		b.Write(kb)
-		b.WriteByte(':')
+		dst = appendJSONString(dst, k)
+		dst = append(dst, ':')
 		switch v := m[k]; {
 		case math.IsNaN(v):
-			b.WriteString(`"NaN"`)
+			dst = append(dst, `"NaN"`...)
 		case math.IsInf(v, 1):
-			b.WriteString(`"Infinity"`)
+			dst = append(dst, `"Infinity"`...)
 		case math.IsInf(v, -1):
-			b.WriteString(`"-Infinity"`)
+			dst = append(dst, `"-Infinity"`...)
 		default:
-			b.WriteString(strconv.FormatFloat(v, 'g', -1, 64))
+			dst = strconv.AppendFloat(dst, v, 'g', -1, 64)
 		}
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	return append(dst, '}'), keys
+}
+
+// appendJSONString appends s as encoding/json writes it.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			b, _ := json.Marshal(s) // a string always marshals
+			return append(dst, b...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, s...)
+	return append(dst, '"')
 }
 
 // UnmarshalJSON implements json.Unmarshaler.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/herdml/herd/data/shard"
+	"github.com/herdml/herd/data/tokens"
+	"github.com/herdml/herd/data/tokens/tokenstest"
 )
 
 // corporaDir is the reference text corpora, relative to this package.
@@ -62,14 +64,14 @@ func TestLearnsCorpora(t *testing.T) {
 	rows := corpusDocs(t, 600_000, 1500)
 	dir := t.TempDir()
 	docs := filepath.Join(dir, "docs")
-	writeDocs(t, docs, rows, 400)
+	tokenstest.WriteDocs(t, docs, rows, 400)
 	texts := make([]string, len(rows))
 	for i, r := range rows {
 		texts[i] = r.Text
 	}
 	tokDir := filepath.Join(dir, "tokenizer")
-	tok := trainTokenizer(t, tokDir, texts, 1024)
-	man, err := Tokenize(context.Background(), TokenizeOptions{Inputs: []string{docs}, Out: filepath.Join(dir, "tokens"),
+	tok := tokenstest.TrainTokenizer(t, tokDir, texts, 1024)
+	man, err := tokens.Tokenize(context.Background(), tokens.TokenizeOptions{Inputs: []string{docs}, Out: filepath.Join(dir, "tokens"),
 		Tokenizer: tok, TokenizerDir: tokDir, BOS: true, EOS: true, RowGroupDocs: 128})
 	if err != nil {
 		t.Fatal(err)

@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/herdml/herd/data/tokens"
+	"github.com/herdml/herd/data/tokens/tokenstest"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 )
@@ -20,7 +22,7 @@ func TestDocumentMask(t *testing.T) {
 	docA := []int32{0, 5, 9, 3, 7, 7, 2, 11, 4, 1}
 	docB := []int32{0, 8, 6, 13, 6, 8, 12, 1}
 	dir := t.TempDir()
-	writeTokenShard(t, filepath.Join(dir, "tokens-00000.parquet"), []TokenRow{{ID: "a", Tokens: docA}, {ID: "b", Tokens: docB}}, 16)
+	tokenstest.WriteShard(t, filepath.Join(dir, "tokens-00000.parquet"), []tokens.TokenRow{{ID: "a", Tokens: docA}, {ID: "b", Tokens: docB}}, 16)
 	T := len(docA) + len(docB)
 	s, err := NewStream([]Source{{Name: "s", Paths: []string{dir}}}, StreamOptions{SeqLen: T, Seed: 1, Vocab: 16}, nil)
 	if err != nil {

@@ -1,23 +1,15 @@
 package pretrain
 
 import (
-	"bufio"
-	"bytes"
-	"encoding/json"
-	"fmt"
-	"os"
-	"strconv"
-
 	"github.com/herdml/herd/checkpoint"
-	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/train"
 )
 
 // MetricsFile is the name of the metrics log in the run directory.
-const MetricsFile = "metrics.jsonl"
+const MetricsFile = train.MetricsFile
 
-// Record is one line of metrics.jsonl: a training step (Loss set) or an
-// evaluation (EvalLoss set). Non-finite numbers are written as the strings
-// "NaN", "Infinity" and "-Infinity".
+// Record is a pretraining line of metrics.jsonl: a training step (Loss
+// set) or an evaluation (EvalLoss set). It is written as a train.Record.
 type Record struct {
 	Step       int     `json:"step"`
 	Stage      string  `json:"stage"`
@@ -35,167 +27,58 @@ type Record struct {
 	Kind       string  `json:"kind"` // "train", "eval" or "final_eval"
 }
 
-// numbers returns the record's numeric fields by JSON name; zero-valued
-// optional ones are left out.
-func (r Record) numbers() checkpoint.Metrics {
+// generic is the record as the engine writes it; zero-valued optional
+// numbers are left out.
+func (r Record) generic() train.Record {
 	m := checkpoint.Metrics{}
 	put := func(name string, v float64, always bool) {
 		if v != 0 || always {
 			m[name] = v
 		}
 	}
-	train := r.Kind == "train"
-	put("loss", r.Loss, train)
-	put("lr", r.LR, train)
-	put("grad_norm", r.GradNorm, train)
+	isTrain := r.Kind == "train"
+	put("loss", r.Loss, isTrain)
+	put("lr", r.LR, isTrain)
+	put("grad_norm", r.GradNorm, isTrain)
 	put("tokens_per_s", r.TokensPerS, false)
 	put("gflops", r.GFLOPs, false)
 	put("elapsed_s", r.ElapsedS, false)
-	put("eval_loss", r.EvalLoss, !train)
-	put("eval_ppl", r.EvalPPL, !train)
+	put("eval_loss", r.EvalLoss, !isTrain)
+	put("eval_ppl", r.EvalPPL, !isTrain)
 	put("unigram", r.Unigram, false)
-	return m
+	return train.Record{Kind: r.Kind, Step: r.Step, Stage: r.Stage, Tokens: r.Tokens, Skipped: r.Skipped, Values: m}
 }
 
-// MarshalJSON writes the record on one line; non-finite numbers become
-// strings (see checkpoint.Metrics).
-func (r Record) MarshalJSON() ([]byte, error) {
-	nums, err := r.numbers().MarshalJSON()
-	if err != nil {
-		return nil, err
-	}
-	var b bytes.Buffer
-	fmt.Fprintf(&b, `{"kind":%s,"step":%d,"stage":%s,"tokens":%d`, strconv.Quote(r.Kind), r.Step, strconv.Quote(r.Stage), r.Tokens)
-	if r.Skipped {
-		b.WriteString(`,"skipped":true`)
-	}
-	if len(nums) > 2 {
-		b.WriteByte(',')
-		b.Write(nums[1:])
-	} else {
-		b.WriteByte('}')
-	}
-	return b.Bytes(), nil
+// recordOf reads a pretraining record from the engine's form.
+func recordOf(g train.Record) Record {
+	m := g.Values
+	return Record{Kind: g.Kind, Stage: g.Stage, Step: g.Step, Tokens: g.Tokens, Skipped: g.Skipped,
+		Loss: m["loss"], LR: m["lr"], GradNorm: m["grad_norm"], TokensPerS: m["tokens_per_s"], GFLOPs: m["gflops"],
+		ElapsedS: m["elapsed_s"], EvalLoss: m["eval_loss"], EvalPPL: m["eval_ppl"], Unigram: m["unigram"]}
 }
+
+// MarshalJSON writes the record on one line, as train.Record does.
+func (r Record) MarshalJSON() ([]byte, error) { return r.generic().MarshalJSON() }
 
 // UnmarshalJSON reads what MarshalJSON writes.
 func (r *Record) UnmarshalJSON(data []byte) error {
-	var head struct {
-		Kind    string `json:"kind"`
-		Stage   string `json:"stage"`
-		Step    int    `json:"step"`
-		Tokens  int64  `json:"tokens"`
-		Skipped bool   `json:"skipped"`
-	}
-	if err := json.Unmarshal(data, &head); err != nil {
+	var g train.Record
+	if err := g.UnmarshalJSON(data); err != nil {
 		return err
 	}
-	var raw map[string]json.RawMessage
-	if err := json.Unmarshal(data, &raw); err != nil {
-		return err
-	}
-	for _, k := range []string{"kind", "stage", "step", "tokens", "skipped"} {
-		delete(raw, k)
-	}
-	rest, err := json.Marshal(raw)
-	if err != nil {
-		return err
-	}
-	var m checkpoint.Metrics
-	if err := m.UnmarshalJSON(rest); err != nil {
-		return err
-	}
-	*r = Record{Kind: head.Kind, Stage: head.Stage, Step: head.Step, Tokens: head.Tokens, Skipped: head.Skipped,
-		Loss: m["loss"], LR: m["lr"], GradNorm: m["grad_norm"], TokensPerS: m["tokens_per_s"], GFLOPs: m["gflops"],
-		ElapsedS: m["elapsed_s"], EvalLoss: m["eval_loss"], EvalPPL: m["eval_ppl"], Unigram: m["unigram"]}
+	*r = recordOf(g)
 	return nil
 }
 
 // ReadMetrics reads a metrics.jsonl file; errors name the line.
 func ReadMetrics(path string) ([]Record, error) {
-	f, err := os.Open(path)
+	gs, err := train.ReadMetrics(path)
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	var out []Record
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 64<<10), 1<<20)
-	for line := 1; sc.Scan(); line++ {
-		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
-			continue
-		}
-		var r Record
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
-		}
-		out = append(out, r)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	out := make([]Record, len(gs))
+	for i, g := range gs {
+		out[i] = recordOf(g)
 	}
 	return out, nil
-}
-
-// metricsLog appends records to metrics.jsonl.
-type metricsLog struct {
-	f *os.File
-	w *bufio.Writer
-}
-
-// openMetrics opens path for appending. When resuming at step, lines of
-// later steps (written after that checkpoint) are dropped first; when not
-// resuming the file starts empty.
-func openMetrics(path string, resume bool, step int) (*metricsLog, error) {
-	if resume {
-		if recs, err := ReadMetrics(path); err == nil {
-			var buf bytes.Buffer
-			for _, r := range recs {
-				if r.Step <= step {
-					b, _ := r.MarshalJSON()
-					buf.Write(b)
-					buf.WriteByte('\n')
-				}
-			}
-			if err := atomicfile.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-				return nil, err
-			}
-		} else if !os.IsNotExist(err) {
-			return nil, fmt.Errorf("resume: %w", err)
-		}
-	}
-	flags := os.O_CREATE | os.O_WRONLY | os.O_APPEND
-	if !resume {
-		flags |= os.O_TRUNC
-	}
-	f, err := os.OpenFile(path, flags, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return &metricsLog{f: f, w: bufio.NewWriter(f)}, nil
-}
-
-func (l *metricsLog) write(r Record) error {
-	b, err := r.MarshalJSON()
-	if err != nil {
-		return err
-	}
-	l.w.Write(b)
-	return l.w.WriteByte('\n')
-}
-
-// sync flushes buffered lines to the file.
-func (l *metricsLog) sync() error {
-	if err := l.w.Flush(); err != nil {
-		return err
-	}
-	return l.f.Sync()
-}
-
-func (l *metricsLog) close() error {
-	err := l.sync()
-	if cerr := l.f.Close(); err == nil {
-		err = cerr
-	}
-	return err
 }

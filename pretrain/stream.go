@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/herdml/herd/data/tokens"
 	"github.com/zeebo/xxh3"
 )
 
@@ -112,11 +113,11 @@ type source struct {
 	group int // chunks per group
 	split int // documents are cut into pieces of at most split tokens (0: whole)
 	// loaded group
-	open        *shardFile
+	open        *tokens.File
 	openFile    int
 	loadedEpoch int
 	loadedGroup int
-	rows        []TokenRow
+	rows        []tokens.TokenRow
 	pieces      []piece
 	docOrder    []int // permutation of pieces
 	chunkOrder  []int
@@ -132,7 +133,7 @@ func openSources(srcs []Source, heldOut float64, group, split int) ([]*source, e
 		total += s.W()
 	}
 	for _, s := range srcs {
-		shards, err := tokenShards(s.Paths)
+		shards, err := tokens.Resolve(s.Paths)
 		if err != nil {
 			return nil, fmt.Errorf("source %s: %w", s.Name, err)
 		}
@@ -148,17 +149,17 @@ func openSources(srcs []Source, heldOut float64, group, split int) ([]*source, e
 		h := xxh3.New()
 		fmt.Fprintf(h, "%q %v %d", strings.Join(files, "\x00"), s.MinQuality, split)
 		for i, f := range files {
-			sf, err := openShard(f)
+			sf, err := tokens.Open(f)
 			if err != nil {
 				return nil, fmt.Errorf("source %s: %w", s.Name, err)
 			}
-			if n, want := sf.pf.NumRows(), shards[i].Info.Docs; n != want {
+			if n, want := sf.NumRows(), shards[i].Info.Docs; n != want {
 				sf.Close()
 				return nil, fmt.Errorf("source %s: %s holds %d documents but %s recorded %d: the shard changed after tokenize; re-run `pretrain tokenize` for %s",
-					s.Name, f, n, filepath.Join(shards[i].Dir, ManifestFile), want, shards[i].Dir)
+					s.Name, f, n, filepath.Join(shards[i].Dir, tokens.ManifestFile), want, shards[i].Dir)
 			}
-			for g, rg := range sf.pf.RowGroups() {
-				if n := int(rg.NumRows()); n > 0 {
+			for g, n := range sf.RowGroupRows() {
+				if n > 0 {
 					src.chunks = append(src.chunks, chunkRef{file: i, group: g, rows: n})
 					fmt.Fprintf(h, " %d", n)
 				}
@@ -191,7 +192,7 @@ func permutation(n int, seed, key uint64, a, b int) []int {
 // holdoutKey places a document id in [0, 2^64) for the held-out split.
 func holdoutKey(id string) uint64 { return xxh3.HashString(id) }
 
-func (s *source) eligible(r *TokenRow) bool {
+func (s *source) eligible(r *tokens.TokenRow) bool {
 	if len(r.Tokens) == 0 || s.MinQuality > 0 && float64(r.Quality) < s.MinQuality {
 		return false
 	}
@@ -225,13 +226,13 @@ func (s *source) load(c *cursor, seed uint64, vocab int, shuffle bool) error {
 		ref := s.chunks[ci]
 		if s.openFile != ref.file {
 			s.close()
-			sf, err := openShard(s.files[ref.file])
+			sf, err := tokens.Open(s.files[ref.file])
 			if err != nil {
 				return fmt.Errorf("source %s: %w", s.Name, err)
 			}
 			s.open, s.openFile = sf, ref.file
 		}
-		rows, err := s.open.readRowGroup(ref.group, vocab, nil)
+		rows, err := s.open.ReadRowGroup(ref.group, vocab, nil)
 		if err != nil {
 			return fmt.Errorf("source %s: %w", s.Name, err)
 		}

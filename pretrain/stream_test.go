@@ -2,6 +2,8 @@ package pretrain
 
 import (
 	"encoding/json"
+	"github.com/herdml/herd/data/tokens"
+	"github.com/herdml/herd/data/tokens/tokenstest"
 	"math"
 	"path/filepath"
 	"reflect"
@@ -217,12 +219,12 @@ func TestHeldOutDisjoint(t *testing.T) {
 // least that high.
 func TestMinQuality(t *testing.T) {
 	dir := t.TempDir()
-	var rows []TokenRow
+	var rows []tokens.TokenRow
 	for i := range 40 {
 		q := i % 10 // the document's tokens name its quality
-		rows = append(rows, TokenRow{ID: string(rune('a' + i)), Quality: float32(q) / 10, Tokens: []int32{0, int32(2 + q), int32(2 + q), 1}})
+		rows = append(rows, tokens.TokenRow{ID: string(rune('a' + i)), Quality: float32(q) / 10, Tokens: []int32{0, int32(2 + q), int32(2 + q), 1}})
 	}
-	writeTokenShard(t, filepath.Join(dir, "tokens-00000.parquet"), rows, 8)
+	tokenstest.WriteShard(t, filepath.Join(dir, "tokens-00000.parquet"), rows, 8)
 	s, err := NewStream([]Source{{Name: "hq", Paths: []string{dir}, MinQuality: 0.65}}, StreamOptions{SeqLen: 16, Seed: 1, Vocab: 16}, nil)
 	if err != nil {
 		t.Fatal(err)

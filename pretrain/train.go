@@ -10,26 +10,25 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/zeebo/xxh3"
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/atomicfile"
-	"github.com/herdml/herd/internal/dirlock"
-	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/optim"
 	"github.com/herdml/herd/recipes"
+	"github.com/herdml/herd/train"
 )
 
 // Files and directories of a run directory.
 const (
-	CheckpointsDir = "checkpoints"
+	CheckpointsDir = train.CheckpointsDir
 	FinalDir       = "final"
-	RecipeFile     = "recipe.yaml"
+	RecipeFile     = train.RecipeFile
 	SamplesFile    = "samples.jsonl"
 )
 
@@ -114,7 +113,7 @@ func stageAt(plans []StagePlan, step int) int {
 	return len(plans)
 }
 
-// runner is one Run's state.
+// runner is one Run's state: the pretraining trainer the engine drives.
 type runner struct {
 	r       Recipe
 	opt     RunOptions
@@ -126,20 +125,13 @@ type runner struct {
 	vocab   int
 	m       *model.Model // training model
 	evalM   *model.Model // shares m's parameters
-	adam    *optim.AdamW
-	step    int
-	state   StreamState // stream position after step
+	e       *train.Engine
+	state   StreamState // stream position after the last step
 	stateOf int         // stage the state belongs to
-	metrics *metricsLog
+	stage   int         // stage being trained
+	pf      *Prefetcher // its batches
 	eval    *EvalSet
-	recipe  json.RawMessage
 	res     Result
-	start   time.Time
-	started int // step when this session started
-	bad     int // consecutive skipped steps
-	saved   int // step of the newest checkpoint (-1 none)
-	bar     *Progress
-	lock    *dirlock.Lock
 }
 
 // Run trains the recipe's model: every stage, with evaluation, checkpoints,
@@ -150,30 +142,46 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
 	if opt.Progress != nil {
-		defer opt.Progress.finish()
+		defer opt.Progress.Finish()
 	}
-	run := &runner{r: r, opt: opt, log: opt.Logger, plans: r.Plan(), saved: -1}
+	run := &runner{r: r, opt: opt, log: opt.Logger, plans: r.Plan()}
 	if run.log == nil {
 		run.log = slog.New(slog.DiscardHandler)
 	}
-	defer func() { run.lock.Release() }()
+	defer func() {
+		if run.e != nil {
+			run.e.Close()
+		}
+		if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
+			c.Close()
+		}
+	}()
 	if err := run.setup(ctx); err != nil {
 		return nil, err
 	}
-	defer run.metrics.close()
-	if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
-		defer c.Close()
+	run.log.Info("training", "params", run.m.Params.Layout.Total, "steps", run.plans[len(run.plans)-1].End, "from_step", run.e.Step(),
+		"stages", len(run.plans), "backend", run.be.Name(), "vocab", run.vocab)
+	er, err := run.e.Run(ctx)
+	if er != nil {
+		run.res.Steps, run.res.Tokens, run.res.Loss = er.Steps, er.Tokens, er.Loss
+		run.res.Checkpoint, run.res.Interrupted = er.Checkpoint, er.Interrupted
 	}
-	err := run.train(ctx)
 	if err != nil {
+		return &run.res, err
+	}
+	if run.res.Interrupted {
+		return &run.res, nil
+	}
+	if err := run.finish(ctx); err != nil {
 		return &run.res, err
 	}
 	return &run.res, nil
 }
 
-// setup checks the data, the tokenizer and the run directory, builds the
-// model and optimizer, and restores a checkpoint when resuming. Nothing in
-// the run directory changes until every check has passed.
+// setup checks the data and the tokenizer, builds the model, and hands the
+// run directory to the engine (which checks, locks and, when resuming,
+// restores it). Nothing in the run directory changes until every check has
+// passed.
 func (run *runner) setup(ctx context.Context) error {
 	r := &run.r
 	man, err := run.checkData()
@@ -188,14 +196,12 @@ func (run *runner) setup(ctx context.Context) error {
 	if err := run.loadTokenizer(man); err != nil {
 		return err
 	}
-	// The run directory is herd's own (or new), and one process writes it.
-	if err := outdir.CheckReplace(r.Out, outdir.Run); err != nil {
+	recipe, err := json.Marshal(r)
+	if err != nil {
 		return err
 	}
-	if run.lock, err = dirlock.Acquire(r.Out, "run directory"); err != nil {
-		return err
-	}
-	if run.recipe, err = json.Marshal(r); err != nil {
+	text, err := recipes.Marshal(r)
+	if err != nil {
 		return err
 	}
 	run.be = run.opt.Backend
@@ -213,52 +219,38 @@ func (run *runner) setup(ctx context.Context) error {
 	}
 	m.Params.Init(cfg, r.Seed)
 	m.EnsureGrads()
-	ac := optim.AdamWConfig{Beta1: r.Optim.Beta1, Beta2: r.Optim.Beta2, Eps: r.Optim.Eps, WeightDecay: r.Optim.WeightDecay}
-	if run.adam, err = optim.NewAdamW(m.Params.Layout, ac, run.be); err != nil {
-		return err
-	}
 	run.m = m
-	root := filepath.Join(r.Out, CheckpointsDir)
-	resumed := false
-	if run.opt.Resume {
-		latest, err := checkpoint.Latest(root)
-		switch {
-		case errors.Is(err, checkpoint.ErrNoCheckpoint):
-			run.log.Info("no checkpoint to resume from; starting fresh", "dir", root)
-		case err != nil:
-			return err
-		default:
-			if err := run.restore(latest.Dir); err != nil {
-				return fmt.Errorf("resume from %s: %w", latest.Dir, err)
-			}
-			resumed = true
-		}
-	} else if all, err := checkpoint.List(root); err == nil && len(all) > 0 {
-		return fmt.Errorf("%s already holds checkpoints (newest step %d); continue it with -resume, or choose another out directory", root, all[len(all)-1].Step)
-	}
-	if err := run.setStage(stageAt(run.plans, run.step)); err != nil {
-		return err
-	}
-	// Every check has passed: from here on the run directory is written.
-	if err := outdir.Claim(r.Out, outdir.Run); err != nil {
-		return err
-	}
-	if removed, err := atomicfile.RemoveTemps(r.Out); err != nil {
-		return err
-	} else if len(removed) > 0 {
-		run.log.Info("removed leftovers of an interrupted run", "dir", r.Out, "entries", len(removed))
-	}
-	text, err := recipes.Marshal(r)
+	stages, err := run.stages()
 	if err != nil {
 		return err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(r.Out, RecipeFile), text, 0o644); err != nil {
+	opt := train.Options{
+		Dir: r.Out, Resume: run.opt.Resume,
+		Params: m.Params, Grads: m.Grads, Config: func() model.Config { return run.m.Config }, Backend: run.be,
+		AdamW:        optim.AdamWConfig{Beta1: r.Optim.Beta1, Beta2: r.Optim.Beta2, Eps: r.Optim.Eps, WeightDecay: r.Optim.WeightDecay},
+		ClipGradNorm: r.Optim.ClipGradNorm,
+		Stages:       stages, MaxBadSteps: r.Train.MaxBadSteps, LogEvery: r.Train.LogEvery, EvalEvery: r.Eval.Every,
+		CheckpointEvery: r.Checkpoint.Every, Keep: r.Checkpoint.Keep,
+		Recipe: recipe, RecipeText: text, CheckRecipe: run.checkRecipe, Extra: run.extraFiles(),
+		TokensAt: func(step int) int64 { return tokensAt(run.plans, step) },
+		Eval:     run.evaluate, Samples: run.samples,
+		OnStep: run.opt.onStep, StopAt: run.opt.stopAt,
+		Logger: run.log, Progress: run.opt.Progress,
+	}
+	if run.opt.corrupt != nil {
+		opt.ReduceGrads = func(step int, g *model.Params) error { run.opt.corrupt(step, g); return nil }
+	}
+	if run.e, err = train.New(opt, run); err != nil {
 		return err
 	}
-	if run.metrics, err = openMetrics(filepath.Join(r.Out, MetricsFile), resumed, run.step); err != nil {
+	if err := run.setStage(stageAt(run.plans, run.e.Step())); err != nil {
 		return err
 	}
-	if !resumed {
+	// Every check has passed: from here on the run directory is written.
+	if err := run.e.Claim(); err != nil {
+		return err
+	}
+	if !run.e.Resumed() {
 		if err := atomicfile.WriteFile(filepath.Join(r.Out, SamplesFile), nil, 0o644); err != nil {
 			return err
 		}
@@ -266,11 +258,46 @@ func (run *runner) setup(ctx context.Context) error {
 	return run.buildEval(ctx)
 }
 
+// stages are the recipe's stages as the engine runs them.
+func (run *runner) stages() ([]train.Stage, error) {
+	out := make([]train.Stage, len(run.plans))
+	for i := range run.plans {
+		p := &run.plans[i]
+		sched, err := p.schedule()
+		if err != nil {
+			return nil, fmt.Errorf("stage %s: %w", p.Name, err)
+		}
+		cfg, err := run.r.ModelConfig(*p, run.vocab)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = train.Stage{Name: p.Name, End: p.End, Schedule: sched, FLOPsPerToken: model.FLOPsPerToken(cfg, p.SeqLen)}
+	}
+	return out, nil
+}
+
+// checkRecipe decides whether the recipe may continue a checkpoint at
+// step written with recipe old (see checkResume), and logs the changes.
+func (run *runner) checkRecipe(old json.RawMessage, step int) error {
+	var prev Recipe
+	if err := json.Unmarshal(old, &prev); err != nil {
+		return fmt.Errorf("the checkpoint's recipe: %w", err)
+	}
+	changes, err := checkResume(prev, run.r, step, run.opt.Force)
+	if err != nil {
+		return err
+	}
+	for _, c := range changes {
+		run.log.Warn("recipe changed since the checkpoint", "key", c.Key, "old", c.Old, "new", c.New)
+	}
+	return nil
+}
+
 // checkData resolves every source of the recipe (training stages and
 // evaluation) through its manifests, so that missing, stale or unlisted
 // shards fail before training, and checks that all the sources were
 // tokenized by the same tokenizer. It returns the first source's manifest.
-func (run *runner) checkData() (*Manifest, error) {
+func (run *runner) checkData() (*tokens.Manifest, error) {
 	r := &run.r
 	type use struct {
 		where string
@@ -288,10 +315,10 @@ func (run *runner) checkData() (*Manifest, error) {
 	for i, s := range r.Eval.Sources {
 		uses = append(uses, use{fmt.Sprintf("eval.sources[%d] (%s)", i, s.Name), s})
 	}
-	var first *Manifest
+	var first *tokens.Manifest
 	var firstAt string
 	for _, u := range uses {
-		shards, err := tokenShards(u.src.Paths)
+		shards, err := tokens.Resolve(u.src.Paths)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", u.where, err)
 		}
@@ -320,7 +347,7 @@ func (run *runner) checkData() (*Manifest, error) {
 // loadTokenizer loads the recipe's tokenizer, or else the one the token
 // shards' manifest names, and checks that its content is the one the
 // shards were made with.
-func (run *runner) loadTokenizer(man *Manifest) error {
+func (run *runner) loadTokenizer(man *tokens.Manifest) error {
 	run.tokDir = run.r.Tokenizer
 	if run.tokDir == "" && man.Tokenizer.Dir != "" {
 		if _, err := os.Stat(filepath.Join(man.Tokenizer.Dir, tokenizer.TokenizerFile)); err == nil {
@@ -403,44 +430,18 @@ func (run *runner) buildEval(ctx context.Context) error {
 	return nil
 }
 
-// restore loads a checkpoint into the runner.
-func (run *runner) restore(dir string) error {
-	cfg, params, st, err := checkpoint.Load(dir)
-	if err != nil {
+// Position is the data position after the last step (train.Trainer).
+func (run *runner) Position() (json.RawMessage, error) {
+	return json.Marshal(dataPosition{Stage: run.stateOf, Stream: run.state})
+}
+
+// Restore sets the data position of a checkpoint (train.Trainer).
+func (run *runner) Restore(pos json.RawMessage) error {
+	var p dataPosition
+	if err := json.Unmarshal(pos, &p); err != nil {
 		return err
 	}
-	if params.Layout.Total != run.m.Params.Layout.Total || cfg.HiddenSize != run.m.Config.HiddenSize || cfg.VocabSize != run.vocab {
-		return errors.New("the checkpoint holds a different model than the recipe describes")
-	}
-	if st.Optimizer == nil {
-		return errors.New("the checkpoint has no optimizer state")
-	}
-	var pos dataPosition
-	if err := json.Unmarshal(st.DataPosition, &pos); err != nil {
-		return fmt.Errorf("data position: %w", err)
-	}
-	if len(st.Recipe) == 0 {
-		run.log.Warn("the checkpoint records no recipe; cannot check that the recipe is the one it was trained with")
-	} else if string(st.Recipe) != string(run.recipe) {
-		var old Recipe
-		if err := json.Unmarshal(st.Recipe, &old); err != nil {
-			return fmt.Errorf("the checkpoint's recipe: %w", err)
-		}
-		changes, err := checkResume(old, run.r, st.Step, run.opt.Force)
-		if err != nil {
-			return err
-		}
-		for _, c := range changes {
-			run.log.Warn("recipe changed since the checkpoint", "key", c.Key, "old", c.Old, "new", c.New)
-		}
-	}
-	copy(run.m.Params.Data, params.Data)
-	if err := run.adam.SetState(st.Optimizer.Step, st.Optimizer.M, st.Optimizer.V); err != nil {
-		return err
-	}
-	run.step, run.saved = st.Step, st.Step
-	run.state, run.stateOf = pos.Stream, pos.Stage
-	run.log.Info("resumed", "checkpoint", dir, "step", run.step)
+	run.state, run.stateOf = p.Stream, p.Stage
 	return nil
 }
 
@@ -475,37 +476,14 @@ func sameConfig(a, b model.Config) bool {
 	return string(ja) == string(jb)
 }
 
-// train runs the stages from the current step to the end.
-func (run *runner) train(ctx context.Context) error {
-	total := run.plans[len(run.plans)-1].End
-	run.start, run.started = time.Now(), run.step
-	if run.opt.onStep != nil {
-		run.opt.onStep(run.step)
-	}
-	if run.opt.Progress != nil {
-		run.bar = run.opt.Progress
-		run.bar.start(total, run.step)
-	}
-	run.log.Info("training", "params", run.m.Params.Layout.Total, "steps", total, "from_step", run.step,
-		"stages", len(run.plans), "backend", run.be.Name(), "vocab", run.vocab)
-	for si := stageAt(run.plans, run.step); si < len(run.plans); si++ {
-		interrupted, err := run.trainStage(ctx, si)
-		if err != nil {
-			return err
-		}
-		if interrupted {
-			return run.interrupt()
-		}
-	}
-	return run.finish(ctx)
-}
-
-// trainStage runs the remaining steps of stage si.
-func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, err error) {
-	r := &run.r
+// StartStage prepares stage si from global step step: the stage's model
+// configuration, its data stream (continuing the sources' positions after
+// the previous stage's window) and a prefetching loader
+// (train.StageStarter).
+func (run *runner) StartStage(ctx context.Context, si, step int) (stop func(), err error) {
 	p := run.plans[si]
 	if err := run.setStage(si); err != nil {
-		return false, err
+		return nil, err
 	}
 	st := run.state.Clone()
 	if run.stateOf != si {
@@ -514,7 +492,7 @@ func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, er
 		pack := st.Pack
 		if st.Index > 0 {
 			if pack, err = run.windowEnd(run.stateOf, st); err != nil {
-				return false, err
+				return nil, err
 			}
 		}
 		pack.Mix, pack.Sequences = nil, 0
@@ -522,75 +500,45 @@ func (run *runner) trainStage(ctx context.Context, si int) (interrupted bool, er
 	}
 	stream, err := NewStream(p.Sources, run.streamOptions(p), &st)
 	if err != nil {
-		return false, fmt.Errorf("stage %s: %w", p.Name, err)
+		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
 	}
-	defer stream.Close()
 	run.state, run.stateOf = stream.State(), si
 	loader, err := NewLoader(stream, p.Seqs(), p.MicroBatch, 0, 1)
 	if err != nil {
-		return false, fmt.Errorf("stage %s: %w", p.Name, err)
+		stream.Close()
+		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
 	}
-	sched, err := p.schedule()
-	if err != nil {
-		return false, fmt.Errorf("stage %s: %w", p.Name, err)
-	}
-	if run.step == p.Start {
+	if step == p.Start {
 		run.log.Info("stage", "name", p.Name, "steps", p.End-p.Start, "seq_len", p.SeqLen, "batch_tokens", p.BatchTokens,
 			"micro_batches", p.Accum(), "rope_theta", run.m.Config.RopeTheta, "schedule", p.Schedule, "lr", p.LR)
 	}
-	pf := Prefetch(loader, run.step, p.End, 2)
-	defer pf.Close()
-	flopsPerToken := model.FLOPsPerToken(run.m.Config, p.SeqLen)
-	for run.step < p.End {
-		if ctx.Err() != nil || run.opt.stopAt > 0 && run.step >= run.opt.stopAt {
-			return true, nil
-		}
-		sb, err := pf.Next()
-		if err != nil {
-			return false, fmt.Errorf("stage %s, step %d: data: %w", p.Name, run.step+1, err)
-		}
-		rec, err := run.trainStep(sb, sched.LR(run.step-p.Start))
-		if err != nil {
-			return false, err
-		}
-		run.state = sb.State
-		pf.Release(sb)
-		run.step++
-		if run.opt.onStep != nil {
-			run.opt.onStep(run.step)
-		}
-		rec.Step, rec.Stage, rec.Tokens = run.step, p.Name, tokensAt(run.plans, run.step)
-		el := time.Since(run.start).Seconds()
-		rec.ElapsedS = el
-		rec.TokensPerS = float64(rec.Tokens-tokensAt(run.plans, run.started)) / el
-		rec.GFLOPs = rec.TokensPerS * flopsPerToken / 1e9
-		if err := run.metrics.write(rec); err != nil {
-			return false, err
-		}
-		run.res.Loss = rec.Loss
-		run.report(rec)
-		if rec.Skipped {
-			if run.bad >= r.Train.MaxBadSteps {
-				last := "none was written"
-				if run.saved >= 0 {
-					last = filepath.Join(r.Out, CheckpointsDir, checkpoint.StepDirName(run.saved))
-				}
-				return false, fmt.Errorf("stopping: %d consecutive steps (up to step %d) had a non-finite loss or gradient norm; the last good checkpoint is %s. Lower optim.lr, raise optim.warmup_steps or set optim.clip_grad_norm, then resume with -resume", run.bad, run.step, last)
-			}
-			continue
-		}
-		if r.Eval.Every > 0 && run.step%r.Eval.Every == 0 && run.step < run.plans[len(run.plans)-1].End {
-			if err := run.evaluate(ctx, "eval"); err != nil {
-				return false, err
-			}
-		}
-		if r.Checkpoint.Every > 0 && run.step%r.Checkpoint.Every == 0 || run.step == p.End {
-			if err := run.save(); err != nil {
-				return false, err
-			}
-		}
+	pf := Prefetch(loader, step, p.End, 2)
+	run.pf, run.stage = pf, si
+	return func() {
+		pf.Close()
+		stream.Close()
+	}, nil
+}
+
+// Step runs forward/backward over the micro-batches of the step after
+// step steps, into the model's gradients (train.Trainer).
+func (run *runner) Step(step int) (train.StepResult, error) {
+	p := &run.plans[run.stage]
+	sb, err := run.pf.Next()
+	if err != nil {
+		return train.StepResult{}, fmt.Errorf("stage %s, step %d: data: %w", p.Name, step+1, err)
 	}
-	return false, nil
+	var loss float64
+	for i := range sb.Micro {
+		l, err := run.m.ForwardBackward(&sb.Micro[i])
+		if err != nil {
+			return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
+		}
+		loss += l
+	}
+	run.state = sb.State
+	run.pf.Release(sb)
+	return train.StepResult{Loss: loss, Tokens: int64(p.BatchTokens)}, nil
 }
 
 func (run *runner) streamOptions(p StagePlan) StreamOptions {
@@ -608,141 +556,44 @@ func (run *runner) windowEnd(si int, st StreamState) (PackState, error) {
 	return s.EndWindow()
 }
 
-// trainStep runs forward/backward over the micro-batches of one step and
-// updates the weights unless the loss or gradient is not finite.
-func (run *runner) trainStep(sb *StepBatch, lr float64) (Record, error) {
-	m := run.m
-	m.Grads.Zero()
-	var loss float64
-	for i := range sb.Micro {
-		l, err := m.ForwardBackward(&sb.Micro[i])
-		if err != nil {
-			return Record{}, fmt.Errorf("step %d: %w", run.step+1, err)
-		}
-		loss += l
+// evaluate scores the held-out set with the current weights and logs it
+// (the engine's Eval hook).
+func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Metrics, error) {
+	if run.eval == nil {
+		return nil, nil
 	}
-	if run.opt.corrupt != nil {
-		run.opt.corrupt(run.step+1, m.Grads)
+	loss, err := run.eval.Loss(ctx, run.evalM)
+	if err != nil {
+		return nil, err
 	}
-	var gn float64
-	if run.r.Optim.ClipGradNorm > 0 {
-		gn = optim.ClipGradNorm(m.Grads, run.r.Optim.ClipGradNorm)
-	} else {
-		gn = optim.GradNorm(m.Grads)
-	}
-	rec := Record{Kind: "train", Loss: loss, LR: lr, GradNorm: gn}
-	if !finite(loss) || !finite(gn) {
-		run.bad++
-		rec.Skipped = true
-		run.log.Warn("non-finite loss or gradient norm; update skipped", "step", run.step+1, "loss", loss, "grad_norm", gn, "in_a_row", run.bad)
-		return rec, nil
-	}
-	run.bad = 0
-	if err := run.adam.Update(m.Params, m.Grads, lr); err != nil {
-		return Record{}, err
-	}
-	return rec, nil
+	pt := EvalPoint{Step: at.Step, Tokens: at.Tokens, Loss: loss, PPL: math.Exp(loss)}
+	run.res.Evals = append(run.res.Evals, pt)
+	run.log.Info("eval", "step", at.Step, "tokens", pt.Tokens, "loss", fmt.Sprintf("%.4f", loss),
+		"ppl", fmt.Sprintf("%.2f", pt.PPL), "unigram", fmt.Sprintf("%.4f", run.eval.Unigram))
+	return Record{Kind: "eval", EvalLoss: loss, EvalPPL: pt.PPL, Unigram: run.eval.Unigram}.generic().Values, nil
 }
 
-func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
-
-// report shows a step on the progress bar or, every log_every steps, in
-// the log.
-func (run *runner) report(rec Record) {
-	if run.bar != nil {
-		run.bar.update(rec)
-		return
-	}
-	if rec.Step%run.r.Train.LogEvery == 0 || rec.Step == run.started+1 {
-		run.log.Info("step", "step", rec.Step, "stage", rec.Stage, "loss", fmt.Sprintf("%.4f", rec.Loss),
-			"lr", fmt.Sprintf("%.3g", rec.LR), "grad_norm", fmt.Sprintf("%.3f", rec.GradNorm),
-			"tokens_per_s", fmt.Sprintf("%.0f", rec.TokensPerS), "gflops", fmt.Sprintf("%.1f", rec.GFLOPs))
-	}
-}
-
-// evaluate scores the held-out set with the current weights, logs it, and
-// writes samples.
-func (run *runner) evaluate(ctx context.Context, kind string) error {
+// samples continues the recipe's prompts and appends them to samples.jsonl
+// (the engine's Samples hook).
+func (run *runner) samples(ctx context.Context, at train.Point) error {
 	if run.eval == nil {
 		return nil
 	}
-	loss, err := run.eval.Loss(ctx, run.evalM)
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("eval at step %d: %w", run.step, err)
-	}
-	p := run.plans[min(stageAt(run.plans, max(run.step-1, 0)), len(run.plans)-1)]
-	pt := EvalPoint{Step: run.step, Tokens: tokensAt(run.plans, run.step), Loss: loss, PPL: math.Exp(loss)}
-	run.res.Evals = append(run.res.Evals, pt)
-	rec := Record{Kind: kind, Step: run.step, Stage: p.Name, Tokens: pt.Tokens, EvalLoss: loss, EvalPPL: pt.PPL, Unigram: run.eval.Unigram}
-	if err := run.metrics.write(rec); err != nil {
+	samples, err := generate(ctx, run.evalM, run.tok, run.r.Eval.Prompts, run.r.Eval, run.r.Seed, at.Step)
+	if err != nil || len(samples) == 0 {
 		return err
 	}
-	run.log.Info("eval", "step", run.step, "tokens", pt.Tokens, "loss", fmt.Sprintf("%.4f", loss),
-		"ppl", fmt.Sprintf("%.2f", pt.PPL), "unigram", fmt.Sprintf("%.4f", run.eval.Unigram))
-	if run.bar != nil {
-		run.bar.eval(loss)
-	}
-	samples, err := generate(ctx, run.evalM, run.tok, run.r.Eval.Prompts, run.r.Eval, run.r.Seed, run.step)
-	if errors.Is(err, context.Canceled) {
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("samples at step %d: %w", run.step, err)
-	}
-	if len(samples) > 0 {
-		run.res.Samples = samples
-		f, err := os.OpenFile(filepath.Join(run.r.Out, SamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-		if err != nil {
-			return err
-		}
-		enc := json.NewEncoder(f)
-		for _, s := range samples {
-			enc.Encode(s)
-			run.log.Debug("sample", "step", run.step, "prompt", s.Prompt, "text", s.Text)
-		}
-		if err := f.Close(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// save writes a checkpoint of the current step and prunes old ones. It is
-// skipped while the run is in a streak of non-finite steps, so the newest
-// checkpoint stays a good one.
-func (run *runner) save() error {
-	if run.bad > 0 || run.saved == run.step {
-		return nil
-	}
-	pos, err := json.Marshal(dataPosition{Stage: run.stateOf, Stream: run.state})
+	run.res.Samples = samples
+	f, err := os.OpenFile(filepath.Join(run.r.Out, SamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
-	st := &checkpoint.TrainingState{
-		Step:         run.step,
-		Optimizer:    &checkpoint.OptimizerState{Name: "adamw", Step: run.adam.Step, M: run.adam.M, V: run.adam.V},
-		DataPosition: pos,
-		Recipe:       run.recipe,
-		Metrics:      checkpoint.Metrics{"loss": run.res.Loss, "tokens": float64(tokensAt(run.plans, run.step))},
+	enc := json.NewEncoder(f)
+	for _, s := range samples {
+		enc.Encode(s)
+		run.log.Debug("sample", "step", at.Step, "prompt", s.Prompt, "text", s.Text)
 	}
-	root := filepath.Join(run.r.Out, CheckpointsDir)
-	dir, err := checkpoint.Save(root, run.m.Config, run.m.Params, st, checkpoint.SaveOptions{Extra: run.extraFiles()})
-	if err != nil {
-		return fmt.Errorf("checkpoint at step %d: %w", run.step, err)
-	}
-	if err := checkpoint.Prune(root, run.r.Checkpoint.Keep); err != nil {
-		return err
-	}
-	if err := run.metrics.sync(); err != nil {
-		return err
-	}
-	run.saved = run.step
-	run.res.Checkpoint = dir
-	run.log.Debug("checkpoint", "dir", dir)
-	return nil
+	return f.Close()
 }
 
 // extraFiles are the tokenizer files copied into every model directory.
@@ -757,30 +608,12 @@ func (run *runner) extraFiles() map[string][]byte {
 	return map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}
 }
 
-// interrupt saves a checkpoint after Ctrl-C.
-func (run *runner) interrupt() error {
-	run.res.Interrupted = true
-	run.res.Steps, run.res.Tokens = run.step, tokensAt(run.plans, run.step)
-	if err := run.save(); err != nil {
-		return err
-	}
-	run.log.Warn("interrupted; checkpoint saved — continue with -resume", "step", run.step, "checkpoint", run.res.Checkpoint)
-	return nil
-}
-
-// finish evaluates, averages the last checkpoints into final/, plots the
-// losses and records samples.
+// finish averages the last checkpoints into final/, evaluates it, and
+// plots the losses (after the engine saved and evaluated the last step).
 func (run *runner) finish(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
-	if err := run.save(); err != nil {
-		return err
-	}
-	run.res.Steps, run.res.Tokens = run.step, tokensAt(run.plans, run.step)
-	if err := run.evaluate(ctx, "eval"); err != nil {
-		return err
-	}
 	final := filepath.Join(run.r.Out, FinalDir)
-	n, err := run.average(final)
+	n, err := run.e.SaveFinal(final, run.r.Average.Last)
 	if err != nil {
 		return err
 	}
@@ -800,21 +633,22 @@ func (run *runner) finish(ctx context.Context) error {
 		}
 		run.res.FinalEval = loss
 		p := run.plans[len(run.plans)-1]
-		if err := run.metrics.write(Record{Kind: "final_eval", Step: run.step, Stage: p.Name, Tokens: run.res.Tokens,
-			EvalLoss: loss, EvalPPL: math.Exp(loss), Unigram: run.eval.Unigram}); err != nil {
+		rec := Record{Kind: "final_eval", Step: run.res.Steps, Stage: p.Name, Tokens: run.res.Tokens,
+			EvalLoss: loss, EvalPPL: math.Exp(loss), Unigram: run.eval.Unigram}
+		if err := run.e.WriteRecord(rec.generic()); err != nil {
 			return err
 		}
 		run.log.Info("final model", "dir", final, "averaged_checkpoints", n, "eval_loss", fmt.Sprintf("%.4f", loss))
 	}
-	if err := run.metrics.sync(); err != nil {
+	if err := run.e.SyncMetrics(); err != nil {
 		return err
 	}
-	recs, err := ReadMetrics(filepath.Join(run.r.Out, MetricsFile))
+	recs, err := train.ReadMetrics(filepath.Join(run.r.Out, MetricsFile))
 	if err != nil {
 		return err
 	}
 	png := filepath.Join(run.r.Out, "loss.png")
-	if err := PlotLoss(recs, png, filepath.Join(run.r.Out, "loss.svg")); err != nil {
+	if err := train.PlotLoss(recs, png, filepath.Join(run.r.Out, "loss.svg")); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	run.res.Plot = png

@@ -26,6 +26,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/interrupt"
 	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/pretrain"
@@ -173,13 +174,13 @@ func tokenize(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
-	man, err := pretrain.Tokenize(ctx, pretrain.TokenizeOptions{Inputs: fs.Args(), Out: *out, Tokenizer: tok,
+	man, err := tokens.Tokenize(ctx, tokens.TokenizeOptions{Inputs: fs.Args(), Out: *out, Tokenizer: tok,
 		TokenizerDir: *tokDir, BOS: *bos, EOS: *eos, Workers: *workers, RowGroupDocs: *rowGroup, Logger: log})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "%d shards, %d documents, %d tokens → %s\n", len(man.Shards), man.Total.Docs, man.Total.Tokens, *out)
-	for _, name := range pretrain.SortedSources(man) {
+	for _, name := range tokens.SortedSources(man) {
 		c := man.Sources[name]
 		fmt.Fprintf(stdout, "  source %-16q %10d docs %12d tokens\n", name, c.Docs, c.Tokens)
 	}
@@ -211,7 +212,7 @@ func average(args []string, stdout, stderr io.Writer) error {
 	if err := outdir.CheckReplace(*out, outdir.Model); err != nil {
 		return err
 	}
-	cfg, params, err := pretrain.AverageCheckpoints(fs.Args())
+	cfg, params, err := checkpoint.Average(fs.Args())
 	if err != nil {
 		return err
 	}

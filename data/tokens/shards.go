@@ -1,4 +1,9 @@
-package pretrain
+// Package tokens owns token shards: tokens-NNNNN.parquet files of
+// tokenized documents with the manifest.json that lists them, the tokenize
+// step that makes them from curated document shards, and reading them
+// back (the manifest is the truth about which shards a directory holds).
+// Pretraining and post-training read their data from here.
+package tokens
 
 import (
 	"encoding/json"
@@ -36,8 +41,8 @@ type TokenRow struct {
 // ManifestFile is the name of the token directory's manifest.
 const ManifestFile = "manifest.json"
 
-// manifestFormat identifies manifest.json documents.
-const manifestFormat = "herd-tokens/1"
+// ManifestFormat identifies manifest.json documents.
+const ManifestFormat = "herd-tokens/1"
 
 // Counts is a number of documents and tokens.
 type Counts struct {
@@ -45,7 +50,8 @@ type Counts struct {
 	Tokens int64 `json:"tokens"`
 }
 
-func (c *Counts) add(o Counts) { c.Docs += o.Docs; c.Tokens += o.Tokens }
+// Add adds o to c.
+func (c *Counts) Add(o Counts) { c.Docs += o.Docs; c.Tokens += o.Tokens }
 
 // ShardInfo describes one token shard in the manifest.
 type ShardInfo struct {
@@ -94,8 +100,8 @@ func parseManifest(data []byte, path string) (*Manifest, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, jsonpos.Wrap(data, err))
 	}
-	if m.Format != manifestFormat {
-		return nil, fmt.Errorf("%s: format %q, want %q (a manifest written by `pretrain tokenize`)", path, m.Format, manifestFormat)
+	if m.Format != ManifestFormat {
+		return nil, fmt.Errorf("%s: format %q, want %q (a manifest written by `pretrain tokenize`)", path, m.Format, ManifestFormat)
 	}
 	if m.Tokenizer.VocabSize <= 0 {
 		return nil, fmt.Errorf("%s: tokenizer.vocab_size must be positive, got %d", path, m.Tokenizer.VocabSize)
@@ -111,7 +117,8 @@ func parseManifest(data []byte, path string) (*Manifest, error) {
 	return &m, nil
 }
 
-func writeManifest(dir string, m *Manifest) error {
+// WriteManifest writes m to dir/manifest.json atomically.
+func WriteManifest(dir string, m *Manifest) error {
 	data, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
@@ -158,22 +165,22 @@ func expandPaths(paths []string, pattern string) ([]string, error) {
 	return slices.Compact(out), nil
 }
 
-// tokenShard is a token shard listed by a manifest.
-type tokenShard struct {
+// Shard is a token shard listed by a manifest.
+type Shard struct {
 	Path     string
 	Info     ShardInfo
 	Manifest *Manifest
 	Dir      string // the manifest's directory
 }
 
-// tokenShards resolves a source's paths (directories of token shards,
+// Resolve turns a source's paths (directories of token shards,
 // shard files or glob patterns) into the shards their manifests list. The
 // manifest is the truth: a directory trains on exactly the shards its
 // manifest.json lists, a folder without a manifest (an unfinished or
 // foreign tokenize) is refused, a named file must be listed by the
 // manifest beside it, and every listed shard must exist with the size the
 // manifest recorded.
-func tokenShards(paths []string) ([]tokenShard, error) {
+func Resolve(paths []string) ([]Shard, error) {
 	manifests := map[string]*Manifest{}
 	manifest := func(dir string) (*Manifest, error) {
 		if m, ok := manifests[dir]; ok {
@@ -189,7 +196,7 @@ func tokenShards(paths []string) ([]tokenShard, error) {
 		manifests[dir] = m
 		return m, nil
 	}
-	var out []tokenShard
+	var out []Shard
 	seen := map[string]bool{}
 	add := func(dir string, m *Manifest, si ShardInfo) error {
 		path := filepath.Join(dir, si.File)
@@ -204,7 +211,7 @@ func tokenShards(paths []string) ([]tokenShard, error) {
 		if si.Bytes > 0 && st.Size() != si.Bytes {
 			return fmt.Errorf("%s has %d bytes but %s recorded %d: the shard changed after tokenize; re-run `pretrain tokenize` for %s", path, st.Size(), filepath.Join(dir, ManifestFile), si.Bytes, dir)
 		}
-		out = append(out, tokenShard{Path: path, Info: si, Manifest: m, Dir: dir})
+		out = append(out, Shard{Path: path, Info: si, Manifest: m, Dir: dir})
 		return nil
 	}
 	for _, p := range paths {
@@ -254,12 +261,12 @@ func tokenShards(paths []string) ([]tokenShard, error) {
 			}
 		}
 	}
-	slices.SortFunc(out, func(a, b tokenShard) int { return strings.Compare(a.Path, b.Path) })
+	slices.SortFunc(out, func(a, b Shard) int { return strings.Compare(a.Path, b.Path) })
 	return out, nil
 }
 
-// shardFile is an open token shard.
-type shardFile struct {
+// File is an open token shard.
+type File struct {
 	path string
 	f    *os.File
 	pf   *parquet.File
@@ -269,8 +276,8 @@ type shardFile struct {
 // cannot ask for a huge allocation.
 const maxGroupRows = 1 << 22
 
-// openShard opens a token shard and checks its schema.
-func openShard(path string) (_ *shardFile, err error) {
+// Open opens a token shard and checks its schema.
+func Open(path string) (_ *File, err error) {
 	defer pqcheck.Recover(path, &err)
 	f, err := os.Open(path)
 	if err != nil {
@@ -304,14 +311,28 @@ func openShard(path string) (_ *shardFile, err error) {
 			return nil, fmt.Errorf("%s: row group %d claims %d rows; the file is corrupted (token shards hold at most %d documents per row group)", path, g, n, maxGroupRows)
 		}
 	}
-	return &shardFile{path: path, f: f, pf: pf}, nil
+	return &File{path: path, f: f, pf: pf}, nil
 }
 
-func (s *shardFile) Close() error { return s.f.Close() }
+// Close closes the file.
+func (s *File) Close() error { return s.f.Close() }
 
-// readRowGroup reads every row of row group g, checking that each token is
+// NumRows is the number of documents in the shard.
+func (s *File) NumRows() int64 { return s.pf.NumRows() }
+
+// RowGroupRows are the numbers of documents of the shard's row groups.
+func (s *File) RowGroupRows() []int {
+	rgs := s.pf.RowGroups()
+	out := make([]int, len(rgs))
+	for i, rg := range rgs {
+		out[i] = int(rg.NumRows())
+	}
+	return out
+}
+
+// ReadRowGroup reads every row of row group g, checking that each token is
 // below vocab.
-func (s *shardFile) readRowGroup(g int, vocab int, dst []TokenRow) (_ []TokenRow, err error) {
+func (s *File) ReadRowGroup(g int, vocab int, dst []TokenRow) (_ []TokenRow, err error) {
 	defer pqcheck.Recover(s.path, &err)
 	rgs := s.pf.RowGroups()
 	if g < 0 || g >= len(rgs) {

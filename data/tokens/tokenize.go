@@ -1,4 +1,4 @@
-package pretrain
+package tokens
 
 import (
 	"context"
@@ -153,7 +153,7 @@ func Tokenize(ctx context.Context, opt TokenizeOptions) (*Manifest, error) {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	cfgKey := fmt.Sprintf("tokenizer=%s bos=%d eos=%d row_group_docs=%d", info.Hash, info.BOS, info.EOS, opt.RowGroupDocs)
-	man := &Manifest{Format: manifestFormat, Tokenizer: info, Sources: map[string]Counts{}}
+	man := &Manifest{Format: ManifestFormat, Tokenizer: info, Sources: map[string]Counts{}}
 	for i, in := range inputs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -174,17 +174,17 @@ func Tokenize(ctx context.Context, opt TokenizeOptions) (*Manifest, error) {
 			log.Info("tokenized", "input", in, "shard", out, "docs", si.Docs, "tokens", si.Tokens)
 		}
 		man.Shards = append(man.Shards, si)
-		man.Total.add(si.Counts)
+		man.Total.Add(si.Counts)
 		for name, c := range si.Sources {
 			cur := man.Sources[name]
-			cur.add(c)
+			cur.Add(c)
 			man.Sources[name] = cur
 		}
 		if opt.Progress != nil {
 			opt.Progress(i+1, len(inputs))
 		}
 	}
-	if err := writeManifest(opt.Out, man); err != nil {
+	if err := WriteManifest(opt.Out, man); err != nil {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	if err := removeStaleShards(opt.Out, man, log); err != nil {
@@ -238,7 +238,7 @@ func existingShard(out, in, hash, cfgKey string) (_ ShardInfo, ok bool) {
 			ok = false // a corrupted shard is made again
 		}
 	}()
-	sf, err := openShard(out)
+	sf, err := Open(out)
 	if err != nil {
 		return ShardInfo{}, false
 	}
@@ -338,9 +338,9 @@ func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info Token
 			}
 			rows = append(rows, TokenRow{ID: id, Source: d.Source, Ordinal: d.Ordinal, Quality: d.Quality, NumTokens: int32(len(toks)), Tokens: toks})
 			c := si.Sources[d.Source]
-			c.add(Counts{Docs: 1, Tokens: int64(len(toks))})
+			c.Add(Counts{Docs: 1, Tokens: int64(len(toks))})
 			si.Sources[d.Source] = c
-			si.add(Counts{Docs: 1, Tokens: int64(len(toks))})
+			si.Add(Counts{Docs: 1, Tokens: int64(len(toks))})
 		}
 		if len(rows) > 0 {
 			if _, err := w.Write(rows); err != nil {

@@ -1,4 +1,4 @@
-package pretrain
+package train
 
 import (
 	"errors"
@@ -13,23 +13,24 @@ import (
 )
 
 // PlotLoss draws the training loss (raw and smoothed), the held-out loss
-// and the unigram baseline against the step, and saves it to each path
-// (the format follows the extension: .png, .svg, .pdf).
+// (eval_loss) and, when recorded, the unigram baseline against the step,
+// and saves it to each path (the format follows the extension: .png, .svg,
+// .pdf).
 func PlotLoss(recs []Record, paths ...string) error {
 	var train, evals plotter.XYs
 	unigram := 0.0
 	for _, r := range recs {
 		switch r.Kind {
 		case "train":
-			if finite(r.Loss) && !r.Skipped {
-				train = append(train, plotter.XY{X: float64(r.Step), Y: r.Loss})
+			if loss, ok := r.Values["loss"]; ok && finite(loss) && !r.Skipped {
+				train = append(train, plotter.XY{X: float64(r.Step), Y: loss})
 			}
 		case "eval":
-			if finite(r.EvalLoss) {
-				evals = append(evals, plotter.XY{X: float64(r.Step), Y: r.EvalLoss})
+			if loss, ok := r.Values["eval_loss"]; ok && finite(loss) {
+				evals = append(evals, plotter.XY{X: float64(r.Step), Y: loss})
 			}
-			if r.Unigram > 0 {
-				unigram = r.Unigram
+			if u := r.Values["unigram"]; u > 0 {
+				unigram = u
 			}
 		}
 	}

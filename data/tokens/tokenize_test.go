@@ -1,4 +1,4 @@
-package pretrain
+package tokens_test
 
 import (
 	"context"
@@ -10,42 +10,9 @@ import (
 
 	"github.com/herdml/herd/data/shard"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/data/tokens"
+	"github.com/herdml/herd/data/tokens/tokenstest"
 )
-
-// writeDocs writes curated document shards docs-00000.parquet, … with
-// perFile documents each.
-func writeDocs(t testing.TB, dir string, rows []shard.Row, perFile int) {
-	t.Helper()
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for f := 0; f*perFile < len(rows); f++ {
-		w, err := shard.Create[shard.Row](filepath.Join(dir, fmt.Sprintf("docs-%05d.parquet", f)), 64)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Write(rows[f*perFile : min(len(rows), (f+1)*perFile)]...); err != nil {
-			t.Fatal(err)
-		}
-		if err := w.Commit(); err != nil {
-			t.Fatal(err)
-		}
-	}
-}
-
-// trainTokenizer trains a small BPE vocabulary on texts and writes it to dir.
-func trainTokenizer(t testing.TB, dir string, texts []string, vocab int) *tokenizer.Tokenizer {
-	t.Helper()
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("docs", strings.NewReader(strings.Join(texts, "\n")))},
-		tokenizer.TrainOptions{VocabSize: vocab})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := tok.WriteHF(dir); err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
 
 // TestTokenize: token shards decode back to the documents with BOS/EOS
 // around each, the manifest counts match the shards per source, empty
@@ -66,16 +33,16 @@ func TestTokenize(t *testing.T) {
 		rows = append(rows, shard.Row{ID: fmt.Sprintf("doc-%d", i), Text: text, Source: src, Quality: float32(i) / 50, Ordinal: int64(i)})
 	}
 	docs := filepath.Join(dir, "docs")
-	writeDocs(t, docs, rows, 20)
+	tokenstest.WriteDocs(t, docs, rows, 20)
 	tokDir := filepath.Join(dir, "tok")
 	texts := make([]string, len(rows))
 	for i, r := range rows {
 		texts[i] = r.Text
 	}
-	tok := trainTokenizer(t, tokDir, texts, 600)
+	tok := tokenstest.TrainTokenizer(t, tokDir, texts, 600)
 	out := filepath.Join(dir, "tokens")
-	opt := TokenizeOptions{Inputs: []string{docs}, Out: out, Tokenizer: tok, TokenizerDir: tokDir, BOS: true, EOS: true, Workers: 2, RowGroupDocs: 8}
-	man, err := Tokenize(context.Background(), opt)
+	opt := tokens.TokenizeOptions{Inputs: []string{docs}, Out: out, Tokenizer: tok, TokenizerDir: tokDir, BOS: true, EOS: true, Workers: 2, RowGroupDocs: 8}
+	man, err := tokens.Tokenize(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +58,7 @@ func TestTokenize(t *testing.T) {
 	var total int64
 	perSource := map[string]int64{}
 	for _, si := range man.Shards {
-		got, err := shard.ReadAll[TokenRow](filepath.Join(out, si.File))
+		got, err := shard.ReadAll[tokens.TokenRow](filepath.Join(out, si.File))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -116,7 +83,7 @@ func TestTokenize(t *testing.T) {
 	if total != man.Total.Tokens || perSource["books"] != man.Sources["books"].Tokens || perSource["web"] != man.Sources["web"].Tokens {
 		t.Fatalf("per-source counts %v vs manifest %v", perSource, man.Sources)
 	}
-	read, err := ReadManifest(out)
+	read, err := tokens.ReadManifest(out)
 	if err != nil || read.Total != man.Total {
 		t.Fatalf("manifest on disk: %+v %v", read, err)
 	}
@@ -131,8 +98,8 @@ func TestTokenize(t *testing.T) {
 	}
 	before0, before1 := stat("tokens-00000.parquet"), stat("tokens-00001.parquet")
 	rows[25].Text = "a changed document"
-	writeDocs(t, docs, rows, 20)
-	man2, err := Tokenize(context.Background(), opt)
+	tokenstest.WriteDocs(t, docs, rows, 20)
+	man2, err := tokens.Tokenize(context.Background(), opt)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,8 +118,8 @@ func TestTokenize(t *testing.T) {
 	if err := os.MkdirAll(bad, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	writeTokenShard(t, filepath.Join(bad, "docs-00000.parquet"), []TokenRow{{ID: "x", Tokens: []int32{1}}}, 4)
-	_, err = Tokenize(context.Background(), TokenizeOptions{Inputs: []string{bad}, Out: filepath.Join(dir, "o"), Tokenizer: tok})
+	tokenstest.WriteShard(t, filepath.Join(bad, "docs-00000.parquet"), []tokens.TokenRow{{ID: "x", Tokens: []int32{1}}}, 4)
+	_, err = tokens.Tokenize(context.Background(), tokens.TokenizeOptions{Inputs: []string{bad}, Out: filepath.Join(dir, "o"), Tokenizer: tok})
 	if err == nil || !strings.Contains(err.Error(), "docs-00000.parquet: no string column \"text\"") {
 		t.Fatalf("docs without text: %v", err)
 	}

@@ -1,0 +1,4 @@
+package tokens
+
+// ParseManifest exposes parseManifest to the external tests.
+var ParseManifest = parseManifest

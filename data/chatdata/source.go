@@ -11,14 +11,13 @@ import (
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 
 	"github.com/klauspost/compress/zstd"
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/herdml/herd/data/reader"
 	"github.com/herdml/herd/internal/pqcheck"
 )
 
@@ -39,49 +38,22 @@ func ListFiles(paths []string) ([]string, error) {
 	if len(paths) == 0 {
 		return nil, errors.New("no input paths: give JSONL (.gz/.zst) or Parquet files or directories")
 	}
-	var files []string
-	for _, p := range paths {
-		matches := []string{p}
-		if strings.ContainsAny(p, "*?[") {
-			m, err := filepath.Glob(p)
-			if err != nil {
-				return nil, fmt.Errorf("input path %q: %w", p, err)
-			}
-			if len(m) == 0 {
-				return nil, fmt.Errorf("input path %q matches no file", p)
-			}
-			matches = m
+	files, err := reader.ExpandPaths(paths, func(_, path string, d fs.DirEntry) (bool, error) {
+		if !d.Type().IsRegular() {
+			return false, nil
 		}
-		for _, m := range matches {
-			st, err := os.Stat(m)
-			if err != nil {
-				return nil, fmt.Errorf("input path: %w", err)
-			}
-			if !st.IsDir() {
-				if _, err := kindOf(m); err != nil {
-					return nil, err
-				}
-				files = append(files, m)
-				continue
-			}
-			err = filepath.WalkDir(m, func(path string, d fs.DirEntry, err error) error {
-				if err != nil {
-					return err
-				}
-				if d.Type().IsRegular() {
-					if _, err := kindOf(path); err == nil {
-						files = append(files, path)
-					}
-				}
-				return nil
-			})
-			if err != nil {
-				return nil, fmt.Errorf("walk %s: %w", m, err)
-			}
+		_, err := kindOf(path)
+		return err == nil, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	// A file named explicitly (not found in a directory) must be an input.
+	for _, f := range files {
+		if _, err := kindOf(f); err != nil {
+			return nil, err
 		}
 	}
-	slices.Sort(files)
-	files = slices.Compact(files)
 	if len(files) == 0 {
 		return nil, fmt.Errorf("input paths %v hold no .jsonl, .jsonl.gz, .jsonl.zst or .parquet file", paths)
 	}

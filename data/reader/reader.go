@@ -123,14 +123,13 @@ func kindOf(path, format string) (Kind, error) {
 	return Text, nil
 }
 
-// Plan expands the configured paths into numbered units.
-func Plan(cfg Config) ([]Unit, error) {
-	if len(cfg.Paths) == 0 {
-		return nil, fmt.Errorf("input.paths is empty: give files or directories, e.g. input.paths=[corpus/]")
-	}
+// ExpandPaths turns input paths into a sorted list of files without
+// duplicates: a glob pattern stands for its matches (none is an error), a
+// file for itself, and a directory for the entries of its tree that include
+// accepts (include may return filepath.SkipDir for a directory).
+func ExpandPaths(paths []string, include func(root, path string, d fs.DirEntry) (bool, error)) ([]string, error) {
 	var files []string
-	for _, p := range cfg.Paths {
-		p = os.ExpandEnv(p)
+	for _, p := range paths {
 		matches := []string{p}
 		if strings.ContainsAny(p, "*?[") {
 			m, err := filepath.Glob(p)
@@ -155,21 +154,11 @@ func Plan(cfg Config) ([]Unit, error) {
 				if err != nil {
 					return err
 				}
-				rel, _ := filepath.Rel(m, path)
-				if excluded(rel, cfg.Exclude) {
-					if d.IsDir() {
-						return filepath.SkipDir
-					}
-					return nil
+				ok, err := include(m, path, d)
+				if ok {
+					files = append(files, path)
 				}
-				if d.IsDir() || !d.Type().IsRegular() {
-					return nil
-				}
-				if len(cfg.Extensions) > 0 && !slices.ContainsFunc(cfg.Extensions, func(e string) bool { return strings.HasSuffix(path, e) }) {
-					return nil
-				}
-				files = append(files, path)
-				return nil
+				return err
 			})
 			if err != nil {
 				return nil, fmt.Errorf("walk %s: %w", m, err)
@@ -177,7 +166,34 @@ func Plan(cfg Config) ([]Unit, error) {
 		}
 	}
 	slices.Sort(files)
-	files = slices.Compact(files)
+	return slices.Compact(files), nil
+}
+
+// Plan expands the configured paths into numbered units.
+func Plan(cfg Config) ([]Unit, error) {
+	if len(cfg.Paths) == 0 {
+		return nil, fmt.Errorf("input.paths is empty: give files or directories, e.g. input.paths=[corpus/]")
+	}
+	paths := make([]string, len(cfg.Paths))
+	for i, p := range cfg.Paths {
+		paths[i] = os.ExpandEnv(p)
+	}
+	files, err := ExpandPaths(paths, func(root, path string, d fs.DirEntry) (bool, error) {
+		rel, _ := filepath.Rel(root, path)
+		if excluded(rel, cfg.Exclude) {
+			if d.IsDir() {
+				return false, filepath.SkipDir
+			}
+			return false, nil
+		}
+		if d.IsDir() || !d.Type().IsRegular() {
+			return false, nil
+		}
+		return len(cfg.Extensions) == 0 || slices.ContainsFunc(cfg.Extensions, func(e string) bool { return strings.HasSuffix(path, e) }), nil
+	})
+	if err != nil {
+		return nil, err
+	}
 	per := cfg.FilesPerUnit
 	if per <= 0 {
 		per = 256

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
-	"slices"
 	"strings"
 )
 
@@ -130,7 +129,7 @@ func checkResume(old, cur Recipe, step int, force bool) ([]RecipeChange, error) 
 	if planErr != nil {
 		b.WriteString("\n  " + planErr.Error())
 	}
-	fmt.Fprintf(&b, "\nresume with the recipe the run was started with (its recipe.yaml), change only %s or stage lengths that keep step %d in its stage, start a new run directory, or pass -force to continue anyway", strings.Join(slices.Concat(resumeSafe[:len(resumeSafe)-2], []string{"eval.*", "average.last"}), ", "), step)
+	fmt.Fprintf(&b, "\nresume with the recipe the run was started with (its recipe.yaml), change only %s or stage lengths that keep step %d in its stage, start a new run directory, or pass -force to continue anyway", strings.ReplaceAll(strings.Join(resumeSafe, ", "), ".,", ".*,"), step)
 	return changes, fmt.Errorf("%s", b.String())
 }
 

@@ -168,7 +168,8 @@ type weightsIndex struct {
 // directory or a model directory herd wrote (its .herd-output marker says
 // "model") is replaced; anything else at dir is an error.
 //
-// The directory holds config.json, generation_config.json, and either
+// The directory holds config.json, generation_config.json (not for a
+// sequence classifier: a reward model generates nothing), and either
 // model.safetensors or, when the weights exceed opt.ShardBytes,
 // model-0000i-of-0000N.safetensors shards (tensors assigned in layout
 // order) with model.safetensors.index.json. Each safetensors file carries
@@ -205,12 +206,15 @@ func writeModel(s sink, cfg model.Config, p *model.Params, opt SaveOptions) erro
 	}); err != nil {
 		return err
 	}
-	gen := opt.Generation
-	if gen == nil {
-		gen = DefaultGenerationConfig(cfg)
-	}
-	if err := writeJSON(s, GenerationConfigFile, gen); err != nil {
-		return err
+	// A reward model (sequence classifier) generates nothing.
+	if !cfg.HasScoreHead() {
+		gen := opt.Generation
+		if gen == nil {
+			gen = DefaultGenerationConfig(cfg)
+		}
+		if err := writeJSON(s, GenerationConfigFile, gen); err != nil {
+			return err
+		}
 	}
 	meta := map[string]string{"format": "pt"}
 	shards := planShards(p.Layout, dt.Size(), limit)

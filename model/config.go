@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 )
@@ -47,6 +48,13 @@ type Config struct {
 	EOSTokenID            any          `json:"eos_token_id,omitempty"`
 	InitializerRange      float64      `json:"initializer_range,omitempty"`
 	TorchDtype            string       `json:"torch_dtype,omitempty"`
+	// NumLabels is the number of outputs of a sequence-classification
+	// head (a reward model has 1); only with the
+	// LlamaForSequenceClassification architecture.
+	NumLabels int `json:"num_labels,omitempty"`
+	// PadTokenID is the padding token; Hugging Face's sequence classifier
+	// reads each row's score at the last token that is not this one.
+	PadTokenID *int `json:"pad_token_id,omitempty"`
 
 	// Extra holds config.json keys herd does not interpret (e.g.
 	// "use_cache", "pretraining_tp", a top-level
@@ -79,7 +87,7 @@ func (c *Config) UnmarshalJSON(data []byte) error {
 	for k := range knownKeys {
 		delete(all, k)
 	}
-	for _, k := range []string{"architectures", "bos_token_id", "eos_token_id", "initializer_range", "torch_dtype"} {
+	for _, k := range []string{"architectures", "bos_token_id", "eos_token_id", "initializer_range", "torch_dtype", "num_labels", "pad_token_id"} {
 		delete(all, k) // omitempty fields absent from the zero value's encoding
 	}
 	f.Extra = nil
@@ -144,6 +152,49 @@ func (c *Config) Normalize() {
 	if c.RopeScaling != nil && c.RopeScaling.RopeType == "" {
 		c.RopeScaling.RopeType = "default"
 	}
+	if c.HasScoreHead() && c.NumLabels == 0 {
+		c.NumLabels = labelsFromExtra(c.Extra)
+	}
+}
+
+// Architectures of the model heads herd implements.
+const (
+	// CausalLM is a language model: lm_head (or the tied embedding) maps
+	// the final hidden states to logits.
+	CausalLM = "LlamaForCausalLM"
+	// SequenceClassifier replaces lm_head by score.weight [num_labels,
+	// hidden_size], read at the last non-padding token of each row: a
+	// reward model with num_labels 1.
+	SequenceClassifier = "LlamaForSequenceClassification"
+)
+
+// HasScoreHead reports whether the configuration describes a sequence
+// classifier (a reward model): its head is score.weight, not lm_head.
+func (c *Config) HasScoreHead() bool {
+	return len(c.Architectures) > 0 && c.Architectures[0] == SequenceClassifier
+}
+
+// labelsFromExtra is the number of labels a Hugging Face config gives by
+// id2label when num_labels is absent (transformers writes id2label), or 2,
+// transformers' default.
+func labelsFromExtra(extra map[string]json.RawMessage) int {
+	var m map[string]any
+	if raw, ok := extra["id2label"]; ok && json.Unmarshal(raw, &m) == nil && len(m) > 0 {
+		return len(m)
+	}
+	return 2
+}
+
+// AsSequenceClassifier returns the configuration of a sequence classifier
+// (reward model) with labels outputs built on c's trunk, padding with pad.
+func (c Config) AsSequenceClassifier(labels, pad int) Config {
+	c.Architectures = []string{SequenceClassifier}
+	c.NumLabels = labels
+	c.PadTokenID = &pad
+	c.Extra = maps.Clone(c.Extra)
+	delete(c.Extra, "id2label")
+	delete(c.Extra, "label2id")
+	return c
 }
 
 // Validate reports the first problem that makes the configuration unusable,
@@ -162,6 +213,24 @@ func (c *Config) Validate() error {
 	pos("num_attention_heads", c.NumAttentionHeads)
 	pos("num_key_value_heads", c.NumKeyValueHeads)
 	pos("max_position_embeddings", c.MaxPositionEmbeddings)
+	switch {
+	case len(c.Architectures) > 1:
+		errs = append(errs, fmt.Errorf("architectures lists %d classes; give one (%s or %s)", len(c.Architectures), CausalLM, SequenceClassifier))
+	case len(c.Architectures) == 1 && c.Architectures[0] != CausalLM && c.Architectures[0] != SequenceClassifier:
+		errs = append(errs, fmt.Errorf("architectures %q is not supported (use %s or %s)", c.Architectures[0], CausalLM, SequenceClassifier))
+	}
+	if c.HasScoreHead() {
+		if c.NumLabels < 1 || c.NumLabels > 1<<16 {
+			errs = append(errs, fmt.Errorf("num_labels must be in [1, 65536] for %s, got %d", SequenceClassifier, c.NumLabels))
+		}
+	} else if c.NumLabels != 0 && c.NumLabels != 2 {
+		// transformers writes its default (2) into every config; other
+		// values only make sense with a classification head.
+		errs = append(errs, fmt.Errorf("num_labels %d needs architectures [%s]", c.NumLabels, SequenceClassifier))
+	}
+	if c.PadTokenID != nil && (*c.PadTokenID < 0 || *c.PadTokenID >= c.VocabSize) && c.VocabSize > 0 {
+		errs = append(errs, fmt.Errorf("pad_token_id %d is outside the vocabulary [0, %d)", *c.PadTokenID, c.VocabSize))
+	}
 	if c.ModelType != "" && c.ModelType != "llama" {
 		// Hugging Face picks the model class by model_type; other families
 		// (mistral, qwen2, gemma, …) differ in ways herd does not implement.
@@ -241,7 +310,10 @@ func paramCount(c *Config) float64 {
 	q, kv := float64(c.NumAttentionHeads*c.HeadDim), float64(c.NumKeyValueHeads*c.HeadDim)
 	layer := 2*C + C*q + 2*C*kv + q*C + 3*C*F
 	n := V*C + float64(c.NumHiddenLayers)*layer + C
-	if !c.TieWordEmbeddings {
+	switch {
+	case c.HasScoreHead():
+		n += float64(c.NumLabels) * C
+	case !c.TieWordEmbeddings:
 		n += V * C
 	}
 	return n

@@ -35,6 +35,9 @@ func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
 	if slots <= 0 || maxLen <= 0 {
 		return nil, fmt.Errorf("decoder: slots (%d) and maxLen (%d) must be positive", slots, maxLen)
 	}
+	if c.HasScoreHead() {
+		return nil, fmt.Errorf("decoder: the model is a %s (a reward model) and has no language-model head to generate with", SequenceClassifier)
+	}
 	if maxLen > c.MaxPositionEmbeddings {
 		return nil, fmt.Errorf("decoder: maxLen %d exceeds max_position_embeddings %d", maxLen, c.MaxPositionEmbeddings)
 	}

@@ -146,6 +146,8 @@ type workspace struct {
 	dk, dv     []float32 // [N,KD]
 	dg, du     []float32 // [N,F]
 	dlogits    []float32 // [N,V]
+	scores     []float32 // [B,num_labels] of the last Scores call
+	dhid       []float32 // [N,C] hidden-state gradient of ScoresBackward
 	dp         []float32 // [B,H,T,T]
 	coef       []float32 // [N]
 	attn       kernels.AttentionArgs
@@ -158,7 +160,7 @@ func (m *Model) workspace(b, t int) *workspace {
 	}
 	c := &m.Config
 	n := b * t
-	C, F, V, QD, KD, H := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim(), c.NumAttentionHeads
+	C, F, QD, KD, H := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim(), c.NumAttentionHeads
 	f := func(k int) []float32 { return make([]float32, k) }
 	ws := &workspace{b: b, t: t, pos: make([]int32, n), start: make([]int32, n), targets: make([]int32, n), tok: make([]int32, n)}
 	ws.layers = make([]layerActs, c.NumHiddenLayers)
@@ -170,12 +172,12 @@ func (m *Model) workspace(b, t int) *workspace {
 		}
 	}
 	ws.xf, ws.xnf, ws.rstdf = f(n*C), f(n*C), f(n)
-	ws.logits, ws.nll, ws.lse = f(n*V), f(n), f(n)
+	ws.nll, ws.lse = f(n), f(n)
 	ws.dx, ws.dxn = f(n*C), f(n*C)
 	ws.dq, ws.datt = f(n*QD), f(n*QD)
 	ws.dk, ws.dv = f(n*KD), f(n*KD)
 	ws.dg, ws.du = f(n*F), f(n*F)
-	ws.dlogits, ws.dp, ws.coef = f(n*V), f(b*H*t*t), f(n)
+	ws.dp, ws.coef = f(b*H*t*t), f(n)
 	m.ws = ws
 	return ws
 }
@@ -247,15 +249,46 @@ func (m *Model) linearBack(dx, dw, dy, x, w []float32, n, in, out int, accumulat
 // Forward runs the model over the batch, keeping the activations needed by
 // Backward, and returns the per-token negative log-likelihood of the
 // targets (0 where there is none). The returned slice and Logits() belong to
-// the model and are overwritten by the next call.
+// the model and are overwritten by the next call. A sequence classifier
+// (HasScoreHead) has no logits: use ForwardHidden and Scores.
 func (m *Model) Forward(b *Batch) ([]float32, error) {
 	c := &m.Config
-	if err := b.Validate(c); err != nil {
+	if c.HasScoreHead() {
+		return nil, fmt.Errorf("model: a %s has no language-model head; use ForwardHidden and Scores", SequenceClassifier)
+	}
+	if err := m.ForwardHidden(b); err != nil {
 		return nil, err
+	}
+	ws := m.ws
+	n, C, V := b.B*b.T, c.HiddenSize, c.VocabSize
+	if len(ws.logits) != n*V {
+		ws.logits, ws.dlogits = make([]float32, n*V), make([]float32, n*V)
+	}
+	m.linear(ws.logits, ws.xnf, m.head(m.Params), n, C, V, false)
+
+	ws.hasTargets = b.Targets != nil
+	if b.Targets != nil {
+		copy(ws.targets, b.Targets)
+	} else {
+		for i := range ws.targets {
+			ws.targets[i] = -1
+		}
+	}
+	m.be.CrossEntropy(ws.logits, n, V, ws.targets, ws.nll, ws.lse)
+	return ws.nll, nil
+}
+
+// ForwardHidden runs the model's trunk over the batch up to the final
+// RMSNorm (Hidden), keeping the activations needed by BackwardWith and
+// ScoresBackward, without computing logits.
+func (m *Model) ForwardHidden(b *Batch) error {
+	c := &m.Config
+	if err := b.Validate(c); err != nil {
+		return err
 	}
 	ws := m.workspace(b.B, b.T)
 	n := b.B * b.T
-	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
+	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
 	ws.positions(b)
 	m.rope.ensure(b.T)
 	p := m.Params
@@ -292,18 +325,86 @@ func (m *Model) Forward(b *Batch) ([]float32, error) {
 		m.linear(next, a.h, w.down, n, F, C, true)
 	}
 	m.be.RMSNorm(ws.xf, p.Get("model.norm.weight"), ws.xnf, ws.rstdf, n, C, eps)
-	m.linear(ws.logits, ws.xnf, m.head(p), n, C, V, false)
+	ws.hasTargets = false
+	return nil
+}
 
-	ws.hasTargets = b.Targets != nil
-	if b.Targets != nil {
-		copy(ws.targets, b.Targets)
-	} else {
-		for i := range ws.targets {
-			ws.targets[i] = -1
+// Scores returns the sequence classifier's outputs [B, num_labels] for
+// the last ForwardHidden (or Forward) call: score.weight times the final
+// hidden state of each row's token last[r] (the last non-padding token);
+// a row with last[r] < 0 scores 0. The slice belongs to the model.
+func (m *Model) Scores(last []int32) ([]float32, error) {
+	ws, c := m.ws, &m.Config
+	if ws == nil {
+		return nil, errors.New("model: Scores called before ForwardHidden")
+	}
+	if !c.HasScoreHead() {
+		return nil, fmt.Errorf("model: Scores needs a %s (score.weight)", SequenceClassifier)
+	}
+	if len(last) != ws.b {
+		return nil, fmt.Errorf("model: Scores got %d last-token indices for %d rows", len(last), ws.b)
+	}
+	L, C := c.NumLabels, c.HiddenSize
+	if len(ws.scores) != ws.b*L {
+		ws.scores = make([]float32, ws.b*L)
+	}
+	w := m.Params.Get(ScoreWeight)
+	for r, i := range last {
+		out := ws.scores[r*L : (r+1)*L]
+		if i < 0 {
+			clear(out)
+			continue
+		}
+		if int(i) >= ws.t {
+			return nil, fmt.Errorf("model: row %d: last token %d is beyond the sequence length %d", r, i, ws.t)
+		}
+		h := ws.xnf[(r*ws.t+int(i))*C:][:C]
+		for j := range out {
+			out[j] = kernels.Dot(w[j*C:(j+1)*C], h)
 		}
 	}
-	m.be.CrossEntropy(ws.logits, n, V, ws.targets, ws.nll, ws.lse)
-	return ws.nll, nil
+	return ws.scores, nil
+}
+
+// ScoresBackward accumulates into Grads the gradient of
+// L = Σ dScores ⊙ Scores(last) for the last ForwardHidden call: into
+// score.weight and, through the final hidden states at the rows' last
+// tokens, into every weight of the trunk.
+func (m *Model) ScoresBackward(last []int32, dScores []float32) error {
+	ws, c := m.ws, &m.Config
+	if ws == nil {
+		return errors.New("model: ScoresBackward called before ForwardHidden")
+	}
+	if !c.HasScoreHead() {
+		return fmt.Errorf("model: ScoresBackward needs a %s (score.weight)", SequenceClassifier)
+	}
+	L, C, n := c.NumLabels, c.HiddenSize, ws.b*ws.t
+	if len(last) != ws.b || len(dScores) != ws.b*L {
+		return fmt.Errorf("model: ScoresBackward got %d indices and %d gradients for %d rows of %d labels", len(last), len(dScores), ws.b, L)
+	}
+	m.EnsureGrads()
+	if len(ws.dhid) != n*C {
+		ws.dhid = make([]float32, n*C)
+	}
+	clear(ws.dhid)
+	w, gw := m.Params.Get(ScoreWeight), m.Grads.Get(ScoreWeight)
+	for r, i := range last {
+		if i < 0 || int(i) >= ws.t {
+			continue
+		}
+		k := r*ws.t + int(i)
+		h, dh := ws.xnf[k*C:][:C], ws.dhid[k*C:][:C]
+		for j := range L {
+			d := dScores[r*L+j]
+			if d == 0 {
+				continue
+			}
+			kernels.Axpy(d, h, gw[j*C:(j+1)*C])
+			kernels.Axpy(d, w[j*C:(j+1)*C], dh)
+		}
+	}
+	m.BackwardWith(nil, ws.dhid)
+	return nil
 }
 
 // Logits returns the logits [B·T, V] of the last Forward call.
@@ -437,6 +538,9 @@ func (m *Model) BackwardWith(coef, dHidden []float32) {
 	n := ws.b * ws.t
 	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
 	p, g := m.Params, m.Grads
+	if coef != nil && c.HasScoreHead() {
+		panic("model: Backward with loss coefficients on a model without a language-model head")
+	}
 	if coef != nil && len(coef) != n {
 		panic(fmt.Sprintf("model: Backward got %d loss coefficients for %d tokens", len(coef), n))
 	}

@@ -24,9 +24,13 @@ type Layout struct {
 	index   map[string]int
 }
 
+// ScoreWeight is the Hugging Face name of a sequence classifier's head.
+const ScoreWeight = "score.weight"
+
 // NewLayout computes the tensor layout of a configuration: the embedding,
 // then per layer the attention norm, q/k/v/o, the MLP norm, gate/up/down,
-// then the final norm and, when untied, lm_head.
+// then the final norm and the head: score.weight [num_labels, hidden] for
+// a sequence classifier, else lm_head when untied (none when tied).
 func NewLayout(c Config) *Layout {
 	l := &Layout{index: map[string]int{}}
 	add := func(name string, shape ...int) {
@@ -53,7 +57,10 @@ func NewLayout(c Config) *Layout {
 		add(p+"mlp.down_proj.weight", C, F)
 	}
 	add("model.norm.weight", C)
-	if !c.TieWordEmbeddings {
+	switch {
+	case c.HasScoreHead():
+		add(ScoreWeight, c.NumLabels, C)
+	case !c.TieWordEmbeddings:
 		add("lm_head.weight", V, C)
 	}
 	return l

@@ -1,85 +1,17 @@
 package pretrain
 
 import (
-	"encoding/json"
 	"fmt"
-	"reflect"
 	"strings"
+
+	"github.com/herdml/herd/recipes"
 )
 
 // RecipeChange is one field that differs between two recipes.
-type RecipeChange struct {
-	Key      string // recipe key path, e.g. "optim.lr" or "stages[1].steps"
-	Old, New string
-}
-
-func (c RecipeChange) String() string { return fmt.Sprintf("%s: %s → %s", c.Key, c.Old, c.New) }
+type RecipeChange = recipes.Change
 
 // DiffRecipes lists the fields of b that differ from a, by recipe key.
-func DiffRecipes(a, b Recipe) []RecipeChange {
-	var out []RecipeChange
-	diffValue("", reflect.ValueOf(a), reflect.ValueOf(b), &out)
-	return out
-}
-
-func diffValue(key string, a, b reflect.Value, out *[]RecipeChange) {
-	if a.Kind() == reflect.Pointer {
-		if a.IsNil() || b.IsNil() {
-			if a.IsNil() != b.IsNil() {
-				*out = append(*out, RecipeChange{Key: key, Old: show(a), New: show(b)})
-			}
-			return
-		}
-		a, b = a.Elem(), b.Elem()
-	}
-	switch a.Kind() {
-	case reflect.Struct:
-		t := a.Type()
-		for i := range t.NumField() {
-			name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ",")
-			if name == "" || name == "-" {
-				name = strings.ToLower(t.Field(i).Name)
-			}
-			if key != "" {
-				name = key + "." + name
-			}
-			diffValue(name, a.Field(i), b.Field(i), out)
-		}
-	case reflect.Slice:
-		if a.Type().Elem().Kind() != reflect.Struct {
-			if !reflect.DeepEqual(a.Interface(), b.Interface()) {
-				*out = append(*out, RecipeChange{Key: key, Old: show(a), New: show(b)})
-			}
-			return
-		}
-		for i := range max(a.Len(), b.Len()) {
-			k := fmt.Sprintf("%s[%d]", key, i)
-			switch {
-			case i >= a.Len():
-				*out = append(*out, RecipeChange{Key: k, Old: "(none)", New: show(b.Index(i))})
-			case i >= b.Len():
-				*out = append(*out, RecipeChange{Key: k, Old: show(a.Index(i)), New: "(none)"})
-			default:
-				diffValue(k, a.Index(i), b.Index(i), out)
-			}
-		}
-	default:
-		if !reflect.DeepEqual(a.Interface(), b.Interface()) {
-			*out = append(*out, RecipeChange{Key: key, Old: show(a), New: show(b)})
-		}
-	}
-}
-
-func show(v reflect.Value) string {
-	if v.Kind() == reflect.Pointer && v.IsNil() {
-		return "null"
-	}
-	b, err := json.Marshal(v.Interface())
-	if err != nil {
-		return fmt.Sprint(v.Interface())
-	}
-	return string(b)
-}
+func DiffRecipes(a, b Recipe) []RecipeChange { return recipes.Diff(a, b) }
 
 // resumeSafe lists the recipe keys whose change does not alter the run
 // that was interrupted: where output goes, how often it is checkpointed,

@@ -1,4 +1,4 @@
-package model
+package model_test
 
 import (
 	"context"
@@ -6,23 +6,24 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/internal/benchutil"
-
+	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
+	"github.com/herdml/herd/model/modeltest"
 )
 
 // ConfigM is the benchmark configuration of the model-core issue: vocab 256,
 // hidden 256, 4 layers, 8 heads, 4 KV heads, FFN 768 (sequence 128, batch 16
 // → 42.7 GFLOP per training step).
-func configM() Config {
-	c := Config{VocabSize: 256, HiddenSize: 256, IntermediateSize: 768, NumHiddenLayers: 4,
+func configM() model.Config {
+	c := model.Config{VocabSize: 256, HiddenSize: 256, IntermediateSize: 768, NumHiddenLayers: 4,
 		NumAttentionHeads: 8, NumKeyValueHeads: 4, MaxPositionEmbeddings: 512, RopeTheta: 10000}
 	c.Normalize()
 	return c
 }
 
-func benchBatch(c Config, B, T int) *Batch {
+func benchBatch(c model.Config, B, T int) *model.Batch {
 	rng := rand.New(rand.NewPCG(1, 1))
-	b := &Batch{B: B, T: T, Tokens: make([]int32, B*T), Targets: make([]int32, B*T)}
+	b := &model.Batch{B: B, T: T, Tokens: make([]int32, B*T), Targets: make([]int32, B*T)}
 	for i := range b.Tokens {
 		b.Tokens[i] = int32(rng.IntN(c.VocabSize))
 		b.Targets[i] = int32(rng.IntN(c.VocabSize))
@@ -41,7 +42,7 @@ func BenchmarkTrainStepM(b *testing.B) {
 	if _, err := m.ForwardBackward(batch); err != nil {
 		b.Fatal(err)
 	}
-	flops := FLOPsPerToken(c, 128) * 16 * 128
+	flops := model.FLOPsPerToken(c, 128) * 16 * 128
 	b.ResetTimer()
 	cpu0 := benchutil.CPUSeconds()
 	for range b.N {
@@ -99,7 +100,7 @@ func benchGenerate(b *testing.B, batch int) {
 	const newTokens = 128
 	b.ResetTimer()
 	for range b.N {
-		if _, err := m.Generate(context.Background(), prompts, SampleOptions{Temperature: 0.8, TopK: 40, MaxTokens: newTokens, Seed: 1}); err != nil {
+		if _, err := m.Generate(context.Background(), prompts, model.SampleOptions{Temperature: 0.8, TopK: 40, MaxTokens: newTokens, Seed: 1}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -113,11 +114,11 @@ func BenchmarkGenerateM16(b *testing.B) { benchGenerate(b, 16) }
 
 // newCPUTestModel is an initialised model on a CPU backend with the given
 // workers (0 = all cores) that is closed when the test ends.
-func newCPUTestModel(t testing.TB, c Config, workers int) *Model {
+func newCPUTestModel(t testing.TB, c model.Config, workers int) *model.Model {
 	t.Helper()
 	be := kernels.NewCPU(workers)
 	t.Cleanup(be.Close)
-	m, err := New(c, be)
+	m, err := model.New(c, be)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,9 +129,9 @@ func newCPUTestModel(t testing.TB, c Config, workers int) *Model {
 // TestTrainStepAllocs checks that a training step allocates nothing once
 // the workspace exists.
 func TestTrainStepAllocs(t *testing.T) {
-	c := tinyConfig(false, true)
+	c := modeltest.TinyConfig(false, true)
 	m := newCPUTestModel(t, c, 2)
-	batch := randomBatch(c, 2, 16, rand.New(rand.NewPCG(1, 1)), true, true)
+	batch := modeltest.RandomBatch(c, 2, 16, rand.New(rand.NewPCG(1, 1)), true, true)
 	m.EnsureGrads()
 	if _, err := m.ForwardBackward(batch); err != nil {
 		t.Fatal(err)
@@ -148,7 +149,7 @@ func TestTrainStepAllocs(t *testing.T) {
 // TestDecodeStepAllocs checks that a KV-cache decoding step allocates
 // nothing once the decoder's scratch has grown.
 func TestDecodeStepAllocs(t *testing.T) {
-	m := newCPUTestModel(t, tinyConfig(true, false), 2)
+	m := newCPUTestModel(t, modeltest.TinyConfig(true, false), 2)
 	dec, err := m.NewDecoder(2, 40)
 	if err != nil {
 		t.Fatal(err)

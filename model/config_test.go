@@ -126,22 +126,3 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
-
-func TestInitDeterministic(t *testing.T) {
-	c := tinyConfig(false, false)
-	a, b, d := NewParams(NewLayout(c)), NewParams(NewLayout(c)), NewParams(NewLayout(c))
-	a.Init(c, 1)
-	b.Init(c, 1)
-	d.Init(c, 2)
-	same, diff := true, false
-	for i := range a.Data {
-		same = same && a.Data[i] == b.Data[i]
-		diff = diff || a.Data[i] != d.Data[i]
-	}
-	if !same || !diff {
-		t.Fatalf("init not a function of the seed: same seed equal %v, other seed differs %v", same, diff)
-	}
-	if v := a.Get("model.norm.weight"); v[0] != 1 {
-		t.Fatalf("norm weight initialised to %v, want 1", v[0])
-	}
-}

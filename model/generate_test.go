@@ -1,4 +1,4 @@
-package model
+package model_test
 
 import (
 	"context"
@@ -6,12 +6,14 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
+	"github.com/herdml/herd/model/modeltest"
 )
 
-func newTestModel(t *testing.T, c Config, seed uint64) *Model {
+func newTestModel(t *testing.T, c model.Config, seed uint64) *model.Model {
 	t.Helper()
-	m, err := New(c, kernels.Serial{})
+	m, err := model.New(c, kernels.Serial{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -25,7 +27,7 @@ func newTestModel(t *testing.T, c Config, seed uint64) *Model {
 // with the full (training) forward of each sequence alone.
 func TestDecoderMatchesFullForward(t *testing.T) {
 	for _, tied := range []bool{false, true} {
-		c := tinyConfig(tied, true)
+		c := modeltest.TinyConfig(tied, true)
 		m := newTestModel(t, c, 3)
 		rng := rand.New(rand.NewPCG(5, 6))
 		lens := []int{13, 5, 9}
@@ -37,7 +39,7 @@ func TestDecoderMatchesFullForward(t *testing.T) {
 			for i := range seqs[s] {
 				seqs[s][i] = int32(rng.IntN(V))
 			}
-			if _, err := m.Forward(&Batch{B: 1, T: n, Tokens: seqs[s]}); err != nil {
+			if _, err := m.Forward(&model.Batch{B: 1, T: n, Tokens: seqs[s]}); err != nil {
 				t.Fatal(err)
 			}
 			want[s] = append([]float32(nil), m.Logits()...)
@@ -101,7 +103,7 @@ func TestDecoderMatchesFullForward(t *testing.T) {
 }
 
 func TestDecoderErrors(t *testing.T) {
-	c := tinyConfig(false, false)
+	c := modeltest.TinyConfig(false, false)
 	m := newTestModel(t, c, 1)
 	dec, err := m.NewDecoder(2, 4)
 	if err != nil {
@@ -122,21 +124,21 @@ func TestDecoderErrors(t *testing.T) {
 }
 
 func TestGenerateGreedyMatchesArgmax(t *testing.T) {
-	c := tinyConfig(true, false)
+	c := modeltest.TinyConfig(true, false)
 	m := newTestModel(t, c, 9)
 	prompts := [][]int32{{1, 2, 3}, {4}, {5, 6, 7, 8, 9}}
-	gens, err := m.Generate(context.Background(), prompts, SampleOptions{MaxTokens: 6})
+	gens, err := m.Generate(context.Background(), prompts, model.SampleOptions{MaxTokens: 6})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for i, p := range prompts {
 		seq := append([]int32(nil), p...)
 		for step := 0; step < 6; step++ {
-			if _, err := m.Forward(&Batch{B: 1, T: len(seq), Tokens: seq}); err != nil {
+			if _, err := m.Forward(&model.Batch{B: 1, T: len(seq), Tokens: seq}); err != nil {
 				t.Fatal(err)
 			}
 			lg := m.Logits()
-			seq = append(seq, int32(argmax(lg[(len(seq)-1)*c.VocabSize:])))
+			seq = append(seq, int32(model.Argmax(lg[(len(seq)-1)*c.VocabSize:])))
 		}
 		got := gens[i].Tokens
 		want := seq[len(p):]
@@ -152,9 +154,9 @@ func TestGenerateGreedyMatchesArgmax(t *testing.T) {
 }
 
 func TestGenerateStopsAndIsDeterministic(t *testing.T) {
-	c := tinyConfig(false, false)
+	c := modeltest.TinyConfig(false, false)
 	m := newTestModel(t, c, 4)
-	opt := SampleOptions{Temperature: 1.2, TopK: 10, TopP: 0.9, Seed: 42, MaxTokens: 20}
+	opt := model.SampleOptions{Temperature: 1.2, TopK: 10, TopP: 0.9, Seed: 42, MaxTokens: 20}
 	prompts := [][]int32{{1, 2}, {3}}
 	a, err := m.Generate(context.Background(), prompts, opt)
 	if err != nil {
@@ -199,12 +201,12 @@ func TestSamplerDistribution(t *testing.T) {
 	logits := []float32{2, 1, 0.5, 0, -1, 3}
 	cases := []struct {
 		name string
-		opt  SampleOptions
+		opt  model.SampleOptions
 		want map[int32]float64
 	}{
-		{"plain", SampleOptions{Temperature: 1}, nil},
-		{"topk2", SampleOptions{Temperature: 1, TopK: 2}, nil},
-		{"topp", SampleOptions{Temperature: 0.7, TopP: 0.8}, nil},
+		{"plain", model.SampleOptions{Temperature: 1}, nil},
+		{"topk2", model.SampleOptions{Temperature: 1, TopK: 2}, nil},
+		{"topp", model.SampleOptions{Temperature: 0.7, TopP: 0.8}, nil},
 	}
 	soft := func(T float64, keep []int32) map[int32]float64 {
 		m := map[int32]float64{}
@@ -233,7 +235,7 @@ func TestSamplerDistribution(t *testing.T) {
 	}
 	cases[2].want = soft(0.7, keep)
 	for _, tc := range cases {
-		s := NewSampler(tc.opt, 0)
+		s := model.NewSampler(tc.opt, 0)
 		const n = 200000
 		count := map[int32]int{}
 		for range n {
@@ -249,31 +251,6 @@ func TestSamplerDistribution(t *testing.T) {
 			got := float64(count[tok]) / n
 			if math.Abs(got-p) > 4*math.Sqrt(p*(1-p)/n)+1e-3 {
 				t.Errorf("%s: token %d frequency %.4f, want %.4f", tc.name, tok, got, p)
-			}
-		}
-	}
-}
-
-func TestSelectTopK(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 1))
-	for trial := 0; trial < 200; trial++ {
-		n := 1 + rng.IntN(50)
-		logits := make([]float32, n)
-		for i := range logits {
-			logits[i] = float32(rng.IntN(8)) // many ties
-		}
-		k := 1 + rng.IntN(n)
-		idx := make([]int32, n)
-		for i := range idx {
-			idx[i] = int32(i)
-		}
-		selectTopK(idx, logits, k)
-		// Every kept index must rank at least as high as every dropped one.
-		for _, a := range idx[:k] {
-			for _, b := range idx[k:] {
-				if logits[a] < logits[b] || (logits[a] == logits[b] && a > b) {
-					t.Fatalf("n=%d k=%d: kept %d (%g) ranks below dropped %d (%g)", n, k, a, logits[a], b, logits[b])
-				}
 			}
 		}
 	}

@@ -1,36 +1,39 @@
-package model
+package model_test
 
 import (
 	"context"
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/model"
+	"github.com/herdml/herd/model/modeltest"
 )
 
 // TestGenerateRejectsBadOptions: every out-of-range sampling option is an
 // error naming the option and its allowed range, never a silent no-op or
 // a wrong answer (max_tokens near MaxInt used to overflow the length).
 func TestGenerateRejectsBadOptions(t *testing.T) {
-	c := tinyConfig(true, false) // max_position_embeddings 64
+	c := modeltest.TinyConfig(true, false) // max_position_embeddings 64
 	m := newTestModel(t, c, 2)
 	prompt := [][]int32{{1, 2, 3, 4}}
 	cases := []struct {
 		name string
-		opt  SampleOptions
+		opt  model.SampleOptions
 		want string // "" = accepted
 	}{
-		{"defaults", SampleOptions{MaxTokens: 3}, ""},
-		{"fills the context", SampleOptions{MaxTokens: 60}, ""},
-		{"temperature NaN", SampleOptions{Temperature: math.NaN(), MaxTokens: 1}, "temperature"},
-		{"temperature negative", SampleOptions{Temperature: -0.5, MaxTokens: 1}, "temperature"},
-		{"temperature +Inf", SampleOptions{Temperature: math.Inf(1), MaxTokens: 1}, "temperature"},
-		{"top_p NaN", SampleOptions{Temperature: 1, TopP: math.NaN(), MaxTokens: 1}, "top_p"},
-		{"top_p negative", SampleOptions{Temperature: 1, TopP: -0.1, MaxTokens: 1}, "top_p"},
-		{"top_p above 1", SampleOptions{Temperature: 1, TopP: 1.5, MaxTokens: 1}, "top_p"},
-		{"top_k negative", SampleOptions{Temperature: 1, TopK: -4, MaxTokens: 1}, "top_k must be >= 0 (0 = no limit), got -4"},
-		{"max_tokens negative", SampleOptions{MaxTokens: -5}, "max_tokens must be >= 0, got -5"},
-		{"max_tokens past the context", SampleOptions{MaxTokens: 61}, "at most 60 new tokens"},
-		{"max_tokens MaxInt", SampleOptions{MaxTokens: math.MaxInt}, "at most 60 new tokens"},
+		{"defaults", model.SampleOptions{MaxTokens: 3}, ""},
+		{"fills the context", model.SampleOptions{MaxTokens: 60}, ""},
+		{"temperature NaN", model.SampleOptions{Temperature: math.NaN(), MaxTokens: 1}, "temperature"},
+		{"temperature negative", model.SampleOptions{Temperature: -0.5, MaxTokens: 1}, "temperature"},
+		{"temperature +Inf", model.SampleOptions{Temperature: math.Inf(1), MaxTokens: 1}, "temperature"},
+		{"top_p NaN", model.SampleOptions{Temperature: 1, TopP: math.NaN(), MaxTokens: 1}, "top_p"},
+		{"top_p negative", model.SampleOptions{Temperature: 1, TopP: -0.1, MaxTokens: 1}, "top_p"},
+		{"top_p above 1", model.SampleOptions{Temperature: 1, TopP: 1.5, MaxTokens: 1}, "top_p"},
+		{"top_k negative", model.SampleOptions{Temperature: 1, TopK: -4, MaxTokens: 1}, "top_k must be >= 0 (0 = no limit), got -4"},
+		{"max_tokens negative", model.SampleOptions{MaxTokens: -5}, "max_tokens must be >= 0, got -5"},
+		{"max_tokens past the context", model.SampleOptions{MaxTokens: 61}, "at most 60 new tokens"},
+		{"max_tokens MaxInt", model.SampleOptions{MaxTokens: math.MaxInt}, "at most 60 new tokens"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -57,17 +60,17 @@ func TestGenerateNonFiniteLogits(t *testing.T) {
 		tensor string
 		index  int // of the element set to value
 		value  float32
-		opt    SampleOptions
+		opt    model.SampleOptions
 	}{
-		{"final norm NaN, greedy", "model.norm.weight", 0, float32(math.NaN()), SampleOptions{MaxTokens: 5}},
-		{"final norm NaN, sampled", "model.norm.weight", 0, float32(math.NaN()), SampleOptions{Temperature: 0.8, TopK: 5, TopP: 0.9, MaxTokens: 5}},
+		{"final norm NaN, greedy", "model.norm.weight", 0, float32(math.NaN()), model.SampleOptions{MaxTokens: 5}},
+		{"final norm NaN, sampled", "model.norm.weight", 0, float32(math.NaN()), model.SampleOptions{Temperature: 0.8, TopK: 5, TopP: 0.9, MaxTokens: 5}},
 		// One element of the head's row 3: only logit 3 is not finite, and
 		// greedy argmax would pass over a NaN.
-		{"one head row NaN, greedy", "lm_head.weight", 3 * 24, float32(math.NaN()), SampleOptions{MaxTokens: 5}},
-		{"one head row +Inf, greedy", "lm_head.weight", 3 * 24, float32(math.Inf(1)), SampleOptions{MaxTokens: 5}},
+		{"one head row NaN, greedy", "lm_head.weight", 3 * 24, float32(math.NaN()), model.SampleOptions{MaxTokens: 5}},
+		{"one head row +Inf, greedy", "lm_head.weight", 3 * 24, float32(math.Inf(1)), model.SampleOptions{MaxTokens: 5}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			c := tinyConfig(false, false)
+			c := modeltest.TinyConfig(false, false)
 			m := newTestModel(t, c, 2)
 			m.Params.Get(tc.tensor)[tc.index] = tc.value
 			gens, err := m.Generate(context.Background(), [][]int32{{1, 2}, {3, 4, 5}}, tc.opt)

@@ -1,0 +1,13 @@
+package model
+
+// This file exports internals to the external tests of package model
+// (package model_test), which use the float64 reference of
+// model/modeltest and so cannot be internal tests.
+
+// SetAttnBlock sets the query rows per attention block of m, so that tests
+// can force several uneven blocks per row.
+func SetAttnBlock(m *Model, rows int) { m.attnBlock = rows }
+
+// Argmax is the index of the first largest element of x, as greedy
+// sampling picks it.
+func Argmax(x []float32) int { return argmax(x) }

@@ -19,7 +19,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/term"
@@ -28,7 +28,6 @@ import (
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/interrupt"
-	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/pretrain"
 	"github.com/herdml/herd/recipes"
 )
@@ -191,6 +190,7 @@ func average(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pretrain average", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "output model directory")
+	weightList := fs.String("weights", "", "relative weights, one per checkpoint, comma-separated (e.g. 0.5,0.3,0.2); default uniform")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -200,32 +200,42 @@ func average(args []string, stdout, stderr io.Writer) error {
 	if *out == "" || fs.NArg() == 0 {
 		return usageError{errors.New("usage: pretrain average -out DIR CHECKPOINT_DIR...")}
 	}
-	for _, in := range fs.Args() {
-		overlap, err := outdir.Overlaps(*out, in)
-		if err != nil {
-			return err
-		}
-		if overlap {
-			return usageError{fmt.Errorf("-out %s is (or holds, or lies inside) the input checkpoint %s; write the average to another directory", *out, in)}
-		}
-	}
-	if err := outdir.CheckReplace(*out, outdir.Model); err != nil {
-		return err
-	}
-	cfg, params, err := checkpoint.Average(fs.Args())
+	weights, err := parseWeights(*weightList, fs.NArg())
 	if err != nil {
-		return err
+		return usageError{err}
 	}
-	var extra map[string][]byte
-	if tj, err := os.ReadFile(filepath.Join(fs.Arg(fs.NArg()-1), tokenizer.TokenizerFile)); err == nil {
-		extra = map[string][]byte{tokenizer.TokenizerFile: tj}
-		if cj, err := os.ReadFile(filepath.Join(fs.Arg(fs.NArg()-1), tokenizer.ConfigFile)); err == nil {
-			extra[tokenizer.ConfigFile] = cj
-		}
+	err = checkpoint.AverageModels(*out, fs.Args(), weights)
+	var overlap *checkpoint.OverlapError
+	if errors.As(err, &overlap) {
+		return usageError{fmt.Errorf("-out %s is (or holds, or lies inside) the input checkpoint %s; write the average to another directory", overlap.Out, overlap.Input)}
 	}
-	if err := checkpoint.SaveModel(*out, cfg, params, checkpoint.SaveOptions{Extra: extra}); err != nil {
+	if errors.Is(err, checkpoint.ErrInvalidWeights) {
+		return usageError{err}
+	}
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "averaged %d checkpoints into %s\n", fs.NArg(), *out)
 	return nil
+}
+
+// parseWeights parses the -weights flag of n checkpoints: comma-separated
+// numbers, one per checkpoint; empty means uniform (nil).
+func parseWeights(list string, n int) ([]float64, error) {
+	if strings.TrimSpace(list) == "" {
+		return nil, nil
+	}
+	parts := strings.Split(list, ",")
+	if len(parts) != n {
+		return nil, fmt.Errorf("-weights has %d values for %d checkpoints; give one per checkpoint", len(parts), n)
+	}
+	weights := make([]float64, n)
+	for i, part := range parts {
+		w, err := strconv.ParseFloat(strings.TrimSpace(part), 64)
+		if err != nil {
+			return nil, fmt.Errorf("-weights value %d (%q) is not a finite number", i+1, strings.TrimSpace(part))
+		}
+		weights[i] = w
+	}
+	return weights, nil
 }

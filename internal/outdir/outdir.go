@@ -26,10 +26,11 @@ const MarkerFile = ".herd-output"
 
 // Kinds of output directories.
 const (
-	Model      = "model"        // a Hugging Face model directory (final/, pretrain average)
-	Checkpoint = "checkpoint"   // a training checkpoint (model + training state)
-	Run        = "pretrain-run" // a pretraining run directory
-	Tokens     = "tokens"       // token shards + manifest.json (pretrain tokenize)
+	Model      = "model"         // a Hugging Face model directory (final/, pretrain average)
+	Checkpoint = "checkpoint"    // a training checkpoint (model + training state)
+	Run        = "pretrain-run"  // a pretraining run directory
+	PostRun    = "posttrain-run" // a post-training (SFT, reward model, DPO) run directory
+	Tokens     = "tokens"        // token shards + manifest.json (pretrain tokenize)
 )
 
 // maxMarkerBytes bounds what is read of a marker file.

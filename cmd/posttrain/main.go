@@ -1,0 +1,296 @@
+// Command posttrain trains a pretrained Llama model the way Llama 3 made
+// its chat models: supervised fine-tuning, a reward model, and DPO, each a
+// recipe kind; it also scores rows with a reward model, averages finished
+// runs, and writes built-in task data.
+//
+//	posttrain -recipe sft_tiny|rm_tiny|dpo_tiny|FILE [-resume] [-out DIR] [key=value ...]
+//	posttrain -recipe FILE -print-recipe                 → the resolved recipe
+//	posttrain score -model RM_DIR -jsonl IN [-out FILE]  → the reward of every row
+//	posttrain average -out DIR [-weights w1,w2,...] RUN_OR_MODEL_DIR...
+//	posttrain data -kind sft|pref [-tasks add,reverse,...] -n N [-seed S] -out FILE
+//
+// Arguments after the flags are key=value overrides of recipe fields
+// (`optim.lr=1e-5 train.steps=200`). Ctrl-C saves a checkpoint; -resume
+// continues bit-exactly from the newest one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"golang.org/x/term"
+
+	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/interrupt"
+	"github.com/herdml/herd/posttrain"
+	"github.com/herdml/herd/recipes"
+	"github.com/herdml/herd/tasks"
+	"github.com/herdml/herd/train"
+)
+
+func main() {
+	ctx, stop := interrupt.Context(context.Background())
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	code := interrupt.ExitCode(ctx)
+	stop()
+	if err != nil && !(code != 0 && errors.Is(err, context.Canceled)) {
+		fmt.Fprintln(os.Stderr, "posttrain:", err)
+		var ue usageError
+		if code == 0 && errors.As(err, &ue) {
+			code = 2
+		} else if code == 0 {
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+type usageError struct{ error }
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) > 0 {
+		switch args[0] {
+		case "score":
+			return score(ctx, args[1:], stdin, stdout, stderr)
+		case "average":
+			return average(args[1:], stdout, stderr)
+		case "data":
+			return data(args[1:], stdout, stderr)
+		}
+	}
+	fs := flag.NewFlagSet("posttrain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	recipe := fs.String("recipe", "", "recipe file or shipped recipe name ("+strings.Join(recipes.Shipped(), ", ")+")")
+	resume := fs.Bool("resume", false, "continue from the newest checkpoint in the run directory")
+	out := fs.String("out", "", "run directory (overrides out)")
+	workers := fs.Int("workers", -1, "compute goroutines (overrides workers; 0 = all cores)")
+	printRecipe := fs.Bool("print-recipe", false, "print the resolved recipe and exit")
+	force := fs.Bool("force", false, "with -resume: continue even though the recipe changed in ways that alter the run")
+	verbose := fs.Bool("v", false, "debug logging")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: posttrain -recipe NAME|FILE [flags] [key=value ...]\n       posttrain score -model RM_DIR -jsonl IN [-out FILE]\n       posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...\n       posttrain data -kind sft|pref -n N -out FILE\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	r, err := recipes.Load(*recipe, posttrain.Default(), fs.Args())
+	if err != nil {
+		return err
+	}
+	if *out != "" {
+		r.Out = *out
+	}
+	if *workers >= 0 {
+		r.Workers = *workers
+	}
+	if *printRecipe {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("recipe: %w", err)
+		}
+		text, err := recipes.Marshal(r)
+		if err != nil {
+			return err
+		}
+		_, err = stdout.Write(text)
+		return err
+	}
+	if *recipe == "" {
+		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(recipes.Shipped(), ", ") + ")")}
+	}
+	level := slog.LevelInfo
+	if *verbose {
+		level = slog.LevelDebug
+	}
+	opt := posttrain.RunOptions{Resume: *resume, Force: *force}
+	logOut := stderr
+	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		opt.Progress = train.NewProgress(stderr, r.Kind)
+		logOut = opt.Progress
+	}
+	opt.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	res, err := posttrain.Run(ctx, r, opt)
+	if err != nil {
+		return err
+	}
+	return report(stdout, r, res)
+}
+
+// report prints the outcome of a run.
+func report(w io.Writer, r posttrain.Recipe, res *posttrain.Result) error {
+	if res.Interrupted {
+		fmt.Fprintf(w, "interrupted after step %d; checkpoint %s\ncontinue with: posttrain -recipe … -out %s -resume\n", res.Steps, res.Checkpoint, r.Out)
+		return nil
+	}
+	fmt.Fprintf(w, "%s: trained %d steps; last training loss %.4f\n", r.Kind, res.Steps, res.Loss)
+	show := func(what string, m map[string]float64, keys ...string) {
+		var parts []string
+		for _, k := range keys {
+			if v, ok := m[k]; ok {
+				parts = append(parts, fmt.Sprintf("%s %.4g", k, v))
+			}
+		}
+		if len(parts) > 0 {
+			fmt.Fprintf(w, "%s: %s\n", what, strings.Join(parts, ", "))
+		}
+	}
+	show("last step", res.Metrics, "rewards/accuracies", "rewards/margins", "nll", "accuracy", "margin")
+	show("held-out", res.Eval, "eval_loss", "eval_accuracy", "eval_margin", "eval_rewards/accuracies", "eval_rewards/margins", "eval_nll")
+	fmt.Fprintf(w, "data: %s\n", res.Data.String())
+	fmt.Fprintf(w, "final model: %s\nmetrics: %s  plot: %s\n", res.Final, filepath.Join(r.Out, posttrain.MetricsFile), res.Plot)
+	return nil
+}
+
+func score(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("posttrain score", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modelDir := fs.String("model", "", "reward model directory (LlamaForSequenceClassification)")
+	in := fs.String("jsonl", "", "input JSONL: preference rows (prompt/chosen/rejected[/edited]) or SFT rows (messages, prompt/completion); - for stdin")
+	out := fs.String("out", "-", "output JSONL, one line per input row (- for stdout)")
+	tok := fs.String("tokenizer", "", "tokenizer directory (default: the model directory)")
+	seqLen := fs.Int("seq-len", 0, "longest sequence scored (0 = the model's max_position_embeddings)")
+	workers := fs.Int("workers", 0, "compute goroutines (0 = all cores)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *modelDir == "" || *in == "" || fs.NArg() > 0 {
+		return usageError{errors.New("usage: posttrain score -model RM_DIR -jsonl IN [-out FILE]")}
+	}
+	if *seqLen < 0 || *workers < 0 {
+		return usageError{errors.New("-seq-len and -workers must be >= 0")}
+	}
+	r, name := stdin, "stdin"
+	if *in != "-" {
+		f, err := os.Open(*in)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		r, name = f, *in
+	}
+	o := posttrain.ScoreOptions{Tokenizer: *tok, SeqLen: *seqLen, Workers: *workers}
+	var sum posttrain.ScoreSummary
+	var err error
+	if *out == "-" {
+		sum, err = posttrain.Score(ctx, *modelDir, r, name, stdout, o)
+	} else {
+		err = writeAtomic(*out, func(w io.Writer) error {
+			var err error
+			sum, err = posttrain.Score(ctx, *modelDir, r, name, w, o)
+			return err
+		})
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "scored %d of %d rows (%d bad)\n", sum.Scored, sum.Rows, sum.Bad)
+	return nil
+}
+
+func average(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("posttrain average", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	out := fs.String("out", "", "output model directory")
+	weights := fs.String("weights", "", "comma-separated weights, one per input (default: uniform)")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *out == "" || fs.NArg() == 0 {
+		return usageError{errors.New("usage: posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...")}
+	}
+	var w []float64
+	if *weights != "" {
+		for _, s := range strings.Split(*weights, ",") {
+			x, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil {
+				return usageError{fmt.Errorf("-weights: %q is not a number", s)}
+			}
+			w = append(w, x)
+		}
+		if len(w) != fs.NArg() {
+			return usageError{fmt.Errorf("-weights has %d values for %d inputs", len(w), fs.NArg())}
+		}
+	}
+	// A run directory stands for its final model.
+	inputs := make([]string, fs.NArg())
+	for i, in := range fs.Args() {
+		inputs[i] = in
+		if _, err := os.Stat(filepath.Join(in, checkpoint.ConfigFile)); err != nil {
+			if _, ferr := os.Stat(filepath.Join(in, posttrain.FinalDir, checkpoint.ConfigFile)); ferr == nil {
+				inputs[i] = filepath.Join(in, posttrain.FinalDir)
+			}
+		}
+	}
+	if err := checkpoint.AverageModels(*out, inputs, w); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "averaged %d models into %s\n", len(inputs), *out)
+	return nil
+}
+
+func data(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("posttrain data", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	kind := fs.String("kind", "sft", "sft (prompt/completion rows) or pref (prompt/chosen/rejected rows)")
+	names := fs.String("tasks", "", "comma-separated built-in tasks (default all: "+strings.Join(tasks.Names(), ", ")+")")
+	n := fs.Int("n", 1000, "rows")
+	seed := fs.Uint64("seed", 1, "seed")
+	out := fs.String("out", "", "output JSONL file")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *out == "" || fs.NArg() > 0 || *n < 1 || *n > 1<<26 {
+		return usageError{errors.New("usage: posttrain data -kind sft|pref [-tasks a,b] -n N (1..67108864) [-seed S] -out FILE")}
+	}
+	var list []string
+	if *names != "" {
+		list = strings.Split(*names, ",")
+	}
+	write := tasks.WriteSFT
+	switch *kind {
+	case "sft":
+	case "pref":
+		write = tasks.WritePref
+	default:
+		return usageError{fmt.Errorf("-kind %q: use sft or pref", *kind)}
+	}
+	if err := writeAtomic(*out, func(w io.Writer) error { return write(w, list, *n, *seed) }); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "wrote %d %s rows to %s\n", *n, *kind, *out)
+	return nil
+}
+
+// writeAtomic writes path through fn, publishing it only when fn succeeds.
+func writeAtomic(path string, fn func(io.Writer) error) error {
+	f, err := atomicfile.Create(path, 0o644)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	if err := fn(f); err != nil {
+		return err
+	}
+	return f.Commit()
+}

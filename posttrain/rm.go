@@ -1,0 +1,220 @@
+package posttrain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+
+	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/data/chatdata"
+	"github.com/herdml/herd/train"
+)
+
+// rmTrainer trains a reward model with the Bradley–Terry loss
+// −log σ(r_w − r_l) over every ordered pair of an example's responses
+// (chosen > rejected; with edited responses edited > chosen > rejected:
+// three pairs from one forward pass), the reward read by the scalar head
+// at each sequence's last token. Llama 3 dropped the margin term; so does
+// herd.
+type rmTrainer struct {
+	run     *runner
+	ctx     context.Context
+	restore *chatdata.State
+	l       *chatdata.PrefLoader
+	state   chatdata.State
+	grad    []float32 // dL/dscore per row
+	vals    checkpoint.Metrics
+}
+
+func newRM(run *runner) *rmTrainer { return &rmTrainer{run: run, vals: checkpoint.Metrics{}} }
+
+func (t *rmTrainer) options(heldOut bool) chatdata.PrefOptions {
+	r := &t.run.r
+	return chatdata.PrefOptions{Options: t.run.loaderOptions(heldOut), Examples: r.Train.Batch, Ranked: r.Data.UseEdited, PadID: -1}
+}
+
+func (t *rmTrainer) open(ctx context.Context) error {
+	l, err := chatdata.NewPrefLoader(t.options(false), t.restore)
+	if err != nil {
+		return err
+	}
+	t.ctx, t.l, t.state = ctx, l, l.State()
+	return nil
+}
+
+// PairStats are the Bradley–Terry loss and its companions over a batch's
+// ordered pairs.
+type PairStats struct {
+	Loss     float64 // mean of −log σ(r_w − r_l)
+	Accuracy float64 // fraction of pairs with r_w > r_l
+	Margin   float64 // mean r_w − r_l
+	Chosen   float64 // mean reward of chosen responses
+	Rejected float64 // mean reward of rejected responses
+	Pairs    int
+}
+
+// BradleyTerry computes the loss over the ordered pairs of the first
+// examples examples of a preference batch whose rows are per (2 or 3) per
+// example — chosen, rejected[, edited] — with rewards r (one per row) and
+// last[row] < 0 marking an absent response; into grad (one per row, or
+// nil) it writes dLoss/dr.
+func BradleyTerry(r []float32, last []int32, per, examples int, grad []float32) PairStats {
+	var st PairStats
+	clear(grad)
+	type pair struct{ w, l int }
+	var buf [3]pair
+	for k := range examples {
+		c, rj, e := k*per+chatdata.RowChosen, k*per+chatdata.RowRejected, k*per+chatdata.RowEdited
+		pairs := append(buf[:0], pair{c, rj})
+		if per == 3 && last[e] >= 0 {
+			pairs = append(pairs, pair{e, c}, pair{e, rj})
+		}
+		st.Pairs += len(pairs)
+		st.Chosen += float64(r[c])
+		st.Rejected += float64(r[rj])
+		for _, p := range pairs {
+			x := float64(r[p.w]) - float64(r[p.l])
+			st.Loss += softplus(-x)
+			st.Margin += x
+			if x > 0 {
+				st.Accuracy++
+			}
+		}
+	}
+	if st.Pairs == 0 {
+		return st
+	}
+	n := float64(st.Pairs)
+	if grad != nil {
+		for k := range examples {
+			c, rj, e := k*per+chatdata.RowChosen, k*per+chatdata.RowRejected, k*per+chatdata.RowEdited
+			pairs := append(buf[:0], pair{c, rj})
+			if per == 3 && last[e] >= 0 {
+				pairs = append(pairs, pair{e, c}, pair{e, rj})
+			}
+			for _, p := range pairs {
+				// d/dx softplus(−x) = −σ(−x).
+				g := sigmoid(-(float64(r[p.w]) - float64(r[p.l]))) / n
+				grad[p.w] -= float32(g)
+				grad[p.l] += float32(g)
+			}
+		}
+	}
+	st.Loss /= n
+	st.Accuracy /= n
+	st.Margin /= n
+	st.Chosen /= float64(examples)
+	st.Rejected /= float64(examples)
+	return st
+}
+
+// softplus is log(1 + eˣ), computed without overflow.
+func softplus(x float64) float64 {
+	if x > 0 {
+		return x + math.Log1p(math.Exp(-x))
+	}
+	return math.Log1p(math.Exp(x))
+}
+
+func sigmoid(x float64) float64 {
+	if x >= 0 {
+		return 1 / (1 + math.Exp(-x))
+	}
+	e := math.Exp(x)
+	return e / (1 + e)
+}
+
+// Step scores every response of a batch with one forward pass and
+// back-propagates the Bradley–Terry loss through the head at the last
+// tokens.
+func (t *rmTrainer) Step(step int) (train.StepResult, error) {
+	pb, err := t.l.Next(t.ctx)
+	if err != nil {
+		return train.StepResult{}, dataErr(step, err, &t.run.r)
+	}
+	m := t.run.m
+	if err := m.ForwardHidden(&pb.Batch); err != nil {
+		return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
+	}
+	r, err := m.Scores(pb.Last)
+	if err != nil {
+		return train.StepResult{}, err
+	}
+	if len(t.grad) != len(r) {
+		t.grad = make([]float32, len(r))
+	}
+	st := BradleyTerry(r, pb.Last, pb.PerExample, pb.Examples, t.grad)
+	if err := m.ScoresBackward(pb.Last, t.grad); err != nil {
+		return train.StepResult{}, err
+	}
+	t.state = t.l.State()
+	clear(t.vals)
+	t.vals["accuracy"], t.vals["margin"] = st.Accuracy, st.Margin
+	t.vals["rewards/chosen"], t.vals["rewards/rejected"] = st.Chosen, st.Rejected
+	return train.StepResult{Loss: st.Loss, Tokens: int64(pb.B * pb.T), Metrics: t.vals}, nil
+}
+
+func (t *rmTrainer) Position() (json.RawMessage, error) { return json.Marshal(t.state) }
+
+func (t *rmTrainer) Restore(pos json.RawMessage) error {
+	var st chatdata.State
+	if err := json.Unmarshal(pos, &st); err != nil {
+		return err
+	}
+	t.restore = &st
+	return nil
+}
+
+// evaluate is the loss, accuracy and margin over the held-out pairs of
+// the first eval.batches batches.
+func (t *rmTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
+	l, err := chatdata.NewPrefLoader(t.options(true), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Close()
+	var sum PairStats
+	for range t.run.r.Eval.Batches {
+		pb, err := l.Next(ctx)
+		if err != nil {
+			if isEOF(err) {
+				break
+			}
+			return nil, err
+		}
+		m := t.run.m
+		if err := m.ForwardHidden(&pb.Batch); err != nil {
+			return nil, err
+		}
+		r, err := m.Scores(pb.Last)
+		if err != nil {
+			return nil, err
+		}
+		st := BradleyTerry(r, pb.Last, pb.PerExample, pb.Examples, nil)
+		p := float64(st.Pairs)
+		sum.Loss += st.Loss * p
+		sum.Accuracy += st.Accuracy * p
+		sum.Margin += st.Margin * p
+		sum.Pairs += st.Pairs
+	}
+	if sum.Pairs == 0 {
+		return nil, nil
+	}
+	n := float64(sum.Pairs)
+	return checkpoint.Metrics{"eval_loss": sum.Loss / n, "eval_accuracy": sum.Accuracy / n, "eval_margin": sum.Margin / n, "eval_pairs": n}, nil
+}
+
+func (t *rmTrainer) stats() chatdata.Stats {
+	if t.l == nil {
+		return chatdata.Stats{}
+	}
+	return t.l.Stats()
+}
+
+func (t *rmTrainer) close() error {
+	if t.l == nil {
+		return nil
+	}
+	return t.l.Close()
+}

@@ -26,6 +26,7 @@ import (
 
 	"golang.org/x/term"
 
+	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/curate"
 	"github.com/herdml/herd/data/htmltext"
 	"github.com/herdml/herd/recipes"
@@ -117,7 +118,7 @@ func run(ctx context.Context, args []string) error {
 		return nil
 	}
 	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, FailAfterUnits: *failAfter, WaitTimeout: *waitTimeout}
-	r, w, src, ok, err := curate.RankFromEnv(nil)
+	r, w, src, ok, err := cluster.RankFromEnv(nil)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,8 @@
-package curate
+// Package cluster finds this process's place in a multi-process job: its
+// rank and the world size, from the environment of the launchers herd runs
+// under (Open MPI's mpirun, PMI, Slurm, Kubernetes indexed jobs). Curation,
+// training and evaluation split their work by it.
+package cluster
 
 import (
 	"fmt"

@@ -17,6 +17,8 @@ type Decoder struct {
 	k, v   [][]float32 // per layer: [slot][maxLen][KD]
 	lens   []int
 	seen   []bool // per slot, scratch for Step's argument check
+	// processed counts the tokens run forward by Step.
+	processed int64
 
 	// scratch, grown on demand
 	n                 int
@@ -53,6 +55,28 @@ func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
 
 // Len returns the number of tokens cached for a slot.
 func (d *Decoder) Len(slot int) int { return d.lens[slot] }
+
+// Processed is the number of tokens Step has run forward.
+func (d *Decoder) Processed() int64 { return d.processed }
+
+// Copy makes slot dst hold the same sequence as slot src (its cached keys
+// and values), so several continuations share one prefill.
+func (d *Decoder) Copy(dst, src int) error {
+	if dst < 0 || dst >= d.slots || src < 0 || src >= d.slots {
+		return fmt.Errorf("decoder: copy slot %d to %d: out of range [0, %d)", src, dst, d.slots)
+	}
+	if dst == src {
+		return nil
+	}
+	kd := d.m.Config.KVDim()
+	n := d.lens[src] * kd
+	for l := range d.k {
+		copy(d.k[l][dst*d.maxLen*kd:][:n], d.k[l][src*d.maxLen*kd:][:n])
+		copy(d.v[l][dst*d.maxLen*kd:][:n], d.v[l][src*d.maxLen*kd:][:n])
+	}
+	d.lens[dst] = d.lens[src]
+	return nil
+}
 
 // Reset empties a slot so a new sequence can start in it.
 func (d *Decoder) Reset(slot int) { d.lens[slot] = 0 }
@@ -108,6 +132,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 	if n == 0 {
 		return nil, nil
 	}
+	d.processed += int64(n)
 	d.grow(n)
 	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
 	p := m.Params

@@ -40,78 +40,166 @@ type Generation struct {
 // decoded together as one batch. Every prompt plus MaxTokens must fit in
 // max_position_embeddings. Logits that are not finite (NaN or ±Inf, from
 // corrupt weights) end generation with an error naming the prompt and
-// position.
+// position. Prompt i samples from stream i of opt.Seed.
 func (m *Model) Generate(ctx context.Context, prompts [][]int32, opt SampleOptions) ([]Generation, error) {
+	out, _, err := m.generate(ctx, prompts, 1, opt, nil)
+	if err != nil {
+		return nil, err
+	}
+	gens := make([]Generation, len(prompts))
+	for i := range out {
+		gens[i] = out[i][0]
+	}
+	return gens, nil
+}
+
+// SharedResult is what GenerateShared did.
+type SharedResult struct {
+	// Samples[i][j] is sample j of prompt i.
+	Samples [][]Generation
+	// Processed is the number of tokens the model ran forward: each
+	// prompt once, then every sampled token but the last of each sample.
+	Processed int64
+}
+
+// GenerateShared draws k samples from every prompt, all decoded together
+// as one batch. Each prompt is run forward once (its prefill) and its KV
+// cache copied to its k samples, as rejection sampling does. Sample j of
+// prompt i draws from stream(i, j) of opt.Seed (nil: i·k + j), so a
+// sample does not depend on which others share its batch.
+func (m *Model) GenerateShared(ctx context.Context, prompts [][]int32, k int, opt SampleOptions, stream func(i, j int) uint64) (*SharedResult, error) {
+	if k < 1 {
+		return nil, fmt.Errorf("generate: %d samples per prompt; want at least 1", k)
+	}
+	out, n, err := m.generate(ctx, prompts, k, opt, stream)
+	if err != nil {
+		return nil, err
+	}
+	return &SharedResult{Samples: out, Processed: n}, nil
+}
+
+// generate is Generate and GenerateShared: k samples per prompt, in slots
+// i·k … i·k+k−1, the prompt prefilled in the first and copied to the
+// others.
+func (m *Model) generate(ctx context.Context, prompts [][]int32, k int, opt SampleOptions, stream func(i, j int) uint64) ([][]Generation, int64, error) {
 	if len(prompts) == 0 {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if err := opt.validate(); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	ctxLen := m.Config.MaxPositionEmbeddings
 	maxLen := 0
 	for i, p := range prompts {
 		if len(p) == 0 {
-			return nil, fmt.Errorf("generate: prompt %d is empty (start it with a BOS token)", i)
+			return nil, 0, fmt.Errorf("generate: prompt %d is empty (start it with a BOS token)", i)
 		}
 		if len(p) > ctxLen {
-			return nil, fmt.Errorf("generate: prompt %d has %d tokens, more than max_position_embeddings %d", i, len(p), ctxLen)
+			return nil, 0, fmt.Errorf("generate: prompt %d has %d tokens, more than max_position_embeddings %d", i, len(p), ctxLen)
 		}
 		if opt.MaxTokens > ctxLen-len(p) {
-			return nil, fmt.Errorf("generate: max_tokens %d does not fit: prompt %d has %d tokens and max_position_embeddings is %d, so at most %d new tokens fit",
+			return nil, 0, fmt.Errorf("generate: max_tokens %d does not fit: prompt %d has %d tokens and max_position_embeddings is %d, so at most %d new tokens fit",
 				opt.MaxTokens, i, len(p), ctxLen, ctxLen-len(p))
 		}
 		maxLen = max(maxLen, len(p)+opt.MaxTokens)
 	}
-	out := make([]Generation, len(prompts))
+	out := make([][]Generation, len(prompts))
+	for i := range out {
+		out[i] = make([]Generation, k)
+	}
 	if opt.MaxTokens == 0 {
-		return out, nil
+		return out, 0, nil
 	}
-	dec, err := m.NewDecoder(len(prompts), maxLen)
+	n := len(prompts) * k
+	dec, err := m.NewDecoder(n, maxLen)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	samplers := make([]*Sampler, len(prompts))
-	slots := make([]int, len(prompts))
-	feed := make([][]int32, len(prompts))
+	samplers := make([]*Sampler, n)
 	for i := range prompts {
-		samplers[i] = NewSampler(opt, uint64(i))
-		slots[i] = i
-		feed[i] = prompts[i]
+		for j := range k {
+			st := uint64(i*k + j)
+			if stream != nil {
+				st = stream(i, j)
+			}
+			samplers[i*k+j] = NewSampler(opt, st)
+		}
 	}
 	V := m.Config.VocabSize
-	one := make([]int32, len(prompts))
+	slots := make([]int, 0, n)
+	feed := make([][]int32, 0, n)
+	one := make([]int32, n)
+	// sample takes slot s's next token from row; it reports whether the
+	// slot goes on.
+	sample := func(s int, row []float32) (bool, error) {
+		g := &out[s/k][s%k]
+		if FirstNonFinite(row) >= 0 {
+			return false, fmt.Errorf("generate: the logits at position %d of prompt %d (after %d generated tokens) are not finite (NaN or ±Inf); the model's weights are probably corrupt, check the checkpoint",
+				dec.Len(s)-1, s/k, len(g.Tokens))
+		}
+		tok := samplers[s].Sample(row)
+		if slices.Contains(opt.StopTokens, tok) {
+			g.Stopped = true
+			return false, nil
+		}
+		g.Tokens = append(g.Tokens, tok)
+		if len(g.Tokens) >= opt.MaxTokens || dec.Len(s) >= maxLen {
+			return false, nil
+		}
+		one[s] = tok
+		return true, nil
+	}
+	// Prefill every prompt once, then share its cache with its samples.
+	for i, p := range prompts {
+		slots = append(slots, i*k)
+		feed = append(feed, p)
+	}
+	logits, err := dec.Step(slots, feed, false)
+	if err != nil {
+		return out, dec.Processed(), err
+	}
+	last := slices.Clone(logits)
+	slots, feed = slots[:0], feed[:0]
+	for i := range prompts {
+		for j := range k {
+			s := i*k + j
+			if j > 0 {
+				if err := dec.Copy(s, i*k); err != nil {
+					return out, dec.Processed(), err
+				}
+			}
+			more, err := sample(s, last[i*V:(i+1)*V])
+			if err != nil {
+				return out, dec.Processed(), err
+			}
+			if more {
+				slots = append(slots, s)
+				feed = append(feed, one[s:s+1])
+			}
+		}
+	}
 	for len(slots) > 0 {
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return out, dec.Processed(), err
 		}
 		logits, err := dec.Step(slots, feed, false)
 		if err != nil {
-			return out, err
+			return out, dec.Processed(), err
 		}
 		nextSlots, nextFeed := slots[:0], feed[:0]
-		for k, s := range slots {
-			row := logits[k*V : (k+1)*V]
-			if FirstNonFinite(row) >= 0 {
-				return out, fmt.Errorf("generate: the logits at position %d of prompt %d (after %d generated tokens) are not finite (NaN or ±Inf); the model's weights are probably corrupt, check the checkpoint",
-					dec.Len(s)-1, s, len(out[s].Tokens))
+		for r, s := range slots {
+			more, err := sample(s, logits[r*V:(r+1)*V])
+			if err != nil {
+				return out, dec.Processed(), err
 			}
-			tok := samplers[s].Sample(row)
-			if slices.Contains(opt.StopTokens, tok) {
-				out[s].Stopped = true
-				continue
+			if more {
+				nextSlots = append(nextSlots, s)
+				nextFeed = append(nextFeed, one[s:s+1])
 			}
-			out[s].Tokens = append(out[s].Tokens, tok)
-			if len(out[s].Tokens) >= opt.MaxTokens || dec.Len(s) >= maxLen {
-				continue
-			}
-			one[s] = tok
-			nextSlots = append(nextSlots, s)
-			nextFeed = append(nextFeed, one[s:s+1])
 		}
 		slots, feed = nextSlots, nextFeed
 	}
-	return out, nil
+	return out, dec.Processed(), nil
 }
 
 // validate reports the first option outside its range.

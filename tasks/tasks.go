@@ -9,6 +9,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strings"
+
+	"github.com/zeebo/xxh3"
 )
 
 // Task is one task family.
@@ -43,6 +45,7 @@ type builtin interface {
 const (
 	streamProblems = 0x7461736b73 // "tasks"
 	streamWrong    = 0x77726f6e67 // "wrong"
+	streamEval     = 0x6576616c00 // "eval", plus the task's index
 )
 
 // builtins returns the built-in tasks, sorted by name.
@@ -89,6 +92,66 @@ func Verify(prompt, response string) (ok bool, task string, err error) {
 	return false, "", fmt.Errorf("tasks: %w: %q has the form of no task (%s)", ErrPrompt, clip(prompt), strings.Join(Names(), ", "))
 }
 
+// heldOutEvery is the share of each task's prompts held out of training:
+// one in heldOutEvery, by a hash of the prompt text.
+const heldOutEvery = 8
+
+// HeldOut reports whether prompt belongs to the held-out split: about one
+// prompt in eight of every task, chosen by a hash of its text, so the
+// split is the same whatever the seed, the writer or the order. The
+// writers never emit held-out prompts; Problems serves either split.
+func HeldOut(prompt string) bool {
+	return xxh3.HashString(strings.TrimSpace(prompt))%heldOutEvery == 0
+}
+
+// draw samples t until the prompt is in the wanted split.
+func draw(t Task, rng *rand.Rand, heldOut bool) (prompt, answer string) {
+	for {
+		prompt, answer = t.Sample(rng)
+		if HeldOut(prompt) == heldOut {
+			return prompt, answer
+		}
+	}
+}
+
+// Problem is one drawn problem.
+type Problem struct {
+	Task   string
+	Prompt string
+	Answer string
+}
+
+// Problems draws n problems of each named task (all when names is empty)
+// from the held-out split (heldOut) or the training split, distinct
+// within a task, deterministic for seed. A task with fewer distinct
+// prompts in the split gives what it has after a bounded number of draws.
+func Problems(names []string, n int, seed uint64, heldOut bool) ([]Problem, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("tasks: negative problem count %d", n)
+	}
+	if len(names) == 0 {
+		names = Names()
+	}
+	var out []Problem
+	for ti, name := range names {
+		t, err := Get(name)
+		if err != nil {
+			return nil, err
+		}
+		rng := rand.New(rand.NewPCG(seed, streamEval+uint64(ti)))
+		seen := map[string]bool{}
+		for tries := 0; len(seen) < n && tries < 64*n+1024; tries++ {
+			prompt, answer := draw(t, rng, heldOut)
+			if seen[prompt] {
+				continue
+			}
+			seen[prompt] = true
+			out = append(out, Problem{Task: name, Prompt: prompt, Answer: answer})
+		}
+	}
+	return out, nil
+}
+
 // sftRow is a TRL prompt-completion row.
 type sftRow struct {
 	Prompt     string `json:"prompt"`
@@ -102,8 +165,8 @@ type prefRow struct {
 	Rejected string `json:"rejected"`
 }
 
-// WriteSFT writes n JSONL rows {"prompt": ..., "completion": ...} drawn
-// round-robin from the named tasks (all built-in tasks when names is empty;
+// WriteSFT writes n JSONL rows {"prompt": ..., "completion": ...} of the
+// training split (see HeldOut) drawn round-robin from the named tasks (all built-in tasks when names is empty;
 // a name may repeat to weight its task), deterministic for seed.
 func WriteSFT(w io.Writer, names []string, n int, seed uint64) error {
 	return writeRows(w, names, n, seed, "sft", func(t Task, prompt, answer string, _ *rand.Rand) any {
@@ -144,7 +207,7 @@ func writeRows(w io.Writer, names []string, n int, seed uint64, kind string, row
 	enc.SetEscapeHTML(false)
 	for i := range n {
 		t := ts[i%len(ts)]
-		prompt, answer := t.Sample(problems)
+		prompt, answer := draw(t, problems, false)
 		if err := enc.Encode(row(t, prompt, answer, wrong)); err != nil {
 			return fmt.Errorf("tasks: write %s row %d (%s): %w", kind, i, t.Name(), err)
 		}

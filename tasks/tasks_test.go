@@ -3,6 +3,7 @@ package tasks
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"math/rand/v2"
 	"slices"
@@ -428,4 +429,54 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("Wrong(%q) = %q: Verify = %v, %v; want false", prompt, w, wok, werr)
 		}
 	})
+}
+
+// TestSplitsNeverOverlap checks the writers emit only training prompts,
+// Problems serves each split without repeats, and the two splits share no
+// prompt.
+func TestSplitsNeverOverlap(t *testing.T) {
+	var buf bytes.Buffer
+	if err := WriteSFT(&buf, nil, 4000, 3); err != nil {
+		t.Fatal(err)
+	}
+	train := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+		var row struct{ Prompt string }
+		if err := json.Unmarshal([]byte(line), &row); err != nil {
+			t.Fatal(err)
+		}
+		if HeldOut(row.Prompt) {
+			t.Fatalf("WriteSFT wrote the held-out prompt %q", row.Prompt)
+		}
+		train[row.Prompt] = true
+	}
+	held, err := Problems(nil, 50, 7, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(held) != 50*len(Names()) {
+		t.Fatalf("%d held-out problems, want %d", len(held), 50*len(Names()))
+	}
+	seen := map[string]bool{}
+	for _, p := range held {
+		if !HeldOut(p.Prompt) || train[p.Prompt] || seen[p.Prompt] {
+			t.Fatalf("held-out problem %q: held out %v, in training %v, repeated %v", p.Prompt, HeldOut(p.Prompt), train[p.Prompt], seen[p.Prompt])
+		}
+		seen[p.Prompt] = true
+		if ok, task, err := Verify(p.Prompt, p.Answer); !ok || err != nil || task != p.Task {
+			t.Fatalf("%+v: verify %v %q %v", p, ok, task, err)
+		}
+	}
+	tr, err := Problems([]string{"add"}, 20, 7, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range tr {
+		if HeldOut(p.Prompt) {
+			t.Fatalf("training problem %q is held out", p.Prompt)
+		}
+	}
+	if _, err := Problems([]string{"nope"}, 1, 1, true); err == nil {
+		t.Fatal("unknown task accepted")
+	}
 }

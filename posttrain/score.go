@@ -125,22 +125,29 @@ func Score(ctx context.Context, modelDir string, in io.Reader, name string, out 
 	return sum, w.Flush()
 }
 
-// readLine reads one line (without its newline) into buf, keeping at most
-// limit bytes; tooLong reports a longer line, whose rest is skipped.
+// readLine reads one line (without its line ending, \n or \r\n) into
+// buf; tooLong reports a line of more than limit bytes, whose rest is
+// skipped.
 func readLine(br *bufio.Reader, buf []byte, limit int) (line []byte, tooLong bool, err error) {
 	for {
 		frag, err := br.ReadSlice('\n')
-		if len(buf)+len(frag) > limit+1 {
-			tooLong = true
-		} else {
-			buf = append(buf, frag...)
+		if !tooLong {
+			// Two bytes of slack hold a line ending.
+			if len(buf)+len(frag) > limit+2 {
+				tooLong, buf = true, buf[:0]
+			} else {
+				buf = append(buf, frag...)
+			}
 		}
 		if err == bufio.ErrBufferFull {
 			continue
 		}
-		buf = bytes.TrimRight(buf, "\r\n")
-		if tooLong {
-			buf = buf[:0]
+		if !tooLong {
+			buf = bytes.TrimSuffix(buf, []byte("\n"))
+			buf = bytes.TrimSuffix(buf, []byte("\r"))
+			if len(buf) > limit {
+				tooLong, buf = true, buf[:0]
+			}
 		}
 		return buf, tooLong, err
 	}

@@ -24,6 +24,7 @@ const (
 	KindSFT = "sft"
 	KindRM  = "rm"
 	KindDPO = "dpo"
+	KindRS  = "rs" // rejection sampling: no training, new SFT and preference data
 )
 
 // DPO loss variants.
@@ -37,8 +38,11 @@ const (
 // recipe file lists only what it changes, and `key=value` overrides change
 // single fields (`optim.lr=1e-5 train.steps=200`).
 type Recipe struct {
-	// Kind is the trainer: "sft" (supervised fine-tuning), "rm" (reward
-	// model) or "dpo" (direct preference optimisation).
+	// Kind is the stage: "sft" (supervised fine-tuning), "rm" (reward
+	// model), "dpo" (direct preference optimisation) or "rs" (rejection
+	// sampling: new SFT rows and preference pairs from the model's own
+	// samples, see rs) or "rounds" (iterative rounds of sft, rm, rs and
+	// dpo, see rounds).
 	Kind string `yaml:"kind"`
 	// Out is the run directory: checkpoints/, final/, metrics.jsonl,
 	// loss.png/svg, the resolved recipe.yaml (and for DPO the stored
@@ -62,6 +66,8 @@ type Recipe struct {
 	Train      Train          `yaml:"train"`
 	Optim      Optim          `yaml:"optim"`
 	DPO        DPO            `yaml:"dpo"`
+	RS         RS             `yaml:"rs"`
+	Rounds     Rounds         `yaml:"rounds"`
 	Eval       Eval           `yaml:"eval"`
 	Checkpoint CheckpointSpec `yaml:"checkpoint"`
 	Average    Average        `yaml:"average"`
@@ -178,13 +184,14 @@ func Default() Recipe {
 		Train:      Train{Steps: 100, SeqLen: 256, Batch: 8, MaxBadSteps: 5, LogEvery: 10},
 		Optim:      Optim{LR: 1e-5, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, ClipGradNorm: 1},
 		DPO:        DPO{Beta: 0.1, Loss: LossSigmoid, NLLCoef: 0.2},
+		Rounds:     Rounds{Rounds: 3},
 		Eval:       Eval{Every: 50, Batches: 8},
 		Checkpoint: CheckpointSpec{Every: 50, Keep: 2},
 	}
 }
 
 var (
-	kinds      = []string{KindSFT, KindRM, KindDPO}
+	kinds      = []string{KindSFT, KindRM, KindDPO, KindRS, KindRounds}
 	schedules  = []string{"cosine", "linear", "constant"}
 	lossKinds  = []string{LossSigmoid, LossIPO, LossHinge}
 	lossOn     = []string{"assistant", "all"}
@@ -211,8 +218,23 @@ func (r *Recipe) Validate() error {
 	if r.Workers < 0 {
 		bad("workers must be >= 0, got %d", r.Workers)
 	}
-	if len(r.Data.Paths) == 0 {
+	if r.Kind == KindRounds {
+		ro := r.Rounds
+		if ro.Rounds < 1 || ro.Rounds > 100 {
+			bad("rounds.rounds must be in [1, 100], got %d", ro.Rounds)
+		}
+		if len(ro.SFTData) == 0 {
+			bad("rounds.sft_data must list the initial SFT rows")
+		}
+		if ro.EvalN < -1 {
+			bad("rounds.eval_n must be >= -1, got %d", ro.EvalN)
+		}
+	}
+	if len(r.Data.Paths) == 0 && r.Kind != KindRS && r.Kind != KindRounds {
 		bad("data.paths must list JSONL or Parquet files, directories or globs")
+	}
+	if r.Kind == KindRS {
+		errs = append(errs, r.RS.validate(len(r.Data.Paths) > 0)...)
 	}
 	if !(r.Data.HeldOut >= 0 && r.Data.HeldOut < 1) {
 		bad("data.heldout_fraction must be in [0, 1), got %v", r.Data.HeldOut)

@@ -63,6 +63,8 @@ type Result struct {
 	Final       string // final/ ("" when interrupted)
 	Interrupted bool
 	Plot        string
+	// RS are the rejection-sampling counts (kind rs).
+	RS *RSStats
 }
 
 // trainer is what a recipe kind supplies beside the engine's Trainer.
@@ -99,6 +101,13 @@ type runner struct {
 func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
+	}
+	if r.Kind == KindRS {
+		st, err := RunRS(ctx, r, opt)
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return &Result{RS: st, Interrupted: true}, nil
+		}
+		return &Result{RS: st}, err
 	}
 	if opt.Progress != nil {
 		defer opt.Progress.Finish()
@@ -233,7 +242,7 @@ func (run *runner) loadModel() error {
 	if cfg.VocabSize != run.tok.VocabSize() {
 		return fmt.Errorf("the model %s has vocab_size %d but the tokenizer %s has %d ids", r.Model, cfg.VocabSize, run.tokDir, run.tok.VocabSize())
 	}
-	if r.Train.SeqLen > cfg.MaxPositionEmbeddings {
+	if r.Kind != KindRS && r.Train.SeqLen > cfg.MaxPositionEmbeddings {
 		return fmt.Errorf("train.seq_len %d exceeds the model's max_position_embeddings %d", r.Train.SeqLen, cfg.MaxPositionEmbeddings)
 	}
 	switch {
@@ -409,3 +418,7 @@ func dataErr(step int, err error, r *Recipe) error {
 }
 
 func isEOF(err error) bool { return errors.Is(err, io.EOF) }
+
+func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func recipesMarshal(r Recipe) ([]byte, error) { return recipes.Marshal(r) }

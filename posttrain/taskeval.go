@@ -83,7 +83,9 @@ func stopTokens(tok *tokenizer.Tokenizer) []int32 {
 	return stop
 }
 
-// responseText is the text of generated tokens, special tokens dropped.
+// responseText is the text of generated tokens, special tokens dropped
+// and invalid UTF-8 (a sample may stop inside a character) replaced by
+// U+FFFD.
 func responseText(tok *tokenizer.Tokenizer, ids []int32) string {
 	var b strings.Builder
 	for _, t := range ids {
@@ -91,7 +93,7 @@ func responseText(tok *tokenizer.Tokenizer, ids []int32) string {
 			b.Write(tok.Token(t))
 		}
 	}
-	return b.String()
+	return strings.ToValidUTF8(b.String(), "\uFFFD")
 }
 
 // EvalTasks scores a language model on held-out prompts of the built-in

@@ -121,6 +121,17 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		logOut = opt.Progress
 	}
 	opt.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	if r.Kind == posttrain.KindRounds {
+		res, err := posttrain.RunRounds(ctx, r, opt)
+		if err != nil {
+			if ctx.Err() != nil {
+				fmt.Fprintf(stdout, "interrupted; rerun the same command to continue (finished stages are kept, the current one resumes)\n")
+			}
+			return err
+		}
+		fmt.Fprintf(stdout, "held-out pass@1 after every stage:\n%s\nfinal model: %s\nreport: %s\n", res.Table, res.Final, filepath.Join(r.Out, "report.html"))
+		return nil
+	}
 	res, err := posttrain.Run(ctx, r, opt)
 	if err != nil {
 		return err
@@ -130,6 +141,22 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 
 // report prints the outcome of a run.
 func report(w io.Writer, r posttrain.Recipe, res *posttrain.Result) error {
+	if st := res.RS; st != nil {
+		if res.Interrupted {
+			fmt.Fprintf(w, "interrupted after %d chunks; rerun the same command to continue (finished chunks are kept)\n", st.Chunks)
+			return nil
+		}
+		pass := 0.0
+		if st.Samples > 0 {
+			pass = float64(st.Passed) / float64(st.Samples)
+		}
+		fmt.Fprintf(w, "rs: %d prompts × %d samples: %.1f%% passed, %d prompts dropped (all failed); %d SFT rows in %s, %d pairs in %s (%d too close)\n",
+			st.Prompts, r.RS.K, 100*pass, st.AllFailed, st.SFTRows, filepath.Join(r.Out, posttrain.RSSFTDir), st.Pairs, filepath.Join(r.Out, posttrain.RSPrefDir), st.CloseDropped)
+		if st.Seconds > 0 {
+			fmt.Fprintf(w, "sampled %d tokens at %.0f tokens/s\n", st.SampledTokens, float64(st.SampledTokens)/st.Seconds)
+		}
+		return nil
+	}
 	if res.Interrupted {
 		fmt.Fprintf(w, "interrupted after step %d; checkpoint %s\ncontinue with: posttrain -recipe … -out %s -resume\n", res.Steps, res.Checkpoint, r.Out)
 		return nil

@@ -1,0 +1,290 @@
+package posttrain
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+
+	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/dirlock"
+	"github.com/herdml/herd/internal/outdir"
+	"github.com/herdml/herd/model"
+	"github.com/herdml/herd/model/kernels"
+	"github.com/herdml/herd/recipes"
+)
+
+// KindRounds is a recipe of iterative post-training rounds.
+const KindRounds = "rounds"
+
+// Rounds configures Llama 3's iterative post-training (kind rounds): every
+// round trains SFT on the accumulated SFT data (the initial rows plus the
+// best samples of every earlier round), a reward model on every
+// preference pair so far, samples the SFT model K times per prompt
+// (rejection sampling, scored by the verifiers and the reward model), and
+// trains DPO on the round's fresh pairs. The next round starts from its
+// final model. Each stage runs in its own directory (ROUND/STAGE) with its
+// resolved recipe.yaml, so one stage can be rerun alone with a change.
+type Rounds struct {
+	// Rounds is the number of rounds (default 3).
+	Rounds int `yaml:"rounds"`
+	// SFTData and PrefData are the initial SFT rows and preference pairs
+	// (paths as in data.paths), used from the first round on.
+	SFTData  []string `yaml:"sft_data"`
+	PrefData []string `yaml:"pref_data"`
+	// SFT, RM, RS and DPO are key=value overrides of each stage's recipe
+	// (the stage's kind, model, data.paths and out are set by the round).
+	SFT []string `yaml:"sft"`
+	RM  []string `yaml:"rm"`
+	RS  []string `yaml:"rs"`
+	DPO []string `yaml:"dpo"`
+	// FromBase starts every round's SFT from recipe.model (as Llama 3 did)
+	// instead of the previous round's final model.
+	FromBase bool `yaml:"from_base"`
+	// EvalN is the number of held-out prompts per task scored after each
+	// stage (default 64; 0 keeps the default, -1 skips evaluation).
+	EvalN int `yaml:"eval_n"`
+}
+
+// StageEval is the evaluation after one stage.
+type StageEval struct {
+	Round  int         `json:"round"`
+	Stage  string      `json:"stage"`
+	Model  string      `json:"model"`
+	Tasks  []TaskScore `json:"tasks"`
+	Mean   float64     `json:"mean_pass@1"`
+	RMMean float64     `json:"mean_rm_accuracy,omitempty"`
+}
+
+// RoundsResult is what RunRounds did.
+type RoundsResult struct {
+	Final string      // the last round's final model
+	Evals []StageEval // base, then every stage in order
+	Table string      // the pass@1 table
+	Plot  string      // pass@1 per stage
+}
+
+// Files of a rounds directory.
+const (
+	roundsEvalFile = "task_eval.json" // in each stage directory
+	stageDoneFile  = "stage.json"     // marks a finished stage
+	RoundsEvalFile = "eval.jsonl"     // every stage's evaluation, in order
+)
+
+// stage is one planned stage of the rounds.
+type stage struct {
+	round int
+	kind  string
+	dir   string
+}
+
+// RunRounds runs the rounds recipe, skipping finished stages and resuming
+// an interrupted one where it stopped.
+func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, error) {
+	if err := r.Validate(); err != nil {
+		return nil, fmt.Errorf("recipe: %w", err)
+	}
+	log := opt.Logger
+	if log == nil {
+		log = nopLogger()
+	}
+	if err := outdir.CheckReplace(r.Out, outdir.PostRun); err != nil {
+		return nil, err
+	}
+	lock, err := dirlock.Acquire(r.Out, "post-training rounds directory")
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Release()
+	if err := outdir.Claim(r.Out, outdir.PostRun); err != nil {
+		return nil, err
+	}
+	if text, err := recipes.Marshal(r); err == nil {
+		if err := atomicfile.WriteFile(filepath.Join(r.Out, "recipe.yaml"), text, 0o644); err != nil {
+			return nil, err
+		}
+	}
+	ro := r.Rounds
+	res := &RoundsResult{}
+	evalN := ro.EvalN
+	be := opt.Backend
+	if be == nil {
+		cpu := kernels.NewCPU(r.Workers)
+		defer cpu.Close()
+		be = cpu
+	}
+	evaluate := func(round int, name, modelDir, dir string, isRM bool) error {
+		if evalN < 0 {
+			return nil
+		}
+		ev, err := stageEval(ctx, r, be, round, name, modelDir, dir, evalN, isRM)
+		if err != nil {
+			return fmt.Errorf("evaluate %s: %w", dir, err)
+		}
+		res.Evals = append(res.Evals, *ev)
+		if isRM {
+			log.Info("reward model on held-out task pairs", "round", round, "mean_accuracy", fmt.Sprintf("%.3f", ev.RMMean))
+		} else {
+			log.Info("held-out tasks", "round", round, "stage", name, "mean_pass@1", fmt.Sprintf("%.3f", ev.Mean))
+		}
+		return nil
+	}
+	if err := evaluate(0, "base", r.Model, filepath.Join(r.Out, "base"), false); err != nil {
+		return res, err
+	}
+	prev := r.Model
+	var sftData, prefData []string
+	sftData = append(sftData, ro.SFTData...)
+	prefData = append(prefData, ro.PrefData...)
+	for round := 1; round <= ro.Rounds; round++ {
+		rdir := filepath.Join(r.Out, fmt.Sprintf("round%d", round))
+		from := prev
+		if ro.FromBase {
+			from = r.Model
+		}
+		// SFT on the accumulated data.
+		sftDir := filepath.Join(rdir, KindSFT)
+		if err := runStage(ctx, r, opt, KindSFT, round, from, sftData, sftDir, ro.SFT); err != nil {
+			return res, err
+		}
+		sftFinal := filepath.Join(sftDir, FinalDir)
+		if err := evaluate(round, KindSFT, sftFinal, sftDir, false); err != nil {
+			return res, err
+		}
+		// A reward model on every pair so far.
+		rmDir := filepath.Join(rdir, KindRM)
+		if err := runStage(ctx, r, opt, KindRM, round, sftFinal, prefData, rmDir, ro.RM); err != nil {
+			return res, err
+		}
+		rmFinal := filepath.Join(rmDir, FinalDir)
+		if err := evaluate(round, KindRM, rmFinal, rmDir, true); err != nil {
+			return res, err
+		}
+		// Rejection sampling from the SFT model.
+		rsDir := filepath.Join(rdir, KindRS)
+		rsOver := append([]string{fmt.Sprintf("rs.round=%d", round), "rs.reward_model=" + rmFinal}, ro.RS...)
+		if err := runStage(ctx, r, opt, KindRS, round, sftFinal, nil, rsDir, rsOver); err != nil {
+			return res, err
+		}
+		var st RSStats
+		if err := readJSON(filepath.Join(rsDir, "rs_stats.json"), &st); err != nil {
+			return res, err
+		}
+		sftData = append(sftData, filepath.Join(rsDir, RSSFTDir))
+		prefData = append(prefData, filepath.Join(rsDir, RSPrefDir))
+		// DPO on the round's fresh pairs.
+		final := sftFinal
+		if st.Pairs > 0 {
+			dpoDir := filepath.Join(rdir, KindDPO)
+			if err := runStage(ctx, r, opt, KindDPO, round, sftFinal, []string{filepath.Join(rsDir, RSPrefDir)}, dpoDir, ro.DPO); err != nil {
+				return res, err
+			}
+			final = filepath.Join(dpoDir, FinalDir)
+			if err := evaluate(round, KindDPO, final, dpoDir, false); err != nil {
+				return res, err
+			}
+		} else {
+			log.Warn("rejection sampling found no preference pairs; the round's DPO is skipped", "round", round)
+		}
+		prev = final
+	}
+	res.Final = prev
+	res.Table = evalTable(res.Evals)
+	if err := writeRoundsReport(r.Out, res); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// runStage runs one stage of a round unless it finished before.
+func runStage(ctx context.Context, base Recipe, opt RunOptions, kind string, round int, from string, data []string, dir string, overrides []string) error {
+	if _, err := os.Stat(filepath.Join(dir, stageDoneFile)); err == nil {
+		return nil
+	}
+	sr := Default()
+	sr.Kind, sr.Out, sr.Model, sr.Tokenizer = kind, dir, from, base.Tokenizer
+	sr.Seed, sr.Workers = base.Seed+uint64(round), base.Workers
+	sr.Data.Paths = data
+	for _, kv := range overrides {
+		if err := recipes.Override(&sr, kv); err != nil {
+			return fmt.Errorf("round %d %s: %w", round, kind, err)
+		}
+	}
+	sr.Kind, sr.Out, sr.Model = kind, dir, from
+	if kind != KindRS {
+		sr.Data.Paths = data
+	}
+	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
+		return err
+	}
+	if opt.Logger != nil {
+		opt.Logger.Info("stage", "round", round, "kind", kind, "from", from, "out", dir)
+	}
+	o := opt
+	o.Resume = true // a stage killed earlier continues from its checkpoint
+	res, err := Run(ctx, sr, o)
+	if err != nil {
+		return fmt.Errorf("round %d %s: %w", round, kind, err)
+	}
+	if res.Interrupted {
+		return context.Canceled
+	}
+	done, _ := json.Marshal(map[string]any{"round": round, "kind": kind, "model": from})
+	return atomicfile.WriteFile(filepath.Join(dir, stageDoneFile), done, 0o644)
+}
+
+// stageEval evaluates a stage's model on the held-out tasks (or, for a
+// reward model, its pair accuracy), cached in the stage directory.
+func stageEval(ctx context.Context, r Recipe, be kernels.Backend, round int, name, modelDir, dir string, n int, isRM bool) (*StageEval, error) {
+	path := filepath.Join(dir, roundsEvalFile)
+	var ev StageEval
+	if err := readJSON(path, &ev); err == nil {
+		return &ev, nil
+	}
+	cfg, params, err := checkpoint.LoadModel(modelDir)
+	if err != nil {
+		return nil, err
+	}
+	m, err := model.NewWithParams(cfg, params, be)
+	if err != nil {
+		return nil, err
+	}
+	rn := runner{r: r}
+	rn.r.Model = modelDir
+	if err := rn.loadTokenizer(); err != nil {
+		return nil, err
+	}
+	o := TaskEvalOptions{N: n, Seed: r.Seed}
+	ev = StageEval{Round: round, Stage: name, Model: modelDir}
+	if isRM {
+		if ev.Tasks, err = EvalRM(ctx, m, rn.tok, o); err != nil {
+			return nil, err
+		}
+		for _, t := range ev.Tasks {
+			ev.RMMean += t.RMAccuracy / float64(len(ev.Tasks))
+		}
+	} else {
+		if ev.Tasks, err = EvalTasks(ctx, m, rn.tok, o); err != nil {
+			return nil, err
+		}
+		ev.Mean = MeanPass1(ev.Tasks)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	data, _ := json.MarshalIndent(ev, "", "  ")
+	return &ev, atomicfile.WriteFile(path, append(data, '\n'), 0o644)
+}
+
+func readJSON(path string, v any) error {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return nil
+}

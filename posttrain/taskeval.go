@@ -7,8 +7,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/model"
+	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/tasks"
 )
 
@@ -236,4 +238,33 @@ func EvalRM(ctx context.Context, rm *model.Model, tok *tokenizer.Tokenizer, o Ta
 		scores[i].RMAccuracy, scores[i].Pass1 = scores[i].Pass1, 0
 	}
 	return scores, nil
+}
+
+// EvalModelDir loads a model directory (a language model, or with rm a
+// reward model) with its tokenizer and runs EvalTasks (or EvalRM) on it.
+func EvalModelDir(ctx context.Context, dir string, workers int, o TaskEvalOptions, rm bool) ([]TaskScore, error) {
+	cfg, params, err := checkpoint.LoadModel(dir)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.HasScoreHead() != rm {
+		if rm {
+			return nil, fmt.Errorf("%s is not a reward model (%s)", dir, model.SequenceClassifier)
+		}
+		return nil, fmt.Errorf("%s is a reward model; pass it with -rm", dir)
+	}
+	be := kernels.NewCPU(workers)
+	defer be.Close()
+	m, err := model.NewWithParams(cfg, params, be)
+	if err != nil {
+		return nil, err
+	}
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return nil, fmt.Errorf("tokenizer: %w", err)
+	}
+	if rm {
+		return EvalRM(ctx, m, tok, o)
+	}
+	return EvalTasks(ctx, m, tok, o)
 }

@@ -8,6 +8,7 @@
 //	posttrain score -model RM_DIR -jsonl IN [-out FILE]  → the reward of every row
 //	posttrain average -out DIR [-weights w1,w2,...] RUN_OR_MODEL_DIR...
 //	posttrain data -kind sft|pref [-tasks add,reverse,...] -n N [-seed S] -out FILE
+//	posttrain eval -model DIR [-tasks a,b] [-n N] [-k K] [-rm RM_DIR] → held-out pass@1/pass@k per task
 //
 // Arguments after the flags are key=value overrides of recipe fields
 // (`optim.lr=1e-5 train.steps=200`). Ctrl-C saves a checkpoint; -resume
@@ -16,6 +17,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -65,6 +67,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return average(args[1:], stdout, stderr)
 		case "data":
 			return data(args[1:], stdout, stderr)
+		case "eval":
+			return eval(ctx, args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("posttrain", flag.ContinueOnError)
@@ -320,4 +324,82 @@ func writeAtomic(path string, fn func(io.Writer) error) error {
 		return err
 	}
 	return f.Commit()
+}
+
+func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("posttrain eval", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	modelDir := fs.String("model", "", "model directory (a language model; see -rm for a reward model)")
+	rmDir := fs.String("rm", "", "reward model directory: also report its accuracy on held-out (correct, wrong) pairs")
+	names := fs.String("tasks", "", "comma-separated built-in tasks (default all: "+strings.Join(tasks.Names(), ", ")+")")
+	n := fs.Int("n", 64, "held-out prompts per task")
+	k := fs.Int("k", 0, "also sample K responses per prompt and report pass@K")
+	seed := fs.Uint64("seed", 1, "seed of the prompts and samples")
+	workers := fs.Int("workers", 0, "compute goroutines (0 = all cores)")
+	asJSON := fs.Bool("json", false, "print JSON instead of a table")
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *modelDir == "" && *rmDir == "" || fs.NArg() > 0 || *n < 1 || *n > 1<<20 || *k < 0 || *k > 1024 || *workers < 0 {
+		return usageError{errors.New("usage: posttrain eval -model DIR [-rm RM_DIR] [-tasks a,b] [-n N (1..1048576)] [-k K (0..1024)]")}
+	}
+	var list []string
+	if *names != "" {
+		list = strings.Split(*names, ",")
+	}
+	o := posttrain.TaskEvalOptions{Tasks: list, N: *n, K: *k, Seed: *seed}
+	var out []posttrain.TaskScore
+	if *modelDir != "" {
+		s, err := posttrain.EvalModelDir(ctx, *modelDir, *workers, o, false)
+		if err != nil {
+			return err
+		}
+		out = s
+	}
+	if *rmDir != "" {
+		s, err := posttrain.EvalModelDir(ctx, *rmDir, *workers, o, true)
+		if err != nil {
+			return err
+		}
+		if out == nil {
+			out = s
+		} else {
+			for i := range out {
+				for _, r := range s {
+					if r.Task == out[i].Task {
+						out[i].RMAccuracy = r.RMAccuracy
+					}
+				}
+			}
+		}
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		return enc.Encode(out)
+	}
+	fmt.Fprintf(stdout, "%-10s %5s %8s", "task", "n", "pass@1")
+	if *k > 1 {
+		fmt.Fprintf(stdout, " %8s", fmt.Sprintf("pass@%d", *k))
+	}
+	if *rmDir != "" {
+		fmt.Fprintf(stdout, " %8s", "rm_acc")
+	}
+	fmt.Fprintln(stdout)
+	for _, t := range out {
+		fmt.Fprintf(stdout, "%-10s %5d %7.1f%%", t.Task, t.N, 100*t.Pass1)
+		if *k > 1 {
+			fmt.Fprintf(stdout, " %7.1f%%", 100*t.PassK)
+		}
+		if *rmDir != "" {
+			fmt.Fprintf(stdout, " %7.1f%%", 100*t.RMAccuracy)
+		}
+		fmt.Fprintln(stdout)
+	}
+	if *modelDir != "" {
+		fmt.Fprintf(stdout, "mean pass@1 %.1f%%\n", 100*posttrain.MeanPass1(out))
+	}
+	return nil
 }

@@ -14,8 +14,8 @@ const (
 	minSample, maxSample = 3, 5
 )
 
-// MaxItems is the longest list the verifiers of the list tasks (reverse,
-// sort) accept.
+// MaxItems is the longest list the verifiers of the list tasks (first,
+// last, max, reverse, sort) accept.
 const MaxItems = 64
 
 // listOp is what a list task does to its list.
@@ -24,6 +24,9 @@ type listOp int
 const (
 	opReverse listOp = iota
 	opSort
+	opFirst // the first item
+	opLast  // the last item
+	opMax   // the largest item
 )
 
 // list is a task on a list of single symbols: "Prefix a b c" → the list
@@ -74,6 +77,24 @@ func (l list) Wrong(rng *rand.Rand, prompt, answer string) string {
 		return differentFrom(answer)
 	}
 	want := l.solve(items)
+	if len(want) == 1 {
+		// One item: another item of the list, else another symbol.
+		var others []byte
+		for _, c := range items {
+			if c != want[0] {
+				others = append(others, c)
+			}
+		}
+		if len(others) > 0 {
+			return string(others[rng.IntN(len(others))])
+		}
+		k := strings.IndexByte(l.alphabet, want[0])
+		j := rng.IntN(len(l.alphabet) - 1)
+		if j >= k {
+			j++
+		}
+		return string(l.alphabet[j])
+	}
 	var cands [][]byte
 	if !slices.Equal(items, want) {
 		cands = append(cands, items)
@@ -118,6 +139,12 @@ func (l list) solve(items []byte) []byte {
 		slices.Reverse(out)
 	case opSort:
 		slices.Sort(out)
+	case opFirst:
+		out = out[:1]
+	case opLast:
+		out = out[len(out)-1:]
+	case opMax:
+		out = []byte{slices.Max(out)}
 	}
 	return out
 }

@@ -52,6 +52,9 @@ const (
 func builtins() []builtin {
 	return []builtin{
 		arith{name: "add", op: '+'},
+		list{name: "first", prefix: "First:", alphabet: letters, op: opFirst, distinct: true},
+		list{name: "last", prefix: "Last:", alphabet: letters, op: opLast, distinct: true},
+		list{name: "max", prefix: "Max:", alphabet: digits, op: opMax},
 		list{name: "reverse", prefix: "Reverse:", alphabet: letters, op: opReverse, distinct: true},
 		list{name: "sort", prefix: "Sort:", alphabet: digits, op: opSort},
 		arith{name: "sub", op: '-'},

@@ -29,7 +29,7 @@ func mustGet(t *testing.T, name string) Task {
 }
 
 func TestNamesAndGet(t *testing.T) {
-	want := []string{"add", "reverse", "sort", "sub"}
+	want := []string{"add", "first", "last", "max", "reverse", "sort", "sub"}
 	if got := Names(); !slices.Equal(got, want) {
 		t.Fatalf("Names() = %v, want %v", got, want)
 	}
@@ -63,6 +63,9 @@ func TestSample(t *testing.T) {
 		{"sub", len("What is 99 - 99?"), 2},
 		{"reverse", len("Reverse: a b c d e"), 9},
 		{"sort", len("Sort: 1 2 3 4 5"), 9},
+		{"first", len("First: a b c d e"), 1},
+		{"last", len("Last: a b c d e"), 1},
+		{"max", len("Max: 1 2 3 4 5"), 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -103,6 +106,9 @@ func TestWrong(t *testing.T) {
 		{"sub", []string{"What is 0 - 0?", "What is 3 - 7?", "What is 10 - 0?", "What is 0 - 999999999?"}},
 		{"reverse", []string{"Reverse: a", "Reverse: a a a", "Reverse: a b a", "Reverse: z z z z z z"}},
 		{"sort", []string{"Sort: 5", "Sort: 3 3 3", "Sort: 1 2 3", "Sort: 0 0", "Sort: 9 9", "Sort: 2 1 2"}},
+		{"first", []string{"First: a", "First: a a a", "First: z y"}},
+		{"last", []string{"Last: a", "Last: b b", "Last: z y"}},
+		{"max", []string{"Max: 5", "Max: 3 3 3", "Max: 9 9 1", "Max: 0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -186,6 +192,13 @@ func TestVerify(t *testing.T) {
 		{"Reverse: k q a m", "\nm a q k\n", true, "reverse", false},
 		{"Sort: 7 2 9 4", "2 4 7 9", true, "sort", false},
 		{"Sort: 7 2 7", " 2 7 7 ", true, "sort", false},
+		{"First: k q a m", "k", true, "first", false},
+		{"Last: k q a m", " m\n", true, "last", false},
+		{"Max: 7 2 9 4", "9", true, "max", false},
+		{"First: k q a m", "m", false, "first", false},
+		{"Last: k q a m", "k", false, "last", false},
+		{"Max: 7 2 9 4", "7", false, "max", false},
+		{"Max: 7 x", "7", false, "max", true},
 		// Wrong answers and inner white space.
 		{"What is 37 + 58?", "96", false, "add", false},
 		{"What is 37 + 58?", "59", false, "add", false},

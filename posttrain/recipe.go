@@ -17,6 +17,7 @@ import (
 
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/optim"
+	"github.com/herdml/herd/tasks"
 )
 
 // Recipe kinds.
@@ -225,6 +226,11 @@ func (r *Recipe) Validate() error {
 		}
 		if len(ro.SFTData) == 0 {
 			bad("rounds.sft_data must list the initial SFT rows")
+		}
+		for _, t := range ro.Tasks {
+			if _, err := tasks.Get(t); err != nil {
+				bad("rounds.tasks: %v", err)
+			}
 		}
 		if ro.EvalN < -1 {
 			bad("rounds.eval_n must be >= -1, got %d", ro.EvalN)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/internal/atomicfile"
@@ -40,6 +41,9 @@ type Rounds struct {
 	RM  []string `yaml:"rm"`
 	RS  []string `yaml:"rs"`
 	DPO []string `yaml:"dpo"`
+	// Tasks are the built-in task families rejection sampling draws
+	// prompts from and every stage is evaluated on (default all).
+	Tasks []string `yaml:"tasks"`
 	// FromBase starts every round's SFT from recipe.model (as Llama 3 did)
 	// instead of the previous round's final model.
 	FromBase bool `yaml:"from_base"`
@@ -164,7 +168,11 @@ func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, er
 		}
 		// Rejection sampling from the SFT model.
 		rsDir := filepath.Join(rdir, KindRS)
-		rsOver := append([]string{fmt.Sprintf("rs.round=%d", round), "rs.reward_model=" + rmFinal}, ro.RS...)
+		rsOver := []string{fmt.Sprintf("rs.round=%d", round), "rs.reward_model=" + rmFinal}
+		if len(ro.Tasks) > 0 {
+			rsOver = append(rsOver, "rs.tasks=["+strings.Join(ro.Tasks, ", ")+"]")
+		}
+		rsOver = append(rsOver, ro.RS...)
 		if err := runStage(ctx, r, opt, KindRS, round, sftFinal, nil, rsDir, rsOver); err != nil {
 			return res, err
 		}
@@ -256,7 +264,7 @@ func stageEval(ctx context.Context, r Recipe, be kernels.Backend, round int, nam
 	if err := rn.loadTokenizer(); err != nil {
 		return nil, err
 	}
-	o := TaskEvalOptions{N: n, Seed: r.Seed}
+	o := TaskEvalOptions{N: n, Seed: r.Seed, Tasks: r.Rounds.Tasks}
 	ev = StageEval{Round: round, Stage: name, Model: modelDir}
 	if isRM {
 		if ev.Tasks, err = EvalRM(ctx, m, rn.tok, o); err != nil {

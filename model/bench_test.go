@@ -4,6 +4,7 @@ import (
 	"context"
 	"math/rand/v2"
 	"testing"
+	"time"
 
 	"github.com/herdml/herd/internal/benchutil"
 	"github.com/herdml/herd/model"
@@ -167,4 +168,51 @@ func TestDecodeStepAllocs(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per decode step, want 0", allocs)
 	}
+}
+
+// BenchmarkRejectionSampling compares rejection sampling's generation — 8
+// prompts of 90 tokens (the length of a chat-rendered task prompt), K = 8
+// samples each from one shared prefill, 16 new tokens per sample — with
+// single-stream generation of the same prompt and length, in one run, and
+// reports the ratio of sampled tokens per second (rejection sampling's
+// throughput over the model's single-stream rate).
+func BenchmarkRejectionSampling(b *testing.B) {
+	c := configM()
+	m := newCPUTestModel(b, c, 0)
+	const nPrompts, k, newTokens, promptLen = 8, 8, 16, 90
+	prompts := make([][]int32, nPrompts)
+	rng := rand.New(rand.NewPCG(2, 2))
+	for i := range prompts {
+		for range promptLen {
+			prompts[i] = append(prompts[i], int32(rng.IntN(c.VocabSize)))
+		}
+	}
+	opt := model.SampleOptions{Temperature: 0.8, TopP: 0.95, MaxTokens: newTokens, Seed: 1}
+	ctx := context.Background()
+	var single, shared float64 // seconds
+	var singleTok, sharedTok int
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		g, err := m.Generate(ctx, prompts[:1], opt)
+		if err != nil {
+			b.Fatal(err)
+		}
+		single += time.Since(start).Seconds()
+		singleTok += len(g[0].Tokens)
+		start = time.Now()
+		res, err := m.GenerateShared(ctx, prompts, k, opt, nil)
+		if err != nil {
+			b.Fatal(err)
+		}
+		shared += time.Since(start).Seconds()
+		for _, s := range res.Samples {
+			for _, g := range s {
+				sharedTok += len(g.Tokens)
+			}
+		}
+	}
+	b.ReportMetric(float64(singleTok)/single, "single_tokens/s")
+	b.ReportMetric(float64(sharedTok)/shared, "rs_tokens/s")
+	b.ReportMetric(float64(sharedTok)/shared/(float64(singleTok)/single), "rs/single")
 }

@@ -652,15 +652,17 @@ func (e *Engine) save() error {
 		Recipe:       e.opt.Recipe,
 		Metrics:      checkpoint.Metrics{"loss": e.res.Loss, "tokens": float64(e.tokens)},
 	}
+	// metrics.jsonl holds every step up to this one before the checkpoint
+	// exists: a kill after it is published must not leave a gap.
+	if err := e.metrics.sync(); err != nil {
+		return err
+	}
 	root := filepath.Join(e.opt.Dir, CheckpointsDir)
 	dir, err := checkpoint.Save(root, e.opt.Config(), e.opt.Params, st, checkpoint.SaveOptions{Extra: e.opt.Extra})
 	if err != nil {
 		return fmt.Errorf("checkpoint at step %d: %w", e.step, err)
 	}
 	if err := checkpoint.Prune(root, e.opt.Keep); err != nil {
-		return err
-	}
-	if err := e.metrics.sync(); err != nil {
 		return err
 	}
 	e.saved = e.step

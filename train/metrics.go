@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strconv"
 
@@ -98,8 +99,13 @@ func ReadMetrics(path string) ([]Record, error) {
 		return nil, err
 	}
 	defer f.Close()
+	return readMetrics(f, path)
+}
+
+// readMetrics reads metrics.jsonl lines from r (named path in errors).
+func readMetrics(r io.Reader, path string) ([]Record, error) {
 	var out []Record
-	sc := bufio.NewScanner(f)
+	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for line := 1; sc.Scan(); line++ {
 		if len(bytes.TrimSpace(sc.Bytes())) == 0 {
@@ -130,7 +136,14 @@ type metricsLog struct {
 // resuming the file starts empty.
 func openMetrics(path string, resume bool, step int) (*metricsLog, error) {
 	if resume {
-		if recs, err := ReadMetrics(path); err == nil {
+		// A kill can leave a torn last line (the buffer flushes mid-line);
+		// it belongs to a step after the checkpoint, so it goes with them.
+		data, err := os.ReadFile(path)
+		var recs []Record
+		if err == nil {
+			recs, err = readMetrics(bytes.NewReader(data[:bytes.LastIndexByte(data, '\n')+1]), path)
+		}
+		if err == nil {
 			var buf bytes.Buffer
 			for _, r := range recs {
 				if r.Step <= step {

@@ -28,7 +28,8 @@ bench:
 	$(GO) test $(GOFLAGS_TAGS) -run '^$$' -bench . -benchmem ./...
 
 # The main job on the built-in default corpus (the Go source tree):
-# curate → tokenizer → tokenize → pretrain → eval and samples (runs/demo).
+# curate → tokenizer → tokenize → pretrain → eval and samples, then
+# post-training on built-in tasks: SFT → reward model and DPO (runs/demo).
 demo:
 	TAGS='$(TAGS)' GO='$(GO)' sh scripts/demo.sh
 

@@ -156,7 +156,8 @@ func averageCoefficients(dirs []string, weights []float64) (coef []float64, div 
 }
 
 // modelDiff describes how the model (b, lb) differs from (a, la) in what
-// averaging needs to be equal, or returns "" when they fit. Both
+// averaging needs to be equal (layout, attention shape, activation, norm,
+// biases, tying), or returns "" when they fit. Both
 // configurations are normalised, as LoadConfig returns them.
 func modelDiff(a model.Config, la *model.Layout, b model.Config, lb *model.Layout) string {
 	if len(la.Tensors) != len(lb.Tensors) || la.Total != lb.Total {
@@ -176,25 +177,18 @@ func modelDiff(a model.Config, la *model.Layout, b model.Config, lb *model.Layou
 		{"head_dim", b.HeadDim, a.HeadDim},
 		{"hidden_act", b.HiddenAct, a.HiddenAct},
 		{"rms_norm_eps", b.RMSNormEps, a.RMSNormEps},
-		{"rope_theta", b.RopeTheta, a.RopeTheta},
 		{"attention_bias", b.AttentionBias, a.AttentionBias},
 		{"mlp_bias", b.MLPBias, a.MLPBias},
 		{"tie_word_embeddings", b.TieWordEmbeddings, a.TieWordEmbeddings},
-		{"rope_scaling", ropeScaling(b.RopeScaling), ropeScaling(a.RopeScaling)},
 	}
+	// rope_theta, rope_scaling and the context length may differ: a run's
+	// long-context stage changes them and keeps the weights' meaning, so
+	// pretraining averages checkpoints across it (the last one's settings
+	// are kept).
 	for _, f := range fields {
 		if f.got != f.ref {
 			return fmt.Sprintf("%s is %v, not %v", f.name, f.got, f.ref)
 		}
 	}
 	return ""
-}
-
-// ropeScaling returns the value of rs for comparison (the zero value when
-// there is none).
-func ropeScaling(rs *model.RopeScaling) model.RopeScaling {
-	if rs == nil {
-		return model.RopeScaling{}
-	}
-	return *rs
 }

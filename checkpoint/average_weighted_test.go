@@ -110,10 +110,10 @@ func TestAverageWeightedErrors(t *testing.T) {
 	if err := SaveModel(tied, tinyConfig(true), tinyParams(tinyConfig(true), 1), SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rope := filepath.Join(root, "rope")
-	rc := tinyConfig(false)
-	rc.RopeTheta = 500000
-	if err := SaveModel(rope, rc, tinyParams(rc, 1), SaveOptions{}); err != nil {
+	eps := filepath.Join(root, "eps")
+	ec := tinyConfig(false)
+	ec.RMSNormEps = 1e-6
+	if err := SaveModel(eps, ec, tinyParams(ec, 1), SaveOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	missing := filepath.Join(root, "missing")
@@ -133,7 +133,7 @@ func TestAverageWeightedErrors(t *testing.T) {
 		{"zero sum", dirs, []float64{0, 0, 0}, true, []string{"sum to zero"}},
 		{"overflowing sum", dirs, []float64{1e308, 1e308, 1e308}, true, []string{"sum to +Inf"}},
 		{"different layout", []string{dirs[0], tied}, nil, false, []string{tied, "different model than " + dirs[0], "tensors"}},
-		{"different architecture", []string{dirs[0], rope}, nil, false, []string{rope, "rope_theta is 500000, not 10000"}},
+		{"different architecture", []string{dirs[0], eps}, nil, false, []string{eps, "rms_norm_eps is 1e-06, not 1e-05"}},
 		{"different model at weight zero", []string{dirs[0], tied}, []float64{1, 0}, false, []string{tied, "different model"}},
 		{"missing directory", []string{dirs[0], missing}, nil, false, []string{missing}},
 	} {
@@ -264,5 +264,29 @@ func TestAverageModelsRefuses(t *testing.T) {
 				t.Fatalf("refused (%v) but changed files", err)
 			}
 		})
+	}
+}
+
+// TestAverageAcrossRopeChange averages checkpoints on both sides of a
+// long-context stage (rope_theta and the context length changed, the
+// weights did not change shape): allowed, with the last one's settings.
+func TestAverageAcrossRopeChange(t *testing.T) {
+	root := t.TempDir()
+	a, b := filepath.Join(root, "a"), filepath.Join(root, "b")
+	ac := tinyConfig(false)
+	bc := ac
+	bc.RopeTheta, bc.MaxPositionEmbeddings = 500000, 2*ac.MaxPositionEmbeddings
+	if err := SaveModel(a, ac, tinyParams(ac, 1), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SaveModel(b, bc, tinyParams(bc, 2), SaveOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := AverageWeighted([]string{a, b}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.RopeTheta != 500000 || cfg.MaxPositionEmbeddings != bc.MaxPositionEmbeddings {
+		t.Fatalf("averaged config has rope_theta %v, context %d; want the last checkpoint's", cfg.RopeTheta, cfg.MaxPositionEmbeddings)
 	}
 }

@@ -306,6 +306,9 @@ func data(args []string, stdout, stderr io.Writer) error {
 	default:
 		return usageError{fmt.Errorf("-kind %q: use sft or pref", *kind)}
 	}
+	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
+		return err
+	}
 	if err := writeAtomic(*out, func(w io.Writer) error { return write(w, list, *n, *seed) }); err != nil {
 		return err
 	}

@@ -112,9 +112,13 @@ func EvalTasks(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o 
 		if ids[i], err = chatPrompt(tok, p.Prompt); err != nil {
 			return nil, err
 		}
-		if len(ids[i])+o.MaxTokens > m.Config.MaxPositionEmbeddings {
-			return nil, fmt.Errorf("task prompt %q (%d tokens) plus %d new tokens exceed the model's context of %d", p.Prompt, len(ids[i]), o.MaxTokens, m.Config.MaxPositionEmbeddings)
+		// A short context shortens the responses (every built-in answer is
+		// a few tokens); it must leave room for one.
+		room := m.Config.MaxPositionEmbeddings - len(ids[i])
+		if room < 2 {
+			return nil, fmt.Errorf("task prompt %q (%d tokens) leaves no room for an answer in the model's context of %d", p.Prompt, len(ids[i]), m.Config.MaxPositionEmbeddings)
 		}
+		o.MaxTokens = min(o.MaxTokens, room)
 	}
 	stop := stopTokens(tok)
 	pass1 := make([]bool, len(probs))

@@ -47,6 +47,9 @@ type Rounds struct {
 	// FromBase starts every round's SFT from recipe.model (as Llama 3 did)
 	// instead of the previous round's final model.
 	FromBase bool `yaml:"from_base"`
+	// Curation is the curation output directory (its stats.json) whose
+	// funnel report.html shows (empty: none).
+	Curation string `yaml:"curation"`
 	// EvalN is the number of held-out prompts per task scored after each
 	// stage (default 64; 0 keeps the default, -1 skips evaluation).
 	EvalN int `yaml:"eval_n"`
@@ -200,7 +203,7 @@ func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, er
 	}
 	res.Final = prev
 	res.Table = evalTable(res.Evals)
-	if err := writeRoundsReport(r.Out, res); err != nil {
+	if err := writeRoundsReport(r.Out, res, reportInputs{curation: ro.Curation, pretrainModel: r.Model}); err != nil {
 		return res, err
 	}
 	return res, nil

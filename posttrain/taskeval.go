@@ -62,7 +62,19 @@ type TaskScore struct {
 	// RMAccuracy is the fraction of held-out (correct, wrong) answer pairs
 	// the reward model orders correctly (EvalRM only).
 	RMAccuracy float64 `json:"rm_accuracy,omitempty"`
+	// Examples are the first greedy responses (EvalTasks only).
+	Examples []TaskExample `json:"examples,omitempty"`
 }
+
+// TaskExample is one greedy response to a held-out prompt.
+type TaskExample struct {
+	Prompt   string `json:"prompt"`
+	Response string `json:"response"`
+	Pass     bool   `json:"pass"`
+}
+
+// examplesPerTask is how many greedy responses a TaskScore keeps.
+const examplesPerTask = 3
 
 // chatPrompt renders a user prompt as the Llama 3.1 chat template does,
 // ending with the assistant header.
@@ -123,6 +135,7 @@ func EvalTasks(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o 
 	stop := stopTokens(tok)
 	pass1 := make([]bool, len(probs))
 	passK := make([]bool, len(probs))
+	responses := make([]string, len(probs))
 	for lo := 0; lo < len(probs); lo += o.Batch {
 		hi := min(lo+o.Batch, len(probs))
 		greedy, err := m.Generate(ctx, ids[lo:hi], model.SampleOptions{MaxTokens: o.MaxTokens, StopTokens: stop})
@@ -130,8 +143,10 @@ func EvalTasks(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o 
 			return nil, err
 		}
 		for i, g := range greedy {
-			ok, _ := verifyProblem(probs[lo+i], responseText(tok, g.Tokens))
+			resp := responseText(tok, g.Tokens)
+			ok, _ := verifyProblem(probs[lo+i], resp)
 			pass1[lo+i] = ok
+			responses[lo+i] = resp
 		}
 		if o.K > 1 {
 			res, err := m.GenerateShared(ctx, ids[lo:hi], o.K, model.SampleOptions{Temperature: o.Temperature, TopP: o.TopP,
@@ -148,7 +163,15 @@ func EvalTasks(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o 
 			}
 		}
 	}
-	return scoreByTask(probs, pass1, passK, o.K), nil
+	scores := scoreByTask(probs, pass1, passK, o.K)
+	for i := range scores {
+		for j, p := range probs {
+			if p.Task == scores[i].Task && len(scores[i].Examples) < examplesPerTask {
+				scores[i].Examples = append(scores[i].Examples, TaskExample{Prompt: p.Prompt, Response: responses[j], Pass: pass1[j]})
+			}
+		}
+	}
+	return scores, nil
 }
 
 // verifyProblem checks a response with the problem's task.

@@ -139,7 +139,7 @@ if [ -n "$STAGES" ]; then
 	echo "final models: $PT/sft/final $PT/rm/final $PT/dpo/final (metrics.jsonl, loss.png beside each)"
 fi
 
-ROUNDS="model=$OUT/pretrain/final rounds.sft_data=[$PT/data/rounds_sft.jsonl] rounds.pref_data=[$PT/data/rounds_pref.jsonl]"
+ROUNDS="model=$OUT/pretrain/final rounds.sft_data=[$PT/data/rounds_sft.jsonl] rounds.pref_data=[$PT/data/rounds_pref.jsonl] rounds.curation=$OUT/docs"
 echo "== post-training rounds (recipe posttrain_tiny: sft → rm → rejection sampling → dpo per round) → $PT/rounds"
 if [ -n "$STAGES" ]; then
 	# CI: one short round.

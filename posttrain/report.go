@@ -176,8 +176,8 @@ func curationFunnel(dir string) (any, error) {
 		Funnel struct {
 			Order  []string `json:"order"`
 			Stages map[string]struct {
-				In      struct{ Docs, Bytes int64 } `json:"in"`
-				Out     struct{ Docs, Bytes int64 } `json:"out"`
+				In      struct{ Docs, Bytes int64 }     `json:"in"`
+				Out     struct{ Docs, Bytes int64 }     `json:"out"`
 				Removed map[string]struct{ Docs int64 } `json:"removed"`
 			} `json:"stages"`
 		} `json:"funnel"`

@@ -108,6 +108,9 @@ func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, er
 	if err := outdir.Claim(r.Out, outdir.PostRun); err != nil {
 		return nil, err
 	}
+	if _, err := atomicfile.RemoveTemps(r.Out); err != nil {
+		return nil, err
+	}
 	if text, err := recipes.Marshal(r); err == nil {
 		if err := atomicfile.WriteFile(filepath.Join(r.Out, "recipe.yaml"), text, 0o644); err != nil {
 			return nil, err

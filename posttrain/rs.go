@@ -300,6 +300,9 @@ func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 	if err := outdir.Claim(r.Out, outdir.PostRun); err != nil {
 		return nil, err
 	}
+	if _, err := atomicfile.RemoveTemps(r.Out); err != nil {
+		return nil, err
+	}
 	for _, d := range []string{RSSFTDir, RSPrefDir, rsChunks} {
 		if err := os.MkdirAll(filepath.Join(r.Out, d), 0o755); err != nil {
 			return nil, err

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/internal/dirlock"
@@ -132,23 +133,34 @@ func checkContent(dir, kind string) error {
 }
 
 // isEmpty reports whether dir has no entries but a lock file (left by a
-// run that was refused before it claimed the directory).
+// run that was refused before it claimed the directory) and leftovers of
+// an interrupted write of the marker itself (a kill inside Claim).
 func isEmpty(dir string) (bool, error) {
 	f, err := os.Open(dir)
 	if err != nil {
 		return false, err
 	}
 	defer f.Close()
-	names, err := f.Readdirnames(2)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return false, err
-	}
-	for _, n := range names {
-		if n != dirlock.File {
-			return false, nil
+	for {
+		names, err := f.Readdirnames(16)
+		for _, n := range names {
+			if n != dirlock.File && !isMarkerTemp(n) {
+				return false, nil
+			}
+		}
+		if errors.Is(err, io.EOF) || len(names) == 0 {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
 		}
 	}
-	return true, nil
+}
+
+// isMarkerTemp reports whether name is a temporary file of an atomic
+// write of the marker.
+func isMarkerTemp(name string) bool {
+	return atomicfile.IsTemp(name) && strings.HasPrefix(name, "."+MarkerFile+".tmp-")
 }
 
 // Claim prepares dir to be written in place by an output of kind: it

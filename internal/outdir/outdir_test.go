@@ -20,6 +20,9 @@ func TestCheckReplace(t *testing.T) {
 	user := mk("user", map[string]string{"thesis.tex": "x"})
 	hfModel := mk("hf", map[string]string{"config.json": "{}", "model.safetensors": "x"})
 	empty := mk("empty", nil)
+	// A kill inside Claim leaves the lock and the marker's temporary file.
+	killedClaim := mk("killed-claim", map[string]string{".herd.lock": "", "." + MarkerFile + ".tmp-123": "{"})
+	otherTemp := mk("other-temp", map[string]string{".herd.lock": "", ".notes.txt.tmp-123": "x"})
 	model := mk("model", map[string]string{MarkerFile: string(Marker(Model)), "config.json": "{}"})
 	run := mk("run", map[string]string{MarkerFile: string(Marker(Run))})
 	bad := mk("bad", map[string]string{MarkerFile: "not json"})
@@ -32,6 +35,8 @@ func TestCheckReplace(t *testing.T) {
 	}{
 		{filepath.Join(root, "new"), Model, ""},
 		{empty, Model, ""},
+		{killedClaim, Model, ""},
+		{otherTemp, Model, "has no .herd-output marker"},
 		{model, Model, ""},
 		{user, Model, "has no .herd-output marker"},
 		{hfModel, Model, "has no .herd-output marker"},

@@ -232,6 +232,9 @@ func (r *Recipe) Validate() error {
 				bad("rounds.tasks: %v", err)
 			}
 		}
+		if !(ro.LRDecay >= 0 && ro.LRDecay <= 1) {
+			bad("rounds.lr_decay must be in [0, 1] (0 or 1: no decay), got %v", ro.LRDecay)
+		}
 		if ro.EvalN < -1 {
 			bad("rounds.eval_n must be >= -1, got %d", ro.EvalN)
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -44,6 +45,10 @@ type Rounds struct {
 	// Tasks are the built-in task families rejection sampling draws
 	// prompts from and every stage is evaluated on (default all).
 	Tasks []string `yaml:"tasks"`
+	// LRDecay multiplies the learning rates of the SFT and DPO stages by
+	// LRDecay^(round-1), so later rounds, which start from an already
+	// post-trained model, move it less (default 1: every round the same).
+	LRDecay float64 `yaml:"lr_decay"`
 	// FromBase starts every round's SFT from recipe.model (as Llama 3 did)
 	// instead of the previous round's final model.
 	FromBase bool `yaml:"from_base"`
@@ -229,6 +234,11 @@ func runStage(ctx context.Context, base Recipe, opt RunOptions, kind string, rou
 	sr.Kind, sr.Out, sr.Model = kind, dir, from
 	if kind != KindRS {
 		sr.Data.Paths = data
+	}
+	if d := base.Rounds.LRDecay; d > 0 && (kind == KindSFT || kind == KindDPO) {
+		f := math.Pow(d, float64(round-1))
+		sr.Optim.LR *= f
+		sr.Optim.MinLR *= f
 	}
 	if err := os.MkdirAll(filepath.Dir(dir), 0o755); err != nil {
 		return err

@@ -110,18 +110,22 @@ func matVec4x1(w0, w1, w2, w3, xa []float32, s *[8]float32) {
 	k := len(xa)
 	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
 	i := 0
-	for ; i+32 <= k; i += 32 {
-		u := archsimd.LoadFloat32x16Slice(xa[i : i+16])
-		v := archsimd.LoadFloat32x16Slice(xa[i+16 : i+32])
-		a0 = archsimd.LoadFloat32x16Slice(w0[i:i+16]).MulAdd(u, a0)
-		c0 = archsimd.LoadFloat32x16Slice(w0[i+16:i+32]).MulAdd(v, c0)
-		a1 = archsimd.LoadFloat32x16Slice(w1[i:i+16]).MulAdd(u, a1)
-		c1 = archsimd.LoadFloat32x16Slice(w1[i+16:i+32]).MulAdd(v, c1)
-		a2 = archsimd.LoadFloat32x16Slice(w2[i:i+16]).MulAdd(u, a2)
-		c2 = archsimd.LoadFloat32x16Slice(w2[i+16:i+32]).MulAdd(v, c2)
-		a3 = archsimd.LoadFloat32x16Slice(w3[i:i+16]).MulAdd(u, a3)
-		c3 = archsimd.LoadFloat32x16Slice(w3[i+16:i+32]).MulAdd(v, c3)
+	// The slices advance instead of being indexed, so that each load has
+	// one length check and no slice arithmetic.
+	for len(xa) >= 32 && len(w0) >= 32 && len(w1) >= 32 && len(w2) >= 32 && len(w3) >= 32 {
+		u := archsimd.LoadFloat32x16Slice(xa)
+		v := archsimd.LoadFloat32x16Slice(xa[16:])
+		a0 = archsimd.LoadFloat32x16Slice(w0).MulAdd(u, a0)
+		c0 = archsimd.LoadFloat32x16Slice(w0[16:]).MulAdd(v, c0)
+		a1 = archsimd.LoadFloat32x16Slice(w1).MulAdd(u, a1)
+		c1 = archsimd.LoadFloat32x16Slice(w1[16:]).MulAdd(v, c1)
+		a2 = archsimd.LoadFloat32x16Slice(w2).MulAdd(u, a2)
+		c2 = archsimd.LoadFloat32x16Slice(w2[16:]).MulAdd(v, c2)
+		a3 = archsimd.LoadFloat32x16Slice(w3).MulAdd(u, a3)
+		c3 = archsimd.LoadFloat32x16Slice(w3[16:]).MulAdd(v, c3)
+		xa, w0, w1, w2, w3 = xa[32:], w0[32:], w1[32:], w2[32:], w3[32:]
 	}
+	k = len(xa)
 	for ; i < k; i += 16 {
 		u := archsimd.LoadFloat32x16SlicePart(xa[i:])
 		a0 = archsimd.LoadFloat32x16SlicePart(w0[i:]).MulAdd(u, a0)

@@ -91,21 +91,47 @@ func reportCPU(b *testing.B, flops float64, cpu0 float64, workers int) {
 	}
 }
 
+// benchGenerate generates 128 tokens for each of batch prompts of config
+// M, in sub-benchmarks: "matvec" (the decoder's matrix-vector fast path),
+// "gemm" (every projection through the backend's Gemm, as before it) and
+// "copy" (a copy() of the bytes of the weights a decoding step reads,
+// once per step, as a memory-bandwidth yardstick). Each reports tokens/s
+// and weight GB/s: the bytes of the matmul weights, read once per
+// decoding step, over the time.
 func benchGenerate(b *testing.B, batch int) {
 	c := configM()
-	m := newCPUTestModel(b, c, 0)
+	const newTokens = 128
+	wbytes := 4 * float64(model.MatmulParams(c))
 	prompts := make([][]int32, batch)
 	for i := range prompts {
 		prompts[i] = []int32{1, 2, 3, 4}
 	}
-	const newTokens = 128
-	b.ResetTimer()
-	for range b.N {
-		if _, err := m.Generate(context.Background(), prompts, model.SampleOptions{Temperature: 0.8, TopK: 40, MaxTokens: newTokens, Seed: 1}); err != nil {
-			b.Fatal(err)
-		}
+	for _, path := range []string{"gemm", "matvec"} {
+		b.Run(path, func(b *testing.B) {
+			m := newCPUTestModel(b, c, 0)
+			model.SetDecodeGemm(m, path == "gemm")
+			b.ResetTimer()
+			for range b.N {
+				if _, err := m.Generate(context.Background(), prompts, model.SampleOptions{Temperature: 0.8, TopK: 40, MaxTokens: newTokens, Seed: 1}); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(batch*newTokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
+			b.ReportMetric(wbytes*newTokens*float64(b.N)/b.Elapsed().Seconds()/1e9, "weightGB/s")
+		})
 	}
-	b.ReportMetric(float64(batch*newTokens*b.N)/b.Elapsed().Seconds(), "tokens/s")
+	b.Run("copy", func(b *testing.B) {
+		src := make([]float32, model.MatmulParams(c))
+		for i := range src {
+			src[i] = float32(i)
+		}
+		dst := make([]float32, len(src))
+		b.ResetTimer()
+		for range b.N {
+			copy(dst, src)
+		}
+		b.ReportMetric(wbytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "weightGB/s")
+	})
 }
 
 // BenchmarkGenerateM1 and BenchmarkGenerateM16 measure KV-cache generation

@@ -11,3 +11,8 @@ func SetAttnBlock(m *Model, rows int) { m.attnBlock = rows }
 // Argmax is the index of the first largest element of x, as greedy
 // sampling picks it.
 func Argmax(x []float32) int { return argmax(x) }
+
+// SetDecodeGemm makes m's decoders (created afterwards) run every
+// projection through the backend's Gemm instead of the matrix-vector fast
+// path, so tests and benchmarks can compare the two.
+func SetDecodeGemm(m *Model, on bool) { m.decodeGemm = on }

@@ -19,6 +19,11 @@ type Decoder struct {
 	seen   []bool // per slot, scratch for Step's argument check
 	// processed counts the tokens run forward by Step.
 	processed int64
+	// mv runs the projections of steps with at most mvMax rows (decoding
+	// one or a few tokens) as matrix-vector products: the weights are read
+	// once, without the packing of a GEMM.
+	mv    kernels.MatVec
+	mvMax int
 
 	// scratch, grown on demand
 	n                 int
@@ -44,6 +49,9 @@ func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
 		return nil, fmt.Errorf("decoder: maxLen %d exceeds max_position_embeddings %d", maxLen, c.MaxPositionEmbeddings)
 	}
 	d := &Decoder{m: m, slots: slots, maxLen: maxLen, lens: make([]int, slots), seen: make([]bool, slots)}
+	if !m.decodeGemm {
+		d.mvMax = kernels.MatVecMaxRows(m.be)
+	}
 	kd := c.KVDim()
 	for range c.NumHiddenLayers {
 		d.k = append(d.k, make([]float32, slots*maxLen*kd))
@@ -95,6 +103,16 @@ func (d *Decoder) grow(n int) {
 	d.rstd, d.logits = f(n), f(n*V)
 	d.rowSlot, d.rowPos = make([]int32, n), make([]int32, n)
 	d.scores = f(n * (c.NumAttentionHeads / c.NumKeyValueHeads) * d.maxLen)
+}
+
+// linear is Model.linear for decoding: y = x·Wᵀ (+ y when accumulate)
+// for n rows, by MatVec when n is small enough for it to be faster.
+func (d *Decoder) linear(y, x, w []float32, n, in, out int, accumulate bool) {
+	if n <= d.mvMax {
+		d.mv.Run(d.m.be, y, x, w, n, in, out, accumulate)
+		return
+	}
+	d.m.linear(y, x, w, n, in, out, accumulate)
 }
 
 // Step appends tokens[i] to the sequence in slots[i] for every i (each list
@@ -152,9 +170,9 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 	for l := 0; l < c.NumHiddenLayers; l++ {
 		w := m.layerWeights(p, l)
 		be.RMSNorm(x, w.inNorm, xn, d.rstd, n, C, eps)
-		m.linear(d.q, xn, w.q, n, C, QD, false)
-		m.linear(d.kn, xn, w.k, n, C, KD, false)
-		m.linear(d.vn, xn, w.v, n, C, KD, false)
+		d.linear(d.q, xn, w.q, n, C, QD, false)
+		d.linear(d.kn, xn, w.k, n, C, KD, false)
+		d.linear(d.vn, xn, w.v, n, C, KD, false)
 		be.Rope(d.q, n, c.NumAttentionHeads, c.HeadDim, d.rowPos, m.rope.cos, m.rope.sin, false)
 		be.Rope(d.kn, n, c.NumKeyValueHeads, c.HeadDim, d.rowPos, m.rope.cos, m.rope.sin, false)
 		for r := 0; r < n; r++ {
@@ -165,13 +183,13 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		d.att1 = decodeAttn{d: d, layer: l}
 		be.Parallel(n, 1, &d.att1)
 		copy(d.x2, x)
-		m.linear(d.x2, d.att, w.o, n, QD, C, true)
+		d.linear(d.x2, d.att, w.o, n, QD, C, true)
 		be.RMSNorm(d.x2, w.postNorm, xn, d.rstd, n, C, eps)
-		m.linear(d.g, xn, w.gate, n, C, F, false)
-		m.linear(d.u, xn, w.up, n, C, F, false)
+		d.linear(d.g, xn, w.gate, n, C, F, false)
+		d.linear(d.u, xn, w.up, n, C, F, false)
 		be.SwiGLU(d.g[:n*F], d.u[:n*F], d.h[:n*F], nil)
 		copy(x, d.x2[:n*C])
-		m.linear(x, d.h, w.down, n, F, C, true)
+		d.linear(x, d.h, w.down, n, F, C, true)
 	}
 	for i, s := range slots {
 		d.lens[s] += len(tokens[i])
@@ -191,7 +209,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		rows = k
 	}
 	be.RMSNorm(x[:rows*C], p.Get("model.norm.weight"), xn[:rows*C], d.rstd, rows, C, eps)
-	m.linear(d.logits, xn, m.head(p), rows, C, V, false)
+	d.linear(d.logits, xn, m.head(p), rows, C, V, false)
 	return d.logits[:rows*V], nil
 }
 

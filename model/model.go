@@ -20,9 +20,12 @@ type Model struct {
 	be        kernels.Backend
 	rope      *ropeTable
 	ws        *workspace
-	attnBlock int       // query rows per attention block (kernels.AttentionArgs.Block)
-	pviews    viewCache // layer views of Params
-	gviews    viewCache // layer views of Grads
+	attnBlock int // query rows per attention block (kernels.AttentionArgs.Block)
+	// decodeGemm makes decoders run every projection through Gemm, without
+	// the matrix-vector fast path (tests and benchmarks compare the two).
+	decodeGemm bool
+	pviews     viewCache // layer views of Params
+	gviews     viewCache // layer views of Grads
 }
 
 // New returns a model with zeroed parameters for a valid configuration.

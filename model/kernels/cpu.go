@@ -31,6 +31,10 @@ type CPU struct {
 	pool   *pool
 	serial gemmFunc
 	name   string
+	// matVec is MatVec's single-threaded kernel and matVecMax the most
+	// rows for which it beats Gemm (MatVecMaxRows).
+	matVec    matVecFunc
+	matVecMax int
 
 	// gemm is the reusable Task for Gemm; guarded by pool.mu.
 	gemm gemmTask
@@ -45,7 +49,11 @@ type CPU struct {
 // tag and the fastest pure-Go GEMM otherwise.
 func NewCPU(workers int) *CPU {
 	if f, name, ok := blasGemm(); ok {
-		return newCPU(workers, f, name)
+		c := newCPU(workers, f, name)
+		if mv, ok := blasMatVec(); ok {
+			c.matVec, c.matVecMax = mv, 1
+		}
+		return c
 	}
 	return NewCPUGo(workers)
 }
@@ -67,7 +75,7 @@ func newCPUPortable(workers int) *CPU {
 }
 
 func newCPU(workers int, f gemmFunc, name string) *CPU {
-	c := &CPU{pool: newPool(workers), serial: f, name: name}
+	c := &CPU{pool: newPool(workers), serial: f, name: name, matVec: matVecGo, matVecMax: matVecGoMaxRows()}
 	c.gemm.cpu = c
 	return c
 }

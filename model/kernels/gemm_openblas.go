@@ -46,3 +46,33 @@ func openblasGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, 
 		(*C.float)(unsafe.Pointer(&b[0])), C.blasint(ldb),
 		C.float(beta), (*C.float)(unsafe.Pointer(&c[0])), C.blasint(ldc))
 }
+
+// blasMatVec returns the OpenBLAS matrix-vector kernel for MatVec.
+func blasMatVec() (matVecFunc, bool) { return openblasMatVec, true }
+
+// openblasMatVec computes outputs [lo, hi) of y = x·Wᵀ (+ y when acc)
+// with cblas_sgemv for one row of x and cblas_sgemm for several.
+func openblasMatVec(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
+	rows := hi - lo
+	if rows <= 0 || n == 0 {
+		return
+	}
+	var beta float32
+	if acc {
+		beta = 1
+	}
+	if in == 0 {
+		for j := range n {
+			scaleC(1, rows, beta, y[j*out+lo:], out)
+		}
+		return
+	}
+	if n == 1 {
+		C.cblas_sgemv(C.CblasRowMajor, C.CblasNoTrans, C.blasint(rows), C.blasint(in),
+			1, (*C.float)(unsafe.Pointer(&w[lo*in])), C.blasint(in),
+			(*C.float)(unsafe.Pointer(&x[0])), 1,
+			C.float(beta), (*C.float)(unsafe.Pointer(&y[lo])), 1)
+		return
+	}
+	openblasGemm(false, true, n, rows, in, 1, x, in, w[lo*in:], in, beta, y[lo:], out)
+}

@@ -1,0 +1,160 @@
+package kernels
+
+import "fmt"
+
+// MatVecMaxRows is the most rows of x for which MatVec on be is faster
+// than be.Gemm of the same product, measured by BenchmarkMatVec on the
+// decoding shapes (2 cores, AVX-512): the AVX-512 kernel beats the packed
+// pure-Go GEMM, which packs all of W per call, up to 64 rows and more
+// (2.4× at 64); the portable kernel up to 8 (equal at 16); with OpenBLAS,
+// cblas_sgemv beats cblas_sgemm 4× for one row, while sgemm wins from two.
+func MatVecMaxRows(be Backend) int {
+	if c, ok := be.(*CPU); ok {
+		return c.matVecMax
+	}
+	return matVecGoMaxRows()
+}
+
+// matVecBlock is the number of weight rows a kernel call handles together:
+// each block of W is read from memory once and stays in L1 while it is
+// dotted with every row of x.
+const matVecBlock = 4
+
+// MatVec computes y = x·Wᵀ (or y += x·Wᵀ) for a few rows of x, the
+// products of decoding: x is n×in, W is out×in (a weight matrix as stored,
+// each output a dot product of two contiguous rows) and y is n×out, all
+// row-major and dense. The work is split by output rows over the
+// backend's workers, so W, which dominates the memory traffic, is read
+// once in all. A MatVec holds the reusable Task, so steady-state calls
+// allocate nothing; keep one per goroutine (it is not safe for concurrent
+// use). The zero value is ready to use.
+type MatVec struct {
+	t matVecTask
+}
+
+// Run computes y = x·Wᵀ, or y += x·Wᵀ when accumulate, on be's workers.
+// It is meant for small n (up to MatVecMaxRows) but correct for any.
+func (mv *MatVec) Run(be Backend, y, x, w []float32, n, in, out int, accumulate bool) {
+	if n < 0 || in < 0 || out < 0 {
+		panic(fmt.Sprintf("kernels: MatVec: negative size n=%d in=%d out=%d", n, in, out))
+	}
+	if len(x) < n*in || len(w) < out*in || len(y) < n*out {
+		panic(fmt.Sprintf("kernels: MatVec: n=%d in=%d out=%d needs x, w, y of %d, %d, %d elements; have %d, %d, %d",
+			n, in, out, n*in, out*in, n*out, len(x), len(w), len(y)))
+	}
+	if n == 0 || out == 0 {
+		return
+	}
+	t := &mv.t
+	t.y, t.x, t.w = y[:n*out], x[:n*in], w[:out*in]
+	t.n, t.in, t.out, t.acc = n, in, out, accumulate
+	t.kernel = matVecKernelOf(be)
+	blocks := (out + matVecBlock - 1) / matVecBlock
+	// At least ~32 KB of weights per chunk, so that dispatch stays small
+	// next to the memory traffic.
+	grain := max(1, (8<<10)/(matVecBlock*max(in, 1)))
+	be.Parallel(blocks, grain, t)
+	t.y, t.x, t.w = nil, nil, nil
+}
+
+// matVecFunc computes outputs [lo, hi) of y = x·Wᵀ (+ y when acc) on the
+// calling goroutine, for the shapes of matVecTask.
+type matVecFunc func(y, x, w []float32, n, in, out, lo, hi int, acc bool)
+
+// matVecKernelOf is the backend's single-threaded matrix-vector kernel:
+// the CPU backend's own (OpenBLAS in openblas builds where it is faster),
+// otherwise the best pure-Go kernel of the build.
+func matVecKernelOf(be Backend) matVecFunc {
+	if c, ok := be.(*CPU); ok && c.matVec != nil {
+		return c.matVec
+	}
+	return matVecGo
+}
+
+// matVecTask runs MatVec over blocks of matVecBlock output rows.
+type matVecTask struct {
+	y, x, w    []float32
+	n, in, out int
+	acc        bool
+	kernel     matVecFunc
+}
+
+// Run implements Task.
+func (t *matVecTask) Run(lo, hi int) {
+	t.kernel(t.y, t.x, t.w, t.n, t.in, t.out, lo*matVecBlock, min(hi*matVecBlock, t.out), t.acc)
+}
+
+// matVecGo is the pure-Go kernel: the SIMD one where the build and CPU
+// have it, else the portable one.
+func matVecGo(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
+	if matVecSIMD(y, x, w, n, in, out, lo, hi, acc) {
+		return
+	}
+	matVecPortable(y, x, w, n, in, out, lo, hi, acc)
+}
+
+// matVecPortable is the scalar kernel: four weight rows at a time, dotted
+// with two rows of x at a time (eight independent sums), then one.
+func matVecPortable(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
+	r := lo
+	for ; r+4 <= hi; r += 4 {
+		w0 := w[r*in : r*in+in]
+		w1 := w[(r+1)*in : (r+1)*in+in]
+		w2 := w[(r+2)*in : (r+2)*in+in]
+		w3 := w[(r+3)*in : (r+3)*in+in]
+		j := 0
+		for ; j+2 <= n; j += 2 {
+			xa := x[j*in : j*in+in]
+			xb := x[(j+1)*in : (j+1)*in+in]
+			var a0, a1, a2, a3, b0, b1, b2, b3 float32
+			for i := range xa {
+				u, v := xa[i], xb[i]
+				p0, p1, p2, p3 := w0[i], w1[i], w2[i], w3[i]
+				a0 += u * p0
+				a1 += u * p1
+				a2 += u * p2
+				a3 += u * p3
+				b0 += v * p0
+				b1 += v * p1
+				b2 += v * p2
+				b3 += v * p3
+			}
+			store4(y[j*out+r:j*out+r+4], a0, a1, a2, a3, acc)
+			store4(y[(j+1)*out+r:(j+1)*out+r+4], b0, b1, b2, b3, acc)
+		}
+		if j < n {
+			xa := x[j*in : j*in+in]
+			var a0, a1, a2, a3 float32
+			for i := range xa {
+				u := xa[i]
+				a0 += u * w0[i]
+				a1 += u * w1[i]
+				a2 += u * w2[i]
+				a3 += u * w3[i]
+			}
+			store4(y[j*out+r:j*out+r+4], a0, a1, a2, a3, acc)
+		}
+	}
+	for ; r < hi; r++ {
+		wr := w[r*in : r*in+in]
+		for j := range n {
+			s := dotGo(x[j*in:j*in+in], wr)
+			if acc {
+				s += y[j*out+r]
+			}
+			y[j*out+r] = s
+		}
+	}
+}
+
+// store4 writes (or with acc adds) four sums to y[0:4].
+func store4(y []float32, a0, a1, a2, a3 float32, acc bool) {
+	y = y[:4]
+	if acc {
+		a0 += y[0]
+		a1 += y[1]
+		a2 += y[2]
+		a3 += y[3]
+	}
+	y[0], y[1], y[2], y[3] = a0, a1, a2, a3
+}

@@ -1,0 +1,146 @@
+//go:build goexperiment.simd && amd64
+
+package kernels
+
+import "simd/archsimd"
+
+// matVecSIMD is the AVX-512 matrix-vector kernel (see matVecFunc): blocks
+// of four weight rows, each dotted with two rows of x at a time (eight
+// 16-lane accumulators), the eight sums reduced across lanes together. It
+// reports false on CPUs without AVX-512.
+func matVecSIMD(y, x, w []float32, n, in, out, lo, hi int, acc bool) bool {
+	if !archsimd.X86.AVX512() {
+		return false
+	}
+	var s [8]float32
+	r := lo
+	for ; r+4 <= hi; r += 4 {
+		w0 := w[r*in : r*in+in]
+		w1 := w[(r+1)*in : (r+1)*in+in]
+		w2 := w[(r+2)*in : (r+2)*in+in]
+		w3 := w[(r+3)*in : (r+3)*in+in]
+		j := 0
+		for ; j+2 <= n; j += 2 {
+			matVec4x2(w0, w1, w2, w3, x[j*in:j*in+in], x[(j+1)*in:(j+1)*in+in], &s)
+			store4(y[j*out+r:j*out+r+4], s[0], s[1], s[2], s[3], acc)
+			store4(y[(j+1)*out+r:(j+1)*out+r+4], s[4], s[5], s[6], s[7], acc)
+		}
+		if j < n {
+			matVec4x1(w0, w1, w2, w3, x[j*in:j*in+in], &s)
+			store4(y[j*out+r:j*out+r+4], s[0], s[1], s[2], s[3], acc)
+		}
+	}
+	for ; r < hi; r++ {
+		wr := w[r*in : r*in+in]
+		for j := range n {
+			d, _ := dotSIMD(x[j*in:j*in+in], wr)
+			if acc {
+				d += y[j*out+r]
+			}
+			y[j*out+r] = d
+		}
+	}
+	archsimd.ClearAVXUpperBits()
+	return true
+}
+
+// reduce4 returns the lane sums of a, b, c and d as one 4-lane vector.
+func reduce4(a, b, c, d archsimd.Float32x16) archsimd.Float32x4 {
+	h := func(v archsimd.Float32x16) archsimd.Float32x4 {
+		v8 := v.GetLo().Add(v.GetHi())
+		return v8.GetLo().Add(v8.GetHi())
+	}
+	return h(a).AddPairs(h(b)).AddPairs(h(c).AddPairs(h(d)))
+}
+
+// matVec4x2 stores in s the dot products of w0…w3 with xa (s[0:4]) and
+// with xb (s[4:8]); all slices have the same length. It takes no float
+// arguments so that the loop has every vector register the compiler
+// allocates (see avx512Loop).
+//
+//go:noinline
+func matVec4x2(w0, w1, w2, w3, xa, xb []float32, s *[8]float32) {
+	var a0, a1, a2, a3, b0, b1, b2, b3 archsimd.Float32x16
+	k := len(xa)
+	w0, w1, w2, w3, xb = w0[:k], w1[:k], w2[:k], w3[:k], xb[:k]
+	i := 0
+	for ; i+16 <= k; i += 16 {
+		u := archsimd.LoadFloat32x16Slice(xa[i : i+16])
+		v := archsimd.LoadFloat32x16Slice(xb[i : i+16])
+		p := archsimd.LoadFloat32x16Slice(w0[i : i+16])
+		a0 = p.MulAdd(u, a0)
+		b0 = p.MulAdd(v, b0)
+		p = archsimd.LoadFloat32x16Slice(w1[i : i+16])
+		a1 = p.MulAdd(u, a1)
+		b1 = p.MulAdd(v, b1)
+		p = archsimd.LoadFloat32x16Slice(w2[i : i+16])
+		a2 = p.MulAdd(u, a2)
+		b2 = p.MulAdd(v, b2)
+		p = archsimd.LoadFloat32x16Slice(w3[i : i+16])
+		a3 = p.MulAdd(u, a3)
+		b3 = p.MulAdd(v, b3)
+	}
+	if i < k {
+		u := archsimd.LoadFloat32x16SlicePart(xa[i:])
+		v := archsimd.LoadFloat32x16SlicePart(xb[i:])
+		p := archsimd.LoadFloat32x16SlicePart(w0[i:])
+		a0 = p.MulAdd(u, a0)
+		b0 = p.MulAdd(v, b0)
+		p = archsimd.LoadFloat32x16SlicePart(w1[i:])
+		a1 = p.MulAdd(u, a1)
+		b1 = p.MulAdd(v, b1)
+		p = archsimd.LoadFloat32x16SlicePart(w2[i:])
+		a2 = p.MulAdd(u, a2)
+		b2 = p.MulAdd(v, b2)
+		p = archsimd.LoadFloat32x16SlicePart(w3[i:])
+		a3 = p.MulAdd(u, a3)
+		b3 = p.MulAdd(v, b3)
+	}
+	reduce4(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
+	reduce4(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
+}
+
+// matVec4x1 stores in s[0:4] the dot products of w0…w3 with xa. Two
+// accumulators per row (even and odd vectors) keep eight FMA chains in
+// flight.
+//
+//go:noinline
+func matVec4x1(w0, w1, w2, w3, xa []float32, s *[8]float32) {
+	var a0, a1, a2, a3, c0, c1, c2, c3 archsimd.Float32x16
+	k := len(xa)
+	w0, w1, w2, w3 = w0[:k], w1[:k], w2[:k], w3[:k]
+	i := 0
+	// The slices advance instead of being indexed, so that each load has
+	// one length check and no slice arithmetic.
+	for len(xa) >= 32 && len(w0) >= 32 && len(w1) >= 32 && len(w2) >= 32 && len(w3) >= 32 {
+		u := archsimd.LoadFloat32x16Slice(xa)
+		v := archsimd.LoadFloat32x16Slice(xa[16:])
+		a0 = archsimd.LoadFloat32x16Slice(w0).MulAdd(u, a0)
+		c0 = archsimd.LoadFloat32x16Slice(w0[16:]).MulAdd(v, c0)
+		a1 = archsimd.LoadFloat32x16Slice(w1).MulAdd(u, a1)
+		c1 = archsimd.LoadFloat32x16Slice(w1[16:]).MulAdd(v, c1)
+		a2 = archsimd.LoadFloat32x16Slice(w2).MulAdd(u, a2)
+		c2 = archsimd.LoadFloat32x16Slice(w2[16:]).MulAdd(v, c2)
+		a3 = archsimd.LoadFloat32x16Slice(w3).MulAdd(u, a3)
+		c3 = archsimd.LoadFloat32x16Slice(w3[16:]).MulAdd(v, c3)
+		xa, w0, w1, w2, w3 = xa[32:], w0[32:], w1[32:], w2[32:], w3[32:]
+	}
+	k = len(xa)
+	for ; i < k; i += 16 {
+		u := archsimd.LoadFloat32x16SlicePart(xa[i:])
+		a0 = archsimd.LoadFloat32x16SlicePart(w0[i:]).MulAdd(u, a0)
+		a1 = archsimd.LoadFloat32x16SlicePart(w1[i:]).MulAdd(u, a1)
+		a2 = archsimd.LoadFloat32x16SlicePart(w2[i:]).MulAdd(u, a2)
+		a3 = archsimd.LoadFloat32x16SlicePart(w3[i:]).MulAdd(u, a3)
+	}
+	reduce4(a0.Add(c0), a1.Add(c1), a2.Add(c2), a3.Add(c3)).Store((*[4]float32)(s[0:4]))
+}
+
+// matVecGoMaxRows is MatVecMaxRows for the pure-Go kernel: 64 with
+// AVX-512, 8 for the portable kernel otherwise.
+func matVecGoMaxRows() int {
+	if archsimd.X86.AVX512() {
+		return 64
+	}
+	return 8
+}

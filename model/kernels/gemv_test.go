@@ -1,0 +1,116 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// TestMatVecMatchesGemm checks MatVec against the backend's Gemm of the
+// same product, for every backend of the build and the Serial one, over
+// row counts 1…9 and sizes that are not multiples of the kernel's blocks
+// (four weight rows, 16 lanes), with and without accumulation.
+func TestMatVecMatchesGemm(t *testing.T) {
+	backends := append(testBackends(), testBackend{"portable-kernel", func() *CPU {
+		c := newCPUPortable(2)
+		c.matVec = matVecPortable
+		return c
+	}})
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, tb := range backends {
+		be := tb.make()
+		defer be.Close()
+		for _, be := range []Backend{be, Serial{}} {
+			var mv MatVec
+			for n := 1; n <= 9; n++ {
+				for _, in := range []int{1, 7, 16, 17, 33, 64, 300} {
+					for _, out := range []int{1, 3, 5, 13, 64, 130} {
+						for _, acc := range []bool{false, true} {
+							name := fmt.Sprintf("%s/%s/n=%d,in=%d,out=%d,acc=%v", tb.name, be.Name(), n, in, out, acc)
+							x := randMatrix(rng, n, in, in)
+							w := randMatrix(rng, out, in, in)
+							y0 := randMatrix(rng, n, out, out)
+							want := append([]float32(nil), y0...)
+							got := append([]float32(nil), y0...)
+							var beta float32
+							if acc {
+								beta = 1
+							}
+							RefGemm(false, true, n, out, in, 1, x, in, w, in, beta, want, out)
+							mv.Run(be, got, x, w, n, in, out, acc)
+							for j := range n {
+								for r := range out {
+									var mag float64
+									for i := range in {
+										mag += math.Abs(float64(x[j*in+i]) * float64(w[r*in+i]))
+									}
+									if acc {
+										mag += math.Abs(float64(y0[j*out+r]))
+									}
+									g, wv := got[j*out+r], want[j*out+r]
+									if d := math.Abs(float64(g - wv)); !(d <= 1e-5*mag+1e-30) {
+										t.Fatalf("%s: y[%d][%d] = %g, want %g (|diff| %g, scale %g)", name, j, r, g, wv, d, mag)
+									}
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestMatVecAllocsNothing checks that MatVec allocates nothing per call
+// on the CPU backend.
+func TestMatVecAllocsNothing(t *testing.T) {
+	be := NewCPU(2)
+	defer be.Close()
+	const n, in, out = 2, 256, 768
+	x, w, y := make([]float32, n*in), make([]float32, out*in), make([]float32, n*out)
+	var mv MatVec
+	mv.Run(be, y, x, w, n, in, out, false)
+	if a := testing.AllocsPerRun(20, func() { mv.Run(be, y, x, w, n, in, out, true) }); a != 0 {
+		t.Fatalf("%v allocations per MatVec, want 0", a)
+	}
+}
+
+// BenchmarkMatVec compares MatVec with the backend's Gemm on decoding
+// shapes (the weight matrices of config M and a larger model) for a few
+// row counts, and with a copy of the weights' bytes, all in one run. It
+// reports the weight bandwidth in GB/s: bytes of W per call over time.
+func BenchmarkMatVec(b *testing.B) {
+	be := NewCPU(0)
+	defer be.Close()
+	for _, sh := range [][2]int{{768, 256}, {256, 768}, {1536, 512}, {512, 1536}} {
+		out, in := sh[0], sh[1]
+		rng := rand.New(rand.NewPCG(1, 1))
+		w := randMatrix(rng, out, in, in)
+		bytes := float64(4 * out * in)
+		b.Run(fmt.Sprintf("out=%d,in=%d/copy", out, in), func(b *testing.B) {
+			dst := make([]float32, len(w))
+			for b.Loop() {
+				copy(dst, w)
+			}
+			b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+		})
+		for _, n := range []int{1, 2, 4, 8, 16, 32, 64} {
+			x := randMatrix(rng, n, in, in)
+			y := make([]float32, n*out)
+			var mv MatVec
+			b.Run(fmt.Sprintf("out=%d,in=%d/n=%d/gemm", out, in, n), func(b *testing.B) {
+				for b.Loop() {
+					be.Gemm(false, true, n, out, in, 1, x, in, w, in, 0, y, out)
+				}
+				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+			b.Run(fmt.Sprintf("out=%d,in=%d/n=%d/matvec", out, in, n), func(b *testing.B) {
+				for b.Loop() {
+					mv.Run(be, y, x, w, n, in, out, false)
+				}
+				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
+	}
+}

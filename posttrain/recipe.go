@@ -232,6 +232,11 @@ func (r *Recipe) Validate() error {
 				bad("rounds.tasks: %v", err)
 			}
 		}
+		for _, st := range ro.Average {
+			if st != KindSFT && st != KindDPO {
+				bad("rounds.average lists %q; it averages the round's %s and %s models", st, KindSFT, KindDPO)
+			}
+		}
 		if !(ro.LRDecay >= 0 && ro.LRDecay <= 1) {
 			bad("rounds.lr_decay must be in [0, 1] (0 or 1: no decay), got %v", ro.LRDecay)
 		}

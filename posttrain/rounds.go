@@ -3,6 +3,7 @@ package posttrain
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -45,6 +46,11 @@ type Rounds struct {
 	// Tasks are the built-in task families rejection sampling draws
 	// prompts from and every stage is evaluated on (default all).
 	Tasks []string `yaml:"tasks"`
+	// Average, when set, adds an average stage at the end of every round:
+	// the uniform average of the final models of the listed stages of the
+	// round (e.g. [sft, dpo]) in roundN/average/final, which becomes the
+	// round's final model — Llama 3 averaged the models of each stage.
+	Average []string `yaml:"average"`
 	// LRDecay multiplies the learning rates of the SFT and DPO stages by
 	// LRDecay^(round-1), so later rounds, which start from an already
 	// post-trained model, move it less (default 1: every round the same).
@@ -207,6 +213,23 @@ func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, er
 		} else {
 			log.Warn("rejection sampling found no preference pairs; the round's DPO is skipped", "round", round)
 		}
+		if len(ro.Average) > 0 {
+			avgDir := filepath.Join(rdir, "average")
+			var inputs []string
+			for _, st := range ro.Average {
+				in := filepath.Join(rdir, st, FinalDir)
+				if _, err := os.Stat(in); err == nil {
+					inputs = append(inputs, in)
+				}
+			}
+			if err := averageStage(avgDir, inputs); err != nil {
+				return res, fmt.Errorf("round %d average: %w", round, err)
+			}
+			final = filepath.Join(avgDir, FinalDir)
+			if err := evaluate(round, "average", final, avgDir, false); err != nil {
+				return res, err
+			}
+		}
 		prev = final
 	}
 	res.Final = prev
@@ -311,4 +334,23 @@ func readJSON(path string, v any) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return nil
+}
+
+// averageStage averages the models inputs into dir/final unless that stage
+// finished before.
+func averageStage(dir string, inputs []string) error {
+	if _, err := os.Stat(filepath.Join(dir, stageDoneFile)); err == nil {
+		return nil
+	}
+	if len(inputs) == 0 {
+		return errors.New("none of the stages listed in rounds.average produced a model")
+	}
+	if err := outdir.Claim(dir, outdir.PostRun); err != nil {
+		return err
+	}
+	if err := checkpoint.AverageModels(filepath.Join(dir, FinalDir), inputs, nil); err != nil {
+		return err
+	}
+	done, _ := json.Marshal(map[string]any{"kind": "average", "models": inputs})
+	return atomicfile.WriteFile(filepath.Join(dir, stageDoneFile), done, 0o644)
 }

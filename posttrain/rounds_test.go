@@ -3,10 +3,13 @@ package posttrain
 import (
 	"bytes"
 	"context"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/checkpoint"
 )
 
 // TestRoundsRerun runs one round (sft → rm → rs → dpo) on a tiny model, with
@@ -70,5 +73,57 @@ func TestRoundsRerun(t *testing.T) {
 	got, err := os.ReadFile(filepath.Join(final, "model.safetensors"))
 	if err != nil || !bytes.Equal(got, want) {
 		t.Fatalf("the resumed DPO stage's final model differs (err %v)", err)
+	}
+}
+
+// TestRoundsAverage ends a round with an average stage: the round's final
+// model is the mean of its SFT and DPO models, and it is evaluated.
+func TestRoundsAverage(t *testing.T) {
+	tok := testTokenizer(t)
+	cfg := tinyLM()
+	base := saveModelDir(t, tok, cfg, initParams(cfg, 6))
+	r := Default()
+	r.Kind, r.Model, r.Out, r.Workers = KindRounds, base, filepath.Join(t.TempDir(), "rounds"), 2
+	r.Rounds = Rounds{Rounds: 1, Tasks: []string{"max"}, EvalN: 2, Average: []string{KindSFT, KindDPO},
+		SFTData:  []string{writeLines(t, taskRows(t, false, 40, 1))},
+		PrefData: []string{writeLines(t, taskRows(t, true, 40, 2))},
+		SFT:      []string{"train.steps=2", "train.seq_len=96", "train.batch=2", "data.heldout_fraction=0", "eval.every=0"},
+		RM:       []string{"train.steps=1", "train.seq_len=96", "train.batch=2", "data.heldout_fraction=0", "eval.every=0"},
+		RS: []string{"rs.prompts=4", "rs.k=4", "rs.max_new_tokens=3", "rs.verifier=command",
+			`rs.command=while IFS= read -r l; do if [ $(( ${#l} % 2 )) = 0 ]; then echo '{"score":1}'; else echo '{"score":0}'; fi; done`},
+		DPO: []string{"train.steps=2", "train.seq_len=96", "train.batch=2", "data.heldout_fraction=0", "eval.every=0", "optim.lr=1e-2"},
+	}
+	res, err := RunRounds(context.Background(), r, RunOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(r.Out, "round1", "average", FinalDir); res.Final != want {
+		t.Fatalf("final %s, want %s", res.Final, want)
+	}
+	if last := res.Evals[len(res.Evals)-1]; last.Stage != "average" {
+		t.Fatalf("last evaluation is of %q, want the average", last.Stage)
+	}
+	_, sft, err := checkpoint.LoadModel(filepath.Join(r.Out, "round1", KindSFT, FinalDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, dpo, err := checkpoint.LoadModel(filepath.Join(r.Out, "round1", KindDPO, FinalDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, avg, err := checkpoint.LoadModel(res.Final)
+	if err != nil {
+		t.Fatal(err)
+	}
+	differ := false
+	for i := range avg.Data {
+		want := (float64(sft.Data[i]) + float64(dpo.Data[i])) / 2
+		if math.Abs(float64(avg.Data[i])-want) > 1e-6*(1+math.Abs(want)) {
+			t.Fatalf("weight %d: average %g, want %g", i, avg.Data[i], want)
+		}
+		differ = differ || sft.Data[i] != dpo.Data[i]
+	}
+	if !differ {
+		t.Fatal("DPO did not change the SFT model; the average tests nothing")
 	}
 }

@@ -126,3 +126,35 @@ func TestRSRanksAndRerun(t *testing.T) {
 		t.Fatalf("rerun sampled again: %+v", again)
 	}
 }
+
+// FuzzRSPrompts feeds arbitrary bytes to the reader of rejection-sampling
+// prompt files: it returns prompts or an error naming the file and line,
+// never panics, and every prompt it returns is non-empty.
+func FuzzRSPrompts(f *testing.F) {
+	f.Add([]byte(`{"prompt": "Max: 1 2 3"}` + "\n" + `{"prompt": "hello"}`))
+	f.Add([]byte("\n\n{\"prompt\": \"\"}\n"))
+	f.Add([]byte(`{"prompt": 7}`))
+	f.Add([]byte("not json\n"))
+	f.Add([]byte(strings.Repeat("x", 300)))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		path := filepath.Join(t.TempDir(), "prompts.jsonl")
+		if err := os.WriteFile(path, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		r := Default()
+		r.Data.Paths = []string{path}
+		r.Data.MaxLineBytes = 256
+		ps, err := rsPrompts(&r, &r.RS)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) && !strings.Contains(err.Error(), "no prompts") {
+				t.Fatalf("error does not name the file: %v", err)
+			}
+			return
+		}
+		for _, p := range ps {
+			if p.Text == "" {
+				t.Fatal("empty prompt returned")
+			}
+		}
+	})
+}

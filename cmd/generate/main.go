@@ -1,7 +1,13 @@
-// Command generate runs a herd / Hugging Face Llama model directory on token
-// ids: it writes the logits of every position (-logits) and/or continues
-// the ids with the KV-cache decoder (-max-tokens).
+// Command generate runs a herd / Hugging Face Llama model directory: on
+// text with the directory's tokenizer (streamed, the sampling defaults and
+// stop ids from generation_config.json, a chat with the Llama 3.1
+// template), or on token ids, writing the logits of every position
+// (-logits) and/or continuing the ids with the KV-cache decoder
+// (-max-tokens).
 //
+//	generate -model DIR -prompt "package main"
+//	generate -model DIR -chat -prompt "Max: 3 9 2" [-system "…"]
+//	generate -model DIR -chat                      (one user message per line of stdin)
 //	generate -model DIR -ids 1,2,3 -logits OUT.json
 //	generate -model DIR -ids 1,2,3 -max-tokens 32 -temperature 0.8 -top-p 0.95 -seed 1
 //
@@ -36,7 +42,7 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+	if err := runIO(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		fmt.Fprintln(os.Stderr, "generate:", err)
 		os.Exit(1)
 	}
@@ -52,7 +58,12 @@ type logitsFile struct {
 // and scheduling.
 const maxThreads = 1024
 
+// run is runIO with an empty standard input.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return runIO(ctx, args, strings.NewReader(""), stdout, stderr)
+}
+
+func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	dir := fs.String("model", "", "model directory (config.json + model.safetensors)")
@@ -65,8 +76,56 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 0, "sampling seed")
 	stopFlag := fs.String("stop", "", "comma-separated stop token ids")
 	threads := fs.Int("threads", 0, fmt.Sprintf("worker goroutines, 0 to %d (0 = all cores)", maxThreads))
+	prompt := fs.String("prompt", "", "text to continue with the model directory's tokenizer (BOS added), streamed to stdout")
+	chat := fs.Bool("chat", false, "chat with the Llama 3.1 template: answer -prompt, or each line of stdin keeping the conversation")
+	system := fs.String("system", "", "with -chat: the system message")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	if *prompt != "" || *chat {
+		if *idsFlag != "" || *logitsOut != "" {
+			return errors.New("-prompt/-chat generate text; -ids and -logits work on token ids: use one or the other")
+		}
+		if *dir == "" {
+			return errors.New("-model is required (see -help)")
+		}
+		if fs.NArg() > 0 {
+			return fmt.Errorf("unexpected argument %q (flags go before it; see -help)", fs.Arg(0))
+		}
+		mt := *maxTokens
+		if !set["max-tokens"] {
+			mt = 256
+		}
+		if err := checkFlags(mt, *temperature, *topK, *topP, *threads); err != nil {
+			return err
+		}
+		stopIDs, err := parseIDs("-stop", *stopFlag)
+		if err != nil {
+			return err
+		}
+		cfg, params, err := checkpoint.LoadModel(*dir)
+		if err != nil {
+			return err
+		}
+		if err := checkWeights(*dir, params); err != nil {
+			return err
+		}
+		if err := checkIDs(cfg, nil, stopIDs, 0); err != nil {
+			return err
+		}
+		be := kernels.NewCPU(*threads)
+		defer be.Close()
+		m, err := model.NewWithParams(cfg, params, be)
+		if err != nil {
+			return err
+		}
+		if !set["max-tokens"] {
+			mt = min(mt, cfg.MaxPositionEmbeddings/2)
+		}
+		return runText(ctx, *dir, m, textOptions{prompt: *prompt, system: *system, chat: *chat, maxTokens: mt, set: set,
+			sample: model.SampleOptions{Temperature: *temperature, TopK: *topK, TopP: *topP, Seed: *seed, StopTokens: stopIDs}}, stdin, stdout)
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q (flags go before it; see -help)", fs.Arg(0))

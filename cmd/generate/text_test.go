@@ -1,0 +1,115 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/model"
+)
+
+// textModel writes a tiny model directory with a trained tokenizer (it has
+// the Llama 3 special tokens) and returns it with the tokenizer.
+func textModel(t *testing.T) (string, *tokenizer.Tokenizer) {
+	t.Helper()
+	corpus := strings.Repeat("package main\nfunc (s *Server) Serve() error { return nil }\nuser assistant system Max: 1 2 3\n", 40)
+	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("c", strings.NewReader(corpus))}, tokenizer.TrainOptions{VocabSize: 600})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tj, cj, err := tok.MarshalHF()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := model.Config{VocabSize: tok.VocabSize(), HiddenSize: 32, IntermediateSize: 64, NumHiddenLayers: 2,
+		NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 256, TieWordEmbeddings: true, InitializerRange: 0.5}
+	cfg.Normalize()
+	p := model.NewParams(model.NewLayout(cfg))
+	p.Init(cfg, 2)
+	dir := filepath.Join(t.TempDir(), "model")
+	if err := checkpoint.SaveModel(dir, cfg, p, checkpoint.SaveOptions{Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}}); err != nil {
+		t.Fatal(err)
+	}
+	return dir, tok
+}
+
+// TestPromptText generates from a text prompt greedily and checks the
+// streamed text is the decoding of the ids the token-id mode generates for
+// the same prompt (BOS + its encoding), up to the first stop token.
+func TestPromptText(t *testing.T) {
+	dir, tok := textModel(t)
+	ctx := context.Background()
+	var out, errs bytes.Buffer
+	if err := run(ctx, []string{"-model", dir, "-prompt", "package main", "-max-tokens", "20", "-temperature", "0"}, &out, &errs); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	bos, _ := tok.SpecialID(tok.Config().BOS)
+	ids := tok.AppendEncode([]int32{bos}, []byte("package main"), false)
+	strs := make([]string, len(ids))
+	for i, id := range ids {
+		strs[i] = fmt.Sprint(id)
+	}
+	var idOut bytes.Buffer
+	if err := run(ctx, []string{"-model", dir, "-ids", strings.Join(strs, ","), "-max-tokens", "20"}, &idOut, &errs); err != nil {
+		t.Fatal(err)
+	}
+	var gen struct{ IDs []int32 }
+	if err := json.Unmarshal(idOut.Bytes(), &gen); err != nil {
+		t.Fatal(err)
+	}
+	var stops []int32
+	for _, name := range []string{tokenizer.EOT, tokenizer.EOM, tokenizer.EndOfText} {
+		if id, ok := tok.SpecialID(name); ok {
+			stops = append(stops, id)
+		}
+	}
+	var want []byte
+	for _, id := range gen.IDs {
+		if slices.Contains(stops, id) {
+			break
+		}
+		if !tok.IsSpecial(id) {
+			want = append(want, tok.Token(id)...)
+		}
+	}
+	// Bytes that are not UTF-8 show as U+FFFD, grouped as they streamed:
+	// compare the valid text.
+	got := strings.ReplaceAll(strings.TrimSuffix(out.String(), "\n"), "\uFFFD", "")
+	if got != strings.ToValidUTF8(string(want), "") {
+		t.Fatalf("text mode wrote %q, the ids decode to %q", got, want)
+	}
+}
+
+// TestChatAndLimits: a chat answers each stdin line on its own line; a
+// request beyond the context and mixing text with ids are refused.
+func TestChatAndLimits(t *testing.T) {
+	dir, _ := textModel(t)
+	ctx := context.Background()
+	var out, errs bytes.Buffer
+	if err := runIO(ctx, []string{"-model", dir, "-chat", "-max-tokens", "5", "-temperature", "0"}, strings.NewReader("Max: 1 2\n\nMax: 3 1\n"), &out, &errs); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	if n := strings.Count(out.String(), "\n"); n != 2 {
+		t.Fatalf("two messages got %d reply lines: %q", n, out.String())
+	}
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"-model", dir, "-prompt", "package", "-max-tokens", "500"}, "at most"},
+		{[]string{"-model", dir, "-prompt", "x", "-ids", "1,2"}, "one or the other"},
+		{[]string{"-model", dir, "-chat", "-prompt", strings.Repeat("Max: 1 2 3 ", 80)}, "context"},
+	} {
+		err := run(ctx, tc.args, &out, &errs)
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%q: err %v, want one containing %q", tc.args, err, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@
 //	generate -model DIR -prompt "package main"
 //	generate -model DIR -chat -prompt "Max: 3 9 2" [-system "…"]
 //	generate -model DIR -chat                      (one user message per line of stdin)
+//	generate -model DIR -jsonl prompts.jsonl [-batch 16]
 //	generate -model DIR -ids 1,2,3 -logits OUT.json
 //	generate -model DIR -ids 1,2,3 -max-tokens 32 -temperature 0.8 -top-p 0.95 -seed 1
 //
@@ -79,12 +80,14 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	prompt := fs.String("prompt", "", "text to continue with the model directory's tokenizer (BOS added), streamed to stdout")
 	chat := fs.Bool("chat", false, "chat with the Llama 3.1 template: answer -prompt, or each line of stdin keeping the conversation")
 	system := fs.String("system", "", "with -chat: the system message")
+	jsonlIn := fs.String("jsonl", "", `answer every line of this JSONL file ({"prompt": text} or {"messages": [...]}; - for stdin) in batches, one {"line","response"} line each`)
+	batch := fs.Int("batch", 16, "with -jsonl: lines decoded together (1..1024)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	set := map[string]bool{}
 	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-	if *prompt != "" || *chat {
+	if *prompt != "" || *chat || *jsonlIn != "" {
 		if *idsFlag != "" || *logitsOut != "" {
 			return errors.New("-prompt/-chat generate text; -ids and -logits work on token ids: use one or the other")
 		}
@@ -123,6 +126,25 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		}
 		if !set["max-tokens"] {
 			mt = min(mt, cfg.MaxPositionEmbeddings/2)
+		}
+		if *jsonlIn != "" {
+			if *prompt != "" || *chat {
+				return errors.New("-jsonl answers its own lines; drop -prompt and -chat")
+			}
+			if *batch < 1 || *batch > 1024 {
+				return fmt.Errorf("-batch %d: must be in [1, 1024]", *batch)
+			}
+			in, name := stdin, "stdin"
+			if *jsonlIn != "-" {
+				f, err := os.Open(*jsonlIn)
+				if err != nil {
+					return err
+				}
+				defer f.Close()
+				in, name = f, *jsonlIn
+			}
+			return runJSONL(ctx, *dir, m, textOptions{maxTokens: mt, set: set,
+				sample: model.SampleOptions{Temperature: *temperature, TopK: *topK, TopP: *topP, Seed: *seed, StopTokens: stopIDs}}, in, name, *batch, stdout)
 		}
 		return runText(ctx, *dir, m, textOptions{prompt: *prompt, system: *system, chat: *chat, maxTokens: mt, set: set,
 			sample: model.SampleOptions{Temperature: *temperature, TopK: *topK, TopP: *topP, Seed: *seed, StopTokens: stopIDs}}, stdin, stdout)

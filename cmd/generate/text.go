@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -65,18 +66,13 @@ func eosIDs(g *checkpoint.GenerationConfig) []int32 {
 	return out
 }
 
-// runText generates text from a prompt (or a chat) with the model
-// directory's tokenizer, streaming it to stdout as it is produced. With
-// -chat and no -prompt it reads one user message per line of stdin and
-// keeps the conversation.
-func runText(ctx context.Context, dir string, m *model.Model, o textOptions, stdin io.Reader, stdout io.Writer) error {
-	tok, err := tokenizer.Load(dir)
-	if err != nil {
-		return fmt.Errorf("text generation needs the model directory's tokenizer: %w", err)
-	}
+// withDefaults fills the sampling settings not given on the command line
+// from generation_config.json, and the stop ids: the file's EOS ids and
+// the tokenizer's end tokens.
+func withDefaults(dir string, tok *tokenizer.Tokenizer, o textOptions) (textOptions, error) {
 	gen, err := generationDefaults(dir)
 	if err != nil {
-		return err
+		return o, err
 	}
 	if gen != nil {
 		if !o.set["temperature"] {
@@ -100,6 +96,22 @@ func runText(ctx context.Context, dir string, m *model.Model, o textOptions, std
 		}
 	}
 	o.sample.StopTokens = stop
+	return o, nil
+}
+
+// runText generates text from a prompt (or a chat) with the model
+// directory's tokenizer, streaming it to stdout as it is produced. With
+// -chat and no -prompt it reads one user message per line of stdin and
+// keeps the conversation.
+func runText(ctx context.Context, dir string, m *model.Model, o textOptions, stdin io.Reader, stdout io.Writer) error {
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return fmt.Errorf("text generation needs the model directory's tokenizer: %w", err)
+	}
+	o, err = withDefaults(dir, tok, o)
+	if err != nil {
+		return err
+	}
 	w := bufio.NewWriter(stdout)
 	defer w.Flush()
 	if !o.chat {
@@ -216,4 +228,121 @@ func stream(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, ids [
 		all = append(all, rest...)
 	}
 	return string(all), w.Flush()
+}
+
+// jsonlRow is one -jsonl input: a text prompt, or a conversation.
+type jsonlRow struct {
+	Prompt   *string             `json:"prompt"`
+	Messages []tokenizer.Message `json:"messages"`
+}
+
+// runJSONL answers every line of in — {"prompt": "text"} (continued as
+// text) or {"messages": [...]} (answered with the chat template) — decoding
+// batch lines together, and writes one {"line", "response"} (or "error")
+// JSON line per non-blank input line, in order.
+func runJSONL(ctx context.Context, dir string, m *model.Model, o textOptions, in io.Reader, name string, batch int, stdout io.Writer) error {
+	tok, err := tokenizer.Load(dir)
+	if err != nil {
+		return fmt.Errorf("text generation needs the model directory's tokenizer: %w", err)
+	}
+	o, err = withDefaults(dir, tok, o)
+	if err != nil {
+		return err
+	}
+	type item struct {
+		line int
+		ids  []int32
+		err  string
+	}
+	w := bufio.NewWriter(stdout)
+	defer w.Flush()
+	enc := json.NewEncoder(w)
+	ctxLen := m.Config.MaxPositionEmbeddings
+	flush := func(items []item) error {
+		var prompts [][]int32
+		var at []int
+		for i, it := range items {
+			if it.err == "" {
+				prompts = append(prompts, it.ids)
+				at = append(at, i)
+			}
+		}
+		maxNew := o.maxTokens
+		for _, p := range prompts {
+			maxNew = min(maxNew, ctxLen-len(p))
+		}
+		gens, err := m.Generate(ctx, prompts, model.SampleOptions{Temperature: o.sample.Temperature, TopK: o.sample.TopK, TopP: o.sample.TopP,
+			Seed: o.sample.Seed, MaxTokens: maxNew, StopTokens: o.sample.StopTokens})
+		if err != nil {
+			return err
+		}
+		resp := make([]string, len(items))
+		for k, g := range gens {
+			var b []byte
+			for _, t := range g.Tokens {
+				if !tok.IsSpecial(t) {
+					b = append(b, tok.Token(t)...)
+				}
+			}
+			resp[at[k]] = strings.ToValidUTF8(string(b), "\uFFFD")
+		}
+		for i, it := range items {
+			out := map[string]any{"line": it.line}
+			if it.err != "" {
+				out["error"] = it.err
+			} else {
+				out["response"] = resp[i]
+			}
+			if err := enc.Encode(out); err != nil {
+				return err
+			}
+		}
+		return w.Flush()
+	}
+	sc := bufio.NewScanner(in)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	var items []item
+	for n := 1; sc.Scan(); n++ {
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		it := item{line: n}
+		var row jsonlRow
+		switch err := json.Unmarshal(raw, &row); {
+		case err != nil:
+			it.err = fmt.Sprintf("%s:%d: not a JSON object with \"prompt\" or \"messages\": %v", name, n, err)
+		case row.Prompt != nil && len(row.Messages) == 0:
+			if bos, ok := tok.SpecialID(tok.Config().BOS); ok {
+				it.ids = append(it.ids, bos)
+			}
+			it.ids = tok.AppendEncode(it.ids, []byte(*row.Prompt), false)
+		case row.Prompt == nil && len(row.Messages) > 0:
+			c, err := tok.RenderChat(row.Messages, tokenizer.ChatOptions{AddGenerationPrompt: true})
+			if err != nil {
+				it.err = fmt.Sprintf("%s:%d: %v", name, n, err)
+			} else {
+				it.ids = c.IDs
+			}
+		default:
+			it.err = fmt.Sprintf("%s:%d: give either \"prompt\" or \"messages\"", name, n)
+		}
+		if it.err == "" && len(it.ids) >= ctxLen {
+			it.err = fmt.Sprintf("%s:%d: %d tokens; the model's context is %d", name, n, len(it.ids), ctxLen)
+		}
+		items = append(items, it)
+		if len(items) == batch {
+			if err := flush(items); err != nil {
+				return err
+			}
+			items = items[:0]
+		}
+	}
+	if err := sc.Err(); err != nil {
+		return fmt.Errorf("%s: %w", name, err)
+	}
+	if len(items) > 0 {
+		return flush(items)
+	}
+	return nil
 }

@@ -17,7 +17,7 @@ import (
 
 // textModel writes a tiny model directory with a trained tokenizer (it has
 // the Llama 3 special tokens) and returns it with the tokenizer.
-func textModel(t *testing.T) (string, *tokenizer.Tokenizer) {
+func textModel(t testing.TB) (string, *tokenizer.Tokenizer) {
 	t.Helper()
 	corpus := strings.Repeat("package main\nfunc (s *Server) Serve() error { return nil }\nuser assistant system Max: 1 2 3\n", 40)
 	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("c", strings.NewReader(corpus))}, tokenizer.TrainOptions{VocabSize: 600})
@@ -112,4 +112,82 @@ func TestChatAndLimits(t *testing.T) {
 			t.Errorf("%q: err %v, want one containing %q", tc.args, err, tc.want)
 		}
 	}
+}
+
+// TestJSONL answers prompt and conversation lines in batches: one output
+// line per input line, in order, bad lines reported; each response equals
+// the one the line gets alone (greedy), so batching does not change it.
+func TestJSONL(t *testing.T) {
+	dir, _ := textModel(t)
+	ctx := context.Background()
+	in := `{"prompt": "package main"}
+{"messages": [{"role": "user", "content": "Max: 1 2"}]}
+
+not json
+{"prompt": "func (s *Server) "}
+{"prompt": "x", "messages": [{"role": "user", "content": "y"}]}
+`
+	var out, errs bytes.Buffer
+	if err := runIO(ctx, []string{"-model", dir, "-jsonl", "-", "-batch", "2", "-max-tokens", "6", "-temperature", "0"}, strings.NewReader(in), &out, &errs); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	type line struct {
+		Line     int
+		Response *string
+		Error    string
+	}
+	var got []line
+	for _, l := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var x line
+		if err := json.Unmarshal([]byte(l), &x); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, x)
+	}
+	if len(got) != 5 || got[0].Line != 1 || got[1].Line != 2 || got[2].Line != 4 || got[3].Line != 5 || got[4].Line != 6 {
+		t.Fatalf("output lines %+v", got)
+	}
+	if got[2].Error == "" || got[4].Error == "" || got[0].Response == nil || got[3].Response == nil {
+		t.Fatalf("want errors on lines 4 and 6, responses elsewhere: %+v", got)
+	}
+	for _, i := range []int{0, 3} {
+		var alone bytes.Buffer
+		src := strings.Split(in, "\n")[got[i].Line-1]
+		if err := runIO(ctx, []string{"-model", dir, "-jsonl", "-", "-batch", "1", "-max-tokens", "6", "-temperature", "0"}, strings.NewReader(src+"\n"), &alone, &errs); err != nil {
+			t.Fatal(err)
+		}
+		var x line
+		json.Unmarshal(alone.Bytes(), &x)
+		if x.Response == nil || *x.Response != *got[i].Response {
+			t.Fatalf("line %d: batched %q, alone %v", got[i].Line, *got[i].Response, x.Response)
+		}
+	}
+}
+
+// FuzzJSONL feeds arbitrary input to -jsonl: it never fails (bad lines
+// become "error" lines) and writes one line per non-blank input line.
+func FuzzJSONL(f *testing.F) {
+	f.Add([]byte(`{"prompt": "package"}` + "\n" + `{"messages": [{"role": "user", "content": "hi"}]}`))
+	f.Add([]byte(`{"messages": [{"role": "wizard", "content": 3}]}`))
+	f.Add([]byte("{\"prompt\": \"\\ud800\"}\n\n\n[1,2]\n"))
+	dir, _ := textModel(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4096 {
+			return
+		}
+		var out, errs bytes.Buffer
+		err := runIO(context.Background(), []string{"-model", dir, "-jsonl", "-", "-max-tokens", "2", "-temperature", "0", "-threads", "1"}, bytes.NewReader(data), &out, &errs)
+		if err != nil {
+			t.Fatalf("%v", err)
+		}
+		lines := 0
+		for _, l := range strings.Split(string(data), "\n") {
+			if len(bytes.TrimSpace([]byte(l))) > 0 {
+				lines++
+			}
+		}
+		if got := strings.Count(out.String(), "\n"); got != lines {
+			t.Fatalf("%d non-blank input lines, %d output lines", lines, got)
+		}
+	})
 }

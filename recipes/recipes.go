@@ -188,18 +188,33 @@ func Override(dst any, assignment string) error {
 	if err := check(node, field.Type(), key); err != nil {
 		return fmt.Errorf("override %q: %w", assignment, err)
 	}
-	target := reflect.New(field.Type())
+	result := reflect.Zero(field.Type()) // key=null clears the field
 	if _, null := node.(*ast.NullNode); !null {
-		// key=null clears the field; anything else decodes onto its value.
-		target.Elem().Set(field)
+		// Anything else decodes onto a copy of the field's value (through
+		// a pointer field: a copy of what it points to, or a new value).
+		ptr := field.Kind() == reflect.Pointer
+		vt := field.Type()
+		if ptr {
+			vt = vt.Elem()
+		}
+		target := reflect.New(vt)
+		if !ptr {
+			target.Elem().Set(field)
+		} else if !field.IsNil() {
+			target.Elem().Set(field.Elem())
+		}
 		if err := yaml.NodeToValue(node, target.Interface(), yaml.Strict()); err != nil {
 			return fmt.Errorf("override %q: %s", assignment, yaml.FormatError(err, false, false))
 		}
+		result = target.Elem()
+		if ptr {
+			result = target
+		}
 	}
 	if setMap != nil {
-		setMap(target.Elem())
+		setMap(result)
 	} else {
-		field.Set(target.Elem())
+		field.Set(result)
 	}
 	return nil
 }
@@ -279,6 +294,13 @@ func lookup(v reflect.Value, path []string, full string) (reflect.Value, func(re
 					return reflect.Value{}, nil, fmt.Errorf("%q: index %d is out of range: %s has 1 element (index 0); set the whole list (%s=[...]) to add more", full, idx, list, list)
 				}
 				return reflect.Value{}, nil, fmt.Errorf("%q: index %d is out of range: %s has %d elements (indexes 0 to %d); set the whole list (%s=[...]) to add more", full, idx, list, v.Len(), v.Len()-1, list)
+			}
+			if v.Kind() == reflect.Slice && v.CanSet() {
+				// Copy before writing, so a list shared with another value
+				// (the defaults handed to Load) keeps its elements.
+				c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+				reflect.Copy(c, v)
+				v.Set(c)
 			}
 			v = v.Index(idx)
 		default:

@@ -215,6 +215,11 @@ type listRecipe struct {
 	ByName  map[string][]listStage `yaml:"by_name"`
 	Weights []float64              `yaml:"weights"`
 	Empty   []int                  `yaml:"empty"`
+	Sources []struct {
+		Name   string   `yaml:"name"`
+		Weight *float64 `yaml:"weight"`
+	} `yaml:"sources"`
+	Scale *listStage `yaml:"scale"`
 }
 
 func listDefaults() listRecipe {
@@ -226,6 +231,14 @@ func listDefaults() listRecipe {
 		Weights: []float64{1, 1, 1},
 	}
 	r.Rounds.SFT = []string{"train.steps=1", "optim.lr=1e-4", "seed=1"}
+	one := 1.0
+	r.Sources = append(r.Sources, struct {
+		Name   string   `yaml:"name"`
+		Weight *float64 `yaml:"weight"`
+	}{"a", nil}, struct {
+		Name   string   `yaml:"name"`
+		Weight *float64 `yaml:"weight"`
+	}{"b", &one})
 	return r
 }
 
@@ -249,6 +262,12 @@ func TestOverrideIndex(t *testing.T) {
 		{"pair.1=9", func(r listRecipe) bool { return r.Pair == [2]int{1, 9} }},
 		{"by_name.m.0.steps=4", func(r listRecipe) bool { return r.ByName["m"][0].Steps == 4 && r.ByName["m"][0].Name == "m0" }},
 		{"weights.1=0.5", func(r listRecipe) bool { return reflect.DeepEqual(r.Weights, []float64{1, 0.5, 1}) }},
+		// Pointer fields: set when nil, replaced (not written through) when set.
+		{"sources.1.weight=0.5", func(r listRecipe) bool { return *r.Sources[1].Weight == 0.5 && *listDefaults().Sources[1].Weight == 1 }},
+		{"sources.0.weight=0.25", func(r listRecipe) bool { return r.Sources[0].Weight != nil && *r.Sources[0].Weight == 0.25 }},
+		{"sources.1.weight=null", func(r listRecipe) bool { return r.Sources[1].Weight == nil }},
+		{"scale={steps: 3}", func(r listRecipe) bool { return r.Scale != nil && r.Scale.Steps == 3 }},
+		{"scale.name=s", func(r listRecipe) bool { return r.Scale != nil && r.Scale.Name == "s" }},
 	}
 	for _, c := range cases {
 		t.Run(c.o, func(t *testing.T) {
@@ -272,6 +291,7 @@ func TestOverrideIndex(t *testing.T) {
 		{"stages.0.steps=many", `"stages.0.steps" wants an integer`},
 		{"weights.0=[1]", `"weights.0" wants a number`},
 		{"pair.2=1", `pair has 2 elements`},
+		{"sources.1.weight=heavy", `"sources.1.weight" wants a number`},
 	}
 	for _, c := range errCases {
 		t.Run(c.o, func(t *testing.T) {
@@ -284,5 +304,31 @@ func TestOverrideIndex(t *testing.T) {
 				t.Fatalf("a failed override changed the recipe: %+v", r)
 			}
 		})
+	}
+}
+
+// TestOverridePointerNoAlias: overriding a pointer field replaces the
+// pointer, so a value shared with the defaults is left alone.
+func TestOverridePointerNoAlias(t *testing.T) {
+	shared := 1.0
+	r := listDefaults()
+	r.Sources[1].Weight = &shared
+	if err := Override(&r, "sources.1.weight=0.5"); err != nil {
+		t.Fatal(err)
+	}
+	if shared != 1 || *r.Sources[1].Weight != 0.5 {
+		t.Fatalf("shared %v, field %v", shared, *r.Sources[1].Weight)
+	}
+}
+
+// TestOverrideIndexNoAlias: Load's defaults keep their list elements.
+func TestOverrideIndexNoAlias(t *testing.T) {
+	def := listDefaults()
+	r, err := Load("", def, []string{"stages.0.steps=99", "rounds.sft.0=x=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Stages[0].Steps != 99 || r.Rounds.SFT[0] != "x=1" || def.Stages[0].Steps != 1 || def.Rounds.SFT[0] != "train.steps=1" {
+		t.Fatalf("got %+v, defaults now %+v", r, def)
 	}
 }

@@ -225,3 +225,33 @@ func TestValidateCLI(t *testing.T) {
 		t.Fatalf("help:\n%s", h)
 	}
 }
+
+// TestShortRunClampsWarmup: `train.steps=3` of pretrain_tiny (warmup 30)
+// trains, warming up over the 3 steps, and says so in the log.
+func TestShortRunClampsWarmup(t *testing.T) {
+	dir := t.TempDir()
+	docs, tokDir, _ := fixture(t, dir)
+	tokens := filepath.Join(dir, "tokens")
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), []string{"tokenize", "-tokenizer", tokDir, "-out", tokens, docs}, &out, &errs); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	var args []string
+	for _, a := range tinyArgs(filepath.Join(dir, "run"), tokens) {
+		if a != "optim.warmup_steps=1" { // keep the recipe's 30
+			args = append(args, a)
+		}
+	}
+	args = append(args, "train.steps=3", "stages=null", "average.last=0", "eval.every=0")
+	out.Reset()
+	errs.Reset()
+	if err := run(context.Background(), args, &out, &errs); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	if !strings.Contains(out.String(), "trained 3 steps") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if !strings.Contains(errs.String(), "optim.warmup_steps 30 exceeds the run (train.steps 3): warming up over 3 steps") {
+		t.Fatalf("the clamp is not logged:\n%s", errs.String())
+	}
+}

@@ -17,6 +17,7 @@ import (
 
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/optim"
+	"github.com/herdml/herd/recipes"
 	"github.com/herdml/herd/tasks"
 )
 
@@ -242,6 +243,19 @@ func (r *Recipe) Validate() error {
 		}
 		if ro.EvalN < -1 {
 			bad("rounds.eval_n must be >= -1, got %d", ro.EvalN)
+		}
+		// Each stage's overrides must apply to a stage recipe, so that a
+		// typo in rounds.dpo fails now, not after the SFT and RM stages.
+		for _, st := range []struct {
+			kind string
+			list []string
+		}{{KindSFT, ro.SFT}, {KindRM, ro.RM}, {KindRS, ro.RS}, {KindDPO, ro.DPO}} {
+			for i, kv := range st.list {
+				sr := Default()
+				if err := recipes.Override(&sr, kv); err != nil {
+					bad("rounds.%s.%d: %v", st.kind, i, err)
+				}
+			}
 		}
 	}
 	if len(r.Data.Paths) == 0 && r.Kind != KindRS && r.Kind != KindRounds {

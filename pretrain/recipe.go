@@ -279,6 +279,7 @@ func (r *Recipe) Plan() []StagePlan {
 	if main.MaxPos == 0 {
 		main.MaxPos = main.SeqLen
 	}
+	main.Warmup = r.MainWarmup()
 	plans := []StagePlan{main}
 	for i, st := range r.Stages {
 		prev := plans[len(plans)-1]
@@ -337,6 +338,35 @@ func (r *Recipe) Plan() []StagePlan {
 		plans = append(plans, p)
 	}
 	return plans
+}
+
+// MainWarmup is the main stage's warmup: optim.warmup_steps clamped to
+// train.steps (and, for wsd, to the steps before the decay), so that a short
+// run (train.steps=3 of a recipe warming up over 30) warms up over the whole
+// run instead of failing. WarmupClamped says when that happens.
+func (r *Recipe) MainWarmup() int {
+	w := r.Optim.Warmup
+	if w <= 0 || r.Train.Steps < 0 {
+		return w // negative values are reported by Validate
+	}
+	limit := r.Train.Steps
+	if r.Optim.Schedule == "wsd" && r.Optim.DecaySteps >= 0 && r.Optim.DecaySteps <= limit {
+		limit -= r.Optim.DecaySteps
+	}
+	return min(w, limit)
+}
+
+// WarmupClamped describes the clamping of optim.warmup_steps to the run by
+// MainWarmup, for the log; "" when the recipe's warmup is used as written.
+func (r *Recipe) WarmupClamped() string {
+	if w := r.MainWarmup(); w != r.Optim.Warmup {
+		run := fmt.Sprintf("train.steps %d", r.Train.Steps)
+		if w < r.Train.Steps { // wsd: the decay follows the warmup
+			run = fmt.Sprintf("train.steps %d − optim.decay_steps %d", r.Train.Steps, r.Optim.DecaySteps)
+		}
+		return fmt.Sprintf("optim.warmup_steps %d exceeds the run (%s): warming up over %d steps", r.Optim.Warmup, run, w)
+	}
+	return ""
 }
 
 // TotalSteps is the number of optimizer steps of all stages.

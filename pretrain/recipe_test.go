@@ -108,3 +108,68 @@ func TestShippedRecipes(t *testing.T) {
 		t.Fatalf("8B recipe describes %.3g parameters", n)
 	}
 }
+
+// TestWarmupClamp: a run shorter than its warmup warms up over the whole
+// run (and says so) instead of failing; stages keep their own warmup.
+func TestWarmupClamp(t *testing.T) {
+	src := []Source{{Name: "a", Paths: []string{"x"}, Weight: weight(1)}}
+	cases := []struct {
+		name       string
+		edit       func(*Recipe)
+		warmup     int
+		note       string // "" = not clamped
+		invalidErr string
+	}{
+		{"short run", func(r *Recipe) { r.Train.Steps = 3 }, 3, "optim.warmup_steps 50 exceeds the run (train.steps 3): warming up over 3 steps", ""},
+		{"equal", func(r *Recipe) { r.Train.Steps = 50 }, 50, "", ""},
+		{"long run", func(r *Recipe) { r.Train.Steps = 1000 }, 50, "", ""},
+		{"zero steps", func(r *Recipe) { r.Train.Steps = 0 }, 0, "warming up over 0 steps", ""},
+		{"no warmup", func(r *Recipe) { r.Train.Steps = 3; r.Optim.Warmup = 0 }, 0, "", ""},
+		{"linear", func(r *Recipe) { r.Train.Steps = 5; r.Optim.Schedule = "linear" }, 5, "warming up over 5 steps", ""},
+		{"constant", func(r *Recipe) { r.Train.Steps = 5; r.Optim.Schedule = "constant" }, 5, "warming up over 5 steps", ""},
+		{"wsd", func(r *Recipe) { r.Train.Steps = 10; r.Optim.Schedule = "wsd"; r.Optim.DecaySteps = 4 }, 6,
+			"optim.warmup_steps 50 exceeds the run (train.steps 10 − optim.decay_steps 4): warming up over 6 steps", ""},
+		{"wsd decay too long", func(r *Recipe) { r.Train.Steps = 10; r.Optim.Schedule = "wsd"; r.Optim.DecaySteps = 12 }, 10, "warming up over 10 steps", "decay steps must be in"},
+		{"negative warmup", func(r *Recipe) { r.Train.Steps = 3; r.Optim.Warmup = -1 }, -1, "", "warmup steps must not be negative"},
+		{"negative steps", func(r *Recipe) { r.Train.Steps = -5 }, 50, "", "train.steps must be >= 0, got -5"},
+		{"stage warmup kept", func(r *Recipe) {
+			r.Train.Steps = 3
+			r.Stages = []Stage{{Kind: "anneal", Steps: 2, Warmup: 4}}
+		}, 3, "warming up over 3 steps", "stages[0]: schedule: total steps (2) must be at least the warmup steps (4)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := Default()
+			r.Data.Sources = append([]Source(nil), src...)
+			c.edit(&r)
+			if got := r.Plan()[0].Warmup; got != c.warmup {
+				t.Errorf("main warmup %d, want %d", got, c.warmup)
+			}
+			note := r.WarmupClamped()
+			if (c.note == "") != (note == "") || !strings.Contains(note, c.note) {
+				t.Errorf("note %q, want %q", note, c.note)
+			}
+			err := r.Validate()
+			if c.invalidErr == "" && err != nil {
+				t.Fatalf("Validate: %v", err)
+			}
+			if c.invalidErr != "" && (err == nil || !strings.Contains(err.Error(), c.invalidErr)) {
+				t.Fatalf("Validate: %v, want %q", err, c.invalidErr)
+			}
+			if r.Optim.Warmup != Default().Optim.Warmup && c.name != "no warmup" && c.name != "negative warmup" {
+				t.Errorf("the recipe itself was changed: warmup %d", r.Optim.Warmup)
+			}
+		})
+	}
+	// The clamped schedule reaches the peak at the end of the warmup.
+	r := Default()
+	r.Data.Sources = src
+	r.Train.Steps = 3
+	s, err := r.Plan()[0].schedule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lr := s.LR(2); lr != r.Optim.LR {
+		t.Errorf("LR at the last warmup step %v, want the peak %v", lr, r.Optim.LR)
+	}
+}

@@ -156,6 +156,9 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 			c.Close()
 		}
 	}()
+	if note := r.WarmupClamped(); note != "" {
+		run.log.Info(note)
+	}
 	if err := run.setup(ctx); err != nil {
 		return nil, err
 	}

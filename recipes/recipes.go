@@ -146,7 +146,12 @@ func Decode(data []byte, source string, dst any) error {
 
 // Override applies one `dotted.key=value` assignment to the struct dst
 // points to. Keys are the YAML names (`filters.gopher.min_words=20`); map
-// entries are addressed by their key; the value is YAML (`langs=[en, fr]`,
+// entries are addressed by their key and list elements by their index from
+// 0 (`stages.0.steps=10`, `data.sources.1.weight=0.5`); an index past the
+// end is an error that names the list's length (replace the whole list to
+// grow it: `langs=[en, fr]`). The first '=' separates the key from the
+// value, so a value may hold more ('rounds.sft.2=optim.lr=1e-3' sets a
+// string element to "optim.lr=1e-3"). The value is YAML (`langs=[en, fr]`,
 // `name="007"`) and must have the field's type. Values larger than
 // MaxOverrideBytes or nested deeper than MaxDepth are refused before
 // parsing.
@@ -183,18 +188,33 @@ func Override(dst any, assignment string) error {
 	if err := check(node, field.Type(), key); err != nil {
 		return fmt.Errorf("override %q: %w", assignment, err)
 	}
-	target := reflect.New(field.Type())
+	result := reflect.Zero(field.Type()) // key=null clears the field
 	if _, null := node.(*ast.NullNode); !null {
-		// key=null clears the field; anything else decodes onto its value.
-		target.Elem().Set(field)
+		// Anything else decodes onto a copy of the field's value (through
+		// a pointer field: a copy of what it points to, or a new value).
+		ptr := field.Kind() == reflect.Pointer
+		vt := field.Type()
+		if ptr {
+			vt = vt.Elem()
+		}
+		target := reflect.New(vt)
+		if !ptr {
+			target.Elem().Set(field)
+		} else if !field.IsNil() {
+			target.Elem().Set(field.Elem())
+		}
 		if err := yaml.NodeToValue(node, target.Interface(), yaml.Strict()); err != nil {
 			return fmt.Errorf("override %q: %s", assignment, yaml.FormatError(err, false, false))
 		}
+		result = target.Elem()
+		if ptr {
+			result = target
+		}
 	}
 	if setMap != nil {
-		setMap(target.Elem())
+		setMap(result)
 	} else {
-		field.Set(target.Elem())
+		field.Set(result)
 	}
 	return nil
 }
@@ -257,6 +277,32 @@ func lookup(v reflect.Value, path []string, full string) (reflect.Value, func(re
 				}
 				m.SetMapIndex(k, cur)
 			}, nil
+		case reflect.Slice, reflect.Array:
+			// The list's own key: full up to this element (path may be
+			// the tail of full below a map entry).
+			parts := strings.Split(full, ".")
+			list := strings.Join(parts[:len(parts)-len(path)+i], ".")
+			idx, err := strconv.Atoi(name)
+			if err != nil || idx < 0 {
+				return reflect.Value{}, nil, fmt.Errorf("%q: %s is a list; address an element by its index from 0 (%s.0), not %q", full, list, list, name)
+			}
+			if idx >= v.Len() {
+				switch v.Len() {
+				case 0:
+					return reflect.Value{}, nil, fmt.Errorf("%q: index %d is out of range: %s is empty; set the whole list (%s=[...])", full, idx, list, list)
+				case 1:
+					return reflect.Value{}, nil, fmt.Errorf("%q: index %d is out of range: %s has 1 element (index 0); set the whole list (%s=[...]) to add more", full, idx, list, list)
+				}
+				return reflect.Value{}, nil, fmt.Errorf("%q: index %d is out of range: %s has %d elements (indexes 0 to %d); set the whole list (%s=[...]) to add more", full, idx, list, v.Len(), v.Len()-1, list)
+			}
+			if v.Kind() == reflect.Slice && v.CanSet() {
+				// Copy before writing, so a list shared with another value
+				// (the defaults handed to Load) keeps its elements.
+				c := reflect.MakeSlice(v.Type(), v.Len(), v.Len())
+				reflect.Copy(c, v)
+				v.Set(c)
+			}
+			v = v.Index(idx)
 		default:
 			return reflect.Value{}, nil, fmt.Errorf("%q: %q is not a field of a mapping (it has type %s)", full, name, v.Type())
 		}

@@ -200,3 +200,135 @@ func TestMarshalFloats(t *testing.T) {
 		t.Fatalf("round trip: %v → %s → %v", in.X, b, out.X)
 	}
 }
+
+type listStage struct {
+	Name  string   `yaml:"name"`
+	Steps int      `yaml:"steps"`
+	Tags  []string `yaml:"tags"`
+}
+
+type listRecipe struct {
+	Stages  []listStage            `yaml:"stages"`
+	Ptrs    []*listStage           `yaml:"ptrs"`
+	Rounds  struct{ SFT []string } `yaml:"rounds"`
+	Pair    [2]int                 `yaml:"pair"`
+	ByName  map[string][]listStage `yaml:"by_name"`
+	Weights []float64              `yaml:"weights"`
+	Empty   []int                  `yaml:"empty"`
+	Sources []struct {
+		Name   string   `yaml:"name"`
+		Weight *float64 `yaml:"weight"`
+	} `yaml:"sources"`
+	Scale *listStage `yaml:"scale"`
+}
+
+func listDefaults() listRecipe {
+	r := listRecipe{
+		Stages:  []listStage{{Name: "a", Steps: 1}, {Name: "b", Steps: 2, Tags: []string{"x", "y"}}},
+		Ptrs:    []*listStage{{Name: "p"}},
+		Pair:    [2]int{1, 2},
+		ByName:  map[string][]listStage{"m": {{Name: "m0"}}},
+		Weights: []float64{1, 1, 1},
+	}
+	r.Rounds.SFT = []string{"train.steps=1", "optim.lr=1e-4", "seed=1"}
+	one := 1.0
+	r.Sources = append(r.Sources, struct {
+		Name   string   `yaml:"name"`
+		Weight *float64 `yaml:"weight"`
+	}{"a", nil}, struct {
+		Name   string   `yaml:"name"`
+		Weight *float64 `yaml:"weight"`
+	}{"b", &one})
+	return r
+}
+
+// TestOverrideIndex: list elements are addressed by their index.
+func TestOverrideIndex(t *testing.T) {
+	cases := []struct {
+		o     string
+		check func(r listRecipe) bool
+	}{
+		{"stages.0.steps=10", func(r listRecipe) bool { return r.Stages[0].Steps == 10 && r.Stages[1].Steps == 2 }},
+		{"stages.1.name=long", func(r listRecipe) bool { return r.Stages[1].Name == "long" && r.Stages[0].Name == "a" }},
+		{"stages.1.tags.1=z", func(r listRecipe) bool { return reflect.DeepEqual(r.Stages[1].Tags, []string{"x", "z"}) }},
+		{"stages.1={name: c, steps: 5}", func(r listRecipe) bool {
+			return reflect.DeepEqual(r.Stages[1], listStage{Name: "c", Steps: 5, Tags: []string{"x", "y"}})
+		}}, // a mapping merges, as for struct fields
+		{"stages.1={steps: 7}", func(r listRecipe) bool { return r.Stages[1].Name == "b" && r.Stages[1].Steps == 7 }},
+		{"ptrs.0.steps=3", func(r listRecipe) bool { return r.Ptrs[0].Steps == 3 && r.Ptrs[0].Name == "p" }},
+		{"rounds.sft.2=optim.lr=1e-3", func(r listRecipe) bool {
+			return r.Rounds.SFT[2] == "optim.lr=1e-3" && r.Rounds.SFT[1] == "optim.lr=1e-4"
+		}},
+		{"pair.1=9", func(r listRecipe) bool { return r.Pair == [2]int{1, 9} }},
+		{"by_name.m.0.steps=4", func(r listRecipe) bool { return r.ByName["m"][0].Steps == 4 && r.ByName["m"][0].Name == "m0" }},
+		{"weights.1=0.5", func(r listRecipe) bool { return reflect.DeepEqual(r.Weights, []float64{1, 0.5, 1}) }},
+		// Pointer fields: set when nil, replaced (not written through) when set.
+		{"sources.1.weight=0.5", func(r listRecipe) bool { return *r.Sources[1].Weight == 0.5 && *listDefaults().Sources[1].Weight == 1 }},
+		{"sources.0.weight=0.25", func(r listRecipe) bool { return r.Sources[0].Weight != nil && *r.Sources[0].Weight == 0.25 }},
+		{"sources.1.weight=null", func(r listRecipe) bool { return r.Sources[1].Weight == nil }},
+		{"scale={steps: 3}", func(r listRecipe) bool { return r.Scale != nil && r.Scale.Steps == 3 }},
+		{"scale.name=s", func(r listRecipe) bool { return r.Scale != nil && r.Scale.Name == "s" }},
+	}
+	for _, c := range cases {
+		t.Run(c.o, func(t *testing.T) {
+			r := listDefaults()
+			if err := Override(&r, c.o); err != nil {
+				t.Fatal(err)
+			}
+			if !c.check(r) {
+				t.Fatalf("not applied: %+v", r)
+			}
+		})
+	}
+	errCases := []struct{ o, want string }{
+		{"stages.2.steps=1", `"stages.2.steps": index 2 is out of range: stages has 2 elements (indexes 0 to 1)`},
+		{"ptrs.1.steps=1", `index 1 is out of range: ptrs has 1 element (index 0)`},
+		{"empty.0=1", `index 0 is out of range: empty is empty`},
+		{"by_name.m.3.steps=1", `index 3 is out of range: by_name.m has 1 element`},
+		{"stages.-1.steps=1", `stages is a list; address an element by its index from 0 (stages.0), not "-1"`},
+		{"stages.first.steps=1", `not "first"`},
+		{"stages.0.stepz=1", `unknown field "stepz"`},
+		{"stages.0.steps=many", `"stages.0.steps" wants an integer`},
+		{"weights.0=[1]", `"weights.0" wants a number`},
+		{"pair.2=1", `pair has 2 elements`},
+		{"sources.1.weight=heavy", `"sources.1.weight" wants a number`},
+	}
+	for _, c := range errCases {
+		t.Run(c.o, func(t *testing.T) {
+			r := listDefaults()
+			err := Override(&r, c.o)
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("Override(%q) = %v, want %q", c.o, err, c.want)
+			}
+			if !reflect.DeepEqual(r, listDefaults()) {
+				t.Fatalf("a failed override changed the recipe: %+v", r)
+			}
+		})
+	}
+}
+
+// TestOverridePointerNoAlias: overriding a pointer field replaces the
+// pointer, so a value shared with the defaults is left alone.
+func TestOverridePointerNoAlias(t *testing.T) {
+	shared := 1.0
+	r := listDefaults()
+	r.Sources[1].Weight = &shared
+	if err := Override(&r, "sources.1.weight=0.5"); err != nil {
+		t.Fatal(err)
+	}
+	if shared != 1 || *r.Sources[1].Weight != 0.5 {
+		t.Fatalf("shared %v, field %v", shared, *r.Sources[1].Weight)
+	}
+}
+
+// TestOverrideIndexNoAlias: Load's defaults keep their list elements.
+func TestOverrideIndexNoAlias(t *testing.T) {
+	def := listDefaults()
+	r, err := Load("", def, []string{"stages.0.steps=99", "rounds.sft.0=x=1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Stages[0].Steps != 99 || r.Rounds.SFT[0] != "x=1" || def.Stages[0].Steps != 1 || def.Rounds.SFT[0] != "train.steps=1" {
+		t.Fatalf("got %+v, defaults now %+v", r, def)
+	}
+}

@@ -5,9 +5,11 @@
 //	curate -recipe curate_gosrc -out gosrc/
 //	curate train-classifier -pos hq/ -neg lq/ -out quality.model
 //	curate gen-synthetic -out synth/ -bytes 1G
-//	curate -print-defaults
+//	curate -recipe curate_web -print-recipe             → the resolved recipe (validated; -print-defaults is an alias)
+//	curate validate -recipe curate_web [key=value ...]  → "ok" or the problem (exit 1)
 //
-// Arguments after the flags are key=value overrides of recipe fields.
+// Arguments after the flags are key=value overrides of recipe fields; list
+// elements are addressed by index (`stages.0=normalize`).
 package main
 
 import (
@@ -15,6 +17,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -47,6 +50,8 @@ func main() {
 		err = trainClassifier(ctx, os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "gen-synthetic":
 		err = genSynthetic(ctx, os.Args[2:])
+	case len(os.Args) > 1 && os.Args[1] == "validate":
+		err = validate(os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:])
 	}
@@ -58,17 +63,18 @@ func main() {
 
 func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("curate", flag.ContinueOnError)
-	recipe := fs.String("recipe", "", "recipe file or shipped recipe name ("+strings.Join(recipes.Shipped(), ", ")+")")
+	recipe := fs.String("recipe", "", recipeHelp)
 	out := fs.String("out", "", "output directory (overrides output.dir)")
 	rank := fs.Int("rank", 0, "this worker's rank (default: from MPI/Slurm/Kubernetes env, else 0)")
 	world := fs.Int("world", 0, "number of workers (default: from env, else 1)")
 	workers := fs.Int("workers", 0, "goroutines for per-document work (overrides workers; 0 = all cores)")
-	printDefaults := fs.Bool("print-defaults", false, "print the resolved recipe and exit")
+	printRecipe := fs.Bool("print-recipe", false, "validate the resolved recipe, print it and exit")
+	printDefaults := fs.Bool("print-defaults", false, "the same as -print-recipe (an older name)")
 	verbose := fs.Bool("v", false, "debug logging")
 	waitTimeout := fs.Duration("wait-timeout", time.Hour, "multi-rank: give up when no other rank's file has appeared for this long")
 	failAfter := fs.Int("fail-after-units", 0, "testing: fail after this many units of the first pass")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -99,23 +105,24 @@ func run(ctx context.Context, args []string) error {
 	if os.Getenv("GOROOT") == "" {
 		os.Setenv("GOROOT", goroot())
 	}
-	cfg, err := recipes.Load(*recipe, curate.Default(), fs.Args())
+	cfg, err := load(*recipe, *out, *workers, fs.Args())
 	if err != nil {
 		return err
 	}
-	if *out != "" {
-		cfg.Output.Dir = *out
-	}
-	if *workers > 0 {
-		cfg.Workers = *workers
-	}
-	if *printDefaults {
+	if *printRecipe || *printDefaults {
+		note, err := check(cfg)
+		if err != nil {
+			return fmt.Errorf("recipe: %w", err)
+		}
+		if note != "" {
+			fmt.Fprintln(os.Stderr, "note:", note)
+		}
 		b, err := recipes.Marshal(cfg)
 		if err != nil {
 			return err
 		}
-		os.Stdout.Write(b)
-		return nil
+		_, err = os.Stdout.Write(b)
+		return err
 	}
 	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, FailAfterUnits: *failAfter, WaitTimeout: *waitTimeout}
 	r, w, src, ok, err := cluster.RankFromEnv(nil)
@@ -145,6 +152,72 @@ func run(ctx context.Context, args []string) error {
 	res.Stats.PrintFunnel(os.Stdout)
 	removed, kept := res.Stats.Total()
 	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; outputs in %s (recipe %s)\n", kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, res.OutputDir, res.RecipeHash)
+	return nil
+}
+
+// tool is this command among the recipe tools: its shipped recipes are
+// the curate_* ones.
+var tool = recipes.ToolNamed("curate")
+
+var recipeHelp = "recipe file or shipped recipe name (" + strings.Join(tool.Shipped(), ", ") + ")"
+
+// load resolves a recipe: the file or shipped recipe, the key=value
+// overrides, then the -out and -workers flags (workers 0: unset).
+func load(recipe, out string, workers int, overrides []string) (curate.Config, error) {
+	cfg, err := recipes.LoadFor(tool, recipe, curate.Default(), overrides)
+	if err != nil {
+		return cfg, err
+	}
+	if out != "" {
+		cfg.Output.Dir = out
+	}
+	if workers > 0 {
+		cfg.Workers = workers
+	}
+	return cfg, nil
+}
+
+// check validates a resolved recipe as a run would, except that an unset
+// output.dir (usually given at run time with -out) is only noted.
+func check(cfg curate.Config) (note string, err error) {
+	if cfg.Output.Dir == "" {
+		cfg.Output.Dir = "unset"
+		note = "output.dir is not set: pass -out DIR when running"
+	}
+	return note, cfg.Validate()
+}
+
+// validate loads and checks a recipe without writing anything.
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("curate validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	recipe := fs.String("recipe", "", recipeHelp)
+	out := fs.String("out", "", "output directory (overrides output.dir)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or the problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if *recipe == "" {
+		return errors.New("validate: -recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")
+	}
+	cfg, err := load(*recipe, *out, 0, fs.Args())
+	if err != nil {
+		return err
+	}
+	note, err := check(cfg)
+	if err != nil {
+		return fmt.Errorf("recipe: %w", err)
+	}
+	if note != "" {
+		fmt.Fprintln(stdout, "note:", note)
+	}
+	fmt.Fprintln(stdout, "ok")
 	return nil
 }
 

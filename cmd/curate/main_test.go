@@ -282,3 +282,55 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// TestCLIValidate: `validate` and -print-recipe (alias -print-defaults)
+// check the resolved recipe; an invalid one exits 1 with the problem and
+// prints nothing on stdout; another tool's recipe is named as such.
+func TestCLIValidate(t *testing.T) {
+	bin := buildCurate(t)
+	dir := t.TempDir()
+	cases := []struct {
+		name    string
+		args    []string
+		code    int
+		stdout  string // substring; "" = stdout must be empty
+		message string // substring of stderr
+	}{
+		{"validate ok", []string{"validate", "-recipe", "curate_gosrc", "-out", filepath.Join(dir, "o")}, 0, "ok\n", ""},
+		{"validate without out", []string{"validate", "-recipe", "curate_web"}, 0, "note: output.dir is not set: pass -out DIR when running\nok\n", ""},
+		{"validate index", []string{"validate", "-recipe", "curate_web", "stages.0=normalize", "input.paths=[a, b]", "input.paths.1=c"}, 0, "ok\n", ""},
+		{"validate bad stage", []string{"validate", "-recipe", "curate_web", "stages.0=nosuch"}, 1, "", `recipe: stages: unknown stage "nosuch"`},
+		{"validate out of range", []string{"validate", "-recipe", "curate_web", "stages.99=normalize"}, 1, "", `"stages.99": index 99 is out of range: stages has`},
+		{"validate other tool", []string{"validate", "-recipe", "pretrain_tiny"}, 1, "", "recipe \"pretrain_tiny\" is a pretrain recipe: run `pretrain -recipe pretrain_tiny`; curate's shipped recipes are curate_gosrc, curate_web"},
+		{"validate no recipe", []string{"validate"}, 1, "", "validate: -recipe is required"},
+		{"print", []string{"-recipe", "curate_web", "-print-recipe", "filters.gopher.min_words=21"}, 0, "min_words: 21", "output.dir is not set"},
+		{"print alias", []string{"-recipe", "curate_web", "-print-defaults", "filters.gopher.min_words=22"}, 0, "min_words: 22", ""},
+		{"print invalid", []string{"-recipe", "curate_web", "-print-recipe", "limits.huge=cut"}, 1, "", `recipe: limits.huge = "cut": want truncate or drop`},
+		{"print alias invalid", []string{"-recipe", "curate_web", "-print-defaults", "stages.1=normalize"}, 1, "", `stages: "normalize" listed twice`},
+		{"run other tool", []string{"-recipe", "dpo_tiny", "-out", filepath.Join(dir, "o")}, 1, "", "is a posttrain recipe"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			cmd := exec.Command(bin, c.args...)
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			cmd.Run()
+			if code := cmd.ProcessState.ExitCode(); code != c.code {
+				t.Fatalf("exit %d, want %d\nstdout %q\nstderr %q", code, c.code, stdout.String(), stderr.String())
+			}
+			if c.stdout == "" && stdout.Len() > 0 || !strings.Contains(stdout.String(), c.stdout) {
+				t.Fatalf("stdout %q, want %q", stdout.String(), c.stdout)
+			}
+			if !strings.Contains(stderr.String(), c.message) {
+				t.Fatalf("stderr %q, want %q", stderr.String(), c.message)
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("validation wrote files: %v", entries)
+	}
+	help, _ := exec.Command(bin, "-h").CombinedOutput()
+	if h := string(help); !strings.Contains(h, "(curate_gosrc, curate_web)") || strings.Contains(h, "pretrain_tiny") || !strings.Contains(h, "curate validate") {
+		t.Fatalf("help:\n%s", h)
+	}
+}

@@ -4,14 +4,16 @@
 // runs, and writes built-in task data.
 //
 //	posttrain -recipe sft_tiny|rm_tiny|dpo_tiny|FILE [-resume] [-out DIR] [key=value ...]
-//	posttrain -recipe FILE -print-recipe                 → the resolved recipe
+//	posttrain -recipe FILE -print-recipe                 → the resolved recipe (validated)
+//	posttrain validate -recipe FILE [key=value ...]      → "ok" or every problem (exit 1)
 //	posttrain score -model RM_DIR -jsonl IN [-out FILE]  → the reward of every row
 //	posttrain average -out DIR [-weights w1,w2,...] RUN_OR_MODEL_DIR...
 //	posttrain data -kind sft|pref [-tasks add,reverse,...] -n N [-seed S] -out FILE
 //	posttrain eval -model DIR [-tasks a,b] [-n N] [-k K] [-rm RM_DIR] → held-out pass@1/pass@k per task
 //
 // Arguments after the flags are key=value overrides of recipe fields
-// (`optim.lr=1e-5 train.steps=200`). Ctrl-C saves a checkpoint; -resume
+// (`optim.lr=1e-5 train.steps=200`); list elements are addressed by index
+// (`rounds.sft.0=optim.lr=1e-5`). Ctrl-C saves a checkpoint; -resume
 // continues bit-exactly from the newest one.
 package main
 
@@ -69,19 +71,21 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return data(args[1:], stdout, stderr)
 		case "eval":
 			return eval(ctx, args[1:], stdout, stderr)
+		case "validate":
+			return validate(args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("posttrain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	recipe := fs.String("recipe", "", "recipe file or shipped recipe name ("+strings.Join(recipes.Shipped(), ", ")+")")
+	recipe := fs.String("recipe", "", recipeHelp)
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in the run directory")
 	out := fs.String("out", "", "run directory (overrides out)")
 	workers := fs.Int("workers", -1, "compute goroutines (overrides workers; 0 = all cores)")
-	printRecipe := fs.Bool("print-recipe", false, "print the resolved recipe and exit")
+	printRecipe := fs.Bool("print-recipe", false, "validate the resolved recipe, print it and exit")
 	force := fs.Bool("force", false, "with -resume: continue even though the recipe changed in ways that alter the run")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: posttrain -recipe NAME|FILE [flags] [key=value ...]\n       posttrain score -model RM_DIR -jsonl IN [-out FILE]\n       posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...\n       posttrain data -kind sft|pref -n N -out FILE\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: posttrain -recipe NAME|FILE [flags] [key=value ...]\n       posttrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       posttrain score -model RM_DIR -jsonl IN [-out FILE]\n       posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...\n       posttrain data -kind sft|pref -n N -out FILE\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -90,15 +94,9 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		}
 		return usageError{err}
 	}
-	r, err := recipes.Load(*recipe, posttrain.Default(), fs.Args())
+	r, err := load(*recipe, *out, *workers, fs.Args())
 	if err != nil {
 		return err
-	}
-	if *out != "" {
-		r.Out = *out
-	}
-	if *workers >= 0 {
-		r.Workers = *workers
 	}
 	if *printRecipe {
 		if err := r.Validate(); err != nil {
@@ -112,7 +110,7 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	if *recipe == "" {
-		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(recipes.Shipped(), ", ") + ")")}
+		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -141,6 +139,58 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return err
 	}
 	return report(stdout, r, res)
+}
+
+// tool is this command among the recipe tools: its shipped recipes are
+// the sft_, rm_, dpo_, rs_, rounds_ and posttrain_ ones.
+var tool = recipes.ToolNamed("posttrain")
+
+var recipeHelp = "recipe file or shipped recipe name (" + strings.Join(tool.Shipped(), ", ") + ")"
+
+// load resolves a recipe: the file or shipped recipe, the key=value
+// overrides, then the -out and -workers flags (workers < 0: unset).
+func load(recipe, out string, workers int, overrides []string) (posttrain.Recipe, error) {
+	r, err := recipes.LoadFor(tool, recipe, posttrain.Default(), overrides)
+	if err != nil {
+		return r, err
+	}
+	if out != "" {
+		r.Out = out
+	}
+	if workers >= 0 {
+		r.Workers = workers
+	}
+	return r, nil
+}
+
+// validate loads and checks a recipe without writing anything.
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("posttrain validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	recipe := fs.String("recipe", "", recipeHelp)
+	out := fs.String("out", "", "run directory (overrides out)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: posttrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *recipe == "" {
+		return usageError{errors.New("validate: -recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
+	}
+	r, err := load(*recipe, *out, -1, fs.Args())
+	if err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("recipe: %w", err)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
 }
 
 // report prints the outcome of a run.

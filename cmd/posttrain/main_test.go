@@ -691,3 +691,58 @@ func TestScore(t *testing.T) {
 		t.Errorf("score with a language model: exit %d:\n%s", code, out)
 	}
 }
+
+// TestValidateCLI: `validate` checks the resolved recipe and writes
+// nothing; another tool's recipe is named as such; -recipe's help lists only
+// post-training recipes.
+func TestValidateCLI(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string // "" = prints exactly "ok"
+	}{
+		{"ok", []string{"validate", "-recipe", "dpo_tiny"}, ""},
+		{"ok rounds", []string{"validate", "-recipe", "posttrain_tiny", "-out", filepath.Join(dir, "r")}, ""},
+		{"index into a string list", []string{"validate", "-recipe", "posttrain_tiny", "rounds.sft.2=optim.lr=1e-3"}, ""},
+		{"bad stage override", []string{"validate", "-recipe", "posttrain_tiny", "rounds.sft.2=optim.lrr=1e-3"}, `rounds.sft.2: override "optim.lrr=1e-3": unknown field "lrr"`},
+		{"index out of range", []string{"validate", "-recipe", "posttrain_tiny", "rounds.dpo.99=dpo.beta=0.1"}, `"rounds.dpo.99": index 99 is out of range: rounds.dpo has`},
+		{"invalid", []string{"validate", "-recipe", "dpo_tiny", "train.steps=-5"}, "train.steps must be >= 1, got -5"},
+		{"other tool", []string{"validate", "-recipe", "pretrain_tiny"}, "recipe \"pretrain_tiny\" is a pretrain recipe: run `pretrain -recipe pretrain_tiny`"},
+		{"other tool run", []string{"-recipe", "curate_web", "-out", filepath.Join(dir, "c")}, "is a curate recipe"},
+		{"other tool print", []string{"-recipe", "pretrain_tiny", "-print-recipe"}, "is a pretrain recipe"},
+		{"no recipe", []string{"validate"}, "validate: -recipe is required"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			err := run(context.Background(), c.args, strings.NewReader(""), &out, &errs)
+			if c.wantErr == "" {
+				if err != nil || out.String() != "ok\n" {
+					t.Fatalf("%v, stdout %q\n%s", err, out.String(), errs.String())
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("error %v, want %q", err, c.wantErr)
+			}
+			if out.Len() > 0 {
+				t.Fatalf("stdout of a failed check: %q", out.String())
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("validation wrote files: %v", entries)
+	}
+	var out, errs bytes.Buffer
+	run(context.Background(), []string{"-h"}, strings.NewReader(""), &out, &errs)
+	h := errs.String()
+	for _, want := range []string{"dpo_tiny", "posttrain_tiny", "rm_tiny", "sft_tiny", "validate -recipe"} {
+		if !strings.Contains(h, want) {
+			t.Errorf("help lacks %q:\n%s", want, h)
+		}
+	}
+	if strings.Contains(h, "pretrain_tiny") || strings.Contains(h, "curate_web") {
+		t.Errorf("help lists other tools' recipes:\n%s", h)
+	}
+}

@@ -2,12 +2,14 @@
 // produces those shards from curated documents.
 //
 //	pretrain -recipe pretrain_tiny [-resume] [-out DIR] [key=value ...]
-//	pretrain -recipe my.yaml -print-recipe            → the resolved recipe
+//	pretrain -recipe my.yaml -print-recipe            → the resolved recipe (validated)
+//	pretrain validate -recipe my.yaml [key=value ...]   → "ok" or every problem (exit 1)
 //	pretrain tokenize -tokenizer DIR -out DIR [-bos=true] [-eos=true] [-workers N] DOCS...
 //	pretrain average -out DIR CHECKPOINT_DIR...      → Polyak average of checkpoints
 //
 // Arguments after the flags are key=value overrides of recipe fields
-// (`optim.lr=3e-4 train.steps=200`). Ctrl-C saves a checkpoint; -resume
+// (`optim.lr=3e-4 train.steps=200`); list elements are addressed by index
+// (`stages.0.steps=10`). Ctrl-C saves a checkpoint; -resume
 // continues bit-exactly from the newest one.
 package main
 
@@ -61,20 +63,22 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return tokenize(ctx, args[1:], stdout, stderr)
 		case "average":
 			return average(args[1:], stdout, stderr)
+		case "validate":
+			return validate(args[1:], stdout, stderr)
 		}
 	}
 	fs := flag.NewFlagSet("pretrain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	recipe := fs.String("recipe", "", "recipe file or shipped recipe name ("+strings.Join(recipes.Shipped(), ", ")+")")
+	recipe := fs.String("recipe", "", recipeHelp)
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in the run directory")
 	out := fs.String("out", "", "run directory (overrides out)")
 	workers := fs.Int("workers", -1, "compute goroutines (overrides workers; 0 = all cores)")
-	printRecipe := fs.Bool("print-recipe", false, "print the resolved recipe and exit")
+	printRecipe := fs.Bool("print-recipe", false, "validate the resolved recipe, print it and exit")
 	force := fs.Bool("force", false, "with -resume: continue even though the recipe changed in ways that alter the run (train.steps, checkpoint.*, eval.* … need no -force)")
 	allowTok := fs.Bool("allow-tokenizer-mismatch", false, "train even when the tokenizer (or a source's) differs from the one the token shards were made with")
 	verbose := fs.Bool("v", false, "debug logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pretrain -recipe NAME|FILE [flags] [key=value ...]\n       pretrain tokenize [flags] DOCS...\n       pretrain average -out DIR CHECKPOINT...\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: pretrain -recipe NAME|FILE [flags] [key=value ...]\n       pretrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       pretrain tokenize [flags] DOCS...\n       pretrain average -out DIR CHECKPOINT...\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -83,17 +87,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return usageError{err}
 	}
-	r, err := recipes.Load(*recipe, pretrain.Default(), fs.Args())
+	r, err := load(*recipe, *out, *workers, fs.Args())
 	if err != nil {
 		return err
 	}
-	if *out != "" {
-		r.Out = *out
-	}
-	if *workers >= 0 {
-		r.Workers = *workers
-	}
 	if *printRecipe {
+		if err := r.Validate(); err != nil {
+			return fmt.Errorf("recipe: %w", err)
+		}
+		if note := r.WarmupClamped(); note != "" {
+			fmt.Fprintln(stderr, "note:", note)
+		}
 		text, err := recipes.Marshal(r)
 		if err != nil {
 			return err
@@ -102,7 +106,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	if *recipe == "" {
-		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(recipes.Shipped(), ", ") + ")")}
+		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -122,6 +126,61 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	return report(stdout, r, res)
+}
+
+// tool is this command among the recipe tools: its shipped recipes are
+// the pretrain_* ones.
+var tool = recipes.ToolNamed("pretrain")
+
+var recipeHelp = "recipe file or shipped recipe name (" + strings.Join(tool.Shipped(), ", ") + ")"
+
+// load resolves a recipe: the file or shipped recipe, the key=value
+// overrides, then the -out and -workers flags (workers < 0: unset).
+func load(recipe, out string, workers int, overrides []string) (pretrain.Recipe, error) {
+	r, err := recipes.LoadFor(tool, recipe, pretrain.Default(), overrides)
+	if err != nil {
+		return r, err
+	}
+	if out != "" {
+		r.Out = out
+	}
+	if workers >= 0 {
+		r.Workers = workers
+	}
+	return r, nil
+}
+
+// validate loads and checks a recipe without writing anything.
+func validate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pretrain validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	recipe := fs.String("recipe", "", recipeHelp)
+	out := fs.String("out", "", "run directory (overrides out)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: pretrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return usageError{err}
+	}
+	if *recipe == "" {
+		return usageError{errors.New("validate: -recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
+	}
+	r, err := load(*recipe, *out, -1, fs.Args())
+	if err != nil {
+		return err
+	}
+	if err := r.Validate(); err != nil {
+		return fmt.Errorf("recipe: %w", err)
+	}
+	if note := r.WarmupClamped(); note != "" {
+		fmt.Fprintln(stdout, "note:", note)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
 }
 
 // report prints the outcome of a run.

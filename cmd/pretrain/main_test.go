@@ -168,3 +168,90 @@ func tinyArgs(runDir, tokens string) []string {
 		"eval.every=3", "eval.tokens=1024", "eval.prompts=[\"func \"]", "eval.sample_tokens=8",
 		"checkpoint.every=2", "stages=[{name: anneal, kind: anneal, steps: 2, lr: 1e-3}]", "average.last=2"}
 }
+
+// TestValidateCLI: `validate` and -print-recipe check the resolved recipe;
+// an invalid one fails with every problem and prints nothing on stdout.
+func TestValidateCLI(t *testing.T) {
+	dir := t.TempDir()
+	cases := []struct {
+		name    string
+		args    []string
+		wantOut string // substring of stdout; "" = stdout must be empty
+		wantErr string // "" = success
+	}{
+		{"validate ok", []string{"validate", "-recipe", "pretrain_tiny"}, "ok\n", ""},
+		{"validate override", []string{"validate", "-recipe", "pretrain_tiny", "optim.lr=1e-3", "stages.0.steps=10"}, "ok\n", ""},
+		{"validate short run", []string{"validate", "-recipe", "pretrain_tiny", "train.steps=3"},
+			"note: optim.warmup_steps 30 exceeds the run (train.steps 3): warming up over 3 steps\nok\n", ""},
+		{"validate negative steps", []string{"validate", "-recipe", "pretrain_tiny", "train.steps=-5"}, "", "train.steps must be >= 0, got -5"},
+		{"validate schedule", []string{"validate", "-recipe", "pretrain_tiny", "optim.schedule=cosin"}, "", `schedule "cosin" is not one of`},
+		{"validate model", []string{"validate", "-recipe", "pretrain_tiny", "model.hidden_size=130"}, "", "must divide hidden_size (130)"},
+		{"validate index out of range", []string{"validate", "-recipe", "pretrain_tiny", "stages.5.steps=1"}, "", "index 5 is out of range: stages has 2 elements"},
+		{"validate other tool", []string{"validate", "-recipe", "sft_tiny"}, "", "recipe \"sft_tiny\" is a posttrain recipe: run `posttrain -recipe sft_tiny`"},
+		{"validate no recipe", []string{"validate"}, "", "validate: -recipe is required (a file or one of: pretrain_llama3_8b, pretrain_tiny)"},
+		{"print negative steps", []string{"-recipe", "pretrain_tiny", "-print-recipe", "train.steps=-5"}, "", "train.steps must be >= 0, got -5"},
+		{"print schedule", []string{"-recipe", "pretrain_tiny", "-print-recipe", "optim.schedule=cosin"}, "", `schedule "cosin"`},
+		{"print index", []string{"-recipe", "pretrain_tiny", "-print-recipe", "stages.0.steps=17", "data.sources.0.weight=0.5"}, "    steps: 17\n", ""},
+		{"print other tool", []string{"-recipe", "curate_web", "-print-recipe"}, "", "is a curate recipe"},
+		{"run other tool", []string{"-recipe", "dpo_tiny", "-out", filepath.Join(dir, "x")}, "", "is a posttrain recipe"},
+		{"required", []string{}, "", "-recipe is required (a file or one of: pretrain_llama3_8b, pretrain_tiny)"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			err := run(context.Background(), c.args, &out, &errs)
+			if c.wantErr == "" {
+				if err != nil {
+					t.Fatalf("%v\n%s", err, errs.String())
+				}
+			} else if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Fatalf("error %v, want %q", err, c.wantErr)
+			}
+			if c.wantOut == "" && out.Len() > 0 || !strings.Contains(out.String(), c.wantOut) {
+				t.Fatalf("stdout %q, want %q", out.String(), c.wantOut)
+			}
+			if c.name == "validate ok" && out.String() != "ok\n" {
+				t.Fatalf("stdout %q, want exactly ok", out.String())
+			}
+		})
+	}
+	if entries, _ := os.ReadDir(dir); len(entries) > 0 {
+		t.Fatalf("validation wrote files: %v", entries)
+	}
+	// The -recipe help lists only pretraining recipes.
+	var out, errs bytes.Buffer
+	run(context.Background(), []string{"-h"}, &out, &errs)
+	if h := errs.String(); !strings.Contains(h, "(pretrain_llama3_8b, pretrain_tiny)") || strings.Contains(h, "curate_web") || strings.Contains(h, "dpo_tiny") {
+		t.Fatalf("help:\n%s", h)
+	}
+}
+
+// TestShortRunClampsWarmup: `train.steps=3` of pretrain_tiny (warmup 30)
+// trains, warming up over the 3 steps, and says so in the log.
+func TestShortRunClampsWarmup(t *testing.T) {
+	dir := t.TempDir()
+	docs, tokDir, _ := fixture(t, dir)
+	tokens := filepath.Join(dir, "tokens")
+	var out, errs bytes.Buffer
+	if err := run(context.Background(), []string{"tokenize", "-tokenizer", tokDir, "-out", tokens, docs}, &out, &errs); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	var args []string
+	for _, a := range tinyArgs(filepath.Join(dir, "run"), tokens) {
+		if a != "optim.warmup_steps=1" { // keep the recipe's 30
+			args = append(args, a)
+		}
+	}
+	args = append(args, "train.steps=3", "stages=null", "average.last=0", "eval.every=0")
+	out.Reset()
+	errs.Reset()
+	if err := run(context.Background(), args, &out, &errs); err != nil {
+		t.Fatalf("%v\n%s", err, errs.String())
+	}
+	if !strings.Contains(out.String(), "trained 3 steps") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	if !strings.Contains(errs.String(), "optim.warmup_steps 30 exceeds the run (train.steps 3): warming up over 3 steps") {
+		t.Fatalf("the clamp is not logged:\n%s", errs.String())
+	}
+}

@@ -9,8 +9,12 @@ import (
 
 // matVecSIMD is the AVX-512 matrix-vector kernel (see matVecFunc): blocks
 // of four weight rows, each dotted with two rows of x at a time (eight
-// 16-lane accumulators), the eight sums reduced across lanes together. It
-// reports false on CPUs without AVX-512.
+// 16-lane accumulators), the eight sums reduced across lanes together.
+// The block of W (4·in floats) stays in L1 while every pair of x rows
+// passes over it, so with many rows the kernel is bound by the FMA units,
+// not by memory: the pair loop (matVec4x2p) runs on raw pointers to keep
+// all accumulators and row addresses in registers. It reports false on
+// CPUs without AVX-512.
 func matVecSIMD(y, x, w []float32, n, in, out, lo, hi int, acc bool) bool {
 	if !archsimd.X86.AVX512() {
 		return false
@@ -176,12 +180,12 @@ func matVecGoMaxRows() int {
 // matVec4x2p stores in s the dot products of the four weight rows at w
 // (rows ws bytes apart) with the two rows of x at x (xs bytes apart):
 // s[0:4] for the first x row, s[4:8] for the second. It covers the first
-// k16 elements of the rows, a multiple of 16; the caller checks that they
-// are in bounds and adds the rest. Raw pointers keep the loop's integer
-// registers to the six row bases and one offset, so that nothing spills
-// (with six slices, the loop reloads their headers from the stack), and
-// the loop body is unrolled twice to halve the register moves the
-// compiler adds at the back edge.
+// k16 elements of the rows, a multiple of 16 and at least 16 (0 would
+// loop forever); the caller checks that they are in bounds and adds the
+// rest. Raw pointers that advance keep the loop's integer registers to
+// the six row addresses and a counter, and every load a constant offset
+// from one of them: with six slices, the loop reloads their headers from
+// the stack and spills a vector. The body is unrolled twice.
 //
 //go:noinline
 func matVec4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr, k16 int, s *[8]float32) {

@@ -6,8 +6,9 @@ import "fmt"
 // than be.Gemm of the same product, measured by BenchmarkMatVec on the
 // decoding shapes (2 cores, AVX-512): the AVX-512 kernel beats the packed
 // pure-Go GEMM, which packs all of W per call, up to 64 rows and more
-// (2.4× at 64); the portable kernel up to 8 (equal at 16); with OpenBLAS,
-// cblas_sgemv beats cblas_sgemm 4× for one row, while sgemm wins from two.
+// (2.5–4.5× at 16 to 64 rows); the portable kernel up to 8 (equal at
+// 16); with OpenBLAS, cblas_sgemv beats cblas_sgemm 4× for one row, while
+// sgemm wins from two.
 func MatVecMaxRows(be Backend) int {
 	if c, ok := be.(*CPU); ok {
 		return c.matVecMax

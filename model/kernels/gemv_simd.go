@@ -2,17 +2,25 @@
 
 package kernels
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+	"unsafe"
+)
 
 // matVecSIMD is the AVX-512 matrix-vector kernel (see matVecFunc): blocks
 // of four weight rows, each dotted with two rows of x at a time (eight
-// 16-lane accumulators), the eight sums reduced across lanes together. It
-// reports false on CPUs without AVX-512.
+// 16-lane accumulators), the eight sums reduced across lanes together.
+// The block of W (4·in floats) stays in L1 while every pair of x rows
+// passes over it, so with many rows the kernel is bound by the FMA units,
+// not by memory: the pair loop (matVec4x2p) runs on raw pointers to keep
+// all accumulators and row addresses in registers. It reports false on
+// CPUs without AVX-512.
 func matVecSIMD(y, x, w []float32, n, in, out, lo, hi int, acc bool) bool {
 	if !archsimd.X86.AVX512() {
 		return false
 	}
 	var s [8]float32
+	k16 := in &^ 15
 	r := lo
 	for ; r+4 <= hi; r += 4 {
 		w0 := w[r*in : r*in+in]
@@ -21,7 +29,11 @@ func matVecSIMD(y, x, w []float32, n, in, out, lo, hi int, acc bool) bool {
 		w3 := w[(r+3)*in : (r+3)*in+in]
 		j := 0
 		for ; j+2 <= n; j += 2 {
-			matVec4x2(w0, w1, w2, w3, x[j*in:j*in+in], x[(j+1)*in:(j+1)*in+in], &s)
+			if k16 > 0 {
+				matVec4x2Rows(w[r*in:(r+4)*in], x[j*in:(j+2)*in], in, k16, &s)
+			} else {
+				matVec4x2(w0, w1, w2, w3, x[j*in:j*in+in], x[(j+1)*in:(j+1)*in+in], &s)
+			}
 			store4(y[j*out+r:j*out+r+4], s[0], s[1], s[2], s[3], acc)
 			store4(y[(j+1)*out+r:(j+1)*out+r+4], s[4], s[5], s[6], s[7], acc)
 		}
@@ -42,6 +54,26 @@ func matVecSIMD(y, x, w []float32, n, in, out, lo, hi int, acc bool) bool {
 	}
 	archsimd.ClearAVXUpperBits()
 	return true
+}
+
+// matVec4x2Rows is matVec4x2 for the four weight rows w (4·in floats) and
+// the two rows of x (2·in floats), with the first k16 ≥ 16 elements, a
+// multiple of 16, done by matVec4x2p and the rest here.
+func matVec4x2Rows(w, x []float32, in, k16 int, s *[8]float32) {
+	w, x = w[:4*in], x[:2*in]
+	matVec4x2p(unsafe.Pointer(&w[0]), uintptr(in)*4, unsafe.Pointer(&x[0]), uintptr(in)*4, k16, s)
+	for i := k16; i < in; i++ {
+		u, v := x[i], x[in+i]
+		p0, p1, p2, p3 := w[i], w[in+i], w[2*in+i], w[3*in+i]
+		s[0] += u * p0
+		s[1] += u * p1
+		s[2] += u * p2
+		s[3] += u * p3
+		s[4] += v * p0
+		s[5] += v * p1
+		s[6] += v * p2
+		s[7] += v * p3
+	}
 }
 
 // reduce4 returns the lane sums of a, b, c and d as one 4-lane vector.
@@ -143,4 +175,81 @@ func matVecGoMaxRows() int {
 		return 64
 	}
 	return 8
+}
+
+// matVec4x2p stores in s the dot products of the four weight rows at w
+// (rows ws bytes apart) with the two rows of x at x (xs bytes apart):
+// s[0:4] for the first x row, s[4:8] for the second. It covers the first
+// k16 elements of the rows, a multiple of 16 and at least 16 (0 would
+// loop forever); the caller checks that they are in bounds and adds the
+// rest. Raw pointers that advance keep the loop's integer registers to
+// the six row addresses and a counter, and every load a constant offset
+// from one of them: with six slices, the loop reloads their headers from
+// the stack and spills a vector. The body is unrolled twice.
+//
+//go:noinline
+func matVec4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr, k16 int, s *[8]float32) {
+	var a0, a1, a2, a3, b0, b1, b2, b3 archsimd.Float32x16
+	w0, w1, w2, w3 := w, unsafe.Add(w, ws), unsafe.Add(w, 2*ws), unsafe.Add(w, 3*ws)
+	xa, xb := x, unsafe.Add(x, xs)
+	if k16&16 != 0 {
+		u := archsimd.LoadFloat32x16((*[16]float32)(xa))
+		v := archsimd.LoadFloat32x16((*[16]float32)(xb))
+		p := archsimd.LoadFloat32x16((*[16]float32)(w0))
+		a0 = p.MulAdd(u, a0)
+		b0 = p.MulAdd(v, b0)
+		p = archsimd.LoadFloat32x16((*[16]float32)(w1))
+		a1 = p.MulAdd(u, a1)
+		b1 = p.MulAdd(v, b1)
+		p = archsimd.LoadFloat32x16((*[16]float32)(w2))
+		a2 = p.MulAdd(u, a2)
+		b2 = p.MulAdd(v, b2)
+		p = archsimd.LoadFloat32x16((*[16]float32)(w3))
+		a3 = p.MulAdd(u, a3)
+		b3 = p.MulAdd(v, b3)
+		if k16 == 16 {
+			reduce4(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
+			reduce4(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
+			return
+		}
+		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 64), unsafe.Add(xb, 64), unsafe.Add(w0, 64), unsafe.Add(w1, 64), unsafe.Add(w2, 64), unsafe.Add(w3, 64)
+	}
+	// The pointers advance only while another 32 elements follow, so that
+	// none points past its row (unsafe.Add's rule).
+	for k := k16 >> 5; ; {
+		u := archsimd.LoadFloat32x16((*[16]float32)(xa))
+		v := archsimd.LoadFloat32x16((*[16]float32)(xb))
+		p := archsimd.LoadFloat32x16((*[16]float32)(w0))
+		a0 = p.MulAdd(u, a0)
+		b0 = p.MulAdd(v, b0)
+		p = archsimd.LoadFloat32x16((*[16]float32)(w1))
+		a1 = p.MulAdd(u, a1)
+		b1 = p.MulAdd(v, b1)
+		p = archsimd.LoadFloat32x16((*[16]float32)(w2))
+		a2 = p.MulAdd(u, a2)
+		b2 = p.MulAdd(v, b2)
+		p = archsimd.LoadFloat32x16((*[16]float32)(w3))
+		a3 = p.MulAdd(u, a3)
+		b3 = p.MulAdd(v, b3)
+		u = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(xa, 64)))
+		v = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(xb, 64)))
+		p = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(w0, 64)))
+		a0 = p.MulAdd(u, a0)
+		b0 = p.MulAdd(v, b0)
+		p = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(w1, 64)))
+		a1 = p.MulAdd(u, a1)
+		b1 = p.MulAdd(v, b1)
+		p = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(w2, 64)))
+		a2 = p.MulAdd(u, a2)
+		b2 = p.MulAdd(v, b2)
+		p = archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(w3, 64)))
+		a3 = p.MulAdd(u, a3)
+		b3 = p.MulAdd(v, b3)
+		if k--; k == 0 {
+			break
+		}
+		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 128), unsafe.Add(xb, 128), unsafe.Add(w0, 128), unsafe.Add(w1, 128), unsafe.Add(w2, 128), unsafe.Add(w3, 128)
+	}
+	reduce4(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
+	reduce4(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
 }

@@ -62,23 +62,28 @@ type PairStats struct {
 func BradleyTerry(r []float32, last []int32, per, examples int, grad []float32) PairStats {
 	var st PairStats
 	clear(grad)
-	type pair struct{ w, l int }
-	var buf [3]pair
 	for k := range examples {
 		c, rj, e := k*per+chatdata.RowChosen, k*per+chatdata.RowRejected, k*per+chatdata.RowEdited
-		pairs := append(buf[:0], pair{c, rj})
+		pairs := [3][2]int{{c, rj}, {e, c}, {e, rj}}
+		n := 1
 		if per == 3 && last[e] >= 0 {
-			pairs = append(pairs, pair{e, c}, pair{e, rj})
+			n = 3
 		}
-		st.Pairs += len(pairs)
+		st.Pairs += n
 		st.Chosen += float64(r[c])
 		st.Rejected += float64(r[rj])
-		for _, p := range pairs {
-			x := float64(r[p.w]) - float64(r[p.l])
+		for _, p := range pairs[:n] {
+			x := float64(r[p[0]]) - float64(r[p[1]])
 			st.Loss += softplus(-x)
 			st.Margin += x
 			if x > 0 {
 				st.Accuracy++
+			}
+			if grad != nil {
+				// d/dx softplus(−x) = −σ(−x); scaled by 1/pairs below.
+				g := float32(sigmoid(-x))
+				grad[p[0]] -= g
+				grad[p[1]] += g
 			}
 		}
 	}
@@ -86,20 +91,8 @@ func BradleyTerry(r []float32, last []int32, per, examples int, grad []float32) 
 		return st
 	}
 	n := float64(st.Pairs)
-	if grad != nil {
-		for k := range examples {
-			c, rj, e := k*per+chatdata.RowChosen, k*per+chatdata.RowRejected, k*per+chatdata.RowEdited
-			pairs := append(buf[:0], pair{c, rj})
-			if per == 3 && last[e] >= 0 {
-				pairs = append(pairs, pair{e, c}, pair{e, rj})
-			}
-			for _, p := range pairs {
-				// d/dx softplus(−x) = −σ(−x).
-				g := sigmoid(-(float64(r[p.w]) - float64(r[p.l]))) / n
-				grad[p.w] -= float32(g)
-				grad[p.l] += float32(g)
-			}
-		}
+	for i := range grad {
+		grad[i] = float32(float64(grad[i]) / n)
 	}
 	st.Loss /= n
 	st.Accuracy /= n

@@ -12,9 +12,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/internal/atomicfile"
-	"github.com/herdml/herd/internal/dirlock"
 	"github.com/herdml/herd/internal/outdir"
-	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/recipes"
 )
@@ -91,13 +89,6 @@ const (
 	RoundsEvalFile = "eval.jsonl"     // every stage's evaluation, in order
 )
 
-// stage is one planned stage of the rounds.
-type stage struct {
-	round int
-	kind  string
-	dir   string
-}
-
 // RunRounds runs the rounds recipe, skipping finished stages and resuming
 // an interrupted one where it stopped.
 func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, error) {
@@ -108,25 +99,11 @@ func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, er
 	if log == nil {
 		log = nopLogger()
 	}
-	if err := outdir.CheckReplace(r.Out, outdir.PostRun); err != nil {
-		return nil, err
-	}
-	lock, err := dirlock.Acquire(r.Out, "post-training rounds directory")
+	lock, err := claimDir(r, "post-training rounds directory")
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	if err := outdir.Claim(r.Out, outdir.PostRun); err != nil {
-		return nil, err
-	}
-	if _, err := atomicfile.RemoveTemps(r.Out); err != nil {
-		return nil, err
-	}
-	if text, err := recipes.Marshal(r); err == nil {
-		if err := atomicfile.WriteFile(filepath.Join(r.Out, "recipe.yaml"), text, 0o644); err != nil {
-			return nil, err
-		}
-	}
 	ro := r.Rounds
 	res := &RoundsResult{}
 	evalN := ro.EvalN
@@ -290,32 +267,17 @@ func stageEval(ctx context.Context, r Recipe, be kernels.Backend, round int, nam
 	if err := readJSON(path, &ev); err == nil {
 		return &ev, nil
 	}
-	cfg, params, err := checkpoint.LoadModel(modelDir)
-	if err != nil {
-		return nil, err
-	}
-	m, err := model.NewWithParams(cfg, params, be)
-	if err != nil {
-		return nil, err
-	}
-	rn := runner{r: r}
-	rn.r.Model = modelDir
-	if err := rn.loadTokenizer(); err != nil {
-		return nil, err
-	}
 	o := TaskEvalOptions{N: n, Seed: r.Seed, Tasks: r.Rounds.Tasks}
 	ev = StageEval{Round: round, Stage: name, Model: modelDir}
+	var err error
+	if ev.Tasks, err = evalDir(ctx, modelDir, be, o, isRM); err != nil {
+		return nil, err
+	}
 	if isRM {
-		if ev.Tasks, err = EvalRM(ctx, m, rn.tok, o); err != nil {
-			return nil, err
-		}
 		for _, t := range ev.Tasks {
 			ev.RMMean += t.RMAccuracy / float64(len(ev.Tasks))
 		}
 	} else {
-		if ev.Tasks, err = EvalTasks(ctx, m, rn.tok, o); err != nil {
-			return nil, err
-		}
 		ev.Mean = MeanPass1(ev.Tasks)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {

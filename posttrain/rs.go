@@ -2,6 +2,7 @@ package posttrain
 
 import (
 	"bufio"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,10 +22,8 @@ import (
 	"github.com/herdml/herd/data/shard"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/internal/atomicfile"
-	"github.com/herdml/herd/internal/dirlock"
 	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
-	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/tasks"
 )
 
@@ -90,24 +89,17 @@ type RS struct {
 }
 
 func (s *RS) defaults() {
-	s.Prompts = cmpOr(s.Prompts, 128)
-	s.K = cmpOr(s.K, 8)
+	s.Prompts = cmp.Or(s.Prompts, 128)
+	s.K = cmp.Or(s.K, 8)
 	if s.Temperature == 0 {
 		s.Temperature = 0.8
 	}
 	if s.TopP == 0 {
 		s.TopP = 0.95
 	}
-	s.MaxNewTokens = cmpOr(s.MaxNewTokens, 32)
-	s.Batch = cmpOr(s.Batch, 16)
-	s.Chunk = cmpOr(s.Chunk, 64)
-}
-
-func cmpOr(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
+	s.MaxNewTokens = cmp.Or(s.MaxNewTokens, 32)
+	s.Batch = cmp.Or(s.Batch, 16)
+	s.Chunk = cmp.Or(s.Chunk, 64)
 }
 
 func (s *RS) validate(hasPaths bool) []error {
@@ -269,7 +261,9 @@ func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 	if err := run.loadModel(); err != nil {
 		return nil, err
 	}
-	defer run.be.(*kernels.CPU).Close()
+	if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
+		defer c.Close()
+	}
 	var rm *model.Model
 	if s.RewardModel != "" {
 		cfg, params, err := checkpoint.LoadModel(s.RewardModel)
@@ -287,32 +281,16 @@ func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The directory is checked, locked and claimed before anything is
-	// written.
-	if err := outdir.CheckReplace(r.Out, outdir.PostRun); err != nil {
-		return nil, err
-	}
-	lock, err := dirlock.Acquire(r.Out, "rejection-sampling directory")
+	lock, err := claimDir(r, "rejection-sampling directory")
 	if err != nil {
 		return nil, err
 	}
 	defer lock.Release()
-	if err := outdir.Claim(r.Out, outdir.PostRun); err != nil {
-		return nil, err
-	}
-	if _, err := atomicfile.RemoveTemps(r.Out); err != nil {
-		return nil, err
-	}
 	for _, d := range []string{RSSFTDir, RSPrefDir, rsChunks} {
 		if err := os.MkdirAll(filepath.Join(r.Out, d), 0o755); err != nil {
 			return nil, err
 		}
 		if _, err := atomicfile.RemoveTemps(filepath.Join(r.Out, d)); err != nil {
-			return nil, err
-		}
-	}
-	if text, err := recipesMarshal(r); err == nil {
-		if err := atomicfile.WriteFile(filepath.Join(r.Out, "recipe.yaml"), text, 0o644); err != nil {
 			return nil, err
 		}
 	}
@@ -398,7 +376,7 @@ func rsPrompts(r *Recipe, s *RS) ([]rsPrompt, error) {
 		return nil, err
 	}
 	var out []rsPrompt
-	maxLine := cmpOr(r.Data.MaxLineBytes, chatdata.DefaultMaxLineBytes)
+	maxLine := cmp.Or(r.Data.MaxLineBytes, chatdata.DefaultMaxLineBytes)
 	for _, path := range files {
 		if !strings.HasSuffix(path, ".jsonl") {
 			return nil, fmt.Errorf("%s: rejection-sampling prompts are read from plain .jsonl files", path)
@@ -510,10 +488,7 @@ func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]RSSF
 		order := rankSamples(sc)
 		best, worst := order[0], order[len(order)-1]
 		all, _ := json.Marshal(sc)
-		prov := func() (string, int32, string, float64, float64, int32) {
-			return p.Task, int32(s.Round), g.r.Model, s.Temperature, s.TopP, int32(s.K)
-		}
-		task, round, mdl, temp, topP, k := prov()
+		task, round, mdl, temp, topP, k := p.Task, int32(s.Round), g.r.Model, s.Temperature, s.TopP, int32(s.K)
 		sft = append(sft, RSSFTRow{Prompt: p.Text, Completion: sc[best].Response, Task: task, Round: round, Model: mdl,
 			Temperature: temp, TopP: topP, K: k, Score: sampleKey(sc[best]), Scores: string(all)})
 		st.SFTRows++

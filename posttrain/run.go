@@ -16,6 +16,8 @@ import (
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/dirlock"
 	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
@@ -342,20 +344,11 @@ func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Met
 	}
 	run.res.Eval = maps.Clone(vals)
 	args := []any{"step", at.Step}
-	for _, k := range sortedKeys(vals) {
+	for _, k := range slices.Sorted(maps.Keys(vals)) {
 		args = append(args, k, fmt.Sprintf("%.4g", vals[k]))
 	}
 	run.log.Info("eval", args...)
 	return vals, nil
-}
-
-func sortedKeys(m checkpoint.Metrics) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // finish writes final/ (averaging the last checkpoints when asked) and
@@ -421,4 +414,32 @@ func isEOF(err error) bool { return errors.Is(err, io.EOF) }
 
 func nopLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
-func recipesMarshal(r Recipe) ([]byte, error) { return recipes.Marshal(r) }
+// claimDir checks, locks and claims a run directory of a stage that does
+// not go through the training engine (rs, rounds), removes leftovers of an
+// interrupted run and writes the resolved recipe.yaml. Nothing is written
+// before the checks pass. Release the lock when done.
+func claimDir(r Recipe, what string) (*dirlock.Lock, error) {
+	if err := outdir.CheckReplace(r.Out, outdir.PostRun); err != nil {
+		return nil, err
+	}
+	lock, err := dirlock.Acquire(r.Out, what)
+	if err != nil {
+		return nil, err
+	}
+	err = outdir.Claim(r.Out, outdir.PostRun)
+	if err == nil {
+		_, err = atomicfile.RemoveTemps(r.Out)
+	}
+	var text []byte
+	if err == nil {
+		text, err = recipes.Marshal(r)
+	}
+	if err == nil {
+		err = atomicfile.WriteFile(filepath.Join(r.Out, train.RecipeFile), text, 0o644)
+	}
+	if err != nil {
+		lock.Release()
+		return nil, err
+	}
+	return lock, nil
+}

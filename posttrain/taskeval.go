@@ -270,6 +270,13 @@ func EvalRM(ctx context.Context, rm *model.Model, tok *tokenizer.Tokenizer, o Ta
 // EvalModelDir loads a model directory (a language model, or with rm a
 // reward model) with its tokenizer and runs EvalTasks (or EvalRM) on it.
 func EvalModelDir(ctx context.Context, dir string, workers int, o TaskEvalOptions, rm bool) ([]TaskScore, error) {
+	be := kernels.NewCPU(workers)
+	defer be.Close()
+	return evalDir(ctx, dir, be, o, rm)
+}
+
+// evalDir is EvalModelDir on a given backend.
+func evalDir(ctx context.Context, dir string, be kernels.Backend, o TaskEvalOptions, rm bool) ([]TaskScore, error) {
 	cfg, params, err := checkpoint.LoadModel(dir)
 	if err != nil {
 		return nil, err
@@ -280,8 +287,6 @@ func EvalModelDir(ctx context.Context, dir string, workers int, o TaskEvalOption
 		}
 		return nil, fmt.Errorf("%s is a reward model; pass it with -rm", dir)
 	}
-	be := kernels.NewCPU(workers)
-	defer be.Close()
 	m, err := model.NewWithParams(cfg, params, be)
 	if err != nil {
 		return nil, err

@@ -108,22 +108,12 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if err != nil {
 			return err
 		}
-		cfg, params, err := checkpoint.LoadModel(*dir)
+		m, closeModel, err := loadChecked(*dir, *threads, nil, stopIDs, 0)
 		if err != nil {
 			return err
 		}
-		if err := checkWeights(*dir, params); err != nil {
-			return err
-		}
-		if err := checkIDs(cfg, nil, stopIDs, 0); err != nil {
-			return err
-		}
-		be := kernels.NewCPU(*threads)
-		defer be.Close()
-		m, err := model.NewWithParams(cfg, params, be)
-		if err != nil {
-			return err
-		}
+		defer closeModel()
+		cfg := m.Config
 		if !set["max-tokens"] {
 			mt = min(mt, cfg.MaxPositionEmbeddings/2)
 		}
@@ -175,22 +165,12 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	cfg, params, err := checkpoint.LoadModel(*dir)
+	m, closeModel, err := loadChecked(*dir, *threads, ids, stopIDs, *maxTokens)
 	if err != nil {
 		return err
 	}
-	if err := checkWeights(*dir, params); err != nil {
-		return err
-	}
-	if err := checkIDs(cfg, ids, stopIDs, *maxTokens); err != nil {
-		return err
-	}
-	be := kernels.NewCPU(*threads)
-	defer be.Close()
-	m, err := model.NewWithParams(cfg, params, be)
-	if err != nil {
-		return err
-	}
+	defer closeModel()
+	cfg := m.Config
 	if *logitsOut != "" {
 		if _, err := m.Forward(&model.Batch{B: 1, T: len(ids), Tokens: ids}); err != nil {
 			return fmt.Errorf("-ids: %w", err)
@@ -270,6 +250,29 @@ func checkIDs(cfg model.Config, ids, stop []int32, maxTokens int) error {
 			maxTokens, len(ids), ctxLen, ctxLen-len(ids))
 	}
 	return nil
+}
+
+// loadChecked loads the model directory, checks its weights and the ids
+// against it, and returns the model on a CPU backend of threads workers
+// with the function that releases the backend.
+func loadChecked(dir string, threads int, ids, stop []int32, maxTokens int) (*model.Model, func(), error) {
+	cfg, params, err := checkpoint.LoadModel(dir)
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := checkWeights(dir, params); err != nil {
+		return nil, nil, err
+	}
+	if err := checkIDs(cfg, ids, stop, maxTokens); err != nil {
+		return nil, nil, err
+	}
+	be := kernels.NewCPU(threads)
+	m, err := model.NewWithParams(cfg, params, be)
+	if err != nil {
+		be.Close()
+		return nil, nil, err
+	}
+	return m, be.Close, nil
 }
 
 // checkWeights reports the first tensor holding a NaN or an infinity,

@@ -11,11 +11,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 
+	"github.com/herdml/herd/checkpoint/fp8"
 	"github.com/herdml/herd/checkpoint/safetensors"
 	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
@@ -46,8 +49,19 @@ type SaveOptions struct {
 	// DefaultGenerationConfig(cfg).
 	Generation *GenerationConfig
 	// Extra files (e.g. tokenizer.json) written into the directory with
-	// the model, by base name.
+	// the model, by base name. When it holds tokenizer_config.json but no
+	// special_tokens_map.json, the map is derived from it; a README.md
+	// here replaces the generated model card.
 	Extra map[string][]byte
+	// FP8, when set, stores the Linear modules it quantizes as E4M3
+	// weights with per-row scales in the compressed-tensors layout (see
+	// package fp8) and records the scheme in config.json; the other
+	// tensors are stored as DType, BF16 by default. Without it any
+	// quantization_config of the configuration is dropped: the weights
+	// written are not quantized.
+	FP8 *fp8.Scheme
+	// Card describes how the model was made, for the README.md model card.
+	Card *ModelCard
 
 	faults *faults // tests only
 }
@@ -104,20 +118,73 @@ func checkParams(cfg model.Config, p *model.Params) error {
 // shardName is the Hugging Face name of shard i (0-based) of n.
 func shardName(i, n int) string { return fmt.Sprintf("model-%05d-of-%05d.safetensors", i+1, n) }
 
-// planShards splits the layout, in order, into groups of at most limit
+// stored is one tensor of a weights file: its header entry and the
+// function that writes its bytes.
+type stored struct {
+	spec  safetensors.TensorSpec
+	bytes int64
+	write func(sw *safetensors.Writer) error
+}
+
+// storedTensors lists, in layout order, the tensors written for p: every
+// parameter as dt, except the weights of modules the FP8 scheme quantizes,
+// which become an F8_E4M3 weight and a BF16 weight_scale [out, 1].
+func storedTensors(cfg model.Config, p *model.Params, dt safetensors.DType, scheme *fp8.Scheme) ([]stored, error) {
+	quant := map[string]bool{}
+	if scheme != nil {
+		for _, m := range scheme.QuantizedModules(cfg) {
+			name := m + fp8.WeightSuffix
+			t, ok := p.Layout.Lookup(name)
+			if !ok || len(t.Shape) != 2 {
+				return nil, fmt.Errorf("FP8 scheme quantizes module %s, which has no weight matrix in this configuration (tied head?)", m)
+			}
+			quant[name] = true
+		}
+	}
+	var out []stored
+	for _, t := range p.Layout.Tensors {
+		if !quant[t.Name] {
+			out = append(out, stored{
+				spec:  safetensors.TensorSpec{Name: t.Name, DType: dt, Shape: t.Shape},
+				bytes: int64(t.Size) * int64(dt.Size()),
+				write: func(sw *safetensors.Writer) error { return sw.WriteFloat32(t.Name, p.Get(t.Name)) },
+			})
+			continue
+		}
+		rows, cols := t.Shape[0], t.Shape[1]
+		codes, scales := make([]byte, t.Size), make([]float32, rows)
+		if err := fp8.QuantizeRows(codes, scales, p.Get(t.Name), rows, cols); err != nil {
+			return nil, fmt.Errorf("quantize %s: %w", t.Name, err)
+		}
+		scale := strings.TrimSuffix(t.Name, fp8.WeightSuffix) + fp8.ScaleSuffix
+		out = append(out,
+			stored{
+				spec:  safetensors.TensorSpec{Name: t.Name, DType: safetensors.F8E4M3, Shape: t.Shape},
+				bytes: int64(t.Size),
+				write: func(sw *safetensors.Writer) error { return sw.WriteRaw(t.Name, codes) },
+			},
+			stored{
+				spec:  safetensors.TensorSpec{Name: scale, DType: safetensors.BF16, Shape: []int{rows, 1}},
+				bytes: int64(rows) * 2,
+				write: func(sw *safetensors.Writer) error { return sw.WriteFloat32(scale, scales) },
+			})
+	}
+	return out, nil
+}
+
+// planShards splits the tensors, in order, into groups of at most limit
 // bytes (a larger tensor gets a group of its own).
-func planShards(l *model.Layout, elemSize int, limit int64) [][]model.TensorInfo {
-	var shards [][]model.TensorInfo
-	var cur []model.TensorInfo
+func planShards(tensors []stored, limit int64) [][]stored {
+	var shards [][]stored
+	var cur []stored
 	var size int64
-	for _, t := range l.Tensors {
-		b := int64(t.Size) * int64(elemSize)
-		if len(cur) > 0 && size+b > limit {
+	for _, t := range tensors {
+		if len(cur) > 0 && size+t.bytes > limit {
 			shards = append(shards, cur)
 			cur, size = nil, 0
 		}
 		cur = append(cur, t)
-		size += b
+		size += t.bytes
 	}
 	if len(cur) > 0 || len(shards) == 0 {
 		shards = append(shards, cur)
@@ -125,18 +192,20 @@ func planShards(l *model.Layout, elemSize int, limit int64) [][]model.TensorInfo
 	return shards
 }
 
-// writeWeights streams the given tensors of p as one safetensors file.
-func writeWeights(w io.Writer, p *model.Params, tensors []model.TensorInfo, dt safetensors.DType, meta map[string]string, prefix string) error {
+// writeWeights streams the given tensors as one safetensors file.
+func writeWeights(w io.Writer, tensors []stored, meta map[string]string) error {
 	specs := make([]safetensors.TensorSpec, len(tensors))
+	byName := make(map[string]stored, len(tensors))
 	for i, t := range tensors {
-		specs[i] = safetensors.TensorSpec{Name: prefix + t.Name, DType: dt, Shape: t.Shape}
+		specs[i] = t.spec
+		byName[t.spec.Name] = t
 	}
 	sw, err := safetensors.NewWriter(w, specs, meta)
 	if err != nil {
 		return err
 	}
 	for _, t := range sw.Order() {
-		if err := sw.WriteFloat32(t.Name, p.Get(strings.TrimPrefix(t.Name, prefix))); err != nil {
+		if err := byName[t.Name].write(sw); err != nil {
 			return err
 		}
 	}
@@ -187,14 +256,34 @@ func writeModel(s sink, cfg model.Config, p *model.Params, opt SaveOptions) erro
 		return err
 	}
 	dt := cmp.Or(opt.DType, safetensors.F32)
+	if opt.FP8 != nil {
+		dt = cmp.Or(opt.DType, safetensors.BF16)
+	}
 	td, err := torchDtype(dt)
 	if err != nil {
 		return err
 	}
 	cfg.TorchDtype = td
+	cfg.Extra = maps.Clone(cfg.Extra)
+	delete(cfg.Extra, fp8.QuantizationConfigKey)
+	delete(cfg.Extra, fp8.ActivationScaleUBKey)
+	if opt.FP8 != nil {
+		keys, err := opt.FP8.Extra()
+		if err != nil {
+			return err
+		}
+		if cfg.Extra == nil {
+			cfg.Extra = map[string]json.RawMessage{}
+		}
+		maps.Copy(cfg.Extra, keys)
+	}
 	limit := cmp.Or(opt.ShardBytes, DefaultShardBytes)
 	if limit < 0 {
 		return fmt.Errorf("ShardBytes must not be negative, got %d", limit)
+	}
+	tensors, err := storedTensors(cfg, p, dt, opt.FP8)
+	if err != nil {
+		return err
 	}
 	if err := s.write(ConfigFile, func(w io.Writer) error {
 		b, err := cfg.MarshalIndent()
@@ -217,32 +306,40 @@ func writeModel(s sink, cfg model.Config, p *model.Params, opt SaveOptions) erro
 		}
 	}
 	meta := map[string]string{"format": "pt"}
-	shards := planShards(p.Layout, dt.Size(), limit)
+	shards := planShards(tensors, limit)
 	if len(shards) == 1 {
 		if err := s.write(WeightsFile, func(w io.Writer) error {
-			return writeWeights(w, p, shards[0], dt, meta, "")
+			return writeWeights(w, shards[0], meta)
 		}); err != nil {
 			return err
 		}
 	} else {
-		idx := weightsIndex{Metadata: map[string]any{"total_size": int64(p.Layout.Total) * int64(dt.Size())}, WeightMap: map[string]string{}}
+		var total int64
+		for _, t := range tensors {
+			total += t.bytes
+		}
+		idx := weightsIndex{Metadata: map[string]any{"total_size": total}, WeightMap: map[string]string{}}
 		for i, sh := range shards {
 			name := shardName(i, len(shards))
 			if err := s.write(name, func(w io.Writer) error {
-				return writeWeights(w, p, sh, dt, meta, "")
+				return writeWeights(w, sh, meta)
 			}); err != nil {
 				return err
 			}
 			for _, t := range sh {
-				idx.WeightMap[t.Name] = name
+				idx.WeightMap[t.spec.Name] = name
 			}
 		}
 		if err := writeJSON(s, WeightsIndexFile, idx); err != nil {
 			return err
 		}
 	}
-	extra := make([]string, 0, len(opt.Extra))
-	for name := range opt.Extra {
+	files, err := companionFiles(cfg, dt, opt)
+	if err != nil {
+		return err
+	}
+	extra := make([]string, 0, len(files))
+	for name := range files {
 		extra = append(extra, name)
 	}
 	slices.Sort(extra)
@@ -250,7 +347,7 @@ func writeModel(s sink, cfg model.Config, p *model.Params, opt SaveOptions) erro
 		if !validFileName(name) {
 			return fmt.Errorf("extra file name %q must be a plain file name", name)
 		}
-		data := opt.Extra[name]
+		data := files[name]
 		if err := s.write(name, func(w io.Writer) error { _, err := w.Write(data); return err }); err != nil {
 			return err
 		}
@@ -275,13 +372,24 @@ func ignorable(name string, cfg model.Config) bool {
 // converted to float32. With tied embeddings lm_head.weight may be absent
 // (and is ignored if present). Missing tensors, unexpected tensors and
 // shape mismatches are all reported, each with its tensor and file name.
+//
+// A directory whose config.json has a compressed-tensors
+// quantization_config (FP8, see package fp8) is dequantized: each
+// quantized module's F8_E4M3 weight times its per-row weight_scale. The
+// configuration keeps the quantization_config, so fp8.Emulate can make
+// the model quantize activations as the FP8 engine would, and SaveModel
+// with the same scheme writes the same bytes back.
 func LoadModel(dir string) (model.Config, *model.Params, error) {
 	cfg, err := model.LoadConfig(filepath.Join(dir, ConfigFile))
 	if err != nil {
 		return model.Config{}, nil, err
 	}
+	scheme, err := fp8.FromConfig(cfg)
+	if err != nil {
+		return model.Config{}, nil, fmt.Errorf("%s: %w", filepath.Join(dir, ConfigFile), err)
+	}
 	p := model.NewParams(model.NewLayout(cfg))
-	if err := loadWeights(dir, cfg, p); err != nil {
+	if err := loadWeights(dir, cfg, p, scheme); err != nil {
 		return model.Config{}, nil, err
 	}
 	return cfg, p, nil
@@ -326,13 +434,17 @@ func parseWeightsIndex(data []byte, path string) (map[string][]string, error) {
 
 // loadWeights fills p from the weights files of dir, collecting every
 // problem before reporting.
-func loadWeights(dir string, cfg model.Config, p *model.Params) error {
+func loadWeights(dir string, cfg model.Config, p *model.Params, scheme *fp8.Scheme) error {
 	files, err := weightFiles(dir)
 	if err != nil {
 		return err
 	}
 	var problems []string
 	loaded := make(map[string]string, len(p.Layout.Tensors))
+	var q *quantLoad
+	if scheme != nil {
+		q = &quantLoad{f8: map[string]bool{}, scales: map[string][]float32{}}
+	}
 	names := make([]string, 0, len(files))
 	for f := range files {
 		names = append(names, f)
@@ -362,7 +474,7 @@ func loadWeights(dir string, cfg model.Config, p *model.Params) error {
 		}
 		slices.Sort(listed)
 		for _, name := range listed {
-			if msg := loadTensor(sf, file, name, cfg, p, loaded); msg != "" {
+			if msg := loadTensor(sf, file, name, cfg, p, loaded, q); msg != "" {
 				problems = append(problems, msg)
 			}
 		}
@@ -375,16 +487,103 @@ func loadWeights(dir string, cfg model.Config, p *model.Params) error {
 			problems = append(problems, fmt.Sprintf("missing tensor %s %v", t.Name, t.Shape))
 		}
 	}
+	if q != nil && len(problems) == 0 {
+		problems = q.dequantize(cfg, p, scheme)
+	}
 	return report("model directory "+dir+" does not match its config.json", problems)
 }
 
-func loadTensor(sf *safetensors.File, file, name string, cfg model.Config, p *model.Params, loaded map[string]string) string {
+// quantLoad collects, while a quantized directory loads, which weights
+// were stored as F8_E4M3 and the per-row scales found.
+type quantLoad struct {
+	f8     map[string]bool      // weight name → stored as F8_E4M3 (values are the raw E4M3 ones until dequantize)
+	scales map[string][]float32 // weight name → its weight_scale
+}
+
+// loadScale reads name (a module's weight_scale) into q; ok is false when
+// name is not the scale of a weight of the configuration.
+func (q *quantLoad) loadScale(sf *safetensors.File, file, name string, p *model.Params) (msg string, ok bool) {
+	base, isScale := strings.CutSuffix(name, fp8.ScaleSuffix)
+	if !isScale {
+		return "", false
+	}
+	weight := base + fp8.WeightSuffix
+	w, found := p.Layout.Lookup(weight)
+	if !found || len(w.Shape) != 2 {
+		return "", false
+	}
+	ti, _ := sf.Lookup(name)
+	rows := w.Shape[0]
+	switch {
+	case q.scales[weight] != nil:
+		return fmt.Sprintf("tensor %s appears twice (again in %s)", name, file), true
+	case !slices.Equal(ti.Shape, []int{rows, 1}) && !slices.Equal(ti.Shape, []int{rows}):
+		return fmt.Sprintf("tensor %s in %s has shape %v; a per-row scale of %s is [%d, 1]", name, file, ti.Shape, weight, rows), true
+	case !ti.DType.IsFloat():
+		return fmt.Sprintf("tensor %s in %s has dtype %s, expected a floating-point type", name, file, ti.DType), true
+	}
+	s := make([]float32, rows)
+	if err := sf.ReadFloat32(name, s); err != nil {
+		return err.Error(), true
+	}
+	q.scales[weight] = s
+	return "", true
+}
+
+// dequantize checks that exactly the modules the scheme quantizes were
+// stored as F8_E4M3 with a scale, and multiplies their rows by it.
+func (q *quantLoad) dequantize(cfg model.Config, p *model.Params, scheme *fp8.Scheme) []string {
+	var problems []string
+	for _, m := range fp8.LinearModules(cfg) {
+		weight := m + fp8.WeightSuffix
+		t, ok := p.Layout.Lookup(weight)
+		if !ok {
+			continue // a tied head
+		}
+		want, f8, scale := scheme.Quantized(m), q.f8[weight], q.scales[weight]
+		switch {
+		case want && !f8:
+			problems = append(problems, fmt.Sprintf("%s is quantized by quantization_config but stored in a wider dtype (list %s in \"ignore\", or store it as F8_E4M3)", weight, m))
+		case want && scale == nil:
+			problems = append(problems, fmt.Sprintf("missing tensor %s%s [%d, 1] (the per-row scale of %s)", m, fp8.ScaleSuffix, t.Shape[0], weight))
+		case !want && (f8 || scale != nil):
+			problems = append(problems, fmt.Sprintf("%s is listed in quantization_config \"ignore\" but stored quantized", m))
+		case want:
+			w := p.Get(weight)
+			rows, cols := t.Shape[0], t.Shape[1]
+			for r := range rows {
+				s := scale[r]
+				if !(s > 0) || math.IsInf(float64(s), 0) {
+					problems = append(problems, fmt.Sprintf("%s%s row %d is %v; scales must be positive and finite", m, fp8.ScaleSuffix, r, s))
+					break
+				}
+				for c := range w[r*cols : (r+1)*cols] {
+					w[r*cols+c] *= s
+				}
+			}
+		}
+	}
+	for weight := range q.scales {
+		if _, ok := p.Layout.Lookup(weight); ok && !slices.Contains(fp8.LinearModules(cfg), strings.TrimSuffix(weight, fp8.WeightSuffix)) {
+			problems = append(problems, fmt.Sprintf("unexpected scale for %s, which is not a Linear module", weight))
+		}
+	}
+	slices.Sort(problems)
+	return problems
+}
+
+func loadTensor(sf *safetensors.File, file, name string, cfg model.Config, p *model.Params, loaded map[string]string, q *quantLoad) string {
 	ti, ok := sf.Lookup(name)
 	switch {
 	case !ok:
 		return fmt.Sprintf("tensor %s is listed in %s under %s but that file does not contain it", name, WeightsIndexFile, file)
 	case ignorable(name, cfg):
 		return ""
+	}
+	if q != nil {
+		if msg, ok := q.loadScale(sf, file, name, p); ok {
+			return msg
+		}
 	}
 	want, ok := p.Layout.Lookup(name)
 	switch {
@@ -399,6 +598,12 @@ func loadTensor(sf *safetensors.File, file, name string, cfg model.Config, p *mo
 	}
 	if err := sf.ReadFloat32(name, p.Get(name)); err != nil {
 		return err.Error()
+	}
+	if q != nil && ti.DType == safetensors.F8E4M3 {
+		q.f8[name] = true
+		if j := slices.IndexFunc(p.Get(name), func(v float32) bool { return v != v }); j >= 0 {
+			return fmt.Sprintf("tensor %s in %s holds the E4M3 NaN code at element %d", name, file, j)
+		}
 	}
 	loaded[name] = file
 	return ""

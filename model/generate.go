@@ -185,9 +185,15 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		copy(d.x2, x)
 		d.linear(d.x2, d.att, w.o, n, QD, C, true)
 		be.RMSNorm(d.x2, w.postNorm, xn, d.rstd, n, C, eps)
+		if aq := m.ActivationQuantizer; aq != nil {
+			aq.QuantizeFFNInput(l, false, xn, n, C)
+		}
 		d.linear(d.g, xn, w.gate, n, C, F, false)
 		d.linear(d.u, xn, w.up, n, C, F, false)
 		be.SwiGLU(d.g[:n*F], d.u[:n*F], d.h[:n*F], nil)
+		if aq := m.ActivationQuantizer; aq != nil {
+			aq.QuantizeFFNInput(l, true, d.h, n, F)
+		}
 		copy(x, d.x2[:n*C])
 		d.linear(x, d.h, w.down, n, F, C, true)
 	}

@@ -16,6 +16,11 @@ type Model struct {
 	// Grads has the same layout as Params. Backward accumulates into it;
 	// the caller zeroes it (Grads.Zero) between optimizer steps.
 	Grads *Params
+	// ActivationQuantizer, when set, rewrites the inputs of each layer's
+	// feed-forward matmuls in place before they are multiplied (e.g. to
+	// emulate FP8 matmuls). Inference only: the backward pass treats it as
+	// the identity.
+	ActivationQuantizer ActivationQuantizer
 
 	be        kernels.Backend
 	rope      *ropeTable
@@ -26,6 +31,13 @@ type Model struct {
 	decodeGemm bool
 	pviews     viewCache // layer views of Params
 	gviews     viewCache // layer views of Grads
+}
+
+// ActivationQuantizer rewrites a matmul input x [rows, cols] in place:
+// the input of layer's gate and up projections (down false) or of its
+// down projection (down true).
+type ActivationQuantizer interface {
+	QuantizeFFNInput(layer int, down bool, x []float32, rows, cols int)
 }
 
 // New returns a model with zeroed parameters for a valid configuration.
@@ -317,9 +329,15 @@ func (m *Model) ForwardHidden(b *Batch) error {
 		copy(a.x2, a.x)
 		m.linear(a.x2, a.att, w.o, n, QD, C, true)
 		m.be.RMSNorm(a.x2, w.postNorm, a.xn2, a.rstd2, n, C, eps)
+		if m.ActivationQuantizer != nil {
+			m.ActivationQuantizer.QuantizeFFNInput(l, false, a.xn2, n, C)
+		}
 		m.linear(a.g, a.xn2, w.gate, n, C, F, false)
 		m.linear(a.u, a.xn2, w.up, n, C, F, false)
 		m.be.SwiGLU(a.g, a.u, a.h, a.sig)
+		if m.ActivationQuantizer != nil {
+			m.ActivationQuantizer.QuantizeFFNInput(l, true, a.h, n, F)
+		}
 		next := ws.xf
 		if l+1 < len(ws.layers) {
 			next = ws.layers[l+1].x

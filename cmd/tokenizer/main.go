@@ -2,12 +2,17 @@
 // tokenizer (package data/tokenizer).
 //
 //	tokenizer train -input PATH[,PATH…] -vocab-size N -out DIR [-min-frequency 2] [-workers N] [-chat-template FILE]
-//	tokenizer encode -tokenizer DIR [-special] < text            → JSON array of ids
-//	tokenizer encode -tokenizer DIR [-special] -jsonl IN.jsonl   → {"ids":[…]} per {"text": …} line
+//	tokenizer encode -tokenizer DIR [-special] [-add-bos=false] < text          → JSON array of ids
+//	tokenizer encode -tokenizer DIR [-special] [-add-bos=false] -jsonl IN.jsonl → {"ids":[…]} per {"text": …} line
 //	tokenizer chat -tokenizer DIR -jsonl IN.jsonl [-masks]       → {"ids":[…]} per chat request line
 //	tokenizer decode -tokenizer DIR < ids.json                   → the bytes
 //	tokenizer decode -tokenizer DIR -jsonl IN.jsonl              → {"text": …} per {"ids": […]} line
 //	tokenizer convert -tiktoken FILE -out DIR                    → tokenizer.json + tokenizer_config.json
+//
+// encode starts the ids with <|begin_of_text|> when the tokenizer's
+// tokenizer.json post-processor adds it, as Hugging Face's
+// tokenizer(text) / encode(text) do by default (add_special_tokens=True);
+// -add-bos=false gives the bare ids (add_special_tokens=False).
 //
 // Inputs of train: text files, docs-*.parquet shards (column "text"),
 // directories holding them, glob patterns, or "-" for standard input.
@@ -60,8 +65,8 @@ func (e usageError) Error() string { return e.msg }
 
 const usage = `usage:
   tokenizer train -input PATH[,PATH...] -vocab-size N -out DIR [-min-frequency 2] [-workers N] [-chat-template FILE]
-  tokenizer encode -tokenizer DIR [-special] [-workers N] [-max-segment BYTES] < text
-  tokenizer encode -tokenizer DIR [-special] -jsonl IN.jsonl [-workers N] [-max-line BYTES]
+  tokenizer encode -tokenizer DIR [-special] [-add-bos=false] [-workers N] [-max-segment BYTES] < text
+  tokenizer encode -tokenizer DIR [-special] [-add-bos=false] -jsonl IN.jsonl [-workers N] [-max-line BYTES]
   tokenizer chat -tokenizer DIR -jsonl IN.jsonl [-masks] [-workers N] [-max-line BYTES]
   tokenizer decode -tokenizer DIR [-jsonl IN.jsonl [-workers N] [-max-line BYTES]]
   tokenizer convert -tiktoken FILE -out DIR`
@@ -232,6 +237,7 @@ func (c *command) train(ctx context.Context) error {
 func (c *command) encode(ctx context.Context) error {
 	dir := c.tokenizerFlag()
 	special := c.fs.Bool("special", false, "recognise special-token texts such as <|eot_id|>")
+	addBOS := c.fs.Bool("add-bos", true, "start with the BOS tokenizer.json's post-processor adds, as Hugging Face's add_special_tokens=True (false: the bare ids)")
 	jsonl := c.fs.String("jsonl", "", "JSONL input file (\"-\": standard input)")
 	workers := c.workersFlag()
 	maxLine := c.maxLineFlag()
@@ -257,14 +263,14 @@ func (c *command) encode(ctx context.Context) error {
 	}
 	if *jsonl != "" {
 		return c.withJSONL(*jsonl, func(r io.Reader) error {
-			return tok.EncodeJSONL(ctx, r, c.stdout, *special, tokenizer.LineOptions{Workers: *workers, MaxLine: *maxLine})
+			return tok.EncodeJSONL(ctx, r, c.stdout, tokenizer.EncodeOptions{AllowSpecial: *special, AddBOS: *addBOS}, tokenizer.LineOptions{Workers: *workers, MaxLine: *maxLine})
 		})
 	}
 	bw := bufio.NewWriterSize(c.stdout, 1<<16)
 	bw.WriteByte('[')
 	var buf []byte
 	first := true
-	err = tok.EncodeStream(ctx, c.stdin, tokenizer.StreamOptions{AllowSpecial: *special, Workers: *workers, MaxSegment: *maxSeg}, func(ids []int32) error {
+	err = tok.EncodeStream(ctx, c.stdin, tokenizer.StreamOptions{AllowSpecial: *special, AddBOS: *addBOS, Workers: *workers, MaxSegment: *maxSeg}, func(ids []int32) error {
 		buf = buf[:0]
 		for _, id := range ids {
 			if !first {

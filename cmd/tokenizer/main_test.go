@@ -38,12 +38,17 @@ func TestEncodeDecodeReference(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if strings.TrimSpace(out) != "[9906,1917,128009]" {
+	// BOS first, as Hugging Face's tokenizer(text) gives it.
+	if strings.TrimSpace(out) != "[128000,9906,1917,128009]" {
 		t.Fatalf("encode = %s", out)
 	}
 	dec, err := runCmd(t, out, "decode", "-tokenizer", refDir)
-	if err != nil || dec != "Hello world<|eot_id|>" {
+	if err != nil || dec != "<|begin_of_text|>Hello world<|eot_id|>" {
 		t.Fatalf("decode = %q, %v", dec, err)
+	}
+	out, err = runCmd(t, "Hello world<|eot_id|>", "encode", "-tokenizer", refDir, "-special", "-add-bos=false")
+	if err != nil || strings.TrimSpace(out) != "[9906,1917,128009]" {
+		t.Fatalf("encode -add-bos=false = %s, %v", out, err)
 	}
 	out, err = runCmd(t, "Hello world<|eot_id|>", "encode", "-tokenizer", refDir)
 	if err != nil || strings.Contains(out, "128009") {
@@ -54,8 +59,12 @@ func TestEncodeDecodeReference(t *testing.T) {
 func TestJSONLCommands(t *testing.T) {
 	needRef(t)
 	out, err := runCmd(t, "{\"text\": \"Hello world\"}\n{\"text\": \"\"}\n", "encode", "-tokenizer", refDir, "-jsonl", "-")
-	if err != nil || out != "{\"ids\":[9906,1917]}\n{\"ids\":[]}\n" {
+	if err != nil || out != "{\"ids\":[128000,9906,1917]}\n{\"ids\":[128000]}\n" {
 		t.Fatalf("encode -jsonl = %q, %v", out, err)
+	}
+	out, err = runCmd(t, "{\"text\": \"Hello world\"}\n{\"text\": \"\"}\n", "encode", "-tokenizer", refDir, "-jsonl", "-", "-add-bos=false")
+	if err != nil || out != "{\"ids\":[9906,1917]}\n{\"ids\":[]}\n" {
+		t.Fatalf("encode -jsonl -add-bos=false = %q, %v", out, err)
 	}
 	out, err = runCmd(t, "", "chat", "-tokenizer", refDir, "-jsonl", filepath.Join(refDir, "chat_cases.jsonl"), "-masks")
 	if err != nil {
@@ -85,7 +94,7 @@ func TestTrainCommand(t *testing.T) {
 		"-chat-template", filepath.Join(refDir, "tokenizer_config.json")); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runCmd(t, "the lazy dog", "encode", "-tokenizer", dir)
+	out, err := runCmd(t, "the lazy dog", "encode", "-tokenizer", dir, "-add-bos=false")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +104,7 @@ func TestTrainCommand(t *testing.T) {
 	}
 	// Training stops early on this tiny text (no pair occurs twice any
 	// more), so the specials start right after the BPE tokens it found.
-	bos, err := runCmd(t, "<|begin_of_text|>", "encode", "-special", "-tokenizer", dir)
+	bos, err := runCmd(t, "<|begin_of_text|>", "encode", "-special", "-add-bos=false", "-tokenizer", dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -240,7 +249,7 @@ func TestEncodeLongLineBoundedMemory(t *testing.T) {
 	sample := func() { peak = max(peak, liveHeap()) }
 	h := sha256.New()
 	out := &sampledWriter{w: h, tick: sample}
-	err = run(context.Background(), []string{"encode", "-tokenizer", refDir, "-workers", "2"}, newProseReader(t, n, sample), out, io.Discard)
+	err = run(context.Background(), []string{"encode", "-tokenizer", refDir, "-workers", "2", "-add-bos=false"}, newProseReader(t, n, sample), out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -302,7 +311,7 @@ func TestJSONLMaxLine(t *testing.T) {
 				t.Errorf("%s: error %q does not mention %q", cmd, err, w)
 			}
 		}
-		if cmd == "encode" && out != "{\"ids\":[9906,1917]}\n" {
+		if cmd == "encode" && out != "{\"ids\":[128000,9906,1917]}\n" {
 			t.Errorf("encode: output before the long line = %q", out)
 		}
 	}

@@ -398,12 +398,26 @@ func appendMask(b []byte, m []bool) []byte {
 	return append(b, ']')
 }
 
+// EncodeOptions choose how EncodeJSONL encodes each text.
+type EncodeOptions struct {
+	// AllowSpecial encodes special-token texts as their ids (see
+	// AppendEncode).
+	AllowSpecial bool
+	// AddBOS starts every text's ids with the BOS of PrefixBOS (if the
+	// tokenizer has one), as Hugging Face's add_special_tokens=True does.
+	AddBOS bool
+}
+
 // EncodeJSONL reads lines {"text": "…"} from r and writes one line
 // {"ids": […]} per input line to w, in input order, encoding in parallel
 // (see LineOptions). Blank lines are errors (every input line gets an
 // output line). On an error, the outputs of the lines before the failed
 // one are written.
-func (t *Tokenizer) EncodeJSONL(ctx context.Context, r io.Reader, w io.Writer, allowSpecial bool, o LineOptions) error {
+func (t *Tokenizer) EncodeJSONL(ctx context.Context, r io.Reader, w io.Writer, eo EncodeOptions, o LineOptions) error {
+	var prefix []int32
+	if bos, ok := t.PrefixBOS(); ok && eo.AddBOS {
+		prefix = []int32{bos}
+	}
 	return processLines(ctx, r, w, o, func(line []byte, out *bytes.Buffer) error {
 		var in struct {
 			Text *string `json:"text"`
@@ -414,7 +428,7 @@ func (t *Tokenizer) EncodeJSONL(ctx context.Context, r io.Reader, w io.Writer, a
 		if in.Text == nil {
 			return errors.New("no \"text\" field")
 		}
-		ids := t.AppendEncode(nil, []byte(*in.Text), allowSpecial)
+		ids := t.AppendEncode(append([]int32(nil), prefix...), []byte(*in.Text), eo.AllowSpecial)
 		out.WriteString(`{"ids":`)
 		out.Write(appendIDs(nil, ids))
 		out.WriteByte('}')

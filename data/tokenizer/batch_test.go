@@ -63,7 +63,7 @@ func TestEncodeJSONL(t *testing.T) {
 		}
 	}
 	var out bytes.Buffer
-	if err := tok.EncodeJSONL(context.Background(), &in, &out, false, LineOptions{Workers: 3}); err != nil {
+	if err := tok.EncodeJSONL(context.Background(), &in, &out, EncodeOptions{}, LineOptions{Workers: 3}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -81,7 +81,7 @@ func TestEncodeJSONL(t *testing.T) {
 	}
 	// Errors name the line.
 	bad := "{\"text\": \"ok\"}\n{\"txt\": 1}\n"
-	if err := tok.EncodeJSONL(context.Background(), strings.NewReader(bad), &out, false, LineOptions{Workers: 2}); err == nil || !strings.Contains(err.Error(), "line 2") {
+	if err := tok.EncodeJSONL(context.Background(), strings.NewReader(bad), &out, EncodeOptions{}, LineOptions{Workers: 2}); err == nil || !strings.Contains(err.Error(), "line 2") {
 		t.Fatalf("error %v, want one naming line 2", err)
 	}
 }
@@ -181,7 +181,7 @@ func TestJSONLLimits(t *testing.T) {
 		fmt.Fprintf(&in, "{\"text\": \"line %d\"}\n", i)
 	}
 	var out bytes.Buffer
-	if err := tok.EncodeJSONL(context.Background(), bytes.NewReader(in.Bytes()), &out, false, LineOptions{Workers: 2, MaxLine: 100}); err != nil {
+	if err := tok.EncodeJSONL(context.Background(), bytes.NewReader(in.Bytes()), &out, EncodeOptions{}, LineOptions{Workers: 2, MaxLine: 100}); err != nil {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n")
@@ -198,7 +198,7 @@ func TestJSONLLimits(t *testing.T) {
 	long := "{\"text\": \"" + strings.Repeat("a", 200) + "\"}"
 	bad := "{\"text\": \"a\"}\n{\"text\": \"b\"}\n" + long + "\n{\"text\": \"c\"}\n"
 	out.Reset()
-	err := tok.EncodeJSONL(context.Background(), strings.NewReader(bad), &out, false, LineOptions{MaxLine: 100})
+	err := tok.EncodeJSONL(context.Background(), strings.NewReader(bad), &out, EncodeOptions{}, LineOptions{MaxLine: 100})
 	if !errors.Is(err, ErrTooLong) || !strings.Contains(err.Error(), fmt.Sprintf("line 3: too long: %d bytes, limit 100", len(long))) {
 		t.Fatalf("long line: %v", err)
 	}
@@ -206,7 +206,7 @@ func TestJSONLLimits(t *testing.T) {
 		t.Fatalf("output before the long line: %q", out.String())
 	}
 	for _, o := range []LineOptions{{Workers: -1}, {Workers: MaxWorkers + 1}, {MaxLine: -1}, {MaxLine: MaxLimit + 1}} {
-		if err := tok.EncodeJSONL(context.Background(), strings.NewReader(""), io.Discard, false, o); err == nil {
+		if err := tok.EncodeJSONL(context.Background(), strings.NewReader(""), io.Discard, EncodeOptions{}, o); err == nil {
 			t.Errorf("%+v accepted", o)
 		}
 	}

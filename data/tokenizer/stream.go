@@ -14,6 +14,9 @@ type StreamOptions struct {
 	// AllowSpecial encodes special-token texts as their ids (see
 	// AppendEncode).
 	AllowSpecial bool
+	// AddBOS emits the BOS of PrefixBOS (if the tokenizer has one) before
+	// the text's ids, as Hugging Face's add_special_tokens=True does.
+	AddBOS bool
 	// Workers encode pieces in parallel, at most MaxWorkers (0:
 	// GOMAXPROCS).
 	Workers int
@@ -47,6 +50,11 @@ func (t *Tokenizer) encodeStream(ctx context.Context, r io.Reader, o StreamOptio
 	maxSeg, err := limitSetting("max segment", o.MaxSegment, DefaultMaxSegment)
 	if err != nil {
 		return fmt.Errorf("encode: %w", err)
+	}
+	if bos, ok := t.PrefixBOS(); ok && o.AddBOS {
+		if err := emit([]int32{bos}); err != nil {
+			return err
+		}
 	}
 	seg := &segmenter{r: r, t: t, special: o.AllowSpecial, chunk: chunk, limit: max(maxSeg, chunk)}
 	batch := make([][]byte, 0, workers)

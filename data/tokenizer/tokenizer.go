@@ -252,6 +252,17 @@ func (t *Tokenizer) EncodeSpecial(text []byte) []int32 {
 	return t.AppendEncode(nil, text, true)
 }
 
+// PrefixBOS returns the BOS id tokenizer.json's post-processor prepends
+// to every encoded text (Config.AddBOS with a special BOS token), as
+// Hugging Face's encode(text) does with its default
+// add_special_tokens=True; ok is false when the tokenizer adds none.
+func (t *Tokenizer) PrefixBOS() (id int32, ok bool) {
+	if !t.cfg.AddBOS || t.cfg.BOS == "" {
+		return 0, false
+	}
+	return t.SpecialID(t.cfg.BOS)
+}
+
 // AppendEncode appends the ids of text to dst and returns it. With
 // allowSpecial, special-token texts become their ids (leftmost, longest
 // first); otherwise they are encoded as ordinary text.

@@ -152,7 +152,20 @@ func compareHF(t *testing.T, node string, tok *tokenizer.Tokenizer, docs []strin
 		total += len(d)
 		ids += len(want[i])
 	}
-	bos, _ := tok.SpecialID(tok.Config().BOS)
+	// herd's encode with its default -add-bos (EncodeStream with AddBOS,
+	// as cmd/tokenizer runs it) must give what Hugging Face's
+	// add_special_tokens=True gives: the post-processor's BOS, then the ids.
+	bos, ok := tok.PrefixBOS()
+	if !ok {
+		t.Fatal("the tokenizer adds no BOS; tokenizer.json's post-processor is expected to")
+	}
+	withBOS := herdStream(t, tok, docs[0], true)
+	if len(withBOS) != len(want[0])+1 || withBOS[0] != bos || !slices.Equal(withBOS[1:], want[0]) {
+		t.Fatalf("herd encode with BOS: %v…, want BOS %d then the ids", withBOS[:min(len(withBOS), 5)], bos)
+	}
+	if bare := herdStream(t, tok, docs[0], false); !slices.Equal(bare, want[0]) {
+		t.Fatalf("herd encode -add-bos=false: %v…, want the bare ids", bare[:min(len(bare), 5)])
+	}
 	for _, e := range hfEngines {
 		t.Run(e.name, func(t *testing.T) {
 			r := hfEncode(t, node, e.name, dir, docs)
@@ -170,8 +183,8 @@ func compareHF(t *testing.T, node string, tok *tokenizer.Tokenizer, docs []strin
 						want[i][lo:min(len(want[i]), k+5)], e.name, got[lo:min(len(got), k+5)])
 				}
 			}
-			if ws := r.WithSpecial; len(ws) != len(want[0])+1 || ws[0] != bos || !slices.Equal(ws[1:], want[0]) {
-				t.Fatalf("with special tokens added: %v…, want BOS %d then the ids", ws[:min(len(ws), 5)], bos)
+			if ws := r.WithSpecial; !slices.Equal(ws, withBOS) {
+				t.Fatalf("with special tokens added: %v…, herd's encode (default -add-bos) %v…", ws[:min(len(ws), 5)], withBOS[:min(len(withBOS), 5)])
 			}
 			for i, d := range r.Decoded {
 				if d != docs[i] {
@@ -181,6 +194,21 @@ func compareHF(t *testing.T, node string, tok *tokenizer.Tokenizer, docs []strin
 			t.Logf("%d documents, %d bytes, %d ids: identical", len(docs), total, ids)
 		})
 	}
+}
+
+// herdStream encodes text as `tokenizer encode -special [-add-bos=false]`
+// does (Hugging Face always recognises special-token texts).
+func herdStream(t *testing.T, tok *tokenizer.Tokenizer, text string, addBOS bool) []int32 {
+	t.Helper()
+	var ids []int32
+	err := tok.EncodeStream(context.Background(), strings.NewReader(text), tokenizer.StreamOptions{AllowSpecial: true, AddBOS: addBOS}, func(x []int32) error {
+		ids = append(ids, x...)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ids
 }
 
 // TestHFCompatReference writes the reference Llama 3 tokenizer with

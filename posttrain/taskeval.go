@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/checkpoint/fp8"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
@@ -289,6 +290,9 @@ func evalDir(ctx context.Context, dir string, be kernels.Backend, o TaskEvalOpti
 	}
 	m, err := model.NewWithParams(cfg, params, be)
 	if err != nil {
+		return nil, err
+	}
+	if _, err := fp8.Emulate(m); err != nil { // an FP8 directory runs as its engine would
 		return nil, err
 	}
 	tok, err := tokenizer.Load(dir)

@@ -35,6 +35,7 @@ import (
 	"strings"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/checkpoint/fp8"
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
@@ -269,6 +270,12 @@ func loadChecked(dir string, threads int, ids, stop []int32, maxTokens int) (*mo
 	be := kernels.NewCPU(threads)
 	m, err := model.NewWithParams(cfg, params, be)
 	if err != nil {
+		be.Close()
+		return nil, nil, err
+	}
+	// An FP8 directory runs as an FP8 engine would: feed-forward inputs
+	// quantized per token (the weights are already E4M3 times their scale).
+	if _, err := fp8.Emulate(m); err != nil {
 		be.Close()
 		return nil, nil, err
 	}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/herdml/herd/checkpoint/safetensors"
 )
 
 // refDecode is the value of an E4M3 byte straight from the format's
@@ -59,6 +61,11 @@ func TestDecodeMatchesDefinition(t *testing.T) {
 		got, want := float64(DecodeE4M3(byte(c))), refDecode(byte(c))
 		if !(got == want || (got != got && want != want)) || math.Signbit(got) != math.Signbit(want) && want == want {
 			t.Fatalf("decode 0x%02x = %v, want %v", c, got, want)
+		}
+	}
+	for c := 0; c < 256; c++ { // and the safetensors reader agrees
+		if a, b := DecodeE4M3(byte(c)), safetensors.F8E4M3ToFloat32(byte(c)); math.Float32bits(a) != math.Float32bits(b) && a == a {
+			t.Fatalf("0x%02x: %v here, %v in safetensors", c, a, b)
 		}
 	}
 	if DecodeE4M3(0x7e) != MaxE4M3 || DecodeE4M3(0x01) != float32(math.Ldexp(1, -9)) {

@@ -70,7 +70,7 @@ func DequantizeRows(w []float32, q []byte, scales []float32, rows, cols int) err
 			if b&0x7f == nanCode {
 				return fmt.Errorf("fp8: code [%d, %d] is NaN (0x%02x)", r, c, b)
 			}
-			wr[c] = decodeTable[b] * s
+			wr[c] = DecodeE4M3(b) * s
 		}
 	}
 	return nil
@@ -97,7 +97,7 @@ func QuantizeTokens(x []float32, rows, cols int, ub float32) {
 		s := amax / MaxE4M3
 		inv := 1 / s
 		for i, v := range row {
-			row[i] = decodeTable[EncodeE4M3(v*inv)] * s
+			row[i] = DecodeE4M3(EncodeE4M3(v*inv)) * s
 		}
 	}
 }

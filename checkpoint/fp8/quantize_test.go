@@ -236,3 +236,37 @@ func FuzzParseQuantizationConfig(f *testing.F) {
 		}
 	})
 }
+
+// FuzzFromConfig reads a config.json whose quantization_config and
+// activation_scale_ub are arbitrary JSON texts, as LoadModel does: an
+// error or a scheme with a positive finite cap (when activations are
+// dynamic), never a panic.
+func FuzzFromConfig(f *testing.F) {
+	s, _ := Llama3(tinyConfig(3), 1200)
+	seed, _ := json.Marshal(s.Config())
+	f.Add(seed, []byte("1200"))
+	f.Add(seed, []byte("-1"))
+	f.Add(seed, []byte("1e400"))
+	f.Add([]byte("null"), []byte(`"x"`))
+	f.Add([]byte(`{"quant_method":"compressed-tensors"}`), []byte("0"))
+	f.Fuzz(func(t *testing.T, qc, ub []byte) {
+		cfg := tinyConfig(3)
+		cfg.Extra = map[string]json.RawMessage{QuantizationConfigKey: qc, ActivationScaleUBKey: ub}
+		doc, err := json.Marshal(cfg)
+		if err != nil {
+			return // not JSON values: config.json could not hold them
+		}
+		parsed, err := model.ParseConfig(doc)
+		if err != nil {
+			return
+		}
+		sch, err := FromConfig(parsed)
+		if err != nil || sch == nil {
+			return
+		}
+		if sch.DynamicActivations && !(sch.ActivationScaleUB > 0 && !math.IsInf(float64(sch.ActivationScaleUB), 0)) {
+			t.Fatalf("cap %v accepted", sch.ActivationScaleUB)
+		}
+		_ = sch.QuantizedModules(parsed)
+	})
+}

@@ -34,6 +34,8 @@ type ModelCard struct {
 	Data []string
 	// Eval holds evaluation results by metric name.
 	Eval map[string]float64
+	// EvalNote says what Eval measured (data, sizes, settings).
+	EvalNote string
 }
 
 // companionFiles returns the files written beside the weights: the
@@ -96,14 +98,17 @@ func specialTokensMap(tokenizerConfig []byte) ([]byte, error) {
 				return nil, fmt.Errorf("%s: %s is neither a string nor an AddedToken object", tokenizer.ConfigFile, key)
 			}
 		}
-		v, err := json.MarshalIndent(tok, "  ", "  ")
-		if err != nil {
+		var v bytes.Buffer
+		enc := json.NewEncoder(&v)
+		enc.SetEscapeHTML(false) // "<|begin_of_text|>" as transformers writes it
+		enc.SetIndent("  ", "  ")
+		if err := enc.Encode(tok); err != nil {
 			return nil, err
 		}
 		if n > 0 {
 			b.WriteString(",")
 		}
-		fmt.Fprintf(&b, "\n  %q: %s", key, v)
+		fmt.Fprintf(&b, "\n  %q: %s", key, bytes.TrimSpace(v.Bytes()))
 		n++
 	}
 	if n == 0 {
@@ -130,7 +135,7 @@ func modelCard(cfg model.Config, dt safetensors.DType, opt SaveOptions) []byte {
 	if cfg.HasScoreHead() {
 		kind = fmt.Sprintf("reward model (%s, %d label)", model.SequenceClassifier, cfg.NumLabels)
 	}
-	fmt.Fprintf(&b, "# herd Llama model\n\nA %s trained with [herd](https://github.com/herdml/herd).\n\n", kind)
+	fmt.Fprintf(&b, "# herd Llama model\n\nA %s written by [herd](https://github.com/herdml/herd).\n\n", kind)
 	if card.Summary != "" {
 		b.WriteString(strings.TrimSpace(card.Summary) + "\n\n")
 	}
@@ -159,7 +164,11 @@ func modelCard(cfg model.Config, dt safetensors.DType, opt SaveOptions) []byte {
 		}
 	}
 	if len(card.Eval) > 0 {
-		b.WriteString("\n## Evaluation\n\n| metric | value |\n|---|---|\n")
+		b.WriteString("\n## Evaluation\n\n")
+		if card.EvalNote != "" {
+			b.WriteString(strings.TrimSpace(card.EvalNote) + "\n\n")
+		}
+		b.WriteString("| metric | value |\n|---|---|\n")
 		for _, k := range slices.Sorted(maps.Keys(card.Eval)) {
 			fmt.Fprintf(&b, "| %s | %.6g |\n", k, card.Eval[k])
 		}
@@ -170,7 +179,7 @@ func modelCard(cfg model.Config, dt safetensors.DType, opt SaveOptions) []byte {
 	}
 	fmt.Fprintf(&b, "\n## Use\n\n```python\nfrom transformers import %[1]s, AutoTokenizer\n\nmodel = %[1]s.from_pretrained(\"path/to/this/dir\")\ntokenizer = AutoTokenizer.from_pretrained(\"path/to/this/dir\")\n```\n", auto)
 	if opt.FP8 != nil {
-		b.WriteString("\nServe the FP8 weights with vLLM: `vllm serve path/to/this/dir`.\n")
+		b.WriteString("\nServe the FP8 weights with vLLM (`vllm serve path/to/this/dir`); transformers needs the `compressed-tensors` package to load them.\n")
 	}
 	return []byte(b.String())
 }

@@ -222,6 +222,9 @@ func TestCompanionFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if !bytes.Contains(m, []byte(`"content": "<|begin_of_text|>"`)) {
+		t.Fatalf("special_tokens_map.json escapes the token text:\n%s", m)
+	}
 	var doc map[string]map[string]any
 	if err := json.Unmarshal(m, &doc); err != nil {
 		t.Fatal(err)

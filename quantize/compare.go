@@ -126,6 +126,18 @@ type variant struct {
 	lossOnly bool
 }
 
+// note says, for the model card, what the comparison measured.
+func (c *CompareReport) note(co CompareOptions) string {
+	var parts []string
+	if h := c.HeldOut; h != nil {
+		parts = append(parts, fmt.Sprintf("Held-out loss (nats per token) over %d tokens of the held-out documents of %s, per precision; f32 is the input model.", h.Tokens, strings.Join(co.HeldOut, ", ")))
+	}
+	if r := c.Reward; r != nil {
+		parts = append(parts, fmt.Sprintf("Reward-model scores (by %s) of %d responses sampled per prompt for %d prompts of %s, from the BF16 model and from this one with the same seeds.", co.RewardModel, r.Samples, r.Prompts, co.Prompts))
+	}
+	return strings.Join(parts, " ")
+}
+
 // compare measures the saved form of params under opt against the input.
 func compare(ctx context.Context, cfg model.Config, params *model.Params, opt checkpoint.SaveOptions, o Options, log *slog.Logger) (*CompareReport, error) {
 	if cfg.HasScoreHead() {

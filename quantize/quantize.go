@@ -101,7 +101,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 			return nil, err
 		}
 		rep.Compare = c
-		opt.Card.Eval = c.cardEval()
+		opt.Card.Eval, opt.Card.EvalNote = c.cardEval(), c.note(o.Compare)
 	}
 	if err := checkpoint.SaveModel(o.Out, cfg, params, opt); err != nil {
 		return nil, err

@@ -22,6 +22,7 @@ import (
 	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/posttrain"
 	"github.com/herdml/herd/pretrain"
+	"github.com/herdml/herd/tasks"
 )
 
 // CompareOptions configure the measurement of the quantized model.
@@ -40,7 +41,9 @@ type CompareOptions struct {
 	// for the same prompts and seeds and scored by it.
 	RewardModel string
 	// Prompts is a JSONL file whose rows have a "prompt" string (SFT and
-	// preference data) or "messages" (the first user message is used).
+	// preference data) or "messages" (the first user message is used),
+	// or TaskPrompts: the held-out prompts of the built-in tasks
+	// (package tasks), never seen in post-training.
 	Prompts string
 	// NumPrompts limits the prompts used (0: 64); Samples responses are
 	// drawn per prompt (0: 4).
@@ -240,8 +243,38 @@ func heldOutSet(ctx context.Context, cfg model.Config, co CompareOptions) (*pret
 	return set, nil
 }
 
-// readPrompts reads up to n prompts from a JSONL file.
+// TaskPrompts as CompareOptions.Prompts draws the prompts from the
+// held-out split of the built-in tasks.
+const TaskPrompts = "tasks"
+
+// readPrompts reads up to n prompts from a JSONL file (or TaskPrompts).
 func readPrompts(path string, n int) ([]string, error) {
+	if path == TaskPrompts {
+		names := tasks.Names()
+		ps, err := tasks.Problems(names, (n+len(names)-1)/len(names), 1, true)
+		if err != nil {
+			return nil, err
+		}
+		// Round robin over the tasks, so every task has its share.
+		byTask := map[string][]string{}
+		for _, p := range ps {
+			byTask[p.Task] = append(byTask[p.Task], p.Prompt)
+		}
+		var out []string
+		for i := 0; len(out) < n; i++ {
+			added := false
+			for _, name := range names {
+				if i < len(byTask[name]) && len(out) < n {
+					out = append(out, byTask[name][i])
+					added = true
+				}
+			}
+			if !added {
+				break
+			}
+		}
+		return out, nil
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("quantize: prompts: %w", err)

@@ -171,7 +171,7 @@ func TestCompare(t *testing.T) {
 	os.WriteFile(prompts, []byte(b.String()), 0o644)
 	o := Options{Model: in, Out: filepath.Join(t.TempDir(), "fp8"), Scheme: "fp8", Compare: CompareOptions{
 		HeldOut: []string{shards}, HeldOutFraction: 0.2, EvalTokens: 2000, SeqLen: 64,
-		RewardModel: rm, Prompts: prompts, NumPrompts: 5, Samples: 3, MaxNewTokens: 8, Seed: 4}}
+		RewardModel: rm, Prompts: TaskPrompts, NumPrompts: 5, Samples: 3, MaxNewTokens: 8, Seed: 4}}
 	rep, err := Run(context.Background(), o, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -311,4 +311,28 @@ func cpu(t *testing.T) kernels.Backend {
 	be := kernels.NewCPU(2)
 	t.Cleanup(be.Close)
 	return be
+}
+
+func TestReadPrompts(t *testing.T) {
+	dir := t.TempDir()
+	good := filepath.Join(dir, "good.jsonl")
+	os.WriteFile(good, []byte(`{"prompt":"Max: 1 2","completion":"2"}`+"\n\n"+`{"messages":[{"role":"system","content":"s"},{"role":"user","content":"hi"},{"role":"assistant","content":"yo"}]}`+"\n"+`{"prompt":"third"}`+"\n"), 0o644)
+	got, err := readPrompts(good, 2)
+	if err != nil || strings.Join(got, "|") != "Max: 1 2|hi" {
+		t.Fatalf("%q, %v", got, err)
+	}
+	bad := filepath.Join(dir, "bad.jsonl")
+	os.WriteFile(bad, []byte(`{"prompt":"a"}`+"\n"+`{"messages":[]}`+"\n"), 0o644)
+	if _, err := readPrompts(bad, 5); err == nil || !strings.Contains(err.Error(), "bad.jsonl:2") {
+		t.Fatalf("error %v, want one naming bad.jsonl:2", err)
+	}
+	ps, err := readPrompts(TaskPrompts, 9)
+	if err != nil || len(ps) != 9 {
+		t.Fatalf("task prompts %q, %v", ps, err)
+	}
+	for _, p := range ps {
+		if !tasks.HeldOut(p) {
+			t.Fatalf("task prompt %q is not from the held-out split", p)
+		}
+	}
 }

@@ -62,7 +62,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.IntVar(&o.Compare.EvalTokens, "eval-tokens", 16384, "held-out tokens scored")
 	fs.IntVar(&o.Compare.SeqLen, "seq-len", 0, "held-out sequence length (0: the model's context)")
 	fs.StringVar(&o.Compare.RewardModel, "rm", "", "reward model directory scoring sampled responses")
-	fs.StringVar(&o.Compare.Prompts, "prompts", "", "JSONL prompts (\"prompt\" or \"messages\" rows) for the reward comparison")
+	fs.StringVar(&o.Compare.Prompts, "prompts", "", "JSONL prompts (\"prompt\" or \"messages\" rows) for the reward comparison, or \"tasks\": the built-in tasks' held-out prompts")
 	fs.IntVar(&o.Compare.NumPrompts, "n", 64, "prompts used")
 	fs.IntVar(&o.Compare.Samples, "k", 4, "responses sampled per prompt")
 	fs.IntVar(&o.Compare.MaxNewTokens, "max-new-tokens", 64, "new tokens per response at most")

@@ -253,3 +253,34 @@ func TestCompanionFiles(t *testing.T) {
 		t.Fatalf("torch_dtype %q, %v", cfgBack.TorchDtype, err)
 	}
 }
+
+// TestFP8AllLinear loads the layout llm-compressor's FP8-dynamic recipe
+// writes: every Linear module quantized, attention included, only the head
+// ignored.
+func TestFP8AllLinear(t *testing.T) {
+	cfg := fp8Config(true)
+	p := tinyParams(cfg, 4)
+	s := &fp8.Scheme{Ignore: []string{"lm_head"}, DynamicActivations: true}
+	dir := filepath.Join(t.TempDir(), "m")
+	if err := SaveModel(dir, cfg, p, SaveOptions{FP8: s}); err != nil {
+		t.Fatal(err)
+	}
+	tensors := readTensors(t, dir)
+	if tensors["model.layers.0.self_attn.q_proj.weight"].DType != safetensors.F8E4M3 || tensors["model.embed_tokens.weight"].DType != safetensors.BF16 {
+		t.Fatal("attention not quantized or embedding quantized")
+	}
+	cfg2, back, err := LoadModel(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sch, err := fp8.FromConfig(cfg2)
+	if err != nil || len(sch.QuantizedModules(cfg2)) != 4*7 || sch.ActivationScaleUB != 0 {
+		t.Fatalf("scheme %+v, %v", sch, err)
+	}
+	w, orig := back.Get("model.layers.0.self_attn.k_proj.weight"), p.Get("model.layers.0.self_attn.k_proj.weight")
+	for i := range w {
+		if math.Abs(float64(w[i]-orig[i])) > 0.07*math.Abs(float64(orig[i]))+1e-6 {
+			t.Fatalf("k_proj[%d] = %v, original %v", i, w[i], orig[i])
+		}
+	}
+}

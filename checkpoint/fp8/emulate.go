@@ -11,7 +11,10 @@ import (
 // dequantizing), and Emulator quantizes each matmul input per token with
 // the dynamic scale, so the products use exactly the values an FP8 kernel
 // multiplies (accumulation stays float32, as FP8 tensor cores accumulate
-// in higher precision). It implements model.ActivationQuantizer.
+// in higher precision). It implements model.ActivationQuantizer. Only the
+// feed-forward inputs are emulated: a checkpoint that also quantizes the
+// attention projections (llm-compressor's FP8-dynamic recipe) runs them
+// with dequantized weights and unrounded inputs.
 type Emulator struct {
 	gateUp, down []bool // per layer: input of gate/up, of down, is quantized
 	ub           float32

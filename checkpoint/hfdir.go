@@ -151,9 +151,11 @@ func storedTensors(cfg model.Config, p *model.Params, dt safetensors.DType, sche
 			})
 			continue
 		}
+		// Codes and scales are computed when written (one tensor's codes in
+		// memory at a time), after a first pass that checks the weights.
 		rows, cols := t.Shape[0], t.Shape[1]
-		codes, scales := make([]byte, t.Size), make([]float32, rows)
-		if err := fp8.QuantizeRows(codes, scales, p.Get(t.Name), rows, cols); err != nil {
+		w := p.Get(t.Name)
+		if err := fp8.RowScales(make([]float32, rows), w, rows, cols); err != nil {
 			return nil, fmt.Errorf("quantize %s: %w", t.Name, err)
 		}
 		scale := strings.TrimSuffix(t.Name, fp8.WeightSuffix) + fp8.ScaleSuffix
@@ -161,12 +163,24 @@ func storedTensors(cfg model.Config, p *model.Params, dt safetensors.DType, sche
 			stored{
 				spec:  safetensors.TensorSpec{Name: t.Name, DType: safetensors.F8E4M3, Shape: t.Shape},
 				bytes: int64(t.Size),
-				write: func(sw *safetensors.Writer) error { return sw.WriteRaw(t.Name, codes) },
+				write: func(sw *safetensors.Writer) error {
+					codes := make([]byte, t.Size)
+					if err := fp8.QuantizeRows(codes, make([]float32, rows), w, rows, cols); err != nil {
+						return fmt.Errorf("quantize %s: %w", t.Name, err)
+					}
+					return sw.WriteRaw(t.Name, codes)
+				},
 			},
 			stored{
 				spec:  safetensors.TensorSpec{Name: scale, DType: safetensors.BF16, Shape: []int{rows, 1}},
 				bytes: int64(rows) * 2,
-				write: func(sw *safetensors.Writer) error { return sw.WriteFloat32(scale, scales) },
+				write: func(sw *safetensors.Writer) error {
+					scales := make([]float32, rows)
+					if err := fp8.RowScales(scales, w, rows, cols); err != nil {
+						return fmt.Errorf("quantize %s: %w", t.Name, err)
+					}
+					return sw.WriteFloat32(scale, scales)
+				},
 			})
 	}
 	return out, nil

@@ -29,24 +29,36 @@ func RowScale(amax float32) float32 {
 	return s
 }
 
-// QuantizeRows quantizes w [rows, cols] row by row: scales[r] =
-// RowScale(max |w[r,·]|) and q[r,c] = EncodeE4M3(w[r,c]/scales[r]). A
-// non-finite weight is an error naming its row and column.
-func QuantizeRows(q []byte, scales, w []float32, rows, cols int) error {
-	if len(w) != rows*cols || len(q) != rows*cols || len(scales) != rows {
-		return fmt.Errorf("fp8: quantize %d×%d rows: buffers hold %d weights, %d codes, %d scales", rows, cols, len(w), len(q), len(scales))
+// RowScales sets scales[r] = RowScale(max |w[r,·]|) for w [rows, cols].
+// A non-finite weight is an error naming its row and column.
+func RowScales(scales, w []float32, rows, cols int) error {
+	if len(w) != rows*cols || len(scales) != rows {
+		return fmt.Errorf("fp8: scales of %d×%d rows: buffers hold %d weights, %d scales", rows, cols, len(w), len(scales))
 	}
 	for r := range rows {
-		row := w[r*cols : (r+1)*cols]
 		var amax float32
-		for c, v := range row {
+		for c, v := range w[r*cols : (r+1)*cols] {
 			if math.IsNaN(float64(v)) || math.IsInf(float64(v), 0) {
 				return fmt.Errorf("fp8: weight [%d, %d] is %v; only finite weights can be quantized", r, c, v)
 			}
 			amax = max(amax, float32(math.Abs(float64(v))))
 		}
-		s := RowScale(amax)
-		scales[r] = s
+		scales[r] = RowScale(amax)
+	}
+	return nil
+}
+
+// QuantizeRows quantizes w [rows, cols] row by row: scales as RowScales
+// sets them and q[r,c] = EncodeE4M3(w[r,c]/scales[r]).
+func QuantizeRows(q []byte, scales, w []float32, rows, cols int) error {
+	if len(q) != rows*cols {
+		return fmt.Errorf("fp8: quantize %d×%d rows: buffer holds %d codes", rows, cols, len(q))
+	}
+	if err := RowScales(scales, w, rows, cols); err != nil {
+		return err
+	}
+	for r := range rows {
+		row, s := w[r*cols:(r+1)*cols], scales[r]
 		qr := q[r*cols : (r+1)*cols]
 		for c, v := range row {
 			qr[c] = EncodeE4M3(v / s)

@@ -3,7 +3,7 @@
 //
 //	curate -recipe curate_web -out curated/ input.paths=[crawl/] filters.gopher.min_words=20
 //	curate -recipe curate_gosrc -out gosrc/
-//	curate train-classifier -pos hq/ -neg lq/ -out quality.model
+//	curate train-classifier -class hq=good/ -class lq=bad/ -out quality.model
 //	curate gen-synthetic -out synth/ -bytes 1G
 //	curate -recipe curate_web -print-recipe             → the resolved recipe (validated; -print-defaults is an alias)
 //	curate validate -recipe curate_web [key=value ...]  → "ok" or the problem (exit 1)
@@ -72,7 +72,6 @@ func run(ctx context.Context, args []string) error {
 	printDefaults := fs.Bool("print-defaults", false, "the same as -print-recipe (an older name)")
 	verbose := fs.Bool("v", false, "debug logging")
 	waitTimeout := fs.Duration("wait-timeout", time.Hour, "multi-rank: give up when no other rank's file has appeared for this long")
-	failAfter := fs.Int("fail-after-units", 0, "testing: fail after this many units of the first pass")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -94,8 +93,6 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("-workers %d: must be ≥ 0 (0 = all cores)", *workers)
 	case *waitTimeout <= 0:
 		return fmt.Errorf("-wait-timeout %s: must be > 0", *waitTimeout)
-	case *failAfter < 0:
-		return fmt.Errorf("-fail-after-units %d: must be ≥ 0", *failAfter)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -124,7 +121,7 @@ func run(ctx context.Context, args []string) error {
 		_, err = os.Stdout.Write(b)
 		return err
 	}
-	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, FailAfterUnits: *failAfter, WaitTimeout: *waitTimeout}
+	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, WaitTimeout: *waitTimeout}
 	r, w, src, ok, err := cluster.RankFromEnv(nil)
 	if err != nil {
 		return err

@@ -42,9 +42,6 @@ type Options struct {
 	// WaitLogEvery is how often a waiting rank logs what it waits for
 	// (default 30s).
 	WaitLogEvery time.Duration
-	// FailAfterUnits, when > 0, makes the run fail after this many units
-	// of the first pass have been written (crash-and-resume tests).
-	FailAfterUnits int
 }
 
 // Progress receives progress events (the CLI shows them as bars).
@@ -64,24 +61,33 @@ type Result struct {
 // pass is the work between two global decisions.
 type pass struct {
 	index   int
-	apply   string   // global stage whose decision is applied first ("" for the first pass)
-	locals  []string // local stages run in order (may include line_dedup)
-	collect string   // global stage whose keys are collected at the end ("" for the last pass)
+	apply   globalStage // global stage whose decision is applied first (nil in the first pass)
+	locals  []string    // local stages run in order
+	collect globalStage // global stage whose keys are collected at the end (nil in the last pass)
 }
 
-func planPasses(stages []string) []pass {
+// planPasses cuts the recipe's stages into passes at each global stage.
+func planPasses(stages []string, globals map[string]globalStage) []pass {
 	var ps []pass
 	cur := pass{}
 	for _, s := range stages {
-		if isGlobal(s) {
-			cur.collect = s
+		if g := globals[s]; g != nil {
+			cur.collect = g
 			ps = append(ps, cur)
-			cur = pass{index: len(ps), apply: s}
+			cur = pass{index: len(ps), apply: g}
 			continue
 		}
 		cur.locals = append(cur.locals, s)
 	}
 	return append(ps, cur)
+}
+
+// stageName is the name of a global stage, or "" for none.
+func stageName(g globalStage) string {
+	if g == nil {
+		return ""
+	}
+	return g.name()
 }
 
 type runner struct {
@@ -183,7 +189,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	r.passes = planPasses(cfg.Stages)
+	r.passes = planPasses(cfg.Stages, r.env.globals)
 	r.computeKeys(resolved)
 	if err := r.removeTemps(); err != nil {
 		return nil, err
@@ -191,7 +197,8 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if r.metrics, err = openMetrics(filepath.Join(r.out, fmt.Sprintf("metrics-rank%d.jsonl", opt.Rank))); err != nil {
 		return nil, err
 	}
-	defer r.metrics.close()
+	defer r.metrics.close() // its error is returned below when the run succeeds
+	started := time.Now()
 	r.log.Info("curate", "units", len(r.units), "passes", len(r.passes), "stages", strings.Join(cfg.Stages, ","), "rank", opt.Rank, "world", opt.World, "recipe", r.hash)
 	if r.allFinished() {
 		r.log.Info("every unit is finished for these inputs and this recipe; merging the funnels")
@@ -214,6 +221,15 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 		r.cleanWork(cfg.Output.KeepWork)
+	}
+	removed, kept := st.Total()
+	if err := r.metrics.write("done", map[string]any{"rank": opt.Rank, "units": len(r.units),
+		"docs_kept": kept.Docs, "bytes_kept": kept.Bytes, "docs_removed": removed.Docs, "bytes_removed": removed.Bytes,
+		"seconds": time.Since(started).Seconds()}); err != nil {
+		return nil, err
+	}
+	if err := r.metrics.close(); err != nil {
+		return nil, err
 	}
 	return &Result{Stats: st, OutputDir: r.out, RecipeHash: r.hash}, nil
 }
@@ -270,8 +286,8 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	}
 	// Load the decision of the global stage applied first (dedup
 	// decisions are streamed per unit in readPrevious).
-	if p.apply != "" {
-		if err := r.loadDecision(p.apply, p.index-1); err != nil {
+	if p.apply != nil {
+		if err := p.apply.load(r, p.index-1); err != nil {
 			return err
 		}
 	}
@@ -283,9 +299,9 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	}
 	name := fmt.Sprintf("pass %d/%d", p.index+1, len(r.passes))
 	if r.opt.Progress != nil {
-		r.opt.Progress.StartPass(name+" "+strings.Join(append(p.locals, p.collect), " "), len(mine))
+		r.opt.Progress.StartPass(name+" "+strings.Join(append(p.locals, stageName(p.collect)), " "), len(mine))
 	}
-	done, redo := 0, 0
+	redo := 0
 	for _, u := range mine {
 		if r.unitDone(p.index, u.Index) {
 			if r.opt.Progress != nil {
@@ -304,19 +320,19 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 		if err != nil {
 			return err
 		}
-		done++
 		docsIn, bytesIn := int64(0), int64(0)
 		if len(us.Order) > 0 {
 			first := us.Stages[us.Order[0]]
 			docsIn, bytesIn = first.In.Docs, first.In.Bytes
 		}
-		r.metrics.write(map[string]any{"event": "unit", "pass": p.index, "unit": u.Index,
-			"docs_in": docsIn, "bytes_in": bytesIn, "seconds": time.Since(start).Seconds()})
+		took := time.Since(start)
+		if err := r.metrics.write("unit", map[string]any{"pass": p.index, "unit": u.Index,
+			"docs_in": docsIn, "bytes_in": bytesIn, "seconds": took.Seconds(),
+			"docs_per_s": rate(docsIn, took), "bytes_per_s": rate(bytesIn, took)}); err != nil {
+			return err
+		}
 		if r.opt.Progress != nil {
 			r.opt.Progress.UnitDone(u.Bytes)
-		}
-		if r.opt.FailAfterUnits > 0 && p.index == 0 && done >= r.opt.FailAfterUnits {
-			return fmt.Errorf("injected failure after %d units", done)
 		}
 	}
 	if r.opt.Progress != nil {
@@ -325,11 +341,11 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	if redo > 0 {
 		r.log.Info("redid units of an earlier run whose inputs or recipe changed", "pass", p.index+1, "units", redo)
 	}
-	if p.collect == "" {
+	if p.collect == nil {
 		return nil
 	}
 	// Barrier: every unit of this pass, from every rank.
-	if err := r.waitAll(ctx, fmt.Sprintf("the %s keys of pass %d", p.collect, p.index+1), p.index); err != nil {
+	if err := r.waitAll(ctx, fmt.Sprintf("the %s keys of pass %d", p.collect.name(), p.index+1), p.index); err != nil {
 		return err
 	}
 	return r.decide(ctx, p)
@@ -456,9 +472,11 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 	if err != nil {
 		return nil, err
 	}
-	coll, err := r.newCollector(p, u.Index)
-	if err != nil {
-		return nil, err
+	var coll collector = noCollector{}
+	if p.collect != nil {
+		if coll, err = p.collect.collector(r, p.index, u.Index); err != nil {
+			return nil, err
+		}
 	}
 	ok := false
 	defer func() {
@@ -485,8 +503,8 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 		if len(buf) == 0 {
 			return nil
 		}
-		if p.apply == StageLineDedup {
-			if err := r.env.lines.prepare(buf); err != nil {
+		if step, ok := p.apply.(docStep); ok {
+			if err := step.prepare(buf); err != nil {
 				return err
 			}
 		}
@@ -632,8 +650,9 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 		return err
 	}
 	defer in.close()
-	// token_kl and line_dedup are applied per document in processChunk;
-	// the dedup stages drop what their decision lists.
+	// A docStep (token_kl, line_dedup) is applied per document in
+	// processChunk; a remover (the dedup stages) drops what its decision
+	// lists.
 	var drops *dedup.RemovalReader
 	next := dedup.Removal{ID: ^uint64(0)}
 	advance := func() error {
@@ -648,7 +667,8 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 		}
 		return nil
 	}
-	if isDedup(p.apply) {
+	rm, isRemover := p.apply.(remover)
+	if isRemover {
 		if drops, err = dedup.OpenRemovals(r.unitDecisionFile(p.index-1, unit)); err != nil {
 			return err
 		}
@@ -672,15 +692,15 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 		d := &it.rec.doc
 		n := int64(len(d.Text))
 		if drops != nil {
-			st.add(p.apply, "", n)
+			st.add(rm.name(), "", n)
 			if next.ID < d.Ordinal {
 				return fmt.Errorf("%s: removal of ordinal %d matches no document (delete the work directory to start over)", r.unitDecisionFile(p.index-1, unit), next.ID)
 			}
 			if next.ID == d.Ordinal {
 				keep := next.Keep
-				it.rec.reason = p.apply + "/" + dupRule(p.apply)
+				it.rec.reason = rm.name() + "/" + rm.rule()
 				it.rec.detail = fmt.Sprintf("duplicate of ordinal %d (unit %d, #%d)", keep, keep>>32, uint32(keep))
-				st.remove(p.apply, dupRule(p.apply), n)
+				st.remove(rm.name(), rm.rule(), n)
 				if err := removed.put(&it.rec); err != nil {
 					return err
 				}
@@ -689,33 +709,12 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 				}
 				continue
 			}
-			st.keep(p.apply, n)
+			st.keep(rm.name(), n)
 		}
 		if err := push(it); err != nil {
 			return err
 		}
 	}
-}
-
-// isDedup reports whether a global stage's decision is a removal list.
-func isDedup(stage string) bool {
-	switch stage {
-	case StageURLDedup, StageExactDedup, StageMinHash:
-		return true
-	}
-	return false
-}
-
-func dupRule(stage string) string {
-	switch stage {
-	case StageURLDedup:
-		return "older_version"
-	case StageExactDedup:
-		return "exact_duplicate"
-	case StageMinHash:
-		return "near_duplicate"
-	}
-	return "removed"
 }
 
 // processChunk runs the local stages of p over a chunk of documents in
@@ -724,14 +723,15 @@ func dupRule(stage string) string {
 // Results do not depend on the number of workers.
 func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *Stats) {
 	seg := p.locals
-	if p.apply == StageTokenKL || p.apply == StageLineDedup {
-		seg = append([]string{p.apply}, seg...)
+	var fns []localFunc
+	if step, ok := p.apply.(docStep); ok {
+		seg = append([]string{step.name()}, seg...)
+		fns = append(fns, step.step())
+	}
+	for _, s := range p.locals {
+		fns = append(fns, r.env.local(s))
 	}
 	collect := p.collect
-	fns := make([]localFunc, len(seg))
-	for i, s := range seg {
-		fns[i] = r.env.local(s)
-	}
 	r.parallel(items, scratches, func(it *item, s *scratch) {
 		if it.stage != "" {
 			return
@@ -750,8 +750,8 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *
 			}
 		}
 		it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
-		if collect != "" {
-			r.prepareKey(collect, it, s)
+		if collect != nil {
+			collect.key(it, s)
 		}
 	})
 	// Funnel accounting, in order.
@@ -819,7 +819,10 @@ func (r *runner) parallel(items []*item, scratches []*scratch, fn func(*item, *s
 // versions: work/passN, work/stats) and, unless keep, the pass files of
 // this run. The final markers stay, so a rerun finds the run finished.
 func (r *runner) cleanWork(keep bool) {
-	entries, _ := os.ReadDir(r.work)
+	entries, err := os.ReadDir(r.work)
+	if err != nil {
+		r.log.Warn("could not list the work files to remove them", "dir", r.work, "err", err)
+	}
 	for _, e := range entries {
 		name := e.Name()
 		stale := false

@@ -21,7 +21,7 @@ type scratch struct {
 	exact *dedup.ExactHasher
 	mh    *dedup.MinHasher
 	sig   []uint64
-	kl    *heuristics.KLScorer
+	kl    *heuristics.KLScorer // token_kl: made from the loaded decision on first use
 	line  []byte // line hashing buffer
 }
 
@@ -47,12 +47,16 @@ type env struct {
 	mhCfg    dedup.MinHashConfig
 	exactCfg dedup.ExactConfig
 	urlCfg   dedup.URLConfig
-	klCorpus heuristics.Histogram // set once the token_kl decision is loaded
-	lines    *lineBuckets         // set once the line_dedup decision is loaded
+	globals  map[string]globalStage // the recipe's global stages by name
 }
 
 func newEnv(cfg *Config) (*env, error) {
-	e := &env{cfg: cfg, dirty: map[string]*dirtywords.Matcher{}}
+	e := &env{cfg: cfg, dirty: map[string]*dirtywords.Matcher{}, globals: map[string]globalStage{}}
+	for _, s := range cfg.Stages {
+		if g := newGlobal(s, e); g != nil {
+			e.globals[s] = g
+		}
+	}
 	has := func(s string) bool {
 		for _, x := range cfg.Stages {
 			if x == s {
@@ -123,13 +127,11 @@ func (e *env) newScratch() (*scratch, error) {
 		return nil, fmt.Errorf("minhash: %w", err)
 	}
 	s.mh = mh
-	if e.klCorpus != nil {
-		s.kl = e.cfg.Filters.TokenKL.NewScorer(e.klCorpus)
-	}
 	return s, nil
 }
 
-// local returns the per-document function of a local stage.
+// local returns the per-document function of a local stage (a global
+// stage applied per document has its own: docStep).
 func (e *env) local(stage string) localFunc {
 	cfg := e.cfg
 	switch stage {
@@ -155,19 +157,6 @@ func (e *env) local(stage string) localFunc {
 			}
 			return verdict{}
 		}
-	case StageLineDedup:
-		return func(d *document.Doc, s *scratch) verdict {
-			text, ls := e.lines.filter(d.Text, d.Ordinal)
-			if ls.LinesRemoved == 0 {
-				return verdict{}
-			}
-			d.Text = strings.TrimSpace(text)
-			if len(d.Text) < cfg.LineDedup.MinChars {
-				return verdict{rule: "nothing_left", linesRemoved: ls.LinesRemoved,
-					detail: fmt.Sprintf("%d of %d lines were repeated boilerplate", ls.LinesRemoved, ls.Lines)}
-			}
-			return verdict{linesRemoved: ls.LinesRemoved}
-		}
 	case StageGopher:
 		return func(d *document.Doc, s *scratch) verdict {
 			return verdict{rule: cfg.Filters.Gopher.Check(s.an.Of(d.Text))}
@@ -185,14 +174,6 @@ func (e *env) local(stage string) localFunc {
 	case StageFineWeb:
 		return func(d *document.Doc, s *scratch) verdict {
 			return verdict{rule: cfg.Filters.FineWeb.Check(s.an.Of(d.Text))}
-		}
-	case StageTokenKL:
-		return func(d *document.Doc, s *scratch) verdict {
-			kl, _, ok := s.kl.Score(s.an.Of(d.Text))
-			if ok && kl > cfg.Filters.TokenKL.MaxKL {
-				return verdict{rule: "max_kl", detail: fmt.Sprintf("%.2f nats", kl)}
-			}
-			return verdict{}
 		}
 	case StageDirtyWords:
 		return func(d *document.Doc, s *scratch) verdict {
@@ -223,13 +204,4 @@ func (e *env) local(stage string) localFunc {
 		}
 	}
 	return nil
-}
-
-// isGlobal reports whether a stage needs the whole corpus before deciding.
-func isGlobal(stage string) bool {
-	switch stage {
-	case StageURLDedup, StageExactDedup, StageLineDedup, StageMinHash, StageTokenKL:
-		return true
-	}
-	return false
 }

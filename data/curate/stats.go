@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -197,30 +195,3 @@ func (s *Stats) PrintFunnel(w io.Writer) {
 	}
 	tw.Flush()
 }
-
-// metricsLog appends JSON lines.
-type metricsLog struct {
-	mu sync.Mutex
-	f  *os.File
-}
-
-func openMetrics(path string) (*metricsLog, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	return &metricsLog{f: f}, nil
-}
-
-func (m *metricsLog) write(v map[string]any) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v["time"] = time.Now().UTC().Format(time.RFC3339Nano)
-	b, _ := json.Marshal(v)
-	m.f.Write(append(b, '\n'))
-}
-
-func (m *metricsLog) close() { m.f.Close() }

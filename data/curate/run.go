@@ -443,7 +443,7 @@ type item struct {
 	key          dedup.Key
 	hasKey       bool
 	lines        []uint64 // line hashes (line dedup collection)
-	linesRemoved int      // lines line dedup removed
+	linesRemoved []int    // lines removed by each stage run (with bytesAt: the edits)
 }
 
 // Chunks of documents are processed in parallel: at most chunkDocs
@@ -542,16 +542,21 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 	if p.index == 0 {
 		err = reader.Read(ctx, u, r.cfg.Input, r.opt.HTML, func(rec *reader.Record) error {
 			it := &item{rec: docRec{doc: rec.Doc}}
-			st.add("input", "", int64(rec.Bytes))
-			if reason, detail := r.admit(rec, &it.rec.doc, st); reason != "" {
+			st.add("input", "", rec.Bytes)
+			reason, detail, cut := r.admit(rec, &it.rec.doc, st)
+			if reason != "" {
 				if r.cfg.Limits.FailFast && rec.Problem != "" {
 					return fmt.Errorf("%s: %s: %s (limits.fail_fast is set)", rec.Doc.Origin, rec.Problem, rec.Detail)
 				}
 				it.rec.reason, it.rec.detail = "input/"+reason, detail
 				it.stage = "input"
 				st.remove("input", reason, int64(len(it.rec.doc.Text)))
+				st.stage("input").NotTextBytes += rec.Bytes - int64(len(it.rec.doc.Text))
 				return removed.put(&it.rec)
 			}
+			in := st.stage("input")
+			in.Truncated.add(cut)
+			in.NotTextBytes += rec.Bytes - int64(len(it.rec.doc.Text)) - cut.Bytes
 			st.keep("input", int64(len(it.rec.doc.Text)))
 			return push(it)
 		})
@@ -602,10 +607,11 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 	return st, nil
 }
 
-// admit applies the input limits to a record; it returns a removal reason.
-func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, detail string) {
+// admit applies the input limits to a record; it returns a removal
+// reason, or what truncation cut.
+func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, detail string, cut Edit) {
 	if rec.Problem != "" {
-		return rec.Problem, rec.Doc.Origin + ": " + rec.Detail
+		return rec.Problem, rec.Doc.Origin + ": " + rec.Detail, Edit{}
 	}
 	// Invalid UTF-8: the reader counted it in JSON strings (already
 	// replaced by U+FFFD when decoded); other inputs carry the raw bytes.
@@ -623,21 +629,23 @@ func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, 
 		d.Text = strings.ToValidUTF8(d.Text, "\uFFFD")
 		detail := fmt.Sprintf("%s: %d invalid UTF-8 sequences", rec.Doc.Origin, bad)
 		if r.cfg.Limits.InvalidUTF8 == "drop" {
-			return "invalid_utf8", detail + " (limits.invalid_utf8 = drop)"
+			return "invalid_utf8", detail + " (limits.invalid_utf8 = drop)", Edit{}
 		}
 		st.repaired("input", int64(len(d.Text)))
 	}
 	if max := r.cfg.Limits.MaxDocBytes; len(d.Text) > max {
 		if r.cfg.Limits.Huge == "drop" {
-			return "too_large", fmt.Sprintf("%d bytes > limits.max_doc_bytes %d", len(d.Text), max)
+			return "too_large", fmt.Sprintf("%d bytes > limits.max_doc_bytes %d", len(d.Text), max), Edit{}
 		}
-		cut := max
-		for cut > 0 && !utf8.RuneStart(d.Text[cut]) {
-			cut--
+		end := max
+		for end > 0 && !utf8.RuneStart(d.Text[end]) {
+			end--
 		}
-		d.Text = d.Text[:cut]
+		cut = Edit{Docs: 1, Lines: int64(countLines(d.Text) - countLines(d.Text[:end])), Bytes: int64(len(d.Text) - end)}
+		d.Text = d.Text[:end]
+		r.log.Debug("truncated a document to limits.max_doc_bytes", "origin", rec.Doc.Origin, "bytes", int64(end)+cut.Bytes, "max", max)
 	}
-	return "", ""
+	return "", "", cut
 }
 
 // readPrevious streams the previous pass's kept documents, applying the
@@ -736,12 +744,12 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *
 		if it.stage != "" {
 			return
 		}
-		it.bytesAt = it.bytesAt[:0]
+		it.bytesAt, it.linesRemoved = it.bytesAt[:0], it.linesRemoved[:0]
 		s.an.Reset() // a new document: drop the shared analysis of the last one
 		for i, fn := range fns {
 			it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
 			v := fn(&it.rec.doc, s)
-			it.linesRemoved += v.linesRemoved
+			it.linesRemoved = append(it.linesRemoved, v.linesRemoved)
 			if v.rule != "" {
 				it.stage = seg[i]
 				it.rec.reason = seg[i] + "/" + v.rule
@@ -759,9 +767,6 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *
 		if it.stage == "input" || (it.stage != "" && indexOf(seg, it.stage) < 0) {
 			continue
 		}
-		if it.linesRemoved > 0 {
-			st.modified(StageLineDedup, int64(it.linesRemoved))
-		}
 		for i, s := range seg {
 			if i >= len(it.bytesAt) {
 				break
@@ -772,6 +777,9 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *
 				break
 			}
 			st.keep(s, it.bytesAt[i+1])
+			if cut := it.bytesAt[i] - it.bytesAt[i+1]; cut != 0 || it.linesRemoved[i] != 0 {
+				st.edited(s, int64(it.linesRemoved[i]), cut)
+			}
 		}
 	}
 }

@@ -195,8 +195,8 @@ func TestURLBlockListInRun(t *testing.T) {
 			t.Errorf("%q: removed = %v, want %v", c.url, gone, c.blockedHost != "")
 			continue
 		}
-		if gone && (r.Reason != "url_filter/blocked_domain" || r.Detail != c.blockedHost) {
-			t.Errorf("%q: reason %q detail %q, want url_filter/blocked_domain %q", c.url, r.Reason, r.Detail, c.blockedHost)
+		if want := "host " + c.blockedHost + " is blocked by " + cfg.URLFilter.BlockLists[0]; gone && (r.Reason != "url_filter/blocked_domain" || r.Detail != want+" (url_filter.block_lists)") {
+			t.Errorf("%q: reason %q detail %q, want url_filter/blocked_domain %q", c.url, r.Reason, r.Detail, want)
 		}
 	}
 	if got := res.Stats.Stages[StageURLFilter].Removed["blocked_domain"].Docs; got != 4 || len(kept) != 4 {

@@ -93,10 +93,6 @@ func (g *tokenKL) step() localFunc {
 		if s.kl == nil {
 			s.kl = cfg.NewScorer(g.corpus)
 		}
-		kl, _, ok := s.kl.Score(s.an.Of(d.Text))
-		if ok && kl > cfg.MaxKL {
-			return verdict{rule: "max_kl", detail: fmt.Sprintf("%.2f nats", kl)}
-		}
-		return verdict{}
+		return found("filters.token_kl.", s.kl.Find(s.an.Of(d.Text)))
 	}
 }

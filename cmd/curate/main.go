@@ -7,6 +7,14 @@
 //	curate gen-synthetic -out synth/ -bytes 1G
 //	curate -recipe curate_web -print-recipe             → the resolved recipe (validated; -print-defaults is an alias)
 //	curate validate -recipe curate_web [key=value ...]  → "ok" or the problem (exit 1)
+//	curate inspect [-rows 3] curated/docs-00000.parquet → schema, created_by, metadata and first rows
+//
+// A run prints the funnel: per stage, documents and bytes in, out,
+// removed and edited (lines cut from kept documents, truncation at
+// limits.max_doc_bytes), then each removal rule; stats.json holds the same,
+// removed/ every removed document with its reason and detail, and
+// metrics-rankR.jsonl one line per finished unit. A run that keeps no
+// document fails (exit 1) after writing them.
 //
 // Arguments after the flags are key=value overrides of recipe fields; list
 // elements are addressed by index (`stages.0=normalize`).
@@ -52,6 +60,8 @@ func main() {
 		err = genSynthetic(ctx, os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "validate":
 		err = validate(os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "inspect":
+		err = inspect(os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:])
 	}
@@ -73,7 +83,7 @@ func run(ctx context.Context, args []string) error {
 	verbose := fs.Bool("v", false, "debug logging")
 	waitTimeout := fs.Duration("wait-timeout", time.Hour, "multi-rank: give up when no other rank's file has appeared for this long")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate inspect [-rows N] FILE.parquet ...\n       curate train-classifier -class LABEL=PATH ... -out FILE\n       curate gen-synthetic -out DIR [-bytes SIZE]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/herdml/herd/data/document"
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/internal/pqcheck"
+	"github.com/herdml/herd/internal/version"
 )
 
 // Row is one kept document.
@@ -80,7 +81,7 @@ func Create[T any](path string, rowGroupRows int, metadata ...string) (*Writer[T
 	opts := []parquet.WriterOption{
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
 		parquet.MaxRowsPerRowGroup(int64(rowGroupRows)),
-		parquet.CreatedBy("herd curate", "", ""),
+		version.CreatedBy("herd curate"),
 	}
 	for i := 0; i+1 < len(metadata); i += 2 {
 		opts = append(opts, parquet.KeyValueMetadata(metadata[i], metadata[i+1]))

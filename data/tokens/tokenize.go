@@ -21,6 +21,7 @@ import (
 	"github.com/herdml/herd/internal/dirlock"
 	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/internal/pqcheck"
+	"github.com/herdml/herd/internal/version"
 )
 
 // TokenizeOptions configure Tokenize.
@@ -296,7 +297,7 @@ func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info Token
 	w := parquet.NewGenericWriter[TokenRow](af,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
 		parquet.MaxRowsPerRowGroup(int64(opt.RowGroupDocs)),
-		parquet.CreatedBy("herd pretrain tokenize", "", ""),
+		version.CreatedBy("herd pretrain tokenize"),
 		parquet.KeyValueMetadata(metaInput, filepath.Base(in)),
 		parquet.KeyValueMetadata(metaHash, hash),
 		parquet.KeyValueMetadata(metaConfig, cfgKey))

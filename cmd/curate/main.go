@@ -153,13 +153,15 @@ func run(ctx context.Context, args []string) error {
 		opt.Progress = p
 	}
 	res, err := curate.Run(ctx, cfg, opt)
-	if err != nil {
+	if res == nil {
 		return err
 	}
 	res.Stats.PrintFunnel(os.Stdout)
 	removed, kept := res.Stats.Total()
-	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; outputs in %s (recipe %s)\n", kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, res.OutputDir, res.RecipeHash)
-	return nil
+	edited := res.Stats.Edits()
+	fmt.Printf("\nkept %d documents (%.2f MB), removed %d, cut %d lines (%.2f MB) from kept ones; outputs in %s (recipe %s)\n",
+		kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, edited.Lines, float64(edited.Bytes)/1e6, res.OutputDir, res.RecipeHash)
+	return err
 }
 
 // tool is this command among the recipe tools: its shipped recipes are

@@ -223,6 +223,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 		r.cleanWork(cfg.Output.KeepWork)
 	}
 	removed, kept := st.Total()
+	res := &Result{Stats: st, OutputDir: r.out, RecipeHash: r.hash}
 	if err := r.metrics.write("done", map[string]any{"rank": opt.Rank, "units": len(r.units),
 		"docs_kept": kept.Docs, "bytes_kept": kept.Bytes, "docs_removed": removed.Docs, "bytes_removed": removed.Bytes,
 		"seconds": time.Since(started).Seconds()}); err != nil {
@@ -231,7 +232,36 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if err := r.metrics.close(); err != nil {
 		return nil, err
 	}
-	return &Result{Stats: st, OutputDir: r.out, RecipeHash: r.hash}, nil
+	if kept.Docs == 0 {
+		return res, nothingKept(st, &cfg)
+	}
+	return res, nil
+}
+
+// ErrNothingKept is wrapped by the error of a run that removed every
+// document (Run returns its Result too: the funnel says why).
+var ErrNothingKept = errors.New("kept no document")
+
+// nothingKept explains an empty result: when every record missed the text
+// field, the fix is input.text_field; otherwise the funnel has the reasons.
+func nothingKept(st *Stats, cfg *Config) error {
+	in := st.Stages["input"]
+	if in == nil || in.In.Docs == 0 {
+		return fmt.Errorf("%w: the inputs hold no record (%v)", ErrNothingKept, cfg.Input.Paths)
+	}
+	if missing := in.Removed["missing_text"]; missing.Docs == in.In.Docs {
+		return fmt.Errorf("%w: none of the %d records has the text field %q; set input.text_field (or input.html_field) to the field holding the text — first record: %s",
+			ErrNothingKept, in.In.Docs, cfg.Input.TextField, in.Examples["missing_text"])
+	}
+	top, topRule := int64(-1), ""
+	for _, name := range st.Order {
+		for rule, c := range st.Stages[name].Removed {
+			if c.Docs > top || c.Docs == top && name+"/"+rule < topRule {
+				top, topRule = c.Docs, name+"/"+rule
+			}
+		}
+	}
+	return fmt.Errorf("%w: all %d input documents were removed, most by %s (%d); see the funnel, stats.json and removed/", ErrNothingKept, in.In.Docs, topRule, top)
 }
 
 // Work files: work/pass0/ holds the first pass's files of each unit, valid
@@ -550,7 +580,7 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 				}
 				it.rec.reason, it.rec.detail = "input/"+reason, detail
 				it.stage = "input"
-				st.remove("input", reason, int64(len(it.rec.doc.Text)))
+				st.remove("input", reason, detail, int64(len(it.rec.doc.Text)))
 				st.stage("input").NotTextBytes += rec.Bytes - int64(len(it.rec.doc.Text))
 				return removed.put(&it.rec)
 			}
@@ -708,7 +738,7 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 				keep := next.Keep
 				it.rec.reason = rm.name() + "/" + rm.rule()
 				it.rec.detail = fmt.Sprintf("duplicate of ordinal %d (unit %d, #%d)", keep, keep>>32, uint32(keep))
-				st.remove(rm.name(), rm.rule(), n)
+				st.remove(rm.name(), rm.rule(), it.rec.detail, n)
 				if err := removed.put(&it.rec); err != nil {
 					return err
 				}
@@ -773,7 +803,7 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *
 			}
 			st.add(s, "", it.bytesAt[i])
 			if it.stage == s {
-				st.remove(s, strings.TrimPrefix(it.rec.reason, s+"/"), it.bytesAt[i])
+				st.remove(s, strings.TrimPrefix(it.rec.reason, s+"/"), it.rec.detail, it.bytesAt[i])
 				break
 			}
 			st.keep(s, it.bytesAt[i+1])

@@ -37,6 +37,9 @@ type StageStats struct {
 	In      Count            `json:"in"`
 	Out     Count            `json:"out"`
 	Removed map[string]Count `json:"removed,omitempty"` // by rule
+	// Examples holds the detail of the first removal of each rule (in
+	// input order), e.g. the measured value and the threshold.
+	Examples map[string]string `json:"examples,omitempty"`
 	// Edited: kept documents the stage changed in place (C4's line
 	// filter, line dedup, normalization).
 	Edited Edit `json:"edited,omitzero"`
@@ -61,7 +64,7 @@ func newStats() *Stats { return &Stats{Stages: map[string]*StageStats{}} }
 func (s *Stats) stage(name string) *StageStats {
 	st := s.Stages[name]
 	if st == nil {
-		st = &StageStats{Removed: map[string]Count{}}
+		st = &StageStats{Removed: map[string]Count{}, Examples: map[string]string{}}
 		s.Stages[name] = st
 		s.Order = append(s.Order, name)
 	}
@@ -80,8 +83,11 @@ func (s *Stats) keep(stage string, bytes int64) {
 	st.Out.Bytes += bytes
 }
 
-func (s *Stats) remove(stage, rule string, bytes int64) {
+func (s *Stats) remove(stage, rule, detail string, bytes int64) {
 	st := s.stage(stage)
+	if _, ok := st.Examples[rule]; !ok && detail != "" {
+		st.Examples[rule] = detail
+	}
 	c := st.Removed[rule]
 	c.Docs++
 	c.Bytes += bytes
@@ -112,6 +118,11 @@ func (s *Stats) merge(o *Stats) {
 		st.NotTextBytes += src.NotTextBytes
 		st.Repaired.Docs += src.Repaired.Docs
 		st.Repaired.Bytes += src.Repaired.Bytes
+		for k, v := range src.Examples {
+			if _, ok := st.Examples[k]; !ok {
+				st.Examples[k] = v
+			}
+		}
 		for k, v := range src.Removed {
 			c := st.Removed[k]
 			c.Docs += v.Docs
@@ -133,6 +144,9 @@ func readStats(path string) (*Stats, error) {
 	for _, st := range s.Stages {
 		if st.Removed == nil {
 			st.Removed = map[string]Count{}
+		}
+		if st.Examples == nil {
+			st.Examples = map[string]string{}
 		}
 	}
 	return s, nil

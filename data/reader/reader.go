@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -457,13 +458,44 @@ func parseJSONRecord(b []byte, cfg Config, pg *pages, r *Record) error {
 	text, ok := m[cfg.TextField].(string)
 	if !ok {
 		r.Problem = "missing_text"
-		r.Detail = fmt.Sprintf("no string field %q (set input.text_field)", cfg.TextField)
+		r.Detail = fmt.Sprintf("no string field %q (set input.text_field; the record's fields: %s)", cfg.TextField, fieldList(m))
 		r.Doc.Text = capBytes(string(b), 1<<16)
 		return nil
 	}
 	r.Doc.Text = text
 	invalid(cfg.TextField)
 	return nil
+}
+
+// fieldList names the fields of a record with their JSON types, sorted,
+// at most 12.
+func fieldList(m map[string]any) string {
+	keys := slices.Sorted(maps.Keys(m))
+	more := ""
+	if len(keys) > 12 {
+		keys, more = keys[:12], fmt.Sprintf(" … (%d in all)", len(keys))
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		typ := "null"
+		switch m[k].(type) {
+		case string:
+			typ = "string"
+		case float64:
+			typ = "number"
+		case bool:
+			typ = "bool"
+		case []any:
+			typ = "array"
+		case map[string]any:
+			typ = "object"
+		}
+		parts[i] = strconv.Quote(k) + " " + typ
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ") + more
 }
 
 // invalidInJSONField counts the invalid UTF-8 sequences in the raw JSON

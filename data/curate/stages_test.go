@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -253,8 +254,8 @@ func TestHTMLExtraction(t *testing.T) {
 	}
 	// Without an extractor the page is reported, not dropped silently.
 	cfg.Output.Dir = t.TempDir()
-	if _, err := Run(context.Background(), cfg, Options{Logger: quietLogger()}); err != nil {
-		t.Fatal(err)
+	if _, err := Run(context.Background(), cfg, Options{Logger: quietLogger()}); !errors.Is(err, ErrNothingKept) {
+		t.Fatalf("nothing kept: got %v, want ErrNothingKept", err)
 	}
 	if _, removed := readOutputs(t, cfg.Output.Dir); len(removed) != 1 || removed[0].Reason != "input/html_extract" {
 		t.Fatalf("without an extractor: removed %+v", removed)

@@ -1,7 +1,8 @@
 // Package reader turns input files into a deterministic stream of
 // documents: JSONL (plain, .gz, .zst) with configurable field names, Parquet,
-// directories of text files (one document per file) and HTML (files, or an
-// html field of JSONL/Parquet records) reduced to its main text.
+// directories of text files (one document per file, or split at blank
+// lines or at a separator) and HTML (files, or an html field of
+// JSONL/Parquet records) reduced to its main text.
 //
 // Inputs are planned into units: one JSONL or Parquet file, or a group of
 // consecutive small files. Units are numbered in sorted path order and
@@ -45,7 +46,19 @@ type Config struct {
 	DateField    string   `yaml:"date_field"`     // default "date"
 	Source       string   `yaml:"source"`         // label for the source column (default: the file's base name)
 	FilesPerUnit int      `yaml:"files_per_unit"` // text/HTML files grouped per unit (default 256)
-	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line (default 64 MiB); longer lines are malformed records
+	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line, or document of a split text file (default 64 MiB); longer ones are malformed records
+	// TextSplit says how a text file becomes documents: "file" (default:
+	// the whole file is one document), "blank_lines" (each run of lines
+	// between blank lines is one: paragraphs, or the chapters of a book
+	// laid out that way), or "separator" (the pieces between occurrences of
+	// TextSeparator are; line breaks around a piece are dropped, blank
+	// pieces skipped). Split text files are streamed; each document's
+	// origin is file:line.
+	TextSplit string `yaml:"text_split"`
+	// TextSeparator is the exact byte string between documents when
+	// TextSplit is "separator", e.g. "\n%\n" for fortune files (a line
+	// holding only %) or "<|endoftext|>".
+	TextSeparator string `yaml:"text_separator"`
 	// Bounds on HTML pages, checked before the extractor sees them:
 	// pathological pages (thousands of unclosed tables, 100,000 nested
 	// divs) make extractors take minutes or gigabytes. A page beyond a
@@ -60,7 +73,7 @@ type Config struct {
 // Default returns the default input settings.
 func Default() Config {
 	return Config{Format: "auto", TextField: "text", IDField: "id", URLField: "url", DateField: "date",
-		FilesPerUnit: 256, MaxLineBytes: 64 << 20,
+		FilesPerUnit: 256, MaxLineBytes: 64 << 20, TextSplit: SplitFile,
 		HTMLMaxBytes: 8 << 20, HTMLMaxDepth: 256, HTMLMaxElements: 100000, HTMLTimeout: 30}
 }
 
@@ -175,6 +188,9 @@ func Plan(cfg Config) ([]Unit, error) {
 	if len(cfg.Paths) == 0 {
 		return nil, fmt.Errorf("input.paths is empty: give files or directories, e.g. input.paths=[corpus/]")
 	}
+	if err := checkSplit(cfg); err != nil {
+		return nil, err
+	}
 	paths := make([]string, len(cfg.Paths))
 	for i, p := range cfg.Paths {
 		paths[i] = os.ExpandEnv(p)
@@ -267,7 +283,13 @@ func Read(ctx context.Context, u Unit, cfg Config, html HTMLExtractor, fn func(*
 			err = readJSONL(f, cfg, pg, emit)
 		case Parquet:
 			err = readParquet(f, cfg, pg, emit)
-		case Text, HTML:
+		case Text:
+			if cfg.TextSplit == SplitBlankLines || cfg.TextSplit == SplitSeparator {
+				err = readSplit(f, cfg, emit)
+			} else {
+				err = readWhole(f, u.Kind, cfg, pg, emit)
+			}
+		case HTML:
 			err = readWhole(f, u.Kind, cfg, pg, emit)
 		}
 		if err != nil {
@@ -372,6 +394,9 @@ func readJSONL(path string, cfg Config, pg *pages, emit func(*Record) error) err
 			continue
 		}
 		r := &Record{Bytes: int64(len(b))}
+		if err == nil {
+			r.Bytes++ // the line break
+		}
 		r.Doc.Source = src
 		r.Doc.Origin = path + ":" + strconv.Itoa(line)
 		if tooLong {

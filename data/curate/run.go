@@ -641,7 +641,11 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 // reason, or what truncation cut.
 func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, detail string, cut Edit) {
 	if rec.Problem != "" {
-		return rec.Problem, rec.Doc.Origin + ": " + rec.Detail, Edit{}
+		detail := rec.Doc.Origin + ": " + rec.Detail
+		if rec.Problem == "missing_text" {
+			detail += "; set input.text_field"
+		}
+		return rec.Problem, detail, Edit{}
 	}
 	// Invalid UTF-8: the reader counted it in JSON strings (already
 	// replaced by U+FFFD when decoded); other inputs carry the raw bytes.

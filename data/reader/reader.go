@@ -483,7 +483,7 @@ func parseJSONRecord(b []byte, cfg Config, pg *pages, r *Record) error {
 	text, ok := m[cfg.TextField].(string)
 	if !ok {
 		r.Problem = "missing_text"
-		r.Detail = fmt.Sprintf("no string field %q (set input.text_field; the record's fields: %s)", cfg.TextField, fieldList(m))
+		r.Detail = fmt.Sprintf("no string field %q (the record's fields: %s)", cfg.TextField, fieldList(m))
 		r.Doc.Text = capBytes(string(b), 1<<16)
 		return nil
 	}

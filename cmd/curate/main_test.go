@@ -334,3 +334,68 @@ func TestCLIValidate(t *testing.T) {
 		t.Fatalf("help:\n%s", h)
 	}
 }
+
+// TestCLINothingKeptAndInspect: a wrong text field fails (exit 1) after
+// printing the funnel, with the hint; the right one keeps the documents,
+// and inspect shows a shard's schema, created_by and rows.
+func TestCLINothingKeptAndInspect(t *testing.T) {
+	bin := buildCurate(t)
+	in := t.TempDir()
+	data := `{"body":"The first document of the test.","id":1}` + "\n" + `{"body":"The second document of the test.","id":2}` + "\n"
+	if err := os.WriteFile(filepath.Join(in, "a.jsonl"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.CombinedOutput()
+		if err != nil && cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := run("-recipe", "curate_web", "-out", filepath.Join(t.TempDir(), "o"), "input.paths=["+in+"]", "stages=[normalize]")
+	if code != 1 || !strings.Contains(out, "input/missing_text") || !strings.Contains(out, `set input.text_field`) || !strings.Contains(out, `"body" string`) {
+		t.Fatalf("wrong text field: exit %d\n%s", code, out)
+	}
+	dir := filepath.Join(t.TempDir(), "o")
+	out, code = run("-recipe", "curate_web", "-out", dir, "input.paths=["+in+"]", "stages=[normalize]", "input.text_field=body")
+	if code != 0 || !strings.Contains(out, "kept 2 documents") {
+		t.Fatalf("right text field: exit %d\n%s", code, out)
+	}
+	out, code = run("inspect", "-rows", "1", filepath.Join(dir, "docs-00000.parquet"))
+	for _, want := range []string{"rows:       2 in 1 row groups", "created_by: herd curate version", "message Row {", `text          "The first document of the test."`} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("inspect: exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+	if out, code = run("inspect"); code != 1 || !strings.Contains(out, "name one or more Parquet files") {
+		t.Fatalf("inspect without files: exit %d\n%s", code, out)
+	}
+	// Metrics: one schema with the other tools (kind, units in key names).
+	b, err := os.ReadFile(filepath.Join(dir, "metrics-rank0.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		kinds = append(kinds, fmt.Sprint(rec["kind"]))
+		if _, ok := rec["event"]; ok {
+			t.Fatalf("metrics line %q uses event, not kind", line)
+		}
+		if rec["kind"] == "unit" {
+			for _, k := range []string{"docs_in", "bytes_in", "seconds", "docs_per_s", "bytes_per_s"} {
+				if _, ok := rec[k]; !ok {
+					t.Fatalf("unit record %q lacks %s", line, k)
+				}
+			}
+		}
+	}
+	if strings.Join(kinds, ",") != "unit,done" {
+		t.Fatalf("metrics kinds %v, want unit,done", kinds)
+	}
+}

@@ -47,18 +47,21 @@ type Config struct {
 	Source       string   `yaml:"source"`         // label for the source column (default: the file's base name)
 	FilesPerUnit int      `yaml:"files_per_unit"` // text/HTML files grouped per unit (default 256)
 	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line, or document of a split text file (default 64 MiB); longer ones are malformed records
-	// TextSplit says how a text file becomes documents: "file" (default:
-	// the whole file is one document), "blank_lines" (each run of lines
+	// TextSplit says how a text file becomes documents: "file" (the
+	// default, also when empty: the whole file is one document), "blank_lines" (each run of lines
 	// between blank lines is one: paragraphs, or the chapters of a book
 	// laid out that way), or "separator" (the pieces between occurrences of
 	// TextSeparator are; line breaks around a piece are dropped, blank
 	// pieces skipped). Split text files are streamed; each document's
 	// origin is file:line.
-	TextSplit string `yaml:"text_split"`
+	//
+	// Both are left out of a printed recipe while unset, so the recipes
+	// (and the hashes that name runs) made before they existed stay valid.
+	TextSplit string `yaml:"text_split,omitempty"`
 	// TextSeparator is the exact byte string between documents when
 	// TextSplit is "separator", e.g. "\n%\n" for fortune files (a line
 	// holding only %) or "<|endoftext|>".
-	TextSeparator string `yaml:"text_separator"`
+	TextSeparator string `yaml:"text_separator,omitempty"`
 	// Bounds on HTML pages, checked before the extractor sees them:
 	// pathological pages (thousands of unclosed tables, 100,000 nested
 	// divs) make extractors take minutes or gigabytes. A page beyond a
@@ -73,7 +76,7 @@ type Config struct {
 // Default returns the default input settings.
 func Default() Config {
 	return Config{Format: "auto", TextField: "text", IDField: "id", URLField: "url", DateField: "date",
-		FilesPerUnit: 256, MaxLineBytes: 64 << 20, TextSplit: SplitFile,
+		FilesPerUnit: 256, MaxLineBytes: 64 << 20,
 		HTMLMaxBytes: 8 << 20, HTMLMaxDepth: 256, HTMLMaxElements: 100000, HTMLTimeout: 30}
 }
 

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -35,24 +34,13 @@ func Inspect(w io.Writer, path string, opt InspectOptions) (err error) {
 		opt.Items = 16
 	}
 	defer pqcheck.Recover(path, &err)
-	f, err := os.Open(path)
+	pf, f, err := pqcheck.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	if err := pqcheck.Footer(path, f, st.Size()); err != nil {
-		return err
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
-	}
 	md := pf.Metadata()
-	fmt.Fprintf(w, "file:       %s (%d bytes)\n", path, st.Size())
+	fmt.Fprintf(w, "file:       %s (%d bytes)\n", path, pf.Size())
 	fmt.Fprintf(w, "rows:       %d in %d row groups\n", pf.NumRows(), len(pf.RowGroups()))
 	fmt.Fprintf(w, "created_by: %s\n", md.CreatedBy)
 	for _, kv := range md.KeyValueMetadata {

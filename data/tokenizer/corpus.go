@@ -249,16 +249,9 @@ func OpenCorpus(inputs []string, stdin io.Reader, textField string) ([]Corpus, e
 			out = append(out, ReaderCorpus("stdin", stdin))
 			continue
 		}
-		paths := []string{in}
-		if strings.ContainsAny(in, "*?[") {
-			m, err := filepath.Glob(in)
-			if err != nil {
-				return nil, fmt.Errorf("input %q: %w", in, err)
-			}
-			if len(m) == 0 {
-				return nil, fmt.Errorf("input %q matches no file", in)
-			}
-			paths = m
+		paths, err := globInput(in)
+		if err != nil {
+			return nil, fmt.Errorf("input %w", err)
 		}
 		for _, p := range paths {
 			st, err := os.Stat(p)
@@ -285,6 +278,22 @@ func OpenCorpus(inputs []string, stdin io.Reader, textField string) ([]Corpus, e
 		}
 	}
 	return out, nil
+}
+
+// globInput expands a glob pattern (none matching is an error); other
+// inputs stand for themselves.
+func globInput(in string) ([]string, error) {
+	if !strings.ContainsAny(in, "*?[") {
+		return []string{in}, nil
+	}
+	m, err := filepath.Glob(in)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", in, err)
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("%q matches no file", in)
+	}
+	return m, nil
 }
 
 func fileCorpus(p, textField string) Corpus {
@@ -340,16 +349,9 @@ func isJSONL(p string) bool {
 func OpenJSONL(inputs []string, textField string) ([]Corpus, error) {
 	var out []Corpus
 	for _, in := range inputs {
-		paths := []string{in}
-		if strings.ContainsAny(in, "*?[") {
-			m, err := filepath.Glob(in)
-			if err != nil {
-				return nil, fmt.Errorf("-jsonl %q: %w", in, err)
-			}
-			if len(m) == 0 {
-				return nil, fmt.Errorf("-jsonl %q matches no file", in)
-			}
-			paths = m
+		paths, err := globInput(in)
+		if err != nil {
+			return nil, fmt.Errorf("-jsonl %w", err)
 		}
 		for _, p := range paths {
 			st, err := os.Stat(p)

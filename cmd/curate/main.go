@@ -159,7 +159,7 @@ func run(ctx context.Context, args []string) error {
 	res.Stats.PrintFunnel(os.Stdout)
 	removed, kept := res.Stats.Total()
 	edited := res.Stats.Edits()
-	fmt.Printf("\nkept %d documents (%.2f MB), removed %d, cut %d lines (%.2f MB) from kept ones; outputs in %s (recipe %s)\n",
+	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; edits cut %d lines (%.2f MB) from documents their stage kept; outputs in %s (recipe %s)\n",
 		kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, edited.Lines, float64(edited.Bytes)/1e6, res.OutputDir, res.RecipeHash)
 	return err
 }

@@ -46,8 +46,9 @@ type StageStats struct {
 	// Truncated: input documents cut to limits.max_doc_bytes.
 	Truncated Edit `json:"truncated,omitzero"`
 	// NotTextBytes: input bytes that are not document text (JSON syntax
-	// and escapes, HTML markup; where invalid UTF-8 was repaired, less the
-	// bytes its U+FFFD replacements added).
+	// and escapes, the separators of split text files, HTML markup; where
+	// invalid UTF-8 was repaired, less the bytes its U+FFFD replacements
+	// added).
 	NotTextBytes int64 `json:"not_text_bytes,omitempty"`
 	Repaired     Count `json:"repaired_invalid_utf8,omitzero"` // input: documents kept with invalid UTF-8 replaced
 }
@@ -241,7 +242,7 @@ func (s *Stats) PrintFunnel(w io.Writer) {
 			fmt.Fprintf(tw, "%s/%s\t%d\t\t%.3f\t\n", name, k, c.Docs, float64(c.Bytes)/1e6)
 		}
 		if st.NotTextBytes != 0 {
-			fmt.Fprintf(tw, "%s (not text: record syntax, markup)\t\t\t%.3f\t\n", name, float64(st.NotTextBytes)/1e6)
+			fmt.Fprintf(tw, "%s (not text: record syntax, separators, markup)\t\t\t%.3f\t\n", name, float64(st.NotTextBytes)/1e6)
 		}
 		if e := st.Truncated; e != (Edit{}) {
 			fmt.Fprintf(tw, "%s (truncated to limits.max_doc_bytes, kept)\t%d\t%d\t%.3f\t\n", name, e.Docs, e.Lines, float64(e.Bytes)/1e6)

@@ -3,10 +3,18 @@
 //
 //	curate -recipe curate_web -out curated/ input.paths=[crawl/] filters.gopher.min_words=20
 //	curate -recipe curate_gosrc -out gosrc/
-//	curate train-classifier -pos hq/ -neg lq/ -out quality.model
+//	curate train-classifier -class hq=good/ -class lq=bad/ -out quality.model
 //	curate gen-synthetic -out synth/ -bytes 1G
 //	curate -recipe curate_web -print-recipe             → the resolved recipe (validated; -print-defaults is an alias)
 //	curate validate -recipe curate_web [key=value ...]  → "ok" or the problem (exit 1)
+//	curate inspect [-rows 3] curated/docs-00000.parquet → schema, created_by, metadata and first rows
+//
+// A run prints the funnel: per stage, documents and bytes in, out,
+// removed and edited (lines cut from kept documents, truncation at
+// limits.max_doc_bytes), then each removal rule; stats.json holds the same,
+// removed/ every removed document with its reason and detail, and
+// metrics-rankR.jsonl one line per finished unit. A run that keeps no
+// document fails (exit 1) after writing them.
 //
 // Arguments after the flags are key=value overrides of recipe fields; list
 // elements are addressed by index (`stages.0=normalize`).
@@ -52,6 +60,8 @@ func main() {
 		err = genSynthetic(ctx, os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "validate":
 		err = validate(os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "inspect":
+		err = inspect(os.Args[2:], os.Stdout, os.Stderr)
 	default:
 		err = run(ctx, os.Args[1:])
 	}
@@ -72,9 +82,8 @@ func run(ctx context.Context, args []string) error {
 	printDefaults := fs.Bool("print-defaults", false, "the same as -print-recipe (an older name)")
 	verbose := fs.Bool("v", false, "debug logging")
 	waitTimeout := fs.Duration("wait-timeout", time.Hour, "multi-rank: give up when no other rank's file has appeared for this long")
-	failAfter := fs.Int("fail-after-units", 0, "testing: fail after this many units of the first pass")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate inspect [-rows N] FILE.parquet ...\n       curate train-classifier -class LABEL=PATH ... -out FILE\n       curate gen-synthetic -out DIR [-bytes SIZE]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -94,8 +103,6 @@ func run(ctx context.Context, args []string) error {
 		return fmt.Errorf("-workers %d: must be ≥ 0 (0 = all cores)", *workers)
 	case *waitTimeout <= 0:
 		return fmt.Errorf("-wait-timeout %s: must be > 0", *waitTimeout)
-	case *failAfter < 0:
-		return fmt.Errorf("-fail-after-units %d: must be ≥ 0", *failAfter)
 	}
 	level := slog.LevelInfo
 	if *verbose {
@@ -124,7 +131,7 @@ func run(ctx context.Context, args []string) error {
 		_, err = os.Stdout.Write(b)
 		return err
 	}
-	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, FailAfterUnits: *failAfter, WaitTimeout: *waitTimeout}
+	opt := curate.Options{Logger: log, HTML: htmltext.Extractor{}, WaitTimeout: *waitTimeout}
 	r, w, src, ok, err := cluster.RankFromEnv(nil)
 	if err != nil {
 		return err
@@ -146,13 +153,15 @@ func run(ctx context.Context, args []string) error {
 		opt.Progress = p
 	}
 	res, err := curate.Run(ctx, cfg, opt)
-	if err != nil {
+	if res == nil {
 		return err
 	}
 	res.Stats.PrintFunnel(os.Stdout)
 	removed, kept := res.Stats.Total()
-	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; outputs in %s (recipe %s)\n", kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, res.OutputDir, res.RecipeHash)
-	return nil
+	edited := res.Stats.Edits()
+	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; edits cut %d lines (%.2f MB) from documents their stage kept; outputs in %s (recipe %s)\n",
+		kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, edited.Lines, float64(edited.Bytes)/1e6, res.OutputDir, res.RecipeHash)
+	return err
 }
 
 // tool is this command among the recipe tools: its shipped recipes are

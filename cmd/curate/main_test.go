@@ -89,8 +89,8 @@ func sameFiles(t *testing.T, a, b map[string][]byte, what string) {
 }
 
 // TestCrashResumeIdentical runs the binary three ways — uninterrupted,
-// failing after 2 units then rerun, and killed with SIGKILL mid-run then
-// rerun — and requires byte-identical outputs.
+// interrupted (SIGINT, as Ctrl-C) mid-run then rerun, and killed with
+// SIGKILL mid-run then rerun — and requires byte-identical outputs.
 func TestCrashResumeIdentical(t *testing.T) {
 	bin := buildCurate(t)
 	in := t.TempDir()
@@ -99,45 +99,45 @@ func TestCrashResumeIdentical(t *testing.T) {
 		flags := append([]string{"-recipe", "curate_web", "-out", out}, extra...)
 		return append(flags, "input.paths=["+in+"]", "stages=[normalize, url_dedup, exact_dedup, line_dedup, gopher, minhash]")
 	}
-	root := "/tmp/crt"
-	os.RemoveAll(root)
-	os.MkdirAll(root, 0o755)
+	root := t.TempDir()
 	clean, crashed, killed := filepath.Join(root, "clean"), filepath.Join(root, "crashed"), filepath.Join(root, "killed")
 	if out, err := exec.Command(bin, args(clean)...).CombinedOutput(); err != nil {
 		t.Fatalf("clean run: %v\n%s", err, out)
 	}
 	want := snapshot(t, clean)
 
-	out, err := exec.Command(bin, args(crashed, "-fail-after-units", "2")...).CombinedOutput()
-	if err == nil || !strings.Contains(string(out), "injected failure") {
-		t.Fatalf("injected failure did not fail: %v\n%s", err, out)
-	}
-	if out, err := exec.Command(bin, args(crashed)...).CombinedOutput(); err != nil {
-		t.Fatalf("rerun: %v\n%s", err, out)
-	}
-	sameFiles(t, want, snapshot(t, crashed), "rerun after injected failure")
-
-	// SIGKILL once the first unit of some pass is on disk.
-	cmd := exec.Command(bin, args(killed)...)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		if m, _ := filepath.Glob(filepath.Join(killed, "work", "pass*", "stats-*.json")); len(m) > 0 {
-			break
+	// Stop each run once the first unit of some pass is on disk.
+	interrupted := func(out string, sig os.Signal) {
+		t.Helper()
+		cmd := exec.Command(bin, args(out)...)
+		var log bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &log, &log
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(2 * time.Millisecond)
+		deadline := time.Now().Add(30 * time.Second)
+		for time.Now().Before(deadline) {
+			if m, _ := filepath.Glob(filepath.Join(out, "work", "pass*", "stats-*.json")); len(m) > 0 {
+				break
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+		cmd.Process.Signal(sig)
+		err := cmd.Wait()
+		if sig == os.Interrupt && err == nil && !strings.Contains(log.String(), "kept ") {
+			t.Fatalf("interrupted run exited 0 without finishing:\n%s", log.String())
+		}
+		if out, err := exec.Command(bin, args(out)...).CombinedOutput(); err != nil {
+			t.Fatalf("rerun after %v: %v\n%s", sig, err, out)
+		}
 	}
-	cmd.Process.Signal(syscall.SIGKILL)
-	cmd.Wait()
-	if out, err := exec.Command(bin, args(killed)...).CombinedOutput(); err != nil {
-		t.Fatalf("rerun after kill: %v\n%s", err, out)
-	}
+	interrupted(crashed, os.Interrupt)
+	sameFiles(t, want, snapshot(t, crashed), "rerun after SIGINT")
+	interrupted(killed, syscall.SIGKILL)
 	sameFiles(t, want, snapshot(t, killed), "rerun after SIGKILL")
 
 	// A different recipe in the same directory is refused.
-	out, err = exec.Command(bin, append(args(clean), "filters.gopher.min_words=20")...).CombinedOutput()
+	out, err := exec.Command(bin, append(args(clean), "filters.gopher.min_words=20")...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "different recipe") {
 		t.Fatalf("recipe change not refused: %v\n%s", err, out)
 	}
@@ -332,5 +332,70 @@ func TestCLIValidate(t *testing.T) {
 	help, _ := exec.Command(bin, "-h").CombinedOutput()
 	if h := string(help); !strings.Contains(h, "(curate_gosrc, curate_web)") || strings.Contains(h, "pretrain_tiny") || !strings.Contains(h, "curate validate") {
 		t.Fatalf("help:\n%s", h)
+	}
+}
+
+// TestCLINothingKeptAndInspect: a wrong text field fails (exit 1) after
+// printing the funnel, with the hint; the right one keeps the documents,
+// and inspect shows a shard's schema, created_by and rows.
+func TestCLINothingKeptAndInspect(t *testing.T) {
+	bin := buildCurate(t)
+	in := t.TempDir()
+	data := `{"body":"The first document of the test.","id":1}` + "\n" + `{"body":"The second document of the test.","id":2}` + "\n"
+	if err := os.WriteFile(filepath.Join(in, "a.jsonl"), []byte(data), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run := func(args ...string) (string, int) {
+		t.Helper()
+		cmd := exec.Command(bin, args...)
+		out, err := cmd.CombinedOutput()
+		if err != nil && cmd.ProcessState == nil {
+			t.Fatal(err)
+		}
+		return string(out), cmd.ProcessState.ExitCode()
+	}
+	out, code := run("-recipe", "curate_web", "-out", filepath.Join(t.TempDir(), "o"), "input.paths=["+in+"]", "stages=[normalize]")
+	if code != 1 || !strings.Contains(out, "input/missing_text") || !strings.Contains(out, `set input.text_field`) || !strings.Contains(out, `"body" string`) {
+		t.Fatalf("wrong text field: exit %d\n%s", code, out)
+	}
+	dir := filepath.Join(t.TempDir(), "o")
+	out, code = run("-recipe", "curate_web", "-out", dir, "input.paths=["+in+"]", "stages=[normalize]", "input.text_field=body")
+	if code != 0 || !strings.Contains(out, "kept 2 documents") {
+		t.Fatalf("right text field: exit %d\n%s", code, out)
+	}
+	out, code = run("inspect", "-rows", "1", filepath.Join(dir, "docs-00000.parquet"))
+	for _, want := range []string{"rows:       2 in 1 row groups", "created_by: herd curate version", "message Row {", `text          "The first document of the test."`} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Fatalf("inspect: exit %d, output lacks %q:\n%s", code, want, out)
+		}
+	}
+	if out, code = run("inspect"); code != 1 || !strings.Contains(out, "name one or more Parquet files") {
+		t.Fatalf("inspect without files: exit %d\n%s", code, out)
+	}
+	// Metrics: one schema with the other tools (kind, units in key names).
+	b, err := os.ReadFile(filepath.Join(dir, "metrics-rank0.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var kinds []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("metrics line %q: %v", line, err)
+		}
+		kinds = append(kinds, fmt.Sprint(rec["kind"]))
+		if _, ok := rec["event"]; ok {
+			t.Fatalf("metrics line %q uses event, not kind", line)
+		}
+		if rec["kind"] == "unit" {
+			for _, k := range []string{"docs_in", "bytes_in", "seconds", "docs_per_s", "bytes_per_s"} {
+				if _, ok := rec[k]; !ok {
+					t.Fatalf("unit record %q lacks %s", line, k)
+				}
+			}
+		}
+	}
+	if strings.Join(kinds, ",") != "unit,done" {
+		t.Fatalf("metrics kinds %v, want unit,done", kinds)
 	}
 }

@@ -2,6 +2,7 @@
 // tokenizer (package data/tokenizer).
 //
 //	tokenizer train -input PATH[,PATH…] -vocab-size N -out DIR [-min-frequency 2] [-workers N] [-chat-template FILE]
+//	tokenizer train -jsonl IN.jsonl[,…] [-text-field text] -vocab-size N -out DIR
 //	tokenizer encode -tokenizer DIR [-special] [-add-bos=false] < text          → JSON array of ids
 //	tokenizer encode -tokenizer DIR [-special] [-add-bos=false] -jsonl IN.jsonl → {"ids":[…]} per {"text": …} line
 //	tokenizer chat -tokenizer DIR -jsonl IN.jsonl [-masks]       → {"ids":[…]} per chat request line
@@ -15,7 +16,9 @@
 // -add-bos=false gives the bare ids (add_special_tokens=False).
 //
 // Inputs of train: text files, docs-*.parquet shards (column "text"),
-// directories holding them, glob patterns, or "-" for standard input.
+// JSONL files (.jsonl, .ndjson, also .gz and .zst: the -text-field of each
+// line; -jsonl takes JSONL files of any name), directories holding them,
+// glob patterns, or "-" for standard input.
 //
 // Ranges, checked before any input is read: -vocab-size 513 to 1048576
 // (the 256 bytes and 256 special tokens take 512 ids), -min-frequency at
@@ -65,6 +68,7 @@ func (e usageError) Error() string { return e.msg }
 
 const usage = `usage:
   tokenizer train -input PATH[,PATH...] -vocab-size N -out DIR [-min-frequency 2] [-workers N] [-chat-template FILE]
+  tokenizer train -jsonl IN.jsonl[,...] [-text-field text] -vocab-size N -out DIR [...]
   tokenizer encode -tokenizer DIR [-special] [-add-bos=false] [-workers N] [-max-segment BYTES] < text
   tokenizer encode -tokenizer DIR [-special] [-add-bos=false] -jsonl IN.jsonl [-workers N] [-max-line BYTES]
   tokenizer chat -tokenizer DIR -jsonl IN.jsonl [-masks] [-workers N] [-max-line BYTES]
@@ -186,7 +190,9 @@ func (c *command) withJSONL(path string, fn func(io.Reader) error) error {
 }
 
 func (c *command) train(ctx context.Context) error {
-	input := c.fs.String("input", "", "comma-separated inputs: text files, docs-*.parquet, directories, globs, - for stdin")
+	input := c.fs.String("input", "", "comma-separated inputs: text files, docs-*.parquet, *.jsonl (the -text-field of each line), directories, globs, - for stdin")
+	jsonl := c.fs.String("jsonl", "", "comma-separated JSONL inputs (also .gz, .zst, globs): the -text-field of each line is a document, whatever the file names")
+	textField := c.fs.String("text-field", "text", "the field holding the text in JSONL inputs")
 	vocab := c.fs.Int("vocab-size", 0, fmt.Sprintf("total vocabulary size, the 256 special tokens included, %d to %d", tokenizer.MinVocabSize, tokenizer.MaxVocabSize))
 	out := c.fs.String("out", "", "output directory")
 	minFreq := c.fs.Int64("min-frequency", 2, "stop when the best pair occurs fewer times (at least 1)")
@@ -195,8 +201,11 @@ func (c *command) train(ctx context.Context) error {
 	if err := c.parse(); err != nil {
 		return err
 	}
-	if *input == "" || *vocab == 0 || *out == "" {
-		return usageError{"train needs -input, -vocab-size and -out"}
+	if *input == "" && *jsonl == "" || *vocab == 0 || *out == "" {
+		return usageError{"train needs -input (or -jsonl), -vocab-size and -out"}
+	}
+	if *textField == "" {
+		return usageError{"-text-field must name a field"}
 	}
 	for _, err := range []error{
 		inRange("vocab-size", int64(*vocab), tokenizer.MinVocabSize, tokenizer.MaxVocabSize,
@@ -209,12 +218,24 @@ func (c *command) train(ctx context.Context) error {
 			return err
 		}
 	}
-	corpora, err := tokenizer.OpenCorpus(strings.Split(*input, ","), c.stdin)
-	if err != nil {
-		return err
+	var corpora []tokenizer.Corpus
+	if *input != "" {
+		cs, err := tokenizer.OpenCorpus(strings.Split(*input, ","), c.stdin, *textField)
+		if err != nil {
+			return err
+		}
+		corpora = append(corpora, cs...)
+	}
+	if *jsonl != "" {
+		cs, err := tokenizer.OpenJSONL(strings.Split(*jsonl, ","), *textField)
+		if err != nil {
+			return err
+		}
+		corpora = append(corpora, cs...)
 	}
 	opts := tokenizer.TrainOptions{VocabSize: *vocab, MinFrequency: *minFreq, Workers: *workers, Logger: c.log}
 	if *tmpl != "" {
+		var err error
 		if opts.ChatTemplate, err = readTemplate(*tmpl); err != nil {
 			return err
 		}

@@ -156,7 +156,8 @@ func TestFlagRanges(t *testing.T) {
 		{"chat max line", []string{"chat", "-tokenizer", none, "-jsonl", "-", "-max-line", "-3"}, []string{"-max-line"}},
 		{"decode workers negative", []string{"decode", "-tokenizer", none, "-workers", "-1"}, []string{"-workers"}},
 		{"decode max line", []string{"decode", "-tokenizer", none, "-jsonl", "-", "-max-line", "0"}, []string{"-max-line"}},
-		{"train refuses -jsonl", train("-jsonl", "x"), []string{"-jsonl"}},
+		{"train refuses -max-line", train("-max-line", "5"), []string{"-max-line"}},
+		{"train empty -text-field", train("-text-field", ""), []string{"-text-field"}},
 		{"train refuses -tokenizer", train("-tokenizer", "x"), []string{"-tokenizer"}},
 		{"convert refuses -workers", []string{"convert", "-tiktoken", none, "-out", none, "-workers", "2"}, []string{"-workers"}},
 		{"decode refuses -special", []string{"decode", "-tokenizer", none, "-special"}, []string{"-special"}},
@@ -319,5 +320,66 @@ func TestJSONLMaxLine(t *testing.T) {
 	out, err := runCmd(t, in, "encode", "-tokenizer", refDir, "-jsonl", "-", "-max-line", "3000")
 	if err != nil || strings.Count(out, "\n") != 3 {
 		t.Fatalf("with a larger -max-line: %q, %v", out, err)
+	}
+}
+
+// TestTrainJSONL: training on a JSONL file reads its text field, so the
+// tokenizer equals one trained on the same texts as plain text files (one
+// per document) and learns nothing of the JSON syntax; -jsonl reads any
+// file name, -text-field picks the field, and a line without it is an
+// error naming the file and line.
+func TestTrainJSONL(t *testing.T) {
+	dir := t.TempDir()
+	docs := []string{
+		"the quick brown fox jumps over the lazy dog",
+		"a \"quoted\" word, a backslash \\ and a line\nbreak",
+		strings.Repeat("pack my box with five dozen liquor jugs ", 20),
+	}
+	var jsonl, other bytes.Buffer
+	var txts []string
+	for i, d := range docs {
+		line, _ := json.Marshal(map[string]any{"id": i, "text": d})
+		jsonl.Write(append(line, '\n'))
+		line, _ = json.Marshal(map[string]any{"body": d})
+		other.Write(append(line, '\n'))
+		p := filepath.Join(dir, fmt.Sprintf("doc%d.txt", i))
+		if err := os.WriteFile(p, []byte(d), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		txts = append(txts, p)
+	}
+	in := filepath.Join(dir, "docs.jsonl")
+	odd := filepath.Join(dir, "docs.data")
+	if err := os.WriteFile(in, jsonl.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(odd, other.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	train := func(args ...string) string {
+		t.Helper()
+		out := t.TempDir()
+		if _, err := runCmd(t, "", append([]string{"train", "-vocab-size", "700", "-min-frequency", "1", "-out", out}, args...)...); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join(out, tokenizer.TokenizerFile))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	want := train("-input", strings.Join(txts, ","))
+	if got := train("-input", in); got != want {
+		t.Fatal("-input FILE.jsonl trained another tokenizer than the same texts as text files")
+	}
+	if got := train("-jsonl", odd, "-text-field", "body"); got != want {
+		t.Fatal("-jsonl with -text-field trained another tokenizer than the same texts as text files")
+	}
+	if got := train("-input", odd); got == want { // read as text: the JSON syntax is learned too
+		t.Fatal("a JSONL file read as text trained the same tokenizer: the comparison cannot tell")
+	}
+	_, err := runCmd(t, "", "train", "-jsonl", odd, "-vocab-size", "700", "-out", t.TempDir())
+	if err == nil || !strings.Contains(err.Error(), odd+`:1: no string field "text"`) || !strings.Contains(err.Error(), "-text-field") {
+		t.Fatalf("missing field: %v", err)
 	}
 }

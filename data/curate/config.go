@@ -7,7 +7,8 @@
 // parallel across cores; stages that need the whole corpus (URL dedup, exact
 // dedup, line dedup, the token KL filter, MinHash) end a pass: every unit
 // writes its keys to files, a decision step merges them, and the next pass
-// applies the decision. Each pass writes one file per input unit atomically,
+// applies the decision; each such stage is one type in its own file (see
+// globalStage in global.go). Each pass writes one file per input unit atomically,
 // so a rerun after a crash skips finished units, and units are split across
 // ranks that share a file system. A rerun reuses a finished unit only when
 // its input files and the recipe are unchanged (resume.go), removes what an
@@ -19,6 +20,14 @@
 // and read alongside the documents; key files are sorted with spilling
 // (minhash.memory_mb); line dedup counts one bucket at a time. Only the
 // MinHash clustering step keeps state per near-duplicate document.
+//
+// The funnel (stats.json, and the table `curate` prints) accounts for
+// every byte: per stage the documents and bytes in and out, the removals
+// per rule with the first detail of each (the measured value and the
+// recipe threshold it crossed), and the edits of kept documents (lines and
+// bytes cut by normalization, line dedup and C4's line filter; truncation
+// at limits.max_doc_bytes and the input bytes that are not text). A run
+// that keeps nothing fails with ErrNothingKept.
 // BENCHMARKS.md gives throughput per stage and peak memory on a 1 GB
 // corpus made by `curate gen-synthetic`.
 package curate

@@ -211,7 +211,7 @@ func TestPlantedDuplicates(t *testing.T) {
 		}
 	}
 	ls := res.Stats.Stages[StageLineDedup]
-	if ls == nil || ls.Modified == 0 {
+	if ls == nil || ls.Edited.Lines == 0 {
 		t.Fatalf("line dedup removed no lines: %+v", ls)
 	}
 	if ls.Out.Bytes < ls.In.Bytes*8/10 {

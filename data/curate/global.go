@@ -7,15 +7,82 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"strconv"
-
-	"github.com/sourcegraph/conc/pool"
 
 	"github.com/herdml/herd/data/dedup"
-	"github.com/herdml/herd/data/heuristics"
-	"github.com/herdml/herd/data/shard"
 	"github.com/herdml/herd/internal/atomicfile"
 )
+
+// A global stage needs the whole corpus before it decides, so it ends a
+// pass (datatrove's step classes are the model; each stage is one type in
+// its own file):
+//
+//  1. key: every document reaching the stage yields what the stage
+//     collects (a URL or text hash, a MinHash signature, line hashes, a
+//     word histogram), computed in parallel;
+//  2. collector: each unit writes those keys to its own file;
+//  3. decide: once every unit of every rank is done, the keys of all
+//     units become the stage's decision (rank 0 merges; MinHash bands and
+//     line buckets are split across ranks first);
+//  4. load: the next pass loads the decision and applies it, either as a
+//     list of removals streamed per unit (a remover: the dedup stages) or
+//     as a per-document step run before the pass's local stages (a
+//     docStep: token_kl, line_dedup).
+type globalStage interface {
+	// name is the stage's name in recipes.
+	name() string
+	// key fills in what the collector records of a kept document. It runs
+	// on many goroutines, each with its own scratch.
+	key(it *item, s *scratch)
+	// collector starts the key file of unit u in pass p.
+	collector(r *runner, p, u int) (collector, error)
+	// decide turns the keys of every unit of pass p into the decision;
+	// every rank calls it, and it returns once the decision file
+	// (r.decisionFile(p)) exists.
+	decide(ctx context.Context, r *runner, p int) error
+	// load readies the decision of pass p for the pass after it.
+	load(r *runner, p int) error
+}
+
+// remover is a global stage whose decision is a list of documents to
+// remove (each with the ordinal of the document kept in its place).
+type remover interface {
+	globalStage
+	// rule names the removals in the funnel and in removed/.
+	rule() string
+}
+
+// docStep is a global stage applied document by document in the next
+// pass, before that pass's local stages.
+type docStep interface {
+	globalStage
+	// step is the per-document function (see localFunc).
+	step() localFunc
+	// prepare readies the decision for a chunk of documents before step
+	// runs on them in parallel.
+	prepare(items []*item) error
+}
+
+// newGlobal returns the global stage of this name, or nil for a
+// per-document stage; e holds the run's settings and resources (nil
+// only to ask whether the stage is global).
+func newGlobal(name string, e *env) globalStage {
+	switch name {
+	case StageURLDedup:
+		return &urlDedup{e: e}
+	case StageExactDedup:
+		return &exactDedup{e: e}
+	case StageLineDedup:
+		return &lineDedup{e: e}
+	case StageMinHash:
+		return &minhashStage{e: e}
+	case StageTokenKL:
+		return &tokenKL{e: e}
+	}
+	return nil
+}
+
+// isGlobal reports whether a stage needs the whole corpus before deciding.
+func isGlobal(stage string) bool { return newGlobal(stage, nil) != nil }
 
 // collector writes one unit's keys for a global stage.
 type collector interface {
@@ -30,100 +97,19 @@ func (noCollector) add(*item) error              { return nil }
 func (noCollector) commit(context.Context) error { return nil }
 func (noCollector) abort()                       {}
 
-type keyCollector struct {
-	w     *dedup.KeyWriter
-	stage string
-}
-
-func (c *keyCollector) add(it *item) error {
-	if !it.hasKey {
-		return nil
-	}
-	order := uint64(0)
-	if c.stage == StageURLDedup {
-		ts := int64(0)
-		if t, ok := it.rec.doc.Time(); ok {
-			ts = t.Unix()
-		}
-		order = dedup.RecencyOrder(ts)
-	}
-	return c.w.Add(dedup.KeyRecord{Key: it.key, Order: order, ID: it.rec.doc.Ordinal})
-}
-func (c *keyCollector) commit(ctx context.Context) error { return c.w.Commit(ctx) }
-func (c *keyCollector) abort()                           { c.w.Abort() }
-
-type sigCollector struct{ w *dedup.SignatureWriter }
-
-func (c *sigCollector) add(it *item) error           { return c.w.Add(it.rec.doc.Ordinal, it.sig) }
-func (c *sigCollector) commit(context.Context) error { return c.w.Commit() }
-func (c *sigCollector) abort()                       { c.w.Abort() }
-
-type histCollector struct {
-	h    heuristics.Histogram
-	an   heuristics.Analysis
-	path string
-}
-
-func (c *histCollector) add(it *item) error {
-	c.an.Reset()
-	c.h.Add(c.an.Of(it.rec.doc.Text))
-	return nil
-}
-func (c *histCollector) commit(context.Context) error {
-	b, _ := c.h.MarshalBinary()
-	return atomicfile.WriteFile(c.path, b, 0o644)
-}
-func (c *histCollector) abort() {}
-
 func (r *runner) spill() dedup.SpillConfig {
 	return dedup.SpillConfig{TempDir: r.rankDir(r.opt.Rank), MemoryBytes: int64(r.cfg.MinHash.MemoryMB) << 20}
 }
 
 func (r *runner) keyFile(p, u int) string { return r.unitFile(p, u, "keys") + ".rec" }
 
-func (r *runner) newCollector(p *pass, u int) (collector, error) {
-	switch p.collect {
-	case StageURLDedup, StageExactDedup:
-		return &keyCollector{w: dedup.NewKeyWriter(r.keyFile(p.index, u), r.spill()), stage: p.collect}, nil
-	case StageMinHash:
-		w, err := dedup.NewSignatureWriter(r.keyFile(p.index, u), r.env.mhCfg)
-		if err != nil {
-			return nil, fmt.Errorf("minhash: %w", err)
-		}
-		return &sigCollector{w: w}, nil
-	case StageTokenKL:
-		return &histCollector{h: r.cfg.Filters.TokenKL.NewHistogram(), path: r.keyFile(p.index, u)}, nil
-	case StageLineDedup:
-		c, err := newLineCollector(r.lineFile(p.index, u))
-		if err != nil {
-			return nil, err
-		}
-		return c, nil
+// keyFiles lists the key files of every unit in pass p.
+func (r *runner) keyFiles(p int) []string {
+	var files []string
+	for _, u := range r.units {
+		files = append(files, r.keyFile(p, u.Index))
 	}
-	return noCollector{}, nil
-}
-
-// prepareKey computes, in parallel, what the collector needs.
-func (r *runner) prepareKey(stage string, it *item, s *scratch) {
-	d := &it.rec.doc
-	switch stage {
-	case StageURLDedup:
-		if d.URL == "" {
-			return
-		}
-		norm, err := dedup.NormalizeURL(d.URL, r.env.urlCfg)
-		if err != nil {
-			return // unparsable URLs are not deduplicated by URL
-		}
-		it.key, it.hasKey = dedup.URLKey(norm), true
-	case StageExactDedup:
-		it.key, it.hasKey = s.exact.Key(d.Text), true
-	case StageMinHash:
-		s.sig, _ = s.mh.Signature(d.Text, s.sig)
-		it.sig = append(it.sig[:0], s.sig...)
-	case StageLineDedup:
-		it.lines, s.line = dedup.AppendLineHashes(it.lines[:0], d.Text, s.line)
-	}
+	return files
 }
 
 func (r *runner) decisionFile(p int) string { return filepath.Join(r.passDir(p), "decision") }
@@ -139,76 +125,38 @@ func fileExists(path string) bool {
 	return err == nil
 }
 
-// decide merges the keys of pass p into its decision. Rank 0 merges dedup
-// keys; MinHash bands and line dedup buckets are split across ranks. The
-// decision file is written last: it marks the decision complete.
+// decide makes the decision of the global stage that ends pass p, unless
+// an earlier run made it.
 func (r *runner) decide(ctx context.Context, p *pass) error {
-	out := r.decisionFile(p.index)
-	if _, err := os.Stat(out); err == nil {
+	if fileExists(r.decisionFile(p.index)) {
 		return nil
 	}
-	var inputs []string
-	for _, u := range r.units {
-		inputs = append(inputs, r.keyFile(p.index, u.Index))
-	}
-	switch p.collect {
-	case StageMinHash:
-		if err := r.minhashEdges(ctx, p, inputs); err != nil {
-			return err
-		}
-	case StageLineDedup:
-		if err := r.decideLines(ctx, p); err != nil {
-			return err
-		}
-	}
+	return p.collect.decide(ctx, r, p.index)
+}
+
+// onRank0 runs merge on rank 0, which must write the decision file of pass
+// p last (it marks the decision complete); the other ranks wait for it.
+func (r *runner) onRank0(ctx context.Context, stage string, p int, merge func() error) error {
 	if r.opt.Rank != 0 {
-		return r.waitFile(ctx, fmt.Sprintf("the %s decision of pass %d", p.collect, p.index+1), out)
+		return r.waitFile(ctx, fmt.Sprintf("the %s decision of pass %d", stage, p+1), r.decisionFile(p))
 	}
-	all := out + ".all"
-	switch p.collect {
-	case StageURLDedup, StageExactDedup:
-		ms, err := dedup.MergeKeyFiles(ctx, all, inputs, r.spill())
-		if err != nil {
-			return err
-		}
-		r.log.Info("dedup decision", "stage", p.collect, "records", ms.Records, "removed", ms.Removed)
-	case StageMinHash:
-		var edges []string
-		for b := range r.cfg.MinHash.Bands {
-			edges = append(edges, r.edgeFile(p.index, b))
-		}
-		cs, err := dedup.ClusterEdges(ctx, edges, all)
-		if err != nil {
-			return err
-		}
-		r.log.Info("minhash decision", "clusters", cs.Clusters, "removed", cs.Removed)
-	case StageTokenKL:
-		total := r.cfg.Filters.TokenKL.NewHistogram()
-		for _, in := range inputs {
-			b, err := os.ReadFile(in)
-			if err != nil {
-				return err
-			}
-			h, err := heuristics.UnmarshalHistogram(b, r.cfg.Filters.TokenKL.Buckets)
-			if err != nil {
-				return fmt.Errorf("%s: %w", in, err)
-			}
-			total.Merge(h)
-		}
-		b, _ := total.MarshalBinary()
-		return atomicfile.WriteFile(out, b, 0o644)
-	case StageLineDedup:
-		return atomicfile.WriteFile(out, []byte("line dedup buckets written\n"), 0o644)
-	}
+	return merge()
+}
+
+// publishRemovals splits the removals of all units (file all) by unit and
+// writes the decision file.
+func (r *runner) publishRemovals(ctx context.Context, p int, all string) error {
 	if err := r.splitDecision(ctx, p, all); err != nil {
 		return err
 	}
-	os.Remove(all)
-	return atomicfile.WriteFile(out, []byte("removals split by unit\n"), 0o644)
+	if err := os.Remove(all); err != nil {
+		return fmt.Errorf("dedup decision: %w", err)
+	}
+	return atomicfile.WriteFile(r.decisionFile(p), []byte("removals split by unit\n"), 0o644)
 }
 
 // splitDecision writes the removals of each unit to its own file.
-func (r *runner) splitDecision(ctx context.Context, p *pass, all string) error {
+func (r *runner) splitDecision(ctx context.Context, p int, all string) error {
 	rr, err := dedup.OpenRemovals(all)
 	if err != nil {
 		return err
@@ -224,7 +172,7 @@ func (r *runner) splitDecision(ctx context.Context, p *pass, all string) error {
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		w := dedup.NewRemovalWriter(r.unitDecisionFile(p.index, u.Index), r.spill())
+		w := dedup.NewRemovalWriter(r.unitDecisionFile(p, u.Index), r.spill())
 		for next.ID != ^uint64(0) && int(next.ID>>32) == u.Index {
 			if err := w.Add(next); err != nil {
 				w.Abort()
@@ -251,142 +199,42 @@ func (r *runner) splitDecision(ctx context.Context, p *pass, all string) error {
 	return nil
 }
 
-func (r *runner) edgeFile(p, band int) string {
-	return filepath.Join(r.passDir(p), fmt.Sprintf("edges-band%02d.rec", band))
-}
-
-// minhashEdges builds the band buckets and edges of this rank's bands.
-func (r *runner) minhashEdges(ctx context.Context, p *pass, sigs []string) error {
-	var bands []int
-	for b := range r.cfg.MinHash.Bands {
-		if b%r.opt.World == r.opt.Rank {
-			if _, err := os.Stat(r.edgeFile(p.index, b)); err != nil {
-				bands = append(bands, b)
-			}
-		}
-	}
-	if len(bands) > 0 {
-		bandDir := filepath.Join(r.passDir(p.index), "bands")
-		if err := os.MkdirAll(bandDir, 0o755); err != nil {
-			return err
-		}
-		if err := dedup.WriteBands(ctx, sigs, bandDir, bands, r.spill()); err != nil {
-			return err
-		}
-		idx, err := dedup.OpenSignatureIndex(sigs)
-		if err != nil {
-			return err
-		}
-		defer idx.Close()
-		// One band at a time: the signature index is shared.
-		pl := pool.New().WithErrors().WithContext(ctx).WithMaxGoroutines(1)
-		for _, b := range bands {
-			pl.Go(func(ctx context.Context) error {
-				_, err := dedup.FindEdges(ctx, dedup.BandFileName(bandDir, b), idx, r.edgeFile(p.index, b), r.env.mhCfg)
-				if err == nil {
-					os.Remove(dedup.BandFileName(bandDir, b))
-				}
-				return err
-			})
-		}
-		if err := pl.Wait(); err != nil {
-			return err
-		}
-	}
-	// Barrier: every band's edges.
-	edges := make([]string, r.cfg.MinHash.Bands)
-	for b := range edges {
-		edges[b] = r.edgeFile(p.index, b)
-	}
-	return r.waitFor(ctx, fmt.Sprintf("the minhash edges of pass %d", p.index+1), len(edges), func(b int) bool { return fileExists(edges[b]) }, func(b int) (string, int) {
-		return "band " + strconv.Itoa(b), b % r.opt.World
-	})
-}
-
 // waitFile waits for a file that rank 0 writes (a decision).
 func (r *runner) waitFile(ctx context.Context, what, path string) error {
 	return r.waitFor(ctx, what, 1, func(int) bool { return fileExists(path) }, func(int) (string, int) { return filepath.Base(path), 0 })
 }
 
-// loadDecision loads what the next pass needs of the decision of a global
-// stage collected in pass p (dedup removals are streamed per unit instead).
-func (r *runner) loadDecision(stage string, p int) error {
-	out := r.decisionFile(p)
-	switch stage {
-	case StageTokenKL:
-		b, err := os.ReadFile(out)
-		if err != nil {
-			return fmt.Errorf("token_kl decision: %w", err)
-		}
-		h, err := heuristics.UnmarshalHistogram(b, r.cfg.Filters.TokenKL.Buckets)
-		if err != nil {
-			return fmt.Errorf("%s: %w", out, err)
-		}
-		r.env.klCorpus = h
-	case StageLineDedup:
-		lb, err := r.loadLineBuckets(p)
-		if err != nil {
-			return err
-		}
-		r.env.lines = lb
-	}
-	return nil
+// keyCollector writes the dedup keys of one unit (URL and exact dedup).
+type keyCollector struct {
+	w *dedup.KeyWriter
+	// order ranks documents with the same key: the lowest is kept (0 for
+	// all: the first in input order).
+	order func(it *item) uint64
 }
 
-// writeRemovedParquet merges the removed documents of every pass of a unit
-// into removed/removed-NNNNN.parquet, in ordinal order.
-func (r *runner) writeRemovedParquet(unit int) error {
-	var readers []*docReader
-	defer func() {
-		for _, rd := range readers {
-			rd.close()
-		}
-	}()
-	for i := range r.passes {
-		rd, err := openDocfile(r.unitFile(i, unit, "removed"))
+func (c *keyCollector) add(it *item) error {
+	if !it.hasKey {
+		return nil
+	}
+	order := uint64(0)
+	if c.order != nil {
+		order = c.order(it)
+	}
+	return c.w.Add(dedup.KeyRecord{Key: it.key, Order: order, ID: it.rec.doc.Ordinal})
+}
+func (c *keyCollector) commit(ctx context.Context) error { return c.w.Commit(ctx) }
+func (c *keyCollector) abort()                           { c.w.Abort() }
+
+// decideByKeys is the decision of a key dedup stage: rank 0 merges the
+// sorted key files of every unit into removals and splits them by unit.
+func (r *runner) decideByKeys(ctx context.Context, stage string, p int) error {
+	return r.onRank0(ctx, stage, p, func() error {
+		all := r.decisionFile(p) + ".all"
+		ms, err := dedup.MergeKeyFiles(ctx, all, r.keyFiles(p), r.spill())
 		if err != nil {
 			return err
 		}
-		readers = append(readers, rd)
-	}
-	heads := make([]*docRec, len(readers))
-	advance := func(i int) error {
-		rec := &docRec{}
-		err := readers[i].next(rec)
-		if errors.Is(err, io.EOF) {
-			heads[i] = nil
-			return nil
-		}
-		heads[i] = rec
-		return err
-	}
-	for i := range readers {
-		if err := advance(i); err != nil {
-			return err
-		}
-	}
-	w, err := shard.Create[shard.Removed](r.removedPath(unit), r.cfg.Output.RowGroupDocs, "herd.recipe", r.hash)
-	if err != nil {
-		return err
-	}
-	defer w.Abort()
-	for {
-		best := -1
-		for i, h := range heads {
-			if h != nil && (best < 0 || h.doc.Ordinal < heads[best].doc.Ordinal) {
-				best = i
-			}
-		}
-		if best < 0 {
-			break
-		}
-		h := heads[best]
-		if err := w.Write(shard.RemovedFromDoc(&h.doc, h.reason, h.detail)); err != nil {
-			return err
-		}
-		if err := advance(best); err != nil {
-			return err
-		}
-	}
-	return w.Commit()
+		r.log.Info("dedup decision", "stage", stage, "records", ms.Records, "removed", ms.Removed)
+		return r.publishRemovals(ctx, p, all)
+	})
 }

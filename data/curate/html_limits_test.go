@@ -105,8 +105,8 @@ func TestHTMLTimeoutAndCancel(t *testing.T) {
 	cfg.Input.HTMLTimeout = 0.05
 	cfg.Output.Dir = t.TempDir()
 	cfg.Stages = []string{StageNormalize}
-	if err := runBounded(t, t.Context(), cfg, Options{Logger: quietLogger(), HTML: ext}, 20*time.Second); err != nil {
-		t.Fatal(err)
+	if err := runBounded(t, t.Context(), cfg, Options{Logger: quietLogger(), HTML: ext}, 20*time.Second); !errors.Is(err, ErrNothingKept) {
+		t.Fatalf("every page timed out: got %v, want ErrNothingKept", err)
 	}
 	_, removed := readOutputs(t, cfg.Output.Dir)
 	if len(removed) != 3 {

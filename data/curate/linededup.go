@@ -12,8 +12,10 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/herdml/herd/data/dedup"
+	"github.com/herdml/herd/data/document"
 	"github.com/herdml/herd/internal/atomicfile"
 )
 
@@ -36,6 +38,62 @@ const (
 	lineFileMagic   = "herd-lines-v1\n"
 	bucketFileMagic = "herd-linebucket-v1\n"
 )
+
+// lineDedup is the line_dedup stage (see above).
+type lineDedup struct {
+	e       *env
+	buckets *lineBuckets // the decision, once loaded
+}
+
+func (*lineDedup) name() string { return StageLineDedup }
+
+func (*lineDedup) key(it *item, s *scratch) {
+	it.lines, s.line = dedup.AppendLineHashes(it.lines[:0], it.rec.doc.Text, s.line)
+}
+
+func (*lineDedup) collector(r *runner, p, u int) (collector, error) {
+	c, err := newLineCollector(r.lineFile(p, u))
+	if err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func (g *lineDedup) decide(ctx context.Context, r *runner, p int) error {
+	if err := r.decideLines(ctx, p); err != nil {
+		return err
+	}
+	return r.onRank0(ctx, g.name(), p, func() error {
+		return atomicfile.WriteFile(r.decisionFile(p), []byte("line dedup buckets written\n"), 0o644)
+	})
+}
+
+func (g *lineDedup) load(r *runner, p int) error {
+	lb, err := r.loadLineBuckets(p)
+	if err != nil {
+		return err
+	}
+	g.buckets = lb
+	return nil
+}
+
+func (g *lineDedup) prepare(items []*item) error { return g.buckets.prepare(items) }
+
+func (g *lineDedup) step() localFunc {
+	minChars := g.e.cfg.LineDedup.MinChars
+	return func(d *document.Doc, s *scratch) verdict {
+		text, ls := g.buckets.filter(d.Text, d.Ordinal)
+		if ls.LinesRemoved == 0 {
+			return verdict{}
+		}
+		d.Text = strings.TrimSpace(text)
+		if len(d.Text) < minChars {
+			return verdict{rule: "nothing_left", linesRemoved: ls.LinesRemoved,
+				detail: fmt.Sprintf("%d of %d lines were repeated boilerplate", ls.LinesRemoved, ls.Lines)}
+		}
+		return verdict{linesRemoved: ls.LinesRemoved}
+	}
+}
 
 func (r *runner) lineFile(p, u int) string { return r.unitFile(p, u, "lines") }
 
@@ -156,7 +214,7 @@ func (r *runner) inputOffsets() ([]int64, int64, error) {
 
 // decideLines writes the bucket files of this rank's buckets, then waits
 // for every bucket.
-func (r *runner) decideLines(ctx context.Context, p *pass) error {
+func (r *runner) decideLines(ctx context.Context, p int) error {
 	offsets, total, err := r.inputOffsets()
 	if err != nil {
 		return err
@@ -171,7 +229,7 @@ func (r *runner) decideLines(ctx context.Context, p *pass) error {
 	}()
 	counts := map[uint64]uint32{}
 	for b := r.opt.Rank; b < buckets; b += r.opt.World {
-		out := r.bucketFile(p.index, b)
+		out := r.bucketFile(p, b)
 		if _, err := os.Stat(out); err == nil {
 			continue
 		}
@@ -197,7 +255,7 @@ func (r *runner) decideLines(ctx context.Context, p *pass) error {
 			u := r.units[i]
 			c := cursors[i]
 			if c == nil {
-				if c, err = openLineFile(r.lineFile(p.index, u.Index)); err != nil {
+				if c, err = openLineFile(r.lineFile(p, u.Index)); err != nil {
 					return err
 				}
 				cursors[i] = c
@@ -240,9 +298,9 @@ func (r *runner) decideLines(ctx context.Context, p *pass) error {
 	}
 	files := make([]string, buckets)
 	for b := range files {
-		files[b] = r.bucketFile(p.index, b)
+		files[b] = r.bucketFile(p, b)
 	}
-	return r.waitFor(ctx, fmt.Sprintf("the line buckets of pass %d", p.index+1), len(files), func(b int) bool { return fileExists(files[b]) }, func(b int) (string, int) {
+	return r.waitFor(ctx, fmt.Sprintf("the line buckets of pass %d", p+1), len(files), func(b int) bool { return fileExists(files[b]) }, func(b int) (string, int) {
 		return "line bucket " + strconv.Itoa(b), b % r.opt.World
 	})
 }

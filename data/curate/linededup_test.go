@@ -56,13 +56,12 @@ func TestLineDedupBucketsSpanUnits(t *testing.T) {
 				}
 			}
 			ls := res.Stats.Stages[StageLineDedup]
-			if want := int64(0); c.removed {
-				want = 8
-				if ls.Modified != want {
-					t.Fatalf("line dedup modified %d lines, want %d", ls.Modified, want)
-				}
-			} else if ls.Modified != want {
-				t.Fatalf("line dedup modified %d lines, want 0", ls.Modified)
+			want := Edit{}
+			if c.removed {
+				want = Edit{Docs: 8, Lines: 8, Bytes: 8 * int64(len(banner)+1)} // each line with its line break
+			}
+			if ls.Edited != want {
+				t.Fatalf("line dedup edits %+v, want %+v", ls.Edited, want)
 			}
 		})
 	}

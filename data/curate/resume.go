@@ -229,22 +229,11 @@ func (r *runner) wroteShard(path string) (ok bool) {
 			ok = false
 		}
 	}()
-	f, err := os.Open(path)
+	pf, f, err := pqcheck.Open(path, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
 	if err != nil {
 		return false
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return false
-	}
-	if err = pqcheck.Footer(path, f, st.Size()); err != nil {
-		return false
-	}
-	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true))
-	if err != nil {
-		return false
-	}
 	v, found := pf.Lookup("herd.recipe")
 	return found && v == r.hash
 }

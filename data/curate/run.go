@@ -42,9 +42,6 @@ type Options struct {
 	// WaitLogEvery is how often a waiting rank logs what it waits for
 	// (default 30s).
 	WaitLogEvery time.Duration
-	// FailAfterUnits, when > 0, makes the run fail after this many units
-	// of the first pass have been written (crash-and-resume tests).
-	FailAfterUnits int
 }
 
 // Progress receives progress events (the CLI shows them as bars).
@@ -64,24 +61,33 @@ type Result struct {
 // pass is the work between two global decisions.
 type pass struct {
 	index   int
-	apply   string   // global stage whose decision is applied first ("" for the first pass)
-	locals  []string // local stages run in order (may include line_dedup)
-	collect string   // global stage whose keys are collected at the end ("" for the last pass)
+	apply   globalStage // global stage whose decision is applied first (nil in the first pass)
+	locals  []string    // local stages run in order
+	collect globalStage // global stage whose keys are collected at the end (nil in the last pass)
 }
 
-func planPasses(stages []string) []pass {
+// planPasses cuts the recipe's stages into passes at each global stage.
+func planPasses(stages []string, globals map[string]globalStage) []pass {
 	var ps []pass
 	cur := pass{}
 	for _, s := range stages {
-		if isGlobal(s) {
-			cur.collect = s
+		if g := globals[s]; g != nil {
+			cur.collect = g
 			ps = append(ps, cur)
-			cur = pass{index: len(ps), apply: s}
+			cur = pass{index: len(ps), apply: g}
 			continue
 		}
 		cur.locals = append(cur.locals, s)
 	}
 	return append(ps, cur)
+}
+
+// stageName is the name of a global stage, or "" for none.
+func stageName(g globalStage) string {
+	if g == nil {
+		return ""
+	}
+	return g.name()
 }
 
 type runner struct {
@@ -183,7 +189,7 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
-	r.passes = planPasses(cfg.Stages)
+	r.passes = planPasses(cfg.Stages, r.env.globals)
 	r.computeKeys(resolved)
 	if err := r.removeTemps(); err != nil {
 		return nil, err
@@ -191,7 +197,8 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 	if r.metrics, err = openMetrics(filepath.Join(r.out, fmt.Sprintf("metrics-rank%d.jsonl", opt.Rank))); err != nil {
 		return nil, err
 	}
-	defer r.metrics.close()
+	defer r.metrics.close() // its error is returned below when the run succeeds
+	started := time.Now()
 	r.log.Info("curate", "units", len(r.units), "passes", len(r.passes), "stages", strings.Join(cfg.Stages, ","), "rank", opt.Rank, "world", opt.World, "recipe", r.hash)
 	if r.allFinished() {
 		r.log.Info("every unit is finished for these inputs and this recipe; merging the funnels")
@@ -215,7 +222,46 @@ func Run(ctx context.Context, cfg Config, opt Options) (*Result, error) {
 		}
 		r.cleanWork(cfg.Output.KeepWork)
 	}
-	return &Result{Stats: st, OutputDir: r.out, RecipeHash: r.hash}, nil
+	removed, kept := st.Total()
+	res := &Result{Stats: st, OutputDir: r.out, RecipeHash: r.hash}
+	if err := r.metrics.write("done", map[string]any{"rank": opt.Rank, "units": len(r.units),
+		"docs_kept": kept.Docs, "bytes_kept": kept.Bytes, "docs_removed": removed.Docs, "bytes_removed": removed.Bytes,
+		"seconds": time.Since(started).Seconds()}); err != nil {
+		return nil, err
+	}
+	if err := r.metrics.close(); err != nil {
+		return nil, err
+	}
+	if kept.Docs == 0 {
+		return res, nothingKept(st, &cfg)
+	}
+	return res, nil
+}
+
+// ErrNothingKept is wrapped by the error of a run that removed every
+// document (Run returns its Result too: the funnel says why).
+var ErrNothingKept = errors.New("kept no document")
+
+// nothingKept explains an empty result: when every record missed the text
+// field, the fix is input.text_field; otherwise the funnel has the reasons.
+func nothingKept(st *Stats, cfg *Config) error {
+	in := st.Stages["input"]
+	if in == nil || in.In.Docs == 0 {
+		return fmt.Errorf("%w: the inputs hold no record (%v)", ErrNothingKept, cfg.Input.Paths)
+	}
+	if missing := in.Removed["missing_text"]; missing.Docs == in.In.Docs {
+		return fmt.Errorf("%w: none of the %d records has the text field %q; set input.text_field (or input.html_field) to the field holding the text — first record: %s",
+			ErrNothingKept, in.In.Docs, cfg.Input.TextField, in.Examples["missing_text"])
+	}
+	top, topRule := int64(-1), ""
+	for _, name := range st.Order {
+		for rule, c := range st.Stages[name].Removed {
+			if c.Docs > top || c.Docs == top && name+"/"+rule < topRule {
+				top, topRule = c.Docs, name+"/"+rule
+			}
+		}
+	}
+	return fmt.Errorf("%w: all %d input documents were removed, most by %s (%d); see the funnel, stats.json and removed/", ErrNothingKept, in.In.Docs, topRule, top)
 }
 
 // Work files: work/pass0/ holds the first pass's files of each unit, valid
@@ -270,8 +316,8 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	}
 	// Load the decision of the global stage applied first (dedup
 	// decisions are streamed per unit in readPrevious).
-	if p.apply != "" {
-		if err := r.loadDecision(p.apply, p.index-1); err != nil {
+	if p.apply != nil {
+		if err := p.apply.load(r, p.index-1); err != nil {
 			return err
 		}
 	}
@@ -283,9 +329,9 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	}
 	name := fmt.Sprintf("pass %d/%d", p.index+1, len(r.passes))
 	if r.opt.Progress != nil {
-		r.opt.Progress.StartPass(name+" "+strings.Join(append(p.locals, p.collect), " "), len(mine))
+		r.opt.Progress.StartPass(name+" "+strings.Join(append(p.locals, stageName(p.collect)), " "), len(mine))
 	}
-	done, redo := 0, 0
+	redo := 0
 	for _, u := range mine {
 		if r.unitDone(p.index, u.Index) {
 			if r.opt.Progress != nil {
@@ -304,19 +350,19 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 		if err != nil {
 			return err
 		}
-		done++
 		docsIn, bytesIn := int64(0), int64(0)
 		if len(us.Order) > 0 {
 			first := us.Stages[us.Order[0]]
 			docsIn, bytesIn = first.In.Docs, first.In.Bytes
 		}
-		r.metrics.write(map[string]any{"event": "unit", "pass": p.index, "unit": u.Index,
-			"docs_in": docsIn, "bytes_in": bytesIn, "seconds": time.Since(start).Seconds()})
+		took := time.Since(start)
+		if err := r.metrics.write("unit", map[string]any{"pass": p.index, "unit": u.Index,
+			"docs_in": docsIn, "bytes_in": bytesIn, "seconds": took.Seconds(),
+			"docs_per_s": rate(docsIn, took), "bytes_per_s": rate(bytesIn, took)}); err != nil {
+			return err
+		}
 		if r.opt.Progress != nil {
 			r.opt.Progress.UnitDone(u.Bytes)
-		}
-		if r.opt.FailAfterUnits > 0 && p.index == 0 && done >= r.opt.FailAfterUnits {
-			return fmt.Errorf("injected failure after %d units", done)
 		}
 	}
 	if r.opt.Progress != nil {
@@ -325,11 +371,11 @@ func (r *runner) runPass(ctx context.Context, p *pass) error {
 	if redo > 0 {
 		r.log.Info("redid units of an earlier run whose inputs or recipe changed", "pass", p.index+1, "units", redo)
 	}
-	if p.collect == "" {
+	if p.collect == nil {
 		return nil
 	}
 	// Barrier: every unit of this pass, from every rank.
-	if err := r.waitAll(ctx, fmt.Sprintf("the %s keys of pass %d", p.collect, p.index+1), p.index); err != nil {
+	if err := r.waitAll(ctx, fmt.Sprintf("the %s keys of pass %d", p.collect.name(), p.index+1), p.index); err != nil {
 		return err
 	}
 	return r.decide(ctx, p)
@@ -427,7 +473,7 @@ type item struct {
 	key          dedup.Key
 	hasKey       bool
 	lines        []uint64 // line hashes (line dedup collection)
-	linesRemoved int      // lines line dedup removed
+	linesRemoved []int    // lines removed by each stage run (with bytesAt: the edits)
 }
 
 // Chunks of documents are processed in parallel: at most chunkDocs
@@ -456,9 +502,11 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 	if err != nil {
 		return nil, err
 	}
-	coll, err := r.newCollector(p, u.Index)
-	if err != nil {
-		return nil, err
+	var coll collector = noCollector{}
+	if p.collect != nil {
+		if coll, err = p.collect.collector(r, p.index, u.Index); err != nil {
+			return nil, err
+		}
 	}
 	ok := false
 	defer func() {
@@ -485,8 +533,8 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 		if len(buf) == 0 {
 			return nil
 		}
-		if p.apply == StageLineDedup {
-			if err := r.env.lines.prepare(buf); err != nil {
+		if step, ok := p.apply.(docStep); ok {
+			if err := step.prepare(buf); err != nil {
 				return err
 			}
 		}
@@ -524,16 +572,21 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 	if p.index == 0 {
 		err = reader.Read(ctx, u, r.cfg.Input, r.opt.HTML, func(rec *reader.Record) error {
 			it := &item{rec: docRec{doc: rec.Doc}}
-			st.add("input", "", int64(rec.Bytes))
-			if reason, detail := r.admit(rec, &it.rec.doc, st); reason != "" {
+			st.add("input", "", rec.Bytes)
+			reason, detail, cut := r.admit(rec, &it.rec.doc, st)
+			if reason != "" {
 				if r.cfg.Limits.FailFast && rec.Problem != "" {
 					return fmt.Errorf("%s: %s: %s (limits.fail_fast is set)", rec.Doc.Origin, rec.Problem, rec.Detail)
 				}
 				it.rec.reason, it.rec.detail = "input/"+reason, detail
 				it.stage = "input"
-				st.remove("input", reason, int64(len(it.rec.doc.Text)))
+				st.remove("input", reason, detail, int64(len(it.rec.doc.Text)))
+				st.stage("input").NotTextBytes += rec.Bytes - int64(len(it.rec.doc.Text))
 				return removed.put(&it.rec)
 			}
+			in := st.stage("input")
+			in.Truncated.add(cut)
+			in.NotTextBytes += rec.Bytes - int64(len(it.rec.doc.Text)) - cut.Bytes
 			st.keep("input", int64(len(it.rec.doc.Text)))
 			return push(it)
 		})
@@ -584,10 +637,15 @@ func (r *runner) runUnit(ctx context.Context, p *pass, u reader.Unit) (*Stats, e
 	return st, nil
 }
 
-// admit applies the input limits to a record; it returns a removal reason.
-func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, detail string) {
+// admit applies the input limits to a record; it returns a removal
+// reason, or what truncation cut.
+func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, detail string, cut Edit) {
 	if rec.Problem != "" {
-		return rec.Problem, rec.Doc.Origin + ": " + rec.Detail
+		detail := rec.Doc.Origin + ": " + rec.Detail
+		if rec.Problem == "missing_text" {
+			detail += "; set input.text_field"
+		}
+		return rec.Problem, detail, Edit{}
 	}
 	// Invalid UTF-8: the reader counted it in JSON strings (already
 	// replaced by U+FFFD when decoded); other inputs carry the raw bytes.
@@ -605,21 +663,23 @@ func (r *runner) admit(rec *reader.Record, d *document.Doc, st *Stats) (reason, 
 		d.Text = strings.ToValidUTF8(d.Text, "\uFFFD")
 		detail := fmt.Sprintf("%s: %d invalid UTF-8 sequences", rec.Doc.Origin, bad)
 		if r.cfg.Limits.InvalidUTF8 == "drop" {
-			return "invalid_utf8", detail + " (limits.invalid_utf8 = drop)"
+			return "invalid_utf8", detail + " (limits.invalid_utf8 = drop)", Edit{}
 		}
 		st.repaired("input", int64(len(d.Text)))
 	}
 	if max := r.cfg.Limits.MaxDocBytes; len(d.Text) > max {
 		if r.cfg.Limits.Huge == "drop" {
-			return "too_large", fmt.Sprintf("%d bytes > limits.max_doc_bytes %d", len(d.Text), max)
+			return "too_large", fmt.Sprintf("%d bytes > limits.max_doc_bytes %d", len(d.Text), max), Edit{}
 		}
-		cut := max
-		for cut > 0 && !utf8.RuneStart(d.Text[cut]) {
-			cut--
+		end := max
+		for end > 0 && !utf8.RuneStart(d.Text[end]) {
+			end--
 		}
-		d.Text = d.Text[:cut]
+		cut = Edit{Docs: 1, Lines: int64(countLines(d.Text) - countLines(d.Text[:end])), Bytes: int64(len(d.Text) - end)}
+		d.Text = d.Text[:end]
+		r.log.Debug("truncated a document to limits.max_doc_bytes", "origin", rec.Doc.Origin, "bytes", int64(end)+cut.Bytes, "max", max)
 	}
-	return "", ""
+	return "", "", cut
 }
 
 // readPrevious streams the previous pass's kept documents, applying the
@@ -632,8 +692,9 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 		return err
 	}
 	defer in.close()
-	// token_kl and line_dedup are applied per document in processChunk;
-	// the dedup stages drop what their decision lists.
+	// A docStep (token_kl, line_dedup) is applied per document in
+	// processChunk; a remover (the dedup stages) drops what its decision
+	// lists.
 	var drops *dedup.RemovalReader
 	next := dedup.Removal{ID: ^uint64(0)}
 	advance := func() error {
@@ -648,7 +709,8 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 		}
 		return nil
 	}
-	if isDedup(p.apply) {
+	rm, isRemover := p.apply.(remover)
+	if isRemover {
 		if drops, err = dedup.OpenRemovals(r.unitDecisionFile(p.index-1, unit)); err != nil {
 			return err
 		}
@@ -672,15 +734,15 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 		d := &it.rec.doc
 		n := int64(len(d.Text))
 		if drops != nil {
-			st.add(p.apply, "", n)
+			st.add(rm.name(), "", n)
 			if next.ID < d.Ordinal {
 				return fmt.Errorf("%s: removal of ordinal %d matches no document (delete the work directory to start over)", r.unitDecisionFile(p.index-1, unit), next.ID)
 			}
 			if next.ID == d.Ordinal {
 				keep := next.Keep
-				it.rec.reason = p.apply + "/" + dupRule(p.apply)
+				it.rec.reason = rm.name() + "/" + rm.rule()
 				it.rec.detail = fmt.Sprintf("duplicate of ordinal %d (unit %d, #%d)", keep, keep>>32, uint32(keep))
-				st.remove(p.apply, dupRule(p.apply), n)
+				st.remove(rm.name(), rm.rule(), it.rec.detail, n)
 				if err := removed.put(&it.rec); err != nil {
 					return err
 				}
@@ -689,33 +751,12 @@ func (r *runner) readPrevious(ctx context.Context, p *pass, unit int, st *Stats,
 				}
 				continue
 			}
-			st.keep(p.apply, n)
+			st.keep(rm.name(), n)
 		}
 		if err := push(it); err != nil {
 			return err
 		}
 	}
-}
-
-// isDedup reports whether a global stage's decision is a removal list.
-func isDedup(stage string) bool {
-	switch stage {
-	case StageURLDedup, StageExactDedup, StageMinHash:
-		return true
-	}
-	return false
-}
-
-func dupRule(stage string) string {
-	switch stage {
-	case StageURLDedup:
-		return "older_version"
-	case StageExactDedup:
-		return "exact_duplicate"
-	case StageMinHash:
-		return "near_duplicate"
-	}
-	return "removed"
 }
 
 // processChunk runs the local stages of p over a chunk of documents in
@@ -724,24 +765,25 @@ func dupRule(stage string) string {
 // Results do not depend on the number of workers.
 func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *Stats) {
 	seg := p.locals
-	if p.apply == StageTokenKL || p.apply == StageLineDedup {
-		seg = append([]string{p.apply}, seg...)
+	var fns []localFunc
+	if step, ok := p.apply.(docStep); ok {
+		seg = append([]string{step.name()}, seg...)
+		fns = append(fns, step.step())
+	}
+	for _, s := range p.locals {
+		fns = append(fns, r.env.local(s))
 	}
 	collect := p.collect
-	fns := make([]localFunc, len(seg))
-	for i, s := range seg {
-		fns[i] = r.env.local(s)
-	}
 	r.parallel(items, scratches, func(it *item, s *scratch) {
 		if it.stage != "" {
 			return
 		}
-		it.bytesAt = it.bytesAt[:0]
+		it.bytesAt, it.linesRemoved = it.bytesAt[:0], it.linesRemoved[:0]
 		s.an.Reset() // a new document: drop the shared analysis of the last one
 		for i, fn := range fns {
 			it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
 			v := fn(&it.rec.doc, s)
-			it.linesRemoved += v.linesRemoved
+			it.linesRemoved = append(it.linesRemoved, v.linesRemoved)
 			if v.rule != "" {
 				it.stage = seg[i]
 				it.rec.reason = seg[i] + "/" + v.rule
@@ -750,8 +792,8 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *
 			}
 		}
 		it.bytesAt = append(it.bytesAt, int64(len(it.rec.doc.Text)))
-		if collect != "" {
-			r.prepareKey(collect, it, s)
+		if collect != nil {
+			collect.key(it, s)
 		}
 	})
 	// Funnel accounting, in order.
@@ -759,19 +801,19 @@ func (r *runner) processChunk(p *pass, items []*item, scratches []*scratch, st *
 		if it.stage == "input" || (it.stage != "" && indexOf(seg, it.stage) < 0) {
 			continue
 		}
-		if it.linesRemoved > 0 {
-			st.modified(StageLineDedup, int64(it.linesRemoved))
-		}
 		for i, s := range seg {
 			if i >= len(it.bytesAt) {
 				break
 			}
 			st.add(s, "", it.bytesAt[i])
 			if it.stage == s {
-				st.remove(s, strings.TrimPrefix(it.rec.reason, s+"/"), it.bytesAt[i])
+				st.remove(s, strings.TrimPrefix(it.rec.reason, s+"/"), it.rec.detail, it.bytesAt[i])
 				break
 			}
 			st.keep(s, it.bytesAt[i+1])
+			if cut := it.bytesAt[i] - it.bytesAt[i+1]; cut != 0 || it.linesRemoved[i] != 0 {
+				st.edited(s, int64(it.linesRemoved[i]), cut)
+			}
 		}
 	}
 }
@@ -819,7 +861,10 @@ func (r *runner) parallel(items []*item, scratches []*scratch, fn func(*item, *s
 // versions: work/passN, work/stats) and, unless keep, the pass files of
 // this run. The final markers stay, so a rerun finds the run finished.
 func (r *runner) cleanWork(keep bool) {
-	entries, _ := os.ReadDir(r.work)
+	entries, err := os.ReadDir(r.work)
+	if err != nil {
+		r.log.Warn("could not list the work files to remove them", "dir", r.work, "err", err)
+	}
 	for _, e := range entries {
 		name := e.Name()
 		stale := false

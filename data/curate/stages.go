@@ -21,21 +21,43 @@ type scratch struct {
 	exact *dedup.ExactHasher
 	mh    *dedup.MinHasher
 	sig   []uint64
-	kl    *heuristics.KLScorer
-	line  []byte // line hashing buffer
+	kl    *heuristics.KLScorer // token_kl: made from the loaded decision on first use
+	line  []byte               // line hashing buffer
 }
 
 // verdict is what a stage says about one document: keep (rule == ""), or
 // remove with a rule and optional detail.
 type verdict struct {
 	rule, detail string
-	linesRemoved int // lines removed from the text (line dedup)
+	linesRemoved int // lines the stage removed from the text
 }
 
 // localFunc is a per-document stage: it may change the document and says
 // whether to keep it. It must be safe to run on many goroutines, each with
 // its own scratch.
 type localFunc func(d *document.Doc, s *scratch) verdict
+
+// countLines counts the lines of s, a last line without a line break
+// included.
+func countLines(s string) int {
+	n := strings.Count(s, "\n")
+	if s != "" && s[len(s)-1] != '\n' {
+		n++
+	}
+	return n
+}
+
+// found is the verdict of a heuristic's finding; prefix is the recipe
+// path of the heuristic's settings, so the detail names the field.
+func found(prefix string, f heuristics.Finding) verdict {
+	if f.Rule == "" {
+		return verdict{}
+	}
+	if f.Field != "" {
+		f.Field = prefix + f.Field
+	}
+	return verdict{rule: f.Rule, detail: f.String()}
+}
 
 // env holds the loaded, read-only resources of a run.
 type env struct {
@@ -47,12 +69,16 @@ type env struct {
 	mhCfg    dedup.MinHashConfig
 	exactCfg dedup.ExactConfig
 	urlCfg   dedup.URLConfig
-	klCorpus heuristics.Histogram // set once the token_kl decision is loaded
-	lines    *lineBuckets         // set once the line_dedup decision is loaded
+	globals  map[string]globalStage // the recipe's global stages by name
 }
 
 func newEnv(cfg *Config) (*env, error) {
-	e := &env{cfg: cfg, dirty: map[string]*dirtywords.Matcher{}}
+	e := &env{cfg: cfg, dirty: map[string]*dirtywords.Matcher{}, globals: map[string]globalStage{}}
+	for _, s := range cfg.Stages {
+		if g := newGlobal(s, e); g != nil {
+			e.globals[s] = g
+		}
+	}
 	has := func(s string) bool {
 		for _, x := range cfg.Stages {
 			if x == s {
@@ -123,88 +149,80 @@ func (e *env) newScratch() (*scratch, error) {
 		return nil, fmt.Errorf("minhash: %w", err)
 	}
 	s.mh = mh
-	if e.klCorpus != nil {
-		s.kl = e.cfg.Filters.TokenKL.NewScorer(e.klCorpus)
-	}
 	return s, nil
 }
 
-// local returns the per-document function of a local stage.
+// local returns the per-document function of a local stage (a global
+// stage applied per document has its own: docStep).
 func (e *env) local(stage string) localFunc {
 	cfg := e.cfg
 	switch stage {
 	case StageNormalize:
 		return func(d *document.Doc, s *scratch) verdict {
+			before := d.Text
 			d.Text = s.norm.Normalize(d.Text)
 			if d.Text == "" {
-				return verdict{rule: "empty"}
+				return verdict{rule: "empty", detail: fmt.Sprintf("%d bytes, nothing left after normalization", len(before))}
+			}
+			if len(d.Text) != len(before) {
+				return verdict{linesRemoved: countLines(before) - countLines(d.Text)}
 			}
 			return verdict{}
 		}
 	case StageLangID:
 		return func(d *document.Doc, s *scratch) verdict {
 			d.Lang, d.LangScore = langid.Detect(d.Text, cfg.LangID.SampleBytes)
-			return verdict{rule: cfg.LangID.Check(d.Lang, d.LangScore), detail: d.Lang}
+			switch rule := cfg.LangID.Check(d.Lang, d.LangScore); rule {
+			case "":
+				return verdict{}
+			case "language":
+				return verdict{rule: rule, detail: fmt.Sprintf("%s (score %.3f) not in langid.keep %v", d.Lang, d.LangScore, cfg.LangID.Keep)}
+			default:
+				return verdict{rule: rule, detail: fmt.Sprintf("%s score %.3f < langid.min_score %g", d.Lang, d.LangScore, cfg.LangID.MinScore)}
+			}
 		}
 	case StageURLFilter:
 		return func(d *document.Doc, s *scratch) verdict {
-			for _, f := range e.blocked {
+			for i, f := range e.blocked {
 				if f.Blocked(d.URL) {
-					return verdict{rule: "blocked_domain", detail: urlfilter.Host(d.URL)}
+					return verdict{rule: "blocked_domain", detail: fmt.Sprintf("host %s is blocked by %s (url_filter.block_lists)", urlfilter.Host(d.URL), cfg.URLFilter.BlockLists[i])}
 				}
 			}
 			return verdict{}
 		}
-	case StageLineDedup:
-		return func(d *document.Doc, s *scratch) verdict {
-			text, ls := e.lines.filter(d.Text, d.Ordinal)
-			if ls.LinesRemoved == 0 {
-				return verdict{}
-			}
-			d.Text = strings.TrimSpace(text)
-			if len(d.Text) < cfg.LineDedup.MinChars {
-				return verdict{rule: "nothing_left", linesRemoved: ls.LinesRemoved,
-					detail: fmt.Sprintf("%d of %d lines were repeated boilerplate", ls.LinesRemoved, ls.Lines)}
-			}
-			return verdict{linesRemoved: ls.LinesRemoved}
-		}
 	case StageGopher:
 		return func(d *document.Doc, s *scratch) verdict {
-			return verdict{rule: cfg.Filters.Gopher.Check(s.an.Of(d.Text))}
+			return found("filters.gopher.", cfg.Filters.Gopher.Find(s.an.Of(d.Text)))
 		}
 	case StageGopherRepetition:
 		return func(d *document.Doc, s *scratch) verdict {
-			return verdict{rule: cfg.Filters.GopherRepetition.Check(s.an.Of(d.Text))}
+			return found("filters.gopher_repetition.", cfg.Filters.GopherRepetition.Find(s.an.Of(d.Text)))
 		}
 	case StageC4:
 		return func(d *document.Doc, s *scratch) verdict {
-			text, rule, _ := cfg.Filters.C4.Apply(s.an.Of(d.Text))
+			text, f, lines := cfg.Filters.C4.Clean(s.an.Of(d.Text))
 			d.Text = text
-			return verdict{rule: rule}
+			v := found("filters.c4.", f)
+			v.linesRemoved = lines
+			return v
 		}
 	case StageFineWeb:
 		return func(d *document.Doc, s *scratch) verdict {
-			return verdict{rule: cfg.Filters.FineWeb.Check(s.an.Of(d.Text))}
-		}
-	case StageTokenKL:
-		return func(d *document.Doc, s *scratch) verdict {
-			kl, _, ok := s.kl.Score(s.an.Of(d.Text))
-			if ok && kl > cfg.Filters.TokenKL.MaxKL {
-				return verdict{rule: "max_kl", detail: fmt.Sprintf("%.2f nats", kl)}
-			}
-			return verdict{}
+			return found("filters.fineweb.", cfg.Filters.FineWeb.Find(s.an.Of(d.Text)))
 		}
 	case StageDirtyWords:
 		return func(d *document.Doc, s *scratch) verdict {
-			m := e.dirty[d.Lang]
+			lang := d.Lang
+			m := e.dirty[lang]
 			if m == nil {
-				m = e.dirty[cfg.DirtyWords.DefaultLang]
+				lang = cfg.DirtyWords.DefaultLang
+				m = e.dirty[lang]
 			}
 			if m == nil {
 				return verdict{}
 			}
 			if r := m.RatioWords(d.Text, s.an.Of(d.Text).Words); r > cfg.DirtyWords.MaxRatio {
-				return verdict{rule: "ratio", detail: fmt.Sprintf("%.4f", r)}
+				return verdict{rule: "ratio", detail: fmt.Sprintf("%.4f > dirty_words.max_ratio %g (%s list)", r, cfg.DirtyWords.MaxRatio, lang)}
 			}
 			return verdict{}
 		}
@@ -212,7 +230,7 @@ func (e *env) local(stage string) localFunc {
 		return func(d *document.Doc, s *scratch) verdict {
 			d.Quality = e.quality.Prob(d.Text, cfg.Quality.Label)
 			if d.Quality < cfg.Quality.MinScore {
-				return verdict{rule: "low_score", detail: fmt.Sprintf("%.4f", d.Quality)}
+				return verdict{rule: "low_score", detail: fmt.Sprintf("%s score %.4f < quality.min_score %g", cfg.Quality.Label, d.Quality, cfg.Quality.MinScore)}
 			}
 			return verdict{}
 		}
@@ -223,13 +241,4 @@ func (e *env) local(stage string) localFunc {
 		}
 	}
 	return nil
-}
-
-// isGlobal reports whether a stage needs the whole corpus before deciding.
-func isGlobal(stage string) bool {
-	switch stage {
-	case StageURLDedup, StageExactDedup, StageLineDedup, StageMinHash, StageTokenKL:
-		return true
-	}
-	return false
 }

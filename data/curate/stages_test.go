@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -195,8 +196,8 @@ func TestURLBlockListInRun(t *testing.T) {
 			t.Errorf("%q: removed = %v, want %v", c.url, gone, c.blockedHost != "")
 			continue
 		}
-		if gone && (r.Reason != "url_filter/blocked_domain" || r.Detail != c.blockedHost) {
-			t.Errorf("%q: reason %q detail %q, want url_filter/blocked_domain %q", c.url, r.Reason, r.Detail, c.blockedHost)
+		if want := "host " + c.blockedHost + " is blocked by " + cfg.URLFilter.BlockLists[0]; gone && (r.Reason != "url_filter/blocked_domain" || r.Detail != want+" (url_filter.block_lists)") {
+			t.Errorf("%q: reason %q detail %q, want url_filter/blocked_domain %q", c.url, r.Reason, r.Detail, want)
 		}
 	}
 	if got := res.Stats.Stages[StageURLFilter].Removed["blocked_domain"].Docs; got != 4 || len(kept) != 4 {
@@ -253,8 +254,8 @@ func TestHTMLExtraction(t *testing.T) {
 	}
 	// Without an extractor the page is reported, not dropped silently.
 	cfg.Output.Dir = t.TempDir()
-	if _, err := Run(context.Background(), cfg, Options{Logger: quietLogger()}); err != nil {
-		t.Fatal(err)
+	if _, err := Run(context.Background(), cfg, Options{Logger: quietLogger()}); !errors.Is(err, ErrNothingKept) {
+		t.Fatalf("nothing kept: got %v, want ErrNothingKept", err)
 	}
 	if _, removed := readOutputs(t, cfg.Output.Dir); len(removed) != 1 || removed[0].Reason != "input/html_extract" {
 		t.Fatalf("without an extractor: removed %+v", removed)

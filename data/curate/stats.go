@@ -5,9 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
 	"sort"
-	"sync"
 	"text/tabwriter"
 	"time"
 
@@ -22,13 +20,37 @@ type Count struct {
 	Bytes int64 `json:"bytes"`
 }
 
-// StageStats is the funnel of one stage.
+// Edit counts the edits of documents a stage kept: how many documents it
+// changed, the lines it removed from them and the bytes (net: a stage
+// that lengthens a text makes it negative).
+type Edit struct {
+	Docs  int64 `json:"docs"`
+	Lines int64 `json:"lines"`
+	Bytes int64 `json:"bytes"`
+}
+
+func (e *Edit) add(o Edit) { e.Docs += o.Docs; e.Lines += o.Lines; e.Bytes += o.Bytes }
+
+// StageStats is the funnel of one stage. Its bytes add up:
+// In.Bytes − Out.Bytes = the removed bytes + Edited.Bytes + Truncated.Bytes + NotTextBytes.
 type StageStats struct {
-	In       Count            `json:"in"`
-	Out      Count            `json:"out"`
-	Removed  map[string]Count `json:"removed,omitempty"` // by rule
-	Modified int64            `json:"modified_lines,omitempty"`
-	Repaired Count            `json:"repaired_invalid_utf8,omitzero"` // input: documents kept with invalid UTF-8 replaced
+	In      Count            `json:"in"`
+	Out     Count            `json:"out"`
+	Removed map[string]Count `json:"removed,omitempty"` // by rule
+	// Examples holds the detail of the first removal of each rule (in
+	// input order), e.g. the measured value and the threshold.
+	Examples map[string]string `json:"examples,omitempty"`
+	// Edited: kept documents the stage changed in place (C4's line
+	// filter, line dedup, normalization).
+	Edited Edit `json:"edited,omitzero"`
+	// Truncated: input documents cut to limits.max_doc_bytes.
+	Truncated Edit `json:"truncated,omitzero"`
+	// NotTextBytes: input bytes that are not document text (JSON syntax
+	// and escapes, the separators of split text files, HTML markup; where
+	// invalid UTF-8 was repaired, less the bytes its U+FFFD replacements
+	// added).
+	NotTextBytes int64 `json:"not_text_bytes,omitempty"`
+	Repaired     Count `json:"repaired_invalid_utf8,omitzero"` // input: documents kept with invalid UTF-8 replaced
 }
 
 // Stats is the funnel of a run: per stage, documents and bytes in and out
@@ -43,7 +65,7 @@ func newStats() *Stats { return &Stats{Stages: map[string]*StageStats{}} }
 func (s *Stats) stage(name string) *StageStats {
 	st := s.Stages[name]
 	if st == nil {
-		st = &StageStats{Removed: map[string]Count{}}
+		st = &StageStats{Removed: map[string]Count{}, Examples: map[string]string{}}
 		s.Stages[name] = st
 		s.Order = append(s.Order, name)
 	}
@@ -62,15 +84,21 @@ func (s *Stats) keep(stage string, bytes int64) {
 	st.Out.Bytes += bytes
 }
 
-func (s *Stats) remove(stage, rule string, bytes int64) {
+func (s *Stats) remove(stage, rule, detail string, bytes int64) {
 	st := s.stage(stage)
+	if _, ok := st.Examples[rule]; !ok && detail != "" {
+		st.Examples[rule] = detail
+	}
 	c := st.Removed[rule]
 	c.Docs++
 	c.Bytes += bytes
 	st.Removed[rule] = c
 }
 
-func (s *Stats) modified(stage string, lines int64) { s.stage(stage).Modified += lines }
+// edited counts a kept document the stage changed.
+func (s *Stats) edited(stage string, lines, bytes int64) {
+	s.stage(stage).Edited.add(Edit{Docs: 1, Lines: lines, Bytes: bytes})
+}
 
 func (s *Stats) repaired(stage string, bytes int64) {
 	st := s.stage(stage)
@@ -86,9 +114,16 @@ func (s *Stats) merge(o *Stats) {
 		st.In.Bytes += src.In.Bytes
 		st.Out.Docs += src.Out.Docs
 		st.Out.Bytes += src.Out.Bytes
-		st.Modified += src.Modified
+		st.Edited.add(src.Edited)
+		st.Truncated.add(src.Truncated)
+		st.NotTextBytes += src.NotTextBytes
 		st.Repaired.Docs += src.Repaired.Docs
 		st.Repaired.Bytes += src.Repaired.Bytes
+		for k, v := range src.Examples {
+			if _, ok := st.Examples[k]; !ok {
+				st.Examples[k] = v
+			}
+		}
 		for k, v := range src.Removed {
 			c := st.Removed[k]
 			c.Docs += v.Docs
@@ -110,6 +145,9 @@ func readStats(path string) (*Stats, error) {
 	for _, st := range s.Stages {
 		if st.Removed == nil {
 			st.Removed = map[string]Count{}
+		}
+		if st.Examples == nil {
+			st.Examples = map[string]string{}
 		}
 	}
 	return s, nil
@@ -151,9 +189,20 @@ func (s *Stats) Total() (removed, kept Count) {
 	return removed, kept
 }
 
+// Edits adds up the edits of kept documents over all stages, truncation
+// included.
+func (s *Stats) Edits() Edit {
+	var e Edit
+	for _, name := range s.Order {
+		e.add(s.Stages[name].Edited)
+		e.add(s.Stages[name].Truncated)
+	}
+	return e
+}
+
 func (s *Stats) writeJSON(path, recipeHash string) error {
 	removed, kept := s.Total()
-	b, err := json.MarshalIndent(map[string]any{"recipe": recipeHash, "funnel": s, "removed": removed, "kept": kept}, "", "  ")
+	b, err := json.MarshalIndent(map[string]any{"recipe": recipeHash, "funnel": s, "removed": removed, "kept": kept, "edited": s.Edits()}, "", "  ")
 	if err != nil {
 		return err
 	}
@@ -161,22 +210,26 @@ func (s *Stats) writeJSON(path, recipeHash string) error {
 }
 
 // PrintFunnel writes the funnel table: documents and bytes in and out per
-// stage, then removals per rule.
+// stage, what each removed and edited, then removals per rule and the
+// edits of kept documents.
 func (s *Stats) PrintFunnel(w io.Writer) {
+	mb := func(b int64) string { return fmt.Sprintf("%.2f", float64(b)/1e6) }
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "stage\tdocs in\tdocs out\tremoved\tMB in\tMB out\t")
+	fmt.Fprintln(tw, "stage\tdocs in\tdocs out\tremoved\tedited\tMB in\tMB out\tMB removed\tMB edited\t")
 	for _, name := range s.Order {
 		st := s.Stages[name]
-		var rm int64
+		var rm Count
 		for _, c := range st.Removed {
-			rm += c.Docs
+			rm.Docs += c.Docs
+			rm.Bytes += c.Bytes
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%.2f\t%.2f\t\n", name, st.In.Docs, st.Out.Docs, rm, float64(st.In.Bytes)/1e6, float64(st.Out.Bytes)/1e6)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%s\t%s\t%s\t%s\t\n", name, st.In.Docs, st.Out.Docs, rm.Docs,
+			st.Edited.Docs+st.Truncated.Docs, mb(st.In.Bytes), mb(st.Out.Bytes), mb(rm.Bytes), mb(st.Edited.Bytes+st.Truncated.Bytes+st.NotTextBytes))
 	}
 	tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "removed by\tdocs\tMB\t")
+	fmt.Fprintln(tw, "removed or edited by\tdocs\tlines\tMB\t")
 	for _, name := range s.Order {
 		st := s.Stages[name]
 		rules := make([]string, 0, len(st.Removed))
@@ -186,41 +239,20 @@ func (s *Stats) PrintFunnel(w io.Writer) {
 		sort.Strings(rules)
 		for _, k := range rules {
 			c := st.Removed[k]
-			fmt.Fprintf(tw, "%s/%s\t%d\t%.3f\t\n", name, k, c.Docs, float64(c.Bytes)/1e6)
+			fmt.Fprintf(tw, "%s/%s\t%d\t\t%.3f\t\n", name, k, c.Docs, float64(c.Bytes)/1e6)
 		}
-		if st.Modified > 0 {
-			fmt.Fprintf(tw, "%s (lines removed)\t%d\t\t\n", name, st.Modified)
+		if st.NotTextBytes != 0 {
+			fmt.Fprintf(tw, "%s (not text: record syntax, separators, markup)\t\t\t%.3f\t\n", name, float64(st.NotTextBytes)/1e6)
+		}
+		if e := st.Truncated; e != (Edit{}) {
+			fmt.Fprintf(tw, "%s (truncated to limits.max_doc_bytes, kept)\t%d\t%d\t%.3f\t\n", name, e.Docs, e.Lines, float64(e.Bytes)/1e6)
+		}
+		if e := st.Edited; e != (Edit{}) {
+			fmt.Fprintf(tw, "%s (edited, kept)\t%d\t%d\t%.3f\t\n", name, e.Docs, e.Lines, float64(e.Bytes)/1e6)
 		}
 		if st.Repaired.Docs > 0 {
-			fmt.Fprintf(tw, "%s (invalid UTF-8 repaired, kept)\t%d\t%.3f\t\n", name, st.Repaired.Docs, float64(st.Repaired.Bytes)/1e6)
+			fmt.Fprintf(tw, "%s (invalid UTF-8 repaired, kept)\t%d\t\t%.3f\t\n", name, st.Repaired.Docs, float64(st.Repaired.Bytes)/1e6)
 		}
 	}
 	tw.Flush()
 }
-
-// metricsLog appends JSON lines.
-type metricsLog struct {
-	mu sync.Mutex
-	f  *os.File
-}
-
-func openMetrics(path string) (*metricsLog, error) {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return nil, err
-	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
-	return &metricsLog{f: f}, nil
-}
-
-func (m *metricsLog) write(v map[string]any) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v["time"] = time.Now().UTC().Format(time.RFC3339Nano)
-	b, _ := json.Marshal(v)
-	m.f.Write(append(b, '\n'))
-}
-
-func (m *metricsLog) close() { m.f.Close() }

@@ -1,6 +1,7 @@
 package heuristics
 
 import (
+	"strconv"
 	"strings"
 	"unicode/utf8"
 )
@@ -30,16 +31,29 @@ var c4Policy = []string{"terms of use", "privacy policy", "cookie policy", "uses
 // that rejects it ("" when kept). removedLines counts the lines dropped.
 // Phrases are matched ignoring ASCII case.
 func (c C4) Apply(a *Analysis) (text, rule string, removedLines int) {
-	if c.DropLoremIpsum && indexFold(a.Text, "lorem ipsum") >= 0 {
-		return a.Text, "lorem_ipsum", 0
+	text, f, removedLines := c.Clean(a)
+	return text, f.Rule, removedLines
+}
+
+// Clean is Apply with the reason for a rejection: what was found and the
+// threshold.
+func (c C4) Clean(a *Analysis) (text string, f Finding, removedLines int) {
+	if c.DropLoremIpsum {
+		if i := indexFold(a.Text, "lorem ipsum"); i >= 0 {
+			return a.Text, Finding{Rule: "lorem_ipsum", Field: "drop_lorem_ipsum", Note: "\"lorem ipsum\" at byte " + strconv.Itoa(i)}, 0
+		}
 	}
-	if c.DropCurlyBracket && strings.IndexByte(a.Text, '{') >= 0 {
-		return a.Text, "curly_bracket", 0
+	if c.DropCurlyBracket {
+		if i := strings.IndexByte(a.Text, '{'); i >= 0 {
+			return a.Text, Finding{Rule: "curly_bracket", Field: "drop_curly_bracket", Note: "\"{\" at byte " + strconv.Itoa(i)}, 0
+		}
 	}
 	if c.MaxWordLength > 0 {
 		for _, w := range a.Words {
-			if len(w) > c.MaxWordLength && utf8.RuneCountInString(w) > c.MaxWordLength {
-				return a.Text, "max_word_length", 0
+			if len(w) > c.MaxWordLength {
+				if n := utf8.RuneCountInString(w); n > c.MaxWordLength {
+					return a.Text, Finding{Rule: "max_word_length", Field: "max_word_length", Value: float64(n), Limit: float64(c.MaxWordLength), Max: true}, 0
+				}
 			}
 		}
 	}
@@ -74,12 +88,12 @@ func (c C4) Apply(a *Analysis) (text, rule string, removedLines int) {
 		text = b.String()
 	}
 	if kept == 0 {
-		return text, "no_lines_left", removedLines
+		return text, Finding{Rule: "no_lines_left", Note: "all " + strconv.Itoa(removedLines) + " lines removed by the line rules"}, removedLines
 	}
 	if c.MinSentences > 0 && sentences < c.MinSentences {
-		return text, "min_sentences", removedLines
+		return text, Finding{Rule: "min_sentences", Field: "min_sentences", Value: float64(sentences), Limit: float64(c.MinSentences)}, removedLines
 	}
-	return text, "", removedLines
+	return text, Finding{}, removedLines
 }
 
 func (c C4) keepLine(t string) bool {
@@ -189,59 +203,4 @@ func countSentences(t string) int {
 		}
 	}
 	return n
-}
-
-// FineWeb holds the FineWeb (Penedo et al. 2024) line statistics rules.
-type FineWeb struct {
-	MinLinePunct     float64 `yaml:"min_line_punct"`      // fraction of lines ending in punctuation, at least (default 0.12)
-	MaxShortLines    float64 `yaml:"max_short_lines"`     // fraction of lines of ≤ ShortLineChars, at most (default 0.67)
-	ShortLineChars   int     `yaml:"short_line_chars"`    // (default 30)
-	MaxDupLineChars  float64 `yaml:"max_dup_line_chars"`  // chars in duplicated lines / all chars, at most (default 0.01)
-	MaxNewlineToWord float64 `yaml:"max_newline_to_word"` // newlines / words, at most (default 0.3)
-}
-
-// DefaultFineWeb returns the REFERENCE.md thresholds.
-func DefaultFineWeb() FineWeb {
-	return FineWeb{MinLinePunct: 0.12, MaxShortLines: 0.67, ShortLineChars: 30, MaxDupLineChars: 0.01, MaxNewlineToWord: 0.3}
-}
-
-// Check returns the rule that rejects the text analysed in a, or "".
-func (f FineWeb) Check(a *Analysis) string {
-	lines := a.nonEmptyLines()
-	if len(lines) == 0 {
-		return "empty"
-	}
-	punct, short := 0, 0
-	for _, l := range lines {
-		t := strings.TrimSpace(l)
-		if endsWithTerminal(t) {
-			punct++
-		}
-		if len(t) <= f.ShortLineChars || utf8.RuneCountInString(t) <= f.ShortLineChars {
-			short++
-		}
-	}
-	if f.MinLinePunct > 0 && float64(punct)/float64(len(lines)) < f.MinLinePunct {
-		return "line_punct"
-	}
-	if f.MaxShortLines > 0 && float64(short)/float64(len(lines)) > f.MaxShortLines {
-		return "short_lines"
-	}
-	if f.MaxDupLineChars > 0 {
-		_, dupChars := a.duplicateLines()
-		total := 0
-		for _, l := range lines {
-			total += len(l)
-		}
-		if float64(dupChars)/float64(total) > f.MaxDupLineChars {
-			return "dup_line_chars"
-		}
-	}
-	if f.MaxNewlineToWord > 0 && len(a.Words) > 0 {
-		nl := len(a.Lines) - 1 // newlines
-		if float64(nl)/float64(len(a.Words)) > f.MaxNewlineToWord {
-			return "newline_to_word"
-		}
-	}
-	return ""
 }

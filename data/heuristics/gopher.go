@@ -31,7 +31,10 @@ func DefaultGopherQuality() GopherQuality {
 }
 
 // Check returns the rule that rejects the text analysed in a, or "".
-func (g GopherQuality) Check(a *Analysis) string {
+func (g GopherQuality) Check(a *Analysis) string { return g.Find(a).Rule }
+
+// Find returns why the text analysed in a is rejected (Rule "" when kept).
+func (g GopherQuality) Find(a *Analysis) Finding {
 	nonSymbol, nonSymbolChars, alpha, symbols, stop := 0, 0, 0, 0, 0
 	// Stop words are compared only when a word's length and first letter
 	// could match one.
@@ -110,22 +113,22 @@ func (g GopherQuality) Check(a *Analysis) string {
 	}
 	switch {
 	case g.MinWords > 0 && nonSymbol < g.MinWords:
-		return "min_words"
+		return Finding{Rule: "min_words", Field: "min_words", Value: float64(nonSymbol), Limit: float64(g.MinWords)}
 	case g.MaxWords > 0 && nonSymbol > g.MaxWords:
-		return "max_words"
+		return Finding{Rule: "max_words", Field: "max_words", Value: float64(nonSymbol), Limit: float64(g.MaxWords), Max: true}
 	}
 	if nonSymbol > 0 {
 		avg := float64(nonSymbolChars) / float64(nonSymbol)
 		if g.MinAvgWordLength > 0 && avg < g.MinAvgWordLength {
-			return "min_avg_word_length"
+			return Finding{Rule: "min_avg_word_length", Field: "min_avg_word_length", Value: avg, Limit: g.MinAvgWordLength}
 		}
 		if g.MaxAvgWordLength > 0 && avg > g.MaxAvgWordLength {
-			return "max_avg_word_length"
+			return Finding{Rule: "max_avg_word_length", Field: "max_avg_word_length", Value: avg, Limit: g.MaxAvgWordLength, Max: true}
 		}
 	}
 	n := len(a.Words)
 	if g.MaxSymbolWordRate > 0 && n > 0 && float64(symbols)/float64(n) > g.MaxSymbolWordRate {
-		return "max_symbol_word_ratio"
+		return Finding{Rule: "max_symbol_word_ratio", Field: "max_symbol_word_ratio", Value: float64(symbols) / float64(n), Limit: g.MaxSymbolWordRate, Max: true}
 	}
 	bullets, ellipsis, lines := 0, 0, 0
 	for _, l := range a.nonEmptyLines() {
@@ -145,19 +148,19 @@ func (g GopherQuality) Check(a *Analysis) string {
 	}
 	if lines > 0 {
 		if g.MaxBulletLines > 0 && float64(bullets)/float64(lines) > g.MaxBulletLines {
-			return "max_bullet_lines"
+			return Finding{Rule: "max_bullet_lines", Field: "max_bullet_lines", Value: float64(bullets) / float64(lines), Limit: g.MaxBulletLines, Max: true}
 		}
 		if g.MaxEllipsisLines > 0 && float64(ellipsis)/float64(lines) > g.MaxEllipsisLines {
-			return "max_ellipsis_lines"
+			return Finding{Rule: "max_ellipsis_lines", Field: "max_ellipsis_lines", Value: float64(ellipsis) / float64(lines), Limit: g.MaxEllipsisLines, Max: true}
 		}
 	}
 	if g.MinAlphaWords > 0 && n > 0 && float64(alpha)/float64(n) < g.MinAlphaWords {
-		return "min_alpha_words"
+		return Finding{Rule: "min_alpha_words", Field: "min_alpha_words", Value: float64(alpha) / float64(n), Limit: g.MinAlphaWords}
 	}
 	if g.MinStopWords > 0 && stop < g.MinStopWords {
-		return "min_stop_words"
+		return Finding{Rule: "min_stop_words", Field: "min_stop_words", Value: float64(stop), Limit: float64(g.MinStopWords)}
 	}
-	return ""
+	return Finding{}
 }
 
 func lowerASCII(c byte) byte {
@@ -195,41 +198,47 @@ func DefaultGopherRepetition() GopherRepetition {
 }
 
 // Check returns the rule that rejects the text analysed in a, or "".
-func (g GopherRepetition) Check(a *Analysis) string {
+func (g GopherRepetition) Check(a *Analysis) string { return g.Find(a).Rule }
+
+// Find returns why the text analysed in a is rejected (Rule "" when kept).
+func (g GopherRepetition) Find(a *Analysis) Finding {
 	textChars := len(a.Text)
 	if textChars == 0 {
-		return ""
+		return Finding{}
 	}
 	if g.DupParaFrac > 0 || g.DupParaCharFrac > 0 {
 		paras := a.paragraphs()
 		dup, dupChars := duplicates(a, paras)
-		if g.DupParaFrac > 0 && float64(dup)/float64(len(paras)) > g.DupParaFrac {
-			return "dup_para_frac"
+		if v := float64(dup) / float64(len(paras)); g.DupParaFrac > 0 && v > g.DupParaFrac {
+			return Finding{Rule: "dup_para_frac", Field: "dup_para_frac", Value: v, Limit: g.DupParaFrac, Max: true}
 		}
-		if g.DupParaCharFrac > 0 && float64(dupChars)/float64(textChars) > g.DupParaCharFrac {
-			return "dup_para_char_frac"
+		if v := float64(dupChars) / float64(textChars); g.DupParaCharFrac > 0 && v > g.DupParaCharFrac {
+			return Finding{Rule: "dup_para_char_frac", Field: "dup_para_char_frac", Value: v, Limit: g.DupParaCharFrac, Max: true}
 		}
 	}
 	if g.DupLineFrac > 0 || g.DupLineCharFrac > 0 {
 		if lines := a.nonEmptyLines(); len(lines) > 0 {
 			dup, dupChars := a.duplicateLines()
-			if g.DupLineFrac > 0 && float64(dup)/float64(len(lines)) > g.DupLineFrac {
-				return "dup_line_frac"
+			if v := float64(dup) / float64(len(lines)); g.DupLineFrac > 0 && v > g.DupLineFrac {
+				return Finding{Rule: "dup_line_frac", Field: "dup_line_frac", Value: v, Limit: g.DupLineFrac, Max: true}
 			}
-			if g.DupLineCharFrac > 0 && float64(dupChars)/float64(textChars) > g.DupLineCharFrac {
-				return "dup_line_char_frac"
+			if v := float64(dupChars) / float64(textChars); g.DupLineCharFrac > 0 && v > g.DupLineCharFrac {
+				return Finding{Rule: "dup_line_char_frac", Field: "dup_line_char_frac", Value: v, Limit: g.DupLineCharFrac, Max: true}
 			}
 		}
 	}
 	ends := a.wordChars()
 	wordChars := ends[len(ends)-1]
 	if wordChars == 0 {
-		return ""
+		return Finding{}
 	}
 	for i, th := range g.TopNGramCharFrac {
 		n := i + 2
-		if th > 0 && float64(topNGramChars(a, n))/float64(wordChars) > th {
-			return "top_" + itoa(n) + "gram_char_frac"
+		if th <= 0 {
+			continue
+		}
+		if v := float64(topNGramChars(a, n)) / float64(wordChars); v > th {
+			return Finding{Rule: "top_" + itoa(n) + "gram_char_frac", Field: "top_ngram_char_frac[" + itoa(i) + "]", Value: v, Limit: th, Max: true}
 		}
 	}
 	for i, th := range g.DupNGramCharFrac {
@@ -238,14 +247,14 @@ func (g GopherRepetition) Check(a *Analysis) string {
 			continue
 		}
 		d := dupNGramChars(a, n)
-		if float64(d)/float64(wordChars) > th {
-			return "dup_" + itoa(n) + "gram_char_frac"
+		if v := float64(d) / float64(wordChars); v > th {
+			return Finding{Rule: "dup_" + itoa(n) + "gram_char_frac", Field: "dup_ngram_char_frac[" + itoa(i) + "]", Value: v, Limit: th, Max: true}
 		}
 		if d == 0 {
 			break // no repeated n-gram means no repeated longer one either
 		}
 	}
-	return ""
+	return Finding{}
 }
 
 func itoa(n int) string {

@@ -147,9 +147,13 @@ func (s *KLScorer) Score(a *Analysis) (kl float64, tokens int, ok bool) {
 }
 
 // Check returns "max_kl" when the analysed text is an outlier, else "".
-func (s *KLScorer) Check(a *Analysis) string {
+func (s *KLScorer) Check(a *Analysis) string { return s.Find(a).Rule }
+
+// Find returns the KL divergence (nats) of an outlier against max_kl, or
+// the zero Finding.
+func (s *KLScorer) Find(a *Analysis) Finding {
 	if kl, _, ok := s.Score(a); ok && kl > s.cfg.MaxKL {
-		return "max_kl"
+		return Finding{Rule: "max_kl", Field: "max_kl", Value: kl, Limit: s.cfg.MaxKL, Max: true}
 	}
-	return ""
+	return Finding{}
 }

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 
 	"github.com/parquet-go/parquet-go"
@@ -26,22 +25,11 @@ func readParquet(path string, cfg Config, pg *pages, emit func(*Record) error) (
 			err = fmt.Errorf("%s: corrupted Parquet file (%v); re-create it", path, r)
 		}
 	}()
-	f, err := os.Open(path)
+	pf, f, err := pqcheck.Open(path)
 	if err != nil {
 		return fmt.Errorf("read input: %w", err)
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return fmt.Errorf("read input: %w", err)
-	}
-	if err := pqcheck.Footer(path, f, st.Size()); err != nil {
-		return err
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
-	}
 	col := func(name string) int {
 		if name == "" {
 			return -1

@@ -1,7 +1,8 @@
 // Package reader turns input files into a deterministic stream of
 // documents: JSONL (plain, .gz, .zst) with configurable field names, Parquet,
-// directories of text files (one document per file) and HTML (files, or an
-// html field of JSONL/Parquet records) reduced to its main text.
+// directories of text files (one document per file, or split at blank
+// lines or at a separator) and HTML (files, or an html field of
+// JSONL/Parquet records) reduced to its main text.
 //
 // Inputs are planned into units: one JSONL or Parquet file, or a group of
 // consecutive small files. Units are numbered in sorted path order and
@@ -19,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -44,7 +46,22 @@ type Config struct {
 	DateField    string   `yaml:"date_field"`     // default "date"
 	Source       string   `yaml:"source"`         // label for the source column (default: the file's base name)
 	FilesPerUnit int      `yaml:"files_per_unit"` // text/HTML files grouped per unit (default 256)
-	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line (default 64 MiB); longer lines are malformed records
+	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line, or document of a split text file (default 64 MiB); longer ones are malformed records
+	// TextSplit says how a text file becomes documents: "file" (the
+	// default, also when empty: the whole file is one document), "blank_lines" (each run of lines
+	// between blank lines is one: paragraphs, or the chapters of a book
+	// laid out that way), or "separator" (the pieces between occurrences of
+	// TextSeparator are; line breaks around a piece are dropped, blank
+	// pieces skipped). Split text files are streamed; each document's
+	// origin is file:line.
+	//
+	// Both are left out of a printed recipe while unset, so the recipes
+	// (and the hashes that name runs) made before they existed stay valid.
+	TextSplit string `yaml:"text_split,omitempty"`
+	// TextSeparator is the exact byte string between documents when
+	// TextSplit is "separator", e.g. "\n%\n" for fortune files (a line
+	// holding only %) or "<|endoftext|>".
+	TextSeparator string `yaml:"text_separator,omitempty"`
 	// Bounds on HTML pages, checked before the extractor sees them:
 	// pathological pages (thousands of unclosed tables, 100,000 nested
 	// divs) make extractors take minutes or gigabytes. A page beyond a
@@ -174,6 +191,9 @@ func Plan(cfg Config) ([]Unit, error) {
 	if len(cfg.Paths) == 0 {
 		return nil, fmt.Errorf("input.paths is empty: give files or directories, e.g. input.paths=[corpus/]")
 	}
+	if err := checkSplit(cfg); err != nil {
+		return nil, err
+	}
 	paths := make([]string, len(cfg.Paths))
 	for i, p := range cfg.Paths {
 		paths[i] = os.ExpandEnv(p)
@@ -266,7 +286,13 @@ func Read(ctx context.Context, u Unit, cfg Config, html HTMLExtractor, fn func(*
 			err = readJSONL(f, cfg, pg, emit)
 		case Parquet:
 			err = readParquet(f, cfg, pg, emit)
-		case Text, HTML:
+		case Text:
+			if cfg.TextSplit == SplitBlankLines || cfg.TextSplit == SplitSeparator {
+				err = readSplit(f, cfg, emit)
+			} else {
+				err = readWhole(f, u.Kind, cfg, pg, emit)
+			}
+		case HTML:
 			err = readWhole(f, u.Kind, cfg, pg, emit)
 		}
 		if err != nil {
@@ -371,6 +397,9 @@ func readJSONL(path string, cfg Config, pg *pages, emit func(*Record) error) err
 			continue
 		}
 		r := &Record{Bytes: int64(len(b))}
+		if err == nil {
+			r.Bytes++ // the line break
+		}
 		r.Doc.Source = src
 		r.Doc.Origin = path + ":" + strconv.Itoa(line)
 		if tooLong {
@@ -457,13 +486,44 @@ func parseJSONRecord(b []byte, cfg Config, pg *pages, r *Record) error {
 	text, ok := m[cfg.TextField].(string)
 	if !ok {
 		r.Problem = "missing_text"
-		r.Detail = fmt.Sprintf("no string field %q (set input.text_field)", cfg.TextField)
+		r.Detail = fmt.Sprintf("no string field %q (the record's fields: %s)", cfg.TextField, fieldList(m))
 		r.Doc.Text = capBytes(string(b), 1<<16)
 		return nil
 	}
 	r.Doc.Text = text
 	invalid(cfg.TextField)
 	return nil
+}
+
+// fieldList names the fields of a record with their JSON types, sorted,
+// at most 12.
+func fieldList(m map[string]any) string {
+	keys := slices.Sorted(maps.Keys(m))
+	more := ""
+	if len(keys) > 12 {
+		keys, more = keys[:12], fmt.Sprintf(" … (%d in all)", len(keys))
+	}
+	parts := make([]string, len(keys))
+	for i, k := range keys {
+		typ := "null"
+		switch m[k].(type) {
+		case string:
+			typ = "string"
+		case float64:
+			typ = "number"
+		case bool:
+			typ = "bool"
+		case []any:
+			typ = "array"
+		case map[string]any:
+			typ = "object"
+		}
+		parts[i] = strconv.Quote(k) + " " + typ
+	}
+	if len(parts) == 0 {
+		return "none"
+	}
+	return strings.Join(parts, ", ") + more
 }
 
 // invalidInJSONField counts the invalid UTF-8 sequences in the raw JSON

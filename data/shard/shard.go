@@ -6,7 +6,6 @@ package shard
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/parquet-go/parquet-go"
 	"github.com/parquet-go/parquet-go/compress/zstd"
@@ -14,6 +13,7 @@ import (
 	"github.com/herdml/herd/data/document"
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/internal/pqcheck"
+	"github.com/herdml/herd/internal/version"
 )
 
 // Row is one kept document.
@@ -80,7 +80,7 @@ func Create[T any](path string, rowGroupRows int, metadata ...string) (*Writer[T
 	opts := []parquet.WriterOption{
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
 		parquet.MaxRowsPerRowGroup(int64(rowGroupRows)),
-		parquet.CreatedBy("herd curate", "", ""),
+		version.CreatedBy("herd curate"),
 	}
 	for i := 0; i+1 < len(metadata); i += 2 {
 		opts = append(opts, parquet.KeyValueMetadata(metadata[i], metadata[i+1]))
@@ -115,22 +115,11 @@ const maxReadAllRows = 1 << 24
 // small files; use a GenericReader for streaming).
 func ReadAll[T any](path string) (_ []T, err error) {
 	defer pqcheck.Recover(path, &err)
-	f, err := os.Open(path)
+	pf, f, err := pqcheck.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	if err := pqcheck.Footer(path, f, st.Size()); err != nil {
-		return nil, err
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
-	if err != nil {
-		return nil, fmt.Errorf("open parquet %s: %w", path, err)
-	}
 	// ReadAll is for small files; a larger row count (or a corrupted
 	// footer claiming one) must not turn into a huge allocation.
 	if n := pf.NumRows(); n < 0 || n > maxReadAllRows {

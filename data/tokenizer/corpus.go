@@ -11,6 +11,7 @@ import (
 
 	"github.com/parquet-go/parquet-go"
 
+	"github.com/herdml/herd/data/reader"
 	"github.com/herdml/herd/internal/pqcheck"
 )
 
@@ -237,25 +238,20 @@ func checkTextColumn(leaf parquet.LeafColumn) error {
 
 // OpenCorpus maps command-line inputs to corpora: "-" is standard input,
 // a directory stands for its docs-*.parquet files (or, if none, its *.txt
-// files), a *.parquet file is read as Parquet, anything else as text.
-// Glob patterns are expanded.
-func OpenCorpus(inputs []string, stdin io.Reader) ([]Corpus, error) {
+// files, or its *.jsonl files), a *.parquet file is read as Parquet, a
+// *.jsonl or *.ndjson file (also .gz or .zst) as JSONL whose textField
+// ("text" when empty) is the text, anything else as text. Glob patterns
+// are expanded.
+func OpenCorpus(inputs []string, stdin io.Reader, textField string) ([]Corpus, error) {
 	var out []Corpus
 	for _, in := range inputs {
 		if in == "-" {
 			out = append(out, ReaderCorpus("stdin", stdin))
 			continue
 		}
-		paths := []string{in}
-		if strings.ContainsAny(in, "*?[") {
-			m, err := filepath.Glob(in)
-			if err != nil {
-				return nil, fmt.Errorf("input %q: %w", in, err)
-			}
-			if len(m) == 0 {
-				return nil, fmt.Errorf("input %q matches no file", in)
-			}
-			paths = m
+		paths, err := globInput(in)
+		if err != nil {
+			return nil, fmt.Errorf("input %w", err)
 		}
 		for _, p := range paths {
 			st, err := os.Stat(p)
@@ -268,22 +264,105 @@ func OpenCorpus(inputs []string, stdin io.Reader) ([]Corpus, error) {
 					m, _ = filepath.Glob(filepath.Join(p, "*.txt"))
 				}
 				if len(m) == 0 {
-					return nil, fmt.Errorf("input directory %s has no docs-*.parquet or *.txt files", p)
+					m, _ = filepath.Glob(filepath.Join(p, "*.jsonl*"))
+				}
+				if len(m) == 0 {
+					return nil, fmt.Errorf("input directory %s has no docs-*.parquet, *.txt or *.jsonl files", p)
 				}
 				for _, f := range m {
-					out = append(out, fileCorpus(f))
+					out = append(out, fileCorpus(f, textField))
 				}
 				continue
 			}
-			out = append(out, fileCorpus(p))
+			out = append(out, fileCorpus(p, textField))
 		}
 	}
 	return out, nil
 }
 
-func fileCorpus(p string) Corpus {
-	if strings.HasSuffix(p, ".parquet") {
+// globInput expands a glob pattern (none matching is an error); other
+// inputs stand for themselves.
+func globInput(in string) ([]string, error) {
+	if !strings.ContainsAny(in, "*?[") {
+		return []string{in}, nil
+	}
+	m, err := filepath.Glob(in)
+	if err != nil {
+		return nil, fmt.Errorf("%q: %w", in, err)
+	}
+	if len(m) == 0 {
+		return nil, fmt.Errorf("%q matches no file", in)
+	}
+	return m, nil
+}
+
+func fileCorpus(p, textField string) Corpus {
+	switch {
+	case strings.HasSuffix(p, ".parquet"):
 		return ParquetFile(p)
+	case isJSONL(p):
+		return JSONLFile(p, textField)
 	}
 	return TextFile(p)
+}
+
+// jsonlCorpus streams the text field of each line of a JSONL file (plain,
+// .gz or .zst), one document per chunk.
+type jsonlCorpus struct{ path, field string }
+
+// JSONLFile is a Corpus of the string field named field ("text" when
+// empty) of every line of a JSONL file; each line is a document. A line
+// that is not a JSON object or lacks the field is an error naming the
+// file and line.
+func JSONLFile(path, field string) Corpus {
+	if field == "" {
+		field = "text"
+	}
+	return jsonlCorpus{path: path, field: field}
+}
+
+func (c jsonlCorpus) Each(ctx context.Context, fn func([]byte) error) error {
+	cfg := reader.Default()
+	cfg.TextField = c.field
+	cfg.IDField, cfg.URLField, cfg.DateField = "", "", ""
+	cfg.MaxLineBytes = maxChunk * 4
+	u := reader.Unit{Kind: reader.JSONL, Files: []string{c.path}}
+	return reader.Read(ctx, u, cfg, nil, func(r *reader.Record) error {
+		switch r.Problem {
+		case "":
+			return fn([]byte(r.Doc.Text))
+		case "missing_text":
+			return fmt.Errorf("%s: %s; pass -text-field with the field that holds the text", r.Doc.Origin, r.Detail)
+		}
+		return fmt.Errorf("%s: %s: %s", r.Doc.Origin, r.Problem, r.Detail)
+	})
+}
+
+// isJSONL reports whether a file name is a JSONL file's.
+func isJSONL(p string) bool {
+	p = strings.TrimSuffix(strings.TrimSuffix(strings.ToLower(p), ".gz"), ".zst")
+	return strings.HasSuffix(p, ".jsonl") || strings.HasSuffix(p, ".ndjson")
+}
+
+// OpenJSONL maps JSONL inputs (files or glob patterns, whatever their
+// names) to corpora of their textField.
+func OpenJSONL(inputs []string, textField string) ([]Corpus, error) {
+	var out []Corpus
+	for _, in := range inputs {
+		paths, err := globInput(in)
+		if err != nil {
+			return nil, fmt.Errorf("-jsonl %w", err)
+		}
+		for _, p := range paths {
+			st, err := os.Stat(p)
+			if err != nil {
+				return nil, fmt.Errorf("-jsonl: %w", err)
+			}
+			if st.IsDir() {
+				return nil, fmt.Errorf("-jsonl %s is a directory: name the files (a glob such as %s works)", p, filepath.Join(p, "*.jsonl"))
+			}
+			out = append(out, JSONLFile(p, textField))
+		}
+	}
+	return out, nil
 }

@@ -198,7 +198,7 @@ func TestTrainParquetDeterministic(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.Close()
-	corpora, err := OpenCorpus([]string{dir}, nil)
+	corpora, err := OpenCorpus([]string{dir}, nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -266,7 +266,7 @@ func TestTrainErrors(t *testing.T) {
 	if _, err := TrainCounts(context.Background(), countsOf("abc"), TrainOptions{VocabSize: 300}); err == nil || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("small vocab: %v", err)
 	}
-	if _, err := OpenCorpus([]string{filepath.Join(t.TempDir(), "none*.txt")}, nil); err == nil {
+	if _, err := OpenCorpus([]string{filepath.Join(t.TempDir(), "none*.txt")}, nil, ""); err == nil {
 		t.Error("empty glob accepted")
 	}
 	bad := filepath.Join(t.TempDir(), "docs-1.parquet")

@@ -21,6 +21,7 @@ import (
 	"github.com/herdml/herd/internal/dirlock"
 	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/internal/pqcheck"
+	"github.com/herdml/herd/internal/version"
 )
 
 // TokenizeOptions configure Tokenize.
@@ -91,6 +92,11 @@ func Tokenize(ctx context.Context, opt TokenizeOptions) (*Manifest, error) {
 	}
 	if len(inputs) == 0 {
 		return nil, errors.New("tokenize: no input files")
+	}
+	for _, in := range inputs {
+		if err := checkDocsShard(in); err != nil {
+			return nil, fmt.Errorf("tokenize: %w", err)
+		}
 	}
 	tok := opt.Tokenizer
 	info := TokenizerInfo{VocabSize: tok.VocabSize(), BOS: -1, EOS: -1}
@@ -191,6 +197,32 @@ func Tokenize(ctx context.Context, opt TokenizeOptions) (*Manifest, error) {
 		return nil, fmt.Errorf("tokenize: %w", err)
 	}
 	return man, nil
+}
+
+// checkDocsShard refuses an input that is not a Parquet file, saying that
+// tokenize reads curate's output: JSONL or text must be curated first.
+func checkDocsShard(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	head := make([]byte, 4)
+	n, err := io.ReadFull(f, head)
+	if err != nil && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("read %s: %w", path, err)
+	}
+	if string(head[:n]) == "PAR1" {
+		return nil
+	}
+	what := "it is not a Parquet file"
+	switch {
+	case n == 0:
+		what = "it is empty"
+	case head[0] == '{' || head[0] == '[':
+		what = "it holds JSON, not Parquet"
+	}
+	return fmt.Errorf("%s: %s; tokenize reads the docs-*.parquet shards that curate writes, so run curate first, e.g. `curate -recipe curate_web -out curated/ input.paths=[%s]`, then tokenize curated/", path, what, path)
 }
 
 // removeStaleShards deletes the token shards of earlier runs in dir (a
@@ -296,7 +328,7 @@ func tokenizeShard(ctx context.Context, in, out, hash, cfgKey string, info Token
 	w := parquet.NewGenericWriter[TokenRow](af,
 		parquet.Compression(&zstd.Codec{Level: zstd.SpeedDefault}),
 		parquet.MaxRowsPerRowGroup(int64(opt.RowGroupDocs)),
-		parquet.CreatedBy("herd pretrain tokenize", "", ""),
+		version.CreatedBy("herd pretrain tokenize"),
 		parquet.KeyValueMetadata(metaInput, filepath.Base(in)),
 		parquet.KeyValueMetadata(metaHash, hash),
 		parquet.KeyValueMetadata(metaConfig, cfgKey))

@@ -124,3 +124,28 @@ func TestTokenize(t *testing.T) {
 		t.Fatalf("docs without text: %v", err)
 	}
 }
+
+// TestTokenizeNotParquet: a JSONL, text or empty input is refused before
+// anything is written, with a message that says to run curate first.
+func TestTokenizeNotParquet(t *testing.T) {
+	dir := t.TempDir()
+	tok := tokenstest.TrainTokenizer(t, filepath.Join(dir, "tok"), []string{"some text to learn from", "and some more"}, 520)
+	for _, c := range []struct{ name, data, what string }{
+		{"docs.jsonl", `{"text": "hello"}` + "\n", "it holds JSON, not Parquet"},
+		{"notes.txt", "plain words\n", "it is not a Parquet file"},
+		{"empty.parquet", "", "it is empty"},
+	} {
+		in := filepath.Join(dir, c.name)
+		if err := os.WriteFile(in, []byte(c.data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		out := filepath.Join(dir, "out-"+c.name)
+		_, err := tokens.Tokenize(context.Background(), tokens.TokenizeOptions{Inputs: []string{in}, Out: out, Tokenizer: tok})
+		if err == nil || !strings.Contains(err.Error(), in+": "+c.what) || !strings.Contains(err.Error(), "run curate first") {
+			t.Errorf("%s: %v", c.name, err)
+		}
+		if _, err := os.Stat(out); !os.IsNotExist(err) {
+			t.Errorf("%s: the output directory was made", c.name)
+		}
+	}
+}

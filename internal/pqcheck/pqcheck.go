@@ -8,6 +8,9 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"os"
+
+	"github.com/parquet-go/parquet-go"
 )
 
 // MaxFooter bounds the footer (file metadata) size accepted before the
@@ -45,4 +48,30 @@ func Recover(name string, err *error) {
 	if r := recover(); r != nil {
 		*err = fmt.Errorf("%s: corrupted Parquet file (%v); re-create it", name, r)
 	}
+}
+
+// Open opens a Parquet file after checking its framing (Footer); the
+// caller closes the returned file when done with the Parquet file. Errors
+// name the path. Call it under Recover: the library may panic on damaged
+// metadata.
+func Open(path string, opts ...parquet.FileOption) (*parquet.File, *os.File, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	if err := Footer(path, f, st.Size()); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	pf, err := parquet.OpenFile(f, st.Size(), opts...)
+	if err != nil {
+		f.Close()
+		return nil, nil, fmt.Errorf("%s: not a readable Parquet file: %w", path, err)
+	}
+	return pf, f, nil
 }

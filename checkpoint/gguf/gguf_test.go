@@ -427,6 +427,15 @@ func TestTokenizerRoundTrip(t *testing.T) {
 	if m.Config.VocabSize != cfg.VocabSize {
 		t.Errorf("vocab_size %d, want %d (padding tokens)", m.Config.VocabSize, cfg.VocabSize)
 	}
+	// The Hugging Face files written from either are the same.
+	tj1, cj1, err1 := tok.MarshalHF()
+	tj2, cj2, err2 := got.MarshalHF()
+	if err1 != nil || err2 != nil {
+		t.Fatal(err1, err2)
+	}
+	if !bytes.Equal(tj1, tj2) || !bytes.Equal(cj1, cj2) {
+		t.Errorf("tokenizer files differ after the round trip:\n%s\n%s", clip(cj1), clip(cj2))
+	}
 }
 
 // trainTokenizer trains a byte-level BPE tokenizer on a slice of the

@@ -3,6 +3,7 @@ package gguf
 import (
 	"bytes"
 	"encoding/binary"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -448,4 +449,61 @@ func trainTokenizer(t testing.TB, vocab int) *tokenizer.Tokenizer {
 		t.Fatal(err)
 	}
 	return tok
+}
+
+// TestMetadataTypes: every metadata value type the writer takes reads back
+// with its GGUF type and value; unsupported Go types and repeated keys are
+// refused.
+func TestMetadataTypes(t *testing.T) {
+	kvs := []KV{{"u8", uint8(7)}, {"i8", int8(-7)}, {"u16", uint16(700)}, {"i16", int16(-700)}, {"u32", uint32(7e6)},
+		{"i32", int32(-7e6)}, {"f32", float32(1.5)}, {"b", true}, {"s", "héllo"}, {"u64", uint64(1) << 40}, {"i64", int64(-1) << 40},
+		{"f64", 2.25}, {"ss", []string{"a", "", "Ġthe"}}, {"ai32", []int32{1, -2, 3}}, {"af32", []float32{0.5}}, {"ab", []bool{true, false}},
+		{"empty", []uint64{}}}
+	var buf bytes.Buffer
+	gw, err := NewWriter(&buf, kvs, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gw.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if buf.Len()%Alignment != 0 {
+		t.Errorf("file of %d bytes is not padded to %d", buf.Len(), Alignment)
+	}
+	hd, err := readHeader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kv := range kvs {
+		v := hd.kv[kv.Key]
+		want, _ := valueType(kv.Value)
+		if v == nil || v.typ != want {
+			t.Fatalf("%s: read %+v, want type %d", kv.Key, v, want)
+		}
+		switch x := kv.Value.(type) {
+		case []string:
+			if !slices.Equal(v.v.([]string), x) {
+				t.Errorf("%s: %v", kv.Key, v.v)
+			}
+		case []int32:
+			got, _ := hd.ints(kv.Key)
+			if len(got) != 3 || got[1] != -2 {
+				t.Errorf("%s: %v", kv.Key, got)
+			}
+		case []float32, []bool, []uint64:
+			_, n, b := arrayBytes(x)
+			if !bytes.Equal(v.v.([]byte), b) || v.n != uint64(n) {
+				t.Errorf("%s: %v", kv.Key, v.v)
+			}
+		default:
+			if v.v != kv.Value {
+				t.Errorf("%s: %v (%T), want %v", kv.Key, v.v, v.v, kv.Value)
+			}
+		}
+	}
+	for _, bad := range [][]KV{{{"x", 3}}, {{"x", []any{1}}}, {{"x", uint8(1)}, {"x", uint8(2)}}, {{"x", [][]int32{{1}}}}} {
+		if _, err := NewWriter(io.Discard, bad, nil); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
 }

@@ -3,10 +3,10 @@ package gguf
 import (
 	"bufio"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"io"
 	"math"
+	"reflect"
 )
 
 // Writer streams a GGUF file: the header (metadata and tensor infos) is
@@ -200,7 +200,13 @@ func valueType(v any) (uint32, error) {
 		return tInt64, nil
 	case float64:
 		return tFloat64, nil
-	case []string, []uint8, []int8, []uint16, []int16, []uint32, []int32, []float32, []bool, []uint64, []int64, []float64:
+	}
+	if rv := reflect.ValueOf(v); rv.Kind() == reflect.Slice {
+		if et, err := valueType(reflect.Zero(rv.Type().Elem()).Interface()); err == nil && et != tString && et != tArray {
+			return tArray, nil
+		}
+	}
+	if _, ok := v.([]string); ok {
 		return tArray, nil
 	}
 	return 0, fmt.Errorf("value of Go type %T has no GGUF type", v)
@@ -209,34 +215,10 @@ func valueType(v any) (uint32, error) {
 // arrayBytes encodes a slice of fixed-size values: element type, length,
 // little-endian bytes.
 func arrayBytes(v any) (uint32, int, []byte) {
+	rv := reflect.ValueOf(v)
+	et, _ := valueType(reflect.Zero(rv.Type().Elem()).Interface())
 	b, _ := binary.Append(nil, binary.LittleEndian, v)
-	var et uint32
-	var n int
-	switch x := v.(type) {
-	case []uint8:
-		et, n = tUint8, len(x)
-	case []int8:
-		et, n = tInt8, len(x)
-	case []uint16:
-		et, n = tUint16, len(x)
-	case []int16:
-		et, n = tInt16, len(x)
-	case []uint32:
-		et, n = tUint32, len(x)
-	case []int32:
-		et, n = tInt32, len(x)
-	case []float32:
-		et, n = tFloat32, len(x)
-	case []bool:
-		et, n = tBool, len(x)
-	case []uint64:
-		et, n = tUint64, len(x)
-	case []int64:
-		et, n = tInt64, len(x)
-	case []float64:
-		et, n = tFloat64, len(x)
-	}
-	return et, n, b
+	return et, rv.Len(), b
 }
 
 // valueLen is the encoded size of a metadata value with its type tag.
@@ -258,9 +240,6 @@ func valueLen(v any) uint64 {
 	}
 	return 4 + uint64(binary.Size(v))
 }
-
-// errShort is returned for tensor data that ends early.
-var errShort = errors.New("file ends inside the tensor data")
 
 // f32bytes appends the little-endian bytes of x to dst.
 func f32bytes(dst []byte, x []float32) []byte {

@@ -263,9 +263,7 @@ func tokenizerKVs(cfg model.Config, tok *tokenizer.Tokenizer) ([]KV, error) {
 		kvs = append(kvs, KV{"tokenizer.ggml.eom_token_id", uint32(id)})
 	}
 	kvs = append(kvs, KV{"tokenizer.ggml.add_bos_token", tc.AddBOS})
-	if tc.ChatTemplate != "" {
-		kvs = append(kvs, KV{"tokenizer.chat_template", tc.ChatTemplate})
-	}
+	kvs = append(kvs, KV{"tokenizer.chat_template", cmpOr(tc.ChatTemplate, ChatTemplate)})
 	return kvs, nil
 }
 

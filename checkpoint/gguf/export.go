@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/internal/atomicfile"
@@ -84,6 +83,10 @@ func CheckOutput(path string) error {
 	return nil
 }
 
+// chunkValues is about how many values an export encodes, or a load
+// reads, at a time.
+const chunkValues = 1 << 20
+
 // plannedTensor is one tensor of an export: its GGUF info and where its
 // values come from.
 type plannedTensor struct {
@@ -137,8 +140,12 @@ func Write(w io.Writer, cfg model.Config, p *model.Params, tok *tokenizer.Tokeni
 				tt = F16
 			}
 		}
+		rows := 1
+		if len(t.Shape) > 1 {
+			rows = t.Shape[0]
+		}
 		plan = append(plan, plannedTensor{info: TensorInfo{Name: name, Dims: dims, Type: tt}, hf: t.Name,
-			heads: ropeHeads(cfg, t.Name), rows: t.Shape[0]})
+			heads: ropeHeads(cfg, t.Name), rows: rows})
 	}
 	infos := make([]TensorInfo, len(plan))
 	for i, pt := range plan {
@@ -153,20 +160,28 @@ func Write(w io.Writer, cfg model.Config, p *model.Params, tok *tokenizer.Tokeni
 		return err
 	}
 	var buf []byte
-	var perm []float32
 	for _, pt := range plan {
 		x := pt.data
 		if pt.hf != "" {
 			x = p.Get(pt.hf)
 		}
-		if pt.heads > 0 {
-			perm = slices.Grow(perm[:0], len(x))[:len(x)]
-			permuteRows(perm, x, pt.heads, len(x)/pt.rows, true)
-			x = perm
-		}
-		buf = encode(buf[:0], x, pt.info.Type)
-		if err := gw.WriteTensor(pt.info.Name, buf); err != nil {
+		if err := gw.BeginTensor(pt.info.Name); err != nil {
 			return err
+		}
+		// Rows are encoded in chunks of about chunkValues values (rows hold
+		// whole Q8_0 blocks), in GGUF row order.
+		rows := max(pt.rows, 1)
+		cols := len(x) / rows
+		per := max(chunkValues/max(cols, 1), 1)
+		for r0 := 0; r0 < rows; r0 += per {
+			buf = buf[:0]
+			for r := r0; r < min(r0+per, rows); r++ {
+				src := hfRow(r, rows, pt.heads) * cols
+				buf = encode(buf, x[src:src+cols], pt.info.Type)
+			}
+			if _, err := gw.Write(buf); err != nil {
+				return err
+			}
 		}
 	}
 	return gw.Close()

@@ -92,25 +92,17 @@ func ropeHeads(cfg model.Config, hf string) int {
 	return 0
 }
 
-// permuteRows reorders the rows of w ([heads·hd, cols]) from Hugging
-// Face's rotate-half RoPE layout to llama.cpp's adjacent pairs (forward)
-// or back: GGUF row h·hd + 2i + t is HF row h·hd + t·hd/2 + i.
-func permuteRows(dst, w []float32, heads, cols int, forward bool) {
-	hd := len(w) / cols / heads
-	half := hd / 2
-	for h := range heads {
-		for i := range half {
-			for t := range 2 {
-				g := (h*hd + 2*i + t) * cols
-				f := (h*hd + t*half + i) * cols
-				if forward {
-					copy(dst[g:g+cols], w[f:f+cols])
-				} else {
-					copy(dst[f:f+cols], w[g:g+cols])
-				}
-			}
-		}
+// hfRow is the Hugging Face row stored at GGUF row g of a q or k matrix
+// of the given rows and heads: llama.cpp rotates adjacent pairs where
+// Hugging Face rotates halves, so GGUF row h·hd + 2i + t holds HF row
+// h·hd + t·hd/2 + i (t ∈ {0, 1}, i < hd/2). heads 0 means no permutation.
+func hfRow(g, rows, heads int) int {
+	if heads == 0 {
+		return g
 	}
+	hd := rows / heads
+	h, r := g/hd, g%hd
+	return h*hd + (r%2)*(hd/2) + r/2
 }
 
 // ropeFactors is rope_freqs.weight for a "llama3" RoPE scaling: per

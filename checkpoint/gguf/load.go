@@ -221,7 +221,7 @@ func (hd *header) inferRopeScaling(r io.ReaderAt, c model.Config) (*model.RopeSc
 		return nil, fmt.Errorf("%s has dims %v, head_dim %d needs [%d]", ropeFreqsName, ti.Dims, c.HeadDim, c.HeadDim/2)
 	}
 	fr := make([]float32, c.HeadDim/2)
-	if err := readTensor(r, hd, ti, fr); err != nil {
+	if err := readTensor(r, hd, ti, fr, 1, 0); err != nil {
 		return nil, err
 	}
 	// Candidates for the original context: the key (or Meta's 8192), then
@@ -438,22 +438,15 @@ func (hd *header) params(r io.ReaderAt, cfg model.Config) (*model.Params, error)
 	// Every tensor the layout needs is in the file with its dims, so the
 	// allocation below is bounded by the file's size.
 	p := model.NewParams(layout)
-	var tmp []float32
 	for _, t := range layout.Tensors {
 		ti := hd.tensors[hd.byName[ggufName(t.Name)]]
-		dst := p.Get(t.Name)
-		heads := ropeHeads(cfg, t.Name)
-		if heads == 0 {
-			if err := readTensor(r, hd, ti, dst); err != nil {
-				return nil, err
-			}
-			continue
+		rows := 1
+		if len(t.Shape) > 1 {
+			rows = t.Shape[0]
 		}
-		tmp = slices.Grow(tmp[:0], len(dst))[:len(dst)]
-		if err := readTensor(r, hd, ti, tmp); err != nil {
+		if err := readTensor(r, hd, ti, p.Get(t.Name), rows, ropeHeads(cfg, t.Name)); err != nil {
 			return nil, err
 		}
-		permuteRows(dst, tmp, heads, t.Shape[1], false)
 	}
 	if i, ok := hd.byName[ropeFreqsName]; ok {
 		ti := hd.tensors[i]
@@ -461,7 +454,7 @@ func (hd *header) params(r io.ReaderAt, cfg model.Config) (*model.Params, error)
 			return nil, fmt.Errorf("%s has dims %v, head_dim %d needs [%d]", ropeFreqsName, ti.Dims, cfg.HeadDim, cfg.HeadDim/2)
 		}
 		fr := make([]float32, cfg.HeadDim/2)
-		if err := readTensor(r, hd, ti, fr); err != nil {
+		if err := readTensor(r, hd, ti, fr, 1, 0); err != nil {
 			return nil, err
 		}
 		if err := checkRopeFactors(cfg, fr); err != nil {

@@ -409,26 +409,34 @@ func (hd *header) ints(key string) ([]int64, error) {
 	return out, nil
 }
 
-// readTensor decodes tensor t of the file into x (len(x) values).
-func readTensor(r io.ReaderAt, hd *header, t TensorInfo, x []float32) error {
+// readTensor decodes tensor t of the file into x (len(x) values), read in
+// chunks of whole rows. heads > 0 undoes the RoPE row permutation of a q
+// or k matrix of rows rows (see hfRow).
+func readTensor(r io.ReaderAt, hd *header, t TensorInfo, x []float32, rows, heads int) error {
 	if !t.Type.known() {
 		return fmt.Errorf("tensor %s is of type %v; herd reads F32, F16, BF16 and Q8_0 (re-export or requantize the model to one of them)", t.Name, t.Type)
 	}
-	if t.elems() != uint64(len(x)) {
+	if t.elems() != uint64(len(x)) || rows < 1 || len(x)%rows != 0 {
 		return fmt.Errorf("tensor %s has %d values, expected %d", t.Name, t.elems(), len(x))
 	}
-	const chunkRows = 1 << 20 // values per read, a multiple of the block size
-	bs, bb := uint64(t.Type.blockSize()), uint64(t.Type.blockBytes())
-	buf := make([]byte, 0, min(t.bytes(), chunkRows/bs*bb))
-	for start := 0; start < len(x); start += chunkRows {
-		end := min(start+chunkRows, len(x))
-		n := uint64(end-start) / bs * bb
-		off := uint64(start) / bs * bb
-		buf = buf[:n]
-		if _, err := r.ReadAt(buf, hd.dataStart+int64(t.Offset+off)); err != nil {
+	cols := len(x) / rows
+	bs, bb := t.Type.blockSize(), t.Type.blockBytes()
+	if cols%bs != 0 {
+		return fmt.Errorf("tensor %s: rows of %d values do not split into %v blocks", t.Name, cols, t.Type)
+	}
+	rowBytes := cols / bs * bb
+	per := max(chunkValues/cols, 1)
+	buf := make([]byte, min(per, rows)*rowBytes)
+	for r0 := 0; r0 < rows; r0 += per {
+		n := min(per, rows-r0)
+		b := buf[:n*rowBytes]
+		if _, err := r.ReadAt(b, hd.dataStart+int64(t.Offset)+int64(r0*rowBytes)); err != nil {
 			return fmt.Errorf("tensor %s: %w", t.Name, err)
 		}
-		decode(x[start:end], buf, t.Type)
+		for k := range n {
+			dst := hfRow(r0+k, rows, heads) * cols
+			decode(x[dst:dst+cols], b[k*rowBytes:(k+1)*rowBytes], t.Type)
+		}
 	}
 	return nil
 }

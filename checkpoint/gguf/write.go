@@ -10,13 +10,16 @@ import (
 )
 
 // Writer streams a GGUF file: the header (metadata and tensor infos) is
-// written by NewWriter, then the tensors' data, one WriteTensor call per
-// tensor in the order they were given, then Close pads the end.
+// written by NewWriter, then the tensors' data in the order they were
+// given (WriteTensor, or BeginTensor and Write to stream one), then Close
+// pads the end.
 type Writer struct {
 	w       *bufio.Writer
 	tensors []TensorInfo
 	next    int    // index of the next tensor to write
 	pos     uint64 // bytes written into the data section
+	left    uint64 // bytes the open tensor still needs
+	open    bool   // a tensor was begun
 	err     error
 }
 
@@ -95,8 +98,21 @@ func (g *Writer) pad(n uint64) {
 // WriteTensor writes the data of the next tensor, which must be named name
 // and have exactly its size.
 func (g *Writer) WriteTensor(name string, data []byte) error {
+	if err := g.BeginTensor(name); err != nil {
+		return err
+	}
+	_, err := g.Write(data)
+	return err
+}
+
+// BeginTensor starts the data of the next tensor, which must be named
+// name; Write then streams its bytes, exactly its size in all.
+func (g *Writer) BeginTensor(name string) error {
 	if g.err != nil {
 		return g.err
+	}
+	if err := g.finishTensor(); err != nil {
+		return err
 	}
 	if g.next >= len(g.tensors) {
 		return fmt.Errorf("gguf: tensor %s written after all %d tensors", name, len(g.tensors))
@@ -105,15 +121,37 @@ func (g *Writer) WriteTensor(name string, data []byte) error {
 	if t.Name != name {
 		return fmt.Errorf("gguf: tensor %s written where %s comes next", name, t.Name)
 	}
-	if uint64(len(data)) != t.bytes() {
-		return fmt.Errorf("gguf: tensor %s has %d bytes, its dims %v of %v take %d", name, len(data), t.Dims, t.Type, t.bytes())
-	}
 	var zeros [Alignment]byte
 	g.raw(zeros[:t.Offset-g.pos])
-	g.raw(data)
-	g.pos = t.Offset + uint64(len(data))
+	g.pos = t.Offset
+	g.left = t.bytes()
 	g.next++
+	g.open = true
 	return g.err
+}
+
+// Write writes bytes of the tensor begun by BeginTensor.
+func (g *Writer) Write(p []byte) (int, error) {
+	if g.err != nil {
+		return 0, g.err
+	}
+	if !g.open || uint64(len(p)) > g.left {
+		return 0, fmt.Errorf("gguf: %d bytes written beyond the size of tensor %s", len(p), g.tensors[max(g.next-1, 0)].Name)
+	}
+	g.raw(p)
+	g.left -= uint64(len(p))
+	g.pos += uint64(len(p))
+	return len(p), g.err
+}
+
+// finishTensor checks that the open tensor got all its bytes.
+func (g *Writer) finishTensor() error {
+	if g.open && g.left != 0 {
+		t := g.tensors[g.next-1]
+		return fmt.Errorf("gguf: tensor %s got %d of its %d bytes", t.Name, t.bytes()-g.left, t.bytes())
+	}
+	g.open = false
+	return nil
 }
 
 // Close pads the data section and flushes; every tensor must have been
@@ -121,6 +159,9 @@ func (g *Writer) WriteTensor(name string, data []byte) error {
 func (g *Writer) Close() error {
 	if g.err != nil {
 		return g.err
+	}
+	if err := g.finishTensor(); err != nil {
+		return err
 	}
 	if g.next != len(g.tensors) {
 		return fmt.Errorf("gguf: %d of %d tensors written (next: %s)", g.next, len(g.tensors), g.tensors[g.next].Name)

@@ -162,7 +162,7 @@ func (hd *header) config(r io.ReaderAt) (model.Config, error) {
 		c.EOSTokenID = int(id)
 	}
 	if _, ok := hd.byName[ropeFreqsName]; ok {
-		// Filled from herd's config or inferred in params/ropeScaling.
+		// The parameters come from herd's config or inferRopeScaling.
 		c.RopeScaling = &model.RopeScaling{RopeType: "llama3"}
 	}
 	c.Normalize()

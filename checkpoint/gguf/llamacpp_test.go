@@ -262,9 +262,11 @@ func trainedModel(t *testing.T) (string, *tokenizer.Tokenizer) {
 // them to 8 bits for Q8_0; herd computes in F32 from the same file), and
 // the same greedy 64-token continuations as herd. Each token llama.cpp
 // chose is also checked under herd by teacher forcing: it must be herd's
-// most likely token, or (Q8_0, whose activation rounding can reorder two
-// candidates closer than its tolerance) within the tolerance of it; for
-// F32 and F16 the continuations must be identical.
+// most likely token, or (F16 and Q8_0, whose activation rounding can
+// reorder two candidates closer than the type's tolerance, which a machine
+// with other float rounding in training may produce) within the tolerance
+// of it; for F32 the continuations must be identical. The number of
+// identical continuations is printed.
 func TestLlamaCppTrainedModel(t *testing.T) {
 	driver := llamaDriver(t)
 	dir, tok := trainedModel(t)
@@ -280,7 +282,7 @@ func TestLlamaCppTrainedModel(t *testing.T) {
 		typ   Type
 		tol   float64 // max |Δp|: twice GGUF.md's logit tolerance of the type
 		exact bool    // greedy continuations must be identical
-	}{{F32, 2e-5, true}, {F16, 4e-4, true}, {Q8_0, 8e-3, false}} {
+	}{{F32, 2e-5, true}, {F16, 4e-4, false}, {Q8_0, 8e-3, false}} {
 		t.Run(tc.typ.String(), func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "m.gguf")
 			if err := Convert(ConvertOptions{Model: dir, Format: FormatGGUF, Type: tc.typ, Out: path}); err != nil {

@@ -2,6 +2,7 @@ package gguf
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"github.com/herdml/herd/model"
@@ -75,6 +76,19 @@ func TestReadErrors(t *testing.T) {
 				t.Errorf("err %v, want one containing %q", err, tc.want)
 			}
 		})
+	}
+	// Llama variants herd does not implement are refused by name.
+	for _, kv := range []KV{{"llama.rope.scaling.type", "linear"}, {"llama.expert_count", uint32(8)}} {
+		var buf bytes.Buffer
+		gw, err := NewWriter(&buf, append([]KV{{"general.architecture", "llama"}}, kv), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		gw.Close()
+		_, err = Read(bytes.NewReader(buf.Bytes()), int64(buf.Len()), false)
+		if err == nil || !strings.Contains(err.Error(), kv.Key) {
+			t.Errorf("%s: err %v", kv.Key, err)
+		}
 	}
 	if hd.dataStart%Alignment != 0 {
 		t.Errorf("data section at %d", hd.dataStart)

@@ -95,6 +95,14 @@ func (hd *header) config(r io.ReaderAt) (model.Config, error) {
 		return model.Config{}, fmt.Errorf("general.architecture is %q; herd runs only \"llama\" models", arch)
 	}
 	var errs []error
+	// Keys of llama-architecture variants herd does not implement: refuse
+	// them rather than run a different model.
+	if st, err := hd.str("llama.rope.scaling.type"); err == nil && st != "none" {
+		errs = append(errs, fmt.Errorf("llama.rope.scaling.type is %q; herd implements only Llama 3.1's llama3 scaling (rope_freqs.weight)", st))
+	}
+	if n, err := hd.uint("llama.expert_count"); err == nil && n > 0 {
+		errs = append(errs, fmt.Errorf("llama.expert_count is %d; herd's Llama has no mixture of experts", n))
+	}
 	get := func(key string, def int) int {
 		v, err := hd.uint("llama." + key)
 		switch {

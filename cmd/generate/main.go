@@ -6,6 +6,7 @@
 // (-max-tokens).
 //
 //	generate -model DIR -prompt "package main"
+//	generate -model FILE.gguf -prompt "package main"     (a llama.cpp / Ollama GGUF file)
 //	generate -model DIR -chat -prompt "Max: 3 9 2" [-system "…"]
 //	generate -model DIR -chat                      (one user message per line of stdin)
 //	generate -model DIR -jsonl prompts.jsonl [-batch 16]
@@ -34,7 +35,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/checkpoint/fp8"
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/model"
@@ -68,7 +68,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("generate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	dir := fs.String("model", "", "model directory (config.json + model.safetensors)")
+	dir := fs.String("model", "", "model directory (config.json + model.safetensors) or GGUF file")
 	idsFlag := fs.String("ids", "", "comma-separated input token ids")
 	logitsOut := fs.String("logits", "", "write the logits of every position to this JSON file (- for standard output)")
 	maxTokens := fs.Int("max-tokens", 0, "number of tokens to generate after the ids (at most max_position_embeddings minus the number of ids)")
@@ -257,7 +257,7 @@ func checkIDs(cfg model.Config, ids, stop []int32, maxTokens int) error {
 // against it, and returns the model on a CPU backend of threads workers
 // with the function that releases the backend.
 func loadChecked(dir string, threads int, ids, stop []int32, maxTokens int) (*model.Model, func(), error) {
-	cfg, params, err := checkpoint.LoadModel(dir)
+	cfg, params, err := loadModel(dir)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/checkpoint/gguf"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/model"
 )
@@ -31,8 +32,12 @@ type textOptions struct {
 }
 
 // generationDefaults reads the model directory's generation_config.json:
-// sampling defaults and EOS ids (none when the file is absent).
+// sampling defaults and EOS ids (none when the file is absent, or for a
+// GGUF file).
 func generationDefaults(dir string) (*checkpoint.GenerationConfig, error) {
+	if gguf.IsGGUF(dir) {
+		return nil, nil
+	}
 	data, err := os.ReadFile(filepath.Join(dir, checkpoint.GenerationConfigFile))
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, nil
@@ -104,7 +109,7 @@ func withDefaults(dir string, tok *tokenizer.Tokenizer, o textOptions) (textOpti
 // -chat and no -prompt it reads one user message per line of stdin and
 // keeps the conversation.
 func runText(ctx context.Context, dir string, m *model.Model, o textOptions, stdin io.Reader, stdout io.Writer) error {
-	tok, err := tokenizer.Load(dir)
+	tok, err := loadTokenizer(dir)
 	if err != nil {
 		return fmt.Errorf("text generation needs the model directory's tokenizer: %w", err)
 	}
@@ -241,7 +246,7 @@ type jsonlRow struct {
 // batch lines together, and writes one {"line", "response"} (or "error")
 // JSON line per non-blank input line, in order.
 func runJSONL(ctx context.Context, dir string, m *model.Model, o textOptions, in io.Reader, name string, batch int, stdout io.Writer) error {
-	tok, err := tokenizer.Load(dir)
+	tok, err := loadTokenizer(dir)
 	if err != nil {
 		return fmt.Errorf("text generation needs the model directory's tokenizer: %w", err)
 	}

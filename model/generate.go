@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/herdml/herd/model/kernels"
 )
@@ -223,26 +222,14 @@ type decodeAttn struct {
 func (t *decodeAttn) Run(lo, hi int) {
 	d := t.d
 	c := &d.m.Config
-	Hkv, G, hd := c.NumKeyValueHeads, c.NumAttentionHeads/c.NumKeyValueHeads, c.HeadDim
+	H, Hkv, G := c.NumAttentionHeads, c.NumKeyValueHeads, c.NumAttentionHeads/c.NumKeyValueHeads
 	QD, KD := c.QDim(), c.KVDim()
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	be := d.m.be
 	for r := lo; r < hi; r++ {
 		base := int(d.rowSlot[r]) * d.maxLen * KD
 		npos := int(d.rowPos[r]) + 1
-		kc := d.k[t.layer][base : base+npos*KD]
-		vc := d.v[t.layer][base : base+npos*KD]
-		sc := d.scores[r*G*d.maxLen : (r*G+G)*d.maxLen]
-		// The G query heads that share a kv head go through two small
-		// GEMMs: scores [G×npos] = Q·Kᵀ/√d, then out [G×hd] = P·V.
-		for kh := 0; kh < Hkv; kh++ {
-			q := d.q[r*QD+kh*G*hd:]
-			be.GemmSerial(false, true, G, npos, hd, scale, q, hd, kc[kh*hd:], KD, 0, sc, npos)
-			for g := 0; g < G; g++ {
-				kernels.MaskedSoftmax(sc[g*npos:(g+1)*npos], 0, npos)
-			}
-			be.GemmSerial(false, false, G, hd, npos, 1, sc, npos, vc[kh*hd:], KD, 0, d.att[r*QD+kh*G*hd:], hd)
-		}
+		kernels.AttendCached(d.att[r*QD:(r+1)*QD], d.q[r*QD:(r+1)*QD],
+			d.k[t.layer][base:base+npos*KD], d.v[t.layer][base:base+npos*KD],
+			d.scores[r*G*d.maxLen:(r+1)*G*d.maxLen], npos, H, Hkv, c.HeadDim, KD)
 	}
 }
 

@@ -139,6 +139,47 @@ func benchGenerate(b *testing.B, batch int) {
 func BenchmarkGenerateM1(b *testing.B)  { benchGenerate(b, 1) }
 func BenchmarkGenerateM16(b *testing.B) { benchGenerate(b, 16) }
 
+// BenchmarkGenerateBatchRatio measures the speed-up of batched decoding:
+// each iteration generates 128 tokens of config M for one sequence and
+// then for a batch of 16, timed separately, so that both see the same
+// machine load; it reports both rates and their ratio (batch16/single,
+// the issue asks for ≥ 4).
+func BenchmarkGenerateBatchRatio(b *testing.B) {
+	c := configM()
+	m := newCPUTestModel(b, c, 0)
+	opt := model.SampleOptions{Temperature: 0.8, TopK: 40, MaxTokens: 128, Seed: 1}
+	batch := make([][]int32, 16)
+	for i := range batch {
+		batch[i] = []int32{1, 2, 3, 4}
+	}
+	ctx := context.Background()
+	var tSingle, tBatch float64
+	var nSingle, nBatch int
+	for b.Loop() {
+		for _, prompts := range [][][]int32{batch[:1], batch} {
+			start := time.Now()
+			g, err := m.Generate(ctx, prompts, opt)
+			if err != nil {
+				b.Fatal(err)
+			}
+			sec := time.Since(start).Seconds()
+			n := 0
+			for _, s := range g {
+				n += len(s.Tokens)
+			}
+			if len(prompts) == 1 {
+				tSingle, nSingle = tSingle+sec, nSingle+n
+			} else {
+				tBatch, nBatch = tBatch+sec, nBatch+n
+			}
+		}
+	}
+	single, batched := float64(nSingle)/tSingle, float64(nBatch)/tBatch
+	b.ReportMetric(single, "single_tokens/s")
+	b.ReportMetric(batched, "batch16_tokens/s")
+	b.ReportMetric(batched/single, "batch16/single")
+}
+
 // newCPUTestModel is an initialised model on a CPU backend with the given
 // workers (0 = all cores) that is closed when the test ends.
 func newCPUTestModel(t testing.TB, c model.Config, workers int) *model.Model {

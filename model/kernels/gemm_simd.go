@@ -2,7 +2,10 @@
 
 package kernels
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+	"unsafe"
+)
 
 // AVX-512 micro-kernel geometry: 4 rows × 32 columns (two 16-float
 // vectors) gives 8 vector accumulators, plus 2 B vectors and the A
@@ -60,29 +63,45 @@ func kernelAVX512(kc int, a, b []float32, c []float32, ldc int, alpha, beta floa
 // arguments so that all 15 vector registers the compiler allocates are
 // free for the loop: with alpha and beta live across it, an accumulator
 // spills to the stack and the loop runs 4× slower.
+func avx512Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x16) {
+	if kc <= 0 {
+		*acc = [8]archsimd.Float32x16{}
+		return
+	}
+	a, b = a[:kc*simdMR], b[:kc*simdNR]
+	avx512LoopP(kc, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), acc)
+}
+
+// avx512LoopP is avx512Loop on raw pointers to the packed panels (kc ≥ 1
+// steps of 4 and 32 floats; the caller checks the bounds). Pointers that
+// advance leave the loop three integer registers and every load a
+// constant offset, with no slice bookkeeping: it runs 1.3–1.5× faster
+// than the same loop over slices (BenchmarkMicroKernel).
 //
 //go:noinline
-func avx512Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x16) {
+func avx512LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
 	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
-	a = a[:kc*simdMR]
-	b = b[:kc*simdNR]
-	for len(a) >= simdMR && len(b) >= simdNR {
-		b0 := archsimd.LoadFloat32x16Slice(b[0:16])
-		b1 := archsimd.LoadFloat32x16Slice(b[16:32])
-		x := archsimd.BroadcastFloat32x16(a[0])
+	for k := kc; ; {
+		b0 := archsimd.LoadFloat32x16((*[16]float32)(b))
+		b1 := archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(b, 64)))
+		x := archsimd.BroadcastFloat32x16(*(*float32)(a))
 		c00 = x.MulAdd(b0, c00)
 		c01 = x.MulAdd(b1, c01)
-		x = archsimd.BroadcastFloat32x16(a[1])
+		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 4)))
 		c10 = x.MulAdd(b0, c10)
 		c11 = x.MulAdd(b1, c11)
-		x = archsimd.BroadcastFloat32x16(a[2])
+		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 8)))
 		c20 = x.MulAdd(b0, c20)
 		c21 = x.MulAdd(b1, c21)
-		x = archsimd.BroadcastFloat32x16(a[3])
+		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 12)))
 		c30 = x.MulAdd(b0, c30)
 		c31 = x.MulAdd(b1, c31)
-		a = a[simdMR:]
-		b = b[simdNR:]
+		// Advance only while another step follows, so that neither
+		// pointer moves past its panel (unsafe.Add's rule).
+		if k--; k == 0 {
+			break
+		}
+		a, b = unsafe.Add(a, 4*simdMR), unsafe.Add(b, 4*simdNR)
 	}
 	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
 	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
@@ -117,29 +136,39 @@ func kernelAVX2(kc int, a, b []float32, c []float32, ldc int, alpha, beta float3
 }
 
 // avx2Loop is avx512Loop on 8-float vectors.
+func avx2Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x8) {
+	if kc <= 0 {
+		*acc = [8]archsimd.Float32x8{}
+		return
+	}
+	a, b = a[:kc*avx2MR], b[:kc*avx2NR]
+	avx2LoopP(kc, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), acc)
+}
+
+// avx2LoopP is avx512LoopP on 8-float vectors (4×16 tiles).
 //
 //go:noinline
-func avx2Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x8) {
+func avx2LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {
 	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x8
-	a = a[:kc*avx2MR]
-	b = b[:kc*avx2NR]
-	for len(a) >= avx2MR && len(b) >= avx2NR {
-		b0 := archsimd.LoadFloat32x8Slice(b[0:8])
-		b1 := archsimd.LoadFloat32x8Slice(b[8:16])
-		x := archsimd.BroadcastFloat32x8(a[0])
+	for k := kc; ; {
+		b0 := archsimd.LoadFloat32x8((*[8]float32)(b))
+		b1 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(b, 32)))
+		x := archsimd.BroadcastFloat32x8(*(*float32)(a))
 		c00 = x.MulAdd(b0, c00)
 		c01 = x.MulAdd(b1, c01)
-		x = archsimd.BroadcastFloat32x8(a[1])
+		x = archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(a, 4)))
 		c10 = x.MulAdd(b0, c10)
 		c11 = x.MulAdd(b1, c11)
-		x = archsimd.BroadcastFloat32x8(a[2])
+		x = archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(a, 8)))
 		c20 = x.MulAdd(b0, c20)
 		c21 = x.MulAdd(b1, c21)
-		x = archsimd.BroadcastFloat32x8(a[3])
+		x = archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(a, 12)))
 		c30 = x.MulAdd(b0, c30)
 		c31 = x.MulAdd(b1, c31)
-		a = a[avx2MR:]
-		b = b[avx2NR:]
+		if k--; k == 0 {
+			break
+		}
+		a, b = unsafe.Add(a, 4*avx2MR), unsafe.Add(b, 4*avx2NR)
 	}
 	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
 	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31

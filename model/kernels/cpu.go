@@ -38,6 +38,9 @@ type CPU struct {
 
 	// gemm is the reusable Task for Gemm; guarded by pool.mu.
 	gemm gemmTask
+	// par, when set (the pure-Go GEMM), runs a multi-threaded Gemm with
+	// op(B) packed once for all workers; guarded by pool.mu.
+	par *parGemm
 	ops  cpuOps
 
 	closeOnce sync.Once
@@ -64,14 +67,18 @@ func NewCPU(workers int) *CPU {
 // otherwise it is portable scalar Go ("cpu/go").
 func NewCPUGo(workers int) *CPU {
 	g, name := newBestGoGemm()
-	return newCPU(workers, g.gemm, name)
+	c := newCPU(workers, g.gemm, name)
+	c.par = &parGemm{g: g}
+	return c
 }
 
 // newCPUPortable returns a CPU backend on the portable scalar kernel, so
 // tests and benchmarks can reach it in SIMD builds too.
 func newCPUPortable(workers int) *CPU {
 	g := newGoGemm(portableMR, portableNR, kernelPortable)
-	return newCPU(workers, g.gemm, "cpu/go")
+	c := newCPU(workers, g.gemm, "cpu/go")
+	c.par = &parGemm{g: g}
+	return c
 }
 
 func newCPU(workers int, f gemmFunc, name string) *CPU {
@@ -122,6 +129,11 @@ func (c *CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	mb, nb := gemmBlocks(m, n, k, p.workers)
 	if (mb >= m && nb >= n) || p.workers == 1 || p.closed.Load() || !p.mu.TryLock() {
 		c.serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+		return
+	}
+	if c.par != nil && k > 0 && alpha != 0 {
+		c.par.run(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+		p.mu.Unlock()
 		return
 	}
 	g := &c.gemm

@@ -74,18 +74,18 @@ func (g *goGemm) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 			for ic := 0; ic < m; ic += mcMax {
 				mc := min(mcMax, m-ic)
 				packPanels(bufs.a, transA, a, lda, ic, mc, pc, kc, mr)
-				g.macroKernel(bufs, mc, nc, kc, alpha, bet, c[ic*ldc+jc:], ldc)
+				g.macroKernel(bufs.a, bufs.b, bufs.tile, mc, nc, kc, alpha, bet, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
 	g.bufs.Put(bufs)
 }
 
-// macroKernel sweeps the packed mc×kc block of A against the packed kc×nc
-// panel of B, updating the mc×nc block of C that starts at c[0].
-func (g *goGemm) macroKernel(bufs *gemmBufs, mc, nc, kc int, alpha, beta float32, c []float32, ldc int) {
+// macroKernel sweeps the packed mc×kc block of A in ap against the packed
+// kc×nc panel of B in bp, updating the mc×nc block of C that starts at
+// c[0]; tile is mr×nr scratch for edge tiles.
+func (g *goGemm) macroKernel(ap, bp, tile []float32, mc, nc, kc int, alpha, beta float32, c []float32, ldc int) {
 	mr, nr := g.mr, g.nr
-	ap, bp, tile := bufs.a, bufs.b, bufs.tile
 	for jr := 0; jr < nc; jr += nr {
 		nn := min(nr, nc-jr)
 		bpanel := bp[jr*kc : jr*kc+nr*kc]
@@ -112,6 +112,86 @@ func (g *goGemm) macroKernel(bufs *gemmBufs, mc, nc, kc int, alpha, beta float32
 			}
 		}
 	}
+}
+
+// parGemm is the pure-Go GEMM spread over a pool's workers. The serial
+// algorithm split by blocks of C would have every block pack all of op(B)
+// again (the whole weight matrix, for a row block of a projection); here
+// the workers first pack each kc×nc panel of op(B) together, once, into
+// one shared buffer, and then sweep it with blocks of A they pack
+// themselves. A parGemm belongs to one CPU and runs under its pool's lock.
+type parGemm struct {
+	g  *goGemm
+	bp []float32 // the shared packed panel of op(B), g.nc×g.kc, made on first use
+
+	// The call in progress.
+	pack           bool // phase: pack B panels, or compute blocks of C
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+	jc, nc, pc, kc int
+	colChunk       int // columns of C per compute unit, a multiple of nr
+	colChunks      int
+}
+
+// run computes C = alpha·op(A)·op(B) + beta·C on p, whose lock the caller
+// holds. Arguments must already be validated, with m, n, k > 0 and alpha ≠ 0.
+func (t *parGemm) run(p *pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	g := t.g
+	if t.bp == nil {
+		t.bp = make([]float32, g.nc*g.kc)
+	}
+	t.transA, t.transB, t.m, t.n, t.k = transA, transB, m, n, k
+	t.alpha, t.a, t.lda, t.b, t.ldb, t.c, t.ldc = alpha, a, lda, b, ldb, c, ldc
+	rowBlocks := (m + g.mc - 1) / g.mc
+	for jc := 0; jc < n; jc += g.nc {
+		nc := min(g.nc, n-jc)
+		// Enough units for about four per worker: split the columns when
+		// there are few row blocks (A is then packed once per unit).
+		t.colChunk = nc
+		if want := 4 * p.workers; rowBlocks < want {
+			t.colChunk = max(g.nr, roundUp((nc*rowBlocks+want-1)/want, g.nr))
+		}
+		t.colChunks = (nc + t.colChunk - 1) / t.colChunk
+		for pc := 0; pc < k; pc += g.kc {
+			t.jc, t.nc, t.pc, t.kc = jc, nc, pc, min(g.kc, k-pc)
+			t.beta = beta
+			if pc > 0 {
+				t.beta = 1
+			}
+			panels := (nc + g.nr - 1) / g.nr
+			t.pack = true
+			p.runLocked(panels, 1, panels, t)
+			t.pack = false
+			units := rowBlocks * t.colChunks
+			p.runLocked(units, 1, units, t)
+		}
+	}
+	t.a, t.b, t.c = nil, nil, nil
+}
+
+// Run implements Task: panels [lo, hi) of op(B) in the packing phase,
+// units [lo, hi) of C (row block × column chunk) in the compute phase.
+func (t *parGemm) Run(lo, hi int) {
+	g := t.g
+	kc := t.kc
+	if t.pack {
+		for j := lo * g.nr; j < min(hi*g.nr, t.nc); j += g.nr {
+			packPanels(t.bp[j*kc:], !t.transB, t.b, t.ldb, t.jc+j, min(g.nr, t.nc-j), t.pc, kc, g.nr)
+		}
+		return
+	}
+	bufs := g.bufs.Get().(*gemmBufs)
+	for u := lo; u < hi; u++ {
+		ic := u / t.colChunks * g.mc
+		j0 := u % t.colChunks * t.colChunk
+		mc, nc := min(g.mc, t.m-ic), min(t.colChunk, t.nc-j0)
+		packPanels(bufs.a, t.transA, t.a, t.lda, ic, mc, t.pc, kc, g.mr)
+		g.macroKernel(bufs.a, t.bp[j0*kc:], bufs.tile, mc, nc, kc, t.alpha, t.beta, t.c[ic*t.ldc+t.jc+j0:], t.ldc)
+	}
+	g.bufs.Put(bufs)
 }
 
 // packPanels copies an mc×kc block of a matrix X into dst as ceil(mc/w)

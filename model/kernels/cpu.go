@@ -41,7 +41,7 @@ type CPU struct {
 	// par, when set (the pure-Go GEMM), runs a multi-threaded Gemm with
 	// op(B) packed once for all workers; guarded by pool.mu.
 	par *parGemm
-	ops  cpuOps
+	ops cpuOps
 
 	closeOnce sync.Once
 }

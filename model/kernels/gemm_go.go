@@ -204,17 +204,41 @@ func packPanels(dst []float32, iContig bool, src []float32, ld, i0, mc, p0, kc, 
 		mm := min(w, mc-ir)
 		panel := dst[ir*kc : ir*kc+w*kc]
 		if iContig {
-			// Each step copies a contiguous run.
+			// Each step copies a contiguous run: as one fixed-size move for
+			// the kernels' widths (a copy() of a few floats costs a call to
+			// memmove, which dominated the packing of transposed A).
 			for p := 0; p < kc; p++ {
 				s := src[(p0+p)*ld+i0+ir:]
 				d := panel[p*w : p*w+w]
-				copy(d[:mm], s[:mm])
-				clear(d[mm:])
+				switch {
+				case mm == 32 && w == 32:
+					*(*[32]float32)(d) = *(*[32]float32)(s)
+				case mm == 16 && w == 16:
+					*(*[16]float32)(d) = *(*[16]float32)(s)
+				case mm == 4 && w == 4:
+					*(*[4]float32)(d) = *(*[4]float32)(s)
+				default:
+					copy(d[:mm], s[:mm])
+					clear(d[mm:])
+				}
 			}
 			continue
 		}
-		// Gather one i at a time.
-		for i := 0; i < mm; i++ {
+		// Gather four i at a time: four source rows read in step, four
+		// adjacent floats written per step.
+		i := 0
+		for ; i+4 <= mm; i += 4 {
+			r := (i0 + ir + i) * ld
+			s0 := src[r+p0 : r+p0+kc]
+			s1 := src[r+ld+p0 : r+ld+p0+kc]
+			s2 := src[r+2*ld+p0 : r+2*ld+p0+kc]
+			s3 := src[r+3*ld+p0 : r+3*ld+p0+kc]
+			for p := range s0 {
+				d := (*[4]float32)(panel[p*w+i:])
+				d[0], d[1], d[2], d[3] = s0[p], s1[p], s2[p], s3[p]
+			}
+		}
+		for ; i < mm; i++ {
 			s := src[(i0+ir+i)*ld+p0 : (i0+ir+i)*ld+p0+kc]
 			for p, v := range s {
 				panel[p*w+i] = v

@@ -17,7 +17,9 @@ func extraTestBackends() []testBackend {
 	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
 		out = append(out, testBackend{"avx2(2)", func() *CPU {
 			g := newGoGemm(avx2MR, avx2NR, kernelAVX2)
-			return newCPU(2, g.gemm, "cpu/go-simd-avx2")
+			c := newCPU(2, g.gemm, "cpu/go-simd-avx2")
+			c.par = &parGemm{g: g}
+			return c
 		}})
 	}
 	return out

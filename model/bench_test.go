@@ -33,11 +33,31 @@ func benchBatch(c model.Config, B, T int) *model.Batch {
 }
 
 // BenchmarkTrainStepM measures forward + backward of config M (batch 16 ×
-// 128 tokens) and reports GFLOP/s by the 6N + attention count. Compare it
-// with BenchmarkGemmM in the same run.
+// 128 tokens) and reports GFLOP/s by the 6N + attention count, on the
+// build's default backend ("default": OpenBLAS in openblas builds) and on
+// its pure-Go GEMM ("go"). Compare it with BenchmarkSgemmPeak in the same
+// run: the target for the pure-Go step is 60% of that peak.
 func BenchmarkTrainStepM(b *testing.B) {
-	c := configM()
-	m := newCPUTestModel(b, c, 0)
+	for _, path := range []string{"default", "go"} {
+		b.Run(path, func(b *testing.B) {
+			c := configM()
+			be := kernels.NewCPU(0)
+			if path == "go" {
+				be = kernels.NewCPUGo(0)
+			}
+			b.Cleanup(be.Close)
+			m, err := model.New(c, be)
+			if err != nil {
+				b.Fatal(err)
+			}
+			m.Params.Init(c, 1)
+			benchTrainStep(b, m)
+		})
+	}
+}
+
+func benchTrainStep(b *testing.B, m *model.Model) {
+	c := m.Config
 	batch := benchBatch(c, 16, 128)
 	m.EnsureGrads()
 	if _, err := m.ForwardBackward(batch); err != nil {
@@ -55,6 +75,28 @@ func BenchmarkTrainStepM(b *testing.B) {
 	reportCPU(b, flops*float64(b.N), cpu0, m.Backend().Workers())
 	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 	b.ReportMetric(float64(16*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
+}
+
+// BenchmarkSgemmPeak is the machine's practical peak by the issue's
+// definition: the GEMM rate of a large square sgemm (2048³) on the
+// build's default backend — OpenBLAS with its native kernels when built
+// with -tags openblas and run with OPENBLAS_CORETYPE unset.
+func BenchmarkSgemmPeak(b *testing.B) {
+	be := kernels.NewCPU(0)
+	defer be.Close()
+	const n = 2048
+	x, w, y := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
+	for i := range x {
+		x[i] = float32(i%7) * 0.1
+		w[i] = float32(i%5) * 0.1
+	}
+	b.ResetTimer()
+	cpu0 := benchutil.CPUSeconds()
+	for range b.N {
+		be.Gemm(false, false, n, n, n, 1, x, n, w, n, 0, y, n)
+	}
+	reportCPU(b, 2*n*n*n*float64(b.N), cpu0, be.Workers())
+	b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
 // BenchmarkGemmM runs the backend's GEMM on the model's largest matmul

@@ -116,18 +116,18 @@ func matVec4x2(w0, w1, w2, w3, xa, xb []float32, s *[8]float32) {
 		b3 = p.MulAdd(v, b3)
 	}
 	if i < k {
-		u := archsimd.LoadFloat32x16SlicePart(xa[i:])
-		v := archsimd.LoadFloat32x16SlicePart(xb[i:])
-		p := archsimd.LoadFloat32x16SlicePart(w0[i:])
+		u := loadPart(xa[i:])
+		v := loadPart(xb[i:])
+		p := loadPart(w0[i:])
 		a0 = p.MulAdd(u, a0)
 		b0 = p.MulAdd(v, b0)
-		p = archsimd.LoadFloat32x16SlicePart(w1[i:])
+		p = loadPart(w1[i:])
 		a1 = p.MulAdd(u, a1)
 		b1 = p.MulAdd(v, b1)
-		p = archsimd.LoadFloat32x16SlicePart(w2[i:])
+		p = loadPart(w2[i:])
 		a2 = p.MulAdd(u, a2)
 		b2 = p.MulAdd(v, b2)
-		p = archsimd.LoadFloat32x16SlicePart(w3[i:])
+		p = loadPart(w3[i:])
 		a3 = p.MulAdd(u, a3)
 		b3 = p.MulAdd(v, b3)
 	}
@@ -162,11 +162,11 @@ func matVec4x1(w0, w1, w2, w3, xa []float32, s *[8]float32) {
 	}
 	k = len(xa)
 	for ; i < k; i += 16 {
-		u := archsimd.LoadFloat32x16SlicePart(xa[i:])
-		a0 = archsimd.LoadFloat32x16SlicePart(w0[i:]).MulAdd(u, a0)
-		a1 = archsimd.LoadFloat32x16SlicePart(w1[i:]).MulAdd(u, a1)
-		a2 = archsimd.LoadFloat32x16SlicePart(w2[i:]).MulAdd(u, a2)
-		a3 = archsimd.LoadFloat32x16SlicePart(w3[i:]).MulAdd(u, a3)
+		u := loadPart(xa[i:])
+		a0 = loadPart(w0[i:]).MulAdd(u, a0)
+		a1 = loadPart(w1[i:]).MulAdd(u, a1)
+		a2 = loadPart(w2[i:]).MulAdd(u, a2)
+		a3 = loadPart(w3[i:]).MulAdd(u, a3)
 	}
 	reduce4(a0.Add(c0), a1.Add(c1), a2.Add(c2), a3.Add(c3)).Store((*[4]float32)(s[0:4]))
 }

@@ -153,7 +153,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 	d.grow(n)
 	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
 	p := m.Params
-	emb := p.Get("model.embed_tokens.weight")
+	emb := m.views(p).embed
 	r := 0
 	for i, s := range slots {
 		for j, t := range tokens[i] {
@@ -207,7 +207,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		}
 		rows = k
 	}
-	be.RMSNorm(x[:rows*C], p.Get("model.norm.weight"), xn[:rows*C], d.rstd, rows, C, eps)
+	be.RMSNorm(x[:rows*C], m.views(p).norm, xn[:rows*C], d.rstd, rows, C, eps)
 	d.linear(d.logits, xn, m.head(p), rows, C, V, false)
 	return d.logits[:rows*V], nil
 }

@@ -190,41 +190,49 @@ type layerWeights struct {
 	inNorm, q, k, v, o, postNorm, gate, up, down []float32
 }
 
-// viewCache remembers the per-layer views of one Params buffer so the hot
+// viewCache remembers the views of one Params buffer — every layer's
+// tensors, the embedding, the final norm and the LM head — so the hot
 // loops never look tensors up by name.
 type viewCache struct {
-	data   *float32
-	layers []layerWeights
+	data              *float32
+	layers            []layerWeights
+	embed, norm, head []float32
 }
 
-func (m *Model) layerWeights(p *Params, l int) layerWeights {
+// views returns the cached views of p (the model's parameters or its
+// gradients), rebuilding them when p's buffer changed.
+func (m *Model) views(p *Params) *viewCache {
 	vc := &m.pviews
 	if p != m.Params {
 		vc = &m.gviews
 	}
-	if vc.data != &p.Data[0] {
-		vc.data = &p.Data[0]
-		vc.layers = vc.layers[:0]
-		for i := 0; i < m.Config.NumHiddenLayers; i++ {
-			g := func(s string) []float32 { return p.Get(fmt.Sprintf("model.layers.%d.%s", i, s)) }
-			vc.layers = append(vc.layers, layerWeights{
-				inNorm: g("input_layernorm.weight"), q: g("self_attn.q_proj.weight"),
-				k: g("self_attn.k_proj.weight"), v: g("self_attn.v_proj.weight"),
-				o: g("self_attn.o_proj.weight"), postNorm: g("post_attention_layernorm.weight"),
-				gate: g("mlp.gate_proj.weight"), up: g("mlp.up_proj.weight"), down: g("mlp.down_proj.weight"),
-			})
-		}
+	if vc.data == &p.Data[0] {
+		return vc
 	}
-	return vc.layers[l]
+	vc.data = &p.Data[0]
+	vc.layers = vc.layers[:0]
+	for i := 0; i < m.Config.NumHiddenLayers; i++ {
+		g := func(s string) []float32 { return p.Get(fmt.Sprintf("model.layers.%d.%s", i, s)) }
+		vc.layers = append(vc.layers, layerWeights{
+			inNorm: g("input_layernorm.weight"), q: g("self_attn.q_proj.weight"),
+			k: g("self_attn.k_proj.weight"), v: g("self_attn.v_proj.weight"),
+			o: g("self_attn.o_proj.weight"), postNorm: g("post_attention_layernorm.weight"),
+			gate: g("mlp.gate_proj.weight"), up: g("mlp.up_proj.weight"), down: g("mlp.down_proj.weight"),
+		})
+	}
+	vc.embed = p.Get("model.embed_tokens.weight")
+	vc.norm = p.Get("model.norm.weight")
+	vc.head = p.Get("lm_head.weight")
+	if m.Config.TieWordEmbeddings {
+		vc.head = vc.embed
+	}
+	return vc
 }
 
+func (m *Model) layerWeights(p *Params, l int) layerWeights { return m.views(p).layers[l] }
+
 // head returns the LM head matrix [V,C] in p (the embedding when tied).
-func (m *Model) head(p *Params) []float32 {
-	if m.Config.TieWordEmbeddings {
-		return p.Get("model.embed_tokens.weight")
-	}
-	return p.Get("lm_head.weight")
-}
+func (m *Model) head(p *Params) []float32 { return m.views(p).head }
 
 // linear computes y = x·Wᵀ (+ y when accumulate) for x [n,in], W [out,in].
 func (m *Model) linear(y, x, w []float32, n, in, out int, accumulate bool) {
@@ -298,7 +306,7 @@ func (m *Model) ForwardHidden(b *Batch) error {
 
 	copy(ws.tok, b.Tokens)
 	// Embedding.
-	emb := p.Get("model.embed_tokens.weight")
+	emb := m.views(p).embed
 	x := ws.layers[0].x
 	for i, tok := range b.Tokens {
 		copy(x[i*C:i*C+C], emb[int(tok)*C:int(tok)*C+C])
@@ -327,7 +335,7 @@ func (m *Model) ForwardHidden(b *Batch) error {
 		copy(next, a.x2)
 		m.linear(next, a.h, w.down, n, F, C, true)
 	}
-	m.be.RMSNorm(ws.xf, p.Get("model.norm.weight"), ws.xnf, ws.rstdf, n, C, eps)
+	m.be.RMSNorm(ws.xf, m.views(p).norm, ws.xnf, ws.rstdf, n, C, eps)
 	ws.hasTargets = false
 	return nil
 }
@@ -561,7 +569,7 @@ func (m *Model) BackwardWith(coef, dHidden []float32) {
 		kernels.Axpy(1, dHidden, ws.dxn)
 	}
 	clear(ws.dx)
-	m.normBack(ws, ws.xf, ws.dxn, p.Get("model.norm.weight"), g.Get("model.norm.weight"), ws.rstdf)
+	m.normBack(ws, ws.xf, ws.dxn, m.views(p).norm, m.views(g).norm, ws.rstdf)
 
 	for l := len(ws.layers) - 1; l >= 0; l-- {
 		a := &ws.layers[l]
@@ -585,7 +593,7 @@ func (m *Model) BackwardWith(coef, dHidden []float32) {
 		m.normBack(ws, a.x, ws.dxn, w.inNorm, gw.inNorm, a.rstd1)
 	}
 	// Embedding rows receive the residual gradient.
-	demb := g.Get("model.embed_tokens.weight")
+	demb := m.views(g).embed
 	ws.embedT = embedTask{ws: ws, demb: demb, c: C}
 	m.be.Parallel(C, 16, &ws.embedT)
 }

@@ -64,16 +64,12 @@ func benchTrainStep(b *testing.B, m *model.Model) {
 		b.Fatal(err)
 	}
 	flops := model.FLOPsPerToken(c, 128) * 16 * 128
-	b.ResetTimer()
-	cpu0 := benchutil.CPUSeconds()
-	for range b.N {
+	timeFLOPs(b, flops, m.Backend().Workers(), func() {
 		m.Grads.Zero()
 		if _, err := m.ForwardBackward(batch); err != nil {
 			b.Fatal(err)
 		}
-	}
-	reportCPU(b, flops*float64(b.N), cpu0, m.Backend().Workers())
-	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	})
 	b.ReportMetric(float64(16*128*b.N)/b.Elapsed().Seconds(), "tokens/s")
 }
 
@@ -81,46 +77,42 @@ func benchTrainStep(b *testing.B, m *model.Model) {
 // definition: the GEMM rate of a large square sgemm (2048³) on the
 // build's default backend — OpenBLAS with its native kernels when built
 // with -tags openblas and run with OPENBLAS_CORETYPE unset.
-func BenchmarkSgemmPeak(b *testing.B) {
-	be := kernels.NewCPU(0)
-	defer be.Close()
-	const n = 2048
-	x, w, y := make([]float32, n*n), make([]float32, n*n), make([]float32, n*n)
-	for i := range x {
-		x[i] = float32(i%7) * 0.1
-		w[i] = float32(i%5) * 0.1
-	}
-	b.ResetTimer()
-	cpu0 := benchutil.CPUSeconds()
-	for range b.N {
-		be.Gemm(false, false, n, n, n, 1, x, n, w, n, 0, y, n)
-	}
-	reportCPU(b, 2*n*n*n*float64(b.N), cpu0, be.Workers())
-	b.ReportMetric(2*n*n*n*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
-}
+func BenchmarkSgemmPeak(b *testing.B) { benchGemm(b, false, 2048, 2048, 2048) }
 
 // BenchmarkGemmM runs the backend's GEMM on the model's largest matmul
 // shape (an MLP projection: [2048×256]·[768×256]ᵀ).
-func BenchmarkGemmM(b *testing.B) {
+func BenchmarkGemmM(b *testing.B) { benchGemm(b, true, 2048, 768, 256) }
+
+// benchGemm times C = A·op(B) for A [M×K] on the default backend.
+func benchGemm(b *testing.B, transB bool, M, N, K int) {
 	be := kernels.NewCPU(0)
 	defer be.Close()
-	const M, N, K = 2048, 768, 256
-	x := make([]float32, M*K)
-	w := make([]float32, N*K)
-	y := make([]float32, M*N)
+	x, w, y := make([]float32, M*K), make([]float32, N*K), make([]float32, M*N)
 	for i := range x {
 		x[i] = float32(i%7) * 0.1
 	}
 	for i := range w {
 		w[i] = float32(i%5) * 0.1
 	}
+	ldb := N
+	if transB {
+		ldb = K
+	}
+	timeFLOPs(b, 2*float64(M)*float64(N)*float64(K), be.Workers(), func() {
+		be.Gemm(false, transB, M, N, K, 1, x, K, w, ldb, 0, y, N)
+	})
+}
+
+// timeFLOPs runs f b.N times and reports its rate in GFLOP/s for flops
+// per call, by wall time and by CPU time (reportCPU).
+func timeFLOPs(b *testing.B, flops float64, workers int, f func()) {
 	b.ResetTimer()
 	cpu0 := benchutil.CPUSeconds()
 	for range b.N {
-		be.Gemm(false, true, M, N, K, 1, x, K, w, K, 0, y, N)
+		f()
 	}
-	reportCPU(b, 2*M*N*K*float64(b.N), cpu0, be.Workers())
-	b.ReportMetric(2*M*N*K*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
+	reportCPU(b, flops*float64(b.N), cpu0, workers)
+	b.ReportMetric(flops*float64(b.N)/b.Elapsed().Seconds()/1e9, "GFLOP/s")
 }
 
 // reportCPU reports GFLOP per CPU-second of this process times the worker

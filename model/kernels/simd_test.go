@@ -5,6 +5,7 @@ package kernels
 import (
 	"simd/archsimd"
 	"testing"
+	"unsafe"
 
 	"github.com/herdml/herd/internal/benchutil"
 )
@@ -16,7 +17,7 @@ func extraTestBackends() []testBackend {
 	var out []testBackend
 	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
 		out = append(out, testBackend{"avx2(2)", func() *CPU {
-			g := newGoGemm(avx2MR, avx2NR, kernelAVX2)
+			g := newGoGemm(avx2MR, avx2NR, kernelAVX2, rowsAVX2)
 			c := newCPU(2, g.gemm, "cpu/go-simd-avx2")
 			c.par = &parGemm{g: g}
 			return c
@@ -29,7 +30,7 @@ func extraTestBackends() []testBackend {
 // on packed panels of kc = 256 steps that stay in L1, in GFLOP per
 // CPU-second (steadier than wall time on a shared machine).
 func BenchmarkMicroKernel(b *testing.B) {
-	const kc = 256
+	const kc, ldRows = 256, 768
 	a, bp := make([]float32, kc*simdMR), make([]float32, kc*simdNR)
 	for i := range a {
 		a[i] = float32(i%7) * 0.01
@@ -49,6 +50,11 @@ func BenchmarkMicroKernel(b *testing.B) {
 	if archsimd.X86.AVX512() {
 		var acc [8]archsimd.Float32x16
 		run("avx512_4x32", 2*kc*simdMR*simdNR, func() { avx512Loop(kc, a, bp, &acc) })
+		// A read in place from four rows of a row-major matrix.
+		rows := make([]float32, 4*ldRows)
+		run("avx512_4x32_rows", 2*kc*simdMR*simdNR, func() {
+			avx512RowsP(kc, unsafe.Pointer(&rows[0]), ldRows*4, unsafe.Pointer(&bp[0]), &acc)
+		})
 	}
 	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
 		var acc [8]archsimd.Float32x8

@@ -154,6 +154,7 @@ type workspace struct {
 	dp         []float32 // [B,H,T,T]
 	coef       []float32 // [N]
 	attn       kernels.AttentionArgs
+	io         layerIO // the layer being run by ForwardHidden
 	embedT     embedTask
 }
 
@@ -299,7 +300,7 @@ func (m *Model) ForwardHidden(b *Batch) error {
 	}
 	ws := m.workspace(b.B, b.T)
 	n := b.B * b.T
-	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
+	C := c.HiddenSize
 	ws.positions(b)
 	m.rope.ensure(b.T)
 	p := m.Params
@@ -311,33 +312,72 @@ func (m *Model) ForwardHidden(b *Batch) error {
 	for i, tok := range b.Tokens {
 		copy(x[i*C:i*C+C], emb[int(tok)*C:int(tok)*C+C])
 	}
-	eps := float32(c.RMSNormEps)
 	for l := range ws.layers {
 		a := &ws.layers[l]
-		w := m.layerWeights(p, l)
-		m.be.RMSNorm(a.x, w.inNorm, a.xn1, a.rstd1, n, C, eps)
-		m.linear(a.q, a.xn1, w.q, n, C, QD, false)
-		m.linear(a.k, a.xn1, w.k, n, C, KD, false)
-		m.linear(a.v, a.xn1, w.v, n, C, KD, false)
-		m.applyRope(ws, a.q, c.NumAttentionHeads, false)
-		m.applyRope(ws, a.k, c.NumKeyValueHeads, false)
-		m.be.Attention(m.attnArgs(ws, a))
-		copy(a.x2, a.x)
-		m.linear(a.x2, a.att, w.o, n, QD, C, true)
-		m.be.RMSNorm(a.x2, w.postNorm, a.xn2, a.rstd2, n, C, eps)
-		m.linear(a.g, a.xn2, w.gate, n, C, F, false)
-		m.linear(a.u, a.xn2, w.up, n, C, F, false)
-		m.be.SwiGLU(a.g, a.u, a.h, a.sig)
 		next := ws.xf
 		if l+1 < len(ws.layers) {
 			next = ws.layers[l+1].x
 		}
-		copy(next, a.x2)
-		m.linear(next, a.h, w.down, n, F, C, true)
+		ws.io = layerIO{
+			x: a.x, out: next, xn1: a.xn1, rstd1: a.rstd1, xn2: a.xn2, rstd2: a.rstd2,
+			q: a.q, k: a.k, v: a.v, att: a.att, x2: a.x2, g: a.g, u: a.u, h: a.h, sig: a.sig,
+		}
+		m.layer(m, m.layerWeights(p, l), l, &ws.io, n)
 	}
-	m.be.RMSNorm(ws.xf, m.views(p).norm, ws.xnf, ws.rstdf, n, C, eps)
+	m.be.RMSNorm(ws.xf, m.views(p).norm, ws.xnf, ws.rstdf, n, C, float32(c.RMSNormEps))
 	ws.hasTargets = false
 	return nil
+}
+
+// layerIO are the buffers of one layer's forward pass over n rows: its
+// input x, its output out (the next layer's input; it may be x itself)
+// and the intermediates, which a training pass keeps per layer for the
+// backward pass and decoding overwrites layer after layer. sig may be nil.
+type layerIO struct {
+	x, out                 []float32 // [n,C]
+	xn1, rstd1, xn2, rstd2 []float32 // the two RMSNorms' outputs and 1/rms
+	q, k, v, att           []float32 // [n,QD], [n,KD], [n,KD], [n,QD]
+	x2                     []float32 // residual after attention [n,C]
+	g, u, h, sig           []float32 // [n,F]
+}
+
+// layerRunner is what differs between a batch forward pass and a decoding
+// step: how a projection y = x·Wᵀ runs, and attention (RoPE on q and k,
+// then attention over the batch's own tokens or over the KV cache) from
+// io's q, k and v into io.att.
+type layerRunner interface {
+	linear(y, x, w []float32, n, in, out int, accumulate bool)
+	attend(l int, io *layerIO)
+}
+
+// layer runs layer l with weights w over the n rows of io: the one layer
+// body of ForwardHidden and Decoder.Step.
+func (m *Model) layer(r layerRunner, w layerWeights, l int, io *layerIO, n int) {
+	c := &m.Config
+	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
+	eps := float32(c.RMSNormEps)
+	m.be.RMSNorm(io.x, w.inNorm, io.xn1, io.rstd1, n, C, eps)
+	r.linear(io.q, io.xn1, w.q, n, C, QD, false)
+	r.linear(io.k, io.xn1, w.k, n, C, KD, false)
+	r.linear(io.v, io.xn1, w.v, n, C, KD, false)
+	r.attend(l, io)
+	copy(io.x2[:n*C], io.x[:n*C])
+	r.linear(io.x2, io.att, w.o, n, QD, C, true)
+	m.be.RMSNorm(io.x2, w.postNorm, io.xn2, io.rstd2, n, C, eps)
+	r.linear(io.g, io.xn2, w.gate, n, C, F, false)
+	r.linear(io.u, io.xn2, w.up, n, C, F, false)
+	m.be.SwiGLU(io.g[:n*F], io.u[:n*F], io.h[:n*F], io.sig)
+	copy(io.out[:n*C], io.x2[:n*C])
+	r.linear(io.out, io.h, w.down, n, F, C, true)
+}
+
+// attend implements layerRunner for a batch forward pass: causal,
+// document-masked attention over the batch, keeping the probabilities.
+func (m *Model) attend(l int, io *layerIO) {
+	ws, c := m.ws, &m.Config
+	m.applyRope(ws, io.q, c.NumAttentionHeads, false)
+	m.applyRope(ws, io.k, c.NumKeyValueHeads, false)
+	m.be.Attention(m.attnArgs(ws, &ws.layers[l]))
 }
 
 // Scores returns the sequence classifier's outputs [B, num_labels] for

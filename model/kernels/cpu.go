@@ -11,7 +11,8 @@ type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32,
 // CPU is the fast CPU Backend: a persistent worker pool for Parallel and a
 // blocked SGEMM (OpenBLAS with one BLAS thread per call when built with the
 // openblas tag, a packed pure-Go kernel otherwise) that Gemm runs on every
-// worker by splitting C into blocks.
+// worker: OpenBLAS on blocks of C, the pure-Go kernel on blocks of C
+// against panels of op(B) that the workers pack once, together (parGemm).
 //
 // The GEMM depends on the build:
 //

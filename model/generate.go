@@ -2,7 +2,6 @@ package model
 
 import (
 	"fmt"
-	"math"
 
 	"github.com/herdml/herd/model/kernels"
 )
@@ -34,6 +33,8 @@ type Decoder struct {
 	rowSlot, rowPos   []int32
 	scores            []float32 // per row: G×maxLen attention scores
 	att1              decodeAttn
+	io                layerIO // the buffers of Step's layers
+	rows              int     // rows of the step in progress
 }
 
 // NewDecoder allocates KV caches for slots sequences of up to maxLen tokens.
@@ -152,9 +153,9 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 	}
 	d.processed += int64(n)
 	d.grow(n)
-	C, F, V, QD, KD := c.HiddenSize, c.IntermediateSize, c.VocabSize, c.QDim(), c.KVDim()
+	C, V := c.HiddenSize, c.VocabSize
 	p := m.Params
-	emb := p.Get("model.embed_tokens.weight")
+	emb := m.views(p).embed
 	r := 0
 	for i, s := range slots {
 		for j, t := range tokens[i] {
@@ -165,37 +166,13 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		}
 	}
 	x, xn := d.x[:n*C], d.xn[:n*C]
-	eps := float32(c.RMSNormEps)
-	be := m.be
-	for l := 0; l < c.NumHiddenLayers; l++ {
-		w := m.layerWeights(p, l)
-		be.RMSNorm(x, w.inNorm, xn, d.rstd, n, C, eps)
-		d.linear(d.q, xn, w.q, n, C, QD, false)
-		d.linear(d.kn, xn, w.k, n, C, KD, false)
-		d.linear(d.vn, xn, w.v, n, C, KD, false)
-		be.Rope(d.q, n, c.NumAttentionHeads, c.HeadDim, d.rowPos, m.rope.cos, m.rope.sin, false)
-		be.Rope(d.kn, n, c.NumKeyValueHeads, c.HeadDim, d.rowPos, m.rope.cos, m.rope.sin, false)
-		for r := 0; r < n; r++ {
-			off := (int(d.rowSlot[r])*d.maxLen + int(d.rowPos[r])) * KD
-			copy(d.k[l][off:off+KD], d.kn[r*KD:(r+1)*KD])
-			copy(d.v[l][off:off+KD], d.vn[r*KD:(r+1)*KD])
-		}
-		d.att1 = decodeAttn{d: d, layer: l}
-		be.Parallel(n, 1, &d.att1)
-		copy(d.x2, x)
-		d.linear(d.x2, d.att, w.o, n, QD, C, true)
-		be.RMSNorm(d.x2, w.postNorm, xn, d.rstd, n, C, eps)
-		if aq := m.ActivationQuantizer; aq != nil {
-			aq.QuantizeFFNInput(l, false, xn, n, C)
-		}
-		d.linear(d.g, xn, w.gate, n, C, F, false)
-		d.linear(d.u, xn, w.up, n, C, F, false)
-		be.SwiGLU(d.g[:n*F], d.u[:n*F], d.h[:n*F], nil)
-		if aq := m.ActivationQuantizer; aq != nil {
-			aq.QuantizeFFNInput(l, true, d.h, n, F)
-		}
-		copy(x, d.x2[:n*C])
-		d.linear(x, d.h, w.down, n, F, C, true)
+	d.io = layerIO{
+		x: x, out: x, xn1: xn, rstd1: d.rstd, xn2: xn, rstd2: d.rstd,
+		q: d.q, k: d.kn, v: d.vn, att: d.att, x2: d.x2, g: d.g, u: d.u, h: d.h,
+	}
+	d.rows = n
+	for l := range c.NumHiddenLayers {
+		m.layer(d, m.layerWeights(p, l), l, &d.io, n)
 	}
 	for i, s := range slots {
 		d.lens[s] += len(tokens[i])
@@ -214,9 +191,26 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		}
 		rows = k
 	}
-	be.RMSNorm(x[:rows*C], p.Get("model.norm.weight"), xn[:rows*C], d.rstd, rows, C, eps)
+	m.be.RMSNorm(x[:rows*C], m.views(p).norm, xn[:rows*C], d.rstd, rows, C, float32(c.RMSNormEps))
 	d.linear(d.logits, xn, m.head(p), rows, C, V, false)
 	return d.logits[:rows*V], nil
+}
+
+// attend implements layerRunner for a decoding step: RoPE at each row's
+// position, the rows' keys and values appended to their slots' caches,
+// then each row attends to its slot's cache.
+func (d *Decoder) attend(l int, io *layerIO) {
+	c := &d.m.Config
+	be, n, KD := d.m.be, d.rows, c.KVDim()
+	be.Rope(io.q, n, c.NumAttentionHeads, c.HeadDim, d.rowPos, d.m.rope.cos, d.m.rope.sin, false)
+	be.Rope(io.k, n, c.NumKeyValueHeads, c.HeadDim, d.rowPos, d.m.rope.cos, d.m.rope.sin, false)
+	for r := 0; r < n; r++ {
+		off := (int(d.rowSlot[r])*d.maxLen + int(d.rowPos[r])) * KD
+		copy(d.k[l][off:off+KD], io.k[r*KD:(r+1)*KD])
+		copy(d.v[l][off:off+KD], io.v[r*KD:(r+1)*KD])
+	}
+	d.att1 = decodeAttn{d: d, layer: l}
+	be.Parallel(n, 1, &d.att1)
 }
 
 // decodeAttn attends each new row to its slot's cached keys and values up
@@ -229,26 +223,14 @@ type decodeAttn struct {
 func (t *decodeAttn) Run(lo, hi int) {
 	d := t.d
 	c := &d.m.Config
-	Hkv, G, hd := c.NumKeyValueHeads, c.NumAttentionHeads/c.NumKeyValueHeads, c.HeadDim
+	H, Hkv, G := c.NumAttentionHeads, c.NumKeyValueHeads, c.NumAttentionHeads/c.NumKeyValueHeads
 	QD, KD := c.QDim(), c.KVDim()
-	scale := float32(1 / math.Sqrt(float64(hd)))
-	be := d.m.be
 	for r := lo; r < hi; r++ {
 		base := int(d.rowSlot[r]) * d.maxLen * KD
 		npos := int(d.rowPos[r]) + 1
-		kc := d.k[t.layer][base : base+npos*KD]
-		vc := d.v[t.layer][base : base+npos*KD]
-		sc := d.scores[r*G*d.maxLen : (r*G+G)*d.maxLen]
-		// The G query heads that share a kv head go through two small
-		// GEMMs: scores [G×npos] = Q·Kᵀ/√d, then out [G×hd] = P·V.
-		for kh := 0; kh < Hkv; kh++ {
-			q := d.q[r*QD+kh*G*hd:]
-			be.GemmSerial(false, true, G, npos, hd, scale, q, hd, kc[kh*hd:], KD, 0, sc, npos)
-			for g := 0; g < G; g++ {
-				kernels.MaskedSoftmax(sc[g*npos:(g+1)*npos], 0, npos)
-			}
-			be.GemmSerial(false, false, G, hd, npos, 1, sc, npos, vc[kh*hd:], KD, 0, d.att[r*QD+kh*G*hd:], hd)
-		}
+		kernels.AttendCached(d.att[r*QD:(r+1)*QD], d.q[r*QD:(r+1)*QD],
+			d.k[t.layer][base:base+npos*KD], d.v[t.layer][base:base+npos*KD],
+			d.scores[r*G*d.maxLen:(r+1)*G*d.maxLen], npos, H, Hkv, c.HeadDim, KD)
 	}
 }
 

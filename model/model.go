@@ -166,6 +166,7 @@ type workspace struct {
 	dp         []float32 // [B,H,T,T]
 	coef       []float32 // [N]
 	attn       kernels.AttentionArgs
+	io         layerIO // the layer being run by ForwardHidden
 	embedT     embedTask
 }
 
@@ -202,41 +203,49 @@ type layerWeights struct {
 	inNorm, q, k, v, o, postNorm, gate, up, down []float32
 }
 
-// viewCache remembers the per-layer views of one Params buffer so the hot
+// viewCache remembers the views of one Params buffer — every layer's
+// tensors, the embedding, the final norm and the LM head — so the hot
 // loops never look tensors up by name.
 type viewCache struct {
-	data   *float32
-	layers []layerWeights
+	data              *float32
+	layers            []layerWeights
+	embed, norm, head []float32
 }
 
-func (m *Model) layerWeights(p *Params, l int) layerWeights {
+// views returns the cached views of p (the model's parameters or its
+// gradients), rebuilding them when p's buffer changed.
+func (m *Model) views(p *Params) *viewCache {
 	vc := &m.pviews
 	if p != m.Params {
 		vc = &m.gviews
 	}
-	if vc.data != &p.Data[0] {
-		vc.data = &p.Data[0]
-		vc.layers = vc.layers[:0]
-		for i := 0; i < m.Config.NumHiddenLayers; i++ {
-			g := func(s string) []float32 { return p.Get(fmt.Sprintf("model.layers.%d.%s", i, s)) }
-			vc.layers = append(vc.layers, layerWeights{
-				inNorm: g("input_layernorm.weight"), q: g("self_attn.q_proj.weight"),
-				k: g("self_attn.k_proj.weight"), v: g("self_attn.v_proj.weight"),
-				o: g("self_attn.o_proj.weight"), postNorm: g("post_attention_layernorm.weight"),
-				gate: g("mlp.gate_proj.weight"), up: g("mlp.up_proj.weight"), down: g("mlp.down_proj.weight"),
-			})
-		}
+	if vc.data == &p.Data[0] {
+		return vc
 	}
-	return vc.layers[l]
+	vc.data = &p.Data[0]
+	vc.layers = vc.layers[:0]
+	for i := 0; i < m.Config.NumHiddenLayers; i++ {
+		g := func(s string) []float32 { return p.Get(fmt.Sprintf("model.layers.%d.%s", i, s)) }
+		vc.layers = append(vc.layers, layerWeights{
+			inNorm: g("input_layernorm.weight"), q: g("self_attn.q_proj.weight"),
+			k: g("self_attn.k_proj.weight"), v: g("self_attn.v_proj.weight"),
+			o: g("self_attn.o_proj.weight"), postNorm: g("post_attention_layernorm.weight"),
+			gate: g("mlp.gate_proj.weight"), up: g("mlp.up_proj.weight"), down: g("mlp.down_proj.weight"),
+		})
+	}
+	vc.embed = p.Get("model.embed_tokens.weight")
+	vc.norm = p.Get("model.norm.weight")
+	vc.head = p.Get("lm_head.weight")
+	if m.Config.TieWordEmbeddings {
+		vc.head = vc.embed
+	}
+	return vc
 }
 
+func (m *Model) layerWeights(p *Params, l int) layerWeights { return m.views(p).layers[l] }
+
 // head returns the LM head matrix [V,C] in p (the embedding when tied).
-func (m *Model) head(p *Params) []float32 {
-	if m.Config.TieWordEmbeddings {
-		return p.Get("model.embed_tokens.weight")
-	}
-	return p.Get("lm_head.weight")
-}
+func (m *Model) head(p *Params) []float32 { return m.views(p).head }
 
 // linear computes y = x·Wᵀ (+ y when accumulate) for x [n,in], W [out,in].
 func (m *Model) linear(y, x, w []float32, n, in, out int, accumulate bool) {
@@ -303,51 +312,90 @@ func (m *Model) ForwardHidden(b *Batch) error {
 	}
 	ws := m.workspace(b.B, b.T)
 	n := b.B * b.T
-	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
+	C := c.HiddenSize
 	ws.positions(b)
 	m.rope.ensure(b.T)
 	p := m.Params
 
 	copy(ws.tok, b.Tokens)
 	// Embedding.
-	emb := p.Get("model.embed_tokens.weight")
+	emb := m.views(p).embed
 	x := ws.layers[0].x
 	for i, tok := range b.Tokens {
 		copy(x[i*C:i*C+C], emb[int(tok)*C:int(tok)*C+C])
 	}
-	eps := float32(c.RMSNormEps)
 	for l := range ws.layers {
 		a := &ws.layers[l]
-		w := m.layerWeights(p, l)
-		m.be.RMSNorm(a.x, w.inNorm, a.xn1, a.rstd1, n, C, eps)
-		m.linear(a.q, a.xn1, w.q, n, C, QD, false)
-		m.linear(a.k, a.xn1, w.k, n, C, KD, false)
-		m.linear(a.v, a.xn1, w.v, n, C, KD, false)
-		m.applyRope(ws, a.q, c.NumAttentionHeads, false)
-		m.applyRope(ws, a.k, c.NumKeyValueHeads, false)
-		m.be.Attention(m.attnArgs(ws, a))
-		copy(a.x2, a.x)
-		m.linear(a.x2, a.att, w.o, n, QD, C, true)
-		m.be.RMSNorm(a.x2, w.postNorm, a.xn2, a.rstd2, n, C, eps)
-		if m.ActivationQuantizer != nil {
-			m.ActivationQuantizer.QuantizeFFNInput(l, false, a.xn2, n, C)
-		}
-		m.linear(a.g, a.xn2, w.gate, n, C, F, false)
-		m.linear(a.u, a.xn2, w.up, n, C, F, false)
-		m.be.SwiGLU(a.g, a.u, a.h, a.sig)
-		if m.ActivationQuantizer != nil {
-			m.ActivationQuantizer.QuantizeFFNInput(l, true, a.h, n, F)
-		}
 		next := ws.xf
 		if l+1 < len(ws.layers) {
 			next = ws.layers[l+1].x
 		}
-		copy(next, a.x2)
-		m.linear(next, a.h, w.down, n, F, C, true)
+		ws.io = layerIO{
+			x: a.x, out: next, xn1: a.xn1, rstd1: a.rstd1, xn2: a.xn2, rstd2: a.rstd2,
+			q: a.q, k: a.k, v: a.v, att: a.att, x2: a.x2, g: a.g, u: a.u, h: a.h, sig: a.sig,
+		}
+		m.layer(m, m.layerWeights(p, l), l, &ws.io, n)
 	}
-	m.be.RMSNorm(ws.xf, p.Get("model.norm.weight"), ws.xnf, ws.rstdf, n, C, eps)
+	m.be.RMSNorm(ws.xf, m.views(p).norm, ws.xnf, ws.rstdf, n, C, float32(c.RMSNormEps))
 	ws.hasTargets = false
 	return nil
+}
+
+// layerIO are the buffers of one layer's forward pass over n rows: its
+// input x, its output out (the next layer's input; it may be x itself)
+// and the intermediates, which a training pass keeps per layer for the
+// backward pass and decoding overwrites layer after layer. sig may be nil.
+type layerIO struct {
+	x, out                 []float32 // [n,C]
+	xn1, rstd1, xn2, rstd2 []float32 // the two RMSNorms' outputs and 1/rms
+	q, k, v, att           []float32 // [n,QD], [n,KD], [n,KD], [n,QD]
+	x2                     []float32 // residual after attention [n,C]
+	g, u, h, sig           []float32 // [n,F]
+}
+
+// layerRunner is what differs between a batch forward pass and a decoding
+// step: how a projection y = x·Wᵀ runs, and attention (RoPE on q and k,
+// then attention over the batch's own tokens or over the KV cache) from
+// io's q, k and v into io.att.
+type layerRunner interface {
+	linear(y, x, w []float32, n, in, out int, accumulate bool)
+	attend(l int, io *layerIO)
+}
+
+// layer runs layer l with weights w over the n rows of io: the one layer
+// body of ForwardHidden and Decoder.Step.
+func (m *Model) layer(r layerRunner, w layerWeights, l int, io *layerIO, n int) {
+	c := &m.Config
+	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
+	eps := float32(c.RMSNormEps)
+	m.be.RMSNorm(io.x, w.inNorm, io.xn1, io.rstd1, n, C, eps)
+	r.linear(io.q, io.xn1, w.q, n, C, QD, false)
+	r.linear(io.k, io.xn1, w.k, n, C, KD, false)
+	r.linear(io.v, io.xn1, w.v, n, C, KD, false)
+	r.attend(l, io)
+	copy(io.x2[:n*C], io.x[:n*C])
+	r.linear(io.x2, io.att, w.o, n, QD, C, true)
+	m.be.RMSNorm(io.x2, w.postNorm, io.xn2, io.rstd2, n, C, eps)
+	if aq := m.ActivationQuantizer; aq != nil {
+		aq.QuantizeFFNInput(l, false, io.xn2, n, C)
+	}
+	r.linear(io.g, io.xn2, w.gate, n, C, F, false)
+	r.linear(io.u, io.xn2, w.up, n, C, F, false)
+	m.be.SwiGLU(io.g[:n*F], io.u[:n*F], io.h[:n*F], io.sig)
+	if aq := m.ActivationQuantizer; aq != nil {
+		aq.QuantizeFFNInput(l, true, io.h, n, F)
+	}
+	copy(io.out[:n*C], io.x2[:n*C])
+	r.linear(io.out, io.h, w.down, n, F, C, true)
+}
+
+// attend implements layerRunner for a batch forward pass: causal,
+// document-masked attention over the batch, keeping the probabilities.
+func (m *Model) attend(l int, io *layerIO) {
+	ws, c := m.ws, &m.Config
+	m.applyRope(ws, io.q, c.NumAttentionHeads, false)
+	m.applyRope(ws, io.k, c.NumKeyValueHeads, false)
+	m.be.Attention(m.attnArgs(ws, &ws.layers[l]))
 }
 
 // Scores returns the sequence classifier's outputs [B, num_labels] for
@@ -579,7 +627,7 @@ func (m *Model) BackwardWith(coef, dHidden []float32) {
 		kernels.Axpy(1, dHidden, ws.dxn)
 	}
 	clear(ws.dx)
-	m.normBack(ws, ws.xf, ws.dxn, p.Get("model.norm.weight"), g.Get("model.norm.weight"), ws.rstdf)
+	m.normBack(ws, ws.xf, ws.dxn, m.views(p).norm, m.views(g).norm, ws.rstdf)
 
 	for l := len(ws.layers) - 1; l >= 0; l-- {
 		a := &ws.layers[l]
@@ -603,7 +651,7 @@ func (m *Model) BackwardWith(coef, dHidden []float32) {
 		m.normBack(ws, a.x, ws.dxn, w.inNorm, gw.inNorm, a.rstd1)
 	}
 	// Embedding rows receive the residual gradient.
-	demb := g.Get("model.embed_tokens.weight")
+	demb := m.views(g).embed
 	ws.embedT = embedTask{ws: ws, demb: demb, c: C}
 	m.be.Parallel(C, 16, &ws.embedT)
 }

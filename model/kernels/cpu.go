@@ -11,7 +11,8 @@ type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32,
 // CPU is the fast CPU Backend: a persistent worker pool for Parallel and a
 // blocked SGEMM (OpenBLAS with one BLAS thread per call when built with the
 // openblas tag, a packed pure-Go kernel otherwise) that Gemm runs on every
-// worker by splitting C into blocks.
+// worker: OpenBLAS on blocks of C, the pure-Go kernel on blocks of C
+// against panels of op(B) that the workers pack once, together (parGemm).
 //
 // The GEMM depends on the build:
 //
@@ -38,7 +39,10 @@ type CPU struct {
 
 	// gemm is the reusable Task for Gemm; guarded by pool.mu.
 	gemm gemmTask
-	ops  cpuOps
+	// par, when set (the pure-Go GEMM), runs a multi-threaded Gemm with
+	// op(B) packed once for all workers; guarded by pool.mu.
+	par *parGemm
+	ops cpuOps
 
 	closeOnce sync.Once
 }
@@ -64,14 +68,18 @@ func NewCPU(workers int) *CPU {
 // otherwise it is portable scalar Go ("cpu/go").
 func NewCPUGo(workers int) *CPU {
 	g, name := newBestGoGemm()
-	return newCPU(workers, g.gemm, name)
+	c := newCPU(workers, g.gemm, name)
+	c.par = &parGemm{g: g}
+	return c
 }
 
 // newCPUPortable returns a CPU backend on the portable scalar kernel, so
 // tests and benchmarks can reach it in SIMD builds too.
 func newCPUPortable(workers int) *CPU {
-	g := newGoGemm(portableMR, portableNR, kernelPortable)
-	return newCPU(workers, g.gemm, "cpu/go")
+	g := newGoGemm(portableMR, portableNR, kernelPortable, nil)
+	c := newCPU(workers, g.gemm, "cpu/go")
+	c.par = &parGemm{g: g}
+	return c
 }
 
 func newCPU(workers int, f gemmFunc, name string) *CPU {
@@ -122,6 +130,11 @@ func (c *CPU) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32,
 	mb, nb := gemmBlocks(m, n, k, p.workers)
 	if (mb >= m && nb >= n) || p.workers == 1 || p.closed.Load() || !p.mu.TryLock() {
 		c.serial(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+		return
+	}
+	if c.par != nil && k > 0 && alpha != 0 {
+		c.par.run(p, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, cm, ldc)
+		p.mu.Unlock()
 		return
 	}
 	g := &c.gemm

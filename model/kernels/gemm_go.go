@@ -20,6 +20,13 @@ const (
 // not read (so NaN garbage in c is overwritten, as in BLAS).
 type microKernel func(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32)
 
+// rowsKernel is a microKernel that reads the mr rows of A where they are
+// stored, at a[i*lda+p], instead of from a packed panel. Rows of a
+// row-major op(A) (A not transposed) are contiguous in p, so the
+// broadcasts stream along them and A needs no packing: for the model's
+// projections with 256 outputs, packing A cost a fifth of the GEMM.
+type rowsKernel func(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32)
+
 // goGemm is a packed, register-tiled single-threaded SGEMM written in Go.
 // Its packing buffers come from a sync.Pool so that concurrent callers on
 // disjoint outputs need no locking and steady-state calls allocate nothing.
@@ -27,7 +34,8 @@ type goGemm struct {
 	mr, nr     int
 	kc, mc, nc int // cache blocks; mc and nc are multiples of mr and nr
 	kernel     microKernel
-	bufs       sync.Pool // *gemmBufs
+	rows       rowsKernel // nil: always pack A
+	bufs       sync.Pool  // *gemmBufs
 }
 
 type gemmBufs struct {
@@ -35,8 +43,8 @@ type gemmBufs struct {
 	tile []float32
 }
 
-func newGoGemm(mr, nr int, kernel microKernel) *goGemm {
-	g := &goGemm{mr: mr, nr: nr, kc: goKC, mc: roundUp(goMC, mr), nc: roundUp(goNC, nr), kernel: kernel}
+func newGoGemm(mr, nr int, kernel microKernel, rows rowsKernel) *goGemm {
+	g := &goGemm{mr: mr, nr: nr, kc: goKC, mc: roundUp(goMC, mr), nc: roundUp(goNC, nr), kernel: kernel, rows: rows}
 	g.bufs.New = func() any {
 		return &gemmBufs{
 			a:    make([]float32, g.mc*g.kc),
@@ -60,7 +68,7 @@ func (g *goGemm) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 		return
 	}
 	bufs := g.bufs.Get().(*gemmBufs)
-	mr, nr := g.mr, g.nr
+	nr := g.nr
 	mcMax, ncMax, kcMax := g.mc, g.nc, g.kc
 	for jc := 0; jc < n; jc += ncMax {
 		nc := min(ncMax, n-jc)
@@ -73,32 +81,63 @@ func (g *goGemm) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 			packPanels(bufs.b, !transB, b, ldb, jc, nc, pc, kc, nr)
 			for ic := 0; ic < m; ic += mcMax {
 				mc := min(mcMax, m-ic)
-				packPanels(bufs.a, transA, a, lda, ic, mc, pc, kc, mr)
-				g.macroKernel(bufs, mc, nc, kc, alpha, bet, c[ic*ldc+jc:], ldc)
+				g.macroKernel(g.blockA(bufs, transA, a, lda, ic, mc, pc, kc), bufs.b, mc, nc, kc, alpha, bet, c[ic*ldc+jc:], ldc)
 			}
 		}
 	}
 	g.bufs.Put(bufs)
 }
 
-// macroKernel sweeps the packed mc×kc block of A against the packed kc×nc
-// panel of B, updating the mc×nc block of C that starts at c[0].
-func (g *goGemm) macroKernel(bufs *gemmBufs, mc, nc, kc int, alpha, beta float32, c []float32, ldc int) {
+// aBlock is an mc×kc block of op(A) ready for the macro-kernel: packed
+// into panels (ap), or, where the build has a rowsKernel and A is not
+// transposed, read in place (raw, its rows lda apart) with only a partial
+// last tile packed into ap. tile is mr×nr scratch for edge tiles.
+type aBlock struct {
+	ap, raw, tile []float32
+	lda           int
+}
+
+// blockA prepares the mc×kc block of op(A) at (i0, p0), packing it into
+// bufs.a unless it can be read in place.
+func (g *goGemm) blockA(bufs *gemmBufs, transA bool, a []float32, lda, i0, mc, p0, kc int) aBlock {
+	if g.rows == nil || transA {
+		packPanels(bufs.a, transA, a, lda, i0, mc, p0, kc, g.mr)
+		return aBlock{ap: bufs.a, tile: bufs.tile}
+	}
+	full := mc / g.mr * g.mr
+	if full < mc {
+		packPanels(bufs.a[full*kc:], false, a, lda, i0+full, mc-full, p0, kc, g.mr)
+	}
+	return aBlock{ap: bufs.a, raw: a[i0*lda+p0:], lda: lda, tile: bufs.tile}
+}
+
+// macroKernel sweeps the mc×kc block of A against the packed kc×nc panel
+// of B in bp, updating the mc×nc block of C that starts at c[0].
+func (g *goGemm) macroKernel(ab aBlock, bp []float32, mc, nc, kc int, alpha, beta float32, c []float32, ldc int) {
 	mr, nr := g.mr, g.nr
-	ap, bp, tile := bufs.a, bufs.b, bufs.tile
+	ap, tile := ab.ap, ab.tile
 	for jr := 0; jr < nc; jr += nr {
 		nn := min(nr, nc-jr)
 		bpanel := bp[jr*kc : jr*kc+nr*kc]
 		for ir := 0; ir < mc; ir += mr {
 			mm := min(mr, mc-ir)
-			apanel := ap[ir*kc : ir*kc+mr*kc]
-			if mm == mr && nn == nr {
-				g.kernel(kc, apanel, bpanel, c[ir*ldc+jr:], ldc, alpha, beta)
-				continue
+			if ab.raw != nil && mm == mr {
+				// A read in place.
+				if nn == nr {
+					g.rows(kc, ab.raw[ir*ab.lda:], ab.lda, bpanel, c[ir*ldc+jr:], ldc, alpha, beta)
+					continue
+				}
+				g.rows(kc, ab.raw[ir*ab.lda:], ab.lda, bpanel, tile, nr, alpha, 0)
+			} else {
+				apanel := ap[ir*kc : ir*kc+mr*kc]
+				if mm == mr && nn == nr {
+					g.kernel(kc, apanel, bpanel, c[ir*ldc+jr:], ldc, alpha, beta)
+					continue
+				}
+				// Edge tile: compute alpha·AB into a scratch tile, then
+				// merge the valid part.
+				g.kernel(kc, apanel, bpanel, tile, nr, alpha, 0)
 			}
-			// Edge tile: compute alpha·AB into a scratch tile, then merge
-			// the valid part.
-			g.kernel(kc, apanel, bpanel, tile, nr, alpha, 0)
 			for i := 0; i < mm; i++ {
 				crow := c[(ir+i)*ldc+jr : (ir+i)*ldc+jr+nn]
 				trow := tile[i*nr : i*nr+nn]
@@ -114,6 +153,85 @@ func (g *goGemm) macroKernel(bufs *gemmBufs, mc, nc, kc int, alpha, beta float32
 	}
 }
 
+// parGemm is the pure-Go GEMM spread over a pool's workers. The serial
+// algorithm split by blocks of C would have every block pack all of op(B)
+// again (the whole weight matrix, for a row block of a projection); here
+// the workers first pack each kc×nc panel of op(B) together, once, into
+// one shared buffer, and then sweep it with blocks of A they pack
+// themselves. A parGemm belongs to one CPU and runs under its pool's lock.
+type parGemm struct {
+	g  *goGemm
+	bp []float32 // the shared packed panel of op(B), g.nc×g.kc, made on first use
+
+	// The call in progress.
+	pack           bool // phase: pack B panels, or compute blocks of C
+	transA, transB bool
+	m, n, k        int
+	alpha, beta    float32
+	a, b, c        []float32
+	lda, ldb, ldc  int
+	jc, nc, pc, kc int
+	colChunk       int // columns of C per compute unit, a multiple of nr
+	colChunks      int
+}
+
+// run computes C = alpha·op(A)·op(B) + beta·C on p, whose lock the caller
+// holds. Arguments must already be validated, with m, n, k > 0 and alpha ≠ 0.
+func (t *parGemm) run(p *pool, transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	g := t.g
+	if t.bp == nil {
+		t.bp = make([]float32, g.nc*g.kc)
+	}
+	t.transA, t.transB, t.m, t.n, t.k = transA, transB, m, n, k
+	t.alpha, t.a, t.lda, t.b, t.ldb, t.c, t.ldc = alpha, a, lda, b, ldb, c, ldc
+	rowBlocks := (m + g.mc - 1) / g.mc
+	for jc := 0; jc < n; jc += g.nc {
+		nc := min(g.nc, n-jc)
+		// Enough units for about four per worker: split the columns when
+		// there are few row blocks (A is then packed once per unit).
+		t.colChunk = nc
+		if want := 4 * p.workers; rowBlocks < want {
+			t.colChunk = max(g.nr, roundUp((nc*rowBlocks+want-1)/want, g.nr))
+		}
+		t.colChunks = (nc + t.colChunk - 1) / t.colChunk
+		for pc := 0; pc < k; pc += g.kc {
+			t.jc, t.nc, t.pc, t.kc = jc, nc, pc, min(g.kc, k-pc)
+			t.beta = beta
+			if pc > 0 {
+				t.beta = 1
+			}
+			panels := (nc + g.nr - 1) / g.nr
+			t.pack = true
+			p.runLocked(panels, 1, panels, t)
+			t.pack = false
+			units := rowBlocks * t.colChunks
+			p.runLocked(units, 1, units, t)
+		}
+	}
+	t.a, t.b, t.c = nil, nil, nil
+}
+
+// Run implements Task: panels [lo, hi) of op(B) in the packing phase,
+// units [lo, hi) of C (row block × column chunk) in the compute phase.
+func (t *parGemm) Run(lo, hi int) {
+	g := t.g
+	kc := t.kc
+	if t.pack {
+		for j := lo * g.nr; j < min(hi*g.nr, t.nc); j += g.nr {
+			packPanels(t.bp[j*kc:], !t.transB, t.b, t.ldb, t.jc+j, min(g.nr, t.nc-j), t.pc, kc, g.nr)
+		}
+		return
+	}
+	bufs := g.bufs.Get().(*gemmBufs)
+	for u := lo; u < hi; u++ {
+		ic := u / t.colChunks * g.mc
+		j0 := u % t.colChunks * t.colChunk
+		mc, nc := min(g.mc, t.m-ic), min(t.colChunk, t.nc-j0)
+		g.macroKernel(g.blockA(bufs, t.transA, t.a, t.lda, ic, mc, t.pc, kc), t.bp[j0*kc:], mc, nc, kc, t.alpha, t.beta, t.c[ic*t.ldc+t.jc+j0:], t.ldc)
+	}
+	g.bufs.Put(bufs)
+}
+
 // packPanels copies an mc×kc block of a matrix X into dst as ceil(mc/w)
 // panels, each kc steps of w values, padding past mc with zeros. The block
 // starts at X[i0][p0]; X[i][p] is src[p*ld+i] when iContig is set and
@@ -124,17 +242,41 @@ func packPanels(dst []float32, iContig bool, src []float32, ld, i0, mc, p0, kc, 
 		mm := min(w, mc-ir)
 		panel := dst[ir*kc : ir*kc+w*kc]
 		if iContig {
-			// Each step copies a contiguous run.
+			// Each step copies a contiguous run: as one fixed-size move for
+			// the kernels' widths (a copy() of a few floats costs a call to
+			// memmove, which dominated the packing of transposed A).
 			for p := 0; p < kc; p++ {
 				s := src[(p0+p)*ld+i0+ir:]
 				d := panel[p*w : p*w+w]
-				copy(d[:mm], s[:mm])
-				clear(d[mm:])
+				switch {
+				case mm == 32 && w == 32:
+					*(*[32]float32)(d) = *(*[32]float32)(s)
+				case mm == 16 && w == 16:
+					*(*[16]float32)(d) = *(*[16]float32)(s)
+				case mm == 4 && w == 4:
+					*(*[4]float32)(d) = *(*[4]float32)(s)
+				default:
+					copy(d[:mm], s[:mm])
+					clear(d[mm:])
+				}
 			}
 			continue
 		}
-		// Gather one i at a time.
-		for i := 0; i < mm; i++ {
+		// Gather four i at a time: four source rows read in step, four
+		// adjacent floats written per step.
+		i := 0
+		for ; i+4 <= mm; i += 4 {
+			r := (i0 + ir + i) * ld
+			s0 := src[r+p0 : r+p0+kc]
+			s1 := src[r+ld+p0 : r+ld+p0+kc]
+			s2 := src[r+2*ld+p0 : r+2*ld+p0+kc]
+			s3 := src[r+3*ld+p0 : r+3*ld+p0+kc]
+			for p := range s0 {
+				d := (*[4]float32)(panel[p*w+i:])
+				d[0], d[1], d[2], d[3] = s0[p], s1[p], s2[p], s3[p]
+			}
+		}
+		for ; i < mm; i++ {
 			s := src[(i0+ir+i)*ld+p0 : (i0+ir+i)*ld+p0+kc]
 			for p, v := range s {
 				panel[p*w+i] = v

@@ -50,29 +50,29 @@ func openblasGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, 
 // blasMatVec returns the OpenBLAS matrix-vector kernel for MatVec.
 func blasMatVec() (matVecFunc, bool) { return openblasMatVec, true }
 
-// openblasMatVec computes outputs [lo, hi) of y = x·Wᵀ (+ y when acc)
-// with cblas_sgemv for one row of x and cblas_sgemm for several.
-func openblasMatVec(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
+// openblasMatVec computes outputs [lo, hi) of a's product with
+// cblas_sgemv for one row of x and cblas_sgemm for several.
+func openblasMatVec(a *mvArgs, lo, hi int) {
 	rows := hi - lo
-	if rows <= 0 || n == 0 {
+	if rows <= 0 || a.n == 0 {
 		return
 	}
 	var beta float32
-	if acc {
+	if a.acc {
 		beta = 1
 	}
-	if in == 0 {
-		for j := range n {
-			scaleC(1, rows, beta, y[j*out+lo:], out)
+	if a.in == 0 {
+		for j := range a.n {
+			scaleC(1, rows, beta, a.y[j*a.ldy+lo:], a.ldy)
 		}
 		return
 	}
-	if n == 1 {
-		C.cblas_sgemv(C.CblasRowMajor, C.CblasNoTrans, C.blasint(rows), C.blasint(in),
-			1, (*C.float)(unsafe.Pointer(&w[lo*in])), C.blasint(in),
-			(*C.float)(unsafe.Pointer(&x[0])), 1,
-			C.float(beta), (*C.float)(unsafe.Pointer(&y[lo])), 1)
+	if a.n == 1 {
+		C.cblas_sgemv(C.CblasRowMajor, C.CblasNoTrans, C.blasint(rows), C.blasint(a.in),
+			1, (*C.float)(unsafe.Pointer(&a.w[lo*a.ldw])), C.blasint(a.ldw),
+			(*C.float)(unsafe.Pointer(&a.x[0])), 1,
+			C.float(beta), (*C.float)(unsafe.Pointer(&a.y[lo])), 1)
 		return
 	}
-	openblasGemm(false, true, n, rows, in, 1, x, in, w[lo*in:], in, beta, y[lo:], out)
+	openblasGemm(false, true, a.n, rows, a.in, 1, a.x, a.ldx, a.w[lo*a.ldw:], a.ldw, beta, a.y[lo:], a.ldy)
 }

@@ -2,7 +2,10 @@
 
 package kernels
 
-import "simd/archsimd"
+import (
+	"simd/archsimd"
+	"unsafe"
+)
 
 // AVX-512 micro-kernel geometry: 4 rows × 32 columns (two 16-float
 // vectors) gives 8 vector accumulators, plus 2 B vectors and the A
@@ -26,17 +29,69 @@ const (
 func newBestGoGemm() (*goGemm, string) {
 	switch {
 	case archsimd.X86.AVX512():
-		return newGoGemm(simdMR, simdNR, kernelAVX512), "cpu/go-simd"
+		return newGoGemm(simdMR, simdNR, kernelAVX512, rowsAVX512), "cpu/go-simd"
 	case archsimd.X86.AVX2() && archsimd.X86.FMA():
-		return newGoGemm(avx2MR, avx2NR, kernelAVX2), "cpu/go-simd-avx2"
+		return newGoGemm(avx2MR, avx2NR, kernelAVX2, rowsAVX2), "cpu/go-simd-avx2"
 	}
-	return newGoGemm(portableMR, portableNR, kernelPortable), "cpu/go"
+	return newGoGemm(portableMR, portableNR, kernelPortable, nil), "cpu/go"
 }
 
 // kernelAVX512 is the 4×32 micro-kernel (see microKernel).
 func kernelAVX512(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32) {
 	var acc [8]archsimd.Float32x16
 	avx512Loop(kc, a, b, &acc)
+	storeTile512(&acc, c, ldc, alpha, beta)
+}
+
+// rowsAVX512 is kernelAVX512 with the four rows of A read in place (see
+// rowsKernel).
+func rowsAVX512(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	var acc [8]archsimd.Float32x16
+	if kc > 0 {
+		a, b = a[:3*lda+kc], b[:kc*simdNR]
+		avx512RowsP(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, unsafe.Pointer(&b[0]), &acc)
+	}
+	storeTile512(&acc, c, ldc, alpha, beta)
+}
+
+// avx512RowsP is avx512LoopP reading the four rows of A where they are
+// stored (lda bytes apart) instead of from a packed panel: the
+// broadcasts come from four pointers that advance one float per step. It
+// runs about 5% slower than avx512LoopP (BenchmarkMicroKernel) and saves
+// packing A, which costs more than that for the model's shapes.
+//
+//go:noinline
+func avx512RowsP(kc int, a unsafe.Pointer, lda uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
+	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
+	a1, a2, a3 := unsafe.Add(a, lda), unsafe.Add(a, 2*lda), unsafe.Add(a, 3*lda)
+	for k := kc; ; {
+		b0 := archsimd.LoadFloat32x16((*[16]float32)(b))
+		b1 := archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(b, 64)))
+		x := archsimd.BroadcastFloat32x16(*(*float32)(a))
+		c00 = x.MulAdd(b0, c00)
+		c01 = x.MulAdd(b1, c01)
+		x = archsimd.BroadcastFloat32x16(*(*float32)(a1))
+		c10 = x.MulAdd(b0, c10)
+		c11 = x.MulAdd(b1, c11)
+		x = archsimd.BroadcastFloat32x16(*(*float32)(a2))
+		c20 = x.MulAdd(b0, c20)
+		c21 = x.MulAdd(b1, c21)
+		x = archsimd.BroadcastFloat32x16(*(*float32)(a3))
+		c30 = x.MulAdd(b0, c30)
+		c31 = x.MulAdd(b1, c31)
+		if k--; k == 0 {
+			break
+		}
+		a, a1, a2, a3 = unsafe.Add(a, 4), unsafe.Add(a1, 4), unsafe.Add(a2, 4), unsafe.Add(a3, 4)
+		b = unsafe.Add(b, 4*simdNR)
+	}
+	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
+	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
+}
+
+// storeTile512 writes the 4×32 tile acc: c = alpha·acc + beta·c, without
+// reading c when beta is 0.
+func storeTile512(acc *[8]archsimd.Float32x16, c []float32, ldc int, alpha, beta float32) {
 	va := archsimd.BroadcastFloat32x16(alpha)
 	if beta == 0 {
 		for i := range simdMR {
@@ -60,29 +115,45 @@ func kernelAVX512(kc int, a, b []float32, c []float32, ldc int, alpha, beta floa
 // arguments so that all 15 vector registers the compiler allocates are
 // free for the loop: with alpha and beta live across it, an accumulator
 // spills to the stack and the loop runs 4× slower.
+func avx512Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x16) {
+	if kc <= 0 {
+		*acc = [8]archsimd.Float32x16{}
+		return
+	}
+	a, b = a[:kc*simdMR], b[:kc*simdNR]
+	avx512LoopP(kc, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), acc)
+}
+
+// avx512LoopP is avx512Loop on raw pointers to the packed panels (kc ≥ 1
+// steps of 4 and 32 floats; the caller checks the bounds). Pointers that
+// advance leave the loop three integer registers and every load a
+// constant offset, with no slice bookkeeping: it runs 1.3–1.5× faster
+// than the same loop over slices (BenchmarkMicroKernel).
 //
 //go:noinline
-func avx512Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x16) {
+func avx512LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
 	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
-	a = a[:kc*simdMR]
-	b = b[:kc*simdNR]
-	for len(a) >= simdMR && len(b) >= simdNR {
-		b0 := archsimd.LoadFloat32x16Slice(b[0:16])
-		b1 := archsimd.LoadFloat32x16Slice(b[16:32])
-		x := archsimd.BroadcastFloat32x16(a[0])
+	for k := kc; ; {
+		b0 := archsimd.LoadFloat32x16((*[16]float32)(b))
+		b1 := archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(b, 64)))
+		x := archsimd.BroadcastFloat32x16(*(*float32)(a))
 		c00 = x.MulAdd(b0, c00)
 		c01 = x.MulAdd(b1, c01)
-		x = archsimd.BroadcastFloat32x16(a[1])
+		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 4)))
 		c10 = x.MulAdd(b0, c10)
 		c11 = x.MulAdd(b1, c11)
-		x = archsimd.BroadcastFloat32x16(a[2])
+		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 8)))
 		c20 = x.MulAdd(b0, c20)
 		c21 = x.MulAdd(b1, c21)
-		x = archsimd.BroadcastFloat32x16(a[3])
+		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 12)))
 		c30 = x.MulAdd(b0, c30)
 		c31 = x.MulAdd(b1, c31)
-		a = a[simdMR:]
-		b = b[simdNR:]
+		// Advance only while another step follows, so that neither
+		// pointer moves past its panel (unsafe.Add's rule).
+		if k--; k == 0 {
+			break
+		}
+		a, b = unsafe.Add(a, 4*simdMR), unsafe.Add(b, 4*simdNR)
 	}
 	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
 	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
@@ -101,6 +172,53 @@ func updateRow16(c []float32, va, vb, v0, v1 archsimd.Float32x16) {
 func kernelAVX2(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32) {
 	var acc [8]archsimd.Float32x8
 	avx2Loop(kc, a, b, &acc)
+	storeTile256(&acc, c, ldc, alpha, beta)
+}
+
+// rowsAVX2 is kernelAVX2 with the four rows of A read in place (see
+// rowsKernel).
+func rowsAVX2(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	var acc [8]archsimd.Float32x8
+	if kc > 0 {
+		a, b = a[:3*lda+kc], b[:kc*avx2NR]
+		avx2RowsP(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, unsafe.Pointer(&b[0]), &acc)
+	}
+	storeTile256(&acc, c, ldc, alpha, beta)
+}
+
+// avx2RowsP is avx512RowsP on 8-float vectors (4×16 tiles).
+//
+//go:noinline
+func avx2RowsP(kc int, a unsafe.Pointer, lda uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {
+	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x8
+	a1, a2, a3 := unsafe.Add(a, lda), unsafe.Add(a, 2*lda), unsafe.Add(a, 3*lda)
+	for k := kc; ; {
+		b0 := archsimd.LoadFloat32x8((*[8]float32)(b))
+		b1 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(b, 32)))
+		x := archsimd.BroadcastFloat32x8(*(*float32)(a))
+		c00 = x.MulAdd(b0, c00)
+		c01 = x.MulAdd(b1, c01)
+		x = archsimd.BroadcastFloat32x8(*(*float32)(a1))
+		c10 = x.MulAdd(b0, c10)
+		c11 = x.MulAdd(b1, c11)
+		x = archsimd.BroadcastFloat32x8(*(*float32)(a2))
+		c20 = x.MulAdd(b0, c20)
+		c21 = x.MulAdd(b1, c21)
+		x = archsimd.BroadcastFloat32x8(*(*float32)(a3))
+		c30 = x.MulAdd(b0, c30)
+		c31 = x.MulAdd(b1, c31)
+		if k--; k == 0 {
+			break
+		}
+		a, a1, a2, a3 = unsafe.Add(a, 4), unsafe.Add(a1, 4), unsafe.Add(a2, 4), unsafe.Add(a3, 4)
+		b = unsafe.Add(b, 4*avx2NR)
+	}
+	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
+	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
+}
+
+// storeTile256 writes the 4×16 tile acc (see storeTile512).
+func storeTile256(acc *[8]archsimd.Float32x8, c []float32, ldc int, alpha, beta float32) {
 	va := archsimd.BroadcastFloat32x8(alpha)
 	vb := archsimd.BroadcastFloat32x8(beta)
 	for i := range avx2MR {
@@ -117,29 +235,39 @@ func kernelAVX2(kc int, a, b []float32, c []float32, ldc int, alpha, beta float3
 }
 
 // avx2Loop is avx512Loop on 8-float vectors.
+func avx2Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x8) {
+	if kc <= 0 {
+		*acc = [8]archsimd.Float32x8{}
+		return
+	}
+	a, b = a[:kc*avx2MR], b[:kc*avx2NR]
+	avx2LoopP(kc, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), acc)
+}
+
+// avx2LoopP is avx512LoopP on 8-float vectors (4×16 tiles).
 //
 //go:noinline
-func avx2Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x8) {
+func avx2LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {
 	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x8
-	a = a[:kc*avx2MR]
-	b = b[:kc*avx2NR]
-	for len(a) >= avx2MR && len(b) >= avx2NR {
-		b0 := archsimd.LoadFloat32x8Slice(b[0:8])
-		b1 := archsimd.LoadFloat32x8Slice(b[8:16])
-		x := archsimd.BroadcastFloat32x8(a[0])
+	for k := kc; ; {
+		b0 := archsimd.LoadFloat32x8((*[8]float32)(b))
+		b1 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(b, 32)))
+		x := archsimd.BroadcastFloat32x8(*(*float32)(a))
 		c00 = x.MulAdd(b0, c00)
 		c01 = x.MulAdd(b1, c01)
-		x = archsimd.BroadcastFloat32x8(a[1])
+		x = archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(a, 4)))
 		c10 = x.MulAdd(b0, c10)
 		c11 = x.MulAdd(b1, c11)
-		x = archsimd.BroadcastFloat32x8(a[2])
+		x = archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(a, 8)))
 		c20 = x.MulAdd(b0, c20)
 		c21 = x.MulAdd(b1, c21)
-		x = archsimd.BroadcastFloat32x8(a[3])
+		x = archsimd.BroadcastFloat32x8(*(*float32)(unsafe.Add(a, 12)))
 		c30 = x.MulAdd(b0, c30)
 		c31 = x.MulAdd(b1, c31)
-		a = a[avx2MR:]
-		b = b[avx2NR:]
+		if k--; k == 0 {
+			break
+		}
+		a, b = unsafe.Add(a, 4*avx2MR), unsafe.Add(b, 4*avx2NR)
 	}
 	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
 	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31

@@ -167,6 +167,7 @@ func gemmCases() []gemmCase {
 		cases = append(cases,
 			gemmCase{tA, tB, 257, 129, 300, 7, 1, 0, true},
 			gemmCase{tA, tB, 150, 1600, 20, 0, 0.75, -1, false},
+			gemmCase{tA, tB, 600, 20, 400, 3, 1, 1, false},
 		)
 	}
 	return cases

@@ -47,8 +47,8 @@ func (mv *MatVec) Run(be Backend, y, x, w []float32, n, in, out int, accumulate 
 		return
 	}
 	t := &mv.t
-	t.y, t.x, t.w = y[:n*out], x[:n*in], w[:out*in]
-	t.n, t.in, t.out, t.acc = n, in, out, accumulate
+	t.mvArgs = mvArgs{y: y[:n*out], x: x[:n*in], w: w[:out*in], ldy: out, ldx: in, ldw: in, n: n, in: in, acc: accumulate}
+	t.out = out
 	t.kernel = matVecKernelOf(be)
 	blocks := (out + matVecBlock - 1) / matVecBlock
 	// At least ~32 KB of weights per chunk, so that dispatch stays small
@@ -58,9 +58,20 @@ func (mv *MatVec) Run(be Backend, y, x, w []float32, n, in, out int, accumulate 
 	t.y, t.x, t.w = nil, nil, nil
 }
 
-// matVecFunc computes outputs [lo, hi) of y = x·Wᵀ (+ y when acc) on the
-// calling goroutine, for the shapes of matVecTask.
-type matVecFunc func(y, x, w []float32, n, in, out, lo, hi int, acc bool)
+// mvArgs describe y = x·Wᵀ (+ y when acc) over strided rows: x is n rows
+// of in values ldx apart, W has rows of in values ldw apart, and output r
+// of row j is y[j*ldy+r]. Strides let the kernels read a head's slice of a
+// KV cache in place (see AttendCached).
+type mvArgs struct {
+	y, x, w       []float32
+	ldy, ldx, ldw int
+	n, in         int
+	acc           bool
+}
+
+// matVecFunc computes outputs [lo, hi) of a's product on the calling
+// goroutine.
+type matVecFunc func(a *mvArgs, lo, hi int)
 
 // matVecKernelOf is the backend's single-threaded matrix-vector kernel:
 // the CPU backend's own (OpenBLAS in openblas builds where it is faster),
@@ -74,39 +85,40 @@ func matVecKernelOf(be Backend) matVecFunc {
 
 // matVecTask runs MatVec over blocks of matVecBlock output rows.
 type matVecTask struct {
-	y, x, w    []float32
-	n, in, out int
-	acc        bool
-	kernel     matVecFunc
+	mvArgs
+	out    int
+	kernel matVecFunc
 }
 
 // Run implements Task.
 func (t *matVecTask) Run(lo, hi int) {
-	t.kernel(t.y, t.x, t.w, t.n, t.in, t.out, lo*matVecBlock, min(hi*matVecBlock, t.out), t.acc)
+	t.kernel(&t.mvArgs, lo*matVecBlock, min(hi*matVecBlock, t.out))
 }
 
 // matVecGo is the pure-Go kernel: the SIMD one where the build and CPU
 // have it, else the portable one.
-func matVecGo(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
-	if matVecSIMD(y, x, w, n, in, out, lo, hi, acc) {
+func matVecGo(a *mvArgs, lo, hi int) {
+	if matVecSIMD(a, lo, hi) {
 		return
 	}
-	matVecPortable(y, x, w, n, in, out, lo, hi, acc)
+	matVecPortable(a, lo, hi)
 }
 
 // matVecPortable is the scalar kernel: four weight rows at a time, dotted
 // with two rows of x at a time (eight independent sums), then one.
-func matVecPortable(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
+func matVecPortable(a *mvArgs, lo, hi int) {
+	y, x, w, n, in, acc := a.y, a.x, a.w, a.n, a.in, a.acc
+	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw
 	r := lo
 	for ; r+4 <= hi; r += 4 {
-		w0 := w[r*in : r*in+in]
-		w1 := w[(r+1)*in : (r+1)*in+in]
-		w2 := w[(r+2)*in : (r+2)*in+in]
-		w3 := w[(r+3)*in : (r+3)*in+in]
+		w0 := w[r*ldw : r*ldw+in]
+		w1 := w[(r+1)*ldw : (r+1)*ldw+in]
+		w2 := w[(r+2)*ldw : (r+2)*ldw+in]
+		w3 := w[(r+3)*ldw : (r+3)*ldw+in]
 		j := 0
 		for ; j+2 <= n; j += 2 {
-			xa := x[j*in : j*in+in]
-			xb := x[(j+1)*in : (j+1)*in+in]
+			xa := x[j*ldx : j*ldx+in]
+			xb := x[(j+1)*ldx : (j+1)*ldx+in]
 			var a0, a1, a2, a3, b0, b1, b2, b3 float32
 			for i := range xa {
 				u, v := xa[i], xb[i]
@@ -120,11 +132,11 @@ func matVecPortable(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
 				b2 += v * p2
 				b3 += v * p3
 			}
-			store4(y[j*out+r:j*out+r+4], a0, a1, a2, a3, acc)
-			store4(y[(j+1)*out+r:(j+1)*out+r+4], b0, b1, b2, b3, acc)
+			store4(y[j*ldy+r:j*ldy+r+4], a0, a1, a2, a3, acc)
+			store4(y[(j+1)*ldy+r:(j+1)*ldy+r+4], b0, b1, b2, b3, acc)
 		}
 		if j < n {
-			xa := x[j*in : j*in+in]
+			xa := x[j*ldx : j*ldx+in]
 			var a0, a1, a2, a3 float32
 			for i := range xa {
 				u := xa[i]
@@ -133,17 +145,17 @@ func matVecPortable(y, x, w []float32, n, in, out, lo, hi int, acc bool) {
 				a2 += u * w2[i]
 				a3 += u * w3[i]
 			}
-			store4(y[j*out+r:j*out+r+4], a0, a1, a2, a3, acc)
+			store4(y[j*ldy+r:j*ldy+r+4], a0, a1, a2, a3, acc)
 		}
 	}
 	for ; r < hi; r++ {
-		wr := w[r*in : r*in+in]
+		wr := w[r*ldw : r*ldw+in]
 		for j := range n {
-			s := dotGo(x[j*in:j*in+in], wr)
+			s := dotGo(x[j*ldx:j*ldx+in], wr)
 			if acc {
-				s += y[j*out+r]
+				s += y[j*ldy+r]
 			}
-			y[j*out+r] = s
+			y[j*ldy+r] = s
 		}
 	}
 }

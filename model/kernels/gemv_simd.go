@@ -15,56 +15,59 @@ import (
 // not by memory: the pair loop (matVec4x2p) runs on raw pointers to keep
 // all accumulators and row addresses in registers. It reports false on
 // CPUs without AVX-512.
-func matVecSIMD(y, x, w []float32, n, in, out, lo, hi int, acc bool) bool {
+func matVecSIMD(a *mvArgs, lo, hi int) bool {
 	if !archsimd.X86.AVX512() {
 		return false
 	}
+	y, x, w, n, in, acc := a.y, a.x, a.w, a.n, a.in, a.acc
+	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw
 	var s [8]float32
 	k16 := in &^ 15
 	r := lo
 	for ; r+4 <= hi; r += 4 {
-		w0 := w[r*in : r*in+in]
-		w1 := w[(r+1)*in : (r+1)*in+in]
-		w2 := w[(r+2)*in : (r+2)*in+in]
-		w3 := w[(r+3)*in : (r+3)*in+in]
+		w0 := w[r*ldw : r*ldw+in]
+		w1 := w[(r+1)*ldw : (r+1)*ldw+in]
+		w2 := w[(r+2)*ldw : (r+2)*ldw+in]
+		w3 := w[(r+3)*ldw : (r+3)*ldw+in]
 		j := 0
 		for ; j+2 <= n; j += 2 {
 			if k16 > 0 {
-				matVec4x2Rows(w[r*in:(r+4)*in], x[j*in:(j+2)*in], in, k16, &s)
+				matVec4x2Rows(w[r*ldw:(r+3)*ldw+in], ldw, x[j*ldx:(j+1)*ldx+in], ldx, in, k16, &s)
 			} else {
-				matVec4x2(w0, w1, w2, w3, x[j*in:j*in+in], x[(j+1)*in:(j+1)*in+in], &s)
+				matVec4x2(w0, w1, w2, w3, x[j*ldx:j*ldx+in], x[(j+1)*ldx:(j+1)*ldx+in], &s)
 			}
-			store4(y[j*out+r:j*out+r+4], s[0], s[1], s[2], s[3], acc)
-			store4(y[(j+1)*out+r:(j+1)*out+r+4], s[4], s[5], s[6], s[7], acc)
+			store4(y[j*ldy+r:j*ldy+r+4], s[0], s[1], s[2], s[3], acc)
+			store4(y[(j+1)*ldy+r:(j+1)*ldy+r+4], s[4], s[5], s[6], s[7], acc)
 		}
 		if j < n {
-			matVec4x1(w0, w1, w2, w3, x[j*in:j*in+in], &s)
-			store4(y[j*out+r:j*out+r+4], s[0], s[1], s[2], s[3], acc)
+			matVec4x1(w0, w1, w2, w3, x[j*ldx:j*ldx+in], &s)
+			store4(y[j*ldy+r:j*ldy+r+4], s[0], s[1], s[2], s[3], acc)
 		}
 	}
 	for ; r < hi; r++ {
-		wr := w[r*in : r*in+in]
+		wr := w[r*ldw : r*ldw+in]
 		for j := range n {
-			d, _ := dotSIMD(x[j*in:j*in+in], wr)
+			d, _ := dotSIMD(x[j*ldx:j*ldx+in], wr)
 			if acc {
-				d += y[j*out+r]
+				d += y[j*ldy+r]
 			}
-			y[j*out+r] = d
+			y[j*ldy+r] = d
 		}
 	}
 	archsimd.ClearAVXUpperBits()
 	return true
 }
 
-// matVec4x2Rows is matVec4x2 for the four weight rows w (4·in floats) and
-// the two rows of x (2·in floats), with the first k16 ≥ 16 elements, a
-// multiple of 16, done by matVec4x2p and the rest here.
-func matVec4x2Rows(w, x []float32, in, k16 int, s *[8]float32) {
-	w, x = w[:4*in], x[:2*in]
-	matVec4x2p(unsafe.Pointer(&w[0]), uintptr(in)*4, unsafe.Pointer(&x[0]), uintptr(in)*4, k16, s)
+// matVec4x2Rows is matVec4x2 for the four weight rows at w (ldw apart,
+// 3·ldw+in floats) and the two rows of x (ldx apart, ldx+in floats), with
+// the first k16 ≥ 16 elements, a multiple of 16, done by matVec4x2p and
+// the rest here.
+func matVec4x2Rows(w []float32, ldw int, x []float32, ldx, in, k16 int, s *[8]float32) {
+	w, x = w[:3*ldw+in], x[:ldx+in]
+	matVec4x2p(unsafe.Pointer(&w[0]), uintptr(ldw)*4, unsafe.Pointer(&x[0]), uintptr(ldx)*4, k16, s)
 	for i := k16; i < in; i++ {
-		u, v := x[i], x[in+i]
-		p0, p1, p2, p3 := w[i], w[in+i], w[2*in+i], w[3*in+i]
+		u, v := x[i], x[ldx+i]
+		p0, p1, p2, p3 := w[i], w[ldw+i], w[2*ldw+i], w[3*ldw+i]
 		s[0] += u * p0
 		s[1] += u * p1
 		s[2] += u * p2
@@ -113,18 +116,18 @@ func matVec4x2(w0, w1, w2, w3, xa, xb []float32, s *[8]float32) {
 		b3 = p.MulAdd(v, b3)
 	}
 	if i < k {
-		u := archsimd.LoadFloat32x16SlicePart(xa[i:])
-		v := archsimd.LoadFloat32x16SlicePart(xb[i:])
-		p := archsimd.LoadFloat32x16SlicePart(w0[i:])
+		u := loadPart(xa[i:])
+		v := loadPart(xb[i:])
+		p := loadPart(w0[i:])
 		a0 = p.MulAdd(u, a0)
 		b0 = p.MulAdd(v, b0)
-		p = archsimd.LoadFloat32x16SlicePart(w1[i:])
+		p = loadPart(w1[i:])
 		a1 = p.MulAdd(u, a1)
 		b1 = p.MulAdd(v, b1)
-		p = archsimd.LoadFloat32x16SlicePart(w2[i:])
+		p = loadPart(w2[i:])
 		a2 = p.MulAdd(u, a2)
 		b2 = p.MulAdd(v, b2)
-		p = archsimd.LoadFloat32x16SlicePart(w3[i:])
+		p = loadPart(w3[i:])
 		a3 = p.MulAdd(u, a3)
 		b3 = p.MulAdd(v, b3)
 	}
@@ -159,11 +162,11 @@ func matVec4x1(w0, w1, w2, w3, xa []float32, s *[8]float32) {
 	}
 	k = len(xa)
 	for ; i < k; i += 16 {
-		u := archsimd.LoadFloat32x16SlicePart(xa[i:])
-		a0 = archsimd.LoadFloat32x16SlicePart(w0[i:]).MulAdd(u, a0)
-		a1 = archsimd.LoadFloat32x16SlicePart(w1[i:]).MulAdd(u, a1)
-		a2 = archsimd.LoadFloat32x16SlicePart(w2[i:]).MulAdd(u, a2)
-		a3 = archsimd.LoadFloat32x16SlicePart(w3[i:]).MulAdd(u, a3)
+		u := loadPart(xa[i:])
+		a0 = loadPart(w0[i:]).MulAdd(u, a0)
+		a1 = loadPart(w1[i:]).MulAdd(u, a1)
+		a2 = loadPart(w2[i:]).MulAdd(u, a2)
+		a3 = loadPart(w3[i:]).MulAdd(u, a3)
 	}
 	reduce4(a0.Add(c0), a1.Add(c1), a2.Add(c2), a3.Add(c3)).Store((*[4]float32)(s[0:4]))
 }
@@ -252,4 +255,32 @@ func matVec4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr, k16 
 	}
 	reduce4(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
 	reduce4(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
+}
+
+// weightedRowsSIMD is weightedRows for head sizes that are a multiple of
+// 16, on AVX-512: each 16-lane slice of an output row sums the value rows
+// in two interleaved accumulators. It reports false where it does not
+// apply.
+func weightedRowsSIMD(out, p []float32, ldp int, v []float32, ldv, rows, npos, hd int) bool {
+	if !archsimd.X86.AVX512() || hd%16 != 0 {
+		return false
+	}
+	for g := range rows {
+		pg := p[g*ldp : g*ldp+npos]
+		for c := 0; c < hd; c += 16 {
+			var a0, a1 archsimd.Float32x16
+			vc := v[c:]
+			t := 0
+			for ; t+2 <= npos; t += 2 {
+				a0 = archsimd.LoadFloat32x16Slice(vc[t*ldv:t*ldv+16]).MulAdd(archsimd.BroadcastFloat32x16(pg[t]), a0)
+				a1 = archsimd.LoadFloat32x16Slice(vc[(t+1)*ldv:(t+1)*ldv+16]).MulAdd(archsimd.BroadcastFloat32x16(pg[t+1]), a1)
+			}
+			if t < npos {
+				a0 = archsimd.LoadFloat32x16Slice(vc[t*ldv:t*ldv+16]).MulAdd(archsimd.BroadcastFloat32x16(pg[t]), a0)
+			}
+			a0.Add(a1).StoreSlice(out[g*hd+c : g*hd+c+16])
+		}
+	}
+	archsimd.ClearAVXUpperBits()
+	return true
 }

@@ -11,3 +11,5 @@ func axpySIMD(alpha float32, x, y []float32) bool { return false }
 func scaleSIMD(alpha float32, x []float32) bool   { return false }
 func sumSIMD(x []float32) (float32, bool)         { return 0, false }
 func maxSIMD(x []float32) (float32, bool)         { return 0, false }
+
+func swigluSIMD(g, u, h, sig []float32) bool { return false }

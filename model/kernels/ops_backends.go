@@ -44,141 +44,123 @@ type cpuOps struct {
 	attn   taskPool[attnTask]
 }
 
+// dispatch runs one pass on c's workers: task, whose Run covers [0, n),
+// split into chunks of at least grain, through a Task struct recycled
+// from tp so that nothing is allocated in steady state.
+func dispatch[T any, P interface {
+	*T
+	Task
+}](c *CPU, tp *taskPool[T], n, grain int, task T) {
+	t := tp.get()
+	*t = task
+	c.Parallel(n, grain, P(t))
+	tp.put(t)
+}
+
+// serially runs one pass of the Serial backend: task over [0, n) on the
+// calling goroutine.
+func serially[T any, P interface {
+	*T
+	Task
+}](n int, task T) {
+	P(&task).Run(0, n)
+}
+
 // rowGrain sizes chunks so each holds at least ~32K multiply-adds, which
 // keeps dispatch cost negligible.
 func rowGrain(cols int) int { return max(1, 32768/max(cols, 1)) }
 
 // RMSNorm implements Ops.
 func (c *CPU) RMSNorm(x, w, y, rstd []float32, rows, cols int, eps float32) {
-	t := c.ops.rms.get()
-	*t = rmsnormTask{x: x, y: y, w: w, rstd: rstd, c: cols, eps: eps}
-	c.Parallel(rows, rowGrain(cols), t)
-	c.ops.rms.put(t)
+	dispatch(c, &c.ops.rms, rows, rowGrain(cols), rmsnormTask{x: x, y: y, w: w, rstd: rstd, c: cols, eps: eps})
 }
 
 // RMSNormBackward implements Ops.
 func (c *CPU) RMSNormBackward(x, w, rstd, dy, dx, dw []float32, rows, cols int) {
-	t := c.ops.rmsBwd.get()
-	*t = rmsnormBwdTask{x: x, dy: dy, dx: dx, w: w, rstd: rstd, c: cols}
-	c.Parallel(rows, rowGrain(cols), t)
-	c.ops.rmsBwd.put(t)
-	u := c.ops.rmsDW.get()
-	*u = rmsnormDWTask{x: x, dy: dy, dw: dw, rstd: rstd, c: cols, n: rows}
-	c.Parallel(cols, 16, u)
-	c.ops.rmsDW.put(u)
+	dispatch(c, &c.ops.rmsBwd, rows, rowGrain(cols), rmsnormBwdTask{x: x, dy: dy, dx: dx, w: w, rstd: rstd, c: cols})
+	dispatch(c, &c.ops.rmsDW, cols, 16, rmsnormDWTask{x: x, dy: dy, dw: dw, rstd: rstd, c: cols, n: rows})
 }
 
 // SwiGLU implements Ops.
 func (c *CPU) SwiGLU(g, u, h, sig []float32) {
-	t := c.ops.swi.get()
-	*t = swigluTask{g: g, u: u, h: h, sig: sig}
-	c.Parallel(len(g), 4096, t)
-	c.ops.swi.put(t)
+	dispatch(c, &c.ops.swi, len(g), 4096, swigluTask{g: g, u: u, h: h, sig: sig})
 }
 
 // SwiGLUBackward implements Ops.
 func (c *CPU) SwiGLUBackward(g, u, sig, dh, dg, du []float32) {
-	t := c.ops.swiBwd.get()
-	*t = swigluBwdTask{g: g, u: u, sig: sig, dh: dh, dg: dg, du: du}
-	c.Parallel(len(g), 4096, t)
-	c.ops.swiBwd.put(t)
+	dispatch(c, &c.ops.swiBwd, len(g), 4096, swigluBwdTask{g: g, u: u, sig: sig, dh: dh, dg: dg, du: du})
 }
 
 // Rope implements Ops.
 func (c *CPU) Rope(x []float32, rows, heads, headDim int, pos []int32, cos, sin []float32, inverse bool) {
-	t := c.ops.rope.get()
-	*t = ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse}
-	c.Parallel(rows, rowGrain(heads*headDim), t)
-	c.ops.rope.put(t)
+	dispatch(c, &c.ops.rope, rows, rowGrain(heads*headDim), ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse})
 }
 
 // CrossEntropy implements Ops.
 func (c *CPU) CrossEntropy(logits []float32, rows, vocab int, targets []int32, nll, lse []float32) {
-	t := c.ops.xent.get()
-	*t = xentTask{logits: logits, nll: nll, lse: lse, targets: targets, v: vocab}
-	c.Parallel(rows, rowGrain(vocab), t)
-	c.ops.xent.put(t)
+	dispatch(c, &c.ops.xent, rows, rowGrain(vocab), xentTask{logits: logits, nll: nll, lse: lse, targets: targets, v: vocab})
 }
 
 // CrossEntropyBackward implements Ops.
 func (c *CPU) CrossEntropyBackward(logits, lse, coef []float32, rows, vocab int, targets []int32, dlogits []float32) {
-	t := c.ops.xeBwd.get()
-	*t = xentBwdTask{logits: logits, dlogits: dlogits, lse: lse, coef: coef, targets: targets, v: vocab}
-	c.Parallel(rows, rowGrain(vocab), t)
-	c.ops.xeBwd.put(t)
+	dispatch(c, &c.ops.xeBwd, rows, rowGrain(vocab), xentBwdTask{logits: logits, dlogits: dlogits, lse: lse, coef: coef, targets: targets, v: vocab})
 }
 
 // Attention implements Ops: (row, head) pairs are spread over the workers,
 // each running single-threaded GEMMs.
 func (c *CPU) Attention(a *AttentionArgs) {
-	t := c.ops.attn.get()
-	*t = attnTask{a: a, gemm: c}
-	c.Parallel(a.B*a.Heads, 1, t)
-	c.ops.attn.put(t)
+	dispatch(c, &c.ops.attn, a.B*a.Heads, 1, attnTask{a: a, gemm: c})
 }
 
 // AttentionBackward implements Ops: (row, kv head) pairs are spread over
 // the workers, so the query heads sharing a kv head accumulate its
 // gradients without races.
 func (c *CPU) AttentionBackward(a *AttentionArgs) {
-	t := c.ops.attn.get()
-	*t = attnTask{a: a, gemm: c, bwd: true}
-	c.Parallel(a.B*a.KVHeads, 1, t)
-	c.ops.attn.put(t)
+	dispatch(c, &c.ops.attn, a.B*a.KVHeads, 1, attnTask{a: a, gemm: c, bwd: true})
 }
 
 // RMSNorm implements Ops.
 func (Serial) RMSNorm(x, w, y, rstd []float32, rows, cols int, eps float32) {
-	t := rmsnormTask{x: x, y: y, w: w, rstd: rstd, c: cols, eps: eps}
-	t.Run(0, rows)
+	serially(rows, rmsnormTask{x: x, y: y, w: w, rstd: rstd, c: cols, eps: eps})
 }
 
 // RMSNormBackward implements Ops.
 func (Serial) RMSNormBackward(x, w, rstd, dy, dx, dw []float32, rows, cols int) {
-	t := rmsnormBwdTask{x: x, dy: dy, dx: dx, w: w, rstd: rstd, c: cols}
-	t.Run(0, rows)
-	u := rmsnormDWTask{x: x, dy: dy, dw: dw, rstd: rstd, c: cols, n: rows}
-	u.Run(0, cols)
+	serially(rows, rmsnormBwdTask{x: x, dy: dy, dx: dx, w: w, rstd: rstd, c: cols})
+	serially(cols, rmsnormDWTask{x: x, dy: dy, dw: dw, rstd: rstd, c: cols, n: rows})
 }
 
 // SwiGLU implements Ops.
 func (Serial) SwiGLU(g, u, h, sig []float32) {
-	t := swigluTask{g: g, u: u, h: h, sig: sig}
-	t.Run(0, len(g))
+	serially(len(g), swigluTask{g: g, u: u, h: h, sig: sig})
 }
 
 // SwiGLUBackward implements Ops.
 func (Serial) SwiGLUBackward(g, u, sig, dh, dg, du []float32) {
-	t := swigluBwdTask{g: g, u: u, sig: sig, dh: dh, dg: dg, du: du}
-	t.Run(0, len(g))
+	serially(len(g), swigluBwdTask{g: g, u: u, sig: sig, dh: dh, dg: dg, du: du})
 }
 
 // Rope implements Ops.
 func (Serial) Rope(x []float32, rows, heads, headDim int, pos []int32, cos, sin []float32, inverse bool) {
-	t := ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse}
-	t.Run(0, rows)
+	serially(rows, ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse})
 }
 
 // CrossEntropy implements Ops.
 func (Serial) CrossEntropy(logits []float32, rows, vocab int, targets []int32, nll, lse []float32) {
-	t := xentTask{logits: logits, nll: nll, lse: lse, targets: targets, v: vocab}
-	t.Run(0, rows)
+	serially(rows, xentTask{logits: logits, nll: nll, lse: lse, targets: targets, v: vocab})
 }
 
 // CrossEntropyBackward implements Ops.
 func (Serial) CrossEntropyBackward(logits, lse, coef []float32, rows, vocab int, targets []int32, dlogits []float32) {
-	t := xentBwdTask{logits: logits, dlogits: dlogits, lse: lse, coef: coef, targets: targets, v: vocab}
-	t.Run(0, rows)
+	serially(rows, xentBwdTask{logits: logits, dlogits: dlogits, lse: lse, coef: coef, targets: targets, v: vocab})
 }
 
 // Attention implements Ops.
 func (s Serial) Attention(a *AttentionArgs) {
-	t := attnTask{a: a, gemm: s}
-	t.Run(0, a.B*a.Heads)
+	serially(a.B*a.Heads, attnTask{a: a, gemm: s})
 }
 
 // AttentionBackward implements Ops.
 func (s Serial) AttentionBackward(a *AttentionArgs) {
-	t := attnTask{a: a, gemm: s, bwd: true}
-	t.Run(0, a.B*a.KVHeads)
+	serially(a.B*a.KVHeads, attnTask{a: a, gemm: s, bwd: true})
 }

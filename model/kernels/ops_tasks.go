@@ -78,6 +78,13 @@ type swigluTask struct{ g, u, h, sig []float32 }
 
 func (t *swigluTask) Run(lo, hi int) {
 	g, u, h := t.g[lo:hi], t.u[lo:hi], t.h[lo:hi]
+	var sigv []float32
+	if t.sig != nil {
+		sigv = t.sig[lo:hi]
+	}
+	if swigluSIMD(g, u, h, sigv) {
+		return
+	}
 	if t.sig == nil {
 		for i, gv := range g {
 			h[i] = gv * Sigmoid(gv) * u[i]
@@ -299,14 +306,9 @@ func MaskedSoftmax(row []float32, lo, hi int) {
 	clear(row[hi:])
 	s := row[lo:hi]
 	m := MaxSlice(s)
-	var sum float32
-	for j, x := range s {
-		e := Exp(x - m)
-		s[j] = e
-		sum += e
-	}
-	inv := 1 / sum
 	for j := range s {
-		s[j] *= inv
+		s[j] -= m
 	}
+	ExpSlice(s, s)
+	Scale(1/Sum(s), s)
 }

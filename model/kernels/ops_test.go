@@ -259,3 +259,45 @@ func TestOpsAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per call, want 0", allocs)
 	}
 }
+
+// TestSwiGLUValues checks SwiGLU's h and sigmoid against float64 over a
+// range that reaches both saturations, on every backend (the AVX-512 one
+// computes the sigmoid with the vector exp), including a tail that is
+// not a whole vector.
+func TestSwiGLUValues(t *testing.T) {
+	var g []float32
+	for x := -120.0; x <= 120; x += 0.37 {
+		g = append(g, float32(x))
+	}
+	g = append(g, 0, float32(math.Inf(1)))
+	n := len(g)
+	u := make([]float32, n)
+	for i := range u {
+		u[i] = float32(math.Cos(float64(i)))
+	}
+	for _, be := range opsBackends(t) {
+		h, sig := make([]float32, n), make([]float32, n)
+		h2 := make([]float32, n)
+		be.SwiGLU(g, u, h, sig)
+		be.SwiGLU(g, u, h2, nil)
+		for i, gv := range g {
+			s := 1 / (1 + math.Exp(-float64(gv)))
+			want := float64(gv) * s * float64(u[i])
+			if math.IsInf(float64(gv), 1) {
+				want = math.Inf(1) * float64(u[i])
+			}
+			// Near and past the end of float32's normal range only an absolute
+			// bound holds (the vector exp saturates below -88).
+			tol := 1e-6*math.Abs(want) + 1e-36
+			if d := math.Abs(float64(h[i]) - want); !(d <= tol) && !(math.IsInf(want, 0) && float64(h[i]) == want) {
+				t.Fatalf("%s: h(g=%g, u=%g) = %g, want %g", be.Name(), gv, u[i], h[i], want)
+			}
+			if d := math.Abs(float64(sig[i]) - s); !(d <= 1e-6*s+1e-36) {
+				t.Fatalf("%s: sigmoid(%g) = %g, want %g", be.Name(), gv, sig[i], s)
+			}
+			if h2[i] != h[i] {
+				t.Fatalf("%s: h(g=%g) is %g with sig and %g without", be.Name(), gv, h[i], h2[i])
+			}
+		}
+	}
+}

@@ -49,7 +49,8 @@ type Stage struct {
 	End int
 	// Schedule gives the learning rate by the step within the stage.
 	Schedule optim.Schedule
-	// FLOPsPerToken, when positive, reports the gflops metric.
+	// FLOPsPerToken, when positive, reports the gflop_per_s metric (and
+	// mfu, with Options.PeakFLOPs).
 	FLOPsPerToken float64
 }
 
@@ -159,6 +160,13 @@ type Options struct {
 	// Samples, when set, is called after Eval (e.g. to write generated
 	// samples).
 	Samples func(ctx context.Context, at Point) error
+	// AfterEval, when set, is called after Eval and Samples, with
+	// metrics.jsonl flushed (e.g. to redraw the plots and the report).
+	AfterEval func(ctx context.Context, at Point) error
+	// PeakFLOPs, when positive, is the hardware's peak FLOP/s that the
+	// mfu metric (model FLOPs utilisation: gflop_per_s·1e9 / PeakFLOPs)
+	// is measured against.
+	PeakFLOPs float64
 	// ReduceGrads, when set, runs after each step's backward pass and
 	// before clipping: where a data-parallel run all-reduces gradients
 	// (tests poison them here). step is 1-based.
@@ -563,7 +571,10 @@ func (e *Engine) trainStep(s *Stage, lr float64) (Record, error) {
 	tps := float64(e.tokens-e.startT) / el
 	putNonZero(v, "elapsed_s", el)
 	putNonZero(v, "tokens_per_s", tps)
-	putNonZero(v, "gflops", tps*s.FLOPsPerToken/1e9)
+	putNonZero(v, "gflop_per_s", tps*s.FLOPsPerToken/1e9)
+	if e.opt.PeakFLOPs > 0 {
+		putNonZero(v, "mfu", tps*s.FLOPsPerToken/e.opt.PeakFLOPs)
+	}
 	for k, x := range out.Metrics {
 		v[k] = x
 	}
@@ -591,7 +602,7 @@ func (e *Engine) report(rec Record) {
 	if e.opt.LogEvery > 0 && rec.Step%e.opt.LogEvery == 0 || rec.Step == e.started+1 {
 		e.log.Info("step", "step", rec.Step, "stage", rec.Stage, "loss", fmt.Sprintf("%.4f", v["loss"]),
 			"lr", fmt.Sprintf("%.3g", v["lr"]), "grad_norm", fmt.Sprintf("%.3f", v["grad_norm"]),
-			"tokens_per_s", fmt.Sprintf("%.0f", v["tokens_per_s"]), "gflops", fmt.Sprintf("%.1f", v["gflops"]))
+			"tokens_per_s", fmt.Sprintf("%.0f", v["tokens_per_s"]), "gflop_per_s", fmt.Sprintf("%.1f", v["gflop_per_s"]))
 	}
 }
 
@@ -629,6 +640,14 @@ func (e *Engine) evaluate(ctx context.Context) error {
 		}
 		if err != nil {
 			return fmt.Errorf("samples at step %d: %w", e.step, err)
+		}
+	}
+	if e.opt.AfterEval != nil {
+		if err := e.metrics.sync(); err != nil {
+			return err
+		}
+		if err := e.opt.AfterEval(ctx, at); err != nil {
+			return fmt.Errorf("after the eval at step %d: %w", e.step, err)
 		}
 	}
 	return nil

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/checkpoint/safetensors"
+	"github.com/herdml/herd/internal/testenv"
 	"github.com/herdml/herd/model"
 )
 
@@ -177,9 +178,7 @@ func checkIndex(t *testing.T, dir string, l *model.Layout, dt safetensors.DType,
 // (untied and tied), and checks that saving them again reproduces the
 // reference weights file byte for byte.
 func TestReferenceModels(t *testing.T) {
-	if _, err := os.Stat(refDir); os.IsNotExist(err) {
-		t.Skipf("reference data %s is absent", refDir)
-	}
+	testenv.Testdata(t, refDir)
 	for _, name := range []string{"tiny-a", "tiny-b"} {
 		t.Run(name, func(t *testing.T) {
 			src := filepath.Join(refDir, name)

@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 // TestLogitsMatchLlamaCpp runs the command on the reference models and
@@ -17,9 +19,7 @@ import (
 func TestLogitsMatchLlamaCpp(t *testing.T) {
 	for _, name := range []string{"tiny-a", "tiny-b"} {
 		dir := filepath.Join("../../../shared/testdata/llama-ref", name)
-		if _, err := os.Stat(dir); err != nil {
-			t.Skipf("reference data %s is absent: %v", dir, err)
-		}
+		testenv.Testdata(t, dir)
 		var ids []int
 		readJSON(t, filepath.Join(dir, "input_ids.json"), &ids)
 		var want logitsFile

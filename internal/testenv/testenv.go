@@ -8,11 +8,18 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"net/url"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // Environment variables that turn a skip into a failure.
@@ -52,4 +59,55 @@ func absent(t testing.TB, env, msg string) {
 		t.Fatalf("%s (%s=1: required here)", msg, env)
 	}
 	t.Skip(msg)
+}
+
+// Screenshot renders the HTML file at path in headless Chromium (Debian's
+// chromium package) in a window of w×h pixels, with no network and no
+// server (a file:// URL), and returns the screenshot. Without Chromium
+// the test skips, or fails under HERD_REQUIRE_TOOLS=1.
+func Screenshot(t testing.TB, path string, w, h int) image.Image {
+	t.Helper()
+	bin := Tool(t, "the report checks render report.html in headless Chromium (Debian: apt-get install chromium)", "chromium", "chromium-browser")
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmp := t.TempDir()
+	shot := filepath.Join(tmp, "shot.png")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+		"--no-first-run", "--disable-extensions", "--user-data-dir="+filepath.Join(tmp, "profile"),
+		fmt.Sprintf("--window-size=%d,%d", w, h), "--screenshot="+shot, (&url.URL{Scheme: "file", Path: abs}).String())
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("chromium: %v\n%s", err, out)
+	}
+	f, err := os.Open(shot)
+	if err != nil {
+		t.Fatalf("chromium wrote no screenshot: %v\n%s", err, out)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("screenshot: %v", err)
+	}
+	return img
+}
+
+// Pixels counts the pixels of img within tol (per 8-bit channel) of c.
+func Pixels(img image.Image, c color.Color, tol int) int {
+	cr, cg, cb, _ := c.RGBA()
+	near := func(a, b uint32) bool { d := int(a>>8) - int(b>>8); return d <= tol && -d <= tol }
+	n := 0
+	b := img.Bounds()
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			r, g, bl, _ := img.At(x, y).RGBA()
+			if near(r, cr) && near(g, cg) && near(bl, cb) {
+				n++
+			}
+		}
+	}
+	return n
 }

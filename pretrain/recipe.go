@@ -143,6 +143,12 @@ type Train struct {
 	// LogEvery prints a progress line every so many steps when the output
 	// is not a terminal (default 50).
 	LogEvery int `yaml:"log_every"`
+	// PeakGFLOPs is the hardware's peak rate in GFLOP/s (dense, the
+	// precision training runs in, all the cores the run uses) that MFU,
+	// the model FLOPs utilisation, is measured against: mfu =
+	// gflop_per_s / peak_gflop_per_s, in metrics.jsonl, metrics.png and
+	// report.html (0 = unknown: no MFU, only gflop_per_s).
+	PeakGFLOPs float64 `yaml:"peak_gflop_per_s"`
 }
 
 // Optim is the optimizer and learning-rate schedule of the main stage.
@@ -217,11 +223,27 @@ type Stage struct {
 
 // Average is the Polyak averaging of checkpoints at the end of the run.
 type Average struct {
-	// Last is how many of the newest checkpoints are averaged into
-	// final/ (0 or 1: final/ is the last weights; must not exceed
+	// Last is how many checkpoints of the annealing stage (the last stage
+	// of kind anneal; without one, of the last stage) are averaged, as
+	// Llama 3 does. With an annealing stage, its checkpoints are spaced
+	// evenly over it (every steps/last steps), so the average never mixes
+	// in weights of another stage. 0 or 1: no average (must not exceed
 	// checkpoint.keep).
 	Last int `yaml:"last"`
+	// Keep says which model becomes final/: "better" (default) evaluates
+	// the average and the last checkpoint on the held-out set and keeps
+	// the one with the lower loss, "average" always keeps the average,
+	// "last" the last checkpoint. Both losses are logged, written to
+	// metrics.jsonl (final_eval) and shown in report.html.
+	Keep string `yaml:"keep"`
 }
+
+// Values of average.keep.
+const (
+	KeepBetter  = "better"
+	KeepAverage = "average"
+	KeepLast    = "last"
+)
 
 // Default returns the recipe every file is decoded onto: a ~1M-parameter
 // model, sequences of 128, 2048-token batches, AdamW with warmup + cosine.
@@ -237,6 +259,7 @@ func Default() Recipe {
 		Optim:      Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipGradNorm: 1},
 		Eval:       Eval{Every: 100, Tokens: 32768, Batch: 8, SampleTokens: 64, Temperature: 0.8, TopK: 40},
 		Checkpoint: CheckpointSpec{Every: 200, Keep: 3},
+		Average:    Average{Keep: KeepBetter},
 	}
 }
 
@@ -369,10 +392,15 @@ func (r *Recipe) WarmupClamped() string {
 	return ""
 }
 
-// TotalSteps is the number of optimizer steps of all stages.
-func (r *Recipe) TotalSteps() int {
-	plans := r.Plan()
-	return plans[len(plans)-1].End
+// AverageStage is the index of the plan whose checkpoints are averaged
+// into final/: the last stage of kind anneal, else the last stage.
+func AverageStage(plans []StagePlan) int {
+	for i := len(plans) - 1; i >= 0; i-- {
+		if plans[i].Kind == "anneal" {
+			return i
+		}
+	}
+	return len(plans) - 1
 }
 
 var knownSchedules = []string{"cosine", "linear", "constant", "wsd"}
@@ -442,6 +470,14 @@ func (r *Recipe) Validate() error {
 	}
 	if r.Average.Last < 0 || r.Average.Last > r.Checkpoint.Keep {
 		bad("average.last (%d) must be in [0, checkpoint.keep = %d]: only kept checkpoints can be averaged; raise checkpoint.keep", r.Average.Last, r.Checkpoint.Keep)
+	}
+	switch r.Average.Keep {
+	case KeepBetter, KeepAverage, KeepLast:
+	default:
+		bad("average.keep %q is not one of %s, %s, %s", r.Average.Keep, KeepBetter, KeepAverage, KeepLast)
+	}
+	if r.Train.PeakGFLOPs < 0 || math.IsInf(r.Train.PeakGFLOPs, 0) || math.IsNaN(r.Train.PeakGFLOPs) {
+		bad("train.peak_gflop_per_s must be a finite number >= 0 (0 = unknown), got %v", r.Train.PeakGFLOPs)
 	}
 	for i, st := range r.Stages {
 		where := fmt.Sprintf("stages[%d]", i)

@@ -52,6 +52,10 @@ type Stage struct {
 	// FLOPsPerToken, when positive, reports the gflop_per_s metric (and
 	// mfu, with Options.PeakFLOPs).
 	FLOPsPerToken float64
+	// CheckpointEvery, when positive, replaces Options.CheckpointEvery in
+	// this stage, counted from the stage's first step (e.g. evenly spaced
+	// checkpoints of an annealing stage, to average).
+	CheckpointEvery int
 }
 
 // StepResult is what a trainer's step computed.
@@ -515,13 +519,25 @@ func (e *Engine) runStage(ctx context.Context, si int) (interrupted bool, err er
 				return false, err
 			}
 		}
-		if e.opt.CheckpointEvery > 0 && e.step%e.opt.CheckpointEvery == 0 || e.step == s.End {
+		if e.checkpointDue(s, start) {
 			if err := e.save(); err != nil {
 				return false, err
 			}
 		}
 	}
 	return false, nil
+}
+
+// checkpointDue reports whether the step just done in stage s (which
+// began at global step start) is saved.
+func (e *Engine) checkpointDue(s *Stage, start int) bool {
+	if e.step == s.End {
+		return true
+	}
+	if s.CheckpointEvery > 0 {
+		return (e.step-start)%s.CheckpointEvery == 0
+	}
+	return e.opt.CheckpointEvery > 0 && e.step%e.opt.CheckpointEvery == 0
 }
 
 // trainStep runs the trainer's step, clips, updates the weights unless

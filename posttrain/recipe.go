@@ -127,6 +127,11 @@ type Train struct {
 	// LogEvery prints a progress line every so many steps when the output
 	// is not a terminal (default 10).
 	LogEvery int `yaml:"log_every"`
+	// PeakGFLOPs is the hardware's peak rate in GFLOP/s that MFU, the
+	// model FLOPs utilisation, is measured against (mfu = gflop_per_s /
+	// peak_gflop_per_s in metrics.jsonl, metrics.png and report.html;
+	// 0 = unknown: no MFU).
+	PeakGFLOPs float64 `yaml:"peak_gflop_per_s"`
 }
 
 // Optim is the optimizer and learning-rate schedule.

@@ -327,7 +327,10 @@ func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 		if err := writeRows(filepath.Join(r.Out, RSPrefDir, name), pref); err != nil {
 			return &total, err
 		}
-		data, _ := json.Marshal(st)
+		data, err := json.Marshal(st)
+		if err != nil {
+			return &total, err
+		}
 		if err := atomicfile.WriteFile(statsPath, data, 0o644); err != nil {
 			return &total, err
 		}
@@ -335,11 +338,14 @@ func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 		log.Info("rejection sampling", "chunk", c+1, "of", nChunks, "prompts", st.Prompts, "passed", fmt.Sprintf("%d/%d", st.Passed, st.Samples),
 			"sft_rows", st.SFTRows, "pairs", st.Pairs, "tokens_per_s", fmt.Sprintf("%.0f", float64(st.SampledTokens)/st.Seconds))
 	}
-	data, _ := json.MarshalIndent(total, "", "  ")
+	data, err := json.MarshalIndent(total, "", "  ")
+	if err != nil {
+		return &total, err
+	}
 	if err := atomicfile.WriteFile(filepath.Join(r.Out, "rs_stats.json"), append(data, '\n'), 0o644); err != nil {
 		return &total, err
 	}
-	return &total, nil
+	return &total, writeRSReport(&r, &total)
 }
 
 // writeRows writes a Parquet file of rows (possibly none) atomically.

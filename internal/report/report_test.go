@@ -5,7 +5,6 @@ import (
 	"image"
 	"image/color"
 	"image/png"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -77,9 +76,6 @@ func TestRenderInChromium(t *testing.T) {
 	if got := img.Bounds().Size(); got != (image.Point{w, h}) {
 		t.Fatalf("screenshot is %v, want %dx%d", got, w, h)
 	}
-	if out := os.Getenv("HERD_REPORT_SHOTS"); out != "" {
-		saveShot(t, img, filepath.Join(out, "report-test.png"))
-	}
 	white := testenv.Pixels(img, color.White, 8)
 	red := testenv.Pixels(img, plotRed, 12)
 	blue := testenv.Pixels(img, ruleBlue, 24)
@@ -97,16 +93,5 @@ func TestRenderInChromium(t *testing.T) {
 	}
 	if dark < 500 {
 		t.Errorf("%d dark pixels: no text was drawn", dark)
-	}
-}
-
-// saveShot keeps a screenshot (HERD_REPORT_SHOTS=DIR) for a person to look at.
-func saveShot(t *testing.T, img image.Image, path string) {
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		t.Fatal(err)
 	}
 }

@@ -26,6 +26,9 @@ import (
 const (
 	RequireTestdataEnv = "HERD_REQUIRE_TESTDATA"
 	RequireToolsEnv    = "HERD_REQUIRE_TOOLS"
+	// ShotsEnv names a folder where Screenshot keeps a copy of every
+	// screenshot, as TEST_NAME.png, for a person to look at.
+	ShotsEnv = "HERD_REPORT_SHOTS"
 )
 
 // Testdata checks that the reference data at path (a file or a folder
@@ -63,7 +66,8 @@ func absent(t testing.TB, env, msg string) {
 
 // Screenshot renders the HTML file at path in headless Chromium (Debian's
 // chromium package) in a window of w×h pixels, with no network and no
-// server (a file:// URL), and returns the screenshot. Without Chromium
+// server (a file:// URL), and returns the screenshot (kept in
+// $HERD_REPORT_SHOTS when set). Without Chromium
 // the test skips, or fails under HERD_REQUIRE_TOOLS=1.
 func Screenshot(t testing.TB, path string, w, h int) image.Image {
 	t.Helper()
@@ -91,6 +95,16 @@ func Screenshot(t testing.TB, path string, w, h int) image.Image {
 	img, err := png.Decode(f)
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
+	}
+	if keep := os.Getenv(ShotsEnv); keep != "" {
+		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + ".png"
+		data, err := os.ReadFile(shot)
+		if err == nil {
+			err = os.WriteFile(filepath.Join(keep, name), data, 0o644)
+		}
+		if err != nil {
+			t.Errorf("keep the screenshot in %s: %v", keep, err)
+		}
 	}
 	return img
 }

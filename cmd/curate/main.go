@@ -22,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
@@ -32,6 +33,7 @@ import (
 	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/curate"
 	"github.com/herdml/herd/data/htmltext"
+	"github.com/herdml/herd/internal/report"
 	"github.com/herdml/herd/recipes"
 )
 
@@ -152,6 +154,12 @@ func run(ctx context.Context, args []string) error {
 	res.Stats.PrintFunnel(os.Stdout)
 	removed, kept := res.Stats.Total()
 	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; outputs in %s (recipe %s)\n", kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, res.OutputDir, res.RecipeHash)
+	// The rank that wrote stats.json also writes report.html from it.
+	if err := report.WriteCuration(res.OutputDir); err == nil {
+		fmt.Printf("report: %s\n", filepath.Join(res.OutputDir, report.File))
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("report: %w", err)
+	}
 	return nil
 }
 

@@ -102,14 +102,15 @@ func TestCrashResumeIdentical(t *testing.T) {
 		flags := append([]string{"-recipe", "curate_web", "-out", out}, extra...)
 		return append(flags, "input.paths=["+in+"]", "stages=[normalize, url_dedup, exact_dedup, line_dedup, gopher, minhash]")
 	}
-	root := "/tmp/crt"
-	os.RemoveAll(root)
-	os.MkdirAll(root, 0o755)
+	root := t.TempDir()
 	clean, crashed, killed := filepath.Join(root, "clean"), filepath.Join(root, "crashed"), filepath.Join(root, "killed")
 	if out, err := exec.Command(bin, args(clean)...).CombinedOutput(); err != nil {
 		t.Fatalf("clean run: %v\n%s", err, out)
 	}
 	want := snapshot(t, clean)
+	if html, err := os.ReadFile(filepath.Join(clean, "report.html")); err != nil || !strings.Contains(string(html), "Curation funnel") {
+		t.Fatalf("report.html of the curation: %v", err)
+	}
 
 	out, err := exec.Command(bin, args(crashed, "-fail-after-units", "2")...).CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "injected failure") {

@@ -57,8 +57,8 @@ type RS struct {
 	// K is the number of samples per prompt (default 8; Llama 3 used
 	// 10–30).
 	K           int     `yaml:"k"`
-	Temperature float64 `yaml:"temperature"` // default 0.8
-	TopP        float64 `yaml:"top_p"`       // default 0.95
+	Temperature float64 `yaml:"temperature"` // sampling temperature (default 0.8)
+	TopP        float64 `yaml:"top_p"`       // nucleus sampling: the likeliest tokens with this total probability (default 0.95)
 	// MaxNewTokens bounds a sample (default 32); <|eot_id|> ends it.
 	MaxNewTokens int `yaml:"max_new_tokens"`
 	// Batch is the number of prompts decoded together (default 16): each
@@ -85,7 +85,7 @@ type RS struct {
 	// c mod world); World 0 takes them from the MPI/Slurm/Kubernetes
 	// environment (one process when none is set).
 	Rank  int `yaml:"rank"`
-	World int `yaml:"world"`
+	World int `yaml:"world"` // the number of processes sharing the chunks (see rank)
 }
 
 func (s *RS) defaults() {

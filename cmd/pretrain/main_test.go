@@ -221,7 +221,7 @@ func TestValidateCLI(t *testing.T) {
 	// The -recipe help lists only pretraining recipes.
 	var out, errs bytes.Buffer
 	run(context.Background(), []string{"-h"}, &out, &errs)
-	if h := errs.String(); !strings.Contains(h, "(pretrain_llama3_8b, pretrain_tiny)") || strings.Contains(h, "curate_web") || strings.Contains(h, "dpo_tiny") {
+	if h := errs.String(); !strings.Contains(h, "(pretrain_llama3_8b, pretrain_tiny;") || strings.Contains(h, "curate_web") || strings.Contains(h, "dpo_tiny") {
 		t.Fatalf("help:\n%s", h)
 	}
 }

@@ -7,6 +7,8 @@
 //	curate gen-synthetic -out synth/ -bytes 1G
 //	curate -recipe curate_web -print-recipe             → the resolved recipe (validated; -print-defaults is an alias)
 //	curate validate -recipe curate_web [key=value ...]  → "ok" or the problem (exit 1)
+//	curate -recipe curate_web -explain filters.gopher   → the docs and values of recipe keys
+//	curate cp curate_web my.yaml                        → a shipped recipe, comments and all, to edit
 //
 // Arguments after the flags are key=value overrides of recipe fields; list
 // elements are addressed by index (`stages.0=normalize`).
@@ -28,11 +30,10 @@ import (
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/curate"
 	"github.com/herdml/herd/data/htmltext"
+	"github.com/herdml/herd/internal/cli"
 	"github.com/herdml/herd/internal/report"
 	"github.com/herdml/herd/recipes"
 )
@@ -54,6 +55,8 @@ func main() {
 		err = genSynthetic(ctx, os.Args[2:])
 	case len(os.Args) > 1 && os.Args[1] == "validate":
 		err = validate(os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "cp":
+		err = cli.Copy(tool, os.Args[2:], os.Stdout)
 	default:
 		err = run(ctx, os.Args[1:])
 	}
@@ -72,11 +75,16 @@ func run(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 0, "goroutines for per-document work (overrides workers; 0 = all cores)")
 	printRecipe := fs.Bool("print-recipe", false, "validate the resolved recipe, print it and exit")
 	printDefaults := fs.Bool("print-defaults", false, "the same as -print-recipe (an older name)")
+	explain := fs.String("explain", "", "print the doc and value of a recipe key (filters.gopher.min_words), of every key of a section (filters), or of all keys (all), and exit")
+	fs.Func("threads", "deprecated alias of -workers", func(v string) error {
+		fmt.Fprintln(os.Stderr, "note: -threads is deprecated; use -workers")
+		return fs.Set("workers", v)
+	})
 	verbose := fs.Bool("v", false, "debug logging")
 	waitTimeout := fs.Duration("wait-timeout", time.Hour, "multi-rank: give up when no other rank's file has appeared for this long")
 	failAfter := fs.Int("fail-after-units", 0, "testing: fail after this many units of the first pass")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate cp NAME FILE\n       curate train-classifier [flags]\n       curate gen-synthetic [flags]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -111,6 +119,14 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *explain != "" {
+		text, err := recipes.Explain(tool.Name, cfg, *explain)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.WriteString(text)
+		return err
+	}
 	if *printRecipe || *printDefaults {
 		note, err := check(cfg)
 		if err != nil {
@@ -119,7 +135,7 @@ func run(ctx context.Context, args []string) error {
 		if note != "" {
 			fmt.Fprintln(os.Stderr, "note:", note)
 		}
-		b, err := recipes.Marshal(cfg)
+		b, err := recipes.MarshalDocumented(tool.Name, cfg)
 		if err != nil {
 			return err
 		}
@@ -141,7 +157,8 @@ func run(ctx context.Context, args []string) error {
 	if set["world"] {
 		opt.World = *world
 	}
-	interactive := term.IsTerminal(int(os.Stderr.Fd()))
+	// A bar needs a terminal with a width; elsewhere progress is logged.
+	interactive := cli.SizedTerminal(os.Stderr)
 	if interactive {
 		p := newBars()
 		defer p.wait()

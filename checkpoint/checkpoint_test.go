@@ -509,7 +509,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	// Standalone training-state files, without an optimizer.
 	bare := &TrainingState{Step: 7}
 	sdir := t.TempDir()
-	if err := SaveTrainingState(sdir, bare); err != nil {
+	if err := saveTrainingState(sdir, bare); err != nil {
 		t.Fatal(err)
 	}
 	got, err := LoadTrainingState(sdir, p.Layout)
@@ -527,7 +527,7 @@ func TestTrainingStateErrors(t *testing.T) {
 	l := model.NewLayout(cfg)
 	st, _ := randomState(t, l, 4)
 	dir := t.TempDir()
-	if err := SaveTrainingState(dir, st); err != nil {
+	if err := saveTrainingState(dir, st); err != nil {
 		t.Fatal(err)
 	}
 	// Moments saved for one layout do not load into another.
@@ -551,10 +551,10 @@ func TestTrainingStateErrors(t *testing.T) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
-	if err := SaveTrainingState(t.TempDir(), &TrainingState{Recipe: json.RawMessage(`{x`)}); err == nil {
+	if err := saveTrainingState(t.TempDir(), &TrainingState{Recipe: json.RawMessage(`{x`)}); err == nil {
 		t.Error("invalid recipe JSON accepted")
 	}
-	if err := SaveTrainingState(t.TempDir(), &TrainingState{Optimizer: &OptimizerState{M: model.NewParams(l)}}); err == nil {
+	if err := saveTrainingState(t.TempDir(), &TrainingState{Optimizer: &OptimizerState{M: model.NewParams(l)}}); err == nil {
 		t.Error("optimizer without second moment accepted")
 	}
 }

@@ -248,15 +248,17 @@ const (
 // Default returns the recipe every file is decoded onto: a ~1M-parameter
 // model, sequences of 128, 2048-token batches, AdamW with warmup + cosine.
 func Default() Recipe {
+	adam := optim.DefaultAdamWConfig()
 	return Recipe{
 		Out:  "runs/pretrain",
 		Seed: 1,
 		Model: ModelSpec{HiddenSize: 128, IntermediateSize: 384, NumHiddenLayers: 4, NumAttentionHeads: 4,
 			NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 0,
 			TieWordEmbeddings: true, InitializerRange: 0.02},
-		Data:       Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks, MaxDocTokens: 8192},
-		Train:      Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
-		Optim:      Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipGradNorm: 1},
+		Data:  Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks, MaxDocTokens: 8192},
+		Train: Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
+		Optim: Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine",
+			Beta1: adam.Beta1, Beta2: adam.Beta2, Eps: adam.Eps, WeightDecay: adam.WeightDecay, ClipGradNorm: 1},
 		Eval:       Eval{Every: 100, Tokens: 32768, Batch: 8, SampleTokens: 64, Temperature: 0.8, TopK: 40},
 		Checkpoint: CheckpointSpec{Every: 200, Keep: 3},
 		Average:    Average{Keep: KeepBetter},

@@ -66,8 +66,9 @@ func TestPipeline(t *testing.T) {
 	intArgs := append(append([]string{}, args...), "train.steps=400", "stages=null")
 	intArgs[3] = intDir // the -out flag's value
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // also ends the watcher when the run fails early
 	go func() {
-		for {
+		for ctx.Err() == nil {
 			if recs, err := pretrain.ReadMetrics(filepath.Join(intDir, pretrain.MetricsFile)); err == nil && len(recs) >= 3 {
 				cancel()
 				return

@@ -493,7 +493,10 @@ func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]RSSF
 		}
 		order := rankSamples(sc)
 		best, worst := order[0], order[len(order)-1]
-		all, _ := json.Marshal(sc)
+		all, err := json.Marshal(sc)
+		if err != nil {
+			return nil, nil, st, fmt.Errorf("prompt %d: record the scores: %w", base+i, err)
+		}
 		task, round, mdl, temp, topP, k := p.Task, int32(s.Round), g.r.Model, s.Temperature, s.TopP, int32(s.K)
 		sft = append(sft, RSSFTRow{Prompt: p.Text, Completion: sc[best].Response, Task: task, Round: round, Model: mdl,
 			Temperature: temp, TopP: topP, K: k, Score: sampleKey(sc[best]), Scores: string(all)})

@@ -100,7 +100,7 @@ type runner struct {
 
 // Run trains the recipe. An interrupted context saves a checkpoint and
 // returns a Result with Interrupted set.
-func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
+func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
@@ -123,7 +123,10 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 			run.t.close()
 		}
 		if run.e != nil {
-			run.e.Close()
+			// Close flushes metrics.jsonl: a failure there is the run's.
+			if cerr := run.e.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close the run: %w", cerr)
+			}
 		}
 		if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
 			c.Close()

@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 
@@ -139,14 +140,21 @@ func report(w io.Writer, r pretrain.Recipe, res *pretrain.Result) error {
 		return nil
 	}
 	fmt.Fprintf(w, "trained %d steps, %d tokens; last training loss %.4f\n", res.Steps, res.Tokens, res.Loss)
-	if n := len(res.Evals); n > 0 {
-		e := res.Evals[n-1]
-		fmt.Fprintf(w, "held-out loss %.4f nats/token (perplexity %.2f); unigram baseline %.4f\n", e.Loss, e.PPL, res.Unigram)
-		if res.FinalEval > 0 {
-			fmt.Fprintf(w, "final model (averaged) held-out loss %.4f\n", res.FinalEval)
-		}
+	if res.EvalTokens > 0 {
+		fmt.Fprintf(w, "held-out set: %d tokens; unigram baseline %.4f nats/token\n", res.EvalTokens, res.Unigram)
 	}
-	fmt.Fprintf(w, "final model: %s\nmetrics: %s/%s  plot: %s\n", res.Final, r.Out, pretrain.MetricsFile, res.Plot)
+	if res.LastEval > 0 {
+		fmt.Fprintf(w, "held-out loss of the last checkpoint (step %d): %.4f nats/token (perplexity %.2f)\n", res.Steps, res.LastEval, math.Exp(res.LastEval))
+	}
+	if len(res.Averaged) > 0 && res.AverageEval > 0 {
+		fmt.Fprintf(w, "held-out loss of the average of steps %v: %.4f nats/token (perplexity %.2f)\n", res.Averaged, res.AverageEval, math.Exp(res.AverageEval))
+	}
+	fmt.Fprintf(w, "final model: %s (the %s; average.keep = %s)\nmetrics: %s/%s  plot: %s  report: %s\n",
+		res.Final, map[string]string{pretrain.KeepAverage: "average", pretrain.KeepLast: "last checkpoint"}[res.Kept], r.Average.Keep,
+		r.Out, pretrain.MetricsFile, res.Plot, res.Report)
+	if len(res.Samples) > 0 {
+		fmt.Fprintf(w, "\nsamples of the final model:")
+	}
 	for i, s := range res.Samples {
 		fmt.Fprintf(w, "\n--- sample %d ---\n%s%s\n", i+1, s.Prompt, s.Text)
 	}

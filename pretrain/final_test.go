@@ -3,6 +3,7 @@ package pretrain
 import (
 	"bytes"
 	"context"
+	"image/color"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/internal/testenv"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 )
@@ -82,6 +84,17 @@ func TestFinalKeepsBetter(t *testing.T) {
 		if !strings.Contains(string(html), s) {
 			t.Errorf("report.html lacks %q", s)
 		}
+	}
+
+	// The report renders in a browser with its plots: the loss curve's
+	// red (plotutil's first colour) and the panels' green show.
+	shot := testenv.Screenshot(t, filepath.Join(r.Out, "report.html"), 1000, 1600)
+	white := testenv.Pixels(shot, color.White, 8)
+	ema := testenv.Pixels(shot, color.RGBA{241, 90, 96, 255}, 30)
+	green := testenv.Pixels(shot, color.RGBA{122, 195, 106, 255}, 30)
+	t.Logf("report screenshot: white %d, loss curve %d, held-out/gradient-norm green %d pixels", white, ema, green)
+	if white < 1000*1600/3 || ema < 100 || green < 100 {
+		t.Errorf("report.html does not show its plots: white %d, red %d, green %d pixels", white, ema, green)
 	}
 
 	last := r

@@ -1,11 +1,14 @@
 package report
 
 import (
+	"image/color"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 const statsJSON = `{"recipe":"abc","funnel":{"order":["input","gopher"],"stages":{
@@ -37,6 +40,11 @@ func TestCuration(t *testing.T) {
 	html, err := os.ReadFile(filepath.Join(dir, File))
 	if err != nil || !strings.Contains(string(html), "min_words 1, 0.50") {
 		t.Fatalf("report.html: %v\n%s", err, html)
+	}
+	// The page renders: the table's header blue-grey and its text show.
+	shot := testenv.Screenshot(t, filepath.Join(dir, File), 1000, 500)
+	if hdr := testenv.Pixels(shot, color.RGBA{0xe8, 0xee, 0xf6, 255}, 3); hdr < 2000 {
+		t.Errorf("%d pixels of the table header's colour: the funnel table did not render", hdr)
 	}
 	for _, bad := range []string{`{"funnel":{"order":[]}}`, `{"funnel":`, `[]`} {
 		os.WriteFile(filepath.Join(dir, CurationStats), []byte(bad), 0o644)

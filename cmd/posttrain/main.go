@@ -108,14 +108,7 @@ var tool = recipes.ToolNamed("posttrain")
 // load resolves a recipe: the file or shipped recipe, the key=value
 // overrides, then the -out and -workers flags.
 func load(rf *cli.RecipeFlags, overrides []string) (posttrain.Recipe, error) {
-	return cli.Load(rf, posttrain.Default(), overrides, func(r *posttrain.Recipe, out string, workers int) {
-		if out != "" {
-			r.Out = out
-		}
-		if workers >= 0 {
-			r.Workers = workers
-		}
-	})
+	return cli.Load(rf, posttrain.Default(), overrides, func(r *posttrain.Recipe) (*string, *int) { return &r.Out, &r.Workers })
 }
 
 // validate loads and checks a recipe without writing anything.

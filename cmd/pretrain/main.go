@@ -93,14 +93,7 @@ var tool = recipes.ToolNamed("pretrain")
 // load resolves a recipe: the file or shipped recipe, the key=value
 // overrides, then the -out and -workers flags.
 func load(rf *cli.RecipeFlags, overrides []string) (pretrain.Recipe, error) {
-	return cli.Load(rf, pretrain.Default(), overrides, func(r *pretrain.Recipe, out string, workers int) {
-		if out != "" {
-			r.Out = out
-		}
-		if workers >= 0 {
-			r.Workers = workers
-		}
-	})
+	return cli.Load(rf, pretrain.Default(), overrides, func(r *pretrain.Recipe) (*string, *int) { return &r.Out, &r.Workers })
 }
 
 // validate loads and checks a recipe without writing anything.

@@ -127,13 +127,19 @@ func (f *RecipeFlags) setWorkers(s string) error {
 
 // Load resolves the recipe: defaults, the recipe file or shipped recipe
 // (another tool's is refused), the key=value overrides, then -out and
-// -workers through apply.
-func Load[T any](f *RecipeFlags, defaults T, overrides []string, apply func(cfg *T, out string, workers int)) (T, error) {
+// -workers into the fields that fields points to.
+func Load[T any](f *RecipeFlags, defaults T, overrides []string, fields func(cfg *T) (out *string, workers *int)) (T, error) {
 	cfg, err := recipes.LoadFor(f.Tool, f.Recipe, defaults, overrides)
 	if err != nil {
 		return cfg, err
 	}
-	apply(&cfg, f.Out, f.Workers)
+	out, workers := fields(&cfg)
+	if f.Out != "" {
+		*out = f.Out
+	}
+	if f.Workers >= 0 {
+		*workers = f.Workers
+	}
 	return cfg, nil
 }
 

@@ -125,3 +125,20 @@ func Pixels(img image.Image, c color.Color, tol int) int {
 	}
 	return n
 }
+
+// RendersPlots screenshots the report.html at path in headless Chromium
+// (see Screenshot) and fails unless the page is a white document showing
+// gonum plots: enough pixels of plotutil's first two colours (the loss
+// curve's red and the held-out curve's or gradient norm's green).
+func RendersPlots(t testing.TB, path string) {
+	t.Helper()
+	const w, h = 1000, 1600
+	shot := Screenshot(t, path, w, h)
+	white := Pixels(shot, color.White, 8)
+	red := Pixels(shot, color.RGBA{241, 90, 96, 255}, 30)
+	green := Pixels(shot, color.RGBA{122, 195, 106, 255}, 30)
+	t.Logf("%s in Chromium: white %d, plot red %d, plot green %d pixels", path, white, red, green)
+	if white < w*h/3 || red < 100 || green < 100 {
+		t.Errorf("%s does not show its plots: white %d, red %d, green %d pixels", path, white, red, green)
+	}
+}

@@ -79,7 +79,7 @@ func TestFinalKeepsBetter(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, s := range []string{"average of the checkpoints", "last checkpoint (step 12)", "kept the " + want, `src="data:image/png;base64,`} {
+	for _, s := range []string{"average of the checkpoints", "last checkpoint (step 12)", "final/ is the " + keptName(want), `src="data:image/png;base64,`} {
 		if !strings.Contains(string(html), s) {
 			t.Errorf("report.html lacks %q", s)
 		}

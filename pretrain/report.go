@@ -49,7 +49,7 @@ func (run *runner) writeReport() error {
 				row("average of the checkpoints", res.AverageEval, res.Kept == KeepAverage)
 			}
 			row(fmt.Sprintf("last checkpoint (step %d)", res.Steps), res.LastEval, res.Kept == KeepLast)
-			fin.Text = fmt.Sprintf("average.keep = %s: kept the %s.", run.r.Average.Keep, res.Kept)
+			fin.Text = fmt.Sprintf("average.keep = %s: final/ is the %s.", run.r.Average.Keep, keptName(res.Kept))
 		}
 		page.Sections = append(page.Sections, fin)
 	}
@@ -69,4 +69,12 @@ func (run *runner) writeReport() error {
 	}
 	res.Report = filepath.Join(run.r.Out, report.File)
 	return nil
+}
+
+// keptName names the model average.keep kept, for people.
+func keptName(kept string) string {
+	if kept == KeepLast {
+		return "last checkpoint"
+	}
+	return "average of the checkpoints"
 }

@@ -175,7 +175,7 @@ func report(w io.Writer, r posttrain.Recipe, res *posttrain.Result) error {
 	show("last step", res.Metrics, "rewards/accuracies", "rewards/margins", "nll", "accuracy", "margin")
 	show("held-out", res.Eval, "eval_loss", "eval_accuracy", "eval_margin", "eval_rewards/accuracies", "eval_rewards/margins", "eval_nll")
 	fmt.Fprintf(w, "data: %s\n", res.Data.String())
-	fmt.Fprintf(w, "final model: %s\nmetrics: %s  plot: %s\n", res.Final, filepath.Join(r.Out, posttrain.MetricsFile), res.Plot)
+	fmt.Fprintf(w, "final model: %s\nmetrics: %s  plot: %s  report: %s\n", res.Final, filepath.Join(r.Out, posttrain.MetricsFile), res.Plot, filepath.Join(r.Out, "report.html"))
 	return nil
 }
 

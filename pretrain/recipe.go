@@ -48,7 +48,8 @@ type Recipe struct {
 	// continuing from the previous one: e.g. a long-context extension and
 	// an annealing stage.
 	Stages []Stage `yaml:"stages"`
-	// Average is the Polyak averaging of the last checkpoints into final/.
+	// Average is the Polyak averaging of the annealing stage's checkpoints
+	// into final/, and which model final/ keeps.
 	Average Average `yaml:"average"`
 }
 
@@ -221,7 +222,8 @@ type Stage struct {
 	Schedule     string  `yaml:"schedule"`     // cosine, linear, constant or wsd ("" = inherit; anneal: linear to zero)
 }
 
-// Average is the Polyak averaging of checkpoints at the end of the run.
+// Average is the Polyak averaging of checkpoints at the end of the run
+// and the choice of final/.
 type Average struct {
 	// Last is how many checkpoints of the annealing stage (the last stage
 	// of kind anneal; without one, of the last stage) are averaged, as

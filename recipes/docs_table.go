@@ -117,7 +117,7 @@ func docTable(tool string) map[string]string {
 		}
 	case "pretrain":
 		return map[string]string{
-			"average":                             "Average is the Polyak averaging of the last checkpoints into final/.",
+			"average":                             "Average is the Polyak averaging of the annealing stage's checkpoints into final/, and which model final/ keeps.",
 			"average.keep":                        "Keep says which model becomes final/: \"better\" (default) evaluates the average and the last checkpoint on the held-out set and keeps the one with the lower loss, \"average\" always keeps the average, \"last\" the last checkpoint. Both losses are logged, written to metrics.jsonl (final_eval) and shown in report.html.",
 			"average.last":                        "Last is how many checkpoints of the annealing stage (the last stage of kind anneal; without one, of the last stage) are averaged, as Llama 3 does. With an annealing stage, its checkpoints are spaced evenly over it (every steps/last steps), so the average never mixes in weights of another stage. 0 or 1: no average (must not exceed checkpoint.keep).",
 			"checkpoint":                          "CheckpointSpec says when checkpoints are written.",

@@ -131,8 +131,11 @@ type Options struct {
 	// MaxBadSteps is how many consecutive non-finite steps stop the run
 	// (at least 1).
 	MaxBadSteps int
-	// LogEvery logs every LogEvery-th step when there is no progress bar.
-	LogEvery int
+	// LogEvery logs every LogEvery-th step when there is no progress bar;
+	// LogInterval (default 30 s) also logs a step when that long has
+	// passed since the last line, so slow steps still show progress.
+	LogEvery    int
+	LogInterval time.Duration
 	// EvalEvery calls the Eval and Samples hooks every EvalEvery steps
 	// (0: only at the end).
 	EvalEvery int
@@ -208,12 +211,13 @@ type Engine struct {
 	metrics *metricsLog
 	resumed bool
 
-	step    int   // steps done
-	tokens  int64 // training tokens seen after step
-	saved   int   // step of the newest checkpoint (-1 none)
-	bad     int   // consecutive skipped steps
-	started int   // step when this session started
-	startT  int64 // tokens when this session started
+	step    int       // steps done
+	tokens  int64     // training tokens seen after step
+	saved   int       // step of the newest checkpoint (-1 none)
+	bad     int       // consecutive skipped steps
+	started int       // step when this session started
+	logged  time.Time // when the last step line was logged
+	startT  int64     // tokens when this session started
 	start   time.Time
 	vals    checkpoint.Metrics // a train record's values, reused
 	res     Result
@@ -615,7 +619,12 @@ func (e *Engine) report(rec Record) {
 		bar.update(rec.Step, rec.Stage, v["loss"], v["tokens_per_s"])
 		return
 	}
-	if e.opt.LogEvery > 0 && rec.Step%e.opt.LogEvery == 0 || rec.Step == e.started+1 {
+	interval := e.opt.LogInterval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	if e.opt.LogEvery > 0 && rec.Step%e.opt.LogEvery == 0 || rec.Step == e.started+1 || time.Since(e.logged) >= interval {
+		e.logged = time.Now()
 		e.log.Info("step", "step", rec.Step, "stage", rec.Stage, "loss", fmt.Sprintf("%.4f", v["loss"]),
 			"lr", fmt.Sprintf("%.3g", v["lr"]), "grad_norm", fmt.Sprintf("%.3f", v["grad_norm"]),
 			"tokens_per_s", fmt.Sprintf("%.0f", v["tokens_per_s"]), "gflop_per_s", fmt.Sprintf("%.1f", v["gflop_per_s"]))

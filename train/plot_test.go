@@ -1,15 +1,18 @@
 package train
 
 import (
+	"bytes"
 	"context"
 	"image"
 	"image/png"
+	"log/slog"
 	"math"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/herdml/herd/checkpoint"
 )
@@ -121,5 +124,27 @@ func TestLegacyMetrics(t *testing.T) {
 	}
 	if recs[2].Values["gflop_per_s"] != 2 {
 		t.Fatalf("a line with both keys keeps the new one: %+v", recs[2])
+	}
+}
+
+// TestLogInterval: without a progress bar, a step line is logged every
+// LogEvery steps and also whenever LogInterval has passed since the last
+// one, so a run of slow steps still shows progress.
+func TestLogInterval(t *testing.T) {
+	for _, c := range []struct {
+		interval time.Duration
+		want     int
+	}{{time.Hour, 1}, {time.Nanosecond, 8}} {
+		var buf bytes.Buffer
+		_, _, err := runToy(t, context.Background(), filepath.Join(t.TempDir(), "run"), func(o *Options) {
+			o.LogEvery, o.LogInterval = 1000, c.interval
+			o.Logger = slog.New(slog.NewTextHandler(&buf, nil))
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.Count(buf.String(), "msg=step "); got != c.want {
+			t.Errorf("interval %v: %d step lines, want %d\n%s", c.interval, got, c.want, buf.String())
+		}
 	}
 }

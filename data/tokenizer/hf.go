@@ -580,4 +580,3 @@ func tokenName(raw json.RawMessage, def string) (string, error) {
 	}
 	return at.Content, nil
 }
-

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/checkpoint/safetensors"
+	"github.com/herdml/herd/internal/testenv"
 	"github.com/herdml/herd/model"
 )
 
@@ -177,9 +178,7 @@ func checkIndex(t *testing.T, dir string, l *model.Layout, dt safetensors.DType,
 // (untied and tied), and checks that saving them again reproduces the
 // reference weights file byte for byte.
 func TestReferenceModels(t *testing.T) {
-	if _, err := os.Stat(refDir); os.IsNotExist(err) {
-		t.Skipf("reference data %s is absent", refDir)
-	}
+	testenv.Testdata(t, refDir)
 	for _, name := range []string{"tiny-a", "tiny-b"} {
 		t.Run(name, func(t *testing.T) {
 			src := filepath.Join(refDir, name)
@@ -510,7 +509,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	// Standalone training-state files, without an optimizer.
 	bare := &TrainingState{Step: 7}
 	sdir := t.TempDir()
-	if err := SaveTrainingState(sdir, bare); err != nil {
+	if err := saveTrainingState(sdir, bare); err != nil {
 		t.Fatal(err)
 	}
 	got, err := LoadTrainingState(sdir, p.Layout)
@@ -528,7 +527,7 @@ func TestTrainingStateErrors(t *testing.T) {
 	l := model.NewLayout(cfg)
 	st, _ := randomState(t, l, 4)
 	dir := t.TempDir()
-	if err := SaveTrainingState(dir, st); err != nil {
+	if err := saveTrainingState(dir, st); err != nil {
 		t.Fatal(err)
 	}
 	// Moments saved for one layout do not load into another.
@@ -552,10 +551,10 @@ func TestTrainingStateErrors(t *testing.T) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}
-	if err := SaveTrainingState(t.TempDir(), &TrainingState{Recipe: json.RawMessage(`{x`)}); err == nil {
+	if err := saveTrainingState(t.TempDir(), &TrainingState{Recipe: json.RawMessage(`{x`)}); err == nil {
 		t.Error("invalid recipe JSON accepted")
 	}
-	if err := SaveTrainingState(t.TempDir(), &TrainingState{Optimizer: &OptimizerState{M: model.NewParams(l)}}); err == nil {
+	if err := saveTrainingState(t.TempDir(), &TrainingState{Optimizer: &OptimizerState{M: model.NewParams(l)}}); err == nil {
 		t.Error("optimizer without second moment accepted")
 	}
 }

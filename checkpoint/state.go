@@ -173,10 +173,10 @@ type optimizerJSON struct {
 	File string `json:"file"`
 }
 
-// SaveTrainingState writes trainer_state.json (and, with optimizer state,
+// saveTrainingState writes trainer_state.json (and, with optimizer state,
 // optimizer.safetensors, F32) into the existing directory dir, each file
 // atomically. Save writes the same files as part of a whole checkpoint.
-func SaveTrainingState(dir string, st *TrainingState) error {
+func saveTrainingState(dir string, st *TrainingState) error {
 	if err := writeTrainingState(fileSink{dir: dir}, st); err != nil {
 		return fmt.Errorf("save training state in %s: %w", dir, err)
 	}

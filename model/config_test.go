@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 func TestConfigValidate(t *testing.T) {
@@ -62,9 +64,10 @@ func TestConfigValidate(t *testing.T) {
 func TestConfigRoundTrip(t *testing.T) {
 	for _, name := range []string{"tiny-a", "tiny-b"} {
 		path := "../../shared/testdata/llama-ref/" + name + "/config.json"
+		testenv.Testdata(t, path)
 		raw, err := os.ReadFile(path)
 		if err != nil {
-			t.Skipf("reference data absent: %v", err)
+			t.Fatal(err)
 		}
 		c, err := ParseConfig(raw)
 		if err != nil {

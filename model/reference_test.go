@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/internal/testenv"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 )
@@ -23,9 +24,7 @@ type refLogits struct {
 func loadRef(t testing.TB, name string, be kernels.Backend) (*model.Model, []int32, refLogits) {
 	t.Helper()
 	dir := filepath.Join(refDir, name)
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("reference data %s is absent: %v", dir, err)
-	}
+	testenv.Testdata(t, dir)
 	cfg, params, err := checkpoint.LoadModel(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -112,16 +112,6 @@ func NewAdamW(l *model.Layout, cfg AdamWConfig, backend kernels.Backend) (*AdamW
 	return o, nil
 }
 
-// DecayMaskFunc builds a decay mask for AdamWConfig.Decay from a rule on
-// each tensor, e.g. to exclude embeddings as well as norms.
-func DecayMaskFunc(l *model.Layout, decay func(t model.TensorInfo) bool) []bool {
-	m := make([]bool, len(l.Tensors))
-	for i, t := range l.Tensors {
-		m[i] = decay(t)
-	}
-	return m
-}
-
 // SetState restores the update count and moments (e.g. from a
 // checkpoint). The buffers are adopted, not copied; they must match the
 // optimizer's layout.

@@ -55,9 +55,10 @@ func TestAdamWAgainstFloat64(t *testing.T) {
 	l := tinyLayout()
 	cpu := kernels.NewCPU(2)
 	defer cpu.Close()
-	noEmbed := DecayMaskFunc(l, func(ti model.TensorInfo) bool {
-		return len(ti.Shape) == 2 && ti.Name != "model.embed_tokens.weight"
-	})
+	noEmbed := make([]bool, len(l.Tensors)) // decay 2-D weights but the embeddings
+	for i, ti := range l.Tensors {
+		noEmbed[i] = len(ti.Shape) == 2 && ti.Name != "model.embed_tokens.weight"
+	}
 	tests := []struct {
 		name    string
 		cfg     AdamWConfig

@@ -127,6 +127,11 @@ type Train struct {
 	// LogEvery prints a progress line every so many steps when the output
 	// is not a terminal (default 10).
 	LogEvery int `yaml:"log_every"`
+	// PeakGFLOPs is the hardware's peak rate in GFLOP/s that MFU, the
+	// model FLOPs utilisation, is measured against (mfu = gflop_per_s /
+	// peak_gflop_per_s in metrics.jsonl, metrics.png and report.html;
+	// 0 = unknown: no MFU).
+	PeakGFLOPs float64 `yaml:"peak_gflop_per_s"`
 }
 
 // Optim is the optimizer and learning-rate schedule.
@@ -136,10 +141,10 @@ type Optim struct {
 	Warmup int     `yaml:"warmup_steps"` // linear warmup steps (default 0; at most train.steps)
 	// Schedule is "cosine" (default), "linear" (to zero) or "constant".
 	Schedule    string  `yaml:"schedule"`
-	Beta1       float64 `yaml:"beta1"` // default 0.9
-	Beta2       float64 `yaml:"beta2"` // default 0.95
-	Eps         float64 `yaml:"eps"`   // default 1e-8
-	WeightDecay float64 `yaml:"weight_decay"`
+	Beta1       float64 `yaml:"beta1"`        // AdamW decay of the gradient mean (default 0.9)
+	Beta2       float64 `yaml:"beta2"`        // AdamW decay of the squared-gradient mean (default 0.95)
+	Eps         float64 `yaml:"eps"`          // AdamW denominator epsilon (default 1e-8)
+	WeightDecay float64 `yaml:"weight_decay"` // AdamW's decoupled weight decay (default 0)
 	// ClipGradNorm clips the global gradient norm (0 = no clipping;
 	// default 1).
 	ClipGradNorm float64 `yaml:"clip_grad_norm"`

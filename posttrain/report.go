@@ -2,10 +2,9 @@ package posttrain
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"html/template"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -17,7 +16,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/herdml/herd/internal/atomicfile"
-	"github.com/herdml/herd/train"
+	"github.com/herdml/herd/internal/report"
 )
 
 // evalTable renders the stage evaluations as a text table: one row per
@@ -127,35 +126,6 @@ func plotPass1(evals []StageEval, path string) error {
 	return p.Save(9*vg.Inch, 5*vg.Inch, path)
 }
 
-var reportHTML = template.Must(template.New("report").Parse(`<!doctype html>
-<html><head><meta charset="utf-8"><title>herd pipeline report</title>
-<style>body{font-family:sans-serif;margin:2em;max-width:64em}pre{background:#f4f4f4;padding:1em;overflow-x:auto}
-img{max-width:100%}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:2px 8px;text-align:right}
-td.l,th.l{text-align:left}.pass{color:#070}.fail{color:#a00}</style>
-</head><body>
-<h1>herd pipeline report</h1>
-{{with .Curation}}<h2>Curation</h2>
-<p>Documents and bytes entering and leaving each stage (<code>{{.Dir}}/stats.json</code>).</p>
-<table><tr><th class="l">stage</th><th>docs in</th><th>docs out</th><th>MB in</th><th>MB out</th><th class="l">removed</th></tr>
-{{range .Stages}}<tr><td class="l">{{.Name}}</td><td>{{.InDocs}}</td><td>{{.OutDocs}}</td><td>{{printf "%.1f" .InMB}}</td><td>{{printf "%.1f" .OutMB}}</td><td class="l">{{.Removed}}</td></tr>
-{{end}}</table>{{end}}
-{{with .Pretrain}}<h2>Pretraining</h2>
-<p>Run <code>{{.Dir}}</code>{{if .Eval}}; last held-out loss {{printf "%.4f" .Eval}} nats/token{{end}}.</p>
-{{if .Plot}}<img alt="pretraining loss" src="data:image/png;base64,{{.Plot}}">{{end}}
-{{if .Samples}}<p>Samples at the last evaluation:</p>{{range .Samples}}<pre>{{.}}</pre>{{end}}{{end}}{{end}}
-<h2>Post-training rounds</h2>
-<p>Held-out pass@1 (greedy) on the built-in tasks after every stage; reward-model rows show the accuracy on held-out (correct, wrong) answer pairs. Final model: <code>{{.Final}}</code>.</p>
-<pre>{{.Table}}</pre>
-{{if .Plot}}<img alt="pass@1 by stage" src="data:image/png;base64,{{.Plot}}">{{end}}
-{{with .Examples}}<h2>Final model's answers</h2>
-<table><tr><th class="l">prompt</th><th class="l">response</th><th class="l">verdict</th></tr>
-{{range .}}<tr><td class="l">{{.Prompt}}</td><td class="l">{{.Response}}</td><td class="l">{{if .Pass}}<span class="pass">correct</span>{{else}}<span class="fail">wrong</span>{{end}}</td></tr>
-{{end}}</table>{{end}}
-<h2>Stages</h2>
-<ul>{{range .Evals}}<li>round {{.Round}} {{.Stage}}: <code>{{.Model}}</code></li>{{end}}</ul>
-</body></html>
-`))
-
 // reportInputs are where the report finds the earlier parts of the
 // pipeline.
 type reportInputs struct {
@@ -163,71 +133,29 @@ type reportInputs struct {
 	pretrainModel string // the model round 1 starts from (a pretraining run's final/)
 }
 
-type funnelRow struct {
-	Name            string
-	InDocs, OutDocs int64
-	InMB, OutMB     float64
-	Removed         string
-}
-
-// curationFunnel reads a curation directory's stats.json funnel.
-func curationFunnel(dir string) (any, error) {
-	var st struct {
-		Funnel struct {
-			Order  []string `json:"order"`
-			Stages map[string]struct {
-				In      struct{ Docs, Bytes int64 }     `json:"in"`
-				Out     struct{ Docs, Bytes int64 }     `json:"out"`
-				Removed map[string]struct{ Docs int64 } `json:"removed"`
-			} `json:"stages"`
-		} `json:"funnel"`
-	}
-	if err := readJSON(filepath.Join(dir, "stats.json"), &st); err != nil {
-		return nil, err
-	}
-	var rows []funnelRow
-	for _, name := range st.Funnel.Order {
-		sg := st.Funnel.Stages[name]
-		var removed []string
-		for reason, r := range sg.Removed {
-			removed = append(removed, fmt.Sprintf("%s %d", reason, r.Docs))
-		}
-		slices.Sort(removed)
-		rows = append(rows, funnelRow{Name: name, InDocs: sg.In.Docs, OutDocs: sg.Out.Docs,
-			InMB: float64(sg.In.Bytes) / 1e6, OutMB: float64(sg.Out.Bytes) / 1e6, Removed: strings.Join(removed, ", ")})
-	}
-	return map[string]any{"Dir": dir, "Stages": rows}, nil
-}
-
 // pretrainSection describes the pretraining run a model directory belongs
 // to (its parent, when it holds metrics.jsonl), or nil.
-func pretrainSection(modelDir string) any {
+func pretrainSection(modelDir string) (*report.Section, error) {
 	dir := filepath.Dir(filepath.Clean(modelDir))
-	recs, err := train.ReadMetrics(filepath.Join(dir, MetricsFile))
+	if _, err := os.Stat(filepath.Join(dir, MetricsFile)); err != nil {
+		return nil, nil
+	}
+	s, err := report.Training(dir)
 	if err != nil {
-		return nil
+		return nil, err
 	}
-	out := map[string]any{"Dir": dir}
-	for _, r := range recs {
-		if v, ok := r.Values["eval_loss"]; ok && (r.Kind == "eval" || r.Kind == "final_eval") {
-			out["Eval"] = v
-		}
-	}
-	if data, err := os.ReadFile(filepath.Join(dir, "loss.png")); err == nil {
-		out["Plot"] = base64.StdEncoding.EncodeToString(data)
-	}
+	s.Title = "Pretraining"
+	s.Text = "Run " + dir + "."
 	if data, err := os.ReadFile(filepath.Join(dir, "samples.jsonl")); err == nil {
 		lines := strings.Split(strings.TrimSpace(string(data)), "\n")
-		var samples []string
 		for _, l := range lines[max(0, len(lines)-2):] {
 			var smp struct{ Prompt, Text string }
 			if json.Unmarshal([]byte(l), &smp) == nil && smp.Prompt != "" {
-				samples = append(samples, smp.Prompt+smp.Text)
+				s.Pre = append(s.Pre, smp.Prompt+smp.Text)
 			}
 		}
-		out["Samples"] = samples
 	}
-	return out
+	return &s, nil
 }
 
 // writeRoundsReport writes eval.jsonl, eval.txt, pass1.png and
@@ -251,30 +179,107 @@ func writeRoundsReport(dir string, res *RoundsResult, in reportInputs) error {
 	if err := plotPass1(res.Evals, png); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	var img string
-	if data, err := os.ReadFile(png); err == nil {
-		res.Plot = png
-		img = base64.StdEncoding.EncodeToString(data)
+	rounds := report.Section{Title: "Post-training rounds",
+		Text: "Held-out pass@1 (greedy) on the built-in tasks after every stage; reward-model rows show the accuracy on held-out (correct, wrong) answer pairs. Final model: " + res.Final + ".",
+		Pre:  []string{res.Table}}
+	img, ok, err := report.ImageFile(png, "pass@1 by stage")
+	if err != nil {
+		return err
 	}
-	var page bytes.Buffer
-	data := map[string]any{"Final": res.Final, "Table": res.Table, "Plot": img, "Evals": res.Evals,
-		"Pretrain": pretrainSection(in.pretrainModel)}
+	if ok {
+		res.Plot = png
+		rounds.Images = []report.Image{img}
+	}
+	page := report.Page{Title: "herd pipeline report", Dir: dir}
 	if in.curation != "" {
-		f, err := curationFunnel(in.curation)
+		c, err := report.Curation(in.curation)
 		if err != nil {
 			return fmt.Errorf("report: curation funnel: %w", err)
 		}
-		data["Curation"] = f
+		page.Sections = append(page.Sections, c)
 	}
+	pre, err := pretrainSection(in.pretrainModel)
+	if err != nil {
+		return fmt.Errorf("report: pretraining run: %w", err)
+	}
+	if pre != nil {
+		page.Sections = append(page.Sections, *pre)
+	}
+	page.Sections = append(page.Sections, rounds)
 	if n := len(res.Evals); n > 0 {
-		var ex []TaskExample
+		ex := &report.Table{Header: []string{"prompt", "response", "verdict"}}
 		for _, t := range res.Evals[n-1].Tasks {
-			ex = append(ex, t.Examples...)
+			for _, e := range t.Examples {
+				v := "wrong"
+				if e.Pass {
+					v = "correct"
+				}
+				ex.Rows = append(ex.Rows, []string{e.Prompt, e.Response, v})
+			}
 		}
-		data["Examples"] = ex
+		if len(ex.Rows) > 0 {
+			page.Sections = append(page.Sections, report.Section{Title: "Final model's answers", Table: ex})
+		}
 	}
-	if err := reportHTML.Execute(&page, data); err != nil {
+	stages := &report.Table{Header: []string{"round", "stage", "model"}}
+	for _, e := range res.Evals {
+		stages.Rows = append(stages.Rows, []string{fmt.Sprint(e.Round), e.Stage, e.Model})
+	}
+	page.Sections = append(page.Sections, report.Section{Title: "Stages", Table: stages})
+	return report.Write(dir, page)
+}
+
+// writeRunReport writes report.html of an sft, rm or dpo run: the
+// training section (metrics, plots), the last held-out evaluation, the
+// data read and final/.
+func (run *runner) writeRunReport() error {
+	tr, err := report.Training(run.r.Out)
+	if err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, "report.html"), page.Bytes(), 0o644)
+	tr.Facts = append([]report.Fact{{Name: "kind", Value: run.r.Kind}, {Name: "starting model", Value: run.r.Model}}, tr.Facts...)
+	if p := run.r.Train.PeakGFLOPs; p > 0 {
+		tr.Facts = append(tr.Facts, report.Fact{Name: "MFU peak (train.peak_gflop_per_s)", Value: fmt.Sprintf("%g GFLOP/s", p)})
+	}
+	if d := run.res.Data.String(); d != "" {
+		tr.Facts = append(tr.Facts, report.Fact{Name: "training rows read (this session)", Value: d})
+	}
+	page := report.Page{Title: "herd post-training run (" + run.r.Kind + ")", Dir: run.r.Out, Sections: []report.Section{tr}}
+	if len(run.res.Eval) > 0 {
+		ev := report.Section{Title: "Last held-out evaluation", Table: &report.Table{Header: []string{"metric", "value"}}}
+		for _, k := range slices.Sorted(maps.Keys(run.res.Eval)) {
+			ev.Table.Rows = append(ev.Table.Rows, []string{k, fmt.Sprintf("%.4g", run.res.Eval[k])})
+		}
+		page.Sections = append(page.Sections, ev)
+	}
+	if run.res.Final != "" {
+		page.Sections = append(page.Sections, report.Section{Title: "Final model", Facts: []report.Fact{{Name: "directory", Value: run.res.Final}}})
+	}
+	return report.Write(run.r.Out, page)
+}
+
+// writeRSReport writes report.html of a rejection-sampling run from its
+// counts.
+func writeRSReport(r *Recipe, st *RSStats) error {
+	pct := func(a, b int) string {
+		if b == 0 {
+			return "-"
+		}
+		return fmt.Sprintf("%.1f%%", 100*float64(a)/float64(b))
+	}
+	s := report.Section{Title: "Rejection sampling", Facts: []report.Fact{
+		{Name: "policy model", Value: r.Model},
+		{Name: "chunks", Value: fmt.Sprint(st.Chunks)},
+		{Name: "prompts", Value: fmt.Sprint(st.Prompts)},
+		{Name: "samples", Value: fmt.Sprintf("%d (%d tokens)", st.Samples, st.SampledTokens)},
+		{Name: "samples a verifier passed", Value: fmt.Sprintf("%d (%s)", st.Passed, pct(st.Passed, st.Samples))},
+		{Name: "prompts dropped (every sample failed)", Value: fmt.Sprintf("%d (%s)", st.AllFailed, pct(st.AllFailed, st.Prompts))},
+		{Name: "SFT rows kept (best response)", Value: fmt.Sprint(st.SFTRows)},
+		{Name: "preference pairs kept", Value: fmt.Sprint(st.Pairs)},
+		{Name: "pairs dropped (rs.min_gap or equal scores)", Value: fmt.Sprint(st.CloseDropped)},
+	}}
+	if st.Seconds > 0 {
+		s.Facts = append(s.Facts, report.Fact{Name: "sampling speed (this session)", Value: fmt.Sprintf("%.0f tokens/s", float64(st.SampledTokens)/st.Seconds)})
+	}
+	return report.Write(r.Out, report.Page{Title: "herd post-training run (rs)", Dir: r.Out, Sections: []report.Section{s}})
 }

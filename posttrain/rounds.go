@@ -34,13 +34,13 @@ type Rounds struct {
 	// SFTData and PrefData are the initial SFT rows and preference pairs
 	// (paths as in data.paths), used from the first round on.
 	SFTData  []string `yaml:"sft_data"`
-	PrefData []string `yaml:"pref_data"`
+	PrefData []string `yaml:"pref_data"` // the initial preference pairs (see sft_data)
 	// SFT, RM, RS and DPO are key=value overrides of each stage's recipe
 	// (the stage's kind, model, data.paths and out are set by the round).
 	SFT []string `yaml:"sft"`
-	RM  []string `yaml:"rm"`
-	RS  []string `yaml:"rs"`
-	DPO []string `yaml:"dpo"`
+	RM  []string `yaml:"rm"`  // key=value overrides of each round's reward-model recipe
+	RS  []string `yaml:"rs"`  // key=value overrides of each round's rejection-sampling recipe
+	DPO []string `yaml:"dpo"` // key=value overrides of each round's DPO recipe
 	// Tasks are the built-in task families rejection sampling draws
 	// prompts from and every stage is evaluated on (default all).
 	Tasks []string `yaml:"tasks"`

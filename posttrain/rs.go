@@ -57,8 +57,8 @@ type RS struct {
 	// K is the number of samples per prompt (default 8; Llama 3 used
 	// 10–30).
 	K           int     `yaml:"k"`
-	Temperature float64 `yaml:"temperature"` // default 0.8
-	TopP        float64 `yaml:"top_p"`       // default 0.95
+	Temperature float64 `yaml:"temperature"` // sampling temperature (default 0.8)
+	TopP        float64 `yaml:"top_p"`       // nucleus sampling: the likeliest tokens with this total probability (default 0.95)
 	// MaxNewTokens bounds a sample (default 32); <|eot_id|> ends it.
 	MaxNewTokens int `yaml:"max_new_tokens"`
 	// Batch is the number of prompts decoded together (default 16): each
@@ -85,7 +85,7 @@ type RS struct {
 	// c mod world); World 0 takes them from the MPI/Slurm/Kubernetes
 	// environment (one process when none is set).
 	Rank  int `yaml:"rank"`
-	World int `yaml:"world"`
+	World int `yaml:"world"` // the number of processes sharing the chunks (see rank)
 }
 
 func (s *RS) defaults() {
@@ -327,7 +327,10 @@ func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 		if err := writeRows(filepath.Join(r.Out, RSPrefDir, name), pref); err != nil {
 			return &total, err
 		}
-		data, _ := json.Marshal(st)
+		data, err := json.Marshal(st)
+		if err != nil {
+			return &total, err
+		}
 		if err := atomicfile.WriteFile(statsPath, data, 0o644); err != nil {
 			return &total, err
 		}
@@ -335,11 +338,14 @@ func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 		log.Info("rejection sampling", "chunk", c+1, "of", nChunks, "prompts", st.Prompts, "passed", fmt.Sprintf("%d/%d", st.Passed, st.Samples),
 			"sft_rows", st.SFTRows, "pairs", st.Pairs, "tokens_per_s", fmt.Sprintf("%.0f", float64(st.SampledTokens)/st.Seconds))
 	}
-	data, _ := json.MarshalIndent(total, "", "  ")
+	data, err := json.MarshalIndent(total, "", "  ")
+	if err != nil {
+		return &total, err
+	}
 	if err := atomicfile.WriteFile(filepath.Join(r.Out, "rs_stats.json"), append(data, '\n'), 0o644); err != nil {
 		return &total, err
 	}
-	return &total, nil
+	return &total, writeRSReport(&r, &total)
 }
 
 // writeRows writes a Parquet file of rows (possibly none) atomically.
@@ -487,7 +493,10 @@ func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]RSSF
 		}
 		order := rankSamples(sc)
 		best, worst := order[0], order[len(order)-1]
-		all, _ := json.Marshal(sc)
+		all, err := json.Marshal(sc)
+		if err != nil {
+			return nil, nil, st, fmt.Errorf("prompt %d: record the scores: %w", base+i, err)
+		}
 		task, round, mdl, temp, topP, k := p.Task, int32(s.Round), g.r.Model, s.Temperature, s.TopP, int32(s.K)
 		sft = append(sft, RSSFTRow{Prompt: p.Text, Completion: sc[best].Response, Task: task, Round: round, Model: mdl,
 			Temperature: temp, TopP: topP, K: k, Score: sampleKey(sc[best]), Scores: string(all)})

@@ -41,6 +41,10 @@ func TestRSCommandVerifier(t *testing.T) {
 	if len(rows) != 5 {
 		t.Fatalf("%d SFT rows", len(rows))
 	}
+	html, err := os.ReadFile(filepath.Join(r.Out, "report.html"))
+	if err != nil || !strings.Contains(string(html), "<td>samples a verifier passed</td><td>15 (50.0%)</td>") {
+		t.Fatalf("report.html of the run: %v\n%s", err, html)
+	}
 	for _, row := range rows {
 		if row.Task != "max" || !strings.HasPrefix(row.Prompt, "Max:") || row.K != 3 || row.Score != 1 || !strings.Contains(row.Scores, `"pass":true`) {
 			t.Fatalf("row %+v", row)

@@ -100,7 +100,7 @@ type runner struct {
 
 // Run trains the recipe. An interrupted context saves a checkpoint and
 // returns a Result with Interrupted set.
-func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
+func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
@@ -123,7 +123,10 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 			run.t.close()
 		}
 		if run.e != nil {
-			run.e.Close()
+			// Close flushes metrics.jsonl: a failure there is the run's.
+			if cerr := run.e.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close the run: %w", cerr)
+			}
 		}
 		if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
 			c.Close()
@@ -195,7 +198,7 @@ func (run *runner) setup(ctx context.Context) error {
 		MaxBadSteps: r.Train.MaxBadSteps, LogEvery: r.Train.LogEvery, EvalEvery: r.Eval.Every,
 		CheckpointEvery: r.Checkpoint.Every, Keep: r.Checkpoint.Keep,
 		Recipe: recipe, RecipeText: text, CheckRecipe: run.checkRecipe, Extra: run.extra,
-		Eval:   run.evaluate,
+		Eval: run.evaluate, AfterEval: run.afterEval, PeakFLOPs: r.Train.PeakGFLOPs * 1e9,
 		OnStep: run.opt.onStep, StopAt: run.opt.stopAt,
 		Logger: run.log, Progress: run.opt.Progress,
 	}
@@ -377,12 +380,18 @@ func (run *runner) finish() error {
 			}
 		}
 	}
-	png := filepath.Join(run.r.Out, "loss.png")
-	if err := train.PlotLoss(recs, png, filepath.Join(run.r.Out, "loss.svg")); err != nil {
-		return fmt.Errorf("plot: %w", err)
+	return run.afterEval(context.Background(), train.Point{})
+}
+
+// afterEval redraws the plots and report.html (the engine's AfterEval
+// hook, and the end of the run).
+func (run *runner) afterEval(context.Context, train.Point) error {
+	files, err := train.WritePlots(run.r.Out)
+	if err != nil {
+		return err
 	}
-	run.res.Plot = png
-	return nil
+	run.res.Plot = files[0]
+	return run.writeRunReport()
 }
 
 // loaderOptions are the chatdata options of the training split (heldOut

@@ -144,7 +144,10 @@ func (e *EvalSet) Loss(ctx context.Context, m *model.Model) (float64, error) {
 
 // Sample is one generated continuation.
 type Sample struct {
-	Step   int    `json:"step"`
+	Step int `json:"step"`
+	// Model is "final" for the samples of final/ at the end of the run,
+	// empty for those of the weights being trained.
+	Model  string `json:"model,omitempty"`
 	Prompt string `json:"prompt"`
 	Text   string `json:"text"`
 }

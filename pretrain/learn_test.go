@@ -13,6 +13,7 @@ import (
 	"github.com/herdml/herd/data/shard"
 	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/data/tokens/tokenstest"
+	"github.com/herdml/herd/internal/testenv"
 )
 
 // corporaDir is the reference text corpora, relative to this package.
@@ -22,9 +23,7 @@ const corporaDir = "../../shared/testdata/corpora"
 // documents of about size bytes, cut at blank lines.
 func corpusDocs(t testing.TB, limit, size int) []shard.Row {
 	t.Helper()
-	if _, err := os.Stat(corporaDir); err != nil {
-		t.Skipf("reference corpora not available (%s): %v", corporaDir, err)
-	}
+	testenv.Testdata(t, corporaDir)
 	var rows []shard.Row
 	for _, name := range []string{"kjv.txt", "fortunes.txt", "jargon.txt", "debian-reference.en.txt", "dict-devil.txt"} {
 		data, err := os.ReadFile(filepath.Join(corporaDir, name))

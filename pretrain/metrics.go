@@ -18,7 +18,8 @@ type Record struct {
 	LR         float64 `json:"lr,omitempty"`
 	GradNorm   float64 `json:"grad_norm,omitempty"`
 	TokensPerS float64 `json:"tokens_per_s,omitempty"`
-	GFLOPs     float64 `json:"gflops,omitempty"`
+	GFLOPPerS  float64 `json:"gflop_per_s,omitempty"`
+	MFU        float64 `json:"mfu,omitempty"` // against train.peak_gflop_per_s
 	Skipped    bool    `json:"skipped,omitempty"`
 	ElapsedS   float64 `json:"elapsed_s,omitempty"`
 	EvalLoss   float64 `json:"eval_loss,omitempty"`
@@ -41,7 +42,8 @@ func (r Record) generic() train.Record {
 	put("lr", r.LR, isTrain)
 	put("grad_norm", r.GradNorm, isTrain)
 	put("tokens_per_s", r.TokensPerS, false)
-	put("gflops", r.GFLOPs, false)
+	put("gflop_per_s", r.GFLOPPerS, false)
+	put("mfu", r.MFU, false)
 	put("elapsed_s", r.ElapsedS, false)
 	put("eval_loss", r.EvalLoss, !isTrain)
 	put("eval_ppl", r.EvalPPL, !isTrain)
@@ -53,7 +55,7 @@ func (r Record) generic() train.Record {
 func recordOf(g train.Record) Record {
 	m := g.Values
 	return Record{Kind: g.Kind, Stage: g.Stage, Step: g.Step, Tokens: g.Tokens, Skipped: g.Skipped,
-		Loss: m["loss"], LR: m["lr"], GradNorm: m["grad_norm"], TokensPerS: m["tokens_per_s"], GFLOPs: m["gflops"],
+		Loss: m["loss"], LR: m["lr"], GradNorm: m["grad_norm"], TokensPerS: m["tokens_per_s"], GFLOPPerS: m["gflop_per_s"], MFU: m["mfu"],
 		ElapsedS: m["elapsed_s"], EvalLoss: m["eval_loss"], EvalPPL: m["eval_ppl"], Unigram: m["unigram"]}
 }
 

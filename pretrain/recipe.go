@@ -48,7 +48,8 @@ type Recipe struct {
 	// continuing from the previous one: e.g. a long-context extension and
 	// an annealing stage.
 	Stages []Stage `yaml:"stages"`
-	// Average is the Polyak averaging of the last checkpoints into final/.
+	// Average is the Polyak averaging of the annealing stage's checkpoints
+	// into final/, and which model final/ keeps.
 	Average Average `yaml:"average"`
 }
 
@@ -57,27 +58,27 @@ type ModelSpec struct {
 	// VocabSize; 0 takes the tokenizer's vocabulary size from the token
 	// shards' manifest.
 	VocabSize             int          `yaml:"vocab_size"`
-	HiddenSize            int          `yaml:"hidden_size"`         // default 128
-	IntermediateSize      int          `yaml:"intermediate_size"`   // default 384
-	NumHiddenLayers       int          `yaml:"num_hidden_layers"`   // default 4
-	NumAttentionHeads     int          `yaml:"num_attention_heads"` // default 4
-	NumKeyValueHeads      int          `yaml:"num_key_value_heads"` // default 2
-	HeadDim               int          `yaml:"head_dim"`            // 0 = hidden_size / num_attention_heads
-	RMSNormEps            float64      `yaml:"rms_norm_eps"`        // default 1e-5
-	RopeTheta             float64      `yaml:"rope_theta"`          // default 10000
-	RopeScaling           *RopeScaling `yaml:"rope_scaling"`        // default none
-	MaxPositionEmbeddings int          `yaml:"max_position_embeddings"`
-	TieWordEmbeddings     bool         `yaml:"tie_word_embeddings"` // default true
-	InitializerRange      float64      `yaml:"initializer_range"`   // default 0.02
+	HiddenSize            int          `yaml:"hidden_size"`             // width of the residual stream (default 128)
+	IntermediateSize      int          `yaml:"intermediate_size"`       // width of the SwiGLU feed-forward layer (default 384)
+	NumHiddenLayers       int          `yaml:"num_hidden_layers"`       // transformer blocks (default 4)
+	NumAttentionHeads     int          `yaml:"num_attention_heads"`     // query heads (default 4)
+	NumKeyValueHeads      int          `yaml:"num_key_value_heads"`     // key/value heads, grouped-query attention (default 2)
+	HeadDim               int          `yaml:"head_dim"`                // width of a head (0 = hidden_size / num_attention_heads)
+	RMSNormEps            float64      `yaml:"rms_norm_eps"`            // RMSNorm epsilon (default 1e-5)
+	RopeTheta             float64      `yaml:"rope_theta"`              // RoPE base frequency θ (default 10000)
+	RopeScaling           *RopeScaling `yaml:"rope_scaling"`            // Llama 3.1 RoPE scaling for long contexts (default none)
+	MaxPositionEmbeddings int          `yaml:"max_position_embeddings"` // longest position the model encodes (0 = the stage's seq_len)
+	TieWordEmbeddings     bool         `yaml:"tie_word_embeddings"`     // the output head shares the embedding matrix (default true)
+	InitializerRange      float64      `yaml:"initializer_range"`       // standard deviation of the initial weights (default 0.02)
 }
 
 // RopeScaling is the Hugging Face rope_scaling object ("llama3" type).
 type RopeScaling struct {
-	RopeType                      string  `yaml:"rope_type"`
-	Factor                        float64 `yaml:"factor"`
-	LowFreqFactor                 float64 `yaml:"low_freq_factor"`
-	HighFreqFactor                float64 `yaml:"high_freq_factor"`
-	OriginalMaxPositionEmbeddings int     `yaml:"original_max_position_embeddings"`
+	RopeType                      string  `yaml:"rope_type"`                        // "llama3"
+	Factor                        float64 `yaml:"factor"`                           // how much longer the context gets (Llama 3.1: 8)
+	LowFreqFactor                 float64 `yaml:"low_freq_factor"`                  // wavelengths above original/low_freq_factor are scaled by factor (Llama 3.1: 1)
+	HighFreqFactor                float64 `yaml:"high_freq_factor"`                 // wavelengths below original/high_freq_factor are kept (Llama 3.1: 4)
+	OriginalMaxPositionEmbeddings int     `yaml:"original_max_position_embeddings"` // the context length the model was trained at before scaling
 }
 
 // Source is one data source of a mixture: a set of token shards.
@@ -143,6 +144,12 @@ type Train struct {
 	// LogEvery prints a progress line every so many steps when the output
 	// is not a terminal (default 50).
 	LogEvery int `yaml:"log_every"`
+	// PeakGFLOPs is the hardware's peak rate in GFLOP/s (dense, the
+	// precision training runs in, all the cores the run uses) that MFU,
+	// the model FLOPs utilisation, is measured against: mfu =
+	// gflop_per_s / peak_gflop_per_s, in metrics.jsonl, metrics.png and
+	// report.html (0 = unknown: no MFU, only gflop_per_s).
+	PeakGFLOPs float64 `yaml:"peak_gflop_per_s"`
 }
 
 // Optim is the optimizer and learning-rate schedule of the main stage.
@@ -154,11 +161,11 @@ type Optim struct {
 	// (warmup + linear to zero), "constant" or "wsd" (warmup, stable,
 	// decay_steps of linear decay to min_lr).
 	Schedule    string  `yaml:"schedule"`
-	DecaySteps  int     `yaml:"decay_steps"` // wsd only
-	Beta1       float64 `yaml:"beta1"`       // default 0.9
-	Beta2       float64 `yaml:"beta2"`       // default 0.95
-	Eps         float64 `yaml:"eps"`         // default 1e-8
-	WeightDecay float64 `yaml:"weight_decay"`
+	DecaySteps  int     `yaml:"decay_steps"`  // wsd only
+	Beta1       float64 `yaml:"beta1"`        // AdamW decay of the gradient mean (default 0.9)
+	Beta2       float64 `yaml:"beta2"`        // AdamW decay of the squared-gradient mean (default 0.95)
+	Eps         float64 `yaml:"eps"`          // AdamW denominator epsilon (default 1e-8)
+	WeightDecay float64 `yaml:"weight_decay"` // AdamW's decoupled weight decay (default 0.1)
 	// ClipGradNorm clips the global gradient norm (0 = no clipping;
 	// default 1).
 	ClipGradNorm float64 `yaml:"clip_grad_norm"`
@@ -166,19 +173,19 @@ type Optim struct {
 
 // Eval is the held-out evaluation.
 type Eval struct {
-	Every  int `yaml:"every"`  // evaluate every N steps (0 = only at the end; default 100)
-	Tokens int `yaml:"tokens"` // held-out tokens scored (default 32768)
-	SeqLen int `yaml:"seq_len"`
-	Batch  int `yaml:"batch"` // sequences per forward pass (default 8)
+	Every  int `yaml:"every"`   // evaluate every N steps (0 = only at the end; default 100)
+	Tokens int `yaml:"tokens"`  // held-out tokens scored (default 32768)
+	SeqLen int `yaml:"seq_len"` // held-out sequence length (0 = the main stage's train.seq_len)
+	Batch  int `yaml:"batch"`   // sequences per forward pass (default 8)
 	// Sources, when set, are the held-out data instead of the
 	// heldout_fraction of the training sources.
 	Sources []Source `yaml:"sources"`
 	// Prompts are continued at each evaluation (decoded with the
 	// tokenizer) and written to samples.jsonl.
 	Prompts      []string `yaml:"prompts"`
-	SampleTokens int      `yaml:"sample_tokens"` // default 64
-	Temperature  float64  `yaml:"temperature"`   // default 0.8 (0 = greedy)
-	TopK         int      `yaml:"top_k"`         // default 40
+	SampleTokens int      `yaml:"sample_tokens"` // tokens generated per prompt (default 64)
+	Temperature  float64  `yaml:"temperature"`   // sampling temperature (default 0.8; 0 = greedy)
+	TopK         int      `yaml:"top_k"`         // sample among the k likeliest tokens (default 40; 0 = all)
 }
 
 // CheckpointSpec says when checkpoints are written.
@@ -191,52 +198,72 @@ type CheckpointSpec struct {
 // inherit the previous stage's value, except warmup_steps (default 0) and
 // the schedule of kind "anneal" (default "linear" to zero).
 type Stage struct {
-	Name string `yaml:"name"`
+	Name string `yaml:"name"` // shown in logs, metrics.jsonl and plots (default stageN)
 	// Kind is "long_context", "anneal" or "" (plain continuation); it only
 	// selects defaults and checks.
 	Kind        string `yaml:"kind"`
-	Steps       int    `yaml:"steps"`
-	SeqLen      int    `yaml:"seq_len"`
-	BatchTokens int    `yaml:"batch_tokens"`
-	MicroBatch  int    `yaml:"micro_batch"`
+	Steps       int    `yaml:"steps"`        // optimizer steps of the stage (required)
+	SeqLen      int    `yaml:"seq_len"`      // packed sequence length (0 = inherit)
+	BatchTokens int    `yaml:"batch_tokens"` // global batch in tokens (0 = inherit)
+	MicroBatch  int    `yaml:"micro_batch"`  // sequences per forward/backward pass (0 = as many tokens per pass as before)
 	// RopeTheta, RopeScaling and MaxPositionEmbeddings change the model's
 	// position encoding from this stage on (the weights carry over).
 	RopeTheta             float64      `yaml:"rope_theta"`
-	RopeScaling           *RopeScaling `yaml:"rope_scaling"`
-	MaxPositionEmbeddings int          `yaml:"max_position_embeddings"`
+	RopeScaling           *RopeScaling `yaml:"rope_scaling"`            // Llama 3.1 RoPE scaling from this stage on (null = inherit)
+	MaxPositionEmbeddings int          `yaml:"max_position_embeddings"` // longest position encoded from this stage on (0 = inherit, at least seq_len)
 	// Sources replace the data mixture (empty: the previous stage's).
 	Sources []Source `yaml:"sources"`
 	// MaxDocTokens replaces data.max_doc_tokens (e.g. longer for a
 	// long-context stage; 0 = inherit).
 	MaxDocTokens int     `yaml:"max_doc_tokens"`
-	LR           float64 `yaml:"lr"`
-	MinLR        float64 `yaml:"min_lr"`
-	Warmup       int     `yaml:"warmup_steps"`
-	Schedule     string  `yaml:"schedule"`
+	LR           float64 `yaml:"lr"`           // peak learning rate of the stage (0 = where the previous stage ended, its min_lr)
+	MinLR        float64 `yaml:"min_lr"`       // floor of cosine/wsd (0 = inherit)
+	Warmup       int     `yaml:"warmup_steps"` // linear warmup of the stage (default 0)
+	Schedule     string  `yaml:"schedule"`     // cosine, linear, constant or wsd ("" = inherit; anneal: linear to zero)
 }
 
-// Average is the Polyak averaging of checkpoints at the end of the run.
+// Average is the Polyak averaging of checkpoints at the end of the run
+// and the choice of final/.
 type Average struct {
-	// Last is how many of the newest checkpoints are averaged into
-	// final/ (0 or 1: final/ is the last weights; must not exceed
+	// Last is how many checkpoints of the annealing stage (the last stage
+	// of kind anneal; without one, of the last stage) are averaged, as
+	// Llama 3 does. With an annealing stage, its checkpoints are spaced
+	// evenly over it (every steps/last steps), so the average never mixes
+	// in weights of another stage. 0 or 1: no average (must not exceed
 	// checkpoint.keep).
 	Last int `yaml:"last"`
+	// Keep says which model becomes final/: "better" (default) evaluates
+	// the average and the last checkpoint on the held-out set and keeps
+	// the one with the lower loss, "average" always keeps the average,
+	// "last" the last checkpoint. Both losses are logged, written to
+	// metrics.jsonl (final_eval) and shown in report.html.
+	Keep string `yaml:"keep"`
 }
+
+// Values of average.keep.
+const (
+	KeepBetter  = "better"
+	KeepAverage = "average"
+	KeepLast    = "last"
+)
 
 // Default returns the recipe every file is decoded onto: a ~1M-parameter
 // model, sequences of 128, 2048-token batches, AdamW with warmup + cosine.
 func Default() Recipe {
+	adam := optim.DefaultAdamWConfig()
 	return Recipe{
 		Out:  "runs/pretrain",
 		Seed: 1,
 		Model: ModelSpec{HiddenSize: 128, IntermediateSize: 384, NumHiddenLayers: 4, NumAttentionHeads: 4,
 			NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 0,
 			TieWordEmbeddings: true, InitializerRange: 0.02},
-		Data:       Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks, MaxDocTokens: 8192},
-		Train:      Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
-		Optim:      Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.1, ClipGradNorm: 1},
+		Data:  Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks, MaxDocTokens: 8192},
+		Train: Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
+		Optim: Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine",
+			Beta1: adam.Beta1, Beta2: adam.Beta2, Eps: adam.Eps, WeightDecay: adam.WeightDecay, ClipGradNorm: 1},
 		Eval:       Eval{Every: 100, Tokens: 32768, Batch: 8, SampleTokens: 64, Temperature: 0.8, TopK: 40},
 		Checkpoint: CheckpointSpec{Every: 200, Keep: 3},
+		Average:    Average{Keep: KeepBetter},
 	}
 }
 
@@ -369,10 +396,15 @@ func (r *Recipe) WarmupClamped() string {
 	return ""
 }
 
-// TotalSteps is the number of optimizer steps of all stages.
-func (r *Recipe) TotalSteps() int {
-	plans := r.Plan()
-	return plans[len(plans)-1].End
+// AverageStage is the index of the plan whose checkpoints are averaged
+// into final/: the last stage of kind anneal, else the last stage.
+func AverageStage(plans []StagePlan) int {
+	for i := len(plans) - 1; i >= 0; i-- {
+		if plans[i].Kind == "anneal" {
+			return i
+		}
+	}
+	return len(plans) - 1
 }
 
 var knownSchedules = []string{"cosine", "linear", "constant", "wsd"}
@@ -442,6 +474,14 @@ func (r *Recipe) Validate() error {
 	}
 	if r.Average.Last < 0 || r.Average.Last > r.Checkpoint.Keep {
 		bad("average.last (%d) must be in [0, checkpoint.keep = %d]: only kept checkpoints can be averaged; raise checkpoint.keep", r.Average.Last, r.Checkpoint.Keep)
+	}
+	switch r.Average.Keep {
+	case KeepBetter, KeepAverage, KeepLast:
+	default:
+		bad("average.keep %q is not one of %s, %s, %s", r.Average.Keep, KeepBetter, KeepAverage, KeepLast)
+	}
+	if r.Train.PeakGFLOPs < 0 || math.IsInf(r.Train.PeakGFLOPs, 0) || math.IsNaN(r.Train.PeakGFLOPs) {
+		bad("train.peak_gflop_per_s must be a finite number >= 0 (0 = unknown), got %v", r.Train.PeakGFLOPs)
 	}
 	for i, st := range r.Stages {
 		where := fmt.Sprintf("stages[%d]", i)

@@ -21,7 +21,7 @@ func DiffRecipes(a, b Recipe) []RecipeChange { return recipes.Diff(a, b) }
 // stages[i].steps) may change too, as long as the checkpoint stays in the
 // stage it was in (checkStagesForResume).
 var resumeSafe = []string{"out", "workers", "tokenizer", "train.log_every", "train.max_bad_steps",
-	"checkpoint.every", "checkpoint.keep", "eval.", "average.last"}
+	"checkpoint.every", "checkpoint.keep", "eval.", "average.", "train.peak_gflop_per_s"}
 
 func isResumeSafe(key string) bool {
 	if key == "train.steps" || strings.HasPrefix(key, "stages[") && strings.HasSuffix(key, "].steps") {

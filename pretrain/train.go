@@ -71,17 +71,30 @@ type EvalPoint struct {
 
 // Result summarises a run.
 type Result struct {
-	Steps       int     // global steps completed
-	Tokens      int64   // training tokens seen
-	Loss        float64 // last training loss
-	Unigram     float64 // unigram entropy of the held-out targets (nats/token)
-	Evals       []EvalPoint
-	FinalEval   float64 // held-out loss of final/ (the averaged model)
-	Checkpoint  string  // newest checkpoint directory
-	Final       string  // final/ directory ("" when interrupted)
-	Interrupted bool
-	Samples     []Sample // the last evaluation's samples
-	Plot        string   // loss.png path
+	Steps      int     // global steps completed
+	Tokens     int64   // training tokens seen
+	Loss       float64 // last training loss
+	Unigram    float64 // unigram entropy of the held-out targets (nats/token)
+	EvalTokens int     // held-out tokens each evaluation scores
+	Evals      []EvalPoint
+	// FinalEval is the held-out loss of final/, the model kept (0 without
+	// held-out data).
+	FinalEval float64
+	// AverageEval and LastEval are the held-out losses of the average of
+	// the annealing stage's checkpoints (0 when none was made) and of the
+	// last checkpoint; Kept is which became final/ ("average" or "last")
+	// and Averaged the steps of the averaged checkpoints.
+	AverageEval, LastEval float64
+	Kept                  string
+	Averaged              []int
+	Checkpoint            string // newest checkpoint directory
+	Final                 string // final/ directory ("" when interrupted)
+	Interrupted           bool
+	// Samples are the continuations of the recipe's prompts by final/
+	// (by the last evaluation's weights while the run is going).
+	Samples []Sample
+	Plot    string // loss.png path
+	Report  string // report.html path
 }
 
 // dataPosition is the checkpoint's data position.
@@ -137,7 +150,7 @@ type runner struct {
 // Run trains the recipe's model: every stage, with evaluation, checkpoints,
 // Polyak averaging into final/, a loss plot and samples. An interrupted
 // context saves a checkpoint and returns a Result with Interrupted set.
-func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
+func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
@@ -150,7 +163,10 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 	}
 	defer func() {
 		if run.e != nil {
-			run.e.Close()
+			// Close flushes metrics.jsonl: a failure there is the run's.
+			if cerr := run.e.Close(); cerr != nil && err == nil {
+				err = fmt.Errorf("close the run: %w", cerr)
+			}
 		}
 		if c, ok := run.be.(interface{ Close() }); ok && opt.Backend == nil {
 			c.Close()
@@ -236,8 +252,9 @@ func (run *runner) setup(ctx context.Context) error {
 		CheckpointEvery: r.Checkpoint.Every, Keep: r.Checkpoint.Keep,
 		Recipe: recipe, RecipeText: text, CheckRecipe: run.checkRecipe, Extra: run.extraFiles(),
 		TokensAt: func(step int) int64 { return tokensAt(run.plans, step) },
-		Eval:     run.evaluate, Samples: run.samples,
-		OnStep: run.opt.onStep, StopAt: run.opt.stopAt,
+		Eval:     run.evaluate, Samples: run.samples, AfterEval: run.afterEval,
+		PeakFLOPs: r.Train.PeakGFLOPs * 1e9,
+		OnStep:    run.opt.onStep, StopAt: run.opt.stopAt,
 		Logger: run.log, Progress: run.opt.Progress,
 	}
 	if run.opt.corrupt != nil {
@@ -275,6 +292,15 @@ func (run *runner) stages() ([]train.Stage, error) {
 			return nil, err
 		}
 		out[i] = train.Stage{Name: p.Name, End: p.End, Schedule: sched, FLOPsPerToken: model.FLOPsPerToken(cfg, p.SeqLen)}
+	}
+	// The annealing stage's checkpoints are spread evenly over it, so
+	// that average.last of them are there to average.
+	if k, ai := run.r.Average.Last, AverageStage(run.plans); k >= 2 && run.plans[ai].Kind == "anneal" {
+		every := max(1, (run.plans[ai].End-run.plans[ai].Start)/k)
+		if ce := run.r.Checkpoint.Every; ce > 0 {
+			every = min(every, ce)
+		}
+		out[ai].CheckpointEvery = every
 	}
 	return out, nil
 }
@@ -428,9 +454,27 @@ func (run *runner) buildEval(ctx context.Context) error {
 		return err
 	}
 	run.eval = set
-	run.res.Unigram = set.Unigram
+	run.res.Unigram, run.res.EvalTokens = set.Unigram, set.Targets
 	run.log.Info("held-out set", "tokens", set.Targets, "seq_len", seq, "unigram_nats", fmt.Sprintf("%.4f", set.Unigram))
+	if note := run.evalShortfall(); note != "" {
+		run.log.Warn(note)
+	}
 	return nil
+}
+
+// evalShortfall says so when the held-out data gave fewer tokens than
+// eval.tokens asks for ("" when it did not).
+func (run *runner) evalShortfall() string {
+	if run.eval == nil || run.eval.Targets >= run.r.Eval.Tokens {
+		return ""
+	}
+	where := fmt.Sprintf("the data.heldout_fraction (%g) of the training sources", run.r.Data.HeldOut)
+	fix := "raise data.heldout_fraction, or set eval.sources"
+	if len(run.r.Eval.Sources) > 0 {
+		where, fix = "eval.sources", "add held-out documents to eval.sources"
+	}
+	return fmt.Sprintf("evaluation scores %d held-out tokens, fewer than eval.tokens = %d: %s hold no more (each document gives at most one sequence); %s, or lower eval.tokens",
+		run.eval.Targets, run.r.Eval.Tokens, where, fix)
 }
 
 // Position is the data position after the last step (train.Trainer).
@@ -573,7 +617,9 @@ func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Met
 	run.res.Evals = append(run.res.Evals, pt)
 	run.log.Info("eval", "step", at.Step, "tokens", pt.Tokens, "loss", fmt.Sprintf("%.4f", loss),
 		"ppl", fmt.Sprintf("%.2f", pt.PPL), "unigram", fmt.Sprintf("%.4f", run.eval.Unigram))
-	return Record{Kind: "eval", EvalLoss: loss, EvalPPL: pt.PPL, Unigram: run.eval.Unigram}.generic().Values, nil
+	vals := Record{Kind: "eval", EvalLoss: loss, EvalPPL: pt.PPL, Unigram: run.eval.Unigram}.generic().Values
+	vals["eval_tokens"] = float64(run.eval.Targets)
+	return vals, nil
 }
 
 // samples continues the recipe's prompts and appends them to samples.jsonl
@@ -587,14 +633,22 @@ func (run *runner) samples(ctx context.Context, at train.Point) error {
 		return err
 	}
 	run.res.Samples = samples
+	return run.appendSamples(samples)
+}
+
+// appendSamples appends samples to samples.jsonl.
+func (run *runner) appendSamples(samples []Sample) error {
 	f, err := os.OpenFile(filepath.Join(run.r.Out, SamplesFile), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return err
 	}
 	enc := json.NewEncoder(f)
 	for _, s := range samples {
-		enc.Encode(s)
-		run.log.Debug("sample", "step", at.Step, "prompt", s.Prompt, "text", s.Text)
+		if err := enc.Encode(s); err != nil {
+			f.Close()
+			return fmt.Errorf("%s: %w", SamplesFile, err)
+		}
+		run.log.Debug("sample", "step", s.Step, "model", s.Model, "prompt", s.Prompt, "text", s.Text)
 	}
 	return f.Close()
 }
@@ -611,49 +665,154 @@ func (run *runner) extraFiles() map[string][]byte {
 	return map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}
 }
 
-// finish averages the last checkpoints into final/, evaluates it, and
-// plots the losses (after the engine saved and evaluated the last step).
+// finish makes final/: it averages the annealing stage's checkpoints,
+// evaluates the average and the last checkpoint, keeps the one
+// average.keep asks for (by default the better), writes samples of
+// final/, the plots and report.html (after the engine saved and evaluated
+// the last step).
 func (run *runner) finish(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	final := filepath.Join(run.r.Out, FinalDir)
-	n, err := run.e.SaveFinal(final, run.r.Average.Last)
+	cfg := run.m.Config
+	avg, err := run.average()
 	if err != nil {
 		return err
 	}
-	run.res.Final = final
+	res := &run.res
 	if run.eval != nil {
-		cfg, params, err := checkpoint.LoadModel(final)
-		if err != nil {
+		if n := len(res.Evals); n > 0 && res.Evals[n-1].Step == res.Steps {
+			res.LastEval = res.Evals[n-1].Loss
+		} else if res.LastEval, err = run.eval.Loss(ctx, run.evalM); err != nil {
 			return err
 		}
-		fm, err := model.NewWithParams(cfg, params, run.be)
-		if err != nil {
-			return err
+		if avg != nil {
+			am, err := model.NewWithParams(cfg, avg, run.be)
+			if err != nil {
+				return err
+			}
+			if res.AverageEval, err = run.eval.Loss(ctx, am); err != nil {
+				return err
+			}
 		}
-		loss, err := run.eval.Loss(ctx, fm)
-		if err != nil {
-			return err
+	}
+	keep := run.r.Average.Keep
+	switch {
+	case avg == nil:
+		res.Kept = KeepLast
+	case keep == KeepBetter && run.eval == nil:
+		res.Kept = KeepAverage
+		run.log.Warn("average.keep = better, but there is no held-out set to compare on: keeping the average")
+	case keep == KeepBetter:
+		res.Kept = KeepLast
+		if res.AverageEval <= res.LastEval {
+			res.Kept = KeepAverage
 		}
-		run.res.FinalEval = loss
+	default:
+		res.Kept = keep
+	}
+	params := run.m.Params
+	res.FinalEval = res.LastEval
+	if res.Kept == KeepAverage {
+		params, res.FinalEval = avg, res.AverageEval
+	}
+	if err := checkpoint.SaveModel(final, cfg, params, checkpoint.SaveOptions{Extra: run.extraFiles()}); err != nil {
+		return err
+	}
+	res.Final = final
+	args := []any{"dir", final, "kept", res.Kept, "averaged_steps", fmt.Sprint(res.Averaged)}
+	if run.eval != nil {
+		args = append(args, "eval_loss_last", fmt.Sprintf("%.4f", res.LastEval))
+		if avg != nil {
+			args = append(args, "eval_loss_average", fmt.Sprintf("%.4f", res.AverageEval))
+		}
 		p := run.plans[len(run.plans)-1]
-		rec := Record{Kind: "final_eval", Step: run.res.Steps, Stage: p.Name, Tokens: run.res.Tokens,
-			EvalLoss: loss, EvalPPL: math.Exp(loss), Unigram: run.eval.Unigram}
-		if err := run.e.WriteRecord(rec.generic()); err != nil {
+		rec := Record{Kind: "final_eval", Step: res.Steps, Stage: p.Name, Tokens: res.Tokens,
+			EvalLoss: res.FinalEval, EvalPPL: math.Exp(res.FinalEval), Unigram: run.eval.Unigram}.generic()
+		rec.Values["eval_loss_last"] = res.LastEval
+		rec.Values["averaged_checkpoints"] = float64(len(res.Averaged))
+		if avg != nil {
+			rec.Values["eval_loss_average"] = res.AverageEval
+		}
+		rec.Values["kept_average"] = 0
+		if res.Kept == KeepAverage {
+			rec.Values["kept_average"] = 1
+		}
+		if err := run.e.WriteRecord(rec); err != nil {
 			return err
 		}
-		run.log.Info("final model", "dir", final, "averaged_checkpoints", n, "eval_loss", fmt.Sprintf("%.4f", loss))
+	}
+	run.log.Info("final model", args...)
+	if err := run.finalSamples(ctx, cfg, params); err != nil {
+		return err
 	}
 	if err := run.e.SyncMetrics(); err != nil {
 		return err
 	}
-	recs, err := train.ReadMetrics(filepath.Join(run.r.Out, MetricsFile))
+	return run.afterEval(ctx, train.Point{Step: res.Steps, Tokens: res.Tokens})
+}
+
+// average returns the mean of the newest average.last checkpoints of the
+// averaged stage (see AverageStage), or nil when there are fewer than two.
+func (run *runner) average() (*model.Params, error) {
+	if run.r.Average.Last < 2 {
+		return nil, nil
+	}
+	all, err := checkpoint.List(filepath.Join(run.r.Out, CheckpointsDir))
+	if err != nil {
+		return nil, err
+	}
+	p := run.plans[AverageStage(run.plans)]
+	var dirs []string
+	var steps []int
+	for _, c := range all {
+		if c.Step > p.Start && c.Step <= p.End {
+			dirs, steps = append(dirs, c.Dir), append(steps, c.Step)
+		}
+	}
+	if k := run.r.Average.Last; len(dirs) > k {
+		dirs, steps = dirs[len(dirs)-k:], steps[len(steps)-k:]
+	}
+	if len(dirs) < 2 {
+		run.log.Warn("fewer than two checkpoints of the stage to average: final/ is the last checkpoint", "stage", p.Name, "checkpoints", fmt.Sprint(steps))
+		return nil, nil
+	}
+	_, params, err := checkpoint.Average(dirs)
+	if err != nil {
+		return nil, err
+	}
+	run.res.Averaged = steps
+	run.log.Info("averaged checkpoints", "stage", p.Name, "steps", fmt.Sprint(steps))
+	return params, nil
+}
+
+// finalSamples continues the recipe's prompts with final/'s weights and
+// appends them to samples.jsonl (model "final").
+func (run *runner) finalSamples(ctx context.Context, cfg model.Config, params *model.Params) error {
+	if run.eval == nil || run.tok == nil || len(run.r.Eval.Prompts) == 0 {
+		return nil
+	}
+	fm, err := model.NewWithParams(cfg, params, run.be)
 	if err != nil {
 		return err
 	}
-	png := filepath.Join(run.r.Out, "loss.png")
-	if err := train.PlotLoss(recs, png, filepath.Join(run.r.Out, "loss.svg")); err != nil {
-		return fmt.Errorf("plot: %w", err)
+	samples, err := generate(ctx, fm, run.tok, run.r.Eval.Prompts, run.r.Eval, run.r.Seed, run.res.Steps)
+	if err != nil {
+		return err
 	}
-	run.res.Plot = png
-	return nil
+	for i := range samples {
+		samples[i].Model = "final"
+	}
+	run.res.Samples = samples
+	return run.appendSamples(samples)
+}
+
+// afterEval redraws the plots and report.html from metrics.jsonl (the
+// engine's AfterEval hook, and the end of the run).
+func (run *runner) afterEval(_ context.Context, _ train.Point) error {
+	files, err := train.WritePlots(run.r.Out)
+	if err != nil {
+		return err
+	}
+	run.res.Plot = files[0]
+	return run.writeReport()
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -159,6 +160,7 @@ func TestStages(t *testing.T) {
 	r.Eval.Every = 4
 	r.Checkpoint = CheckpointSpec{Every: 2, Keep: 3}
 	r.Average.Last = 3
+	r.Average.Keep = KeepAverage
 	r.Stages = []Stage{
 		{Name: "long", Kind: "long_context", Steps: 4, SeqLen: 64, RopeTheta: 40000,
 			RopeScaling: &RopeScaling{RopeType: "llama3", Factor: 2, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 32}},
@@ -195,9 +197,14 @@ func TestStages(t *testing.T) {
 	if cfg.RopeTheta != 40000 || cfg.RopeScaling == nil || cfg.RopeScaling.Factor != 2 || cfg.MaxPositionEmbeddings != 64 {
 		t.Fatalf("final config %+v", cfg)
 	}
-	// final/ is the mean of the checkpoints of steps 12, 14 and 16.
+	// final/ is the mean of the last three checkpoints of the annealing
+	// stage (steps 13–16, one per step: its 4 steps / average.last 3),
+	// none of the long-context stage's.
+	if !slices.Equal(a.Averaged, []int{14, 15, 16}) || a.Kept != KeepAverage || a.FinalEval != a.AverageEval {
+		t.Fatalf("averaged %v, kept %q (final %v, average %v)", a.Averaged, a.Kept, a.FinalEval, a.AverageEval)
+	}
 	sum := make([]float64, len(final.Data))
-	for _, step := range []int{12, 14, 16} {
+	for _, step := range []int{14, 15, 16} {
 		_, p, err := checkpoint.LoadModel(filepath.Join(r.Out, CheckpointsDir, checkpoint.StepDirName(step)))
 		if err != nil {
 			t.Fatal(err)

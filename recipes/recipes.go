@@ -158,7 +158,7 @@ func Decode(data []byte, source string, dst any) error {
 func Override(dst any, assignment string) error {
 	key, value, ok := strings.Cut(assignment, "=")
 	if !ok || key == "" {
-		return fmt.Errorf("override %q: want key=value, e.g. filters.gopher.min_words=20", shorten(assignment))
+		return fmt.Errorf("override %q: want key=value, e.g. %s", shorten(assignment), exampleOverride(dst))
 	}
 	if err := checkSize([]byte(value), MaxOverrideBytes); err != nil {
 		return fmt.Errorf("override %s=…: the value is %w; put large settings in a recipe file", key, err)
@@ -217,6 +217,41 @@ func Override(dst any, assignment string) error {
 		field.Set(result)
 	}
 	return nil
+}
+
+// exampleOverride is an override of a key of the recipe dst points to,
+// with its current value, for messages: optim.lr when it has one, else
+// the first scalar key inside a section.
+func exampleOverride(dst any) string {
+	v := reflect.ValueOf(dst)
+	for v.Kind() == reflect.Pointer && !v.IsNil() {
+		v = v.Elem()
+	}
+	if v.Kind() != reflect.Struct {
+		return "section.key=value"
+	}
+	for _, key := range []string{"optim.lr", "filters.gopher.min_words"} {
+		if val, ok := valueAt(v, key); ok {
+			return key + "=" + val
+		}
+	}
+	for i := range v.NumField() {
+		sec, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		f := v.Field(i)
+		if sec == "" || sec == "-" || f.Kind() != reflect.Struct {
+			continue
+		}
+		for j := range f.NumField() {
+			name, _, _ := strings.Cut(f.Type().Field(j).Tag.Get("yaml"), ",")
+			if name == "" || name == "-" {
+				continue
+			}
+			if val, ok := valueAt(v, sec+"."+name); ok {
+				return sec + "." + name + "=" + val
+			}
+		}
+	}
+	return "section.key=value"
 }
 
 // shorten abbreviates an override for error messages.

@@ -49,8 +49,13 @@ type Stage struct {
 	End int
 	// Schedule gives the learning rate by the step within the stage.
 	Schedule optim.Schedule
-	// FLOPsPerToken, when positive, reports the gflops metric.
+	// FLOPsPerToken, when positive, reports the gflop_per_s metric (and
+	// mfu, with Options.PeakFLOPs).
 	FLOPsPerToken float64
+	// CheckpointEvery, when positive, replaces Options.CheckpointEvery in
+	// this stage, counted from the stage's first step (e.g. evenly spaced
+	// checkpoints of an annealing stage, to average).
+	CheckpointEvery int
 }
 
 // StepResult is what a trainer's step computed.
@@ -126,8 +131,11 @@ type Options struct {
 	// MaxBadSteps is how many consecutive non-finite steps stop the run
 	// (at least 1).
 	MaxBadSteps int
-	// LogEvery logs every LogEvery-th step when there is no progress bar.
-	LogEvery int
+	// LogEvery logs every LogEvery-th step when there is no progress bar;
+	// LogInterval (default 30 s) also logs a step when that long has
+	// passed since the last line, so slow steps still show progress.
+	LogEvery    int
+	LogInterval time.Duration
 	// EvalEvery calls the Eval and Samples hooks every EvalEvery steps
 	// (0: only at the end).
 	EvalEvery int
@@ -159,6 +167,13 @@ type Options struct {
 	// Samples, when set, is called after Eval (e.g. to write generated
 	// samples).
 	Samples func(ctx context.Context, at Point) error
+	// AfterEval, when set, is called after Eval and Samples, with
+	// metrics.jsonl flushed (e.g. to redraw the plots and the report).
+	AfterEval func(ctx context.Context, at Point) error
+	// PeakFLOPs, when positive, is the hardware's peak FLOP/s that the
+	// mfu metric (model FLOPs utilisation: gflop_per_s·1e9 / PeakFLOPs)
+	// is measured against.
+	PeakFLOPs float64
 	// ReduceGrads, when set, runs after each step's backward pass and
 	// before clipping: where a data-parallel run all-reduces gradients
 	// (tests poison them here). step is 1-based.
@@ -196,12 +211,13 @@ type Engine struct {
 	metrics *metricsLog
 	resumed bool
 
-	step    int   // steps done
-	tokens  int64 // training tokens seen after step
-	saved   int   // step of the newest checkpoint (-1 none)
-	bad     int   // consecutive skipped steps
-	started int   // step when this session started
-	startT  int64 // tokens when this session started
+	step    int       // steps done
+	tokens  int64     // training tokens seen after step
+	saved   int       // step of the newest checkpoint (-1 none)
+	bad     int       // consecutive skipped steps
+	started int       // step when this session started
+	logged  time.Time // when the last step line was logged
+	startT  int64     // tokens when this session started
 	start   time.Time
 	vals    checkpoint.Metrics // a train record's values, reused
 	res     Result
@@ -507,13 +523,25 @@ func (e *Engine) runStage(ctx context.Context, si int) (interrupted bool, err er
 				return false, err
 			}
 		}
-		if e.opt.CheckpointEvery > 0 && e.step%e.opt.CheckpointEvery == 0 || e.step == s.End {
+		if e.checkpointDue(s, start) {
 			if err := e.save(); err != nil {
 				return false, err
 			}
 		}
 	}
 	return false, nil
+}
+
+// checkpointDue reports whether the step just done in stage s (which
+// began at global step start) is saved.
+func (e *Engine) checkpointDue(s *Stage, start int) bool {
+	if e.step == s.End {
+		return true
+	}
+	if s.CheckpointEvery > 0 {
+		return (e.step-start)%s.CheckpointEvery == 0
+	}
+	return e.opt.CheckpointEvery > 0 && e.step%e.opt.CheckpointEvery == 0
 }
 
 // trainStep runs the trainer's step, clips, updates the weights unless
@@ -563,7 +591,10 @@ func (e *Engine) trainStep(s *Stage, lr float64) (Record, error) {
 	tps := float64(e.tokens-e.startT) / el
 	putNonZero(v, "elapsed_s", el)
 	putNonZero(v, "tokens_per_s", tps)
-	putNonZero(v, "gflops", tps*s.FLOPsPerToken/1e9)
+	putNonZero(v, "gflop_per_s", tps*s.FLOPsPerToken/1e9)
+	if e.opt.PeakFLOPs > 0 {
+		putNonZero(v, "mfu", tps*s.FLOPsPerToken/e.opt.PeakFLOPs)
+	}
 	for k, x := range out.Metrics {
 		v[k] = x
 	}
@@ -588,10 +619,15 @@ func (e *Engine) report(rec Record) {
 		bar.update(rec.Step, rec.Stage, v["loss"], v["tokens_per_s"])
 		return
 	}
-	if e.opt.LogEvery > 0 && rec.Step%e.opt.LogEvery == 0 || rec.Step == e.started+1 {
+	interval := e.opt.LogInterval
+	if interval <= 0 {
+		interval = 30 * time.Second
+	}
+	if e.opt.LogEvery > 0 && rec.Step%e.opt.LogEvery == 0 || rec.Step == e.started+1 || time.Since(e.logged) >= interval {
+		e.logged = time.Now()
 		e.log.Info("step", "step", rec.Step, "stage", rec.Stage, "loss", fmt.Sprintf("%.4f", v["loss"]),
 			"lr", fmt.Sprintf("%.3g", v["lr"]), "grad_norm", fmt.Sprintf("%.3f", v["grad_norm"]),
-			"tokens_per_s", fmt.Sprintf("%.0f", v["tokens_per_s"]), "gflops", fmt.Sprintf("%.1f", v["gflops"]))
+			"tokens_per_s", fmt.Sprintf("%.0f", v["tokens_per_s"]), "gflop_per_s", fmt.Sprintf("%.1f", v["gflop_per_s"]))
 	}
 }
 
@@ -629,6 +665,14 @@ func (e *Engine) evaluate(ctx context.Context) error {
 		}
 		if err != nil {
 			return fmt.Errorf("samples at step %d: %w", e.step, err)
+		}
+	}
+	if e.opt.AfterEval != nil {
+		if err := e.metrics.sync(); err != nil {
+			return err
+		}
+		if err := e.opt.AfterEval(ctx, at); err != nil {
+			return fmt.Errorf("after the eval at step %d: %w", e.step, err)
 		}
 	}
 	return nil

@@ -21,6 +21,12 @@ const MetricsFile = "metrics.jsonl"
 // step, stage, tokens, skipped (when true), then the values by name in
 // sorted order, with non-finite numbers as the strings "NaN", "Infinity"
 // and "-Infinity".
+//
+// Every herd tool writes this schema: the record type is always "kind",
+// and a value's unit is part of its name (elapsed_s, tokens_per_s,
+// gflop_per_s; losses are in nats per token; mfu, a fraction, and lr have
+// no unit). Lines of older runs are read as well: an
+// "event" key is taken as the kind and "gflops" as gflop_per_s.
 type Record struct {
 	Kind    string // "train", "eval", "final_eval", …
 	Step    int    // global steps done
@@ -77,8 +83,24 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return err
 	}
+	if ev, ok := raw["event"]; ok && head.Kind == "" {
+		// metrics.jsonl of curation runs before the schema was unified.
+		if err := json.Unmarshal(ev, &head.Kind); err != nil {
+			return fmt.Errorf("event: %w", err)
+		}
+		delete(raw, "event")
+	}
 	for _, k := range []string{"kind", "stage", "step", "tokens", "skipped"} {
 		delete(raw, k)
+	}
+	for _, k := range legacyKeys() {
+		old, name := k[0], k[1]
+		if v, ok := raw[old]; ok {
+			if _, dup := raw[name]; !dup {
+				raw[name] = v
+			}
+			delete(raw, old)
+		}
 	}
 	rest, err := json.Marshal(raw)
 	if err != nil {
@@ -91,6 +113,11 @@ func (r *Record) UnmarshalJSON(data []byte) error {
 	*r = Record{Kind: head.Kind, Stage: head.Stage, Step: head.Step, Tokens: head.Tokens, Skipped: head.Skipped, Values: m}
 	return nil
 }
+
+// legacyKeys are value names of metrics.jsonl files written by older herd
+// versions and today's names for them; readers rename them so old runs
+// still plot, report and resume.
+func legacyKeys() [][2]string { return [][2]string{{"gflops", "gflop_per_s"}} }
 
 // ReadMetrics reads a metrics.jsonl file; errors name the line.
 func ReadMetrics(path string) ([]Record, error) {

@@ -1,21 +1,55 @@
 package train
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"image/color"
 	"math"
+	"path/filepath"
+	"strings"
 
 	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/font"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/herdml/herd/internal/atomicfile"
 )
+
+// Plot files of a run directory.
+const (
+	LossPlot    = "loss.png"    // training and held-out loss (also as loss.svg)
+	PanelsPlot  = "metrics.png" // learning rate, gradient norm, tokens/s, MFU
+	lossPlotSVG = "loss.svg"
+)
+
+// WritePlots reads dir's metrics.jsonl and (re)draws loss.png, loss.svg
+// and metrics.png in dir, each replaced atomically. It returns the paths
+// written.
+func WritePlots(dir string) ([]string, error) {
+	recs, err := ReadMetrics(filepath.Join(dir, MetricsFile))
+	if err != nil {
+		return nil, err
+	}
+	loss := []string{filepath.Join(dir, LossPlot), filepath.Join(dir, lossPlotSVG)}
+	if err := PlotLoss(recs, loss...); err != nil {
+		return nil, fmt.Errorf("plot: %w", err)
+	}
+	panels := filepath.Join(dir, PanelsPlot)
+	if err := PlotPanels(recs, panels); err != nil {
+		return nil, fmt.Errorf("plot: %w", err)
+	}
+	return append(loss, panels), nil
+}
 
 // PlotLoss draws the training loss (raw and smoothed), the held-out loss
 // (eval_loss) and, when recorded, the unigram baseline against the step,
-// and saves it to each path (the format follows the extension: .png, .svg,
-// .pdf).
+// with the stage boundaries marked, and saves it to each path (the format
+// follows the extension: .png, .svg, .pdf).
 func PlotLoss(recs []Record, paths ...string) error {
 	var train, evals plotter.XYs
 	unigram := 0.0
@@ -77,14 +111,138 @@ func PlotLoss(recs []Record, paths ...string) error {
 		p.Add(base)
 		p.Legend.Add("unigram", base)
 	}
+	p.Add(stageMarksOf(recs))
 	p.Legend.Top = true
 	p.Add(plotter.NewGrid())
 	for _, path := range paths {
-		if err := p.Save(8*vg.Inch, 5*vg.Inch, path); err != nil {
-			return fmt.Errorf("save %s: %w", path, err)
+		if err := savePlot(p, 8*vg.Inch, 5*vg.Inch, path); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// panel is one small plot of PlotPanels: a value of the train records.
+type panel struct {
+	key, title, unit string
+	scale            float64
+}
+
+// PlotPanels draws, in a 2×2 grid with the stage boundaries marked, the
+// learning rate, the gradient norm (before clipping), the training
+// throughput in tokens/s and the model FLOPs utilisation (mfu, against
+// the peak the run states; gflop_per_s when the run states none), and
+// saves it as a PNG to path.
+func PlotPanels(recs []Record, path string) error {
+	mfu := false
+	for _, r := range recs {
+		if _, ok := r.Values["mfu"]; ok && r.Kind == "train" {
+			mfu = true
+			break
+		}
+	}
+	panels := []panel{
+		{key: "lr", title: "learning rate", scale: 1},
+		{key: "grad_norm", title: "gradient norm (before clipping)", scale: 1},
+		{key: "tokens_per_s", title: "throughput", unit: "tokens / s", scale: 1},
+		{key: "gflop_per_s", title: "model FLOP/s (no peak stated: no MFU)", unit: "GFLOP / s", scale: 1},
+	}
+	if mfu {
+		panels[3] = panel{key: "mfu", title: "MFU (model FLOPs utilisation)", unit: "% of the stated peak", scale: 100}
+	}
+	marks := stageMarksOf(recs)
+	grid := [][]*plot.Plot{make([]*plot.Plot, 2), make([]*plot.Plot, 2)}
+	for i, pn := range panels {
+		var xy plotter.XYs
+		for _, r := range recs {
+			if v, ok := r.Values[pn.key]; ok && r.Kind == "train" && !r.Skipped && finite(v) {
+				xy = append(xy, plotter.XY{X: float64(r.Step), Y: v * pn.scale})
+			}
+		}
+		p := plot.New()
+		p.Title.Text = pn.title
+		p.X.Label.Text = "step"
+		p.Y.Label.Text = pn.unit
+		if len(xy) > 0 {
+			l, err := plotter.NewLine(xy)
+			if err != nil {
+				return fmt.Errorf("%s: %w", pn.key, err)
+			}
+			l.Color = plotutil.Color(i)
+			p.Add(l)
+		}
+		p.Add(marks, plotter.NewGrid())
+		grid[i/2][i%2] = p
+	}
+	img := vgimg.New(10*vg.Inch, 6*vg.Inch)
+	dc := draw.New(img)
+	canvases := plot.Align(grid, draw.Tiles{Rows: 2, Cols: 2, PadX: vg.Points(12), PadY: vg.Points(12),
+		PadTop: vg.Points(6), PadBottom: vg.Points(6), PadLeft: vg.Points(6), PadRight: vg.Points(12)}, dc)
+	for r := range grid {
+		for c := range grid[r] {
+			grid[r][c].Draw(canvases[r][c])
+		}
+	}
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// savePlot renders p in the format of path's extension and replaces path
+// atomically, so a report or a viewer never reads half a plot.
+func savePlot(p *plot.Plot, w, h vg.Length, path string) error {
+	ext := strings.TrimPrefix(filepath.Ext(path), ".")
+	wt, err := p.WriterTo(w, h, ext)
+	if err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	var buf bytes.Buffer
+	if _, err := wt.WriteTo(&buf); err != nil {
+		return fmt.Errorf("save %s: %w", path, err)
+	}
+	return atomicfile.WriteFile(path, buf.Bytes(), 0o644)
+}
+
+// stageMarks draws a dashed vertical line, labelled with the stage's
+// name, where each stage after the first begins.
+type stageMarks struct {
+	at    []float64 // the step after which the stage begins
+	names []string
+}
+
+// stageMarksOf finds the stage boundaries in the train records.
+func stageMarksOf(recs []Record) stageMarks {
+	var m stageMarks
+	prev, last := "", 0
+	for _, r := range recs {
+		if r.Kind != "train" {
+			continue
+		}
+		if prev != "" && r.Stage != prev {
+			m.at = append(m.at, float64(last))
+			m.names = append(m.names, r.Stage)
+		}
+		prev, last = r.Stage, r.Step
+	}
+	return m
+}
+
+// Plot implements plot.Plotter.
+func (m stageMarks) Plot(c draw.Canvas, plt *plot.Plot) {
+	trX, _ := plt.Transforms(&c)
+	line := draw.LineStyle{Color: color.Gray{Y: 90}, Width: vg.Points(0.75), Dashes: []vg.Length{vg.Points(3), vg.Points(3)}}
+	label := draw.TextStyle{Color: color.Gray{Y: 60}, Font: font.From(plot.DefaultFont, vg.Points(8)),
+		XAlign: draw.XLeft, YAlign: draw.YTop, Handler: plot.DefaultTextHandler}
+	for i, x := range m.at {
+		px := trX(x)
+		if px < c.Min.X || px > c.Max.X {
+			continue
+		}
+		c.StrokeLine2(line, px, c.Min.Y, px, c.Max.Y)
+		c.FillText(label, vg.Point{X: px + vg.Points(2), Y: c.Max.Y - vg.Points(2)}, m.names[i])
+	}
 }
 
 // ema is the exponential moving average of the Y values (bias-corrected).

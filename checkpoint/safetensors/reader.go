@@ -163,16 +163,6 @@ func (f *File) ReadRaw(name string, dst []byte) error {
 	return nil
 }
 
-// Section returns a reader over the named tensor's raw bytes, for streaming
-// a tensor too large to copy at once.
-func (f *File) Section(name string) (*io.SectionReader, error) {
-	t, err := f.lookup(name)
-	if err != nil {
-		return nil, err
-	}
-	return io.NewSectionReader(f.ra, f.DataOffset+t.Begin, t.Bytes()), nil
-}
-
 // readAt fills p from off, accepting io.EOF together with a full read as
 // io.ReaderAt permits.
 func readAt(ra io.ReaderAt, p []byte, off int64) error {

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/herdml/herd/internal/testenv"
 	"github.com/herdml/herd/model"
 )
 
@@ -32,9 +33,7 @@ func parse(b []byte) (*File, error) {
 // their tensors against the layout their config implies, and checks that
 // rewriting them reproduces the files byte for byte.
 func TestReference(t *testing.T) {
-	if _, err := os.Stat(refDir); os.IsNotExist(err) {
-		t.Skipf("reference data %s is absent", refDir)
-	}
+	testenv.Testdata(t, refDir)
 	for _, name := range []string{"tiny-a", "tiny-b"} {
 		t.Run(name, func(t *testing.T) {
 			dir := filepath.Join(refDir, name)

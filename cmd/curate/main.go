@@ -8,6 +8,8 @@
 //	curate -recipe curate_web -print-recipe             → the resolved recipe (validated; -print-defaults is an alias)
 //	curate validate -recipe curate_web [key=value ...]  → "ok" or the problem (exit 1)
 //	curate inspect [-rows 3] curated/docs-00000.parquet → schema, created_by, metadata and first rows
+//	curate -recipe curate_web -explain filters.gopher   → the docs and values of recipe keys
+//	curate cp curate_web my.yaml                        → a shipped recipe, comments and all, to edit
 //
 // A run prints the funnel: per stage, documents and bytes in, out,
 // removed and edited (lines cut from kept documents, truncation at
@@ -30,16 +32,17 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"syscall"
 	"time"
 
-	"golang.org/x/term"
-
 	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/curate"
 	"github.com/herdml/herd/data/htmltext"
+	"github.com/herdml/herd/internal/cli"
+	"github.com/herdml/herd/internal/report"
 	"github.com/herdml/herd/recipes"
 )
 
@@ -62,6 +65,8 @@ func main() {
 		err = validate(os.Args[2:], os.Stdout, os.Stderr)
 	case len(os.Args) > 1 && os.Args[1] == "inspect":
 		err = inspect(os.Args[2:], os.Stdout, os.Stderr)
+	case len(os.Args) > 1 && os.Args[1] == "cp":
+		err = cli.Copy(tool, os.Args[2:], os.Stdout)
 	default:
 		err = run(ctx, os.Args[1:])
 	}
@@ -80,10 +85,15 @@ func run(ctx context.Context, args []string) error {
 	workers := fs.Int("workers", 0, "goroutines for per-document work (overrides workers; 0 = all cores)")
 	printRecipe := fs.Bool("print-recipe", false, "validate the resolved recipe, print it and exit")
 	printDefaults := fs.Bool("print-defaults", false, "the same as -print-recipe (an older name)")
+	explain := fs.String("explain", "", "print the doc and value of a recipe key (filters.gopher.min_words), of every key of a section (filters), or of all keys (all), and exit")
+	fs.Func("threads", "deprecated alias of -workers", func(v string) error {
+		fmt.Fprintln(os.Stderr, "note: -threads is deprecated; use -workers")
+		return fs.Set("workers", v)
+	})
 	verbose := fs.Bool("v", false, "debug logging")
 	waitTimeout := fs.Duration("wait-timeout", time.Hour, "multi-rank: give up when no other rank's file has appeared for this long")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate inspect [-rows N] FILE.parquet ...\n       curate train-classifier -class LABEL=PATH ... -out FILE\n       curate gen-synthetic -out DIR [-bytes SIZE]\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: curate [flags] [key=value ...]\n       curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       curate cp NAME FILE\n       curate inspect [-rows N] FILE.parquet ...\n       curate train-classifier -class LABEL=PATH ... -out FILE\n       curate gen-synthetic -out DIR [-bytes SIZE]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -116,6 +126,14 @@ func run(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
+	if *explain != "" {
+		text, err := recipes.Explain(tool.Name, cfg, *explain)
+		if err != nil {
+			return err
+		}
+		_, err = os.Stdout.WriteString(text)
+		return err
+	}
 	if *printRecipe || *printDefaults {
 		note, err := check(cfg)
 		if err != nil {
@@ -124,7 +142,7 @@ func run(ctx context.Context, args []string) error {
 		if note != "" {
 			fmt.Fprintln(os.Stderr, "note:", note)
 		}
-		b, err := recipes.Marshal(cfg)
+		b, err := recipes.MarshalDocumented(tool.Name, cfg)
 		if err != nil {
 			return err
 		}
@@ -146,7 +164,8 @@ func run(ctx context.Context, args []string) error {
 	if set["world"] {
 		opt.World = *world
 	}
-	interactive := term.IsTerminal(int(os.Stderr.Fd()))
+	// A bar needs a terminal with a width; elsewhere progress is logged.
+	interactive := cli.SizedTerminal(os.Stderr)
 	if interactive {
 		p := newBars()
 		defer p.wait()
@@ -161,6 +180,12 @@ func run(ctx context.Context, args []string) error {
 	edited := res.Stats.Edits()
 	fmt.Printf("\nkept %d documents (%.2f MB), removed %d; edits cut %d lines (%.2f MB) from documents their stage kept; outputs in %s (recipe %s)\n",
 		kept.Docs, float64(kept.Bytes)/1e6, removed.Docs, edited.Lines, float64(edited.Bytes)/1e6, res.OutputDir, res.RecipeHash)
+	// The rank that wrote stats.json also writes report.html from it.
+	if rerr := report.WriteCuration(res.OutputDir); rerr == nil {
+		fmt.Printf("report: %s\n", filepath.Join(res.OutputDir, report.File))
+	} else if !errors.Is(rerr, os.ErrNotExist) && err == nil {
+		return fmt.Errorf("report: %w", rerr)
+	}
 	return err
 }
 

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 const corpora = "../../../shared/testdata/corpora"
@@ -31,9 +33,10 @@ func buildCurate(t *testing.T) string {
 // planted duplicates, URLs and dates.
 func writeInput(t *testing.T, dir string, files int) {
 	t.Helper()
+	testenv.Testdata(t, filepath.Join(corpora, "kjv.txt"))
 	b, err := os.ReadFile(filepath.Join(corpora, "kjv.txt"))
 	if err != nil {
-		t.Skipf("reference corpora not present: %v", err)
+		t.Fatal(err)
 	}
 	chapters := strings.Split(string(b), "\n\n")
 	k := 0
@@ -105,6 +108,9 @@ func TestCrashResumeIdentical(t *testing.T) {
 		t.Fatalf("clean run: %v\n%s", err, out)
 	}
 	want := snapshot(t, clean)
+	if html, err := os.ReadFile(filepath.Join(clean, "report.html")); err != nil || !strings.Contains(string(html), "Curation funnel") {
+		t.Fatalf("report.html of the curation: %v", err)
+	}
 
 	// Stop each run once the first unit of some pass is on disk.
 	interrupted := func(out string, sig os.Signal) {
@@ -166,9 +172,7 @@ func TestCLIRecipeErrors(t *testing.T) {
 // TestTrainClassifierHamSpam trains the quality classifier on part of the
 // SpamAssassin mails through the CLI and requires held-out AUC ≥ 0.95.
 func TestTrainClassifierHamSpam(t *testing.T) {
-	if _, err := os.Stat(corpora); err != nil {
-		t.Skipf("reference corpora not present: %v", err)
-	}
+	testenv.Testdata(t, corpora)
 	bin := buildCurate(t)
 	model := filepath.Join(t.TempDir(), "q.model")
 	out, err := exec.Command(bin, "train-classifier", "-class", "ham="+corpora+"/spamassassin/ham", "-class", "spam="+corpora+"/spamassassin/spam",

@@ -56,7 +56,7 @@ type logitsFile struct {
 	Logits [][]float32 `json:"logits"`
 }
 
-// maxThreads bounds -threads: more workers than this only costs memory
+// maxThreads bounds -workers: more workers than this only costs memory
 // and scheduling.
 const maxThreads = 1024
 
@@ -77,7 +77,11 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	topP := fs.Float64("top-p", 1, "nucleus sampling threshold in (0, 1] (1 = no limit)")
 	seed := fs.Uint64("seed", 0, "sampling seed")
 	stopFlag := fs.String("stop", "", "comma-separated stop token ids")
-	threads := fs.Int("threads", 0, fmt.Sprintf("worker goroutines, 0 to %d (0 = all cores)", maxThreads))
+	threads := fs.Int("workers", 0, fmt.Sprintf("compute goroutines, 0 to %d (0 = all cores)", maxThreads))
+	fs.Func("threads", "deprecated alias of -workers", func(v string) error {
+		fmt.Fprintln(stderr, "note: -threads is deprecated; use -workers")
+		return fs.Set("workers", v)
+	})
 	prompt := fs.String("prompt", "", "text to continue with the model directory's tokenizer (BOS added), streamed to stdout")
 	chat := fs.Bool("chat", false, "chat with the Llama 3.1 template: answer -prompt, or each line of stdin keeping the conversation")
 	system := fs.String("system", "", "with -chat: the system message")
@@ -224,7 +228,7 @@ func checkFlags(maxTokens int, temperature float64, topK int, topP float64, thre
 	case !(topP > 0 && topP <= 1):
 		return fmt.Errorf("-top-p %v: must be in (0, 1] (1 = no limit)", topP)
 	case threads < 0 || threads > maxThreads:
-		return fmt.Errorf("-threads %d: must be 0 (all cores) or a count from 1 to %d", threads, maxThreads)
+		return fmt.Errorf("-workers %d: must be 0 (all cores) or a count from 1 to %d", threads, maxThreads)
 	}
 	return nil
 }

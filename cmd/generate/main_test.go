@@ -10,6 +10,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 // TestLogitsMatchLlamaCpp runs the command on the reference models and
@@ -17,9 +19,7 @@ import (
 func TestLogitsMatchLlamaCpp(t *testing.T) {
 	for _, name := range []string{"tiny-a", "tiny-b"} {
 		dir := filepath.Join("../../../shared/testdata/llama-ref", name)
-		if _, err := os.Stat(dir); err != nil {
-			t.Skipf("reference data %s is absent: %v", dir, err)
-		}
+		testenv.Testdata(t, dir)
 		var ids []int
 		readJSON(t, filepath.Join(dir, "input_ids.json"), &ids)
 		var want logitsFile
@@ -55,17 +55,23 @@ func TestLogitsMatchLlamaCpp(t *testing.T) {
 	}
 }
 
+// TestBadArguments: each mistake fails with an error that says what is
+// wrong.
 func TestBadArguments(t *testing.T) {
-	for _, args := range [][]string{
-		{},
-		{"-model", "x"},
-		{"-model", "x", "-ids", "1,2"},
-		{"-model", "x", "-ids", "1,a", "-logits", "o.json"},
-		{"-model", "/nonexistent", "-ids", "1", "-logits", "o.json"},
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{nil, "-model and -ids are required"},
+		{[]string{"-model", "x"}, "-model and -ids are required"},
+		{[]string{"-model", "x", "-ids", "1,2"}, "nothing to do: give -logits OUT.json and/or -max-tokens N"},
+		{[]string{"-model", "x", "-ids", "1,a", "-logits", "o.json"}, `-ids: item 2 ("a") is not a non-negative token id`},
+		{[]string{"-model", "/nonexistent", "-ids", "1", "-logits", "o.json"}, "/nonexistent/config.json: no such file or directory"},
 	} {
 		var out, errb bytes.Buffer
-		if err := run(context.Background(), args, &out, &errb); err == nil {
-			t.Errorf("%v: no error", args)
+		err := run(context.Background(), c.args, &out, &errb)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.args, err, c.want)
 		}
 	}
 }

@@ -69,8 +69,9 @@ func TestRejectsBadValues(t *testing.T) {
 		{"temperature negative", []string{"-max-tokens", "2", "-temperature", "-0.7"}, []string{"-temperature -0.7"}},
 		{"temperature Inf", []string{"-max-tokens", "2", "-temperature", "+Inf"}, []string{"-temperature +Inf"}},
 		{"top-k negative", []string{"-max-tokens", "2", "-top-k", "-3"}, []string{"-top-k -3", ">= 0"}},
-		{"threads negative", []string{"-max-tokens", "2", "-threads", "-4"}, []string{"-threads -4", "0 (all cores)"}},
-		{"threads absurd", []string{"-max-tokens", "2", "-threads", "100000000"}, []string{"-threads 100000000"}},
+		{"workers negative", []string{"-max-tokens", "2", "-workers", "-4"}, []string{"-workers -4", "0 (all cores)"}},
+		{"workers absurd", []string{"-max-tokens", "2", "-workers", "100000000"}, []string{"-workers 100000000"}},
+		{"threads alias", []string{"-max-tokens", "2", "-threads", "-4"}, []string{"-workers -4"}},
 		{"ids outside vocabulary", []string{"-max-tokens", "2", "-ids", "1,50"}, []string{"-ids", "50", "vocabulary"}},
 		{"ids longer than context", []string{"-logits", "-", "-ids", strings.Repeat("1,", 16) + "1"}, []string{"-ids", "17 tokens", "max_position_embeddings 16"}},
 		{"stop outside vocabulary", []string{"-max-tokens", "2", "-stop", "7,500"}, []string{"-stop", "500", "vocabulary"}},
@@ -104,7 +105,7 @@ func TestEdgeValuesAccepted(t *testing.T) {
 	dir := tinyModel(t, nil)
 	for _, args := range [][]string{
 		{"-max-tokens", "13"}, // fills the context exactly
-		{"-max-tokens", "1", "-temperature", "0.5", "-top-p", "1", "-top-k", "0", "-threads", "1"},
+		{"-max-tokens", "1", "-temperature", "0.5", "-top-p", "1", "-top-k", "0", "-workers", "1"},
 		{"-max-tokens", "3", "-temperature", "1e-3", "-top-p", "1e-9", "-stop", "0,49"},
 	} {
 		var stdout, stderr bytes.Buffer

@@ -4,7 +4,9 @@
 // runs, and writes built-in task data.
 //
 //	posttrain -recipe sft_tiny|rm_tiny|dpo_tiny|FILE [-resume] [-out DIR] [key=value ...]
-//	posttrain -recipe FILE -print-recipe                 → the resolved recipe (validated)
+//	posttrain -recipe FILE -print-recipe                 → the resolved recipe (validated), every key documented
+//	posttrain -recipe FILE -explain dpo.beta             → a key's doc and value (a section, or all)
+//	posttrain cp sft_tiny my.yaml                        → a shipped recipe, comments and all, to edit
 //	posttrain validate -recipe FILE [key=value ...]      → "ok" or every problem (exit 1)
 //	posttrain score -model RM_DIR -jsonl IN [-out FILE]  → the reward of every row
 //	posttrain average -out DIR [-weights w1,w2,...] RUN_OR_MODEL_DIR...
@@ -24,41 +26,20 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"golang.org/x/term"
-
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/internal/atomicfile"
-	"github.com/herdml/herd/internal/interrupt"
+	"github.com/herdml/herd/internal/cli"
 	"github.com/herdml/herd/posttrain"
 	"github.com/herdml/herd/recipes"
 	"github.com/herdml/herd/tasks"
-	"github.com/herdml/herd/train"
 )
 
-func main() {
-	ctx, stop := interrupt.Context(context.Background())
-	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
-	code := interrupt.ExitCode(ctx)
-	stop()
-	if err != nil && !(code != 0 && errors.Is(err, context.Canceled)) {
-		fmt.Fprintln(os.Stderr, "posttrain:", err)
-		var ue usageError
-		if code == 0 && errors.As(err, &ue) {
-			code = 2
-		} else if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
-
-type usageError struct{ error }
+func main() { cli.Main("posttrain", run) }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -73,56 +54,35 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 			return eval(ctx, args[1:], stdout, stderr)
 		case "validate":
 			return validate(args[1:], stdout, stderr)
+		case "cp":
+			return cli.Copy(tool, args[1:], stdout)
 		}
 	}
 	fs := flag.NewFlagSet("posttrain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	recipe := fs.String("recipe", "", recipeHelp)
+	var rf cli.RecipeFlags
+	rf.Register(fs, tool)
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in the run directory")
-	out := fs.String("out", "", "run directory (overrides out)")
-	workers := fs.Int("workers", -1, "compute goroutines (overrides workers; 0 = all cores)")
-	printRecipe := fs.Bool("print-recipe", false, "validate the resolved recipe, print it and exit")
 	force := fs.Bool("force", false, "with -resume: continue even though the recipe changed in ways that alter the run")
-	verbose := fs.Bool("v", false, "debug logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: posttrain -recipe NAME|FILE [flags] [key=value ...]\n       posttrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       posttrain score -model RM_DIR -jsonl IN [-out FILE]\n       posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...\n       posttrain data -kind sft|pref -n N -out FILE\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: posttrain -recipe NAME|FILE [flags] [key=value ...]\n       posttrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       posttrain cp NAME FILE\n       posttrain score -model RM_DIR -jsonl IN [-out FILE]\n       posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...\n       posttrain data -kind sft|pref -n N -out FILE\n       posttrain eval -model DIR [-tasks a,b] [-n N] [-k K] [-rm RM_DIR]\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
-	r, err := load(*recipe, *out, *workers, fs.Args())
+	r, err := load(&rf, fs.Args())
 	if err != nil {
 		return err
 	}
-	if *printRecipe {
-		if err := r.Validate(); err != nil {
-			return fmt.Errorf("recipe: %w", err)
-		}
-		text, err := recipes.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = stdout.Write(text)
+	if done, err := rf.Inspect(stdout, stderr, r, func() (string, error) { return "", r.Validate() }); done {
 		return err
 	}
-	if *recipe == "" {
-		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
-	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
+	if rf.Recipe == "" {
+		return rf.NeedRecipe()
 	}
 	opt := posttrain.RunOptions{Resume: *resume, Force: *force}
-	logOut := stderr
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		opt.Progress = train.NewProgress(stderr, r.Kind)
-		logOut = opt.Progress
-	}
-	opt.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	opt.Logger, opt.Progress = cli.Output(stderr, rf.Verbose, r.Kind)
 	if r.Kind == posttrain.KindRounds {
 		res, err := posttrain.RunRounds(ctx, r, opt)
 		if err != nil {
@@ -145,44 +105,29 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 // the sft_, rm_, dpo_, rs_, rounds_ and posttrain_ ones.
 var tool = recipes.ToolNamed("posttrain")
 
-var recipeHelp = "recipe file or shipped recipe name (" + strings.Join(tool.Shipped(), ", ") + ")"
-
 // load resolves a recipe: the file or shipped recipe, the key=value
-// overrides, then the -out and -workers flags (workers < 0: unset).
-func load(recipe, out string, workers int, overrides []string) (posttrain.Recipe, error) {
-	r, err := recipes.LoadFor(tool, recipe, posttrain.Default(), overrides)
-	if err != nil {
-		return r, err
-	}
-	if out != "" {
-		r.Out = out
-	}
-	if workers >= 0 {
-		r.Workers = workers
-	}
-	return r, nil
+// overrides, then the -out and -workers flags.
+func load(rf *cli.RecipeFlags, overrides []string) (posttrain.Recipe, error) {
+	return cli.Load(rf, posttrain.Default(), overrides, func(r *posttrain.Recipe) (*string, *int) { return &r.Out, &r.Workers })
 }
 
 // validate loads and checks a recipe without writing anything.
 func validate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("posttrain validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	recipe := fs.String("recipe", "", recipeHelp)
-	out := fs.String("out", "", "run directory (overrides out)")
+	var rf cli.RecipeFlags
+	rf.RegisterRecipe(fs, tool)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: posttrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
-	if *recipe == "" {
-		return usageError{errors.New("validate: -recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
+	if rf.Recipe == "" {
+		return cli.Usagef("validate: %w", rf.NeedRecipe())
 	}
-	r, err := load(*recipe, *out, -1, fs.Args())
+	r, err := load(&rf, fs.Args())
 	if err != nil {
 		return err
 	}
@@ -230,7 +175,7 @@ func report(w io.Writer, r posttrain.Recipe, res *posttrain.Result) error {
 	show("last step", res.Metrics, "rewards/accuracies", "rewards/margins", "nll", "accuracy", "margin")
 	show("held-out", res.Eval, "eval_loss", "eval_accuracy", "eval_margin", "eval_rewards/accuracies", "eval_rewards/margins", "eval_nll")
 	fmt.Fprintf(w, "data: %s\n", res.Data.String())
-	fmt.Fprintf(w, "final model: %s\nmetrics: %s  plot: %s\n", res.Final, filepath.Join(r.Out, posttrain.MetricsFile), res.Plot)
+	fmt.Fprintf(w, "final model: %s\nmetrics: %s  plot: %s  report: %s\n", res.Final, filepath.Join(r.Out, posttrain.MetricsFile), res.Plot, filepath.Join(r.Out, "report.html"))
 	return nil
 }
 
@@ -243,17 +188,14 @@ func score(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	tok := fs.String("tokenizer", "", "tokenizer directory (default: the model directory)")
 	seqLen := fs.Int("seq-len", 0, "longest sequence scored (0 = the model's max_position_embeddings)")
 	workers := fs.Int("workers", 0, "compute goroutines (0 = all cores)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
 	if *modelDir == "" || *in == "" || fs.NArg() > 0 {
-		return usageError{errors.New("usage: posttrain score -model RM_DIR -jsonl IN [-out FILE]")}
+		return cli.UsageError{Err: errors.New("usage: posttrain score -model RM_DIR -jsonl IN [-out FILE]")}
 	}
 	if *seqLen < 0 || *workers < 0 {
-		return usageError{errors.New("-seq-len and -workers must be >= 0")}
+		return cli.UsageError{Err: errors.New("-seq-len and -workers must be >= 0")}
 	}
 	r, name := stdin, "stdin"
 	if *in != "-" {
@@ -288,26 +230,23 @@ func average(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "output model directory")
 	weights := fs.String("weights", "", "comma-separated weights, one per input (default: uniform)")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
 	if *out == "" || fs.NArg() == 0 {
-		return usageError{errors.New("usage: posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...")}
+		return cli.UsageError{Err: errors.New("usage: posttrain average -out DIR [-weights w,...] RUN_OR_MODEL_DIR...")}
 	}
 	var w []float64
 	if *weights != "" {
 		for _, s := range strings.Split(*weights, ",") {
 			x, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
 			if err != nil {
-				return usageError{fmt.Errorf("-weights: %q is not a number", s)}
+				return cli.UsageError{Err: fmt.Errorf("-weights: %q is not a number", s)}
 			}
 			w = append(w, x)
 		}
 		if len(w) != fs.NArg() {
-			return usageError{fmt.Errorf("-weights has %d values for %d inputs", len(w), fs.NArg())}
+			return cli.UsageError{Err: fmt.Errorf("-weights has %d values for %d inputs", len(w), fs.NArg())}
 		}
 	}
 	// A run directory stands for its final model.
@@ -335,14 +274,11 @@ func data(args []string, stdout, stderr io.Writer) error {
 	n := fs.Int("n", 1000, "rows")
 	seed := fs.Uint64("seed", 1, "seed")
 	out := fs.String("out", "", "output JSONL file")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
 	if *out == "" || fs.NArg() > 0 || *n < 1 || *n > 1<<26 {
-		return usageError{errors.New("usage: posttrain data -kind sft|pref [-tasks a,b] -n N (1..67108864) [-seed S] -out FILE")}
+		return cli.UsageError{Err: errors.New("usage: posttrain data -kind sft|pref [-tasks a,b] -n N (1..67108864) [-seed S] -out FILE")}
 	}
 	var list []string
 	if *names != "" {
@@ -354,7 +290,7 @@ func data(args []string, stdout, stderr io.Writer) error {
 	case "pref":
 		write = tasks.WritePref
 	default:
-		return usageError{fmt.Errorf("-kind %q: use sft or pref", *kind)}
+		return cli.UsageError{Err: fmt.Errorf("-kind %q: use sft or pref", *kind)}
 	}
 	if err := os.MkdirAll(filepath.Dir(*out), 0o755); err != nil {
 		return err
@@ -390,14 +326,11 @@ func eval(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	seed := fs.Uint64("seed", 1, "seed of the prompts and samples")
 	workers := fs.Int("workers", 0, "compute goroutines (0 = all cores)")
 	asJSON := fs.Bool("json", false, "print JSON instead of a table")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
 	if *modelDir == "" && *rmDir == "" || fs.NArg() > 0 || *n < 1 || *n > 1<<20 || *k < 0 || *k > 1024 || *workers < 0 {
-		return usageError{errors.New("usage: posttrain eval -model DIR [-rm RM_DIR] [-tasks a,b] [-n N (1..1048576)] [-k K (0..1024)]")}
+		return cli.UsageError{Err: errors.New("usage: posttrain eval -model DIR [-rm RM_DIR] [-tasks a,b] [-n N (1..1048576)] [-k K (0..1024)]")}
 	}
 	var list []string
 	if *names != "" {

@@ -296,7 +296,7 @@ func sameWeights(t *testing.T, want, got string) {
 }
 
 // timing are the metrics.jsonl values that measure time, not the run.
-var timing = map[string]bool{"elapsed_s": true, "tokens_per_s": true, "gflops": true}
+var timing = map[string]bool{"elapsed_s": true, "tokens_per_s": true, "gflop_per_s": true, "mfu": true}
 
 // sameMetrics fails unless the two runs' metrics.jsonl hold the same
 // records (each train step once, in order) with bit-identical values,

@@ -2,8 +2,10 @@
 // produces those shards from curated documents.
 //
 //	pretrain -recipe pretrain_tiny [-resume] [-out DIR] [key=value ...]
-//	pretrain -recipe my.yaml -print-recipe            → the resolved recipe (validated)
+//	pretrain -recipe my.yaml -print-recipe            → the resolved recipe (validated), every key documented
+//	pretrain -recipe my.yaml -explain optim.lr        → a key's doc and value (-explain optim: a section, all: every key)
 //	pretrain validate -recipe my.yaml [key=value ...]   → "ok" or every problem (exit 1)
+//	pretrain cp pretrain_tiny my.yaml                 → a shipped recipe, comments and all, to edit
 //	pretrain tokenize -tokenizer DIR -out DIR [-bos=true] [-eos=true] [-workers N] DOCS...
 //	pretrain average -out DIR CHECKPOINT_DIR...      → Polyak average of checkpoints
 //
@@ -20,41 +22,23 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
+	"math"
 	"strconv"
 	"strings"
-
-	"golang.org/x/term"
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/data/tokens"
-	"github.com/herdml/herd/internal/interrupt"
+	"github.com/herdml/herd/internal/cli"
 	"github.com/herdml/herd/pretrain"
 	"github.com/herdml/herd/recipes"
 )
 
 func main() {
-	ctx, stop := interrupt.Context(context.Background())
-	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
-	// A run stopped by Ctrl-C or SIGTERM (after saving a checkpoint) exits
-	// 130 or 143, so a shell's `&&` chain does not carry on as if it had
-	// finished.
-	code := interrupt.ExitCode(ctx)
-	stop()
-	if err != nil && !(code != 0 && errors.Is(err, context.Canceled)) {
-		fmt.Fprintln(os.Stderr, "pretrain:", err)
-		var ue usageError
-		if code == 0 && errors.As(err, &ue) {
-			code = 2
-		} else if code == 0 {
-			code = 1
-		}
-	}
-	os.Exit(code)
+	cli.Main("pretrain", func(ctx context.Context, args []string, _ io.Reader, stdout, stderr io.Writer) error {
+		return run(ctx, args, stdout, stderr)
+	})
 }
-
-type usageError struct{ error }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) > 0 {
@@ -65,62 +49,36 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			return average(args[1:], stdout, stderr)
 		case "validate":
 			return validate(args[1:], stdout, stderr)
+		case "cp":
+			return cli.Copy(tool, args[1:], stdout)
 		}
 	}
 	fs := flag.NewFlagSet("pretrain", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	recipe := fs.String("recipe", "", recipeHelp)
+	var rf cli.RecipeFlags
+	rf.Register(fs, tool)
 	resume := fs.Bool("resume", false, "continue from the newest checkpoint in the run directory")
-	out := fs.String("out", "", "run directory (overrides out)")
-	workers := fs.Int("workers", -1, "compute goroutines (overrides workers; 0 = all cores)")
-	printRecipe := fs.Bool("print-recipe", false, "validate the resolved recipe, print it and exit")
 	force := fs.Bool("force", false, "with -resume: continue even though the recipe changed in ways that alter the run (train.steps, checkpoint.*, eval.* … need no -force)")
 	allowTok := fs.Bool("allow-tokenizer-mismatch", false, "train even when the tokenizer (or a source's) differs from the one the token shards were made with")
-	verbose := fs.Bool("v", false, "debug logging")
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pretrain -recipe NAME|FILE [flags] [key=value ...]\n       pretrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       pretrain tokenize [flags] DOCS...\n       pretrain average -out DIR CHECKPOINT...\n\nflags:\n")
+		fmt.Fprintf(fs.Output(), "usage: pretrain -recipe NAME|FILE [flags] [key=value ...]\n       pretrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n       pretrain cp NAME FILE\n       pretrain tokenize [flags] DOCS...\n       pretrain average -out DIR CHECKPOINT...\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
-	r, err := load(*recipe, *out, *workers, fs.Args())
+	r, err := load(&rf, fs.Args())
 	if err != nil {
 		return err
 	}
-	if *printRecipe {
-		if err := r.Validate(); err != nil {
-			return fmt.Errorf("recipe: %w", err)
-		}
-		if note := r.WarmupClamped(); note != "" {
-			fmt.Fprintln(stderr, "note:", note)
-		}
-		text, err := recipes.Marshal(r)
-		if err != nil {
-			return err
-		}
-		_, err = stdout.Write(text)
+	if done, err := rf.Inspect(stdout, stderr, r, func() (string, error) { return r.WarmupClamped(), r.Validate() }); done {
 		return err
 	}
-	if *recipe == "" {
-		return usageError{errors.New("-recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
-	}
-	level := slog.LevelInfo
-	if *verbose {
-		level = slog.LevelDebug
+	if rf.Recipe == "" {
+		return rf.NeedRecipe()
 	}
 	opt := pretrain.RunOptions{Resume: *resume, Force: *force, AllowTokenizerMismatch: *allowTok}
-	logOut := stderr
-	if f, ok := stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
-		// On a terminal a bar shows steps, loss and speed, and log lines
-		// print above it.
-		opt.Progress = pretrain.NewProgress(stderr)
-		logOut = opt.Progress
-	}
-	opt.Logger = slog.New(slog.NewTextHandler(logOut, &slog.HandlerOptions{Level: level}))
+	opt.Logger, opt.Progress = cli.Output(stderr, rf.Verbose, "pretrain")
 	res, err := pretrain.Run(ctx, r, opt)
 	if err != nil {
 		return err
@@ -132,44 +90,29 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // the pretrain_* ones.
 var tool = recipes.ToolNamed("pretrain")
 
-var recipeHelp = "recipe file or shipped recipe name (" + strings.Join(tool.Shipped(), ", ") + ")"
-
 // load resolves a recipe: the file or shipped recipe, the key=value
-// overrides, then the -out and -workers flags (workers < 0: unset).
-func load(recipe, out string, workers int, overrides []string) (pretrain.Recipe, error) {
-	r, err := recipes.LoadFor(tool, recipe, pretrain.Default(), overrides)
-	if err != nil {
-		return r, err
-	}
-	if out != "" {
-		r.Out = out
-	}
-	if workers >= 0 {
-		r.Workers = workers
-	}
-	return r, nil
+// overrides, then the -out and -workers flags.
+func load(rf *cli.RecipeFlags, overrides []string) (pretrain.Recipe, error) {
+	return cli.Load(rf, pretrain.Default(), overrides, func(r *pretrain.Recipe) (*string, *int) { return &r.Out, &r.Workers })
 }
 
 // validate loads and checks a recipe without writing anything.
 func validate(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pretrain validate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	recipe := fs.String("recipe", "", recipeHelp)
-	out := fs.String("out", "", "run directory (overrides out)")
+	var rf cli.RecipeFlags
+	rf.RegisterRecipe(fs, tool)
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: pretrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
-	if *recipe == "" {
-		return usageError{errors.New("validate: -recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")}
+	if rf.Recipe == "" {
+		return cli.Usagef("validate: %w", rf.NeedRecipe())
 	}
-	r, err := load(*recipe, *out, -1, fs.Args())
+	r, err := load(&rf, fs.Args())
 	if err != nil {
 		return err
 	}
@@ -190,14 +133,21 @@ func report(w io.Writer, r pretrain.Recipe, res *pretrain.Result) error {
 		return nil
 	}
 	fmt.Fprintf(w, "trained %d steps, %d tokens; last training loss %.4f\n", res.Steps, res.Tokens, res.Loss)
-	if n := len(res.Evals); n > 0 {
-		e := res.Evals[n-1]
-		fmt.Fprintf(w, "held-out loss %.4f nats/token (perplexity %.2f); unigram baseline %.4f\n", e.Loss, e.PPL, res.Unigram)
-		if res.FinalEval > 0 {
-			fmt.Fprintf(w, "final model (averaged) held-out loss %.4f\n", res.FinalEval)
-		}
+	if res.EvalTokens > 0 {
+		fmt.Fprintf(w, "held-out set: %d tokens; unigram baseline %.4f nats/token\n", res.EvalTokens, res.Unigram)
 	}
-	fmt.Fprintf(w, "final model: %s\nmetrics: %s/%s  plot: %s\n", res.Final, r.Out, pretrain.MetricsFile, res.Plot)
+	if res.LastEval > 0 {
+		fmt.Fprintf(w, "held-out loss of the last checkpoint (step %d): %.4f nats/token (perplexity %.2f)\n", res.Steps, res.LastEval, math.Exp(res.LastEval))
+	}
+	if len(res.Averaged) > 0 && res.AverageEval > 0 {
+		fmt.Fprintf(w, "held-out loss of the average of steps %v: %.4f nats/token (perplexity %.2f)\n", res.Averaged, res.AverageEval, math.Exp(res.AverageEval))
+	}
+	fmt.Fprintf(w, "final model: %s (the %s; average.keep = %s)\nmetrics: %s/%s  plot: %s  report: %s\n",
+		res.Final, map[string]string{pretrain.KeepAverage: "average", pretrain.KeepLast: "last checkpoint"}[res.Kept], r.Average.Keep,
+		r.Out, pretrain.MetricsFile, res.Plot, res.Report)
+	if len(res.Samples) > 0 {
+		fmt.Fprintf(w, "\nsamples of the final model:")
+	}
 	for i, s := range res.Samples {
 		fmt.Fprintf(w, "\n--- sample %d ---\n%s%s\n", i+1, s.Prompt, s.Text)
 	}
@@ -217,15 +167,12 @@ func tokenize(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fmt.Fprintf(fs.Output(), "usage: pretrain tokenize -tokenizer DIR -out DIR [flags] DOCS...\n  DOCS: docs-*.parquet files, directories holding them, or glob patterns\n\nflags:\n")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
 	if *tokDir == "" || *out == "" || fs.NArg() == 0 {
 		fs.Usage()
-		return usageError{errors.New("tokenize needs -tokenizer, -out and at least one input")}
+		return cli.UsageError{Err: errors.New("tokenize needs -tokenizer, -out and at least one input")}
 	}
 	tok, err := tokenizer.Load(*tokDir)
 	if err != nil {
@@ -250,26 +197,23 @@ func average(args []string, stdout, stderr io.Writer) error {
 	fs.SetOutput(stderr)
 	out := fs.String("out", "", "output model directory")
 	weightList := fs.String("weights", "", "relative weights, one per checkpoint, comma-separated (e.g. 0.5,0.3,0.2); default uniform")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return usageError{err}
+	if help, err := cli.Parse(fs, args); help || err != nil {
+		return err
 	}
 	if *out == "" || fs.NArg() == 0 {
-		return usageError{errors.New("usage: pretrain average -out DIR CHECKPOINT_DIR...")}
+		return cli.UsageError{Err: errors.New("usage: pretrain average -out DIR CHECKPOINT_DIR...")}
 	}
 	weights, err := parseWeights(*weightList, fs.NArg())
 	if err != nil {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	err = checkpoint.AverageModels(*out, fs.Args(), weights)
 	var overlap *checkpoint.OverlapError
 	if errors.As(err, &overlap) {
-		return usageError{fmt.Errorf("-out %s is (or holds, or lies inside) the input checkpoint %s; write the average to another directory", overlap.Out, overlap.Input)}
+		return cli.UsageError{Err: fmt.Errorf("-out %s is (or holds, or lies inside) the input checkpoint %s; write the average to another directory", overlap.Out, overlap.Input)}
 	}
 	if errors.Is(err, checkpoint.ErrInvalidWeights) {
-		return usageError{err}
+		return cli.UsageError{Err: err}
 	}
 	if err != nil {
 		return err

@@ -36,12 +36,14 @@ func TestPipeline(t *testing.T) {
 	if err := run(context.Background(), args, &out, &errs); err != nil {
 		t.Fatalf("%v\n%s", err, errs.String())
 	}
-	for _, want := range []string{"trained 8 steps, 4096 tokens", "held-out loss", "unigram baseline", "--- sample 1 ---\nfunc "} {
+	for _, want := range []string{"trained 8 steps, 4096 tokens", "held-out loss of the last checkpoint (step 8)",
+		"held-out loss of the average of steps [7 8]", "unigram baseline", "final model: " + filepath.Join(runDir, "final") + " (the average; average.keep = average)",
+		"samples of the final model:\n--- sample 1 ---\nfunc "} {
 		if !strings.Contains(out.String(), want) {
 			t.Fatalf("output lacks %q:\n%s", want, out.String())
 		}
 	}
-	for _, f := range []string{"final/config.json", "final/tokenizer.json", "final/model.safetensors", "metrics.jsonl", "loss.png", "loss.svg", "recipe.yaml", "samples.jsonl"} {
+	for _, f := range []string{"final/config.json", "final/tokenizer.json", "final/model.safetensors", "metrics.jsonl", "loss.png", "loss.svg", "metrics.png", "report.html", "recipe.yaml", "samples.jsonl"} {
 		if _, err := os.Stat(filepath.Join(runDir, f)); err != nil {
 			t.Fatal(err)
 		}
@@ -66,8 +68,9 @@ func TestPipeline(t *testing.T) {
 	intArgs := append(append([]string{}, args...), "train.steps=400", "stages=null")
 	intArgs[3] = intDir // the -out flag's value
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel() // also ends the watcher when the run fails early
 	go func() {
-		for {
+		for ctx.Err() == nil {
 			if recs, err := pretrain.ReadMetrics(filepath.Join(intDir, pretrain.MetricsFile)); err == nil && len(recs) >= 3 {
 				cancel()
 				return
@@ -90,13 +93,15 @@ func TestPipeline(t *testing.T) {
 
 	out.Reset()
 	ck := filepath.Join(runDir, pretrain.CheckpointsDir)
-	if err := run(context.Background(), []string{"average", "-out", filepath.Join(dir, "avg"), filepath.Join(ck, "step-000006"), filepath.Join(ck, "step-000008")}, &out, &errs); err != nil {
+	// final/ is the average of the annealing stage's two checkpoints
+	// (steps 7 and 8), none of the main stage's.
+	if err := run(context.Background(), []string{"average", "-out", filepath.Join(dir, "avg"), filepath.Join(ck, "step-000007"), filepath.Join(ck, "step-000008")}, &out, &errs); err != nil {
 		t.Fatal(err)
 	}
 	a, _ := os.ReadFile(filepath.Join(dir, "avg", "model.safetensors"))
 	b, _ := os.ReadFile(filepath.Join(runDir, "final", "model.safetensors"))
 	if len(a) == 0 || !bytes.Equal(a, b) {
-		t.Fatal("pretrain average of the last two checkpoints differs from final/")
+		t.Fatal("pretrain average of the annealing stage's checkpoints differs from final/")
 	}
 }
 
@@ -166,7 +171,7 @@ func tinyArgs(runDir, tokens string) []string {
 		"model.hidden_size=32", "model.intermediate_size=64", "model.num_hidden_layers=1",
 		"train.steps=6", "train.batch_tokens=512", "train.micro_batch=2", "train.seq_len=64", "optim.warmup_steps=1",
 		"eval.every=3", "eval.tokens=1024", "eval.prompts=[\"func \"]", "eval.sample_tokens=8",
-		"checkpoint.every=2", "stages=[{name: anneal, kind: anneal, steps: 2, lr: 1e-3}]", "average.last=2"}
+		"checkpoint.every=2", "stages=[{name: anneal, kind: anneal, steps: 2, lr: 1e-3}]", "average.last=2", "average.keep=average"}
 }
 
 // TestValidateCLI: `validate` and -print-recipe check the resolved recipe;
@@ -221,7 +226,7 @@ func TestValidateCLI(t *testing.T) {
 	// The -recipe help lists only pretraining recipes.
 	var out, errs bytes.Buffer
 	run(context.Background(), []string{"-h"}, &out, &errs)
-	if h := errs.String(); !strings.Contains(h, "(pretrain_llama3_8b, pretrain_tiny)") || strings.Contains(h, "curate_web") || strings.Contains(h, "dpo_tiny") {
+	if h := errs.String(); !strings.Contains(h, "(pretrain_llama3_8b, pretrain_tiny;") || strings.Contains(h, "curate_web") || strings.Contains(h, "dpo_tiny") {
 		t.Fatalf("help:\n%s", h)
 	}
 }

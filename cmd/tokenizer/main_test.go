@@ -15,14 +15,13 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/testenv"
 )
 
 const refDir = "../../../shared/testdata/tokenizer/llama3"
 
 func needRef(t *testing.T) {
-	if _, err := os.Stat(refDir); os.IsNotExist(err) {
-		t.Skipf("reference data %s is absent", refDir)
-	}
+	testenv.Testdata(t, refDir)
 }
 
 func runCmd(t *testing.T, stdin string, args ...string) (string, error) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/testenv"
 )
 
 // refDir is the shared Llama 3 tokenizer with its chat cases.
@@ -19,9 +20,7 @@ var refDir = filepath.Join("..", "..", "..", "shared", "testdata", "tokenizer", 
 // Llama 3 tokenizer: the ids are the reference ids and the weights are
 // RenderChat's Target shifted by one.
 func TestLlama3ChatCases(t *testing.T) {
-	if _, err := os.Stat(refDir); err != nil {
-		t.Skipf("reference data %s is absent", refDir)
-	}
+	testenv.Testdata(t, refDir)
 	if testing.Short() {
 		t.Skip("loads the 128k-token Llama 3 tokenizer")
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herdml/herd/data/dedup/planted"
 	"github.com/herdml/herd/internal/benchutil"
+	"github.com/herdml/herd/internal/testenv"
 	"github.com/zeebo/xxh3"
 )
 
@@ -22,9 +23,7 @@ const corporaDir = "../../../shared/testdata/corpora"
 
 func needCorpora(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat(corporaDir); os.IsNotExist(err) {
-		t.Skip("reference corpora folder ../shared/testdata/corpora is absent")
-	}
+	testenv.Testdata(t, corporaDir)
 }
 
 // spamHam returns the SpamAssassin message bodies (headers stripped) split

@@ -161,8 +161,8 @@ type DirtyWords struct {
 type MinHash struct {
 	NGram        int     `yaml:"ngram"`         // shingle size in words (default 5)
 	CharShingles bool    `yaml:"char_shingles"` // character shingles instead of words
-	Bands        int     `yaml:"bands"`         // default 14
-	Rows         int     `yaml:"rows"`          // default 8
+	Bands        int     `yaml:"bands"`         // LSH bands: documents sharing all rows of one band are candidates (default 14)
+	Rows         int     `yaml:"rows"`          // MinHash values per band (default 8)
 	Seed         uint64  `yaml:"seed"`          // hash permutations (default 1)
 	Threshold    float64 `yaml:"threshold"`     // verify candidates by estimated Jaccard (default 0.5; < 0 off)
 	MemoryMB     int     `yaml:"memory_mb"`     // sort buffer before spilling (default 256)

@@ -12,15 +12,14 @@ import (
 
 	"github.com/herdml/herd/data/dedup/planted"
 	"github.com/herdml/herd/data/shard"
+	"github.com/herdml/herd/internal/testenv"
 )
 
 const corpora = "../../../shared/testdata/corpora"
 
 func needCorpora(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat(corpora); err != nil {
-		t.Skipf("reference corpora not present at %s: %v", corpora, err)
-	}
+	testenv.Testdata(t, corpora)
 }
 
 // writeJSONL writes the planted corpus as nfiles JSONL files (units).

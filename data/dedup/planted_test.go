@@ -2,13 +2,13 @@ package dedup
 
 import (
 	"context"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 	"unicode"
 
 	"github.com/herdml/herd/data/dedup/planted"
+	"github.com/herdml/herd/internal/testenv"
 )
 
 const corporaDir = "../../../shared/testdata/corpora"
@@ -20,9 +20,7 @@ var plantedCorpus = sync.OnceValues(func() (*planted.Corpus, error) {
 
 func loadPlanted(t testing.TB) *planted.Corpus {
 	t.Helper()
-	if _, err := os.Stat(corporaDir); os.IsNotExist(err) {
-		t.Skip("reference corpora folder ../shared/testdata/corpora is absent")
-	}
+	testenv.Testdata(t, corporaDir)
 	c, err := plantedCorpus()
 	if err != nil {
 		t.Fatal(err)

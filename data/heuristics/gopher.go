@@ -17,7 +17,7 @@ type GopherQuality struct {
 	MaxEllipsisLines  float64  `yaml:"max_ellipsis_lines"`    // fraction of lines ending in an ellipsis (default 0.3)
 	MinAlphaWords     float64  `yaml:"min_alpha_words"`       // fraction of words with a letter (default 0.8)
 	MinStopWords      int      `yaml:"min_stop_words"`        // fewest stop words (default 2)
-	StopWords         []string `yaml:"stop_words"`            // default: the, be, to, of, and, that, have, with
+	StopWords         []string `yaml:"stop_words"`            // a document must contain at least min_stop_words of these words (default: the, be, to, of, and, that, have, with)
 }
 
 // DefaultGopherQuality returns the REFERENCE.md thresholds.

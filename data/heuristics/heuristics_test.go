@@ -5,6 +5,8 @@ import (
 	"os"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 // prose is ordinary English text that every default filter keeps.
@@ -143,9 +145,7 @@ func TestTokenKLByHand(t *testing.T) {
 // below the default threshold, a base64 payload above it.
 func TestTokenKLOnCorpora(t *testing.T) {
 	dir := "../../../shared/testdata/corpora"
-	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("reference corpora not present (%s): %v", dir, err)
-	}
+	testenv.Testdata(t, dir)
 	k := DefaultTokenKL()
 	corpus := k.NewHistogram()
 	var chunks []string

@@ -10,6 +10,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/abadojack/whatlanggo"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 const corpora = "../../../shared/testdata/corpora"
@@ -144,9 +146,7 @@ func TestAgreesWithWhatlanggo(t *testing.T) {
 
 func BenchmarkDetect(b *testing.B) {
 	texts := []string{}
-	if _, err := os.Stat(corpora); err != nil {
-		b.Skipf("reference corpora not present at %s", corpora)
-	}
+	testenv.Testdata(b, corpora)
 	raw, err := os.ReadFile(filepath.Join(corpora, "jargon.txt"))
 	if err != nil {
 		b.Fatal(err)

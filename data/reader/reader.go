@@ -39,11 +39,11 @@ type Config struct {
 	Format       string   `yaml:"format"`         // auto (by extension), jsonl, parquet, text or html (default auto)
 	Extensions   []string `yaml:"extensions"`     // for directories: file name suffixes to read (empty: all)
 	Exclude      []string `yaml:"exclude"`        // glob patterns on the path relative to the given root (matched on every path element)
-	TextField    string   `yaml:"text_field"`     // default "text"
+	TextField    string   `yaml:"text_field"`     // JSON/Parquet field holding the document text (default "text")
 	HTMLField    string   `yaml:"html_field"`     // if set, records carry HTML in this field
-	IDField      string   `yaml:"id_field"`       // default "id"
-	URLField     string   `yaml:"url_field"`      // default "url"
-	DateField    string   `yaml:"date_field"`     // default "date"
+	IDField      string   `yaml:"id_field"`       // field holding the document id (default "id")
+	URLField     string   `yaml:"url_field"`      // field holding the source URL (default "url")
+	DateField    string   `yaml:"date_field"`     // field holding the crawl or publication date (default "date")
 	Source       string   `yaml:"source"`         // label for the source column (default: the file's base name)
 	FilesPerUnit int      `yaml:"files_per_unit"` // text/HTML files grouped per unit (default 256)
 	MaxLineBytes int      `yaml:"max_line_bytes"` // longest JSONL line, or document of a split text file (default 64 MiB); longer ones are malformed records

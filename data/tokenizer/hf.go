@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -580,13 +579,4 @@ func tokenName(raw json.RawMessage, def string) (string, error) {
 		return "", fmt.Errorf("want a string or {\"content\": …}: %w", err)
 	}
 	return at.Content, nil
-}
-
-// ReadHF reads tokenizer.json from r (no tokenizer_config.json).
-func ReadHF(r io.Reader) (*Tokenizer, error) {
-	data, err := io.ReadAll(r)
-	if err != nil {
-		return nil, err
-	}
-	return ParseHF(data, nil)
 }

@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 // testdata is the shared reference data folder, relative to this package.
@@ -17,9 +19,7 @@ var refDir = filepath.Join(testdata, "tokenizer", "llama3")
 // needRef skips the test when the shared reference data is absent.
 func needRef(t testing.TB) {
 	t.Helper()
-	if _, err := os.Stat(refDir); os.IsNotExist(err) {
-		t.Skipf("reference data %s is absent", refDir)
-	}
+	testenv.Testdata(t, refDir)
 }
 
 type encodeCase struct {

@@ -1,6 +1,7 @@
 package kernels
 
 import (
+	"fmt"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -35,17 +36,26 @@ func (c *coverTask) Run(lo, hi int) {
 
 func (c *coverTask) check(t *testing.T, label string) {
 	t.Helper()
+	if err := c.verify(label); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// verify is check for a goroutine other than the test's, which must not
+// call t.Fatal: it returns what is wrong.
+func (c *coverTask) verify(label string) error {
 	if b := c.bad.Load(); b != 0 {
-		t.Fatalf("%s: %d chunks out of range or empty", label, b)
+		return fmt.Errorf("%s: %d chunks out of range or empty", label, b)
 	}
 	if s := c.short.Load(); s != 0 {
-		t.Errorf("%s: %d chunks shorter than grain %d", label, s, c.grain)
+		return fmt.Errorf("%s: %d chunks shorter than grain %d", label, s, c.grain)
 	}
 	for i := range c.hits {
 		if h := c.hits[i].Load(); h != 1 {
-			t.Fatalf("%s: index %d run %d times, want once", label, i, h)
+			return fmt.Errorf("%s: index %d run %d times, want once", label, i, h)
 		}
 	}
+	return nil
 }
 
 func (c *coverTask) reset() {
@@ -113,7 +123,10 @@ func TestParallelFromManyGoroutines(t *testing.T) {
 			task := newCoverTask(500+g, 3)
 			for round := range 50 {
 				cpu.Parallel(task.n, task.grain, task)
-				task.check(t, "goroutine "+strconv.Itoa(g)+" round "+strconv.Itoa(round))
+				if err := task.verify("goroutine " + strconv.Itoa(g) + " round " + strconv.Itoa(round)); err != nil {
+					t.Error(err) // not Fatal: this is not the test's goroutine
+					return
+				}
 				task.reset()
 			}
 		})

@@ -1,17 +1,16 @@
 package planted
 
 import (
-	"os"
 	"strings"
 	"testing"
+
+	"github.com/herdml/herd/internal/testenv"
 )
 
 const dir = "../../../../shared/testdata/corpora"
 
 func TestGenerate(t *testing.T) {
-	if _, err := os.Stat(dir); os.IsNotExist(err) {
-		t.Skip("reference corpora folder ../shared/testdata/corpora is absent")
-	}
+	testenv.Testdata(t, dir)
 	srcs, err := Sources(dir)
 	if err != nil {
 		t.Fatal(err)

@@ -21,6 +21,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/testenv"
 )
 
 // jsDir holds the node side of the Hugging Face compatibility check.
@@ -242,9 +243,7 @@ var refDir = filepath.Join(testdata, "tokenizer", "llama3")
 
 func needRef(t *testing.T) {
 	t.Helper()
-	if _, err := os.Stat(refDir); os.IsNotExist(err) {
-		t.Skipf("reference data %s is absent", refDir)
-	}
+	testenv.Testdata(t, refDir)
 }
 
 func loadRef(t *testing.T) *tokenizer.Tokenizer {

@@ -60,7 +60,7 @@ type huberObjective struct {
 }
 
 func (h *huberObjective) f(x []float64) float64 { return h.eval(x, nil) }
-func (h *huberObjective) grad(g, x []float64)  { h.eval(x, g) }
+func (h *huberObjective) grad(g, x []float64)   { h.eval(x, g) }
 
 func (h *huberObjective) eval(x, g []float64) float64 {
 	e, a, b, al, be := x[0], x[1], x[2], x[3], x[4]

@@ -110,8 +110,8 @@ func percentiles(xs []float64, level float64) Interval {
 
 // Budget is one IsoFLOP curve's fit.
 type Budget struct {
-	FLOPs   float64 `json:"flops"` // mean compute of the curve's runs
-	Points  int     `json:"points"`
+	FLOPs   float64  `json:"flops"` // mean compute of the curve's runs
+	Points  int      `json:"points"`
 	ParabN  Parabola `json:"parabola_log_n"` // loss vs ln N
 	ParabD  Parabola `json:"parabola_log_d"` // loss vs ln D
 	NOpt    float64  `json:"n_opt"`

@@ -161,7 +161,11 @@ func Sweep(ctx context.Context, r Recipe, opt SweepOptions) ([]Point, error) {
 			run.Recipe.Workers = opt.Workers
 		}
 		dir := run.Recipe.Out
-		if _, err := ReadPointFile(filepath.Join(dir, PointFile)); err == nil {
+		if pt, err := ReadPointFile(filepath.Join(dir, PointFile)); err == nil {
+			if pt.Params != float64(run.Params) || pt.FLOPs != run.FLOPs {
+				return nil, fmt.Errorf("run %s is finished with N = %.0f, C = %.4g, but the recipe now plans N = %d, C = %.4g: the shape rule, data or batch changed; sweep into another out directory",
+					run.Name, pt.Params, pt.FLOPs, run.Params, run.FLOPs)
+			}
 			log.Info("finished, skipped", "run", run.Name)
 			continue
 		} else if !errors.Is(err, fs.ErrNotExist) {

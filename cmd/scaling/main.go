@@ -64,6 +64,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	recipe := fs.String("recipe", "", recipeHelp)
 	resume := fs.Bool("resume", false, "continue unfinished runs from their newest checkpoint (finished runs are always skipped)")
 	workers := fs.Int("workers", -1, "compute goroutines per run (overrides pretrain.workers; 0 = all cores)")
+	out := fs.String("out", "", "sweep directory (overrides out)")
 	printRecipe := fs.Bool("print-recipe", false, "print the resolved recipe and the planned runs, and exit")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: scaling -recipe NAME|FILE [flags] [key=value ...]\n       scaling fit -runs DIR|FILE -out DIR [flags]\n       scaling forecast-check -recipe NAME|FILE -fit DIR [flags]\n\nflags:\n")
@@ -81,6 +82,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	r, err := recipes.LoadFor(tool, *recipe, scaling.Default(), fs.Args())
 	if err != nil {
 		return err
+	}
+	if *out != "" {
+		r.Out = *out
 	}
 	if *printRecipe {
 		return printPlan(stdout, r)

@@ -1,7 +1,6 @@
 package scaling
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -34,48 +33,39 @@ type Item struct {
 const maxItemLine = 1 << 20
 
 // ReadItems parses a JSONL of {"question", "choices", "answer"} rows
-// (answer: the 0-based index of the correct choice). Errors name the line.
+// (answer: the 0-based index of the correct choice; blank lines and lines
+// starting with # are skipped). Errors name the line.
 func ReadItems(r io.Reader, name string) ([]Item, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxItemLine)
 	var items []Item
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" {
-			continue
-		}
+	err := scanJSONL(r, name, maxItemLine, func(line int, dec *json.Decoder) error {
 		var raw struct {
 			Question *string
 			Choices  []string
 			Answer   *int
 		}
-		dec := json.NewDecoder(strings.NewReader(text))
-		dec.DisallowUnknownFields()
 		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v (want {\"question\": \"…\", \"choices\": [\"…\", …], \"answer\": index})", name, line, err)
-		}
-		if dec.More() {
-			return nil, fmt.Errorf("%s:%d: more than one JSON value on the line", name, line)
+			return fmt.Errorf("%s:%d: %v (want {\"question\": \"…\", \"choices\": [\"…\", …], \"answer\": index})", name, line, err)
 		}
 		switch {
 		case raw.Question == nil || strings.TrimSpace(*raw.Question) == "":
-			return nil, fmt.Errorf("%s:%d: question is missing or empty", name, line)
+			return fmt.Errorf("%s:%d: question is missing or empty", name, line)
 		case len(raw.Choices) < 2:
-			return nil, fmt.Errorf("%s:%d: choices needs at least 2 entries, got %d", name, line, len(raw.Choices))
+			return fmt.Errorf("%s:%d: choices needs at least 2 entries, got %d", name, line, len(raw.Choices))
 		case raw.Answer == nil:
-			return nil, fmt.Errorf("%s:%d: answer (the index of the correct choice) is missing", name, line)
+			return fmt.Errorf("%s:%d: answer (the index of the correct choice) is missing", name, line)
 		case *raw.Answer < 0 || *raw.Answer >= len(raw.Choices):
-			return nil, fmt.Errorf("%s:%d: answer %d is not an index of the %d choices (0-based)", name, line, *raw.Answer, len(raw.Choices))
+			return fmt.Errorf("%s:%d: answer %d is not an index of the %d choices (0-based)", name, line, *raw.Answer, len(raw.Choices))
 		}
 		for i, c := range raw.Choices {
 			if c == "" {
-				return nil, fmt.Errorf("%s:%d: choices[%d] is empty", name, line, i)
+				return fmt.Errorf("%s:%d: choices[%d] is empty", name, line, i)
 			}
 		}
 		items = append(items, Item{Question: *raw.Question, Choices: raw.Choices, Answer: *raw.Answer})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if len(items) == 0 {
 		return nil, fmt.Errorf("%s: no items", name)

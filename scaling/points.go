@@ -38,14 +38,8 @@ const maxLine = 1 << 16
 // ReadPoints parses a JSONL of points (blank lines and lines starting
 // with # are skipped). Errors name the line.
 func ReadPoints(r io.Reader, name string) ([]Point, error) {
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 4096), maxLine)
 	var pts []Point
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(sc.Text())
-		if text == "" || strings.HasPrefix(text, "#") {
-			continue
-		}
+	err := scanJSONL(r, name, maxLine, func(line int, dec *json.Decoder) error {
 		var raw struct {
 			FLOPs, Params, Tokens, Loss *float64
 			Budget                      float64
@@ -53,13 +47,8 @@ func ReadPoints(r io.Reader, name string) ([]Point, error) {
 			Run                         string
 			Layers, Hidden              int
 		}
-		dec := json.NewDecoder(strings.NewReader(text))
-		dec.DisallowUnknownFields()
 		if err := dec.Decode(&raw); err != nil {
-			return nil, fmt.Errorf("%s:%d: %v (want {\"flops\": …, \"params\": …, \"tokens\": …, \"loss\": …})", name, line, err)
-		}
-		if dec.More() {
-			return nil, fmt.Errorf("%s:%d: more than one JSON value on the line", name, line)
+			return fmt.Errorf("%s:%d: %v (want {\"flops\": …, \"params\": …, \"tokens\": …, \"loss\": …})", name, line, err)
 		}
 		var missing []string
 		for _, f := range []struct {
@@ -69,25 +58,52 @@ func ReadPoints(r io.Reader, name string) ([]Point, error) {
 			if f.v == nil {
 				missing = append(missing, f.name)
 			} else if !(*f.v > 0) || math.IsInf(*f.v, 0) {
-				return nil, fmt.Errorf("%s:%d: %s must be a positive finite number, got %v", name, line, f.name, *f.v)
+				return fmt.Errorf("%s:%d: %s must be a positive finite number, got %v", name, line, f.name, *f.v)
 			}
 		}
 		if len(missing) > 0 {
-			return nil, fmt.Errorf("%s:%d: missing %s", name, line, strings.Join(missing, ", "))
+			return fmt.Errorf("%s:%d: missing %s", name, line, strings.Join(missing, ", "))
 		}
 		if raw.Budget < 0 || math.IsInf(raw.Budget, 0) || math.IsNaN(raw.Budget) {
-			return nil, fmt.Errorf("%s:%d: budget must be a positive finite number, got %v", name, line, raw.Budget)
+			return fmt.Errorf("%s:%d: budget must be a positive finite number, got %v", name, line, raw.Budget)
 		}
 		pts = append(pts, Point{FLOPs: *raw.FLOPs, Params: *raw.Params, Tokens: *raw.Tokens, Loss: *raw.Loss,
 			Budget: raw.Budget, Size: raw.Size, Run: raw.Run, Layers: raw.Layers, Hidden: raw.Hidden})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return pts, nil
+}
+
+// scanJSONL calls fn with a strict decoder (unknown fields refused) for
+// each non-blank line of r that does not start with '#', and checks that
+// the line holds one JSON value. Errors name the file and line.
+func scanJSONL(r io.Reader, name string, limit int, fn func(line int, dec *json.Decoder) error) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), limit)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" || strings.HasPrefix(text, "#") {
+			continue
+		}
+		dec := json.NewDecoder(strings.NewReader(text))
+		dec.DisallowUnknownFields()
+		if err := fn(line, dec); err != nil {
+			return err
+		}
+		if dec.More() {
+			return fmt.Errorf("%s:%d: more than one JSON value on the line", name, line)
+		}
 	}
 	if err := sc.Err(); err != nil {
 		if errors.Is(err, bufio.ErrTooLong) {
-			return nil, fmt.Errorf("%s: a line is longer than %d bytes; one point per line", name, maxLine)
+			return fmt.Errorf("%s: a line is longer than %d bytes; one object per line", name, limit)
 		}
-		return nil, fmt.Errorf("%s: %w", name, err)
+		return fmt.Errorf("%s: %w", name, err)
 	}
-	return pts, nil
+	return nil
 }
 
 // ReadPointFile reads a run's point.json.

@@ -99,6 +99,9 @@ func Fit(ctx context.Context, pts []Point, o FitOptions) (*Fits, error) {
 	if err != nil {
 		return nil, err
 	}
+	for _, e := range iso.Excluded {
+		log.Warn("IsoFLOP curve left out", "budget", fmt.Sprintf("%.3g", e.Budget), "why", e.Reason)
+	}
 	for _, b := range iso.Budgets {
 		if !b.Interior {
 			log.Warn("the IsoFLOP minimum lies outside the sizes tried: widen the sizes", "budget", fmt.Sprintf("%.3g", b.FLOPs), "n_opt", fmt.Sprintf("%.3g", b.NOpt))
@@ -278,6 +281,9 @@ func WriteTable(w io.Writer, f *Fits) {
 		}
 		fmt.Fprintf(w, "%10.3g %6d %12.4g  [%10.4g, %10.4g] %12.4g  [%10.4g, %10.4g] %8.4f%s\n", b.FLOPs, b.Points, b.NOpt,
 			b.NOptCI.Lo, b.NOptCI.Hi, b.DOpt, b.DOptCI.Lo, b.DOptCI.Hi, b.LossMin, note)
+	}
+	for _, e := range iso.Excluded {
+		fmt.Fprintf(w, "%10.3g %6d  left out: %s\n", e.Budget, e.Points, e.Reason)
 	}
 	fmt.Fprintf(w, "\nexponents               IsoFLOP (95%% CI)                 parametric L(N,D)\n")
 	fmt.Fprintf(w, "N*(C) ∝ C^a   a = %.4f [%.4f, %.4f]        %.4f\n", iso.NOpt.Exp, iso.NOpt.ExpCI.Lo, iso.NOpt.ExpCI.Hi, par.Law.NExp())

@@ -110,7 +110,8 @@ func percentiles(xs []float64, level float64) Interval {
 
 // Budget is one IsoFLOP curve's fit.
 type Budget struct {
-	FLOPs   float64  `json:"flops"` // mean compute of the curve's runs
+	Budget  float64  `json:"budget"` // the curve's budget (its points' Budget)
+	FLOPs   float64  `json:"flops"`  // mean compute of the curve's runs
 	Points  int      `json:"points"`
 	ParabN  Parabola `json:"parabola_log_n"` // loss vs ln N
 	ParabD  Parabola `json:"parabola_log_d"` // loss vs ln D
@@ -143,6 +144,15 @@ type IsoFLOP struct {
 	// Bootstrap is the number of residual-bootstrap resamples behind the
 	// intervals (95%).
 	Bootstrap int `json:"bootstrap"`
+	// Excluded are the budgets whose curve has no minimum.
+	Excluded []Excluded `json:"excluded,omitempty"`
+}
+
+// Excluded is a budget left out of the IsoFLOP power laws.
+type Excluded struct {
+	Budget float64 `json:"budget"`
+	Points int     `json:"points"`
+	Reason string  `json:"reason"`
 }
 
 // groupBudgets splits points (sorted by budget) into IsoFLOP curves.
@@ -212,13 +222,26 @@ func FitIsoFLOP(pts []Point, b int, seed uint64) (*IsoFLOP, error) {
 	for i, c := range cs {
 		lnC[i] = math.Log(c)
 	}
-	for i := range groups {
-		if _, ok := pn[i].Vertex(); !ok {
-			return nil, fmt.Errorf("IsoFLOP fit: the curve of budget %.3g has no minimum (loss falls or is flat across the sizes); add larger sizes", groups[i][0].Budget)
+	// Curves without a minimum (not convex across the sizes tried) are
+	// left out of the power laws and listed.
+	var excluded []Excluded
+	keep := 0
+	for i, g := range groups {
+		_, ok1 := pn[i].Vertex()
+		_, ok2 := pd[i].Vertex()
+		if !ok1 || !ok2 {
+			excluded = append(excluded, Excluded{Budget: g[0].Budget, Points: len(g),
+				Reason: "no minimum: the loss is not convex in ln N (or ln D) across the sizes tried; widen the sizes around the best one or add runs"})
+			continue
 		}
-		if _, ok := pd[i].Vertex(); !ok {
-			return nil, fmt.Errorf("IsoFLOP fit: the curve of budget %.3g has no minimum in ln D; add smaller sizes", groups[i][0].Budget)
-		}
+		groups[keep], losses[keep], cs[keep], lnC[keep] = g, losses[i], cs[i], lnC[i]
+		pn[keep], pd[keep], lnN[keep], lnD[keep], lmin[keep] = pn[i], pd[i], lnN[i], lnD[i], lmin[i]
+		keep++
+	}
+	groups, losses, cs, lnC = groups[:keep], losses[:keep], cs[:keep], lnC[:keep]
+	pn, pd, lnN, lnD, lmin = pn[:keep], pd[:keep], lnN[:keep], lnD[:keep], lmin[:keep]
+	if keep < 2 {
+		return nil, fmt.Errorf("IsoFLOP fit: %d of %d budgets have a minimum inside the sizes tried, need 2; widen the sizes around the best ones", keep, keep+len(excluded))
 	}
 	nl, err := fitLine(lnC, lnN)
 	if err != nil {
@@ -228,7 +251,7 @@ func FitIsoFLOP(pts []Point, b int, seed uint64) (*IsoFLOP, error) {
 	if err != nil {
 		return nil, err
 	}
-	res := &IsoFLOP{Bootstrap: b,
+	res := &IsoFLOP{Bootstrap: b, Excluded: excluded,
 		NOpt: PowerLaw{Coef: math.Exp(nl.Intercept), Exp: nl.Slope},
 		DOpt: PowerLaw{Coef: math.Exp(dl.Intercept), Exp: dl.Slope}}
 	// Residual bootstrap.
@@ -285,7 +308,7 @@ func FitIsoFLOP(pts []Point, b int, seed uint64) (*IsoFLOP, error) {
 			dlo, dhi = min(dlo, p.Tokens), max(dhi, p.Tokens)
 		}
 		n, d := math.Exp(lnN[gi]), math.Exp(lnD[gi])
-		res.Budgets = append(res.Budgets, Budget{FLOPs: cs[gi], Points: len(g), ParabN: pn[gi], ParabD: pd[gi],
+		res.Budgets = append(res.Budgets, Budget{Budget: g[0].Budget, FLOPs: cs[gi], Points: len(g), ParabN: pn[gi], ParabD: pd[gi],
 			NOpt: n, NOptCI: percentiles(bn[gi], 0.95), DOpt: d, DOptCI: percentiles(bd[gi], 0.95),
 			LossMin: lmin[gi], Interior: n >= lo && n <= hi && d >= dlo && d <= dhi})
 	}

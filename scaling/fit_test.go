@@ -3,6 +3,7 @@ package scaling
 import (
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
 )
 
@@ -70,5 +71,30 @@ func TestRecoverKnownLaw(t *testing.T) {
 	ni := iso.NOpt.At(target)
 	if rel := math.Abs(chinchilla.Loss(ni, target/6/ni)/want - 1); rel > 0.01 {
 		t.Errorf("loss at the IsoFLOP forecast size %.3g: off %.2f%%", ni, 100*rel)
+	}
+}
+
+// TestNonConvexBudgetLeftOut: a curve whose loss falls across all its
+// sizes is listed as excluded and the power laws use the others.
+func TestNonConvexBudgetLeftOut(t *testing.T) {
+	budgets := []float64{1e18, 1e19, 1e20}
+	pts := synthetic(chinchilla, budgets, 7, 4, 0, 1)
+	var bad []Point
+	for i := range 5 {
+		n := 1e6 * math.Exp(float64(i))
+		bad = append(bad, Point{FLOPs: 3e19, Params: n, Tokens: 3e19 / 6 / n, Loss: 4 - 0.01*float64(i*i), Budget: 3e19})
+	}
+	all := append(append([]Point{}, pts[:7]...), pts[7:]...)
+	all = append(all, bad...)
+	sortPoints(all)
+	iso, err := FitIsoFLOP(all, 20, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(iso.Excluded) != 1 || iso.Excluded[0].Budget != 3e19 || len(iso.Budgets) != 3 {
+		t.Fatalf("excluded %+v, %d budgets", iso.Excluded, len(iso.Budgets))
+	}
+	if _, err := FitIsoFLOP(append(pts[:7:7], bad...), 20, 1); err == nil || !strings.Contains(err.Error(), "1 of 2 budgets") {
+		t.Fatalf("one convex budget: %v", err)
 	}
 }

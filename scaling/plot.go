@@ -22,12 +22,15 @@ func PlotIsoFLOP(f *Fits, path string) error {
 	p.X.Scale = plot.LogScale{}
 	p.X.Tick.Marker = plot.LogTicks{Prec: -1}
 	p.Legend.Top = true
-	groups := groupBudgets(f.Points)
-	for gi, g := range groups {
-		if gi >= len(f.IsoFLOP.Budgets) {
-			break
+	groups := map[float64][]Point{}
+	for _, g := range groupBudgets(f.Points) {
+		groups[g[0].Budget] = g
+	}
+	for gi, b := range f.IsoFLOP.Budgets {
+		g := groups[b.Budget]
+		if len(g) == 0 {
+			continue
 		}
-		b := f.IsoFLOP.Budgets[gi]
 		col := plotutil.Color(gi)
 		var xy plotter.XYs
 		lo, hi := math.Inf(1), math.Inf(-1)

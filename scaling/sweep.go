@@ -13,6 +13,7 @@ import (
 
 	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/atomicfile"
+	"github.com/herdml/herd/internal/dirlock"
 	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/pretrain"
@@ -124,7 +125,8 @@ type SweepOptions struct {
 }
 
 // Sweep trains the runs of the recipe that fall to this rank, skipping
-// finished ones (those with point.json), and returns the points of every
+// finished ones (those with point.json) and ones another process is
+// training (locked run directories), and returns the points of every
 // finished run of the sweep (this rank's and others' found on disk).
 func Sweep(ctx context.Context, r Recipe, opt SweepOptions) ([]Point, error) {
 	if err := r.Validate(); err != nil {
@@ -174,6 +176,11 @@ func Sweep(ctx context.Context, r Recipe, opt SweepOptions) ([]Point, error) {
 		log.Info("training", "run", run.Name, "params", run.Params, "tokens", run.Tokens, "steps", run.Recipe.Train.Steps,
 			"flops", fmt.Sprintf("%.3g", run.FLOPs), "layers", run.Config.NumHiddenLayers, "hidden", run.Config.HiddenSize)
 		pt, err := TrainRun(ctx, run, opt.Resume, log.With("run", run.Name))
+		if errors.Is(err, dirlock.ErrLocked) {
+			// Another process (an overlapping sweep) trains it.
+			log.Warn("in use by another process, skipped", "run", run.Name, "err", err)
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -96,7 +96,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	log := slog.New(slog.NewTextHandler(stderr, nil))
 	if ok {
 		log = log.With("rank", rank)
-		log.Info("splitting the sweep", "rank", rank, "world", world, "from", src)
+		log.Info("splitting the sweep", "world", world, "from", src)
 	}
 	pts, err := scaling.Sweep(ctx, r, scaling.SweepOptions{Resume: *resume, Rank: rank, World: world, Logger: log, Workers: *workers})
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/data/tokens/tokenstest"
+	"github.com/herdml/herd/internal/dirlock"
+	"github.com/herdml/herd/internal/outdir"
 	"github.com/herdml/herd/scaling"
 )
 
@@ -53,6 +55,14 @@ func TestSweepCLI(t *testing.T) {
 	recipe := microRecipe(t, dir)
 	sweep := filepath.Join(dir, "sweep")
 	var out, errs bytes.Buffer
+	// Another process holds the first run: the sweep skips it.
+	if err := outdir.Claim(sweep, scaling.SweepKind); err != nil {
+		t.Fatal(err)
+	}
+	lock, err := dirlock.Acquire(filepath.Join(sweep, "b1e+07-s1"), "run")
+	if err != nil {
+		t.Fatal(err)
+	}
 	for rank := range 2 {
 		t.Setenv("OMPI_COMM_WORLD_RANK", fmt.Sprint(rank))
 		t.Setenv("OMPI_COMM_WORLD_SIZE", "2")
@@ -60,19 +70,27 @@ func TestSweepCLI(t *testing.T) {
 		if err := run(context.Background(), []string{"-recipe", recipe}, &out, &errs); err != nil {
 			t.Fatalf("rank %d: %v\n%s", rank, err, errs.String())
 		}
-		// Rank 0 trains runs 0, 2, 4, 6, 8 of 9; rank 1 the rest.
-		if want := fmt.Sprintf("%d finished runs", []int{5, 9}[rank]); !strings.Contains(out.String(), want) {
+		// Rank 0 trains runs 2, 4, 6, 8 of 9 (0 is locked); rank 1 the
+		// odd ones.
+		if want := fmt.Sprintf("%d finished runs", []int{4, 8}[rank]); !strings.Contains(out.String(), want) {
 			t.Fatalf("rank %d: output lacks %q:\n%s", rank, want, out.String())
 		}
 	}
 	os.Unsetenv("OMPI_COMM_WORLD_RANK")
 	os.Unsetenv("OMPI_COMM_WORLD_SIZE")
+	if !strings.Contains(errs.String(), "in use by another process, skipped") {
+		t.Fatalf("the locked run was not skipped:\n%s", errs.String())
+	}
+	if err := lock.Release(); err != nil {
+		t.Fatal(err)
+	}
 	errs.Reset()
+	out.Reset()
 	if err := run(context.Background(), []string{"-recipe", recipe}, &out, &errs); err != nil {
 		t.Fatal(err)
 	}
-	if n := strings.Count(errs.String(), "finished, skipped"); n != 9 {
-		t.Fatalf("rerun skipped %d runs, want 9:\n%s", n, errs.String())
+	if n := strings.Count(errs.String(), "finished, skipped"); n != 8 || !strings.Contains(out.String(), "9 finished runs") {
+		t.Fatalf("rerun skipped %d runs, want 8, and should finish the 9th:\n%s\n%s", n, errs.String(), out.String())
 	}
 	pts, err := scaling.ReadRuns(sweep)
 	if err != nil || len(pts) != 9 {

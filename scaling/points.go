@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 )
 
@@ -222,4 +223,31 @@ func cmpOr(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// SelectBudgets keeps the points of the listed budgets (comma-separated
+// numbers, matched to 3 significant digits).
+func SelectBudgets(pts []Point, list string) ([]Point, error) {
+	want := map[float64]bool{}
+	for _, f := range strings.Split(list, ",") {
+		v, err := strconv.ParseFloat(strings.TrimSpace(f), 64)
+		if err != nil || !(v > 0) {
+			return nil, fmt.Errorf("-budgets: %q is not a positive number", strings.TrimSpace(f))
+		}
+		want[roundSig(v, 3)] = true
+	}
+	var out []Point
+	found := map[float64]bool{}
+	for _, p := range pts {
+		if b := roundSig(p.Budget, 3); want[b] {
+			out = append(out, p)
+			found[b] = true
+		}
+	}
+	for b := range want {
+		if !found[b] {
+			return nil, fmt.Errorf("-budgets: no finished runs of budget %g", b)
+		}
+	}
+	return out, nil
 }

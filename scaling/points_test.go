@@ -85,3 +85,17 @@ func FuzzReadItems(f *testing.F) {
 		}
 	})
 }
+
+func TestSelectBudgets(t *testing.T) {
+	pts := []Point{{Budget: 5e11}, {Budget: 1e12}, {Budget: 1e12}, {Budget: 2e12}}
+	got, err := SelectBudgets(pts, "5e11, 1.0e12")
+	if err != nil || len(got) != 3 {
+		t.Fatalf("%v %v", got, err)
+	}
+	if _, err := SelectBudgets(pts, "4e12"); err == nil || !strings.Contains(err.Error(), "no finished runs of budget 4e+12") {
+		t.Fatal(err)
+	}
+	if _, err := SelectBudgets(pts, "x"); err == nil {
+		t.Fatal("accepted x")
+	}
+}

@@ -30,6 +30,7 @@ func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	taskList := fs.String("tasks", "", "built-in tasks for the downstream forecast, comma-separated (overrides the recipe's downstream.tasks; \"none\" skips it)")
 	taskFile := fs.String("tasks-file", "", "JSONL of {\"question\",\"choices\",\"answer\"} for the downstream forecast")
 	workers := fs.Int("workers", 0, "compute goroutines for downstream scoring (0 = all cores)")
+	budgetList := fs.String("budgets", "", "fit only these budgets, comma-separated (e.g. 5e11,1e12: a forecast from the smaller budgets of a sweep)")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "usage: scaling fit -runs DIR|FILE -out DIR [flags]\n\nflags:\n")
 		fs.PrintDefaults()
@@ -46,6 +47,11 @@ func fit(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	pts, err := scaling.LoadPoints(*runs)
 	if err != nil {
 		return err
+	}
+	if *budgetList != "" {
+		if pts, err = scaling.SelectBudgets(pts, *budgetList); err != nil {
+			return usageError{err}
+		}
 	}
 	o := scaling.FitOptions{Bootstrap: 1000, Seed: 1, Workers: *workers,
 		Logger: slog.New(slog.NewTextHandler(stderr, nil))}

@@ -171,7 +171,6 @@ func finiteAll(x []float64) bool {
 	return true
 }
 
-func median(xs []float64) float64 {
-	iv := percentiles(xs, 0)
-	return iv.Lo
-}
+// median is the middle value of xs (the mean of the two middle ones for
+// an even count).
+func median(xs []float64) float64 { return percentiles(xs, 0).Lo }

@@ -261,9 +261,8 @@ func FitIsoFLOP(pts []Point, b int, seed uint64) (*IsoFLOP, error) {
 	var an, ad []float64
 	resid := make([][]float64, len(groups))
 	for gi, g := range groups {
-		for i, p := range g {
+		for _, p := range g {
 			resid[gi] = append(resid[gi], p.Loss-pn[gi].At(math.Log(p.Params)))
-			_ = i
 		}
 	}
 	sim := make([][]float64, len(groups))

@@ -4,8 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-
-	"gonum.org/v1/gonum/optimize"
 )
 
 // HuberDelta is the Huber loss threshold of the parametric fit, on log
@@ -113,7 +111,7 @@ func DefaultGrid() Grid {
 }
 
 // FitParametric fits L(N, D) = E + A/N^α + B/D^β to the points by
-// minimising the Huber loss (δ = 1e-3) of log L with L-BFGS from every
+// minimising the Huber loss (δ = 1e-3) of log L with L-BFGS (lbfgs.go) from every
 // start of the grid, keeping the best.
 func FitParametric(pts []Point, grid Grid) (*Parametric, error) {
 	if len(pts) < 5 {
@@ -127,8 +125,6 @@ func FitParametric(pts []Point, grid Grid) (*Parametric, error) {
 		h.lnL = append(h.lnL, math.Log(p.Loss))
 		gs = append(gs, p.FLOPs/(p.Params*p.Tokens))
 	}
-	prob := optimize.Problem{Func: h.f, Grad: h.grad}
-	settings := &optimize.Settings{GradientThreshold: 1e-12, MajorIterations: 2000}
 	best := &Parametric{Objective: math.Inf(1), G: median(gs)}
 	x0 := make([]float64, 5)
 	for _, e := range grid.E {
@@ -138,11 +134,8 @@ func FitParametric(pts []Point, grid Grid) (*Parametric, error) {
 					for _, be := range grid.Beta {
 						x0[0], x0[1], x0[2], x0[3], x0[4] = e, a, b, al, be
 						best.Starts++
-						res, err := optimize.Minimize(prob, x0, settings, &optimize.LBFGS{})
-						if res == nil {
-							continue
-						}
-						if err == nil {
+						res := minimise(h.eval, x0, 10, 1000, 1e-12)
+						if res.Converged {
 							best.Converged++
 						}
 						x := res.X

@@ -12,8 +12,6 @@ import (
 	"slices"
 	"strings"
 
-	"gonum.org/v1/gonum/optimize"
-
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/model"
@@ -230,23 +228,32 @@ func FitSigmoid(nll, acc []float64, floor float64) (Sigmoid, error) {
 	if len(nll) < 2 {
 		return Sigmoid{}, errors.New("sigmoid fit: need at least 2 runs")
 	}
-	f := func(x []float64) float64 {
+	// Least squares with its gradient in (K, X0).
+	fg := func(x, g []float64) float64 {
 		s := Sigmoid{Floor: floor, K: x[0], X0: x[1]}
+		g[0], g[1] = 0, 0
 		var sum float64
 		for i := range nll {
-			d := s.At(nll[i]) - acc[i]
+			z := s.K * (nll[i] - s.X0)
+			e := math.Exp(z)
+			p := 1 / (1 + e)
+			d := s.Floor + (1-s.Floor)*p - acc[i]
 			sum += d * d
+			dp := -(1 - s.Floor) * p * p * e // ∂acc/∂z
+			if math.IsInf(e, 1) {
+				dp = 0
+			}
+			g[0] += 2 * d * dp * (nll[i] - s.X0)
+			g[1] += 2 * d * dp * -s.K
 		}
 		return sum
 	}
 	best := Sigmoid{Floor: floor}
 	bestF := math.Inf(1)
+	mid := percentiles(nll, 0).Lo
 	for _, k := range []float64{0.5, 2, 8} {
-		for _, x0 := range []float64{percentiles(nll, 0).Lo - 1, percentiles(nll, 0).Lo, percentiles(nll, 0).Lo + 1} {
-			res, err := optimize.Minimize(optimize.Problem{Func: f}, []float64{k, x0}, nil, &optimize.NelderMead{})
-			if res == nil || (err != nil && res.Status == optimize.Failure) {
-				continue
-			}
+		for _, x0 := range []float64{mid - 1, mid, mid + 1} {
+			res := minimise(fg, []float64{k, x0}, 10, 500, 1e-12)
 			if res.F < bestF && finiteAll(res.X) {
 				bestF = res.F
 				best.K, best.X0 = res.X[0], res.X[1]

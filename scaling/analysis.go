@@ -301,8 +301,8 @@ func WriteTable(w io.Writer, f *Fits) {
 			s.Size, s.Layers, s.Hidden, s.Heads, s.KVHeads, s.FFN, s.Params, s.Tokens, s.Steps, s.Loss)
 	}
 	if d := f.Downstream; d != nil {
-		fmt.Fprintf(w, "\ndownstream: NLL(C) = %.4g·C^%.4f; accuracy = %.3f + %.3f/(1+exp(%.3f·(nll−%.3f)))\n",
-			d.NLL.Coef, d.NLL.Exp, d.Sigmoid.Floor, 1-d.Sigmoid.Floor, d.Sigmoid.K, d.Sigmoid.X0)
+		fmt.Fprintf(w, "\ndownstream: NLL(C) = %.4g·C^%.4f (best run per budget); accuracy = f + (1−f)/(1+exp(k·(nll − x0))) with f = %.3f (chance), k = %.3f, x0 = %.3f (all runs)\n",
+			d.NLL.Coef, d.NLL.Exp, d.Sigmoid.Floor, d.Sigmoid.K, d.Sigmoid.X0)
 		for _, r := range d.Runs {
 			fmt.Fprintf(w, "  %-16s C %.3g  nll %.4f  accuracy %.3f\n", r.Run, r.FLOPs, r.NLL, r.Accuracy)
 		}

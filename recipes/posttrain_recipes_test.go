@@ -51,8 +51,8 @@ func TestShippedPosttrainRecipes(t *testing.T) {
 	for _, name := range recipes.Shipped() {
 		kind := posttrainKind(name)
 		if kind == "" {
-			if !strings.HasPrefix(name, "curate_") && !strings.HasPrefix(name, "pretrain_") {
-				t.Errorf("shipped recipe %s: the name names no tool (curate_, pretrain_, posttrain_, or a post-training kind: sft_, rm_, dpo_, rs_, rounds_)", name)
+			if recipes.OwnerOf(name) == "" {
+				t.Errorf("shipped recipe %s: the name names no tool (curate_, pretrain_, scaling_, posttrain_, or a post-training kind: sft_, rm_, dpo_, rs_, rounds_)", name)
 			}
 			continue
 		}

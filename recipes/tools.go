@@ -23,6 +23,7 @@ var Tools = []Tool{
 	{Name: "curate", Prefixes: []string{"curate_"}},
 	{Name: "pretrain", Prefixes: []string{"pretrain_"}},
 	{Name: "posttrain", Prefixes: []string{"sft_", "rm_", "dpo_", "rs_", "rounds_", "posttrain_"}},
+	{Name: "scaling", Prefixes: []string{"scaling_"}},
 }
 
 // ToolNamed returns the tool called name (the zero Tool when none is).

@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/atomicfile"
@@ -50,6 +51,11 @@ type RunOptions struct {
 	// AllowTokenizerMismatch trains with a tokenizer whose content differs
 	// from the one the token shards were made with.
 	AllowTokenizerMismatch bool
+	// Comm makes the run data-parallel over its ranks (see train's
+	// data-parallel runs); nil opens the job's communicator from the
+	// environment (cluster.Open: one process unless started by mpirun,
+	// srun or an MPIJob in a -tags mpi build) and closes it at the end.
+	Comm cluster.Comm
 
 	// corrupt, in tests, may poison the gradients of a step.
 	corrupt func(step int, g *model.Params)
@@ -131,6 +137,9 @@ type runner struct {
 	stage   int         // stage being trained
 	pf      *Prefetcher // its batches
 	eval    *EvalSet
+	comm    cluster.Comm
+	red     *cluster.Reducer // eval's reductions
+	sum     cluster.LeafSum  // the micro-batches' gradients
 	res     Result
 }
 
@@ -144,10 +153,32 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 	if opt.Progress != nil {
 		defer opt.Progress.Finish()
 	}
-	run := &runner{r: r, opt: opt, log: opt.Logger, plans: r.Plan()}
-	if run.log == nil {
-		run.log = slog.New(slog.DiscardHandler)
+	comm := opt.Comm
+	if comm == nil {
+		c, err := cluster.Open()
+		if err != nil {
+			return nil, err
+		}
+		comm = c
 	}
+	run := &runner{r: r, opt: opt, log: train.RankLogger(opt.Logger, comm), plans: r.Plan(), comm: comm, red: cluster.NewReducer(comm, 0)}
+	if comm.Rank() != 0 {
+		run.opt.Progress = nil
+	}
+	res, err := run.run(ctx)
+	// A failed rank stops the others, which may wait for it in a
+	// collective.
+	cluster.Fail(comm, err)
+	if opt.Comm == nil {
+		if cerr := comm.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	return res, err
+}
+
+func (run *runner) run(ctx context.Context) (*Result, error) {
+	r, opt := run.r, run.opt
 	defer func() {
 		if run.e != nil {
 			run.e.Close()
@@ -238,7 +269,7 @@ func (run *runner) setup(ctx context.Context) error {
 		TokensAt: func(step int) int64 { return tokensAt(run.plans, step) },
 		Eval:     run.evaluate, Samples: run.samples,
 		OnStep: run.opt.onStep, StopAt: run.opt.stopAt,
-		Logger: run.log, Progress: run.opt.Progress,
+		Logger: run.log, Progress: run.opt.Progress, Comm: run.comm,
 	}
 	if run.opt.corrupt != nil {
 		opt.ReduceGrads = func(step int, g *model.Params) error { run.opt.corrupt(step, g); return nil }
@@ -253,7 +284,7 @@ func (run *runner) setup(ctx context.Context) error {
 	if err := run.e.Claim(); err != nil {
 		return err
 	}
-	if !run.e.Resumed() {
+	if !run.e.Resumed() && run.comm.Rank() == 0 {
 		if err := atomicfile.WriteFile(filepath.Join(r.Out, SamplesFile), nil, 0o644); err != nil {
 			return err
 		}
@@ -506,7 +537,7 @@ func (run *runner) StartStage(ctx context.Context, si, step int) (stop func(), e
 		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
 	}
 	run.state, run.stateOf = stream.State(), si
-	loader, err := NewLoader(stream, p.Seqs(), p.MicroBatch, 0, 1)
+	loader, err := NewLoader(stream, p.Seqs(), p.MicroBatch, run.comm.Rank(), run.comm.Size())
 	if err != nil {
 		stream.Close()
 		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
@@ -531,13 +562,22 @@ func (run *runner) Step(step int) (train.StepResult, error) {
 	if err != nil {
 		return train.StepResult{}, fmt.Errorf("stage %s, step %d: data: %w", p.Name, step+1, err)
 	}
+	// Each micro-batch's gradient is computed alone and summed in the
+	// fixed tree (cluster.LeafSum), so one process and several ranks
+	// holding a power-of-two number of micro-batches each get the same
+	// bits.
 	var loss float64
+	g := run.m.Grads.Data
 	for i := range sb.Micro {
 		l, err := run.m.ForwardBackward(&sb.Micro[i])
 		if err != nil {
 			return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
 		}
-		loss += l
+		if i < len(sb.Micro)-1 {
+			run.sum.Add(g, l)
+		} else {
+			loss = run.sum.Finish(g, l)
+		}
 	}
 	run.state = sb.State
 	run.pf.Release(sb)
@@ -565,7 +605,7 @@ func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Met
 	if run.eval == nil {
 		return nil, nil
 	}
-	loss, err := run.eval.Loss(ctx, run.evalM)
+	loss, err := run.eval.LossOver(ctx, run.evalM, run.red)
 	if err != nil {
 		return nil, err
 	}
@@ -620,6 +660,10 @@ func (run *runner) finish(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// Every rank evaluates its share of final/, once rank 0 wrote it.
+	if err := run.comm.Barrier(); err != nil {
+		return fmt.Errorf("waiting for rank 0 to write %s: %w", final, err)
+	}
 	run.res.Final = final
 	if run.eval != nil {
 		cfg, params, err := checkpoint.LoadModel(final)
@@ -630,7 +674,7 @@ func (run *runner) finish(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		loss, err := run.eval.Loss(ctx, fm)
+		loss, err := run.eval.LossOver(ctx, fm, run.red)
 		if err != nil {
 			return err
 		}
@@ -642,6 +686,9 @@ func (run *runner) finish(ctx context.Context) error {
 			return err
 		}
 		run.log.Info("final model", "dir", final, "averaged_checkpoints", n, "eval_loss", fmt.Sprintf("%.4f", loss))
+	}
+	if run.comm.Rank() != 0 {
+		return nil
 	}
 	if err := run.e.SyncMetrics(); err != nil {
 		return err

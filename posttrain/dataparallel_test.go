@@ -75,7 +75,7 @@ func sameRuns(t *testing.T, what string, a, b *Result, outA, outB string) {
 	}
 }
 
-// SFT and DPO over 2 and 4 ranks (train.micro_batches 4) train the bits
+// SFT, RM and DPO over 2 and 4 ranks (train.micro_batches 4) train the bits
 // of one process; a DPO run stopped on one of its 2 ranks resumes with
 // one process (reading the reference store rank 0 computed) and ends the
 // same.
@@ -83,9 +83,9 @@ func TestDataParallelPosttrainMatchesOneProcess(t *testing.T) {
 	tok := testTokenizer(t)
 	c := tinyLM()
 	dir := saveModelDir(t, tok, c, initParams(c, 21))
-	for _, kind := range []string{KindSFT, KindDPO} {
+	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
 		t.Run(kind, func(t *testing.T) {
-			data := writeLines(t, taskRows(t, kind == KindDPO, 64, 5))
+			data := writeLines(t, taskRows(t, kind != KindSFT, 64, 5))
 			r := testRecipe(t, kind, dir, 4, 8, data)
 			r.Train.MicroBatches = 4
 			r.Checkpoint.Every = 2
@@ -119,8 +119,8 @@ func TestMicroBatchesAccumulate(t *testing.T) {
 	tok := testTokenizer(t)
 	c := tinyLM()
 	dir := saveModelDir(t, tok, c, initParams(c, 21))
-	for _, kind := range []string{KindSFT, KindDPO} {
-		data := writeLines(t, taskRows(t, kind == KindDPO, 32, 5))
+	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
+		data := writeLines(t, taskRows(t, kind != KindSFT, 32, 5))
 		var first [2]map[string]float64
 		for i, mb := range []int{1, 4} {
 			r := testRecipe(t, kind, dir, 1, 8, data)

@@ -14,36 +14,11 @@ import (
 	"time"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/cluster/clustertest"
 	"github.com/herdml/herd/data/tokens/tokenstest"
 )
 
-// mpirunArgs start a job of n ranks on this machine, as CI does (as root,
-// more ranks than cores).
-func mpirunArgs(n int) []string {
-	return []string{"--allow-run-as-root", "--oversubscribe", "-np", strconv.Itoa(n)}
-}
-
-// needMPI skips, saying why, where Open MPI is missing (CI installs it),
-// and builds cmd/NAME with -tags mpi.
-func needMPI(t *testing.T, name string) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("-short: the mpirun tests build and run the tools")
-	}
-	if _, err := exec.LookPath("mpirun"); err != nil {
-		t.Skip("mpirun is not installed (apt-get install openmpi-bin libopenmpi-dev; CI does): the multi-process tests need it")
-	}
-	if err := exec.Command("pkg-config", "--exists", "ompi-c").Run(); err != nil {
-		t.Skip("Open MPI's headers are not installed (apt-get install libopenmpi-dev; CI does): cannot build with -tags mpi")
-	}
-	bin := filepath.Join(t.TempDir(), name)
-	cmd := exec.Command("go", "build", "-tags", "mpi", "-o", bin, "./cmd/"+name)
-	cmd.Dir = ".."
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build -tags mpi ./cmd/%s: %v\n%s", name, err, out)
-	}
-	return bin
-}
+var mpirunArgs = clustertest.MPIRunArgs
 
 // tinyPretrain is pretrain_tiny shrunk to seconds over synthetic shards:
 // 8 sequences per step in 2 micro-batches (one per rank of 2), and the
@@ -122,7 +97,7 @@ func readFile(t *testing.T, path string) []byte {
 // same run in one process write the same checkpoints, bit for bit, and the
 // same loss curve.
 func TestMPIRunPretrainMatchesOneProcess(t *testing.T) {
-	bin := needMPI(t, "pretrain")
+	bin := clustertest.Build(t, "pretrain")
 	args := tinyPretrain(t, 10)
 	dir := t.TempDir()
 	one, two := filepath.Join(dir, "one"), filepath.Join(dir, "two")
@@ -155,7 +130,7 @@ func rankPID(t *testing.T, bin string, rank int) int {
 // saying which rank died; -resume with one process or with two ranks then
 // ends exactly as the uninterrupted run.
 func TestMPIRunKilledRankResumes(t *testing.T) {
-	bin := needMPI(t, "pretrain")
+	bin := clustertest.Build(t, "pretrain")
 	args := tinyPretrain(t, 200)
 	dir := t.TempDir()
 	straight := filepath.Join(dir, "straight")

@@ -59,10 +59,11 @@ func (e *Engine) reduce(g *model.Params, out *StepResult) error {
 	if e.comm.Size() == 1 {
 		return nil
 	}
-	t0 := time.Now()
+	t0, sent := time.Now(), e.red.BytesSent()
 	if err := e.red.AllReduce(g.Data); err != nil {
 		return fmt.Errorf("gradients: %w", err)
 	}
+	e.commBytes = e.red.BytesSent() - sent
 	e.keys = e.keys[:0]
 	for k := range out.Metrics {
 		e.keys = append(e.keys, k)

@@ -207,6 +207,8 @@ type Engine struct {
 	scal    []float64 // the step's scalars to reduce, reused
 	keys    []string  // the step's metric names, reused
 	commDur time.Duration
+	// commBytes: bytes this rank sent in the step's gradient all-reduce
+	commBytes int64
 
 	step    int   // steps done
 	tokens  int64 // training tokens seen after step
@@ -598,6 +600,7 @@ func (e *Engine) trainStep(s *Stage, lr float64) (Record, error) {
 	putNonZero(v, "tokens_per_s", tps)
 	putNonZero(v, "gflops", tps*s.FLOPsPerToken/1e9)
 	putNonZero(v, "allreduce_s", e.commDur.Seconds())
+	putNonZero(v, "allreduce_bytes", float64(e.commBytes))
 	for k, x := range out.Metrics {
 		v[k] = x
 	}

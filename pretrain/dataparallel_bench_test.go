@@ -14,8 +14,9 @@ import (
 	"github.com/herdml/herd/train"
 )
 
-// BenchmarkDataParallel trains config M (16 sequences of 128 tokens per
-// step in 2 micro-batches of 8, 1 worker thread per process) in one
+// BenchmarkDataParallel trains pretrain_tiny's model over a 256-token
+// vocabulary (16 sequences of 128 tokens per step in 2 micro-batches of
+// 8, 1 worker thread per process) in one
 // process and, when run under mpirun with -tags mpi, over every rank of
 // the job on the same global batch:
 //
@@ -69,7 +70,8 @@ func benchDataParallel(b *testing.B, srcs []Source, comm cluster.Comm) {
 	r := Default()
 	r.Out = filepath.Join(dir, "run")
 	r.Workers = 1
-	r.Model = configM()
+	r.Model = ModelSpec{VocabSize: 256, HiddenSize: 128, IntermediateSize: 384, NumHiddenLayers: 4, NumAttentionHeads: 4,
+		NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000, TieWordEmbeddings: true, InitializerRange: 0.02}
 	r.Data.Sources = srcs
 	r.Train = Train{Steps: warm + b.N, SeqLen: 128, BatchTokens: 2048, MicroBatch: 8, MaxBadSteps: 5, LogEvery: 1000}
 	r.Eval.Tokens = 0

@@ -40,25 +40,16 @@ type Comm interface {
 // copy.
 type Single struct{}
 
-func (Single) Rank() int { return 0 }
-func (Single) Size() int { return 1 }
-func (Single) AllGather(in, out []float32) error {
-	if len(out) != len(in) {
-		return fmt.Errorf("all-gather: %d values out for %d in", len(out), len(in))
-	}
-	copy(out, in)
-	return nil
-}
-func (Single) AllGather64(in, out []float64) error {
-	if len(out) != len(in) {
-		return fmt.Errorf("all-gather: %d values out for %d in", len(out), len(in))
-	}
-	copy(out, in)
-	return nil
-}
-func (Single) AllToAll(in, out []float32) error {
-	if len(out) != len(in) {
-		return fmt.Errorf("all-to-all: %d values out for %d in", len(out), len(in))
+func (Single) Rank() int                           { return 0 }
+func (Single) Size() int                           { return 1 }
+func (Single) AllGather(in, out []float32) error   { return copyChecked(in, out, checkGather) }
+func (Single) AllGather64(in, out []float64) error { return copyChecked(in, out, checkGather) }
+func (Single) AllToAll(in, out []float32) error    { return copyChecked(in, out, checkAllToAll) }
+
+// copyChecked is a one-rank collective: a copy, after check.
+func copyChecked[T any](in, out []T, check func(in, out, ranks int) error) error {
+	if err := check(len(in), len(out), 1); err != nil {
+		return err
 	}
 	copy(out, in)
 	return nil
@@ -80,6 +71,22 @@ func Fail(c Comm, err error) {
 		return
 	}
 	c.Abort(1, fmt.Sprintf("herd: rank %d of %d failed, stopping every rank of the job: %v", c.Rank(), c.Size(), err))
+}
+
+// checkGather checks an all-gather's buffer lengths.
+func checkGather(in, out, ranks int) error {
+	if out != in*ranks || in == 0 {
+		return fmt.Errorf("all-gather: %d values out for %d in from %d ranks", out, in, ranks)
+	}
+	return nil
+}
+
+// checkAllToAll checks an all-to-all's buffer lengths.
+func checkAllToAll(in, out, ranks int) error {
+	if in != out || in%ranks != 0 || in == 0 {
+		return fmt.Errorf("all-to-all: %d values in, %d out, over %d ranks", in, out, ranks)
+	}
+	return nil
 }
 
 // errNotMPI explains how to run several ranks with a build lacking MPI.

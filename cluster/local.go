@@ -66,34 +66,25 @@ type localComm struct {
 func (c *localComm) Rank() int { return c.rank }
 func (c *localComm) Size() int { return c.w.n }
 
-func (c *localComm) AllGather(in, out []float32) error {
-	if len(out) != len(in)*c.w.n {
-		return fmt.Errorf("all-gather: %d values out for %d in from %d ranks", len(out), len(in), c.w.n)
-	}
-	all := c.w.exchange(c.rank, append([]float32(nil), in...))
-	for i, v := range all {
-		copy(out[i*len(in):], v.([]float32))
-	}
-	return nil
-}
+func (c *localComm) AllGather(in, out []float32) error   { return localGather(c, in, out) }
+func (c *localComm) AllGather64(in, out []float64) error { return localGather(c, in, out) }
 
-func (c *localComm) AllGather64(in, out []float64) error {
-	if len(out) != len(in)*c.w.n {
-		return fmt.Errorf("all-gather: %d values out for %d in from %d ranks", len(out), len(in), c.w.n)
+func localGather[T any](c *localComm, in, out []T) error {
+	if err := checkGather(len(in), len(out), c.w.n); err != nil {
+		return err
 	}
-	all := c.w.exchange(c.rank, append([]float64(nil), in...))
+	all := c.w.exchange(c.rank, append([]T(nil), in...))
 	for i, v := range all {
-		copy(out[i*len(in):], v.([]float64))
+		copy(out[i*len(in):], v.([]T))
 	}
 	return nil
 }
 
 func (c *localComm) AllToAll(in, out []float32) error {
-	n := c.w.n
-	if len(in) != len(out) || len(in)%n != 0 {
-		return fmt.Errorf("all-to-all: %d values in, %d out, over %d ranks", len(in), len(out), n)
+	if err := checkAllToAll(len(in), len(out), c.w.n); err != nil {
+		return err
 	}
-	b := len(in) / n
+	b := len(in) / c.w.n
 	all := c.w.exchange(c.rank, append([]float32(nil), in...))
 	for i, v := range all {
 		copy(out[i*b:(i+1)*b], v.([]float32)[c.rank*b:(c.rank+1)*b])

@@ -48,7 +48,6 @@ import (
 	"fmt"
 	"math"
 	"os"
-	"runtime"
 	"sync"
 	"unsafe"
 )
@@ -127,68 +126,44 @@ func (c *mpiComm) call(what string, f func() C.int) error {
 	return nil
 }
 
-func count(n int) (C.int, error) {
+// callN checks n against MPI's int count and runs an MPI call with it.
+func (c *mpiComm) callN(what string, n int, f func(n C.int) C.int) error {
 	if n > math.MaxInt32 {
-		return 0, fmt.Errorf("%d values exceed MPI's count limit", n)
+		return fmt.Errorf("%s: %d values exceed MPI's count limit", what, n)
 	}
-	return C.int(n), nil
+	return c.call(what, func() C.int { return f(C.int(n)) })
 }
 
+func f32(s []float32) *C.float { return (*C.float)(unsafe.Pointer(unsafe.SliceData(s))) }
+
 func (c *mpiComm) AllGather(in, out []float32) error {
-	if len(out) != len(in)*c.size || len(in) == 0 {
-		return fmt.Errorf("all-gather: %d values out for %d in from %d ranks", len(out), len(in), c.size)
-	}
-	n, err := count(len(in))
-	if err != nil {
+	if err := checkGather(len(in), len(out), c.size); err != nil {
 		return err
 	}
-	defer runtime.KeepAlive(in)
-	defer runtime.KeepAlive(out)
-	return c.call("MPI_Allgather", func() C.int {
-		return C.herd_allgather_f32((*C.float)(unsafe.Pointer(&in[0])), (*C.float)(unsafe.Pointer(&out[0])), n)
-	})
+	return c.callN("MPI_Allgather", len(in), func(n C.int) C.int { return C.herd_allgather_f32(f32(in), f32(out), n) })
 }
 
 func (c *mpiComm) AllGather64(in, out []float64) error {
-	if len(out) != len(in)*c.size || len(in) == 0 {
-		return fmt.Errorf("all-gather: %d values out for %d in from %d ranks", len(out), len(in), c.size)
-	}
-	n, err := count(len(in))
-	if err != nil {
+	if err := checkGather(len(in), len(out), c.size); err != nil {
 		return err
 	}
-	defer runtime.KeepAlive(in)
-	defer runtime.KeepAlive(out)
-	return c.call("MPI_Allgather", func() C.int {
+	return c.callN("MPI_Allgather", len(in), func(n C.int) C.int {
 		return C.herd_allgather_f64((*C.double)(unsafe.Pointer(&in[0])), (*C.double)(unsafe.Pointer(&out[0])), n)
 	})
 }
 
 func (c *mpiComm) AllToAll(in, out []float32) error {
-	if len(in) != len(out) || len(in)%c.size != 0 || len(in) == 0 {
-		return fmt.Errorf("all-to-all: %d values in, %d out, over %d ranks", len(in), len(out), c.size)
-	}
-	n, err := count(len(in) / c.size)
-	if err != nil {
+	if err := checkAllToAll(len(in), len(out), c.size); err != nil {
 		return err
 	}
-	defer runtime.KeepAlive(in)
-	defer runtime.KeepAlive(out)
-	return c.call("MPI_Alltoall", func() C.int {
-		return C.herd_alltoall_f32((*C.float)(unsafe.Pointer(&in[0])), (*C.float)(unsafe.Pointer(&out[0])), n)
-	})
+	return c.callN("MPI_Alltoall", len(in)/c.size, func(n C.int) C.int { return C.herd_alltoall_f32(f32(in), f32(out), n) })
 }
 
 func (c *mpiComm) Broadcast(buf []byte, root int) error {
 	if len(buf) == 0 {
 		return nil
 	}
-	n, err := count(len(buf))
-	if err != nil {
-		return err
-	}
-	defer runtime.KeepAlive(buf)
-	return c.call("MPI_Bcast", func() C.int { return C.herd_bcast(unsafe.Pointer(&buf[0]), n, C.int(root)) })
+	return c.callN("MPI_Bcast", len(buf), func(n C.int) C.int { return C.herd_bcast(unsafe.Pointer(&buf[0]), n, C.int(root)) })
 }
 
 func (c *mpiComm) Barrier() error {

@@ -35,18 +35,8 @@ func TestMPIReducer(t *testing.T) {
 	}
 	const m = 3001
 	parts := randParts(8, m, 11)
-	per := 8 / w
-	g := make([]float32, m)
-	var s LeafSum
-	for i := range per {
-		copy(g, parts[c.Rank()*per+i])
-		if i < per-1 {
-			s.Add(g, 0)
-		}
-	}
-	s.Finish(g, 0)
-	r := NewReducer(c, 1000)
-	if err := r.AllReduce(g); err != nil {
+	g, r, err := rankSum(c, parts, 1000)
+	if err != nil {
 		t.Fatal(err)
 	}
 	for j := range g {

@@ -207,6 +207,9 @@ func (r *Reducer) Sum64(x []float64) error {
 		return nil
 	}
 	n := len(x)
+	if n == 0 {
+		return nil
+	}
 	if cap(r.scalAll) < n*w {
 		r.scalAll, r.scal = make([]float64, n*w), make([]float64, w)
 	}

@@ -83,6 +83,23 @@ func TestTreeSumOrderMatters(t *testing.T) {
 	}
 }
 
+// rankSum sums c's consecutive share of parts with LeafSum, then
+// all-reduces it over c's ranks in buckets of bucket values.
+func rankSum(c Comm, parts [][]float32, bucket int) ([]float32, *Reducer, error) {
+	per := len(parts) / c.Size()
+	g := make([]float32, len(parts[0]))
+	var s LeafSum
+	for i := range per {
+		copy(g, parts[c.Rank()*per+i])
+		if i < per-1 {
+			s.Add(g, 0)
+		}
+	}
+	s.Finish(g, 0)
+	r := NewReducer(c, bucket)
+	return g, r, r.AllReduce(g)
+}
+
 // runLocal runs f on every rank of a Local world and waits.
 func runLocal(t *testing.T, n int, f func(c Comm) error) {
 	t.Helper()
@@ -114,22 +131,9 @@ func TestReducerMatchesOneProcess(t *testing.T) {
 			got := make([][]float32, world)
 			sent := make([]int64, world)
 			runLocal(t, world, func(c Comm) error {
-				per := n / world
-				g := make([]float32, m)
-				var s LeafSum
-				for i := range per {
-					copy(g, parts[c.Rank()*per+i])
-					if i < per-1 {
-						s.Add(g, 0)
-					}
-				}
-				s.Finish(g, 0)
-				r := NewReducer(c, bucket)
-				if err := r.AllReduce(g); err != nil {
-					return err
-				}
+				g, r, err := rankSum(c, parts, bucket)
 				got[c.Rank()], sent[c.Rank()] = g, r.BytesSent()
-				return nil
+				return err
 			})
 			for rank, g := range got {
 				for j := range g {

@@ -343,6 +343,9 @@ func (run *runner) checkRecipe(old json.RawMessage, step int) error {
 	if err := json.Unmarshal(old, &prev); err != nil {
 		return fmt.Errorf("the checkpoint's recipe: %w", err)
 	}
+	if prev.Train.MicroBatches == 0 {
+		prev.Train.MicroBatches = 1 // written before train.micro_batches existed: the whole batch at once
+	}
 	var unsafe []string
 	for _, c := range recipes.Diff(prev, run.r) {
 		safe := false

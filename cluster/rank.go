@@ -2,6 +2,11 @@
 // rank and the world size, from the environment of the launchers herd runs
 // under (Open MPI's mpirun, PMI, Slurm, Kubernetes indexed jobs). Curation,
 // training and evaluation split their work by it.
+//
+// It also holds the communicator of data-parallel training (Comm: Open MPI
+// through cgo with -tags mpi, Single without), the fixed-tree sums that make
+// a run on N ranks bit-identical to one process (LeafSum, Reducer), and the
+// launch specs (Job: mpirun, sbatch, Kubeflow MPIJob; shipped in launch/).
 package cluster
 
 import (

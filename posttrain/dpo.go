@@ -31,6 +31,7 @@ type dpoTrainer struct {
 	logp, refp, count, dlogp []float64 // per row
 	coefBuf                  []float32
 	vals                     checkpoint.Metrics
+	sums                     partSums
 }
 
 func newDPO(run *runner) *dpoTrainer {
@@ -48,7 +49,19 @@ func (t *dpoTrainer) options(heldOut bool) chatdata.PrefOptions {
 
 func (t *dpoTrainer) open(ctx context.Context) error {
 	t.ctx = ctx
-	ref, err := openRefStore(ctx, t)
+	// Rank 0 computes the store in the run directory; the other ranks
+	// read it once it is complete.
+	var ref *refStore
+	var err error
+	if t.run.comm.Rank() == 0 {
+		ref, err = openRefStore(ctx, t)
+	}
+	if err == nil {
+		err = t.run.comm.Barrier()
+	}
+	if err == nil && t.run.comm.Rank() != 0 {
+		ref, err = readRefStore(t)
+	}
 	if err != nil {
 		return fmt.Errorf("reference log-probabilities: %w", err)
 	}
@@ -118,12 +131,19 @@ type DPOStats struct {
 // (hinge), averaged over pairs, plus nllCoef times the mean of
 // −logπ_c/count_c. dlogp (nil or one per row) receives dLoss/dlogp.
 func DPOLoss(kind string, beta, nllCoef float64, logp, ref, count []float64, examples int, dlogp []float64) (DPOStats, error) {
+	return dpoLossShare(kind, beta, nllCoef, logp, ref, count, examples, examples, dlogp)
+}
+
+// dpoLossShare is DPOLoss of examples pairs that are part of a batch of
+// total: each mean is over total, so the parts' results sum to the
+// batch's.
+func dpoLossShare(kind string, beta, nllCoef float64, logp, ref, count []float64, examples, total int, dlogp []float64) (DPOStats, error) {
 	var st DPOStats
 	clear(dlogp)
 	if examples == 0 {
 		return st, nil
 	}
-	K := float64(examples)
+	K := float64(total)
 	for k := range examples {
 		c, r := 2*k, 2*k+1
 		u := (logp[c] - ref[c]) - (logp[r] - ref[r])
@@ -183,7 +203,9 @@ func (t *dpoTrainer) grow(rows int) {
 }
 
 // Step is one forward and one backward pass over the chosen and rejected
-// sequences of a batch, with the stored reference log-probabilities.
+// sequences of each of this rank's parts of a batch (train.micro_batches
+// parts, all of them in one process), with the stored reference
+// log-probabilities of the whole batch.
 func (t *dpoTrainer) Step(step int) (train.StepResult, error) {
 	pb, err := t.l.Next(t.ctx)
 	if err != nil {
@@ -194,28 +216,43 @@ func (t *dpoTrainer) Step(step int) (train.StepResult, error) {
 		return train.StepResult{}, err
 	}
 	m := t.run.m
-	if _, err := seqLogps(m, pb, t.py, t.logp, t.count); err != nil {
-		return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
-	}
 	d := &t.run.r.DPO
-	st, err := DPOLoss(d.Loss, d.Beta, d.NLLCoef, t.logp, t.refp, t.count, pb.Examples, t.dlogp)
-	if err != nil {
-		return train.StepResult{}, err
+	lo, hi, parts := t.run.partRange()
+	g := m.Grads.Data
+	t.sums.reset(8)
+	var loss float64
+	for p := lo; p < hi; p++ {
+		part, r0 := prefPart(pb, p, parts, t.run.r.Train.Batch)
+		r1 := r0 + part.B
+		var st DPOStats
+		if part.Examples > 0 {
+			if _, err := seqLogps(m, &part, t.py, t.logp[r0:r1], t.count[r0:r1]); err != nil {
+				return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
+			}
+			if st, err = dpoLossShare(d.Loss, d.Beta, d.NLLCoef, t.logp[r0:r1], t.refp[r0:r1], t.count[r0:r1], part.Examples, pb.Examples, t.dlogp[r0:r1]); err != nil {
+				return train.StepResult{}, err
+			}
+			// logp_r = −Σ w_i·nll_i over the row, so dL/dnll_i = −w_i·dL/dlogp_r.
+			m.Backward(t.coef(&part, t.dlogp[r0:r1]))
+		}
+		t.sums.add(st.Chosen, st.Rejected, st.Accuracy, st.Margin, st.LogpChosen, st.LogpRejected, st.NLL, st.Loss)
+		if p < hi-1 {
+			t.run.sum.Add(g, st.Loss)
+		} else {
+			loss = t.run.sum.Finish(g, st.Loss)
+		}
 	}
-	// logp_r = −Σ w_i·nll_i over the row, so dL/dnll_i = −w_i·dL/dlogp_r.
-	coef := t.coef(pb)
-	m.Backward(coef)
 	t.state = t.l.State()
 	clear(t.vals)
-	t.vals["rewards/chosen"], t.vals["rewards/rejected"] = st.Chosen, st.Rejected
-	t.vals["rewards/accuracies"], t.vals["rewards/margins"] = st.Accuracy, st.Margin
-	t.vals["logps/chosen"], t.vals["logps/rejected"] = st.LogpChosen, st.LogpRejected
-	t.vals["nll"] = st.NLL
-	return train.StepResult{Loss: st.Loss, Tokens: int64(pb.B * pb.T), Metrics: t.vals}, nil
+	t.vals["rewards/chosen"], t.vals["rewards/rejected"] = t.sums.sum(0), t.sums.sum(1)
+	t.vals["rewards/accuracies"], t.vals["rewards/margins"] = t.sums.sum(2), t.sums.sum(3)
+	t.vals["logps/chosen"], t.vals["logps/rejected"] = t.sums.sum(4), t.sums.sum(5)
+	t.vals["nll"] = t.sums.sum(6)
+	return train.StepResult{Loss: loss, Tokens: int64((hi - lo) * (pb.B / parts) * pb.T), Metrics: t.vals}, nil
 }
 
 // coef turns dL/dlogp per row into per-token loss coefficients.
-func (t *dpoTrainer) coef(pb *chatdata.PrefBatch) []float32 {
+func (t *dpoTrainer) coef(pb *chatdata.PrefBatch, dlogp []float64) []float32 {
 	if cap(t.coefBuf) < pb.B*pb.T {
 		t.coefBuf = make([]float32, pb.B*pb.T)
 	}
@@ -225,7 +262,7 @@ func (t *dpoTrainer) coef(pb *chatdata.PrefBatch) []float32 {
 			coef[i] = 0
 			continue
 		}
-		coef[i] = float32(-float64(w) * t.dlogp[i/pb.T])
+		coef[i] = float32(-float64(w) * dlogp[i/pb.T])
 	}
 	return coef
 }

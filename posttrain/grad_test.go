@@ -368,8 +368,8 @@ func TestDPOLossGradient(t *testing.T) {
 			if !modeltest.Close(st.Loss, want, 1e-5, 1e-7) {
 				t.Fatalf("loss %.9g, float64 %.9g", st.Loss, want)
 			}
-			tr := &dpoTrainer{dlogp: dlogp}
-			m.Backward(tr.coef(b))
+			tr := &dpoTrainer{}
+			m.Backward(tr.coef(b, dlogp))
 			worst := gradCheck(t, m, w, rand.New(rand.NewPCG(6, 7)), loss)
 			t.Logf("loss %.6g (float64 %.6g); worst relative gradient error %.3g", st.Loss, want, worst)
 		})

@@ -121,6 +121,14 @@ type Train struct {
 	// the number of preference examples per step (each 2 sequences, 3 with
 	// data.use_edited). Default 8.
 	Batch int `yaml:"batch"`
+	// MicroBatches splits each step's batch into this many equal parts
+	// (sequences for sft, examples for rm and dpo), each run forward and
+	// backward alone, their gradients summed in a fixed tree: gradient
+	// accumulation, and the unit a data-parallel run (mpirun -np N, N
+	// dividing it) hands out, micro_batches/N to each rank. Runs with the
+	// same value give the same bits on 1 or N ranks when micro_batches/N
+	// is a power of two. Default 1 (the whole batch at once).
+	MicroBatches int `yaml:"micro_batches"`
 	// MaxBadSteps stops the run after this many consecutive steps with a
 	// non-finite loss or gradient (each is skipped; default 5).
 	MaxBadSteps int `yaml:"max_bad_steps"`
@@ -188,7 +196,7 @@ func Default() Recipe {
 	return Recipe{
 		Kind: KindSFT, Out: "runs/posttrain", Seed: 1,
 		Data:       Data{HeldOut: 0.05, Shuffle: chatdata.DefaultShuffle, Truncation: string(chatdata.TruncateDrop), LossOn: "assistant", Pack: true},
-		Train:      Train{Steps: 100, SeqLen: 256, Batch: 8, MaxBadSteps: 5, LogEvery: 10},
+		Train:      Train{Steps: 100, SeqLen: 256, Batch: 8, MicroBatches: 1, MaxBadSteps: 5, LogEvery: 10},
 		Optim:      Optim{LR: 1e-5, Schedule: "cosine", Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, ClipGradNorm: 1},
 		DPO:        DPO{Beta: 0.1, Loss: LossSigmoid, NLLCoef: 0.2},
 		Rounds:     Rounds{Rounds: 3},
@@ -291,6 +299,9 @@ func (r *Recipe) Validate() error {
 	}
 	if r.Train.Batch < 1 || r.Train.Batch > 1<<16 {
 		bad("train.batch must be in [1, 65536], got %d", r.Train.Batch)
+	}
+	if r.Train.MicroBatches < 1 || r.Train.Batch%max(r.Train.MicroBatches, 1) != 0 {
+		bad("train.micro_batches must be >= 1 and divide train.batch %d, got %d", r.Train.Batch, r.Train.MicroBatches)
 	}
 	if r.Train.MaxBadSteps < 1 {
 		bad("train.max_bad_steps must be >= 1, got %d", r.Train.MaxBadSteps)

@@ -131,6 +131,32 @@ func openRefStore(ctx context.Context, t *dpoTrainer) (*refStore, error) {
 	return s, nil
 }
 
+// readRefStore opens the complete store another rank computed, read-only.
+func readRefStore(t *dpoTrainer) (*refStore, error) {
+	r := &t.run.r
+	rows := 2 * r.Train.Batch
+	fp, err := t.refFingerprint()
+	if err != nil {
+		return nil, err
+	}
+	s := &refStore{rec: refRecordSize(rows)}
+	metaPath := filepath.Join(r.Out, RefMetaFile)
+	data, err := os.ReadFile(metaPath)
+	if err != nil {
+		return nil, fmt.Errorf("rank 0's store (the ranks must share the run directory): %w", err)
+	}
+	if err := json.Unmarshal(data, &s.meta); err != nil {
+		return nil, fmt.Errorf("%s: %w", metaPath, err)
+	}
+	if s.meta.Fingerprint != fp || s.meta.Rows != rows || s.meta.StepsDone < r.Train.Steps {
+		return nil, fmt.Errorf("%s is not the store of this run (rows %d, %d steps done of %d): do the ranks see the same run directory and data?", metaPath, s.meta.Rows, s.meta.StepsDone, r.Train.Steps)
+	}
+	if s.f, err = os.Open(filepath.Join(r.Out, RefLogpsFile)); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
 // refFingerprint identifies the training data order, the batch shape and
 // the reference model (its directory and config).
 func (t *dpoTrainer) refFingerprint() (string, error) {

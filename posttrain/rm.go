@@ -25,6 +25,7 @@ type rmTrainer struct {
 	state   chatdata.State
 	grad    []float32 // dL/dscore per row
 	vals    checkpoint.Metrics
+	sums    partSums
 }
 
 func newRM(run *runner) *rmTrainer { return &rmTrainer{run: run, vals: checkpoint.Metrics{}} }
@@ -60,6 +61,27 @@ type PairStats struct {
 // last[row] < 0 marking an absent response; into grad (one per row, or
 // nil) it writes dLoss/dr.
 func BradleyTerry(r []float32, last []int32, per, examples int, grad []float32) PairStats {
+	return bradleyTerryShare(r, last, per, examples, countPairs(last, per, examples), examples, grad)
+}
+
+// countPairs is the number of ordered pairs of the first examples
+// examples.
+func countPairs(last []int32, per, examples int) int {
+	n := 0
+	for k := range examples {
+		if per == 3 && last[k*per+chatdata.RowEdited] >= 0 {
+			n += 3
+		} else {
+			n++
+		}
+	}
+	return n
+}
+
+// bradleyTerryShare is BradleyTerry of examples examples that are part of
+// a batch with pairs ordered pairs and total examples: the means are over
+// the whole batch, so the parts' results sum to the batch's.
+func bradleyTerryShare(r []float32, last []int32, per, examples, pairs, total int, grad []float32) PairStats {
 	var st PairStats
 	clear(grad)
 	for k := range examples {
@@ -87,18 +109,18 @@ func BradleyTerry(r []float32, last []int32, per, examples int, grad []float32) 
 			}
 		}
 	}
-	if st.Pairs == 0 {
+	if pairs == 0 {
 		return st
 	}
-	n := float64(st.Pairs)
+	n := float64(pairs)
 	for i := range grad {
 		grad[i] = float32(float64(grad[i]) / n)
 	}
 	st.Loss /= n
 	st.Accuracy /= n
 	st.Margin /= n
-	st.Chosen /= float64(examples)
-	st.Rejected /= float64(examples)
+	st.Chosen /= float64(total)
+	st.Rejected /= float64(total)
 	return st
 }
 
@@ -118,34 +140,52 @@ func sigmoid(x float64) float64 {
 	return e / (1 + e)
 }
 
-// Step scores every response of a batch with one forward pass and
-// back-propagates the Bradley–Terry loss through the head at the last
-// tokens.
+// Step scores every response of each of this rank's parts of a batch
+// (train.micro_batches parts, all of them in one process) with one
+// forward pass and back-propagates the Bradley–Terry loss, a mean over
+// the whole batch's pairs, through the head at the last tokens.
 func (t *rmTrainer) Step(step int) (train.StepResult, error) {
 	pb, err := t.l.Next(t.ctx)
 	if err != nil {
 		return train.StepResult{}, dataErr(step, err, &t.run.r)
 	}
 	m := t.run.m
-	if err := m.ForwardHidden(&pb.Batch); err != nil {
-		return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
-	}
-	r, err := m.Scores(pb.Last)
-	if err != nil {
-		return train.StepResult{}, err
-	}
-	if len(t.grad) != len(r) {
-		t.grad = make([]float32, len(r))
-	}
-	st := BradleyTerry(r, pb.Last, pb.PerExample, pb.Examples, t.grad)
-	if err := m.ScoresBackward(pb.Last, t.grad); err != nil {
-		return train.StepResult{}, err
+	lo, hi, parts := t.run.partRange()
+	pairs := countPairs(pb.Last, pb.PerExample, pb.Examples)
+	g := m.Grads.Data
+	t.sums.reset(5)
+	var loss float64
+	for p := lo; p < hi; p++ {
+		part, _ := prefPart(pb, p, parts, t.run.r.Train.Batch)
+		var st PairStats
+		if part.Examples > 0 {
+			if err := m.ForwardHidden(&part.Batch); err != nil {
+				return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
+			}
+			r, err := m.Scores(part.Last)
+			if err != nil {
+				return train.StepResult{}, err
+			}
+			if len(t.grad) != len(r) {
+				t.grad = make([]float32, len(r))
+			}
+			st = bradleyTerryShare(r, part.Last, part.PerExample, part.Examples, pairs, pb.Examples, t.grad)
+			if err := m.ScoresBackward(part.Last, t.grad); err != nil {
+				return train.StepResult{}, err
+			}
+		}
+		t.sums.add(st.Accuracy, st.Margin, st.Chosen, st.Rejected, st.Loss)
+		if p < hi-1 {
+			t.run.sum.Add(g, st.Loss)
+		} else {
+			loss = t.run.sum.Finish(g, st.Loss)
+		}
 	}
 	t.state = t.l.State()
 	clear(t.vals)
-	t.vals["accuracy"], t.vals["margin"] = st.Accuracy, st.Margin
-	t.vals["rewards/chosen"], t.vals["rewards/rejected"] = st.Chosen, st.Rejected
-	return train.StepResult{Loss: st.Loss, Tokens: int64(pb.B * pb.T), Metrics: t.vals}, nil
+	t.vals["accuracy"], t.vals["margin"] = t.sums.sum(0), t.sums.sum(1)
+	t.vals["rewards/chosen"], t.vals["rewards/rejected"] = t.sums.sum(2), t.sums.sum(3)
+	return train.StepResult{Loss: loss, Tokens: int64((hi - lo) * (pb.B / parts) * pb.T), Metrics: t.vals}, nil
 }
 
 func (t *rmTrainer) Position() (json.RawMessage, error) { return json.Marshal(t.state) }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/herdml/herd/cluster"
 	"math"
 	"os"
 	"path/filepath"
@@ -94,6 +95,9 @@ const (
 func RunRounds(ctx context.Context, r Recipe, opt RunOptions) (*RoundsResult, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
+	}
+	if _, world, src, ok, _ := cluster.RankFromEnv(nil); ok && world > 1 {
+		return nil, fmt.Errorf("rounds run in one process (%s says %d ranks): run each stage (posttrain -recipe with kind sft, rm or dpo) under mpirun instead", src, world)
 	}
 	log := opt.Logger
 	if log == nil {

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/internal/atomicfile"
@@ -46,6 +47,11 @@ type RunOptions struct {
 	Progress *train.Progress
 	// Backend runs the model (default: kernels.NewCPU(recipe.workers)).
 	Backend kernels.Backend
+	// Comm makes an sft, rm or dpo run data-parallel over its ranks
+	// (train.micro_batches split over them); nil opens the job's
+	// communicator from the environment (cluster.Open) and closes it at
+	// the end.
+	Comm cluster.Comm
 
 	// stopAt, in tests, interrupts the run (as Ctrl-C does) once this many
 	// steps are done; onStep, in benchmarks, sees every step.
@@ -96,6 +102,8 @@ type runner struct {
 	t      trainer
 	res    Result
 	tokDir string
+	comm   cluster.Comm
+	sum    cluster.LeafSum // the parts' gradients
 }
 
 // Run trains the recipe. An interrupted context saves a checkpoint and
@@ -114,10 +122,32 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if opt.Progress != nil {
 		defer opt.Progress.Finish()
 	}
-	run := &runner{r: r, opt: opt, log: opt.Logger}
-	if run.log == nil {
-		run.log = slog.New(slog.DiscardHandler)
+	comm := opt.Comm
+	if comm == nil {
+		c, err := cluster.Open()
+		if err != nil {
+			return nil, err
+		}
+		comm = c
 	}
+	run := &runner{r: r, opt: opt, log: train.RankLogger(opt.Logger, comm), comm: comm}
+	if comm.Rank() != 0 {
+		run.opt.Progress = nil
+	}
+	res, err := run.run(ctx)
+	// A failed rank stops the others, which may wait for it in a
+	// collective.
+	cluster.Fail(comm, err)
+	if opt.Comm == nil {
+		if cerr := comm.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	return res, err
+}
+
+func (run *runner) run(ctx context.Context) (_ *Result, err error) {
+	r, opt := run.r, run.opt
 	defer func() {
 		if run.t != nil {
 			run.t.close()
@@ -200,7 +230,10 @@ func (run *runner) setup(ctx context.Context) error {
 		Recipe: recipe, RecipeText: text, CheckRecipe: run.checkRecipe, Extra: run.extra,
 		Eval: run.evaluate, AfterEval: run.afterEval, PeakFLOPs: r.Train.PeakGFLOPs * 1e9,
 		OnStep: run.opt.onStep, StopAt: run.opt.stopAt,
-		Logger: run.log, Progress: run.opt.Progress,
+		Logger: run.log, Progress: run.opt.Progress, Comm: run.comm,
+	}
+	if err := run.checkParts(); err != nil {
+		return err
 	}
 	if run.e, err = train.New(opt, run.t); err != nil {
 		return err
@@ -313,6 +346,9 @@ func (run *runner) checkRecipe(old json.RawMessage, step int) error {
 	if err := json.Unmarshal(old, &prev); err != nil {
 		return fmt.Errorf("the checkpoint's recipe: %w", err)
 	}
+	if prev.Train.MicroBatches == 0 {
+		prev.Train.MicroBatches = 1 // written before train.micro_batches existed: the whole batch at once
+	}
 	var unsafe []string
 	for _, c := range recipes.Diff(prev, run.r) {
 		safe := false
@@ -363,6 +399,9 @@ func (run *runner) finish() error {
 		return err
 	}
 	run.res.Final = final
+	if run.comm.Rank() != 0 {
+		return nil
+	}
 	run.log.Info("final model", "dir", final, "averaged_checkpoints", n, "data", run.res.Data.String())
 	if err := run.e.SyncMetrics(); err != nil {
 		return err

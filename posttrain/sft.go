@@ -39,20 +39,39 @@ func (t *sftTrainer) open(ctx context.Context) error {
 	return nil
 }
 
-// Step is one forward and backward pass over a batch of B rows.
+// Step is a forward and backward pass over each of this rank's parts of
+// a batch of B rows (train.micro_batches parts, all of them in one
+// process), normalised by the whole batch's weighted tokens.
 func (t *sftTrainer) Step(step int) (train.StepResult, error) {
 	b, err := t.l.Next(t.ctx)
 	if err != nil {
 		return train.StepResult{}, dataErr(step, err, &t.run.r)
 	}
-	loss, err := t.run.m.ForwardBackward(b)
-	if err != nil {
-		return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
+	lo, hi, parts := t.run.partRange()
+	if b.B%parts != 0 {
+		return train.StepResult{}, fmt.Errorf("step %d: the batch's %d rows do not split into train.micro_batches %d", step+1, b.B, parts)
+	}
+	rows := b.B / parts
+	den := weightSum(b)
+	g := t.run.m.Grads.Data
+	var loss, trained float64
+	for p := lo; p < hi; p++ {
+		part := rowsOf(b, p*rows, (p+1)*rows, den)
+		l, err := t.run.m.ForwardBackward(&part)
+		if err != nil {
+			return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
+		}
+		trained += weightSum(&part) // whole numbers: any order is exact
+		if p < hi-1 {
+			t.run.sum.Add(g, l)
+		} else {
+			loss = t.run.sum.Finish(g, l)
+		}
 	}
 	t.state = t.l.State()
 	clear(t.vals)
-	t.vals["trained_tokens"] = weightSum(b)
-	return train.StepResult{Loss: loss, Tokens: int64(b.B * b.T), Metrics: t.vals}, nil
+	t.vals["trained_tokens"] = trained
+	return train.StepResult{Loss: loss, Tokens: int64((hi - lo) * rows * b.T), Metrics: t.vals}, nil
 }
 
 // weightSum is the number of tokens that carry loss.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/zeebo/xxh3"
 
+	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/model"
 )
@@ -123,9 +124,22 @@ func BuildEvalSet(ctx context.Context, train, eval []Source, heldOut float64, vo
 
 // Loss is the mean next-token loss (nats) of m over the set.
 func (e *EvalSet) Loss(ctx context.Context, m *model.Model) (float64, error) {
-	var sum float64
+	return e.LossOver(ctx, m, cluster.NewReducer(cluster.Single{}, 0))
+}
+
+// LossOver is Loss with the batches split over the ranks of red's
+// communicator (batch i on rank i mod size); every rank gets the same
+// value, the one a single process computes. With several ranks the
+// context is not checked: a rank leaving early would strand the others in
+// the reduction.
+func (e *EvalSet) LossOver(ctx context.Context, m *model.Model, red *cluster.Reducer) (float64, error) {
+	c := red.Comm()
+	sums := make([]float64, len(e.Batches))
 	for i := range e.Batches {
-		if err := ctx.Err(); err != nil {
+		if i%c.Size() != c.Rank() {
+			continue
+		}
+		if err := ctx.Err(); err != nil && c.Size() == 1 {
 			return 0, err
 		}
 		b := &e.Batches[i]
@@ -135,9 +149,16 @@ func (e *EvalSet) Loss(ctx context.Context, m *model.Model) (float64, error) {
 		}
 		for j, v := range nll {
 			if b.Targets[j] >= 0 {
-				sum += float64(v)
+				sums[i] += float64(v)
 			}
 		}
+	}
+	if err := red.Sum64(sums); err != nil {
+		return 0, fmt.Errorf("held-out loss: %w", err)
+	}
+	var sum float64
+	for _, s := range sums {
+		sum += s
 	}
 	return sum / float64(e.Targets), nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/xxh3"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/atomicfile"
@@ -50,6 +51,11 @@ type RunOptions struct {
 	// AllowTokenizerMismatch trains with a tokenizer whose content differs
 	// from the one the token shards were made with.
 	AllowTokenizerMismatch bool
+	// Comm makes the run data-parallel over its ranks (see train's
+	// data-parallel runs); nil opens the job's communicator from the
+	// environment (cluster.Open: one process unless started by mpirun,
+	// srun or an MPIJob in a -tags mpi build) and closes it at the end.
+	Comm cluster.Comm
 
 	// corrupt, in tests, may poison the gradients of a step.
 	corrupt func(step int, g *model.Params)
@@ -144,6 +150,9 @@ type runner struct {
 	stage   int         // stage being trained
 	pf      *Prefetcher // its batches
 	eval    *EvalSet
+	comm    cluster.Comm
+	red     *cluster.Reducer // eval's reductions
+	sum     cluster.LeafSum  // the micro-batches' gradients
 	res     Result
 }
 
@@ -157,10 +166,32 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if opt.Progress != nil {
 		defer opt.Progress.Finish()
 	}
-	run := &runner{r: r, opt: opt, log: opt.Logger, plans: r.Plan()}
-	if run.log == nil {
-		run.log = slog.New(slog.DiscardHandler)
+	comm := opt.Comm
+	if comm == nil {
+		c, err := cluster.Open()
+		if err != nil {
+			return nil, err
+		}
+		comm = c
 	}
+	run := &runner{r: r, opt: opt, log: train.RankLogger(opt.Logger, comm), plans: r.Plan(), comm: comm, red: cluster.NewReducer(comm, 0)}
+	if comm.Rank() != 0 {
+		run.opt.Progress = nil
+	}
+	res, err := run.run(ctx)
+	// A failed rank stops the others, which may wait for it in a
+	// collective.
+	cluster.Fail(comm, err)
+	if opt.Comm == nil {
+		if cerr := comm.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	return res, err
+}
+
+func (run *runner) run(ctx context.Context) (_ *Result, err error) {
+	r, opt := run.r, run.opt
 	defer func() {
 		if run.e != nil {
 			// Close flushes metrics.jsonl: a failure there is the run's.
@@ -255,7 +286,7 @@ func (run *runner) setup(ctx context.Context) error {
 		Eval:     run.evaluate, Samples: run.samples, AfterEval: run.afterEval,
 		PeakFLOPs: r.Train.PeakGFLOPs * 1e9,
 		OnStep:    run.opt.onStep, StopAt: run.opt.stopAt,
-		Logger: run.log, Progress: run.opt.Progress,
+		Logger: run.log, Progress: run.opt.Progress, Comm: run.comm,
 	}
 	if run.opt.corrupt != nil {
 		opt.ReduceGrads = func(step int, g *model.Params) error { run.opt.corrupt(step, g); return nil }
@@ -270,7 +301,7 @@ func (run *runner) setup(ctx context.Context) error {
 	if err := run.e.Claim(); err != nil {
 		return err
 	}
-	if !run.e.Resumed() {
+	if !run.e.Resumed() && run.comm.Rank() == 0 {
 		if err := atomicfile.WriteFile(filepath.Join(r.Out, SamplesFile), nil, 0o644); err != nil {
 			return err
 		}
@@ -550,7 +581,7 @@ func (run *runner) StartStage(ctx context.Context, si, step int) (stop func(), e
 		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
 	}
 	run.state, run.stateOf = stream.State(), si
-	loader, err := NewLoader(stream, p.Seqs(), p.MicroBatch, 0, 1)
+	loader, err := NewLoader(stream, p.Seqs(), p.MicroBatch, run.comm.Rank(), run.comm.Size())
 	if err != nil {
 		stream.Close()
 		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
@@ -575,13 +606,22 @@ func (run *runner) Step(step int) (train.StepResult, error) {
 	if err != nil {
 		return train.StepResult{}, fmt.Errorf("stage %s, step %d: data: %w", p.Name, step+1, err)
 	}
+	// Each micro-batch's gradient is computed alone and summed in the
+	// fixed tree (cluster.LeafSum), so one process and several ranks
+	// holding a power-of-two number of micro-batches each get the same
+	// bits.
 	var loss float64
+	g := run.m.Grads.Data
 	for i := range sb.Micro {
 		l, err := run.m.ForwardBackward(&sb.Micro[i])
 		if err != nil {
 			return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
 		}
-		loss += l
+		if i < len(sb.Micro)-1 {
+			run.sum.Add(g, l)
+		} else {
+			loss = run.sum.Finish(g, l)
+		}
 	}
 	run.state = sb.State
 	run.pf.Release(sb)
@@ -609,7 +649,7 @@ func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Met
 	if run.eval == nil {
 		return nil, nil
 	}
-	loss, err := run.eval.Loss(ctx, run.evalM)
+	loss, err := run.eval.LossOver(ctx, run.evalM, run.red)
 	if err != nil {
 		return nil, err
 	}
@@ -674,15 +714,20 @@ func (run *runner) finish(ctx context.Context) error {
 	ctx = context.WithoutCancel(ctx)
 	final := filepath.Join(run.r.Out, FinalDir)
 	cfg := run.m.Config
+	// Rank 0 wrote the checkpoints: every rank reads them once it is done.
+	if err := run.comm.Barrier(); err != nil {
+		return fmt.Errorf("waiting for rank 0's last checkpoint: %w", err)
+	}
 	avg, err := run.average()
 	if err != nil {
 		return err
 	}
 	res := &run.res
+	// Every rank scores its share of the held-out set.
 	if run.eval != nil {
 		if n := len(res.Evals); n > 0 && res.Evals[n-1].Step == res.Steps {
 			res.LastEval = res.Evals[n-1].Loss
-		} else if res.LastEval, err = run.eval.Loss(ctx, run.evalM); err != nil {
+		} else if res.LastEval, err = run.eval.LossOver(ctx, run.evalM, run.red); err != nil {
 			return err
 		}
 		if avg != nil {
@@ -690,7 +735,7 @@ func (run *runner) finish(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if res.AverageEval, err = run.eval.Loss(ctx, am); err != nil {
+			if res.AverageEval, err = run.eval.LossOver(ctx, am, run.red); err != nil {
 				return err
 			}
 		}
@@ -715,10 +760,13 @@ func (run *runner) finish(ctx context.Context) error {
 	if res.Kept == KeepAverage {
 		params, res.FinalEval = avg, res.AverageEval
 	}
+	res.Final = final
+	if run.comm.Rank() != 0 {
+		return nil
+	}
 	if err := checkpoint.SaveModel(final, cfg, params, checkpoint.SaveOptions{Extra: run.extraFiles()}); err != nil {
 		return err
 	}
-	res.Final = final
 	args := []any{"dir", final, "kept", res.Kept, "averaged_steps", fmt.Sprint(res.Averaged)}
 	if run.eval != nil {
 		args = append(args, "eval_loss_last", fmt.Sprintf("%.4f", res.LastEval))

@@ -25,6 +25,7 @@ import (
 	"time"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/internal/dirlock"
 	"github.com/herdml/herd/internal/outdir"
@@ -178,6 +179,11 @@ type Options struct {
 	// before clipping: where a data-parallel run all-reduces gradients
 	// (tests poison them here). step is 1-based.
 	ReduceGrads func(step int, grads *model.Params) error
+	// Comm, when it has several ranks, makes the run data-parallel (see
+	// DataParallel): nil is one process.
+	Comm cluster.Comm
+	// BucketValues is the all-reduce bucket size (0: cluster.DefaultBucket).
+	BucketValues int
 	// OnStep, when set, is called as training starts and after every step
 	// with the number of steps done.
 	OnStep func(step int)
@@ -209,7 +215,15 @@ type Engine struct {
 	adam    *optim.AdamW
 	lock    *dirlock.Lock
 	metrics *metricsLog
+	claimed bool
 	resumed bool
+	comm    cluster.Comm
+	red     *cluster.Reducer
+	scal    []float64 // the step's scalars to reduce, reused
+	keys    []string  // the step's metric names, reused
+	commDur time.Duration
+	// commBytes: bytes this rank sent in the step's gradient all-reduce
+	commBytes int64
 
 	step    int       // steps done
 	tokens  int64     // training tokens seen after step
@@ -237,10 +251,14 @@ func New(opt Options, t Trainer) (*Engine, error) {
 	if opt.DirKind == "" {
 		opt.DirKind = outdir.Run
 	}
-	e := &Engine{opt: opt, t: t, log: opt.Logger, saved: -1, vals: checkpoint.Metrics{}}
+	e := &Engine{opt: opt, t: t, log: opt.Logger, saved: -1, vals: checkpoint.Metrics{}, comm: opt.Comm}
 	if e.log == nil {
 		e.log = slog.New(slog.DiscardHandler)
 	}
+	if e.comm == nil {
+		e.comm = cluster.Single{}
+	}
+	e.red = cluster.NewReducer(e.comm, opt.BucketValues)
 	if err := e.open(); err != nil {
 		e.lock.Release()
 		return nil, err
@@ -286,13 +304,16 @@ func (o *Options) validate() error {
 // open checks and locks the directory, builds AdamW and restores.
 func (e *Engine) open() error {
 	dir := e.opt.Dir
-	// The run directory is herd's own (or new), and one process writes it.
-	if err := outdir.CheckReplace(dir, e.opt.DirKind); err != nil {
-		return err
-	}
+	// The run directory is herd's own (or new), and one process writes it:
+	// rank 0 of a data-parallel run.
 	var err error
-	if e.lock, err = dirlock.Acquire(dir, "run directory"); err != nil {
-		return err
+	if e.writer() {
+		if err := outdir.CheckReplace(dir, e.opt.DirKind); err != nil {
+			return err
+		}
+		if e.lock, err = dirlock.Acquire(dir, "run directory"); err != nil {
+			return err
+		}
 	}
 	if e.adam, err = optim.NewAdamW(e.opt.Params.Layout, e.opt.AdamW, e.opt.Backend); err != nil {
 		return err
@@ -312,10 +333,10 @@ func (e *Engine) open() error {
 			}
 			e.resumed = true
 		}
-	} else if all, err := checkpoint.List(root); err == nil && len(all) > 0 {
+	} else if all, err := checkpoint.List(root); err == nil && len(all) > 0 && e.writer() {
 		return fmt.Errorf("%s already holds checkpoints (newest step %d); continue it with -resume, or choose another out directory", root, all[len(all)-1].Step)
 	}
-	return nil
+	return e.agreeStart()
 }
 
 // restore loads a checkpoint into the engine and the trainer.
@@ -379,6 +400,10 @@ func (e *Engine) Resumed() bool { return e.resumed }
 // interrupted run, writes recipe.yaml and opens metrics.jsonl (keeping the
 // lines up to the resumed step). From here on the directory is written.
 func (e *Engine) Claim() error {
+	e.claimed = true
+	if !e.writer() {
+		return nil
+	}
 	dir := e.opt.Dir
 	if err := outdir.Claim(dir, e.opt.DirKind); err != nil {
 		return err
@@ -413,6 +438,9 @@ func (e *Engine) Close() error {
 
 // WriteRecord appends a record to metrics.jsonl.
 func (e *Engine) WriteRecord(r Record) error {
+	if !e.writer() {
+		return nil
+	}
 	if e.metrics == nil {
 		return errors.New("train: metrics.jsonl is not open (Claim first)")
 	}
@@ -459,7 +487,7 @@ func (e *Engine) stageStart(i int) int {
 // Eval and Samples hooks. A cancelled context (or StopAt) saves a
 // checkpoint and returns a Result with Interrupted set.
 func (e *Engine) Run(ctx context.Context) (*Result, error) {
-	if e.metrics == nil {
+	if !e.claimed {
 		return nil, errors.New("train: Run before Claim")
 	}
 	total := e.opt.Stages[len(e.opt.Stages)-1].End
@@ -496,14 +524,18 @@ func (e *Engine) runStage(ctx context.Context, si int) (interrupted bool, err er
 	}
 	start := e.stageStart(si)
 	for e.step < s.End {
-		if ctx.Err() != nil || e.opt.StopAt > 0 && e.step >= e.opt.StopAt {
+		stop, err := e.red.Any(ctx.Err() != nil || e.opt.StopAt > 0 && e.step >= e.opt.StopAt)
+		if err != nil {
+			return false, fmt.Errorf("step %d: agreeing on stopping: %w", e.step+1, err)
+		}
+		if stop {
 			return true, nil
 		}
 		rec, err := e.trainStep(s, s.Schedule.LR(e.step-start))
 		if err != nil {
 			return false, err
 		}
-		if err := e.metrics.write(rec); err != nil {
+		if err := e.WriteRecord(rec); err != nil {
 			return false, err
 		}
 		e.res.Loss = rec.Values["loss"]
@@ -553,6 +585,9 @@ func (e *Engine) trainStep(s *Stage, lr float64) (Record, error) {
 	if err != nil {
 		return Record{}, err
 	}
+	if err := e.reduce(g, &out); err != nil {
+		return Record{}, fmt.Errorf("step %d: %w", e.step+1, err)
+	}
 	if e.opt.ReduceGrads != nil {
 		if err := e.opt.ReduceGrads(e.step+1, g); err != nil {
 			return Record{}, fmt.Errorf("step %d: gradients: %w", e.step+1, err)
@@ -595,6 +630,8 @@ func (e *Engine) trainStep(s *Stage, lr float64) (Record, error) {
 	if e.opt.PeakFLOPs > 0 {
 		putNonZero(v, "mfu", tps*s.FLOPsPerToken/e.opt.PeakFLOPs)
 	}
+	putNonZero(v, "allreduce_s", e.commDur.Seconds())
+	putNonZero(v, "allreduce_bytes", float64(e.commBytes))
 	for k, x := range out.Metrics {
 		v[k] = x
 	}
@@ -614,6 +651,9 @@ func finite(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 // report shows a step on the progress bar or, every LogEvery steps, in
 // the log.
 func (e *Engine) report(rec Record) {
+	if !e.writer() {
+		return
+	}
 	v := rec.Values
 	if bar := e.opt.Progress; bar != nil {
 		bar.update(rec.Step, rec.Stage, v["loss"], v["tokens_per_s"])
@@ -650,7 +690,7 @@ func (e *Engine) evaluate(ctx context.Context) error {
 			return fmt.Errorf("eval at step %d: %w", e.step, err)
 		}
 		if vals != nil {
-			if err := e.metrics.write(Record{Kind: "eval", Step: at.Step, Stage: at.Stage, Tokens: at.Tokens, Values: vals}); err != nil {
+			if err := e.WriteRecord(Record{Kind: "eval", Step: at.Step, Stage: at.Stage, Tokens: at.Tokens, Values: vals}); err != nil {
 				return err
 			}
 			if loss, ok := vals["eval_loss"]; ok && e.opt.Progress != nil {
@@ -658,7 +698,7 @@ func (e *Engine) evaluate(ctx context.Context) error {
 			}
 		}
 	}
-	if e.opt.Samples != nil {
+	if e.opt.Samples != nil && e.writer() {
 		err := e.opt.Samples(ctx, at)
 		if errors.Is(err, context.Canceled) {
 			return nil
@@ -683,6 +723,10 @@ func (e *Engine) evaluate(ctx context.Context) error {
 // checkpoint stays a good one.
 func (e *Engine) save() error {
 	if e.bad > 0 || e.saved == e.step {
+		return nil
+	}
+	if !e.writer() {
+		e.saved = e.step
 		return nil
 	}
 	pos, err := e.t.Position()
@@ -742,6 +786,9 @@ func (e *Engine) finish(ctx context.Context) error {
 // at least two, else the current weights. It returns how many checkpoints
 // were averaged (1 for the current weights).
 func (e *Engine) SaveFinal(dir string, last int) (int, error) {
+	if !e.writer() {
+		return 0, nil
+	}
 	opts := checkpoint.SaveOptions{Extra: e.opt.Extra}
 	if last >= 2 {
 		all, err := checkpoint.List(filepath.Join(e.opt.Dir, CheckpointsDir))

@@ -1,0 +1,141 @@
+package posttrain
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/cluster"
+)
+
+// runRanks runs r on world goroutine ranks (cluster.Local) and returns
+// rank 0's result.
+func runRanks(t *testing.T, r Recipe, world int, opt func(rank int, o *RunOptions)) *Result {
+	t.Helper()
+	comms := cluster.Local(world)
+	res := make([]*Result, world)
+	errs := make([]error, world)
+	var wg sync.WaitGroup
+	for rank := range world {
+		wg.Go(func() {
+			o := RunOptions{Comm: comms[rank]}
+			if opt != nil {
+				opt(rank, &o)
+			}
+			res[rank], errs[rank] = Run(context.Background(), r, o)
+		})
+	}
+	wg.Wait()
+	for rank, err := range errs {
+		if err != nil {
+			t.Fatalf("rank %d of %d: %v", rank, world, err)
+		}
+	}
+	return res[0]
+}
+
+// sameRuns checks two runs' checkpoints and final model byte for byte,
+// and every training number but the timings.
+func sameRuns(t *testing.T, what string, outA, outB string) {
+	t.Helper()
+	ca, _ := checkpoint.List(filepath.Join(outA, "checkpoints"))
+	cb, _ := checkpoint.List(filepath.Join(outB, "checkpoints"))
+	if len(ca) != len(cb) || len(ca) == 0 {
+		t.Fatalf("%s: %d and %d checkpoints", what, len(ca), len(cb))
+	}
+	for i := range ca {
+		for _, f := range []string{checkpoint.WeightsFile, checkpoint.OptimizerFile} {
+			x, err1 := os.ReadFile(filepath.Join(ca[i].Dir, f))
+			y, err2 := os.ReadFile(filepath.Join(cb[i].Dir, f))
+			if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+				t.Fatalf("%s: %s of step %d differs (%v, %v)", what, f, ca[i].Step, err1, err2)
+			}
+		}
+	}
+	ra, rb := trainRecords(t, outA), trainRecords(t, outB)
+	if len(ra) != len(rb) {
+		t.Fatalf("%s: %d and %d training records", what, len(ra), len(rb))
+	}
+	for i := range ra {
+		for k, v := range ra[i].Values {
+			if strings.HasSuffix(k, "_s") || k == "tokens_per_s" || k == "gflops" {
+				continue
+			}
+			if w, ok := rb[i].Values[k]; !ok || w != v {
+				t.Fatalf("%s: step %d %s = %v and %v", what, ra[i].Step, k, v, w)
+			}
+		}
+	}
+}
+
+// SFT, RM and DPO over 2 and 4 ranks (train.micro_batches 4) train the bits
+// of one process; a DPO run stopped on one of its 2 ranks resumes with
+// one process (reading the reference store rank 0 computed) and ends the
+// same.
+func TestDataParallelPosttrainMatchesOneProcess(t *testing.T) {
+	tok := testTokenizer(t)
+	c := tinyLM()
+	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
+		t.Run(kind, func(t *testing.T) {
+			data := writeLines(t, taskRows(t, kind != KindSFT, 64, 5))
+			r := testRecipe(t, kind, dir, 4, 8, data)
+			r.Train.MicroBatches = 4
+			r.Checkpoint.Every = 2
+			one := runRanks(t, r, 1, nil)
+			for _, w := range []int{2, 4} {
+				rw := r
+				rw.Out = filepath.Join(t.TempDir(), "run")
+				runRanks(t, rw, w, nil)
+				sameRuns(t, fmt.Sprintf("%s on %d ranks vs one process", kind, w), r.Out, rw.Out)
+			}
+			rs := r
+			rs.Out = filepath.Join(t.TempDir(), "run")
+			first := runRanks(t, rs, 2, func(rank int, o *RunOptions) {
+				if rank == 1 {
+					o.stopAt = 2
+				}
+			})
+			if !first.Interrupted || first.Steps != 2 {
+				t.Fatalf("first part %+v", first)
+			}
+			got := runRanks(t, rs, 1, func(_ int, o *RunOptions) { o.Resume = true })
+			if got.Steps != one.Steps {
+				t.Fatalf("resumed run ended at step %d, the straight one at %d", got.Steps, one.Steps)
+			}
+			sameRuns(t, kind+" stopped on 2 ranks, resumed on 1", r.Out, rs.Out)
+		})
+	}
+}
+
+// Splitting a batch into micro-batches (gradient accumulation) trains what
+// the whole batch does, to rounding: the first step's loss and gradient
+// norm agree.
+func TestMicroBatchesAccumulate(t *testing.T) {
+	tok := testTokenizer(t)
+	c := tinyLM()
+	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
+		data := writeLines(t, taskRows(t, kind != KindSFT, 32, 5))
+		var first [2]map[string]float64
+		for i, mb := range []int{1, 4} {
+			r := testRecipe(t, kind, dir, 1, 8, data)
+			r.Train.MicroBatches = mb
+			runRanks(t, r, 1, nil)
+			first[i] = trainRecords(t, r.Out)[0].Values
+		}
+		for _, k := range []string{"loss", "grad_norm"} {
+			a, b := first[0][k], first[1][k]
+			if math.Abs(a-b) > 1e-5*math.Abs(a) || a == 0 {
+				t.Errorf("%s %s: whole batch %v, 4 micro-batches %v", kind, k, a, b)
+			}
+		}
+	}
+}

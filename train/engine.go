@@ -707,7 +707,7 @@ func (e *Engine) evaluate(ctx context.Context) error {
 			return fmt.Errorf("samples at step %d: %w", e.step, err)
 		}
 	}
-	if e.opt.AfterEval != nil {
+	if e.opt.AfterEval != nil && e.writer() {
 		if err := e.metrics.sync(); err != nil {
 			return err
 		}

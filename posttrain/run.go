@@ -390,19 +390,14 @@ func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Met
 	return vals, nil
 }
 
-// finish writes final/ (averaging the last checkpoints when asked) and
-// the plot.
+// finish writes final/ (averaging the last checkpoints when asked) with
+// its model card, and the plot.
 func (run *runner) finish() error {
 	final := filepath.Join(run.r.Out, FinalDir)
-	n, err := run.e.SaveFinal(final, run.r.Average.Last)
-	if err != nil {
-		return err
-	}
 	run.res.Final = final
 	if run.comm.Rank() != 0 {
 		return nil
 	}
-	run.log.Info("final model", "dir", final, "averaged_checkpoints", n, "data", run.res.Data.String())
 	if err := run.e.SyncMetrics(); err != nil {
 		return err
 	}
@@ -410,16 +405,46 @@ func (run *runner) finish() error {
 	if err != nil {
 		return err
 	}
-	if len(recs) > 0 {
-		run.res.Metrics = recs[len(recs)-1].Values
-		for i := len(recs) - 1; i >= 0; i-- {
-			if recs[i].Kind == "train" {
-				run.res.Metrics = recs[i].Values
-				break
-			}
+	var lastEval checkpoint.Metrics
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Kind == "train" && run.res.Metrics == nil {
+			run.res.Metrics = recs[i].Values
+		}
+		if recs[i].Kind == "eval" && lastEval == nil {
+			lastEval = recs[i].Values
 		}
 	}
+	n, err := run.e.SaveFinal(final, run.r.Average.Last, run.card(lastEval))
+	if err != nil {
+		return err
+	}
+	run.log.Info("final model", "dir", final, "averaged_checkpoints", n, "data", run.res.Data.String())
 	return run.afterEval(context.Background(), train.Point{})
+}
+
+// card is final/'s model card: the kind of training, the base model, the
+// data and the last held-out evaluation (of the last step's weights).
+func (run *runner) card(eval checkpoint.Metrics) *checkpoint.ModelCard {
+	r := &run.r
+	what := "supervised fine-tuning on chat rows, loss on the assistant's tokens"
+	switch r.Kind {
+	case KindRM:
+		what = "a Bradley–Terry reward model on preference pairs"
+	case KindDPO:
+		what = fmt.Sprintf("direct preference optimisation (%s loss, β %g)", r.DPO.Loss, r.DPO.Beta)
+	}
+	c := &checkpoint.ModelCard{
+		Summary: fmt.Sprintf("Post-trained by herd with %s: %d steps, %d tokens, from %s.",
+			what, run.res.Steps, run.res.Tokens, r.Model),
+		Recipe:    filepath.Join(r.Out, train.RecipeFile),
+		BaseModel: r.Model,
+		Data:      r.Data.Paths,
+	}
+	if len(eval) > 0 {
+		c.Eval = map[string]float64(eval)
+		c.EvalNote = fmt.Sprintf("held-out split (%g of the data's rows) at the last step, before any checkpoint averaging", r.Data.HeldOut)
+	}
+	return c
 }
 
 // afterEval redraws the plots and report.html (the engine's AfterEval

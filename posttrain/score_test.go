@@ -100,6 +100,18 @@ func TestRewardModelDir(t *testing.T) {
 		value(t, rec, "accuracy")
 	}
 
+	// The model card says how the reward model was made and what it scored.
+	readme, err := os.ReadFile(filepath.Join(final, checkpoint.ReadmeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"reward model (LlamaForSequenceClassification", "Bradley–Terry reward model", "3 steps",
+		"base model: `" + dir + "`"} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("final/README.md lacks %q:\n%s", want, readme)
+		}
+	}
+
 	// config.json, read as plain JSON.
 	var cj map[string]any
 	data, err := os.ReadFile(filepath.Join(final, checkpoint.ConfigFile))

@@ -3,6 +3,7 @@ package pretrain
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -66,6 +67,17 @@ func TestFinalKeepsBetter(t *testing.T) {
 	}
 	if got := evalDir(res.Checkpoint); abs(got-res.LastEval) > 1e-9 {
 		t.Fatalf("the last checkpoint scores %v from disk, the run reported %v", got, res.LastEval)
+	}
+	// final/'s model card says how it was made and what it scored.
+	readme, err := os.ReadFile(filepath.Join(res.Final, checkpoint.ReadmeFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"pretrained from scratch by herd", "12 steps", "anneal (6 steps", "recipe.yaml",
+		fmt.Sprintf("| eval_loss | %.6g |", res.FinalEval), fmt.Sprintf("final/ is the %s", res.Kept)} {
+		if !strings.Contains(string(readme), want) {
+			t.Errorf("final/README.md lacks %q:\n%s", want, readme)
+		}
 	}
 	recs, err := ReadMetrics(filepath.Join(r.Out, MetricsFile))
 	if err != nil {

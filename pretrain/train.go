@@ -10,6 +10,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/zeebo/xxh3"
 
@@ -705,6 +706,39 @@ func (run *runner) extraFiles() map[string][]byte {
 	return map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}
 }
 
+// card is final/'s model card: the run's stages, data and held-out losses.
+func (run *runner) card(cfg model.Config) *checkpoint.ModelCard {
+	res := &run.res
+	var stages []string
+	for _, p := range run.plans {
+		stages = append(stages, fmt.Sprintf("%s (%d steps, %d-token sequences, RoPE θ %g)", p.Name, p.End-p.Start, p.SeqLen, p.RopeTheta))
+	}
+	c := &checkpoint.ModelCard{
+		Summary: fmt.Sprintf("A %d-parameter Llama-architecture model pretrained from scratch by herd: %d steps, %d tokens, stages %s.",
+			run.m.Params.Layout.Total, res.Steps, res.Tokens, strings.Join(stages, ", ")),
+		Recipe: filepath.Join(run.r.Out, train.RecipeFile),
+	}
+	seen := map[string]bool{}
+	for _, p := range run.plans {
+		for _, s := range p.Sources {
+			for _, path := range s.Paths {
+				if !seen[path] {
+					seen[path] = true
+					c.Data = append(c.Data, fmt.Sprintf("%s: %s", s.Name, path))
+				}
+			}
+		}
+	}
+	if run.eval != nil {
+		c.Eval = map[string]float64{"eval_loss": res.FinalEval, "eval_loss_last_checkpoint": res.LastEval}
+		if res.AverageEval != 0 {
+			c.Eval["eval_loss_average"] = res.AverageEval
+		}
+		c.EvalNote = fmt.Sprintf("held-out next-token loss (nats per token) over %d positions of the data's held-out documents; final/ is the %s", run.eval.Targets, res.Kept)
+	}
+	return c
+}
+
 // finish makes final/: it averages the annealing stage's checkpoints,
 // evaluates the average and the last checkpoint, keeps the one
 // average.keep asks for (by default the better), writes samples of
@@ -764,7 +798,7 @@ func (run *runner) finish(ctx context.Context) error {
 	if run.comm.Rank() != 0 {
 		return nil
 	}
-	if err := checkpoint.SaveModel(final, cfg, params, checkpoint.SaveOptions{Extra: run.extraFiles()}); err != nil {
+	if err := checkpoint.SaveModel(final, cfg, params, checkpoint.SaveOptions{Extra: run.extraFiles(), Card: run.card(cfg)}); err != nil {
 		return err
 	}
 	args := []any{"dir", final, "kept", res.Kept, "averaged_steps", fmt.Sprint(res.Averaged)}

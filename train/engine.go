@@ -784,12 +784,13 @@ func (e *Engine) finish(ctx context.Context) error {
 // SaveFinal writes the final model to dir: the element-wise mean of the
 // newest last checkpoints (Polyak averaging) when last ≥ 2 and there are
 // at least two, else the current weights. It returns how many checkpoints
-// were averaged (1 for the current weights).
-func (e *Engine) SaveFinal(dir string, last int) (int, error) {
+// were averaged (1 for the current weights). card, when not nil, is the
+// directory's README.md model card.
+func (e *Engine) SaveFinal(dir string, last int, card *checkpoint.ModelCard) (int, error) {
 	if !e.writer() {
 		return 0, nil
 	}
-	opts := checkpoint.SaveOptions{Extra: e.opt.Extra}
+	opts := checkpoint.SaveOptions{Extra: e.opt.Extra, Card: card}
 	if last >= 2 {
 		all, err := checkpoint.List(filepath.Join(e.opt.Dir, CheckpointsDir))
 		if err != nil {

@@ -410,7 +410,7 @@ func TestHooks(t *testing.T) {
 	if !slices.Equal(evals, want) || !slices.Equal(samples, want) {
 		t.Fatalf("evals at %v, samples at %v, want %v", evals, samples, want)
 	}
-	n, err := e.SaveFinal(filepath.Join(dir, "final"), 2)
+	n, err := e.SaveFinal(filepath.Join(dir, "final"), 2, nil)
 	if err != nil || n != 2 {
 		t.Fatalf("SaveFinal: %d %v", n, err)
 	}

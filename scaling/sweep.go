@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/internal/atomicfile"
 	"github.com/herdml/herd/internal/dirlock"
@@ -195,7 +196,9 @@ func Sweep(ctx context.Context, r Recipe, opt SweepOptions) ([]Point, error) {
 // TrainRun trains one run (resuming when asked) and writes its point.json.
 // It returns nil when the run was interrupted.
 func TrainRun(ctx context.Context, run Run, resume bool, log *slog.Logger) (*Point, error) {
-	res, err := pretrain.Run(ctx, run.Recipe, pretrain.RunOptions{Resume: resume, Logger: log})
+	// The sweep splits whole runs over the ranks; each run trains in this
+	// one process, whatever the launcher's world size.
+	res, err := pretrain.Run(ctx, run.Recipe, pretrain.RunOptions{Resume: resume, Logger: log, Comm: cluster.Single{}})
 	if err != nil {
 		if !resume && errors.Is(err, fs.ErrExist) {
 			err = fmt.Errorf("%w (continue the sweep with -resume)", err)

@@ -76,7 +76,7 @@ func NewCPUGo(workers int) *CPU {
 // newCPUPortable returns a CPU backend on the portable scalar kernel, so
 // tests and benchmarks can reach it in SIMD builds too.
 func newCPUPortable(workers int) *CPU {
-	g := newGoGemm(portableMR, portableNR, kernelPortable, nil)
+	g := newGoGemm(portableMR, portableNR, kernelPortable, nil, nil)
 	c := newCPU(workers, g.gemm, "cpu/go")
 	c.par = &parGemm{g: g}
 	return c

@@ -27,6 +27,13 @@ type microKernel func(kc int, a, b []float32, c []float32, ldc int, alpha, beta 
 // projections with 256 outputs, packing A cost a fifth of the GEMM.
 type rowsKernel func(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32)
 
+// A colsKernel is a rowsKernel for a transposed op(A), read in place at
+// a[p*lda+i]: the mr values of one step are adjacent, as in a packed
+// panel, and the steps lda apart. The weight gradients (dyᵀ·x) and
+// attention's Pᵀ·dO and dSᵀ·Q multiply such an A; packing it cost about
+// a tenth of a training step.
+type colsKernel = rowsKernel
+
 // goGemm is a packed, register-tiled single-threaded SGEMM written in Go.
 // Its packing buffers come from a sync.Pool so that concurrent callers on
 // disjoint outputs need no locking and steady-state calls allocate nothing.
@@ -35,6 +42,7 @@ type goGemm struct {
 	kc, mc, nc int // cache blocks; mc and nc are multiples of mr and nr
 	kernel     microKernel
 	rows       rowsKernel // nil: always pack A
+	cols       colsKernel // nil: pack a transposed A
 	bufs       sync.Pool  // *gemmBufs
 }
 
@@ -43,8 +51,8 @@ type gemmBufs struct {
 	tile []float32
 }
 
-func newGoGemm(mr, nr int, kernel microKernel, rows rowsKernel) *goGemm {
-	g := &goGemm{mr: mr, nr: nr, kc: goKC, mc: roundUp(goMC, mr), nc: roundUp(goNC, nr), kernel: kernel, rows: rows}
+func newGoGemm(mr, nr int, kernel microKernel, rows rowsKernel, cols colsKernel) *goGemm {
+	g := &goGemm{mr: mr, nr: nr, kc: goKC, mc: roundUp(goMC, mr), nc: roundUp(goNC, nr), kernel: kernel, rows: rows, cols: cols}
 	g.bufs.New = func() any {
 		return &gemmBufs{
 			a:    make([]float32, g.mc*g.kc),
@@ -89,24 +97,29 @@ func (g *goGemm) gemm(transA, transB bool, m, n, k int, alpha float32, a []float
 }
 
 // aBlock is an mc×kc block of op(A) ready for the macro-kernel: packed
-// into panels (ap), or, where the build has a rowsKernel and A is not
-// transposed, read in place (raw, its rows lda apart) with only a partial
-// last tile packed into ap. tile is mr×nr scratch for edge tiles.
+// into panels (ap), or, where the build has a rowsKernel (colsKernel for
+// a transposed A), read in place (raw, its rows — columns when trans — lda
+// apart) with only a partial last tile packed into ap. tile is mr×nr
+// scratch for edge tiles.
 type aBlock struct {
 	ap, raw, tile []float32
 	lda           int
+	trans         bool
 }
 
 // blockA prepares the mc×kc block of op(A) at (i0, p0), packing it into
 // bufs.a unless it can be read in place.
 func (g *goGemm) blockA(bufs *gemmBufs, transA bool, a []float32, lda, i0, mc, p0, kc int) aBlock {
-	if g.rows == nil || transA {
+	if g.rows == nil || transA && g.cols == nil {
 		packPanels(bufs.a, transA, a, lda, i0, mc, p0, kc, g.mr)
 		return aBlock{ap: bufs.a, tile: bufs.tile}
 	}
 	full := mc / g.mr * g.mr
 	if full < mc {
-		packPanels(bufs.a[full*kc:], false, a, lda, i0+full, mc-full, p0, kc, g.mr)
+		packPanels(bufs.a[full*kc:], transA, a, lda, i0+full, mc-full, p0, kc, g.mr)
+	}
+	if transA {
+		return aBlock{ap: bufs.a, raw: a[p0*lda+i0:], lda: lda, trans: true, tile: bufs.tile}
 	}
 	return aBlock{ap: bufs.a, raw: a[i0*lda+p0:], lda: lda, tile: bufs.tile}
 }
@@ -123,11 +136,15 @@ func (g *goGemm) macroKernel(ab aBlock, bp []float32, mc, nc, kc int, alpha, bet
 			mm := min(mr, mc-ir)
 			if ab.raw != nil && mm == mr {
 				// A read in place.
+				kern, raw := g.cols, ab.raw[ir:]
+				if !ab.trans {
+					kern, raw = g.rows, ab.raw[ir*ab.lda:]
+				}
 				if nn == nr {
-					g.rows(kc, ab.raw[ir*ab.lda:], ab.lda, bpanel, c[ir*ldc+jr:], ldc, alpha, beta)
+					kern(kc, raw, ab.lda, bpanel, c[ir*ldc+jr:], ldc, alpha, beta)
 					continue
 				}
-				g.rows(kc, ab.raw[ir*ab.lda:], ab.lda, bpanel, tile, nr, alpha, 0)
+				kern(kc, raw, ab.lda, bpanel, tile, nr, alpha, 0)
 			} else {
 				apanel := ap[ir*kc : ir*kc+mr*kc]
 				if mm == mr && nn == nr {

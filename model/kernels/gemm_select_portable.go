@@ -5,5 +5,5 @@ package kernels
 // newBestGoGemm returns the fastest pure-Go GEMM of this build: the
 // portable scalar kernel (build with GOEXPERIMENT=simd for the SIMD one).
 func newBestGoGemm() (*goGemm, string) {
-	return newGoGemm(portableMR, portableNR, kernelPortable, nil), "cpu/go"
+	return newGoGemm(portableMR, portableNR, kernelPortable, nil, nil), "cpu/go"
 }

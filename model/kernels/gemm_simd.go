@@ -29,11 +29,11 @@ const (
 func newBestGoGemm() (*goGemm, string) {
 	switch {
 	case archsimd.X86.AVX512():
-		return newGoGemm(simdMR, simdNR, kernelAVX512, rowsAVX512), "cpu/go-simd"
+		return newGoGemm(simdMR, simdNR, kernelAVX512, rowsAVX512, colsAVX512), "cpu/go-simd"
 	case archsimd.X86.AVX2() && archsimd.X86.FMA():
-		return newGoGemm(avx2MR, avx2NR, kernelAVX2, rowsAVX2), "cpu/go-simd-avx2"
+		return newGoGemm(avx2MR, avx2NR, kernelAVX2, rowsAVX2, colsAVX2), "cpu/go-simd-avx2"
 	}
-	return newGoGemm(portableMR, portableNR, kernelPortable, nil), "cpu/go"
+	return newGoGemm(portableMR, portableNR, kernelPortable, nil, nil), "cpu/go"
 }
 
 // kernelAVX512 is the 4×32 micro-kernel (see microKernel).
@@ -121,17 +121,30 @@ func avx512Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x16) {
 		return
 	}
 	a, b = a[:kc*simdMR], b[:kc*simdNR]
-	avx512LoopP(kc, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), acc)
+	avx512LoopP(kc, unsafe.Pointer(&a[0]), 4*simdMR, unsafe.Pointer(&b[0]), acc)
 }
 
-// avx512LoopP is avx512Loop on raw pointers to the packed panels (kc ≥ 1
-// steps of 4 and 32 floats; the caller checks the bounds). Pointers that
+// colsAVX512 is kernelAVX512 with a transposed A read in place (see
+// colsKernel): avx512LoopP with the A steps lda floats apart.
+func colsAVX512(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	var acc [8]archsimd.Float32x16
+	if kc > 0 {
+		a, b = a[:(kc-1)*lda+simdMR], b[:kc*simdNR]
+		avx512LoopP(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, unsafe.Pointer(&b[0]), &acc)
+	}
+	storeTile512(&acc, c, ldc, alpha, beta)
+}
+
+// avx512LoopP is avx512Loop on raw pointers to the panels (kc ≥ 1 steps
+// of 4 and 32 floats, the steps of A as bytes apart: 16 for a packed
+// panel, more for a transposed A read in place; the caller checks the
+// bounds). Pointers that
 // advance leave the loop three integer registers and every load a
 // constant offset, with no slice bookkeeping: it runs 1.3–1.5× faster
 // than the same loop over slices (BenchmarkMicroKernel).
 //
 //go:noinline
-func avx512LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
+func avx512LoopP(kc int, a unsafe.Pointer, as uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
 	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
 	for k := kc; ; {
 		b0 := archsimd.LoadFloat32x16((*[16]float32)(b))
@@ -153,7 +166,7 @@ func avx512LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
 		if k--; k == 0 {
 			break
 		}
-		a, b = unsafe.Add(a, 4*simdMR), unsafe.Add(b, 4*simdNR)
+		a, b = unsafe.Add(a, as), unsafe.Add(b, 4*simdNR)
 	}
 	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
 	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
@@ -241,13 +254,24 @@ func avx2Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x8) {
 		return
 	}
 	a, b = a[:kc*avx2MR], b[:kc*avx2NR]
-	avx2LoopP(kc, unsafe.Pointer(&a[0]), unsafe.Pointer(&b[0]), acc)
+	avx2LoopP(kc, unsafe.Pointer(&a[0]), 4*avx2MR, unsafe.Pointer(&b[0]), acc)
+}
+
+// colsAVX2 is kernelAVX2 with a transposed A read in place (see
+// colsKernel).
+func colsAVX2(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	var acc [8]archsimd.Float32x8
+	if kc > 0 {
+		a, b = a[:(kc-1)*lda+avx2MR], b[:kc*avx2NR]
+		avx2LoopP(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, unsafe.Pointer(&b[0]), &acc)
+	}
+	storeTile256(&acc, c, ldc, alpha, beta)
 }
 
 // avx2LoopP is avx512LoopP on 8-float vectors (4×16 tiles).
 //
 //go:noinline
-func avx2LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {
+func avx2LoopP(kc int, a unsafe.Pointer, as uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {
 	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x8
 	for k := kc; ; {
 		b0 := archsimd.LoadFloat32x8((*[8]float32)(b))
@@ -267,7 +291,7 @@ func avx2LoopP(kc int, a, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {
 		if k--; k == 0 {
 			break
 		}
-		a, b = unsafe.Add(a, 4*avx2MR), unsafe.Add(b, 4*avx2NR)
+		a, b = unsafe.Add(a, as), unsafe.Add(b, 4*avx2NR)
 	}
 	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
 	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31

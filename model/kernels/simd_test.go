@@ -17,7 +17,7 @@ func extraTestBackends() []testBackend {
 	var out []testBackend
 	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
 		out = append(out, testBackend{"avx2(2)", func() *CPU {
-			g := newGoGemm(avx2MR, avx2NR, kernelAVX2, rowsAVX2)
+			g := newGoGemm(avx2MR, avx2NR, kernelAVX2, rowsAVX2, colsAVX2)
 			c := newCPU(2, g.gemm, "cpu/go-simd-avx2")
 			c.par = &parGemm{g: g}
 			return c
@@ -54,6 +54,12 @@ func BenchmarkMicroKernel(b *testing.B) {
 		rows := make([]float32, 4*ldRows)
 		run("avx512_4x32_rows", 2*kc*simdMR*simdNR, func() {
 			avx512RowsP(kc, unsafe.Pointer(&rows[0]), ldRows*4, unsafe.Pointer(&bp[0]), &acc)
+		})
+		// A transposed, read in place: the four values of a step
+		// adjacent, the steps a row of a [kc×ldRows] matrix apart.
+		cols := make([]float32, kc*ldRows)
+		run("avx512_4x32_cols", 2*kc*simdMR*simdNR, func() {
+			avx512LoopP(kc, unsafe.Pointer(&cols[0]), ldRows*4, unsafe.Pointer(&bp[0]), &acc)
 		})
 	}
 	if archsimd.X86.AVX2() && archsimd.X86.FMA() {

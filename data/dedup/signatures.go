@@ -138,10 +138,6 @@ func newSignatureReader(r *recReader) (*SignatureReader, error) {
 	return &SignatureReader{r: r, cfg: cfg, sig: make([]uint64, cfg.Bands*cfg.Rows)}, nil
 }
 
-// Config is the hashing configuration the file was written with
-// (Threshold and MaxCompare are not stored).
-func (s *SignatureReader) Config() MinHashConfig { return s.cfg }
-
 // Len is the number of signatures in the file.
 func (s *SignatureReader) Len() int64 { return int64(s.r.count) }
 
@@ -238,9 +234,6 @@ func OpenSignatureIndex(paths []string) (*SignatureIndex, error) {
 	x.rec = make([]byte, 8+8*x.cfg.Bands*x.cfg.Rows)
 	return x, nil
 }
-
-// Config is the hashing configuration of the indexed files.
-func (x *SignatureIndex) Config() MinHashConfig { return x.cfg }
 
 // Lookup reads the signature of id into dst; ok is false if id is unknown.
 func (x *SignatureIndex) Lookup(id uint64, dst []uint64) ([]uint64, bool, error) {

@@ -24,7 +24,6 @@ import (
 //     writes the removal file: every member of a cluster except its
 //     smallest id, with Keep = that smallest id (the cluster id).
 
-
 // Edge says documents A and B were found similar (A > B).
 type Edge struct{ A, B uint64 }
 

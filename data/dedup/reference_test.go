@@ -460,3 +460,9 @@ type Doc struct {
 	ID   uint64
 	Text string
 }
+
+// addText computes and writes the signature of one document.
+func addText(s *SignatureWriter, id uint64, text string) error {
+	sig, _ := s.mh.Signature(text, nil)
+	return s.Add(id, sig)
+}

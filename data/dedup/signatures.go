@@ -56,7 +56,6 @@ func sameHashing(a, b MinHashConfig) bool {
 type SignatureWriter struct {
 	w    *recWriter
 	mh   *MinHasher
-	sig  []uint64
 	rec  []byte
 	last uint64
 	n    int64
@@ -74,12 +73,6 @@ func NewSignatureWriter(path string, cfg MinHashConfig) (*SignatureWriter, error
 		return nil, err
 	}
 	return &SignatureWriter{w: w, mh: mh, rec: make([]byte, 8+8*k)}, nil
-}
-
-// AddText computes and writes the signature of one document.
-func (s *SignatureWriter) AddText(id uint64, text string) error {
-	s.sig, _ = s.mh.Signature(text, s.sig)
-	return s.Add(id, s.sig)
 }
 
 // Add writes a precomputed signature (from a MinHasher with the same config).

@@ -1,8 +1,9 @@
 // Package optim holds herd's optimizer pieces, all operating on flat
 // parameter buffers (model.Params) that share one Layout with their
 // gradients and moments: AdamW as PyTorch defines it, global
-// gradient-norm clipping, learning-rate schedules and gradient
-// accumulation.
+// gradient-norm clipping and learning-rate schedules. Micro-batch
+// gradient accumulation is done by the training loops (pretrain,
+// posttrain), which add each pass's gradients into one buffer.
 package optim
 
 import (

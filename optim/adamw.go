@@ -3,7 +3,8 @@
 // gradients and moments: AdamW as PyTorch defines it, global
 // gradient-norm clipping and learning-rate schedules. Micro-batch
 // gradient accumulation is done by the training loops (pretrain,
-// posttrain), which add each pass's gradients into one buffer.
+// posttrain) with cluster.LeafSum, whose fixed summation tree makes one
+// process and several ranks agree bit for bit.
 package optim
 
 import (

@@ -90,26 +90,6 @@ func (b *dirBuilder) write(name string, fn func(w io.Writer) error) error {
 	return nil
 }
 
-// fileSink writes files into an existing directory, each atomically.
-type fileSink struct{ dir string }
-
-func (s fileSink) write(name string, fn func(w io.Writer) error) error {
-	path := filepath.Join(s.dir, name)
-	f, err := atomicfile.Create(path, 0o644)
-	if err != nil {
-		return err
-	}
-	defer f.Abort()
-	bw := bufio.NewWriterSize(f, 1<<20)
-	if err := fn(bw); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return f.Commit()
-}
-
 // Temporary directories are named ".BASE.tmp-RANDOM" (being built) and
 // ".BASE.old-RANDOM" (a replaced directory awaiting removal).
 const (

@@ -209,10 +209,44 @@ func TestReferenceModels(t *testing.T) {
 	}
 }
 
-// writeWeightsFile writes a custom weights file for the error tests.
-func writeTensors(t *testing.T, path string, tensors []safetensors.Tensor) {
+// tensor is one tensor of a custom weights file: F32 values (stored as
+// F32), or Raw bytes stored as DType.
+type tensor struct {
+	Name  string
+	DType safetensors.DType
+	Shape []int
+	F32   []float32
+	Raw   []byte
+}
+
+// writeTensors writes a custom weights file for the error tests.
+func writeTensors(t *testing.T, path string, tensors []tensor) {
 	t.Helper()
-	if err := safetensors.WriteFile(path, tensors, map[string]string{"format": "pt"}); err != nil {
+	specs := make([]safetensors.TensorSpec, len(tensors))
+	byName := map[string]tensor{}
+	for i, tn := range tensors {
+		specs[i] = safetensors.TensorSpec{Name: tn.Name, DType: tn.DType, Shape: tn.Shape}
+		byName[tn.Name] = tn
+	}
+	var buf bytes.Buffer
+	w, err := safetensors.NewWriter(&buf, specs, map[string]string{"format": "pt"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ti := range w.Order() {
+		if tn := byName[ti.Name]; tn.Raw != nil {
+			err = w.WriteRaw(tn.Name, tn.Raw)
+		} else {
+			err = w.WriteFloat32(tn.Name, tn.F32)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -220,8 +254,8 @@ func writeTensors(t *testing.T, path string, tensors []safetensors.Tensor) {
 func TestLoadModelErrors(t *testing.T) {
 	cfg := tinyConfig(false)
 	p := tinyParams(cfg, 1)
-	all := func(edit func(name string, shape []int) (string, []int, bool)) []safetensors.Tensor {
-		var out []safetensors.Tensor
+	all := func(edit func(name string, shape []int) (string, []int, bool)) []tensor {
+		var out []tensor
 		for _, tn := range p.Layout.Tensors {
 			name, shape, keep := edit(tn.Name, tn.Shape)
 			if !keep {
@@ -231,7 +265,7 @@ func TestLoadModelErrors(t *testing.T) {
 			for _, d := range shape {
 				n *= d
 			}
-			out = append(out, safetensors.Tensor{Name: name, DType: safetensors.F32, Shape: shape, F32: make([]float32, n)})
+			out = append(out, tensor{Name: name, DType: safetensors.F32, Shape: shape, F32: make([]float32, n)})
 		}
 		return out
 	}
@@ -264,7 +298,7 @@ func TestLoadModelErrors(t *testing.T) {
 			ts := all(func(n string, s []int) (string, []int, bool) { return n, s, true })
 			for i := range ts {
 				if ts[i].Name == "model.norm.weight" {
-					ts[i] = safetensors.Tensor{Name: ts[i].Name, DType: safetensors.I32, Shape: ts[i].Shape, Raw: make([]byte, 64)}
+					ts[i] = tensor{Name: ts[i].Name, DType: safetensors.I32, Shape: ts[i].Shape, Raw: make([]byte, 64)}
 				}
 			}
 			writeTensors(t, filepath.Join(dir, WeightsFile), ts)
@@ -272,7 +306,7 @@ func TestLoadModelErrors(t *testing.T) {
 		{"sharded inconsistencies", func(t *testing.T, dir string) {
 			ts := all(func(n string, s []int) (string, []int, bool) { return n, s, true })
 			writeTensors(t, filepath.Join(dir, "a.safetensors"), ts[:5])
-			writeTensors(t, filepath.Join(dir, "b.safetensors"), append(ts[5:], safetensors.Tensor{Name: "extra", DType: safetensors.F32, Shape: []int{1}, F32: []float32{1}}))
+			writeTensors(t, filepath.Join(dir, "b.safetensors"), append(ts[5:], tensor{Name: "extra", DType: safetensors.F32, Shape: []int{1}, F32: []float32{1}}))
 			wm := map[string]string{}
 			for i, tn := range ts {
 				wm[tn.Name] = map[bool]string{true: "a.safetensors", false: "b.safetensors"}[i < 5]

@@ -173,16 +173,6 @@ type optimizerJSON struct {
 	File string `json:"file"`
 }
 
-// saveTrainingState writes trainer_state.json (and, with optimizer state,
-// optimizer.safetensors, F32) into the existing directory dir, each file
-// atomically. Save writes the same files as part of a whole checkpoint.
-func saveTrainingState(dir string, st *TrainingState) error {
-	if err := writeTrainingState(fileSink{dir: dir}, st); err != nil {
-		return fmt.Errorf("save training state in %s: %w", dir, err)
-	}
-	return nil
-}
-
 func writeTrainingState(s sink, st *TrainingState) error {
 	if st == nil {
 		return errors.New("training state is nil")

@@ -1,8 +1,10 @@
 // Package optim holds herd's optimizer pieces, all operating on flat
 // parameter buffers (model.Params) that share one Layout with their
 // gradients and moments: AdamW as PyTorch defines it, global
-// gradient-norm clipping, learning-rate schedules and gradient
-// accumulation.
+// gradient-norm clipping and learning-rate schedules. Micro-batch
+// gradient accumulation is done by the training loops (pretrain,
+// posttrain) with cluster.LeafSum, whose fixed summation tree makes one
+// process and several ranks agree bit for bit.
 package optim
 
 import (

@@ -40,13 +40,13 @@ func ClipGradNorm(g *model.Params, maxNorm float64) float64 {
 		return norm
 	}
 	if coef := maxNorm / (norm + 1e-6); coef < 1 {
-		Scale(g, float32(coef))
+		scale(g, float32(coef))
 	}
 	return norm
 }
 
-// Scale multiplies every element by s.
-func Scale(g *model.Params, s float32) {
+// scale multiplies every element by s.
+func scale(g *model.Params, s float32) {
 	for i := range g.Data {
 		g.Data[i] *= s
 	}

@@ -11,15 +11,6 @@ import (
 	"github.com/goccy/go-yaml"
 )
 
-// Doc returns the one-line documentation of a recipe key of tool (see
-// Tools): dotted YAML names, with or without list indexes
-// (stages.0.steps and stages.steps are the same key). The docs are the
-// recipe structs' field comments, collected into docs_table.go.
-func Doc(tool, key string) (string, bool) {
-	d, ok := docTable(tool)[docKey(key)]
-	return d, ok
-}
-
 // docKey drops list indexes from a key.
 func docKey(key string) string {
 	parts := strings.Split(key, ".")

@@ -3,7 +3,6 @@ package gguf
 import (
 	"fmt"
 	"math"
-	"strconv"
 	"strings"
 
 	"github.com/herdml/herd/model"
@@ -47,33 +46,6 @@ func ggufName(hf string) string {
 	for _, m := range layerNames {
 		if sub == m[0] {
 			return "blk." + n + "." + m[1]
-		}
-	}
-	return ""
-}
-
-// hfName is the Hugging Face name of a llama.cpp tensor, "" when herd has
-// no such tensor.
-func hfName(g string) string {
-	switch g {
-	case "token_embd.weight":
-		return "model.embed_tokens.weight"
-	case "output_norm.weight":
-		return "model.norm.weight"
-	case "output.weight":
-		return "lm_head.weight"
-	}
-	rest, ok := strings.CutPrefix(g, "blk.")
-	if !ok {
-		return ""
-	}
-	n, sub, ok := strings.Cut(rest, ".")
-	if _, err := strconv.ParseUint(n, 10, 31); !ok || err != nil {
-		return ""
-	}
-	for _, m := range layerNames {
-		if sub == m[1] {
-			return "model.layers." + n + "." + m[0]
 		}
 	}
 	return ""

@@ -11,7 +11,7 @@ import (
 
 // Writer streams a GGUF file: the header (metadata and tensor infos) is
 // written by NewWriter, then the tensors' data in the order they were
-// given (WriteTensor, or BeginTensor and Write to stream one), then Close
+// given (BeginTensor, then Write to stream its bytes), then Close
 // pads the end.
 type Writer struct {
 	w       *bufio.Writer
@@ -93,16 +93,6 @@ func (g *Writer) headerLen(kvs []KV) uint64 {
 func (g *Writer) pad(n uint64) {
 	var zeros [Alignment]byte
 	g.raw(zeros[:align(n, Alignment)-n])
-}
-
-// WriteTensor writes the data of the next tensor, which must be named name
-// and have exactly its size.
-func (g *Writer) WriteTensor(name string, data []byte) error {
-	if err := g.BeginTensor(name); err != nil {
-		return err
-	}
-	_, err := g.Write(data)
-	return err
 }
 
 // BeginTensor starts the data of the next tensor, which must be named

@@ -50,12 +50,6 @@ func Open(path string) (*File, error) {
 	return sf, nil
 }
 
-// NewReader validates the safetensors file held by ra (size bytes long);
-// name is used in error messages. Tensors are read with ReadAt.
-func NewReader(ra io.ReaderAt, size int64, name string) (*File, error) {
-	return newFile(ra, size, name)
-}
-
 func newFile(ra io.ReaderAt, size int64, name string) (*File, error) {
 	fail := func(err error) (*File, error) { return nil, fmt.Errorf("safetensors file %s: %w", name, err) }
 	if size < 8 {
@@ -83,9 +77,6 @@ func newFile(ra io.ReaderAt, size int64, name string) (*File, error) {
 	h.DataOffset = 8 + int64(n)
 	return &File{Header: *h, name: name, ra: ra}, nil
 }
-
-// Name is the path or name the file was opened with.
-func (f *File) Name() string { return f.name }
 
 // Close releases the mapping and the file.
 func (f *File) Close() error {
@@ -139,26 +130,6 @@ func (f *File) ReadFloat32(name string, dst []float32) error {
 			return err
 		}
 		done += k
-	}
-	return nil
-}
-
-// ReadRaw copies the named tensor's bytes, as stored (little-endian), into
-// dst, which must be exactly as long as the tensor's data.
-func (f *File) ReadRaw(name string, dst []byte) error {
-	t, err := f.lookup(name)
-	if err != nil {
-		return err
-	}
-	if int64(len(dst)) != t.Bytes() {
-		return fmt.Errorf("safetensors file %s: tensor %q is %d bytes, destination holds %d", f.name, name, t.Bytes(), len(dst))
-	}
-	if f.data != nil {
-		copy(dst, f.data[t.Begin:t.End])
-		return nil
-	}
-	if err := readAt(f.ra, dst, f.DataOffset+t.Begin); err != nil {
-		return fmt.Errorf("safetensors file %s: read tensor %q: %w", f.name, name, err)
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func FuzzParseRow(f *testing.F) {
 		f.Fatal(err)
 	}
 	known := map[string]bool{}
-	for _, r := range Reasons() {
+	for _, r := range reasons {
 		known[r] = true
 	}
 	checkBad := func(t *testing.T, err error) {

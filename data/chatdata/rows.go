@@ -25,9 +25,6 @@ const (
 var reasons = []string{ReasonLineTooLong, ReasonMalformedJSON, ReasonMissingField, ReasonInvalidField,
 	ReasonUnknownRole, ReasonEmptyResponse, ReasonTooLong, ReasonUnrenderable}
 
-// Reasons returns every bad-row reason, in a fixed order.
-func Reasons() []string { return append([]string(nil), reasons...) }
-
 // RowError is a bad row: where it is, why, and what is wrong.
 type RowError struct {
 	Loc    string // file:line (JSONL) or file:rowN (Parquet, 1-based)

@@ -390,7 +390,7 @@ func TestLoadRejectsCorruption(t *testing.T) {
 		{"future version", badVersion, "version 9"},
 	}
 	for _, tc := range tests {
-		_, err := Load(bytes.NewReader(tc.data))
+		_, err := load("model", bytes.NewReader(tc.data))
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: err = %v, want mention of %q", tc.name, err, tc.want)
 		}
@@ -430,7 +430,7 @@ func FuzzLoad(f *testing.F) {
 				return
 			}
 		}
-		m, err := Load(bytes.NewReader(data))
+		m, err := load("model", bytes.NewReader(data))
 		if err != nil {
 			return
 		}

@@ -29,7 +29,7 @@ import (
 const (
 	fileMagic   = "HERDFTC\n"
 	fileVersion = 1
-	// MaxFileBytes bounds what Load reads (1 GiB parameters + labels).
+	// MaxFileBytes bounds what LoadFile reads (1 GiB parameters + labels).
 	maxFileBytes = 4*maxParams + 8<<20
 )
 
@@ -103,11 +103,6 @@ func LoadFile(path string) (*Model, error) {
 	}
 	return m, nil
 }
-
-// Load reads a model written by Save. Corrupt or truncated input is an
-// error naming what is wrong; the checksum is verified before any
-// allocation sized by the header.
-func Load(r io.Reader) (*Model, error) { return load("model", r) }
 
 func load(name string, r io.Reader) (*Model, error) {
 	data, err := io.ReadAll(io.LimitReader(r, maxFileBytes+1))

@@ -81,9 +81,6 @@ func newGlobal(name string, e *env) globalStage {
 	return nil
 }
 
-// isGlobal reports whether a stage needs the whole corpus before deciding.
-func isGlobal(stage string) bool { return newGlobal(stage, nil) != nil }
-
 // collector writes one unit's keys for a global stage.
 type collector interface {
 	add(it *item) error

@@ -51,18 +51,10 @@ type ExactHasher struct {
 // NewExactHasher returns a hasher for cfg.
 func NewExactHasher(cfg ExactConfig) *ExactHasher { return &ExactHasher{cfg: cfg} }
 
-// Key returns the hash of the normalized text (the same as HashText).
+// Key returns the hash of the normalized text.
 func (h *ExactHasher) Key(text string) Key {
 	h.buf = appendNormalized(h.buf[:0], text, !h.cfg.KeepCase, !h.cfg.KeepWhitespace)
 	return hashBytes(h.buf, h.cfg.Hash64)
-}
-
-// HashText returns the exact-dedup key of text under cfg. It is safe for
-// concurrent use and does not allocate for texts up to 4 KiB (ExactHasher
-// reuses one buffer for longer texts).
-func HashText(text string, cfg ExactConfig) Key {
-	var arr [4096]byte
-	return hashBytes(appendNormalized(arr[:0], text, !cfg.KeepCase, !cfg.KeepWhitespace), cfg.Hash64)
 }
 
 func hashBytes(b []byte, h64 bool) Key {
@@ -71,11 +63,6 @@ func hashBytes(b []byte, h64 bool) Key {
 	}
 	u := xxh3.Hash128(b)
 	return Key{Hi: u.Hi, Lo: u.Lo}
-}
-
-// Normalize returns the text exact dedup hashes under cfg.
-func Normalize(text string, cfg ExactConfig) string {
-	return string(appendNormalized(nil, text, !cfg.KeepCase, !cfg.KeepWhitespace))
 }
 
 // appendNormalized appends s lowercased (if lower) with whitespace runs
@@ -127,37 +114,6 @@ func appendNormalized(dst []byte, s string, lower, collapse bool) []byte {
 }
 
 var asciiSpace = [256]bool{' ': true, '\t': true, '\n': true, '\v': true, '\f': true, '\r': true}
-
-// ExactSet is a streaming in-memory exact-dedup set: the first document
-// added with a given normalized text is kept, later ones are duplicates of
-// it. Memory is about 40 bytes per distinct text. Not safe for concurrent use.
-type ExactSet struct {
-	h    *ExactHasher
-	seen map[Key]uint64
-}
-
-// NewExactSet returns an empty set.
-func NewExactSet(cfg ExactConfig) *ExactSet {
-	return &ExactSet{h: NewExactHasher(cfg), seen: make(map[Key]uint64)}
-}
-
-// Add records a document. If an earlier document had the same normalized
-// text, Add returns that document's id and dup = true.
-func (s *ExactSet) Add(id uint64, text string) (keep uint64, dup bool) {
-	return s.AddKey(id, s.h.Key(text))
-}
-
-// AddKey is Add for a precomputed key.
-func (s *ExactSet) AddKey(id uint64, k Key) (keep uint64, dup bool) {
-	if first, ok := s.seen[k]; ok {
-		return first, true
-	}
-	s.seen[k] = id
-	return id, false
-}
-
-// Len is the number of distinct texts seen.
-func (s *ExactSet) Len() int { return len(s.seen) }
 
 // KeyRecord is one entry of a key file: a content or URL hash, an ordering
 // value, and a document id. Among records with the same Key the one with

@@ -1,52 +1,12 @@
 package dedup
 
 import (
-	"context"
-	"encoding/binary"
-	"fmt"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
-	"github.com/bits-and-blooms/bloom/v3"
 	"github.com/zeebo/xxh3"
 )
-
-// LineConfig configures ccNet-style line dedup. The zero value is the
-// default: buckets of 10,000 documents, lines seen more than 6 times in a
-// bucket removed, exact counting.
-type LineConfig struct {
-	// BucketDocs is M, the number of consecutive documents per bucket;
-	// default 10,000. The Llama 3 paper uses 30,000,000: raise it for web
-	// scale runs (memory is one map entry per repeated line, or the bloom
-	// filter below).
-	BucketDocs int
-	// MaxRepeats is N: a line whose normalized form occurs more than N
-	// times in the bucket is removed from every document; default 6.
-	MaxRepeats int
-	// BloomLines, when > 0, bounds memory for large buckets: a bloom filter
-	// sized for this many distinct lines absorbs first occurrences, and
-	// only lines seen at least twice get an exact counter. A false positive
-	// overcounts a line by one, so a line seen exactly MaxRepeats times is
-	// removed with probability about BloomFalsePositive.
-	BloomLines uint
-	// BloomFalsePositive is the bloom filter's false-positive rate;
-	// default 0.001.
-	BloomFalsePositive float64
-}
-
-func (c LineConfig) withDefaults() LineConfig {
-	if c.BucketDocs <= 0 {
-		c.BucketDocs = 10_000
-	}
-	if c.MaxRepeats <= 0 {
-		c.MaxRepeats = 6
-	}
-	if c.BloomFalsePositive <= 0 || c.BloomFalsePositive >= 1 {
-		c.BloomFalsePositive = 0.001
-	}
-	return c
-}
 
 // LineStats is what line dedup did to one document.
 type LineStats struct {
@@ -54,91 +14,6 @@ type LineStats struct {
 	LinesRemoved int
 	Bytes        int // input bytes
 	BytesRemoved int // removed line bytes including their '\n'
-}
-
-// LineDedup removes over-repeated lines within one bucket in two passes:
-// Count every document of the bucket, then Filter every document, then
-// Reset for the next bucket. Not safe for concurrent use.
-type LineDedup struct {
-	cfg    LineConfig
-	counts map[uint64]uint32
-	bloom  *bloom.BloomFilter
-	buf    []byte
-	docs   int
-}
-
-// NewLineDedup returns an empty bucket.
-func NewLineDedup(cfg LineConfig) *LineDedup {
-	cfg = cfg.withDefaults()
-	d := &LineDedup{cfg: cfg, counts: make(map[uint64]uint32)}
-	if cfg.BloomLines > 0 {
-		d.bloom = bloom.NewWithEstimates(cfg.BloomLines, cfg.BloomFalsePositive)
-	}
-	return d
-}
-
-// Config returns the configuration with defaults filled in.
-func (d *LineDedup) Config() LineConfig { return d.cfg }
-
-// Docs is the number of documents counted since the last Reset.
-func (d *LineDedup) Docs() int { return d.docs }
-
-// Full reports whether the bucket holds BucketDocs documents.
-func (d *LineDedup) Full() bool { return d.docs >= d.cfg.BucketDocs }
-
-// Reset empties the bucket.
-func (d *LineDedup) Reset() {
-	clear(d.counts)
-	if d.bloom != nil {
-		d.bloom.ClearAll()
-	}
-	d.docs = 0
-}
-
-// Count is the first pass: it counts the lines of one document.
-func (d *LineDedup) Count(text string) {
-	d.docs++
-	var key [8]byte
-	for rest := text; len(rest) > 0; {
-		line, next, _ := strings.Cut(rest, "\n")
-		rest = next
-		h, ok := d.lineHash(line)
-		if !ok {
-			continue
-		}
-		if c, seen := d.counts[h]; seen {
-			if c < 1<<31 {
-				d.counts[h] = c + 1
-			}
-			continue
-		}
-		if d.bloom == nil {
-			d.counts[h] = 1
-			continue
-		}
-		binary.LittleEndian.PutUint64(key[:], h)
-		if d.bloom.TestAndAdd(key[:]) {
-			d.counts[h] = 2
-		}
-	}
-}
-
-// count returns the bucket count of a line hash.
-func (d *LineDedup) count(h uint64) uint32 {
-	if c, ok := d.counts[h]; ok {
-		return c
-	}
-	if d.bloom != nil {
-		return 1 // first occurrence, absorbed by the bloom filter
-	}
-	return 0
-}
-
-// Filter is the second pass: it returns the text without the lines counted
-// more than MaxRepeats times in the bucket. Lines that normalize to nothing
-// (blank or punctuation-only lines) are always kept.
-func (d *LineDedup) Filter(text string) (string, LineStats) {
-	return filterLines(text, d.lineHash, func(h uint64) bool { return d.count(h) > uint32(d.cfg.MaxRepeats) })
 }
 
 // FilterLines returns text without the lines whose LineHash remove
@@ -182,14 +57,6 @@ func filterLines(text string, hash func(string) (uint64, bool), remove func(uint
 	return b.String(), st
 }
 
-func (d *LineDedup) lineHash(line string) (uint64, bool) {
-	d.buf = appendLineNorm(d.buf[:0], line)
-	if len(d.buf) == 0 {
-		return 0, false
-	}
-	return xxh3.Hash(d.buf), true
-}
-
 // LineHash is the hash line dedup counts: xxh3-64 of NormalizeLine(line).
 // ok is false for lines that normalize to nothing (never counted or
 // removed). Safe for concurrent use.
@@ -217,11 +84,6 @@ func AppendLineHashes(dst []uint64, text string, buf []byte) ([]uint64, []byte) 
 	}
 	return dst, buf
 }
-
-// NormalizeLine is the form line dedup compares: lowercase, digits mapped
-// to 0, punctuation and symbols dropped, whitespace runs collapsed to one
-// space and trimmed (after ccNet's normalization).
-func NormalizeLine(line string) string { return string(appendLineNorm(nil, line)) }
 
 func appendLineNorm(dst []byte, s string) []byte {
 	pending := false
@@ -273,28 +135,4 @@ func appendLineNorm(dst []byte, s string) []byte {
 		}
 	}
 	return dst
-}
-
-// DedupLines runs line dedup over texts in consecutive buckets of
-// cfg.BucketDocs documents and returns the filtered texts and per-document
-// statistics, index-aligned with texts.
-func DedupLines(ctx context.Context, texts []string, cfg LineConfig) ([]string, []LineStats, error) {
-	d := NewLineDedup(cfg)
-	m := d.cfg.BucketDocs
-	out := make([]string, len(texts))
-	stats := make([]LineStats, len(texts))
-	for lo := 0; lo < len(texts); lo += m {
-		if err := ctx.Err(); err != nil {
-			return nil, nil, fmt.Errorf("dedup: line dedup: %w", err)
-		}
-		hi := min(lo+m, len(texts))
-		d.Reset()
-		for _, t := range texts[lo:hi] {
-			d.Count(t)
-		}
-		for i := lo; i < hi; i++ {
-			out[i], stats[i] = d.Filter(texts[i])
-		}
-	}
-	return out, stats, nil
 }

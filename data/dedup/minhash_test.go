@@ -105,7 +105,7 @@ func runStaged(t *testing.T, docs []Doc, cfg MinHashConfig, sigWorkers, bandWork
 			t.Fatal(err)
 		}
 		for i := w; i < len(docs); i += sigWorkers {
-			if err := sw.AddText(docs[i].ID, docs[i].Text); err != nil {
+			if err := addText(sw, docs[i].ID, docs[i].Text); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -196,10 +196,10 @@ func TestSignatureWriterErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer sw.Abort()
-	if err := sw.AddText(5, "x y z"); err != nil {
+	if err := addText(sw, 5, "x y z"); err != nil {
 		t.Fatal(err)
 	}
-	if err := sw.AddText(5, "x y z"); err == nil || !strings.Contains(err.Error(), "strictly increase") {
+	if err := addText(sw, 5, "x y z"); err == nil || !strings.Contains(err.Error(), "strictly increase") {
 		t.Errorf("repeated id: %v", err)
 	}
 	if err := sw.Add(6, []uint64{1, 2}); err == nil {

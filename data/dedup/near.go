@@ -7,9 +7,6 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"runtime"
-	"slices"
-	"sync"
 )
 
 // Distributed MinHash near-dedup runs in four stages, each of which can be
@@ -26,14 +23,6 @@ import (
 //  4. clusters: ClusterEdges unions all edges (connected components) and
 //     writes the removal file: every member of a cluster except its
 //     smallest id, with Keep = that smallest id (the cluster id).
-//
-// NearDuplicates runs the same steps in memory for small inputs.
-
-// Doc is a document for the in-memory APIs.
-type Doc struct {
-	ID   uint64
-	Text string
-}
 
 // Edge says documents A and B were found similar (A > B).
 type Edge struct{ A, B uint64 }
@@ -409,163 +398,4 @@ func ClusterEdges(ctx context.Context, edgeFiles []string, out string) (ClusterS
 	st.Removed = int64(len(rs))
 	st.Clusters = st.Docs - st.Removed
 	return st, WriteRemovals(ctx, out, rs)
-}
-
-// NearDuplicates finds near-duplicate documents in memory with the same
-// hashing, bucketing, verification and clustering as the staged API, and
-// returns the removals sorted by id. Ids must be unique. Signatures are
-// computed on all cores; the result does not depend on their number.
-func NearDuplicates(ctx context.Context, docs []Doc, cfg MinHashConfig) ([]Removal, error) {
-	cfg = cfg.withDefaults()
-	if err := cfg.validate(); err != nil {
-		return nil, err
-	}
-	k := cfg.Bands * cfg.Rows
-	sigs := make([]uint64, len(docs)*k)
-	pos := make(map[uint64]int, len(docs))
-	for i, d := range docs {
-		if j, dup := pos[d.ID]; dup {
-			return nil, fmt.Errorf("dedup: NearDuplicates: id %d used by documents %d and %d", d.ID, j, i)
-		}
-		pos[d.ID] = i
-	}
-	workers := min(runtime.GOMAXPROCS(0), max(len(docs)/64, 1))
-	var wg sync.WaitGroup
-	errs := make([]error, workers)
-	for w := range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			mh, err := NewMinHasher(cfg)
-			if err != nil {
-				errs[w] = err
-				return
-			}
-			for i := w; i < len(docs); i += workers {
-				if i%256 == w && ctx.Err() != nil {
-					errs[w] = ctx.Err()
-					return
-				}
-				mh.Signature(docs[i].Text, sigs[i*k:(i+1)*k])
-			}
-		}()
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, err
-	}
-	lookup := func(id uint64, _ []uint64) ([]uint64, error) {
-		i := pos[id]
-		return sigs[i*k : (i+1)*k], nil
-	}
-	g := newGrouper(cfg, lookup)
-	u := &unionFind{parent: make(map[uint64]uint64)}
-	emit := func(e Edge) error { u.union(e.A, e.B); return nil }
-	var st EdgeStats
-	bh := make([]uint64, 0, len(docs)*cfg.Bands)
-	for i := range docs {
-		sig := sigs[i*k : (i+1)*k]
-		bh = bandHashes(sig, cfg.Bands, cfg.Rows, bh)
-	}
-	recs := make([]bandRec, 0, len(docs))
-	for b := range cfg.Bands {
-		recs = recs[:0]
-		for i, d := range docs {
-			if sigs[i*k] == emptySig {
-				continue
-			}
-			recs = append(recs, bandRec{bh[i*cfg.Bands+b], d.ID})
-		}
-		slices.SortFunc(recs, cmpBandRec)
-		rest := recs
-		next := func() (bandRec, bool, error) {
-			if len(rest) == 0 {
-				return bandRec{}, false, nil
-			}
-			v := rest[0]
-			rest = rest[1:]
-			return v, true, nil
-		}
-		if err := scanGroups(ctx, next, func(ids []uint64) error { return g.group(ids, &st, emit) }); err != nil {
-			return nil, fmt.Errorf("dedup: NearDuplicates: %w", err)
-		}
-	}
-	return u.removals(), nil
-}
-
-// BandsOf returns the bands that partition part of parts handles
-// (b % parts == part), for splitting stages 2 and 3 across workers.
-func BandsOf(part, parts, bands int) []int {
-	var out []int
-	for b := range bands {
-		if parts > 0 && b%parts == part {
-			out = append(out, b)
-		}
-	}
-	return out
-}
-
-// EdgeFileName is the name of band b's edge file in dir.
-func EdgeFileName(dir string, band int) string {
-	return filepath.Join(dir, fmt.Sprintf("edges-%03d.bin", band))
-}
-
-// FindBandEdges runs stages 2 and 3 for one partition: it writes the band
-// files of BandsOf(part, parts, Bands) into workDir, then their edge files
-// (EdgeFileName), and returns the edge file paths. cfg must hash like the
-// signature files (only Threshold and MaxCompare are taken from it).
-func FindBandEdges(ctx context.Context, sigFiles []string, workDir string, part, parts int, cfg MinHashConfig, spill SpillConfig) ([]string, EdgeStats, error) {
-	var total EdgeStats
-	if parts < 1 || part < 0 || part >= parts {
-		return nil, total, fmt.Errorf("dedup: partition %d of %d: want 0 ≤ part < parts", part, parts)
-	}
-	cfg = cfg.withDefaults()
-	var idx *SignatureIndex
-	var hashing MinHashConfig
-	if cfg.Threshold >= 0 {
-		var err error
-		if idx, err = OpenSignatureIndex(sigFiles); err != nil {
-			return nil, total, err
-		}
-		defer idx.Close()
-		hashing = idx.Config()
-	} else {
-		r, err := OpenSignatures(sigFiles[0])
-		if err != nil {
-			return nil, total, err
-		}
-		hashing = r.Config()
-		r.Close()
-	}
-	bands := BandsOf(part, parts, hashing.Bands)
-	if len(bands) == 0 {
-		return nil, total, nil
-	}
-	if err := WriteBands(ctx, sigFiles, workDir, bands, spill); err != nil {
-		return nil, total, err
-	}
-	var out []string
-	for _, b := range bands {
-		p := EdgeFileName(workDir, b)
-		st, err := FindEdges(ctx, BandFileName(workDir, b), idx, p, cfg)
-		if err != nil {
-			return nil, total, err
-		}
-		total.Buckets += st.Buckets
-		total.Candidates += st.Candidates
-		total.Compared += st.Compared
-		total.Edges += st.Edges
-		out = append(out, p)
-	}
-	return out, total, nil
-}
-
-// NearDuplicateFiles runs stages 2–4 in one process over signature files
-// and writes the removal file out (intermediate files go to workDir).
-func NearDuplicateFiles(ctx context.Context, sigFiles []string, workDir, out string, cfg MinHashConfig, spill SpillConfig) (ClusterStats, error) {
-	edges, _, err := FindBandEdges(ctx, sigFiles, workDir, 0, 1, cfg, spill)
-	if err != nil {
-		return ClusterStats{}, err
-	}
-	return ClusterEdges(ctx, edges, out)
 }

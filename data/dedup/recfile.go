@@ -2,7 +2,6 @@ package dedup
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -258,9 +257,4 @@ func (r *recReader) each(fn func(rec []byte) error) error {
 			return err
 		}
 	}
-}
-
-// openRecBytes is newRecReader over an in-memory file (fuzz tests).
-func openRecBytes(name string, data []byte, kind uint16, recSize int) (*recReader, error) {
-	return newRecReader(name, bytes.NewReader(data), int64(len(data)), kind, recSize)
 }

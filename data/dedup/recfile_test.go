@@ -23,7 +23,7 @@ func validFiles(t testing.TB) map[uint16][]byte {
 		t.Fatal(err)
 	}
 	for _, d := range docs {
-		sw.AddText(d.ID, d.Text)
+		addText(sw, d.ID, d.Text)
 	}
 	if err := sw.Commit(); err != nil {
 		t.Fatal(err)

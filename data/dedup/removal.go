@@ -3,8 +3,6 @@ package dedup
 import (
 	"context"
 	"encoding/binary"
-	"errors"
-	"io"
 	"slices"
 )
 
@@ -80,9 +78,6 @@ func OpenRemovals(path string) (*RemovalReader, error) {
 	return &RemovalReader{r: r}, nil
 }
 
-// Len is the number of removals in the file.
-func (rr *RemovalReader) Len() int64 { return int64(rr.r.count) }
-
 // Next returns the next removal, or io.EOF after the last one.
 func (rr *RemovalReader) Next() (Removal, error) {
 	b, err := rr.r.next()
@@ -100,30 +95,6 @@ func (rr *RemovalReader) Next() (Removal, error) {
 
 // Close closes the file.
 func (rr *RemovalReader) Close() error { return rr.r.close() }
-
-// ReadRemovals reads a whole removal file (16 bytes of memory per entry).
-func ReadRemovals(path string) ([]Removal, error) {
-	rr, err := OpenRemovals(path)
-	if err != nil {
-		return nil, err
-	}
-	defer rr.Close()
-	return readRemovals(rr)
-}
-
-func readRemovals(rr *RemovalReader) ([]Removal, error) {
-	out := make([]Removal, 0, min(rr.Len(), 1<<20))
-	for {
-		v, err := rr.Next()
-		if errors.Is(err, io.EOF) {
-			return out, nil
-		}
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, v)
-	}
-}
 
 // sortRemovals sorts in place by id and drops repeated ids (smallest Keep wins).
 func sortRemovals(rs []Removal) []Removal {

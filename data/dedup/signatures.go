@@ -56,7 +56,6 @@ func sameHashing(a, b MinHashConfig) bool {
 type SignatureWriter struct {
 	w    *recWriter
 	mh   *MinHasher
-	sig  []uint64
 	rec  []byte
 	last uint64
 	n    int64
@@ -74,12 +73,6 @@ func NewSignatureWriter(path string, cfg MinHashConfig) (*SignatureWriter, error
 		return nil, err
 	}
 	return &SignatureWriter{w: w, mh: mh, rec: make([]byte, 8+8*k)}, nil
-}
-
-// AddText computes and writes the signature of one document.
-func (s *SignatureWriter) AddText(id uint64, text string) error {
-	s.sig, _ = s.mh.Signature(text, s.sig)
-	return s.Add(id, s.sig)
 }
 
 // Add writes a precomputed signature (from a MinHasher with the same config).
@@ -137,10 +130,6 @@ func newSignatureReader(r *recReader) (*SignatureReader, error) {
 	}
 	return &SignatureReader{r: r, cfg: cfg, sig: make([]uint64, cfg.Bands*cfg.Rows)}, nil
 }
-
-// Config is the hashing configuration the file was written with
-// (Threshold and MaxCompare are not stored).
-func (s *SignatureReader) Config() MinHashConfig { return s.cfg }
 
 // Len is the number of signatures in the file.
 func (s *SignatureReader) Len() int64 { return int64(s.r.count) }
@@ -238,9 +227,6 @@ func OpenSignatureIndex(paths []string) (*SignatureIndex, error) {
 	x.rec = make([]byte, 8+8*x.cfg.Bands*x.cfg.Rows)
 	return x, nil
 }
-
-// Config is the hashing configuration of the indexed files.
-func (x *SignatureIndex) Config() MinHashConfig { return x.cfg }
 
 // Lookup reads the signature of id into dst; ok is false if id is unknown.
 func (x *SignatureIndex) Lookup(id uint64, dst []uint64) ([]uint64, bool, error) {

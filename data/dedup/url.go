@@ -12,7 +12,7 @@ import (
 
 // URLConfig controls URL normalization. The zero value is the default:
 // lowercase scheme and host, drop default ports, the fragment, a trailing
-// slash and tracking parameters (TrackingParams), resolve "." and
+// slash and tracking parameters (trackingParams: utm_*, fbclid, …), resolve "." and
 // ".." path segments, sort the query parameters.
 type URLConfig struct {
 	// KeepTrackingParams keeps utm_* and the other tracking parameters.
@@ -25,10 +25,6 @@ type URLConfig struct {
 	// KeepQueryOrder keeps query parameters in their original order.
 	KeepQueryOrder bool
 }
-
-// TrackingParams returns the query keys dropped unless
-// URLConfig.KeepTrackingParams is set ("*" = prefix).
-func TrackingParams() []string { return slices.Clone(trackingParams) }
 
 var trackingParams = []string{
 	"utm_*", "fbclid", "gclid", "dclid", "gbraid", "wbraid", "msclkid", "yclid",
@@ -124,48 +120,4 @@ func isTracking(key string, cfg URLConfig) bool {
 func URLKey(normalized string) Key {
 	u := xxh3.HashString128(normalized)
 	return Key{Hi: u.Hi, Lo: u.Lo}
-}
-
-// URLRecord is the key-file record for URL dedup of document id fetched at
-// time ts: write these with a KeyWriter and MergeKeyFiles keeps, per
-// normalized URL, the most recent document (ties: the smallest id).
-func URLRecord(id uint64, normalizedURL string, ts int64) KeyRecord {
-	return KeyRecord{Key: URLKey(normalizedURL), Order: RecencyOrder(ts), ID: id}
-}
-
-// URLSet is in-memory URL dedup: add every document, then Removals lists
-// all but the most recent document per normalized URL (ties: smallest id).
-type URLSet struct {
-	cfg  URLConfig
-	best map[Key]KeyRecord
-	all  []KeyRecord
-}
-
-// NewURLSet returns an empty set.
-func NewURLSet(cfg URLConfig) *URLSet { return &URLSet{cfg: cfg, best: make(map[Key]KeyRecord)} }
-
-// Add records document id with URL rawURL fetched at ts. A URL that does
-// not normalize is an error and the document is not recorded.
-func (s *URLSet) Add(id uint64, rawURL string, ts int64) error {
-	n, err := NormalizeURL(rawURL, s.cfg)
-	if err != nil {
-		return err
-	}
-	r := URLRecord(id, n, ts)
-	s.all = append(s.all, r)
-	if b, ok := s.best[r.Key]; !ok || cmpKeyRecord(r, b) < 0 {
-		s.best[r.Key] = r
-	}
-	return nil
-}
-
-// Removals returns the documents to remove, sorted by id.
-func (s *URLSet) Removals() []Removal {
-	var out []Removal
-	for _, r := range s.all {
-		if b := s.best[r.Key]; b.ID != r.ID {
-			out = append(out, Removal{ID: r.ID, Keep: b.ID})
-		}
-	}
-	return sortRemovals(out)
 }

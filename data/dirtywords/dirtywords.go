@@ -285,12 +285,8 @@ func phraseHash(hs []uint64) uint64 {
 	return h ^ h>>31
 }
 
-// Ratio returns hits / words (0 for an empty text).
-func (m *Matcher) Ratio(text string) float64 {
-	return ratio(m.Count(text))
-}
-
-// RatioWords is Ratio for a text already split into words (see CountWords).
+// RatioWords returns hits / words (0 for an empty text) for a text already
+// split into words (see CountWords).
 func (m *Matcher) RatioWords(text string, words []string) float64 {
 	return ratio(m.CountWords(text, words))
 }

@@ -26,8 +26,11 @@ func TestCount(t *testing.T) {
 			t.Errorf("Count(%q) = %d, %d; want %d, %d", c.text, h, w, c.hits, c.words)
 		}
 	}
-	if r := m.Ratio("badword clean clean clean"); r != 0.25 {
-		t.Errorf("Ratio = %v", r)
+	if text := "badword clean clean clean"; m.RatioWords(text, strings.Fields(text)) != 0.25 {
+		t.Errorf("RatioWords(%q) = %v, want 0.25", text, m.RatioWords(text, strings.Fields(text)))
+	}
+	if r := m.RatioWords("", nil); r != 0 {
+		t.Errorf("RatioWords of an empty text = %v, want 0", r)
 	}
 }
 

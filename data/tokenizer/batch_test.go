@@ -15,42 +15,6 @@ import (
 	"testing"
 )
 
-func TestEncodeParallelMatchesSequential(t *testing.T) {
-	tok := loadRef(t)
-	var text []byte
-	for _, name := range []string{"jargon.txt", "debian-reference.en.txt"} {
-		data, err := os.ReadFile(filepath.Join(testdata, "corpora", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		text = append(text, data...)
-	}
-	// Special tokens near chunk boundaries must survive the cuts.
-	for off := chunkSize - 40; off < len(text); off += chunkSize {
-		text = append(text[:off:off], append([]byte("word<|eot_id|>\nnext"), text[off:]...)...)
-	}
-	for _, special := range []bool{false, true} {
-		want := tok.AppendEncode(nil, text, special)
-		got, err := tok.EncodeParallel(context.Background(), text, special, 3)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(got, want) {
-			t.Fatalf("special=%v: parallel encoding differs (%d vs %d ids)", special, len(got), len(want))
-		}
-	}
-	texts := [][]byte{[]byte("a"), nil, text[:5000], []byte("<|eot_id|>")}
-	got, err := tok.EncodeBatch(context.Background(), texts, true, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range texts {
-		if !slices.Equal(got[i], tok.EncodeSpecial(texts[i])) {
-			t.Fatalf("batch item %d differs", i)
-		}
-	}
-}
-
 func TestEncodeJSONL(t *testing.T) {
 	tok := loadRef(t)
 	cases := loadEncodeCases(t)
@@ -212,8 +176,5 @@ func TestJSONLLimits(t *testing.T) {
 	}
 	if _, err := tok.EncodeBatch(context.Background(), nil, false, -1); err == nil {
 		t.Error("EncodeBatch accepted -1 workers")
-	}
-	if _, err := tok.EncodeParallel(context.Background(), nil, false, -1); err == nil {
-		t.Error("EncodeParallel accepted -1 workers")
 	}
 }

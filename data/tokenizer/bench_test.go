@@ -87,21 +87,6 @@ func reportCPU(b *testing.B, cpu0 float64, n int) {
 	benchutil.ReportMBPerCPUSecond(b, cpu0, int64(n))
 }
 
-func benchEncodeParallel(b *testing.B, text []byte) {
-	tok := loadRef(b)
-	b.SetBytes(int64(len(text)))
-	workers := runtime.GOMAXPROCS(0)
-	for b.Loop() {
-		if _, err := tok.EncodeParallel(context.Background(), text, false, workers); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(workers), "workers")
-}
-
-func BenchmarkEncodeParallelProse(b *testing.B)    { benchEncodeParallel(b, benchProse(b, 8<<20)) }
-func BenchmarkEncodeParallelGoSource(b *testing.B) { benchEncodeParallel(b, goSource(b, 8<<20)) }
-
 // BenchmarkTrain8192 trains an 8,192-id vocabulary on 20 MB of mixed
 // English prose and Go source.
 func BenchmarkTrain8192(b *testing.B) {

@@ -137,20 +137,6 @@ type ChatOptions struct {
 	HasBuiltinTools     bool // builtin_tools is defined (also set when BuiltinTools is non-nil)
 }
 
-// ParseTemplateKwargs reads Hugging Face apply_chat_template keyword
-// arguments: date_string, tools (or custom_tools), tools_in_user_message,
-// builtin_tools. Other keys are an error.
-func ParseTemplateKwargs(data []byte) (ChatOptions, error) {
-	var v Value
-	if len(strings.TrimSpace(string(data))) == 0 {
-		return ChatOptions{}, nil
-	}
-	if err := v.UnmarshalJSON(data); err != nil {
-		return ChatOptions{}, err
-	}
-	return optionsFromValue(&v)
-}
-
 // optionsFromValue reads template variables from a JSON object.
 func optionsFromValue(v *Value) (ChatOptions, error) {
 	var o ChatOptions

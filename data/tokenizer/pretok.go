@@ -199,14 +199,3 @@ func contraction(s []byte) int {
 	}
 	return 0
 }
-
-// Pieces appends to dst the pre-tokens of s, as subslices of s, and returns
-// it. The pieces concatenate to s.
-func Pieces(dst [][]byte, s []byte) [][]byte {
-	for i := 0; i < len(s); {
-		j := nextPiece(s, i)
-		dst = append(dst, s[i:j:j])
-		i = j
-	}
-	return dst
-}

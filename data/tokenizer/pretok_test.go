@@ -35,7 +35,7 @@ func comparePieces(t testing.TB, re *regexp2.Regexp, s string) {
 	t.Helper()
 	want := oraclePieces(t, re, s)
 	var got []string
-	for _, p := range Pieces(nil, []byte(s)) {
+	for _, p := range pieces(nil, []byte(s)) {
 		got = append(got, string(p))
 	}
 	if strings.Join(want, "") != s {
@@ -89,11 +89,11 @@ func TestPiecesTable(t *testing.T) {
 	re := newOracle(t)
 	for _, c := range cases {
 		var got []string
-		for _, p := range Pieces(nil, []byte(c.in)) {
+		for _, p := range pieces(nil, []byte(c.in)) {
 			got = append(got, string(p))
 		}
 		if strings.Join(got, "|") != strings.Join(c.want, "|") || len(got) != len(c.want) {
-			t.Errorf("Pieces(%q) = %q, want %q", c.in, got, c.want)
+			t.Errorf("pieces(%q) = %q, want %q", c.in, got, c.want)
 		}
 		if utf8.ValidString(c.in) {
 			comparePieces(t, re, c.in)
@@ -157,7 +157,7 @@ func FuzzPieces(f *testing.F) {
 	}
 	re := newOracle(f)
 	f.Fuzz(func(t *testing.T, s string) {
-		ps := Pieces(nil, []byte(s))
+		ps := pieces(nil, []byte(s))
 		var b strings.Builder
 		for _, p := range ps {
 			if len(p) == 0 {

@@ -16,7 +16,7 @@
 // A Tokenizer is immutable and safe for concurrent use.
 //
 // Entry points: Load (a Hugging Face tokenizer directory), LoadTiktoken,
-// Train; Encode, EncodeSpecial, AppendEncode, EncodeBatch, EncodeParallel,
+// Train; Encode, EncodeSpecial, AppendEncode, EncodeBatch,
 // Decode; RenderChat (ids plus SFT/DPO masks); WriteHF. The command
 // cmd/tokenizer wraps them.
 //
@@ -364,17 +364,4 @@ func (m *specialMatcher) find(s []byte) (pos, end int, id int32) {
 		}
 	}
 	return -1, 0, 0
-}
-
-// withConfig returns a copy of t with a modified Config (sharing the
-// vocabulary tables).
-func (t *Tokenizer) withConfig(f func(*Config)) *Tokenizer {
-	c := &Tokenizer{
-		tokens: t.tokens, special: t.special, numBPE: t.numBPE, vocab: t.vocab, byteID: t.byteID,
-		pairs: t.pairs, merges: t.merges, mergePrio: t.mergePrio, ignoreMerges: t.ignoreMerges,
-		specials: t.specials, cfg: t.cfg,
-	}
-	f(&c.cfg)
-	c.pool.New = func() any { return newScratch() }
-	return c
 }

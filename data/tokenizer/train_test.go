@@ -138,7 +138,7 @@ func TestCutPoint(t *testing.T) {
 		text := []byte(randomText(rng, 60))
 		bounds := map[int]bool{}
 		off := 0
-		for _, p := range Pieces(nil, text) {
+		for _, p := range pieces(nil, text) {
 			off += len(p)
 			bounds[off] = true
 		}

@@ -192,7 +192,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		rows = k
 	}
 	m.be.RMSNorm(x[:rows*C], m.views(p).norm, xn[:rows*C], d.rstd, rows, C, float32(c.RMSNormEps))
-	d.linear(d.logits, xn, m.head(p), rows, C, V, false)
+	d.linear(d.logits, m.input(-1, ProjHead, xn, rows, C), m.head(p), rows, C, V, false)
 	return d.logits[:rows*V], nil
 }
 

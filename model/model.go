@@ -21,6 +21,12 @@ type Model struct {
 	// emulate FP8 matmuls). Inference only: the backward pass treats it as
 	// the identity.
 	ActivationQuantizer ActivationQuantizer
+	// InputRounder, when set, gives the values each projection (and the
+	// language-model head) multiplies in place of its input, e.g. the
+	// input rounded as llama.cpp rounds it for F16 or Q8_0 weights. It is
+	// applied after ActivationQuantizer. Inference only: the backward
+	// pass uses the unrounded inputs.
+	InputRounder InputRounder
 
 	be        kernels.Backend
 	rope      *ropeTable
@@ -38,6 +44,37 @@ type Model struct {
 // down projection (down true).
 type ActivationQuantizer interface {
 	QuantizeFFNInput(layer int, down bool, x []float32, rows, cols int)
+}
+
+// Projection names a matrix multiplication of the model by its weight.
+type Projection uint8
+
+// The projections of a layer, and the language-model head.
+const (
+	ProjQ Projection = iota
+	ProjK
+	ProjV
+	ProjO
+	ProjGate
+	ProjUp
+	ProjDown
+	ProjHead // layer -1
+)
+
+// InputRounder returns the values projection p of layer multiplies for
+// its input x [rows, cols]: x itself, or a buffer of the rounder's that
+// stays valid until its next call. It must not modify x.
+type InputRounder interface {
+	RoundInput(layer int, p Projection, x []float32, rows, cols int) []float32
+}
+
+// input is the input projection p of layer l multiplies: x, or what
+// InputRounder makes of it.
+func (m *Model) input(l int, p Projection, x []float32, rows, cols int) []float32 {
+	if m.InputRounder == nil {
+		return x
+	}
+	return m.InputRounder.RoundInput(l, p, x[:rows*cols], rows, cols)
 }
 
 // New returns a model with zeroed parameters for a valid configuration.
@@ -288,7 +325,7 @@ func (m *Model) Forward(b *Batch) ([]float32, error) {
 	if len(ws.logits) != n*V {
 		ws.logits, ws.dlogits = make([]float32, n*V), make([]float32, n*V)
 	}
-	m.linear(ws.logits, ws.xnf, m.head(m.Params), n, C, V, false)
+	m.linear(ws.logits, m.input(-1, ProjHead, ws.xnf, n, C), m.head(m.Params), n, C, V, false)
 
 	ws.hasTargets = b.Targets != nil
 	if b.Targets != nil {
@@ -369,24 +406,24 @@ func (m *Model) layer(r layerRunner, w layerWeights, l int, io *layerIO, n int) 
 	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
 	eps := float32(c.RMSNormEps)
 	m.be.RMSNorm(io.x, w.inNorm, io.xn1, io.rstd1, n, C, eps)
-	r.linear(io.q, io.xn1, w.q, n, C, QD, false)
-	r.linear(io.k, io.xn1, w.k, n, C, KD, false)
-	r.linear(io.v, io.xn1, w.v, n, C, KD, false)
+	r.linear(io.q, m.input(l, ProjQ, io.xn1, n, C), w.q, n, C, QD, false)
+	r.linear(io.k, m.input(l, ProjK, io.xn1, n, C), w.k, n, C, KD, false)
+	r.linear(io.v, m.input(l, ProjV, io.xn1, n, C), w.v, n, C, KD, false)
 	r.attend(l, io)
 	copy(io.x2[:n*C], io.x[:n*C])
-	r.linear(io.x2, io.att, w.o, n, QD, C, true)
+	r.linear(io.x2, m.input(l, ProjO, io.att, n, QD), w.o, n, QD, C, true)
 	m.be.RMSNorm(io.x2, w.postNorm, io.xn2, io.rstd2, n, C, eps)
 	if aq := m.ActivationQuantizer; aq != nil {
 		aq.QuantizeFFNInput(l, false, io.xn2, n, C)
 	}
-	r.linear(io.g, io.xn2, w.gate, n, C, F, false)
-	r.linear(io.u, io.xn2, w.up, n, C, F, false)
+	r.linear(io.g, m.input(l, ProjGate, io.xn2, n, C), w.gate, n, C, F, false)
+	r.linear(io.u, m.input(l, ProjUp, io.xn2, n, C), w.up, n, C, F, false)
 	m.be.SwiGLU(io.g[:n*F], io.u[:n*F], io.h[:n*F], io.sig)
 	if aq := m.ActivationQuantizer; aq != nil {
 		aq.QuantizeFFNInput(l, true, io.h, n, F)
 	}
 	copy(io.out[:n*C], io.x2[:n*C])
-	r.linear(io.out, io.h, w.down, n, F, C, true)
+	r.linear(io.out, m.input(l, ProjDown, io.h, n, F), w.down, n, F, C, true)
 }
 
 // attend implements layerRunner for a batch forward pass: causal,

@@ -21,6 +21,9 @@ type Model struct {
 	Params    *model.Params // nil when only the header was read
 	Tokenizer *tokenizer.Tokenizer
 	Name      string // general.name
+	// Types is the file's type of each tensor of Params, by herd's
+	// (Hugging Face) name; nil when only the header was read.
+	Types map[string]Type
 }
 
 // Load reads a Llama GGUF file (tensors F32, F16, BF16 or Q8_0) into
@@ -79,7 +82,7 @@ func Read(r io.ReaderAt, size int64, weights bool) (*Model, error) {
 	if !weights {
 		return m, nil
 	}
-	if m.Params, err = hd.params(r, cfg); err != nil {
+	if m.Params, m.Types, err = hd.params(r, cfg); err != nil {
 		return nil, err
 	}
 	return m, nil
@@ -411,7 +414,7 @@ func (hd *header) tokenizer(cfg model.Config) (*tokenizer.Tokenizer, error) {
 }
 
 // params reads the tensors into herd's layout.
-func (hd *header) params(r io.ReaderAt, cfg model.Config) (*model.Params, error) {
+func (hd *header) params(r io.ReaderAt, cfg model.Config) (*model.Params, map[string]Type, error) {
 	layout := model.NewLayout(cfg)
 	var problems []string
 	used := map[string]bool{}
@@ -441,33 +444,35 @@ func (hd *header) params(r io.ReaderAt, cfg model.Config) (*model.Params, error)
 		if len(problems) > 20 {
 			problems = append(problems[:20], fmt.Sprintf("... and %d more", len(problems)-20))
 		}
-		return nil, fmt.Errorf("the tensors do not match the llama.* configuration (%d problems):\n  %s", len(problems), strings.Join(problems, "\n  "))
+		return nil, nil, fmt.Errorf("the tensors do not match the llama.* configuration (%d problems):\n  %s", len(problems), strings.Join(problems, "\n  "))
 	}
 	// Every tensor the layout needs is in the file with its dims, so the
 	// allocation below is bounded by the file's size.
 	p := model.NewParams(layout)
+	types := make(map[string]Type, len(layout.Tensors))
 	for _, t := range layout.Tensors {
 		ti := hd.tensors[hd.byName[ggufName(t.Name)]]
+		types[t.Name] = ti.Type
 		rows := 1
 		if len(t.Shape) > 1 {
 			rows = t.Shape[0]
 		}
 		if err := readTensor(r, hd, ti, p.Get(t.Name), rows, ropeHeads(cfg, t.Name)); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
 	if i, ok := hd.byName[ropeFreqsName]; ok {
 		ti := hd.tensors[i]
 		if len(ti.Dims) != 1 || ti.Dims[0] != uint64(cfg.HeadDim/2) {
-			return nil, fmt.Errorf("%s has dims %v, head_dim %d needs [%d]", ropeFreqsName, ti.Dims, cfg.HeadDim, cfg.HeadDim/2)
+			return nil, nil, fmt.Errorf("%s has dims %v, head_dim %d needs [%d]", ropeFreqsName, ti.Dims, cfg.HeadDim, cfg.HeadDim/2)
 		}
 		fr := make([]float32, cfg.HeadDim/2)
 		if err := readTensor(r, hd, ti, fr, 1, 0); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := checkRopeFactors(cfg, fr); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return p, nil
+	return p, types, nil
 }

@@ -87,6 +87,7 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	system := fs.String("system", "", "with -chat: the system message")
 	jsonlIn := fs.String("jsonl", "", `answer every line of this JSONL file ({"prompt": text} or {"messages": [...]}; - for stdin) in batches, one {"line","response"} line each`)
 	batch := fs.Int("batch", 16, "with -jsonl: lines decoded together (1..1024)")
+	ggmlRounding := fs.Bool("ggml-rounding", true, "with a GGUF file of F16, BF16 or Q8_0 matrices: round each product's input as llama.cpp's CPU backend does (to F16/BF16, or to Q8_0 blocks), so herd computes what llama.cpp computes; false multiplies unrounded F32 inputs")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -113,7 +114,7 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 		if err != nil {
 			return err
 		}
-		m, closeModel, err := loadChecked(*dir, *threads, nil, stopIDs, 0)
+		m, closeModel, err := loadChecked(*dir, *threads, *ggmlRounding, nil, stopIDs, 0)
 		if err != nil {
 			return err
 		}
@@ -170,7 +171,7 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	if err != nil {
 		return err
 	}
-	m, closeModel, err := loadChecked(*dir, *threads, ids, stopIDs, *maxTokens)
+	m, closeModel, err := loadChecked(*dir, *threads, *ggmlRounding, ids, stopIDs, *maxTokens)
 	if err != nil {
 		return err
 	}
@@ -257,11 +258,12 @@ func checkIDs(cfg model.Config, ids, stop []int32, maxTokens int) error {
 	return nil
 }
 
-// loadChecked loads the model directory, checks its weights and the ids
+// loadChecked loads the model directory (or GGUF file, with llama.cpp's
+// input rounding when rounding is set), checks its weights and the ids
 // against it, and returns the model on a CPU backend of threads workers
 // with the function that releases the backend.
-func loadChecked(dir string, threads int, ids, stop []int32, maxTokens int) (*model.Model, func(), error) {
-	cfg, params, err := loadModel(dir)
+func loadChecked(dir string, threads int, rounding bool, ids, stop []int32, maxTokens int) (*model.Model, func(), error) {
+	cfg, params, rounder, err := loadModel(dir, rounding)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -277,6 +279,7 @@ func loadChecked(dir string, threads int, ids, stop []int32, maxTokens int) (*mo
 		be.Close()
 		return nil, nil, err
 	}
+	m.InputRounder = rounder
 	// An FP8 directory runs as an FP8 engine would: feed-forward inputs
 	// quantized per token (the weights are already E4M3 times their scale).
 	if _, err := fp8.Emulate(m); err != nil {

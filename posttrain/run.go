@@ -54,9 +54,11 @@ type RunOptions struct {
 	Comm cluster.Comm
 
 	// stopAt, in tests, interrupts the run (as Ctrl-C does) once this many
-	// steps are done; onStep, in benchmarks, sees every step.
+	// steps are done; onStep, in benchmarks, sees every step; onEval, in
+	// tests, sees every held-out batch this rank scores.
 	stopAt int
 	onStep func(step int)
+	onEval func(batch int)
 }
 
 // Result summarises a run.
@@ -103,7 +105,8 @@ type runner struct {
 	res    Result
 	tokDir string
 	comm   cluster.Comm
-	sum    cluster.LeafSum // the parts' gradients
+	sum    cluster.LeafSum  // the parts' gradients
+	red    *cluster.Reducer // held-out sums over the ranks (see heldOut)
 }
 
 // Run trains the recipe. An interrupted context saves a checkpoint and
@@ -376,6 +379,11 @@ func (run *runner) checkRecipe(old json.RawMessage, step int) error {
 func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Metrics, error) {
 	if run.r.Data.HeldOut == 0 {
 		return nil, nil
+	}
+	if run.comm.Size() > 1 {
+		// The ranks split the held-out batches and sum them at the end: a
+		// rank leaving early on Ctrl-C would strand the others there.
+		ctx = context.WithoutCancel(ctx)
 	}
 	vals, err := run.t.evaluate(ctx)
 	if err != nil || vals == nil {

@@ -294,6 +294,9 @@ func (run *runner) setup(ctx context.Context) error {
 	if run.e, err = train.New(opt, run); err != nil {
 		return err
 	}
+	if err := run.checkRanks(stageAt(run.plans, run.e.Step())); err != nil {
+		return err
+	}
 	if err := run.setStage(stageAt(run.plans, run.e.Step())); err != nil {
 		return err
 	}

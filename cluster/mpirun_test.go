@@ -105,8 +105,12 @@ func TestMPIRunPretrainMatchesOneProcess(t *testing.T) {
 	dir := t.TempDir()
 	one, two := filepath.Join(dir, "one"), filepath.Join(dir, "two")
 	run(t, bin, append([]string{"-out", one}, args...)...)
-	run(t, "mpirun", append(append(mpirunArgs(2), bin, "-out", two), args...)...)
+	out := run(t, "mpirun", append(append(mpirunArgs(2), bin, "-out", two), args...)...)
 	sameCheckpoints(t, "mpirun -np 2 vs one process", one, two)
+	// The summary is printed once, by rank 0.
+	if n := strings.Count(out, "final model:"); n != 1 {
+		t.Errorf("the job printed its summary %d times:\n%s", n, out)
+	}
 }
 
 // rankPID finds the process of rank of a job started from bin.

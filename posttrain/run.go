@@ -75,6 +75,10 @@ type Result struct {
 	Plot        string
 	// RS are the rejection-sampling counts (kind rs).
 	RS *RSStats
+	// Rank is this process's rank in a data-parallel sft, rm or dpo job (0
+	// in one process): rank 0 wrote the run directory and its Result is
+	// the run's summary to print; the others' is partial.
+	Rank int
 }
 
 // trainer is what a recipe kind supplies beside the engine's Trainer.
@@ -137,6 +141,7 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if comm.Rank() != 0 {
 		run.opt.Progress = nil
 	}
+	run.res.Rank = comm.Rank()
 	res, err := run.run(ctx)
 	// A failed rank stops the others, which may wait for it in a
 	// collective.

@@ -101,6 +101,10 @@ type Result struct {
 	Samples []Sample
 	Plot    string // loss.png path
 	Report  string // report.html path
+	// Rank is this process's rank in a data-parallel job (0 in one
+	// process): rank 0 wrote the run directory and its Result is the
+	// run's summary to print; the others' is partial.
+	Rank int
 }
 
 // dataPosition is the checkpoint's data position.
@@ -178,6 +182,7 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if comm.Rank() != 0 {
 		run.opt.Progress = nil
 	}
+	run.res.Rank = comm.Rank()
 	res, err := run.run(ctx)
 	// A failed rank stops the others, which may wait for it in a
 	// collective.

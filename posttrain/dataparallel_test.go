@@ -167,7 +167,7 @@ func TestDataParallelHeldOutEvalMatchesOneProcess(t *testing.T) {
 						mu.Unlock()
 					}
 				})
-				got := evalRecords(t, rw.Out)
+				got := records(t, rw.Out, "eval")
 				if len(got) != 2 {
 					t.Fatalf("%d ranks: %d eval records, want 2 (steps 2 and 4)", w, len(got))
 				}
@@ -197,20 +197,4 @@ func TestDataParallelHeldOutEvalMatchesOneProcess(t *testing.T) {
 			}
 		})
 	}
-}
-
-// evalRecords are the eval records of a run's metrics.jsonl.
-func evalRecords(t *testing.T, out string) []train.Record {
-	t.Helper()
-	recs, err := train.ReadMetrics(filepath.Join(out, MetricsFile))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ev []train.Record
-	for _, r := range recs {
-		if r.Kind == "eval" {
-			ev = append(ev, r)
-		}
-	}
-	return ev
 }

@@ -294,21 +294,22 @@ func (t *dpoTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 	var pb *chatdata.PrefBatch
 	var ref []float64
 	read := 0
-	next := func() (bool, error) {
-		if read == len(t.ref.meta.Eval) {
-			return false, nil
-		}
+	// The reference store holds the log-probabilities of every held-out
+	// batch: the data ending sooner is an error.
+	next := func() (err error) {
 		ref = t.ref.meta.Eval[read]
 		read++
-		if pb, err = l.Next(ctx); err != nil {
-			return false, err
+		if pb, err = l.Next(ctx); isEOF(err) {
+			return fmt.Errorf("the held-out data ended before the %d batches of the reference store", len(t.ref.meta.Eval))
+		} else if err != nil {
+			return err
 		}
 		if len(ref) != pb.B {
-			return false, fmt.Errorf("%d rows, its stored reference %d", pb.B, len(ref))
+			return fmt.Errorf("%d rows, its stored reference %d", pb.B, len(ref))
 		}
-		return true, nil
+		return nil
 	}
-	sums, err := t.run.heldOut(5, next, func(dst []float64) error {
+	sums, err := t.run.heldOut(5, len(t.ref.meta.Eval), next, func(dst []float64) error {
 		t.grow(pb.B)
 		if _, err := seqLogps(t.run.m, pb, t.py, t.logp, t.count); err != nil {
 			return err

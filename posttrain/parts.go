@@ -71,23 +71,22 @@ func prefPart(pb *chatdata.PrefBatch, p, parts, batch int) (part chatdata.PrefBa
 	return part, lo
 }
 
-// heldOut scores held-out batches split over the ranks: batch i on rank
-// i mod ranks. Every rank reads every batch with next (false: no more),
-// so all see the same number of them; score puts the k numbers of the
-// batch just read into dst on the rank that owns it. It returns each
-// number summed over the batches in batch order, after a rank-tree sum in
-// which the other ranks add zeros: the same bits on every rank and for
-// any number of ranks. Every rank must call it (it is a collective).
-func (run *runner) heldOut(k int, next func() (bool, error), score func(dst []float64) error) ([]float64, error) {
+// heldOut scores up to limit held-out batches split over the ranks:
+// batch i on rank i mod ranks. Every rank reads every batch with next
+// (io.EOF: no more), so all see the same number of them; score puts the k
+// numbers of the batch just read into dst on the rank that owns it. It
+// returns each number summed over the batches in batch order, after a
+// rank-tree sum in which the other ranks add zeros: the same bits on every
+// rank and for any number of ranks. Every rank must call it (it is a
+// collective).
+func (run *runner) heldOut(k, limit int, next func() error, score func(dst []float64) error) ([]float64, error) {
 	var per []float64 // per[i*k+j]: number j of batch i (0 on the ranks not owning it)
 	w, rank := run.comm.Size(), run.comm.Rank()
-	for i := 0; ; i++ {
-		ok, err := next()
-		if err != nil {
-			return nil, fmt.Errorf("held-out batch %d: %w", i+1, err)
-		}
-		if !ok {
+	for i := range limit {
+		if err := next(); isEOF(err) {
 			break
+		} else if err != nil {
+			return nil, fmt.Errorf("held-out batch %d: %w", i+1, err)
 		}
 		per = append(per, make([]float64, k)...)
 		if i%w == rank {

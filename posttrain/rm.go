@@ -208,19 +208,8 @@ func (t *rmTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 	}
 	defer l.Close()
 	var pb *chatdata.PrefBatch
-	read := 0
-	next := func() (bool, error) {
-		if read == t.run.r.Eval.Batches {
-			return false, nil
-		}
-		read++
-		pb, err = l.Next(ctx)
-		if isEOF(err) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	sums, err := t.run.heldOut(4, next, func(dst []float64) error {
+	next := func() (err error) { pb, err = l.Next(ctx); return err }
+	sums, err := t.run.heldOut(4, t.run.r.Eval.Batches, next, func(dst []float64) error {
 		m := t.run.m
 		if err := m.ForwardHidden(&pb.Batch); err != nil {
 			return err

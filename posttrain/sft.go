@@ -105,19 +105,8 @@ func (t *sftTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 	}
 	defer l.Close()
 	var b *model.Batch
-	read := 0
-	next := func() (bool, error) {
-		if read == t.run.r.Eval.Batches {
-			return false, nil
-		}
-		read++
-		b, err = l.Next(ctx)
-		if isEOF(err) {
-			return false, nil
-		}
-		return err == nil, err
-	}
-	sums, err := t.run.heldOut(2, next, func(dst []float64) error {
+	next := func() (err error) { b, err = l.Next(ctx); return err }
+	sums, err := t.run.heldOut(2, t.run.r.Eval.Batches, next, func(dst []float64) error {
 		nll, err := t.run.m.Forward(b)
 		if err != nil {
 			return err

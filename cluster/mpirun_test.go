@@ -7,14 +7,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/cluster/clustertest"
+	"github.com/herdml/herd/data/tokens"
 	"github.com/herdml/herd/data/tokens/tokenstest"
 )
 
@@ -102,8 +105,12 @@ func TestMPIRunPretrainMatchesOneProcess(t *testing.T) {
 	dir := t.TempDir()
 	one, two := filepath.Join(dir, "one"), filepath.Join(dir, "two")
 	run(t, bin, append([]string{"-out", one}, args...)...)
-	run(t, "mpirun", append(append(mpirunArgs(2), bin, "-out", two), args...)...)
+	out := run(t, "mpirun", append(append(mpirunArgs(2), bin, "-out", two), args...)...)
 	sameCheckpoints(t, "mpirun -np 2 vs one process", one, two)
+	// The summary is printed once, by rank 0.
+	if n := strings.Count(out, "final model:"); n != 1 {
+		t.Errorf("the job printed its summary %d times:\n%s", n, out)
+	}
 }
 
 // rankPID finds the process of rank of a job started from bin.
@@ -196,4 +203,109 @@ func TestMPIRunKilledRankResumes(t *testing.T) {
 		}
 		sameCheckpoints(t, fmt.Sprintf("killed, resumed with %d rank(s), vs straight", resumeRanks), straight, out)
 	}
+}
+
+// A rank that fails with an error (rather than dying) stops the whole job
+// within seconds, with a message naming it: here rank 1 reads its own copy
+// of the token shards (as on a node-local disk) in which one document, met
+// mid-run, holds a token outside the vocabulary, while rank 0 waits for it
+// in the gradient all-reduce.
+func TestMPIRunFailedRankStopsJob(t *testing.T) {
+	bin := clustertest.Build(t, "pretrain")
+	args := tinyPretrain(t, 200)
+	rows := tokenstest.SynthRows("web", 300, 64, 1, 10, 150)
+	rows[250].Tokens[3] = 100
+	bad := filepath.Join(t.TempDir(), "web")
+	tokenstest.WriteShard(t, filepath.Join(bad, "tokens-00000.parquet"), rows, 16)
+	// The manifest describes the good shard (same documents, vocabulary
+	// 64), so rank 1 starts and only meets the bad token when it reads it.
+	m, err := tokens.ReadManifest(bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tokenizer.VocabSize = 64
+	if err := tokens.WriteManifest(bad, m); err != nil {
+		t.Fatal(err)
+	}
+	// Both ranks score the good data as held-out (the held-out fraction
+	// of the training data would read every document at the start) and
+	// read the training data a row group at a time, so rank 1 meets the
+	// bad document mid-run.
+	args = append(args, "data.shuffle_window=4", "data.shuffle_chunks=1")
+	badArgs := slices.Clone(args)
+	for i, a := range badArgs {
+		if good, ok := strings.CutPrefix(a, "data.sources.0.paths.0="); ok {
+			badArgs[i] = "data.sources.0.paths.0=" + bad
+			heldOut := "eval.sources=[{name: web, paths: [" + good + "]}]"
+			args, badArgs = append(args, heldOut), append(badArgs, heldOut)
+			break
+		}
+	}
+	out := filepath.Join(t.TempDir(), "run")
+	// An MPMD launch: rank 0 with the good data, rank 1 with the bad.
+	line := append(append(append(mpirunArgs(1), bin, "-out", out), args...), ":")
+	line = append(append(line, "-np", "1", bin, "-out", out), badArgs...)
+	cmd := exec.Command("mpirun", line...)
+	stderr := &failWatch{}
+	cmd.Stdout, cmd.Stderr = stderr, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatalf("the job exited 0 although rank 1 failed:\n%s", stderr.String())
+		}
+	case <-time.After(2 * time.Minute):
+		cmd.Process.Kill()
+		t.Fatalf("the job still runs 2 minutes after it started (hang?):\n%s", stderr.String())
+	}
+	msg, failed := stderr.result()
+	took := time.Since(failed)
+	want := regexp.MustCompile(`rank 1 of 2 failed, stopping every rank of the job: .*id 100 is outside the model's vocabulary`)
+	if !want.MatchString(msg) {
+		t.Fatalf("the job's output does not name the failed rank and its error:\n%s", msg)
+	}
+	// The failure came mid-run: rank 0 had trained steps and was waiting
+	// for rank 1 in a collective, and the whole job still ended quickly.
+	recs := losses(t, out)
+	if !strings.Contains(recs, `"step":2 `) {
+		t.Fatalf("rank 1 failed before step 2 (the test wants it mid-run); metrics: %s\n%s", recs, msg)
+	}
+	t.Logf("rank 1 failed after step %s; the job ended %v after its message", regexp.MustCompile(`\d+`).FindString(recs[strings.LastIndex(recs, `"step":`):]), took.Round(time.Millisecond))
+	if took > 10*time.Second {
+		t.Errorf("the job took %v to stop after rank 1 failed", took)
+	}
+}
+
+// failWatch collects a job's output and notes when the failure message
+// of a rank first shows.
+type failWatch struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	failed time.Time
+}
+
+func (w *failWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if w.failed.IsZero() && bytes.Contains(w.buf.Bytes(), []byte("failed, stopping every rank")) {
+		w.failed = time.Now()
+	}
+	return len(p), nil
+}
+
+func (w *failWatch) String() string { s, _ := w.result(); return s }
+
+// result is the output and when the failure showed (now if it did not).
+func (w *failWatch) result() (string, time.Time) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.failed.IsZero() {
+		return w.buf.String(), time.Now()
+	}
+	return w.buf.String(), w.failed
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/cluster"
+	"github.com/herdml/herd/train"
 )
 
 // runRanks runs r on world goroutine ranks (cluster.Local) and returns
@@ -137,5 +138,63 @@ func TestMicroBatchesAccumulate(t *testing.T) {
 				t.Errorf("%s %s: whole batch %v, 4 micro-batches %v", kind, k, a, b)
 			}
 		}
+	}
+}
+
+// The held-out evaluation of SFT, RM and DPO is split over the ranks
+// (batch i on rank i mod ranks, each scored once) and gives the numbers
+// of one process, bit for bit, also with a rank that scores nothing.
+func TestDataParallelHeldOutEvalMatchesOneProcess(t *testing.T) {
+	tok := testTokenizer(t)
+	c := tinyLM()
+	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
+		t.Run(kind, func(t *testing.T) {
+			data := writeLines(t, taskRows(t, kind != KindSFT, 96, 5))
+			r := testRecipe(t, kind, dir, 4, 4, data)
+			r.Train.MicroBatches = 4
+			r.Data.HeldOut, r.Eval.Every, r.Eval.Batches = 0.3, 2, 3
+			var want []train.Record
+			for _, w := range []int{1, 2, 4} {
+				rw := r
+				rw.Out = filepath.Join(t.TempDir(), "run")
+				var mu sync.Mutex
+				scored := map[int][]int{} // batch → the ranks that scored it
+				runRanks(t, rw, w, func(rank int, o *RunOptions) {
+					o.onEval = func(b int) {
+						mu.Lock()
+						scored[b] = append(scored[b], rank)
+						mu.Unlock()
+					}
+				})
+				got := records(t, rw.Out, "eval")
+				if len(got) != 2 {
+					t.Fatalf("%d ranks: %d eval records, want 2 (steps 2 and 4)", w, len(got))
+				}
+				if len(scored) != r.Eval.Batches {
+					t.Fatalf("%d ranks: held-out batches scored %v, want %d batches", w, scored, r.Eval.Batches)
+				}
+				for b, ranks := range scored {
+					// Two evaluations, each scoring batch b on rank b mod w.
+					if len(ranks) != 2 || ranks[0] != b%w || ranks[1] != b%w {
+						t.Fatalf("%d ranks: held-out batch %d scored by ranks %v, want rank %d once per evaluation", w, b, ranks, b%w)
+					}
+				}
+				if w == 1 {
+					want = got
+					continue
+				}
+				for i := range want {
+					if len(got[i].Values) != len(want[i].Values) || len(want[i].Values) == 0 {
+						t.Fatalf("%d ranks, step %d: eval %v, one process %v", w, got[i].Step, got[i].Values, want[i].Values)
+					}
+					for k, v := range want[i].Values {
+						if got[i].Values[k] != v {
+							t.Fatalf("%d ranks, step %d: %s = %v, one process %v", w, got[i].Step, k, got[i].Values[k], v)
+						}
+					}
+				}
+			}
+		})
 	}
 }

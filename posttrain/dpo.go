@@ -279,7 +279,8 @@ func (t *dpoTrainer) Restore(pos json.RawMessage) error {
 }
 
 // evaluate is the DPO loss and reward metrics on the held-out batches
-// whose reference log-probabilities were stored with the training ones.
+// whose reference log-probabilities were stored with the training ones,
+// split over the ranks.
 func (t *dpoTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 	if len(t.ref.meta.Eval) == 0 {
 		return nil, nil
@@ -290,36 +291,43 @@ func (t *dpoTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 	}
 	defer l.Close()
 	d := &t.run.r.DPO
-	var sum DPOStats
-	var n float64
-	for _, ref := range t.ref.meta.Eval {
-		pb, err := l.Next(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("held-out batch: %w", err)
+	var pb *chatdata.PrefBatch
+	var ref []float64
+	read := 0
+	// The reference store holds the log-probabilities of every held-out
+	// batch: the data ending sooner is an error.
+	next := func() (err error) {
+		ref = t.ref.meta.Eval[read]
+		read++
+		if pb, err = l.Next(ctx); isEOF(err) {
+			return fmt.Errorf("the held-out data ended before the %d batches of the reference store", len(t.ref.meta.Eval))
+		} else if err != nil {
+			return err
 		}
 		if len(ref) != pb.B {
-			return nil, fmt.Errorf("held-out batch has %d rows, its stored reference %d", pb.B, len(ref))
+			return fmt.Errorf("%d rows, its stored reference %d", pb.B, len(ref))
 		}
+		return nil
+	}
+	sums, err := t.run.heldOut(5, len(t.ref.meta.Eval), next, func(dst []float64) error {
 		t.grow(pb.B)
 		if _, err := seqLogps(t.run.m, pb, t.py, t.logp, t.count); err != nil {
-			return nil, err
+			return err
 		}
 		st, err := DPOLoss(d.Loss, d.Beta, d.NLLCoef, t.logp, ref, t.count, pb.Examples, nil)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		k := float64(pb.Examples)
-		sum.Loss += st.Loss * k
-		sum.Accuracy += st.Accuracy * k
-		sum.Margin += st.Margin * k
-		sum.NLL += st.NLL * k
-		n += k
+		dst[0], dst[1], dst[2], dst[3], dst[4] = st.Loss*k, st.Accuracy*k, st.Margin*k, st.NLL*k, k
+		return nil
+	})
+	if err != nil || sums[4] == 0 {
+		return nil, err
 	}
-	if n == 0 {
-		return nil, nil
-	}
-	return checkpoint.Metrics{"eval_loss": sum.Loss / n, "eval_rewards/accuracies": sum.Accuracy / n,
-		"eval_rewards/margins": sum.Margin / n, "eval_nll": sum.NLL / n}, nil
+	n := sums[4]
+	return checkpoint.Metrics{"eval_loss": sums[0] / n, "eval_rewards/accuracies": sums[1] / n,
+		"eval_rewards/margins": sums[2] / n, "eval_nll": sums[3] / n}, nil
 }
 
 func (t *dpoTrainer) stats() chatdata.Stats {

@@ -151,13 +151,19 @@ func testRecipe(t testing.TB, kind, modelDir string, steps, batch int, data stri
 // step order.
 func trainRecords(t testing.TB, out string) []train.Record {
 	t.Helper()
+	return records(t, out, "train")
+}
+
+// records are the records of one kind of a run's metrics.jsonl, in order.
+func records(t testing.TB, out, kind string) []train.Record {
+	t.Helper()
 	recs, err := train.ReadMetrics(filepath.Join(out, MetricsFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var tr []train.Record
 	for _, r := range recs {
-		if r.Kind == "train" {
+		if r.Kind == kind {
 			tr = append(tr, r)
 		}
 	}

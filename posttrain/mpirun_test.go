@@ -36,8 +36,13 @@ func TestMPIRunPosttrainMatchesOneProcess(t *testing.T) {
 			{bin, "-recipe", file, "-out", one},
 			append(append([]string{"mpirun"}, clustertest.MPIRunArgs(2)...), bin, "-recipe", file, "-out", two),
 		} {
-			if out, err := exec.Command(c[0], c[1:]...).CombinedOutput(); err != nil {
+			out, err := exec.Command(c[0], c[1:]...).CombinedOutput()
+			if err != nil {
 				t.Fatalf("%s: %v\n%s", strings.Join(c, " "), err, out)
+			}
+			// The summary is printed once (by rank 0 under mpirun).
+			if n := strings.Count(string(out), "final model:"); n != 1 {
+				t.Errorf("%s printed its summary %d times:\n%s", strings.Join(c, " "), n, out)
 			}
 		}
 		sameRuns(t, fmt.Sprintf("%s: mpirun -np 2 vs one process", kind), one, two)

@@ -71,6 +71,48 @@ func prefPart(pb *chatdata.PrefBatch, p, parts, batch int) (part chatdata.PrefBa
 	return part, lo
 }
 
+// heldOut scores up to limit held-out batches split over the ranks:
+// batch i on rank i mod ranks. Every rank reads every batch with next
+// (io.EOF: no more), so all see the same number of them; score puts the k
+// numbers of the batch just read into dst on the rank that owns it. It
+// returns each number summed over the batches in batch order, after a
+// rank-tree sum in which the other ranks add zeros: the same bits on every
+// rank and for any number of ranks. Every rank must call it (it is a
+// collective).
+func (run *runner) heldOut(k, limit int, next func() error, score func(dst []float64) error) ([]float64, error) {
+	var per []float64 // per[i*k+j]: number j of batch i (0 on the ranks not owning it)
+	w, rank := run.comm.Size(), run.comm.Rank()
+	for i := range limit {
+		if err := next(); isEOF(err) {
+			break
+		} else if err != nil {
+			return nil, fmt.Errorf("held-out batch %d: %w", i+1, err)
+		}
+		per = append(per, make([]float64, k)...)
+		if i%w == rank {
+			if run.opt.onEval != nil {
+				run.opt.onEval(i)
+			}
+			if err := score(per[i*k : (i+1)*k]); err != nil {
+				return nil, fmt.Errorf("held-out batch %d: %w", i+1, err)
+			}
+		}
+	}
+	if run.red == nil {
+		run.red = cluster.NewReducer(run.comm, 0)
+	}
+	if err := run.red.Sum64(per); err != nil {
+		return nil, fmt.Errorf("held-out evaluation: %w", err)
+	}
+	sums := make([]float64, k)
+	for i := 0; i < len(per); i += k {
+		for j := range sums {
+			sums[j] += per[i+j]
+		}
+	}
+	return sums, nil
+}
+
 // partSums sums a step's per-part numbers in the parts' tree.
 type partSums struct {
 	vals [][]float64 // vals[i]: the i-th number of every part

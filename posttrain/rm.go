@@ -200,42 +200,34 @@ func (t *rmTrainer) Restore(pos json.RawMessage) error {
 }
 
 // evaluate is the loss, accuracy and margin over the held-out pairs of
-// the first eval.batches batches.
+// the first eval.batches batches, split over the ranks.
 func (t *rmTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 	l, err := chatdata.NewPrefLoader(t.options(true), nil)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	var sum PairStats
-	for range t.run.r.Eval.Batches {
-		pb, err := l.Next(ctx)
-		if err != nil {
-			if isEOF(err) {
-				break
-			}
-			return nil, err
-		}
+	var pb *chatdata.PrefBatch
+	next := func() (err error) { pb, err = l.Next(ctx); return err }
+	sums, err := t.run.heldOut(4, t.run.r.Eval.Batches, next, func(dst []float64) error {
 		m := t.run.m
 		if err := m.ForwardHidden(&pb.Batch); err != nil {
-			return nil, err
+			return err
 		}
 		r, err := m.Scores(pb.Last)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		st := BradleyTerry(r, pb.Last, pb.PerExample, pb.Examples, nil)
 		p := float64(st.Pairs)
-		sum.Loss += st.Loss * p
-		sum.Accuracy += st.Accuracy * p
-		sum.Margin += st.Margin * p
-		sum.Pairs += st.Pairs
+		dst[0], dst[1], dst[2], dst[3] = st.Loss*p, st.Accuracy*p, st.Margin*p, p
+		return nil
+	})
+	if err != nil || sums[3] == 0 {
+		return nil, err
 	}
-	if sum.Pairs == 0 {
-		return nil, nil
-	}
-	n := float64(sum.Pairs)
-	return checkpoint.Metrics{"eval_loss": sum.Loss / n, "eval_accuracy": sum.Accuracy / n, "eval_margin": sum.Margin / n, "eval_pairs": n}, nil
+	n := sums[3]
+	return checkpoint.Metrics{"eval_loss": sums[0] / n, "eval_accuracy": sums[1] / n, "eval_margin": sums[2] / n, "eval_pairs": n}, nil
 }
 
 func (t *rmTrainer) stats() chatdata.Stats {

@@ -54,9 +54,11 @@ type RunOptions struct {
 	Comm cluster.Comm
 
 	// stopAt, in tests, interrupts the run (as Ctrl-C does) once this many
-	// steps are done; onStep, in benchmarks, sees every step.
+	// steps are done; onStep, in benchmarks, sees every step; onEval, in
+	// tests, sees every held-out batch this rank scores.
 	stopAt int
 	onStep func(step int)
+	onEval func(batch int)
 }
 
 // Result summarises a run.
@@ -73,6 +75,10 @@ type Result struct {
 	Plot        string
 	// RS are the rejection-sampling counts (kind rs).
 	RS *RSStats
+	// Rank is this process's rank in a data-parallel sft, rm or dpo job (0
+	// in one process): rank 0 wrote the run directory and its Result is
+	// the run's summary to print; the others' is partial.
+	Rank int
 }
 
 // trainer is what a recipe kind supplies beside the engine's Trainer.
@@ -103,7 +109,8 @@ type runner struct {
 	res    Result
 	tokDir string
 	comm   cluster.Comm
-	sum    cluster.LeafSum // the parts' gradients
+	sum    cluster.LeafSum  // the parts' gradients
+	red    *cluster.Reducer // held-out sums over the ranks (see heldOut)
 }
 
 // Run trains the recipe. An interrupted context saves a checkpoint and
@@ -134,6 +141,7 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if comm.Rank() != 0 {
 		run.opt.Progress = nil
 	}
+	run.res.Rank = comm.Rank()
 	res, err := run.run(ctx)
 	// A failed rank stops the others, which may wait for it in a
 	// collective.
@@ -376,6 +384,11 @@ func (run *runner) checkRecipe(old json.RawMessage, step int) error {
 func (run *runner) evaluate(ctx context.Context, at train.Point) (checkpoint.Metrics, error) {
 	if run.r.Data.HeldOut == 0 {
 		return nil, nil
+	}
+	if run.comm.Size() > 1 {
+		// The ranks split the held-out batches and sum them at the end: a
+		// rank leaving early on Ctrl-C would strand the others there.
+		ctx = context.WithoutCancel(ctx)
 	}
 	vals, err := run.t.evaluate(ctx)
 	if err != nil || vals == nil {

@@ -97,37 +97,32 @@ func (t *sftTrainer) Restore(pos json.RawMessage) error {
 }
 
 // evaluate is the weighted next-token loss over the first eval.batches
-// batches of the held-out rows.
+// batches of the held-out rows, split over the ranks.
 func (t *sftTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 	l, err := chatdata.NewSFTLoader(t.options(true), nil)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Close()
-	var sum, n float64
-	for range t.run.r.Eval.Batches {
-		b, err := l.Next(ctx)
-		if err != nil {
-			if isEOF(err) {
-				break
-			}
-			return nil, err
-		}
+	var b *model.Batch
+	next := func() (err error) { b, err = l.Next(ctx); return err }
+	sums, err := t.run.heldOut(2, t.run.r.Eval.Batches, next, func(dst []float64) error {
 		nll, err := t.run.m.Forward(b)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		for i, w := range b.Weights {
 			if b.Targets[i] >= 0 && w != 0 {
-				sum += float64(w) * float64(nll[i])
-				n += float64(w)
+				dst[0] += float64(w) * float64(nll[i])
+				dst[1] += float64(w)
 			}
 		}
+		return nil
+	})
+	if err != nil || sums[1] == 0 {
+		return nil, err
 	}
-	if n == 0 {
-		return nil, nil
-	}
-	return checkpoint.Metrics{"eval_loss": sum / n, "eval_tokens": n}, nil
+	return checkpoint.Metrics{"eval_loss": sums[0] / sums[1], "eval_tokens": sums[1]}, nil
 }
 
 func (t *sftTrainer) stats() chatdata.Stats {

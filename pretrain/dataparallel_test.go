@@ -3,8 +3,14 @@ package pretrain
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 
@@ -103,4 +109,80 @@ func TestDataParallelMatchesOneProcess(t *testing.T) {
 		got := runRanks(t, rs, c[1], func(_ int, o *RunOptions) { o.Resume = true })
 		sameRun(t, fmt.Sprintf("%d ranks resumed by %d", c[0], c[1]), one, got, r.Out, rs.Out)
 	}
+}
+
+// noAbort is a goroutine rank whose Abort returns, so that a test sees
+// every rank's error.
+type noAbort struct{ cluster.Comm }
+
+func (noAbort) Abort(int, string) {}
+
+// A stage whose micro-batches do not split over the ranks is refused
+// before anything is written, naming the key to change; one whose
+// micro-batches per rank are not a power of two runs with a warning (not
+// bit-identical to one process); a power of two runs quietly.
+func TestDataParallelMicroBatchesPerRank(t *testing.T) {
+	srcs := synthSources(t)
+	for _, c := range []struct {
+		name        string
+		batchTokens int // sequences of 32 tokens: batchTokens/32
+		micro       int
+		stageMicro  int // a second stage's micro_batch (0: no second stage)
+		err, warn   string
+	}{
+		{name: "one per rank", batchTokens: 256, micro: 4},
+		{name: "two per rank", batchTokens: 256, micro: 2},
+		{name: "three per rank", batchTokens: 384, micro: 2, warn: "not a power of two"},
+		{name: "one for two ranks", batchTokens: 256, micro: 8, err: "1 micro-batches per step (8 sequences of 32 tokens, 8 per micro-batch) do not split over 2 ranks: set train.micro_batch"},
+		{name: "stage one for two ranks", batchTokens: 256, micro: 4, stageMicro: 8, err: "stage stage1: its 1 micro-batches per step (8 sequences of 32 tokens, 8 per micro-batch) do not split over 2 ranks: set stages.0.micro_batch"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			r := tinyRecipe(filepath.Join(t.TempDir(), "run"), srcs...)
+			r.Train.Steps, r.Train.BatchTokens, r.Train.MicroBatch = 2, c.batchTokens, c.micro
+			r.Eval.Every, r.Checkpoint.Every = 0, 0
+			if c.stageMicro > 0 {
+				r.Stages = []Stage{{Name: "stage1", Steps: 1, MicroBatch: c.stageMicro}}
+			}
+			var mu sync.Mutex
+			var logs bytes.Buffer
+			comms := cluster.Local(2)
+			errs := make([]error, 2)
+			var wg sync.WaitGroup
+			for rank := range 2 {
+				wg.Go(func() {
+					log := slog.New(slog.NewTextHandler(&lockedWriter{mu: &mu, w: &logs}, nil))
+					_, errs[rank] = Run(context.Background(), r, RunOptions{Comm: noAbort{comms[rank]}, Logger: log})
+				})
+			}
+			wg.Wait()
+			for rank, err := range errs {
+				switch {
+				case c.err == "" && err != nil:
+					t.Fatalf("rank %d: %v", rank, err)
+				case c.err != "" && (err == nil || !strings.Contains(err.Error(), c.err)):
+					t.Fatalf("rank %d: error %v, want one with %q", rank, err, c.err)
+				}
+			}
+			if c.err != "" {
+				if _, err := os.Stat(filepath.Join(r.Out, MetricsFile)); !errors.Is(err, fs.ErrNotExist) {
+					t.Fatalf("a refused run wrote %s (%v)", MetricsFile, err)
+				}
+			}
+			if got := strings.Count(logs.String(), "not a power of two"); c.warn != "" && got == 0 || c.warn == "" && got > 0 {
+				t.Fatalf("want warning %q: %v; logs:\n%s", c.warn, c.warn != "", logs.String())
+			}
+		})
+	}
+}
+
+// lockedWriter serialises the writes of several goroutines.
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }

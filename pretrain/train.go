@@ -102,6 +102,10 @@ type Result struct {
 	Samples []Sample
 	Plot    string // loss.png path
 	Report  string // report.html path
+	// Rank is this process's rank in a data-parallel job (0 in one
+	// process): rank 0 wrote the run directory and its Result is the
+	// run's summary to print; the others' is partial.
+	Rank int
 }
 
 // dataPosition is the checkpoint's data position.
@@ -179,6 +183,7 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if comm.Rank() != 0 {
 		run.opt.Progress = nil
 	}
+	run.res.Rank = comm.Rank()
 	res, err := run.run(ctx)
 	// A failed rank stops the others, which may wait for it in a
 	// collective.
@@ -293,6 +298,9 @@ func (run *runner) setup(ctx context.Context) error {
 		opt.ReduceGrads = func(step int, g *model.Params) error { run.opt.corrupt(step, g); return nil }
 	}
 	if run.e, err = train.New(opt, run); err != nil {
+		return err
+	}
+	if err := run.checkRanks(stageAt(run.plans, run.e.Step())); err != nil {
 		return err
 	}
 	if err := run.setStage(stageAt(run.plans, run.e.Step())); err != nil {

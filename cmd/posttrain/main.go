@@ -138,8 +138,12 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// report prints the outcome of a run.
+// report prints the outcome of a run (on rank 0 of a data-parallel job:
+// the others' would repeat it).
 func report(w io.Writer, r posttrain.Recipe, res *posttrain.Result) error {
+	if res.Rank != 0 {
+		return nil
+	}
 	if st := res.RS; st != nil {
 		if res.Interrupted {
 			fmt.Fprintf(w, "interrupted after %d chunks; rerun the same command to continue (finished chunks are kept)\n", st.Chunks)

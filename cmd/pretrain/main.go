@@ -126,8 +126,12 @@ func validate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// report prints the outcome of a run.
+// report prints the outcome of a run (on rank 0 of a data-parallel job:
+// the others' would repeat it).
 func report(w io.Writer, r pretrain.Recipe, res *pretrain.Result) error {
+	if res.Rank != 0 {
+		return nil
+	}
 	if res.Interrupted {
 		fmt.Fprintf(w, "interrupted after step %d; checkpoint %s\ncontinue with: pretrain -recipe … -out %s -resume\n", res.Steps, res.Checkpoint, r.Out)
 		return nil

@@ -56,9 +56,10 @@ type Recipe struct {
 	WarmupFraction float64 `yaml:"warmup_fraction"`
 	// MaxSteps, when > 0, caps a run's optimizer steps: a run that would
 	// take more doubles pretrain.train.batch_tokens (and micro_batch, when
-	// set) until it does not, so that small models at large budgets are not
-	// dominated by per-step overhead. Every run still trains on budget /
-	// FLOPs-per-token tokens (0: one batch size for all runs).
+	// set) until it does not: fewer, larger steps for small models at large
+	// budgets. Every run still trains on budget / FLOPs-per-token tokens, but
+	// a larger batch can cost loss at equal tokens, which bends the fitted
+	// law (0: one batch size for all runs).
 	MaxSteps int `yaml:"max_steps"`
 	// Downstream scores each finished run on an eval task set (see
 	// Downstream); empty tasks and file: skipped.

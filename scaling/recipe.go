@@ -54,6 +54,13 @@ type Recipe struct {
 	// WarmupFraction is each run's warmup as a fraction of its steps,
 	// capped at pretrain.optim.warmup_steps (default 0.1).
 	WarmupFraction float64 `yaml:"warmup_fraction"`
+	// MaxSteps, when > 0, caps a run's optimizer steps: a run that would
+	// take more doubles pretrain.train.batch_tokens (and micro_batch, when
+	// set) until it does not: fewer, larger steps for small models at large
+	// budgets. Every run still trains on budget / FLOPs-per-token tokens, but
+	// a larger batch can cost loss at equal tokens, which bends the fitted
+	// law (0: one batch size for all runs).
+	MaxSteps int `yaml:"max_steps"`
 	// Downstream scores each finished run on an eval task set (see
 	// Downstream); empty tasks and file: skipped.
 	Downstream DownstreamSpec `yaml:"downstream"`
@@ -169,6 +176,9 @@ func (r *Recipe) Validate() error {
 	}
 	if len(r.Pretrain.Stages) > 0 {
 		bad("pretrain.stages must be empty: a sweep run is its main stage only")
+	}
+	if r.MaxSteps < 0 {
+		bad("max_steps must be >= 0 (0: no cap), got %d", r.MaxSteps)
 	}
 	if r.Downstream.N < 1 || r.Downstream.Choices < 2 {
 		bad("downstream: n must be >= 1 and choices >= 2")

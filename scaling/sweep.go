@@ -10,6 +10,7 @@ import (
 	"math"
 	"path/filepath"
 	"strconv"
+	"time"
 
 	"github.com/herdml/herd/cluster"
 	"github.com/herdml/herd/data/tokens"
@@ -102,6 +103,11 @@ func (r *Recipe) planModel(budget float64, spec pretrain.ModelSpec, s, vocab int
 	}
 	fpt := model.FLOPsPerToken(cfg, p.Train.SeqLen)
 	steps := max(1, int(math.Round(budget/(fpt*float64(p.Train.BatchTokens)))))
+	for r.MaxSteps > 0 && steps > r.MaxSteps {
+		p.Train.BatchTokens *= 2
+		p.Train.MicroBatch *= 2
+		steps = max(1, int(math.Round(budget/(fpt*float64(p.Train.BatchTokens)))))
+	}
 	p.Train.Steps = steps
 	if w := int(math.Round(r.WarmupFraction * float64(steps))); w < p.Optim.Warmup {
 		p.Optim.Warmup = w
@@ -176,6 +182,7 @@ func Sweep(ctx context.Context, r Recipe, opt SweepOptions) ([]Point, error) {
 		}
 		log.Info("training", "run", run.Name, "params", run.Params, "tokens", run.Tokens, "steps", run.Recipe.Train.Steps,
 			"flops", fmt.Sprintf("%.3g", run.FLOPs), "layers", run.Config.NumHiddenLayers, "hidden", run.Config.HiddenSize)
+		start, cpu0 := time.Now(), processCPU()
 		pt, err := TrainRun(ctx, run, opt.Resume, log.With("run", run.Name))
 		if errors.Is(err, dirlock.ErrLocked) {
 			// Another process (an overlapping sweep) trains it.
@@ -188,7 +195,11 @@ func Sweep(ctx context.Context, r Recipe, opt SweepOptions) ([]Point, error) {
 		if pt == nil { // interrupted
 			return nil, ctx.Err()
 		}
-		log.Info("finished", "run", run.Name, "loss", fmt.Sprintf("%.4f", pt.Loss))
+		// Wall time depends on the machine's load; CPU time (user + system,
+		// all of this process's threads) much less: on c idle cores a run
+		// takes about cpu_s / c.
+		log.Info("finished", "run", run.Name, "loss", fmt.Sprintf("%.4f", pt.Loss), "batch_tokens", run.Recipe.Train.BatchTokens,
+			"wall_s", fmt.Sprintf("%.1f", time.Since(start).Seconds()), "cpu_s", fmt.Sprintf("%.1f", (processCPU()-cpu0).Seconds()))
 	}
 	return ReadRuns(r.Out)
 }

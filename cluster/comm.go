@@ -73,6 +73,29 @@ func Fail(c Comm, err error) {
 	c.Abort(1, fmt.Sprintf("herd: rank %d of %d failed, stopping every rank of the job: %v", c.Rank(), c.Size(), err))
 }
 
+// With runs fn on the communicator given, or, when given is nil, on the
+// one cluster.Open returns (closed afterwards). An error on this rank of a
+// job of several stops the job (Fail), since the other ranks may be
+// waiting for this one in a collective.
+func With[T any](given Comm, fn func(Comm) (T, error)) (T, error) {
+	c := given
+	if c == nil {
+		var err error
+		if c, err = Open(); err != nil {
+			var zero T
+			return zero, err
+		}
+	}
+	res, err := fn(c)
+	Fail(c, err)
+	if given == nil {
+		if cerr := c.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}
+	return res, err
+}
+
 // checkGather checks an all-gather's buffer lengths.
 func checkGather(in, out, ranks int) error {
 	if out != in*ranks || in == 0 {

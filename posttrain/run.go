@@ -115,7 +115,7 @@ type runner struct {
 
 // Run trains the recipe. An interrupted context saves a checkpoint and
 // returns a Result with Interrupted set.
-func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
+func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 	if err := r.Validate(); err != nil {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
@@ -129,29 +129,14 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (_ *Result, err error) {
 	if opt.Progress != nil {
 		defer opt.Progress.Finish()
 	}
-	comm := opt.Comm
-	if comm == nil {
-		c, err := cluster.Open()
-		if err != nil {
-			return nil, err
+	return cluster.With(opt.Comm, func(comm cluster.Comm) (*Result, error) {
+		run := &runner{r: r, opt: opt, log: train.RankLogger(opt.Logger, comm), comm: comm}
+		if comm.Rank() != 0 {
+			run.opt.Progress = nil
 		}
-		comm = c
-	}
-	run := &runner{r: r, opt: opt, log: train.RankLogger(opt.Logger, comm), comm: comm}
-	if comm.Rank() != 0 {
-		run.opt.Progress = nil
-	}
-	run.res.Rank = comm.Rank()
-	res, err := run.run(ctx)
-	// A failed rank stops the others, which may wait for it in a
-	// collective.
-	cluster.Fail(comm, err)
-	if opt.Comm == nil {
-		if cerr := comm.Close(); err == nil && cerr != nil {
-			err = cerr
-		}
-	}
-	return res, err
+		run.res.Rank = comm.Rank()
+		return run.run(ctx)
+	})
 }
 
 func (run *runner) run(ctx context.Context) (_ *Result, err error) {

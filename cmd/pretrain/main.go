@@ -98,32 +98,7 @@ func load(rf *cli.RecipeFlags, overrides []string) (pretrain.Recipe, error) {
 
 // validate loads and checks a recipe without writing anything.
 func validate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pretrain validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var rf cli.RecipeFlags
-	rf.RegisterRecipe(fs, tool)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: pretrain validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if help, err := cli.Parse(fs, args); help || err != nil {
-		return err
-	}
-	if rf.Recipe == "" {
-		return cli.Usagef("validate: %w", rf.NeedRecipe())
-	}
-	r, err := load(&rf, fs.Args())
-	if err != nil {
-		return err
-	}
-	if err := r.Validate(); err != nil {
-		return fmt.Errorf("recipe: %w", err)
-	}
-	if note := r.WarmupClamped(); note != "" {
-		fmt.Fprintln(stdout, "note:", note)
-	}
-	fmt.Fprintln(stdout, "ok")
-	return nil
+	return cli.Validate(tool, args, stdout, stderr, load, func(r pretrain.Recipe) (string, error) { return r.WarmupClamped(), r.Validate() })
 }
 
 // report prints the outcome of a run (on rank 0 of a data-parallel job:

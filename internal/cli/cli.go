@@ -244,3 +244,37 @@ func Copy(tool recipes.Tool, args []string, stdout io.Writer) error {
 	fmt.Fprintf(stdout, "copied the shipped recipe %s to %s; run it with `%s -recipe %s`\n", name, file, tool.Name, file)
 	return nil
 }
+
+// Validate is a recipe tool's `validate` verb: it parses -recipe, -out and
+// the key=value overrides in args, resolves the recipe with load, checks
+// it with check (which may return a note, printed before "ok") and prints
+// "ok" — writing nothing else.
+func Validate[T any](tool recipes.Tool, args []string, stdout, stderr io.Writer, load func(*RecipeFlags, []string) (T, error), check func(T) (note string, err error)) error {
+	fs := flag.NewFlagSet(tool.Name+" validate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var rf RecipeFlags
+	rf.RegisterRecipe(fs, tool)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: %s validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n", tool.Name)
+		fs.PrintDefaults()
+	}
+	if help, err := Parse(fs, args); help || err != nil {
+		return err
+	}
+	if rf.Recipe == "" {
+		return Usagef("validate: %w", rf.NeedRecipe())
+	}
+	r, err := load(&rf, fs.Args())
+	if err != nil {
+		return err
+	}
+	note, err := check(r)
+	if err != nil {
+		return fmt.Errorf("recipe: %w", err)
+	}
+	if note != "" {
+		fmt.Fprintln(stdout, "note:", note)
+	}
+	fmt.Fprintln(stdout, "ok")
+	return nil
+}

@@ -39,27 +39,78 @@ type Decoder struct {
 
 // NewDecoder allocates KV caches for slots sequences of up to maxLen tokens.
 func (m *Model) NewDecoder(slots, maxLen int) (*Decoder, error) {
+	if err := m.checkDecoder(slots, maxLen); err != nil {
+		return nil, err
+	}
+	d := &Decoder{m: m}
+	d.reset(slots, maxLen)
+	return d, nil
+}
+
+// checkDecoder refuses decoder shapes the model cannot run.
+func (m *Model) checkDecoder(slots, maxLen int) error {
 	c := &m.Config
 	if slots <= 0 || maxLen <= 0 {
-		return nil, fmt.Errorf("decoder: slots (%d) and maxLen (%d) must be positive", slots, maxLen)
+		return fmt.Errorf("decoder: slots (%d) and maxLen (%d) must be positive", slots, maxLen)
 	}
 	if c.HasScoreHead() {
-		return nil, fmt.Errorf("decoder: the model is a %s (a reward model) and has no language-model head to generate with", SequenceClassifier)
+		return fmt.Errorf("decoder: the model is a %s (a reward model) and has no language-model head to generate with", SequenceClassifier)
 	}
 	if maxLen > c.MaxPositionEmbeddings {
-		return nil, fmt.Errorf("decoder: maxLen %d exceeds max_position_embeddings %d", maxLen, c.MaxPositionEmbeddings)
+		return fmt.Errorf("decoder: maxLen %d exceeds max_position_embeddings %d", maxLen, c.MaxPositionEmbeddings)
 	}
-	d := &Decoder{m: m, slots: slots, maxLen: maxLen, lens: make([]int, slots), seen: make([]bool, slots)}
+	return nil
+}
+
+// reusedDecoder is NewDecoder for generate: it takes the decoder the last
+// call put back (see putDecoder), when there is one, and reshapes it,
+// reusing its KV memory where it is large enough.
+func (m *Model) reusedDecoder(slots, maxLen int) (*Decoder, error) {
+	if err := m.checkDecoder(slots, maxLen); err != nil {
+		return nil, err
+	}
+	d := m.spare.Swap(nil)
+	if d == nil {
+		d = &Decoder{m: m}
+	}
+	d.reset(slots, maxLen)
+	return d, nil
+}
+
+// putDecoder keeps d for the next reusedDecoder call.
+func (m *Model) putDecoder(d *Decoder) { m.spare.Store(d) }
+
+// reset empties d and shapes it for slots sequences of up to maxLen
+// tokens, keeping the memory of its KV caches and scratch where it is
+// large enough. Cached values are not cleared: a slot's attention reads
+// only the positions written since.
+func (d *Decoder) reset(slots, maxLen int) {
+	m, c := d.m, &d.m.Config
+	if maxLen > d.maxLen {
+		d.n = 0 // the attention scratch holds maxLen scores per row: regrow it
+	}
+	d.slots, d.maxLen, d.processed = slots, maxLen, 0
+	d.lens, d.seen = resize(d.lens, slots), resize(d.seen, slots)
+	clear(d.lens)
+	d.mvMax = 0
 	if !m.decodeGemm {
 		d.mvMax = kernels.MatVecMaxRows(m.be)
 	}
-	kd := c.KVDim()
-	for range c.NumHiddenLayers {
-		d.k = append(d.k, make([]float32, slots*maxLen*kd))
-		d.v = append(d.v, make([]float32, slots*maxLen*kd))
+	size := slots * maxLen * c.KVDim()
+	d.k, d.v = resize(d.k, c.NumHiddenLayers), resize(d.v, c.NumHiddenLayers)
+	for l := range d.k {
+		d.k[l], d.v[l] = resize(d.k[l], size), resize(d.v[l], size)
 	}
 	m.rope.ensure(maxLen)
-	return d, nil
+}
+
+// resize returns s with length n, reusing its array when it is large
+// enough (the elements are then left as they were).
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
 }
 
 // Len returns the number of tokens cached for a slot.

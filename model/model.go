@@ -3,6 +3,7 @@ package model
 import (
 	"errors"
 	"fmt"
+	"sync/atomic"
 
 	"github.com/herdml/herd/model/kernels"
 )
@@ -35,8 +36,13 @@ type Model struct {
 	// decodeGemm makes decoders run every projection through Gemm, without
 	// the matrix-vector fast path (tests and benchmarks compare the two).
 	decodeGemm bool
-	pviews     viewCache // layer views of Params
-	gviews     viewCache // layer views of Grads
+	// spare is the decoder the last generate call finished with, kept so
+	// that the next call reuses its KV memory: a fresh cache costs a page
+	// fault at the first write of every 4 KiB, about a tenth of a
+	// decoding step of a small model.
+	spare  atomic.Pointer[Decoder]
+	pviews viewCache // layer views of Params
+	gviews viewCache // layer views of Grads
 }
 
 // ActivationQuantizer rewrites a matmul input x [rows, cols] in place:

@@ -111,10 +111,11 @@ func (m *Model) generate(ctx context.Context, prompts [][]int32, k int, opt Samp
 		return out, 0, nil
 	}
 	n := len(prompts) * k
-	dec, err := m.NewDecoder(n, maxLen)
+	dec, err := m.reusedDecoder(n, maxLen)
 	if err != nil {
 		return nil, 0, err
 	}
+	defer m.putDecoder(dec)
 	samplers := make([]*Sampler, n)
 	for i := range prompts {
 		for j := range k {

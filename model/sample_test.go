@@ -3,6 +3,7 @@ package model_test
 import (
 	"context"
 	"math"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -79,5 +80,38 @@ func TestGenerateNonFiniteLogits(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestGenerateReusesDecoder checks that generate calls that reuse the KV
+// memory of earlier ones (of other shapes: fewer and more slots, shorter
+// and longer sequences) sample exactly what a fresh model does.
+func TestGenerateReusesDecoder(t *testing.T) {
+	c := modeltest.TinyConfig(true, false)
+	reused := newCPUTestModel(t, c, 2)
+	opt := model.SampleOptions{Temperature: 0.9, TopK: 8, Seed: 3}
+	runs := []struct {
+		prompts [][]int32
+		max     int
+	}{
+		{[][]int32{{1, 2, 3}, {4}, {5, 6}}, 9},
+		{[][]int32{{7}}, 4},
+		{[][]int32{{1, 2, 3, 4, 5, 6}, {2}, {3, 3}, {4, 1, 2}, {6}}, 20},
+		{[][]int32{{2, 3}, {9, 9, 9}}, 6},
+	}
+	for i, r := range runs {
+		opt.MaxTokens = r.max
+		got, err := reused.Generate(context.Background(), r.prompts, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fresh := newCPUTestModel(t, c, 2)
+		want, err := fresh.Generate(context.Background(), r.prompts, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("call %d: with a reused decoder %v, fresh %v", i, got, want)
+		}
 	}
 }

@@ -69,3 +69,23 @@ func TestAttendCachedAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per AttendCached, want 0", a)
 	}
 }
+
+// BenchmarkAttendCached times one decoding token's attention for config
+// M's heads (8 query heads, 4 kv heads, head size 32) over caches of a
+// short and a long sequence.
+func BenchmarkAttendCached(b *testing.B) {
+	const heads, kvHeads, hd = 8, 4, 32
+	rng := rand.New(rand.NewPCG(5, 5))
+	for _, npos := range []int{68, 512} {
+		b.Run(fmt.Sprintf("npos=%d", npos), func(b *testing.B) {
+			KD := kvHeads * hd
+			q, out := randSlice(rng, heads*hd, 1), make([]float32, heads*hd)
+			k, v := randSlice(rng, npos*KD, 1), randSlice(rng, npos*KD, 1)
+			scores := make([]float32, heads/kvHeads*npos)
+			for b.Loop() {
+				AttendCached(out, q, k, v, scores, npos, heads, kvHeads, hd, KD)
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(npos*kvHeads), "ns/pos/kvhead")
+		})
+	}
+}

@@ -13,7 +13,11 @@ type Decoder struct {
 	m      *Model
 	slots  int
 	maxLen int
-	k, v   [][]float32 // per layer: [slot][maxLen][KD]
+	// k and v are the caches, per layer. Keys are stored transposed for
+	// the attention kernel: [slot][KD][ldk], position t of a slot at
+	// column t (see kernels.AttendCached). Values are [slot][maxLen][KD].
+	k, v   [][]float32
+	ldk    int // kernels.KeyStride(maxLen)
 	lens   []int
 	seen   []bool // per slot, scratch for Step's argument check
 	// processed counts the tokens run forward by Step.
@@ -31,7 +35,7 @@ type Decoder struct {
 	g, u, h           []float32
 	rstd, logits      []float32
 	rowSlot, rowPos   []int32
-	scores            []float32 // per row: G×maxLen attention scores
+	scores            []float32 // per row: the attention's scratch (kernels.ScoresLen)
 	att1              decodeAttn
 	io                layerIO // the buffers of Step's layers
 	rows              int     // rows of the step in progress
@@ -89,17 +93,17 @@ func (d *Decoder) reset(slots, maxLen int) {
 	if maxLen > d.maxLen {
 		d.n = 0 // the attention scratch holds maxLen scores per row: regrow it
 	}
-	d.slots, d.maxLen, d.processed = slots, maxLen, 0
+	d.slots, d.maxLen, d.ldk, d.processed = slots, maxLen, kernels.KeyStride(maxLen), 0
 	d.lens, d.seen = resize(d.lens, slots), resize(d.seen, slots)
 	clear(d.lens)
 	d.mvMax = 0
 	if !m.decodeGemm {
 		d.mvMax = kernels.MatVecMaxRows(m.be)
 	}
-	size := slots * maxLen * c.KVDim()
+	kd := c.KVDim()
 	d.k, d.v = resize(d.k, c.NumHiddenLayers), resize(d.v, c.NumHiddenLayers)
 	for l := range d.k {
-		d.k[l], d.v[l] = resize(d.k[l], size), resize(d.v[l], size)
+		d.k[l], d.v[l] = resize(d.k[l], slots*kd*d.ldk), resize(d.v[l], slots*maxLen*kd)
 	}
 	m.rope.ensure(maxLen)
 }
@@ -128,11 +132,13 @@ func (d *Decoder) Copy(dst, src int) error {
 	if dst == src {
 		return nil
 	}
-	kd := d.m.Config.KVDim()
-	n := d.lens[src] * kd
+	kd, ldk, n := d.m.Config.KVDim(), d.ldk, d.lens[src]
 	for l := range d.k {
-		copy(d.k[l][dst*d.maxLen*kd:][:n], d.k[l][src*d.maxLen*kd:][:n])
-		copy(d.v[l][dst*d.maxLen*kd:][:n], d.v[l][src*d.maxLen*kd:][:n])
+		kt := d.k[l]
+		for j := range kd {
+			copy(kt[(dst*kd+j)*ldk:][:n], kt[(src*kd+j)*ldk:][:n])
+		}
+		copy(d.v[l][dst*d.maxLen*kd:][:n*kd], d.v[l][src*d.maxLen*kd:][:n*kd])
 	}
 	d.lens[dst] = d.lens[src]
 	return nil
@@ -154,7 +160,7 @@ func (d *Decoder) grow(n int) {
 	d.g, d.u, d.h = f(n*F), f(n*F), f(n*F)
 	d.rstd, d.logits = f(n), f(n*V)
 	d.rowSlot, d.rowPos = make([]int32, n), make([]int32, n)
-	d.scores = f(n * (c.NumAttentionHeads / c.NumKeyValueHeads) * d.maxLen)
+	d.scores = f(n * kernels.ScoresLen(c.NumAttentionHeads, c.NumKeyValueHeads, d.ldk))
 }
 
 // linear is Model.linear for decoding: y = x·Wᵀ (+ y when accumulate)
@@ -256,8 +262,12 @@ func (d *Decoder) attend(l int, io *layerIO) {
 	be.Rope(io.q, n, c.NumAttentionHeads, c.HeadDim, d.rowPos, d.m.rope.cos, d.m.rope.sin, false)
 	be.Rope(io.k, n, c.NumKeyValueHeads, c.HeadDim, d.rowPos, d.m.rope.cos, d.m.rope.sin, false)
 	for r := 0; r < n; r++ {
-		off := (int(d.rowSlot[r])*d.maxLen + int(d.rowPos[r])) * KD
-		copy(d.k[l][off:off+KD], io.k[r*KD:(r+1)*KD])
+		slot, pos := int(d.rowSlot[r]), int(d.rowPos[r])
+		kt := d.k[l][slot*KD*d.ldk : (slot+1)*KD*d.ldk]
+		for j, x := range io.k[r*KD : (r+1)*KD] {
+			kt[j*d.ldk+pos] = x
+		}
+		off := (slot*d.maxLen + pos) * KD
 		copy(d.v[l][off:off+KD], io.v[r*KD:(r+1)*KD])
 	}
 	d.att1 = decodeAttn{d: d, layer: l}
@@ -274,14 +284,15 @@ type decodeAttn struct {
 func (t *decodeAttn) Run(lo, hi int) {
 	d := t.d
 	c := &d.m.Config
-	H, Hkv, G := c.NumAttentionHeads, c.NumKeyValueHeads, c.NumAttentionHeads/c.NumKeyValueHeads
-	QD, KD := c.QDim(), c.KVDim()
+	H, Hkv := c.NumAttentionHeads, c.NumKeyValueHeads
+	QD, KD, ldk := c.QDim(), c.KVDim(), d.ldk
+	ns := kernels.ScoresLen(H, Hkv, ldk)
 	for r := lo; r < hi; r++ {
-		base := int(d.rowSlot[r]) * d.maxLen * KD
-		npos := int(d.rowPos[r]) + 1
-		kernels.AttendCached(d.att[r*QD:(r+1)*QD], d.q[r*QD:(r+1)*QD],
-			d.k[t.layer][base:base+npos*KD], d.v[t.layer][base:base+npos*KD],
-			d.scores[r*G*d.maxLen:(r+1)*G*d.maxLen], npos, H, Hkv, c.HeadDim, KD)
+		slot, npos := int(d.rowSlot[r]), int(d.rowPos[r])+1
+		kt := d.k[t.layer][slot*KD*ldk : (slot+1)*KD*ldk]
+		v := d.v[t.layer][slot*d.maxLen*KD : (slot*d.maxLen+npos)*KD]
+		kernels.AttendCached(d.att[r*QD:(r+1)*QD], d.q[r*QD:(r+1)*QD], kt, ldk, v, KD,
+			d.scores[r*ns:(r+1)*ns], npos, H, Hkv, c.HeadDim)
 	}
 }
 

@@ -9,24 +9,42 @@ import (
 
 // TestAttendCached checks one token's cached attention against a float64
 // softmax(q·Kᵀ/√d)·V written out directly, over head layouts (multi-head,
-// grouped, one kv head), head sizes on and off the 16-lane vectors, cache
-// lengths from 1, and a row stride wider than the kv heads (a slot of a
-// larger cache).
+// grouped, odd groups, one kv head), head sizes on and off the 16-lane
+// vectors, cache lengths from 1 to past the 64-position blocks, value rows
+// wider than the kv heads (a slot of a larger cache), and key rows of
+// exactly npos or of KeyStride positions whose unused tail holds NaN
+// (stale cache memory that must not leak into the result).
 func TestAttendCached(t *testing.T) {
 	rng := rand.New(rand.NewPCG(4, 4))
-	for _, sh := range []struct{ heads, kvHeads, hd int }{{4, 4, 16}, {8, 4, 32}, {6, 2, 20}, {4, 1, 8}, {2, 1, 48}} {
-		for _, npos := range []int{1, 2, 3, 17, 40} {
+	for _, sh := range []struct{ heads, kvHeads, hd int }{{4, 4, 16}, {8, 4, 32}, {6, 2, 20}, {4, 1, 8}, {2, 1, 48}, {6, 2, 64}, {3, 1, 1}} {
+		for _, npos := range []int{1, 2, 3, 17, 40, 64, 83, 130} {
 			for _, pad := range []int{0, 5} {
 				name := fmt.Sprintf("heads=%d,kv=%d,hd=%d,npos=%d,pad=%d", sh.heads, sh.kvHeads, sh.hd, npos, pad)
 				QD, KD := sh.heads*sh.hd, sh.kvHeads*sh.hd
 				ld := KD + pad
 				q := randSlice(rng, QD, 2)
 				k, v := randSlice(rng, npos*ld, 1), randSlice(rng, npos*ld, 1)
+				// The keys transposed, as a decoder caches them: exactly
+				// npos positions per row without pad, KeyStride(npos)
+				// with NaN past npos with it.
+				ldk := npos
+				if pad > 0 {
+					ldk = KeyStride(npos)
+				}
+				kt := make([]float32, KD*ldk)
+				for i := range kt {
+					kt[i] = float32(math.NaN())
+				}
+				for t := range npos {
+					for j := range KD {
+						kt[j*ldk+t] = k[t*ld+j]
+					}
+				}
 				G := sh.heads / sh.kvHeads
 				out := make([]float32, QD)
-				scores := make([]float32, G*npos)
+				scores := make([]float32, ScoresLen(sh.heads, sh.kvHeads, ldk))
 				q0 := append([]float32(nil), q...)
-				AttendCached(out, q, k, v, scores, npos, sh.heads, sh.kvHeads, sh.hd, ld)
+				AttendCached(out, q, kt, ldk, v, ld, scores, npos, sh.heads, sh.kvHeads, sh.hd)
 				scale := 1 / math.Sqrt(float64(sh.hd))
 				for h := range sh.heads {
 					kh := h / G
@@ -61,11 +79,12 @@ func TestAttendCached(t *testing.T) {
 
 // TestAttendCachedAllocs checks that a cached attention allocates nothing.
 func TestAttendCachedAllocs(t *testing.T) {
-	const heads, kvHeads, hd, npos = 8, 4, 32, 64
+	const heads, kvHeads, hd, npos = 8, 4, 32, 70
+	ldk := KeyStride(npos)
 	q, out := make([]float32, heads*hd), make([]float32, heads*hd)
-	k, v := make([]float32, npos*kvHeads*hd), make([]float32, npos*kvHeads*hd)
-	scores := make([]float32, 2*npos)
-	if a := testing.AllocsPerRun(20, func() { AttendCached(out, q, k, v, scores, npos, heads, kvHeads, hd, kvHeads*hd) }); a != 0 {
+	kt, v := make([]float32, kvHeads*hd*ldk), make([]float32, npos*kvHeads*hd)
+	scores := make([]float32, ScoresLen(heads, kvHeads, ldk))
+	if a := testing.AllocsPerRun(20, func() { AttendCached(out, q, kt, ldk, v, kvHeads*hd, scores, npos, heads, kvHeads, hd) }); a != 0 {
 		t.Fatalf("%v allocations per AttendCached, want 0", a)
 	}
 }
@@ -78,12 +97,12 @@ func BenchmarkAttendCached(b *testing.B) {
 	rng := rand.New(rand.NewPCG(5, 5))
 	for _, npos := range []int{68, 512} {
 		b.Run(fmt.Sprintf("npos=%d", npos), func(b *testing.B) {
-			KD := kvHeads * hd
+			KD, ldk := kvHeads*hd, KeyStride(npos)
 			q, out := randSlice(rng, heads*hd, 1), make([]float32, heads*hd)
-			k, v := randSlice(rng, npos*KD, 1), randSlice(rng, npos*KD, 1)
-			scores := make([]float32, heads/kvHeads*npos)
+			kt, v := randSlice(rng, KD*ldk, 1), randSlice(rng, npos*KD, 1)
+			scores := make([]float32, ScoresLen(heads, kvHeads, ldk))
 			for b.Loop() {
-				AttendCached(out, q, k, v, scores, npos, heads, kvHeads, hd, KD)
+				AttendCached(out, q, kt, ldk, v, KD, scores, npos, heads, kvHeads, hd)
 			}
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(npos*kvHeads), "ns/pos/kvhead")
 		})

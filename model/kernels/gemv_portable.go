@@ -9,8 +9,15 @@ func matVecSIMD(a *mvArgs, lo, hi int) bool { return false }
 // matVecGoMaxRows is MatVecMaxRows for the portable kernel.
 func matVecGoMaxRows() int { return 8 }
 
-// weightedRowsSIMD reports false: builds without GOEXPERIMENT=simd use
-// the scalar loop of weightedRows.
-func weightedRowsSIMD(out, p []float32, ldp int, v []float32, ldv, rows, npos, hd int) bool {
+// attendScoresSIMD, attendExpSIMD and attendValuesSIMD report false: builds without
+// GOEXPERIMENT=simd run the scalar loops of attendScores and
+// attendValues.
+func attendScoresSIMD(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd int) bool {
 	return false
 }
+
+func attendValuesSIMD(out, p []float32, ldp int, v []float32, ldv, npos, G, hd int) bool {
+	return false
+}
+
+func attendExpSIMD(s []float32, lds, npos, w, G int, sums []float32) bool { return false }

@@ -256,31 +256,3 @@ func matVec4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr, k16 
 	reduce4(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
 	reduce4(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
 }
-
-// weightedRowsSIMD is weightedRows for head sizes that are a multiple of
-// 16, on AVX-512: each 16-lane slice of an output row sums the value rows
-// in two interleaved accumulators. It reports false where it does not
-// apply.
-func weightedRowsSIMD(out, p []float32, ldp int, v []float32, ldv, rows, npos, hd int) bool {
-	if !archsimd.X86.AVX512() || hd%16 != 0 {
-		return false
-	}
-	for g := range rows {
-		pg := p[g*ldp : g*ldp+npos]
-		for c := 0; c < hd; c += 16 {
-			var a0, a1 archsimd.Float32x16
-			vc := v[c:]
-			t := 0
-			for ; t+2 <= npos; t += 2 {
-				a0 = archsimd.LoadFloat32x16Slice(vc[t*ldv:t*ldv+16]).MulAdd(archsimd.BroadcastFloat32x16(pg[t]), a0)
-				a1 = archsimd.LoadFloat32x16Slice(vc[(t+1)*ldv:(t+1)*ldv+16]).MulAdd(archsimd.BroadcastFloat32x16(pg[t+1]), a1)
-			}
-			if t < npos {
-				a0 = archsimd.LoadFloat32x16Slice(vc[t*ldv:t*ldv+16]).MulAdd(archsimd.BroadcastFloat32x16(pg[t]), a0)
-			}
-			a0.Add(a1).StoreSlice(out[g*hd+c : g*hd+c+16])
-		}
-	}
-	archsimd.ClearAVXUpperBits()
-	return true
-}

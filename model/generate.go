@@ -16,10 +16,10 @@ type Decoder struct {
 	// k and v are the caches, per layer. Keys are stored transposed for
 	// the attention kernel: [slot][KD][ldk], position t of a slot at
 	// column t (see kernels.AttendCached). Values are [slot][maxLen][KD].
-	k, v   [][]float32
-	ldk    int // kernels.KeyStride(maxLen)
-	lens   []int
-	seen   []bool // per slot, scratch for Step's argument check
+	k, v [][]float32
+	ldk  int // kernels.KeyStride(maxLen)
+	lens []int
+	seen []bool // per slot, scratch for Step's argument check
 	// processed counts the tokens run forward by Step.
 	processed int64
 	// mv runs the projections of steps with at most mvMax rows (decoding

@@ -7,177 +7,26 @@ import (
 	"unsafe"
 )
 
-// AVX-512 micro-kernel geometry: 4 rows × 32 columns (two 16-float
-// vectors) gives 8 vector accumulators, plus 2 B vectors and the A
-// broadcasts. The Go compiler allocates 15 vector registers here, and
-// larger tiles (6×32, 4×48, …) spill and run 30–60% slower.
-const (
-	simdMR = 4
-	simdNR = 32
-)
-
-// AVX2 micro-kernel geometry: the same 4×2-vector tile with 8-float
-// vectors.
+// AVX2 micro-kernel geometry: 4 rows × 16 columns (two 8-float vectors)
+// gives 8 vector accumulators, plus 2 B vectors and the A broadcasts. The
+// Go compiler allocates 15 vector registers to archsimd code, and larger
+// tiles spill and run 30–60% slower.
 const (
 	avx2MR = 4
 	avx2NR = 16
 )
 
 // newBestGoGemm returns the fastest pure-Go GEMM of this build: the
-// archsimd AVX-512 kernel when the CPU has AVX-512, the AVX2 one when it
-// has AVX2 and FMA, else the portable one.
+// assembly AVX-512 kernel when the CPU has AVX-512, the archsimd AVX2 one
+// when it has AVX2 and FMA, else the portable one.
 func newBestGoGemm() (*goGemm, string) {
 	switch {
 	case archsimd.X86.AVX512():
-		return newGoGemm(simdMR, simdNR, kernelAVX512, rowsAVX512, colsAVX512), "cpu/go-simd"
+		return newGoGemm(asmMR, asmNR, kernelAsm, rowsAsm, colsAsm), "cpu/go-simd"
 	case archsimd.X86.AVX2() && archsimd.X86.FMA():
 		return newGoGemm(avx2MR, avx2NR, kernelAVX2, rowsAVX2, colsAVX2), "cpu/go-simd-avx2"
 	}
 	return newGoGemm(portableMR, portableNR, kernelPortable, nil, nil), "cpu/go"
-}
-
-// kernelAVX512 is the 4×32 micro-kernel (see microKernel).
-func kernelAVX512(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32) {
-	var acc [8]archsimd.Float32x16
-	avx512Loop(kc, a, b, &acc)
-	storeTile512(&acc, c, ldc, alpha, beta)
-}
-
-// rowsAVX512 is kernelAVX512 with the four rows of A read in place (see
-// rowsKernel).
-func rowsAVX512(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
-	var acc [8]archsimd.Float32x16
-	if kc > 0 {
-		a, b = a[:3*lda+kc], b[:kc*simdNR]
-		avx512RowsP(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, unsafe.Pointer(&b[0]), &acc)
-	}
-	storeTile512(&acc, c, ldc, alpha, beta)
-}
-
-// avx512RowsP is avx512LoopP reading the four rows of A where they are
-// stored (lda bytes apart) instead of from a packed panel: the
-// broadcasts come from four pointers that advance one float per step. It
-// runs about 5% slower than avx512LoopP (BenchmarkMicroKernel) and saves
-// packing A, which costs more than that for the model's shapes.
-//
-//go:noinline
-func avx512RowsP(kc int, a unsafe.Pointer, lda uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
-	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
-	a1, a2, a3 := unsafe.Add(a, lda), unsafe.Add(a, 2*lda), unsafe.Add(a, 3*lda)
-	for k := kc; ; {
-		b0 := archsimd.LoadFloat32x16((*[16]float32)(b))
-		b1 := archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(b, 64)))
-		x := archsimd.BroadcastFloat32x16(*(*float32)(a))
-		c00 = x.MulAdd(b0, c00)
-		c01 = x.MulAdd(b1, c01)
-		x = archsimd.BroadcastFloat32x16(*(*float32)(a1))
-		c10 = x.MulAdd(b0, c10)
-		c11 = x.MulAdd(b1, c11)
-		x = archsimd.BroadcastFloat32x16(*(*float32)(a2))
-		c20 = x.MulAdd(b0, c20)
-		c21 = x.MulAdd(b1, c21)
-		x = archsimd.BroadcastFloat32x16(*(*float32)(a3))
-		c30 = x.MulAdd(b0, c30)
-		c31 = x.MulAdd(b1, c31)
-		if k--; k == 0 {
-			break
-		}
-		a, a1, a2, a3 = unsafe.Add(a, 4), unsafe.Add(a1, 4), unsafe.Add(a2, 4), unsafe.Add(a3, 4)
-		b = unsafe.Add(b, 4*simdNR)
-	}
-	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
-	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
-}
-
-// storeTile512 writes the 4×32 tile acc: c = alpha·acc + beta·c, without
-// reading c when beta is 0.
-func storeTile512(acc *[8]archsimd.Float32x16, c []float32, ldc int, alpha, beta float32) {
-	va := archsimd.BroadcastFloat32x16(alpha)
-	if beta == 0 {
-		for i := range simdMR {
-			row := c[i*ldc : i*ldc+32]
-			acc[2*i].Mul(va).StoreSlice(row[0:16])
-			acc[2*i+1].Mul(va).StoreSlice(row[16:32])
-		}
-	} else {
-		vb := archsimd.BroadcastFloat32x16(beta)
-		for i := range simdMR {
-			updateRow16(c[i*ldc:i*ldc+32], va, vb, acc[2*i], acc[2*i+1])
-		}
-	}
-	// Leave the vector registers clean for the scalar SSE code that runs
-	// next (see hsumClear).
-	archsimd.ClearAVXUpperBits()
-}
-
-// avx512Loop accumulates the kc rank-1 updates of a 4×32 tile into acc
-// (row i in acc[2i], acc[2i+1]). It is a separate function with no float
-// arguments so that all 15 vector registers the compiler allocates are
-// free for the loop: with alpha and beta live across it, an accumulator
-// spills to the stack and the loop runs 4× slower.
-func avx512Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x16) {
-	if kc <= 0 {
-		*acc = [8]archsimd.Float32x16{}
-		return
-	}
-	a, b = a[:kc*simdMR], b[:kc*simdNR]
-	avx512LoopP(kc, unsafe.Pointer(&a[0]), 4*simdMR, unsafe.Pointer(&b[0]), acc)
-}
-
-// colsAVX512 is kernelAVX512 with a transposed A read in place (see
-// colsKernel): avx512LoopP with the A steps lda floats apart.
-func colsAVX512(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
-	var acc [8]archsimd.Float32x16
-	if kc > 0 {
-		a, b = a[:(kc-1)*lda+simdMR], b[:kc*simdNR]
-		avx512LoopP(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, unsafe.Pointer(&b[0]), &acc)
-	}
-	storeTile512(&acc, c, ldc, alpha, beta)
-}
-
-// avx512LoopP is avx512Loop on raw pointers to the panels (kc ≥ 1 steps
-// of 4 and 32 floats, the steps of A as bytes apart: 16 for a packed
-// panel, more for a transposed A read in place; the caller checks the
-// bounds). Pointers that
-// advance leave the loop three integer registers and every load a
-// constant offset, with no slice bookkeeping: it runs 1.3–1.5× faster
-// than the same loop over slices (BenchmarkMicroKernel).
-//
-//go:noinline
-func avx512LoopP(kc int, a unsafe.Pointer, as uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x16) {
-	var c00, c01, c10, c11, c20, c21, c30, c31 archsimd.Float32x16
-	for k := kc; ; {
-		b0 := archsimd.LoadFloat32x16((*[16]float32)(b))
-		b1 := archsimd.LoadFloat32x16((*[16]float32)(unsafe.Add(b, 64)))
-		x := archsimd.BroadcastFloat32x16(*(*float32)(a))
-		c00 = x.MulAdd(b0, c00)
-		c01 = x.MulAdd(b1, c01)
-		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 4)))
-		c10 = x.MulAdd(b0, c10)
-		c11 = x.MulAdd(b1, c11)
-		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 8)))
-		c20 = x.MulAdd(b0, c20)
-		c21 = x.MulAdd(b1, c21)
-		x = archsimd.BroadcastFloat32x16(*(*float32)(unsafe.Add(a, 12)))
-		c30 = x.MulAdd(b0, c30)
-		c31 = x.MulAdd(b1, c31)
-		// Advance only while another step follows, so that neither
-		// pointer moves past its panel (unsafe.Add's rule).
-		if k--; k == 0 {
-			break
-		}
-		a, b = unsafe.Add(a, as), unsafe.Add(b, 4*simdNR)
-	}
-	acc[0], acc[1], acc[2], acc[3] = c00, c01, c10, c11
-	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
-}
-
-// updateRow16 sets c[0:32] = alpha·(v0, v1) + beta·c[0:32].
-func updateRow16(c []float32, va, vb, v0, v1 archsimd.Float32x16) {
-	c0 := archsimd.LoadFloat32x16Slice(c[0:16])
-	c1 := archsimd.LoadFloat32x16Slice(c[16:32])
-	v0.Mul(va).Add(c0.Mul(vb)).StoreSlice(c[0:16])
-	v1.Mul(va).Add(c1.Mul(vb)).StoreSlice(c[16:32])
 }
 
 // kernelAVX2 is the 4×16 micro-kernel on 8-float vectors (see
@@ -199,7 +48,9 @@ func rowsAVX2(kc int, a []float32, lda int, b []float32, c []float32, ldc int, a
 	storeTile256(&acc, c, ldc, alpha, beta)
 }
 
-// avx2RowsP is avx512RowsP on 8-float vectors (4×16 tiles).
+// avx2RowsP is avx2LoopP reading the four rows of A where they are
+// stored (lda bytes apart) instead of from a packed panel: the broadcasts
+// come from four pointers that advance one float per step.
 //
 //go:noinline
 func avx2RowsP(kc int, a unsafe.Pointer, lda uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {
@@ -230,7 +81,9 @@ func avx2RowsP(kc int, a unsafe.Pointer, lda uintptr, b unsafe.Pointer, acc *[8]
 	acc[4], acc[5], acc[6], acc[7] = c20, c21, c30, c31
 }
 
-// storeTile256 writes the 4×16 tile acc (see storeTile512).
+// storeTile256 writes the 4×16 tile acc: c = alpha·acc + beta·c, without
+// reading c when beta is 0, and leaves the vector registers clean for the
+// scalar SSE code that runs next (see hsumClear).
 func storeTile256(acc *[8]archsimd.Float32x8, c []float32, ldc int, alpha, beta float32) {
 	va := archsimd.BroadcastFloat32x8(alpha)
 	vb := archsimd.BroadcastFloat32x8(beta)
@@ -247,7 +100,11 @@ func storeTile256(acc *[8]archsimd.Float32x8, c []float32, ldc int, alpha, beta 
 	archsimd.ClearAVXUpperBits()
 }
 
-// avx2Loop is avx512Loop on 8-float vectors.
+// avx2Loop accumulates the kc rank-1 updates of a 4×16 tile of packed
+// panels into acc (row i in acc[2i], acc[2i+1]). It is a separate
+// function with no float arguments so that all 15 vector registers the
+// compiler allocates are free for the loop: with alpha and beta live
+// across it, an accumulator spills to the stack.
 func avx2Loop(kc int, a, b []float32, acc *[8]archsimd.Float32x8) {
 	if kc <= 0 {
 		*acc = [8]archsimd.Float32x8{}
@@ -268,7 +125,11 @@ func colsAVX2(kc int, a []float32, lda int, b []float32, c []float32, ldc int, a
 	storeTile256(&acc, c, ldc, alpha, beta)
 }
 
-// avx2LoopP is avx512LoopP on 8-float vectors (4×16 tiles).
+// avx2LoopP is avx2Loop on raw pointers to the panels (kc ≥ 1 steps of 4
+// and 16 floats, the steps of A as bytes apart: 16 for a packed panel,
+// more for a transposed A read in place; the caller checks the bounds).
+// Pointers that advance leave the loop three integer registers and every
+// load a constant offset, with no slice bookkeeping.
 //
 //go:noinline
 func avx2LoopP(kc int, a unsafe.Pointer, as uintptr, b unsafe.Pointer, acc *[8]archsimd.Float32x8) {

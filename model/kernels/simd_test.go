@@ -5,7 +5,6 @@ package kernels
 import (
 	"simd/archsimd"
 	"testing"
-	"unsafe"
 
 	"github.com/herdml/herd/internal/benchutil"
 )
@@ -31,7 +30,7 @@ func extraTestBackends() []testBackend {
 // CPU-second (steadier than wall time on a shared machine).
 func BenchmarkMicroKernel(b *testing.B) {
 	const kc, ldRows = 256, 768
-	a, bp := make([]float32, kc*simdMR), make([]float32, kc*simdNR)
+	a, bp := make([]float32, kc*avx2MR), make([]float32, kc*asmNR)
 	for i := range a {
 		a[i] = float32(i%7) * 0.01
 	}
@@ -48,19 +47,16 @@ func BenchmarkMicroKernel(b *testing.B) {
 		})
 	}
 	if archsimd.X86.AVX512() {
-		var acc [8]archsimd.Float32x16
-		run("avx512_4x32", 2*kc*simdMR*simdNR, func() { avx512Loop(kc, a, bp, &acc) })
-		// A read in place from four rows of a row-major matrix.
-		rows := make([]float32, 4*ldRows)
-		run("avx512_4x32_rows", 2*kc*simdMR*simdNR, func() {
-			avx512RowsP(kc, unsafe.Pointer(&rows[0]), ldRows*4, unsafe.Pointer(&bp[0]), &acc)
-		})
-		// A transposed, read in place: the four values of a step
-		// adjacent, the steps a row of a [kc×ldRows] matrix apart.
+		// The assembly 8×32 tile, storing to a C that stays in L1.
+		a8, c := make([]float32, kc*asmMR), make([]float32, asmMR*asmNR)
+		for i := range a8 {
+			a8[i] = float32(i%7) * 0.01
+		}
+		run("asm_8x32", 2*kc*asmMR*asmNR, func() { kernelAsm(kc, a8, bp, c, asmNR, 1, 0) })
+		rows := make([]float32, asmMR*ldRows)
+		run("asm_8x32_rows", 2*kc*asmMR*asmNR, func() { rowsAsm(kc, rows, ldRows, bp, c, asmNR, 1, 0) })
 		cols := make([]float32, kc*ldRows)
-		run("avx512_4x32_cols", 2*kc*simdMR*simdNR, func() {
-			avx512LoopP(kc, unsafe.Pointer(&cols[0]), ldRows*4, unsafe.Pointer(&bp[0]), &acc)
-		})
+		run("asm_8x32_cols", 2*kc*asmMR*asmNR, func() { colsAsm(kc, cols, ldRows, bp, c, asmNR, 1, 0) })
 	}
 	if archsimd.X86.AVX2() && archsimd.X86.FMA() {
 		var acc [8]archsimd.Float32x8

@@ -10,17 +10,27 @@ import (
 )
 
 // TestDecodeMatVecMatchesGemm runs the same decoding steps — a prefill,
-// then steps of 1…8 rows (one token for each of several slots) — on a
-// decoder with the matrix-vector fast path and on one that runs every
-// projection through Gemm, and compares the logits. The tiny config's
-// sizes (hidden 24, FFN 40, vocab 37) are not multiples of the kernel's
-// blocks.
+// then steps of 1…20 rows (one token for each of several slots) — on a
+// decoder with its fast paths (the matrix-vector product for few rows,
+// the packed product from 8 rows where the build has it) and on one that
+// runs every projection through Gemm, and compares the logits. The tiny
+// config's sizes (hidden 24, FFN 40, vocab 37) are below the packed
+// panels' 32 outputs; the second config's hidden and FFN sizes are
+// whole panels and its vocabulary (70) is not.
 func TestDecodeMatVecMatchesGemm(t *testing.T) {
-	c := modeltest.TinyConfig(false, true)
+	wide := model.Config{VocabSize: 70, HiddenSize: 64, IntermediateSize: 96, NumHiddenLayers: 2,
+		NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 64, RopeTheta: 10000}
+	wide.Normalize()
+	for _, c := range []model.Config{modeltest.TinyConfig(false, true), wide} {
+		decodeMatchesGemm(t, c)
+	}
+}
+
+func decodeMatchesGemm(t *testing.T, c model.Config) {
 	fast := newCPUTestModel(t, c, 2)
 	ref := newCPUTestModel(t, c, 2)
 	model.SetDecodeGemm(ref, true)
-	const slots = 8
+	const slots = 20
 	df, err := fast.NewDecoder(slots, 40)
 	if err != nil {
 		t.Fatal(err)
@@ -49,7 +59,7 @@ func TestDecodeMatVecMatchesGemm(t *testing.T) {
 		}
 		for i := range lr {
 			if d := math.Abs(float64(lf[i] - lr[i])); d > 1e-4*(1+math.Abs(float64(lr[i]))) {
-				t.Fatalf("%s: logit %d = %g with MatVec, %g with Gemm", what, i, lf[i], lr[i])
+				t.Fatalf("hidden %d, %s of %d rows: logit %d = %g on the fast paths, %g with Gemm", c.HiddenSize, what, len(ss), i, lf[i], lr[i])
 			}
 		}
 	}

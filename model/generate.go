@@ -27,6 +27,13 @@ type Decoder struct {
 	// once, without the packing of a GEMM.
 	mv    kernels.MatVec
 	mvMax int
+	// packs hold the weights rearranged for the packed product, used for
+	// steps of at least packMin rows (0: never) and packed on first use
+	// after each reset (packed[i]): per layer the projections ProjQ …
+	// ProjDown, then the head.
+	packs   []kernels.Packed
+	packed  []bool
+	packMin int
 
 	// scratch, grown on demand
 	n                 int
@@ -96,10 +103,16 @@ func (d *Decoder) reset(slots, maxLen int) {
 	d.slots, d.maxLen, d.ldk, d.processed = slots, maxLen, kernels.KeyStride(maxLen), 0
 	d.lens, d.seen = resize(d.lens, slots), resize(d.seen, slots)
 	clear(d.lens)
-	d.mvMax = 0
+	d.mvMax, d.packMin = 0, 0
 	if !m.decodeGemm {
 		d.mvMax = kernels.MatVecMaxRows(m.be)
+		if kernels.CanPack() {
+			d.packMin = packMinRows
+		}
 	}
+	np := c.NumHiddenLayers*int(ProjHead) + 1
+	d.packs, d.packed = resize(d.packs, np), resize(d.packed, np)
+	clear(d.packed) // the weights may have changed since the last use
 	kd := c.KVDim()
 	d.k, d.v = resize(d.k, c.NumHiddenLayers), resize(d.v, c.NumHiddenLayers)
 	for l := range d.k {
@@ -116,6 +129,11 @@ func resize[T any](s []T, n int) []T {
 	}
 	return make([]T, n)
 }
+
+// packMinRows is the fewest rows of a decoding step for which the packed
+// product beats MatVec (BenchmarkMatVec, AVX-512): below it the weights
+// are read once either way and MatVec saves the packing.
+const packMinRows = 8
 
 // Len returns the number of tokens cached for a slot.
 func (d *Decoder) Len(slot int) int { return d.lens[slot] }
@@ -163,9 +181,25 @@ func (d *Decoder) grow(n int) {
 	d.scores = f(n * kernels.ScoresLen(c.NumAttentionHeads, c.NumKeyValueHeads, d.ldk))
 }
 
-// linear is Model.linear for decoding: y = x·Wᵀ (+ y when accumulate)
-// for n rows, by MatVec when n is small enough for it to be faster.
-func (d *Decoder) linear(y, x, w []float32, n, in, out int, accumulate bool) {
+// project implements layerRunner for decoding: y = x·Wᵀ (+ y when
+// accumulate) for projection p of layer l (ProjHead: the head) over n
+// rows, by the packed product when n is at least packMin (packing W on
+// its first use since the decoder's reset), else by MatVec when n is
+// small enough for it to be faster, else by Gemm.
+func (d *Decoder) project(l int, p Projection, y, x, w []float32, n, in, out int, accumulate bool) {
+	if d.packMin > 0 && n >= d.packMin {
+		i := len(d.packs) - 1 // the head
+		if p != ProjHead {
+			i = l*int(ProjHead) + int(p)
+		}
+		if !d.packed[i] {
+			d.packed[i] = d.packs[i].Pack(d.m.be, w, out, in)
+		}
+		if d.packed[i] {
+			d.mv.RunPacked(d.m.be, y, x, &d.packs[i], n, accumulate)
+			return
+		}
+	}
 	if n <= d.mvMax {
 		d.mv.Run(d.m.be, y, x, w, n, in, out, accumulate)
 		return
@@ -249,7 +283,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 		rows = k
 	}
 	m.be.RMSNorm(x[:rows*C], m.views(p).norm, xn[:rows*C], d.rstd, rows, C, float32(c.RMSNormEps))
-	d.linear(d.logits, m.input(-1, ProjHead, xn, rows, C), m.head(p), rows, C, V, false)
+	d.project(-1, ProjHead, d.logits, m.input(-1, ProjHead, xn, rows, C), m.head(p), rows, C, V, false)
 	return d.logits[:rows*V], nil
 }
 

@@ -290,6 +290,11 @@ func (m *Model) layerWeights(p *Params, l int) layerWeights { return m.views(p).
 // head returns the LM head matrix [V,C] in p (the embedding when tied).
 func (m *Model) head(p *Params) []float32 { return m.views(p).head }
 
+// project implements layerRunner for a batch forward pass: m.linear.
+func (m *Model) project(_ int, _ Projection, y, x, w []float32, n, in, out int, accumulate bool) {
+	m.linear(y, x, w, n, in, out, accumulate)
+}
+
 // linear computes y = x·Wᵀ (+ y when accumulate) for x [n,in], W [out,in].
 func (m *Model) linear(y, x, w []float32, n, in, out int, accumulate bool) {
 	var beta float32
@@ -401,7 +406,7 @@ type layerIO struct {
 // then attention over the batch's own tokens or over the KV cache) from
 // io's q, k and v into io.att.
 type layerRunner interface {
-	linear(y, x, w []float32, n, in, out int, accumulate bool)
+	project(l int, p Projection, y, x, w []float32, n, in, out int, accumulate bool)
 	attend(l int, io *layerIO)
 }
 
@@ -412,24 +417,24 @@ func (m *Model) layer(r layerRunner, w layerWeights, l int, io *layerIO, n int) 
 	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
 	eps := float32(c.RMSNormEps)
 	m.be.RMSNorm(io.x, w.inNorm, io.xn1, io.rstd1, n, C, eps)
-	r.linear(io.q, m.input(l, ProjQ, io.xn1, n, C), w.q, n, C, QD, false)
-	r.linear(io.k, m.input(l, ProjK, io.xn1, n, C), w.k, n, C, KD, false)
-	r.linear(io.v, m.input(l, ProjV, io.xn1, n, C), w.v, n, C, KD, false)
+	r.project(l, ProjQ, io.q, m.input(l, ProjQ, io.xn1, n, C), w.q, n, C, QD, false)
+	r.project(l, ProjK, io.k, m.input(l, ProjK, io.xn1, n, C), w.k, n, C, KD, false)
+	r.project(l, ProjV, io.v, m.input(l, ProjV, io.xn1, n, C), w.v, n, C, KD, false)
 	r.attend(l, io)
 	copy(io.x2[:n*C], io.x[:n*C])
-	r.linear(io.x2, m.input(l, ProjO, io.att, n, QD), w.o, n, QD, C, true)
+	r.project(l, ProjO, io.x2, m.input(l, ProjO, io.att, n, QD), w.o, n, QD, C, true)
 	m.be.RMSNorm(io.x2, w.postNorm, io.xn2, io.rstd2, n, C, eps)
 	if aq := m.ActivationQuantizer; aq != nil {
 		aq.QuantizeFFNInput(l, false, io.xn2, n, C)
 	}
-	r.linear(io.g, m.input(l, ProjGate, io.xn2, n, C), w.gate, n, C, F, false)
-	r.linear(io.u, m.input(l, ProjUp, io.xn2, n, C), w.up, n, C, F, false)
+	r.project(l, ProjGate, io.g, m.input(l, ProjGate, io.xn2, n, C), w.gate, n, C, F, false)
+	r.project(l, ProjUp, io.u, m.input(l, ProjUp, io.xn2, n, C), w.up, n, C, F, false)
 	m.be.SwiGLU(io.g[:n*F], io.u[:n*F], io.h[:n*F], io.sig)
 	if aq := m.ActivationQuantizer; aq != nil {
 		aq.QuantizeFFNInput(l, true, io.h, n, F)
 	}
 	copy(io.out[:n*C], io.x2[:n*C])
-	r.linear(io.out, m.input(l, ProjDown, io.h, n, F), w.down, n, F, C, true)
+	r.project(l, ProjDown, io.out, m.input(l, ProjDown, io.h, n, F), w.down, n, F, C, true)
 }
 
 // attend implements layerRunner for a batch forward pass: causal,

@@ -3,6 +3,7 @@
 package kernels
 
 import (
+	"simd/archsimd"
 	"unsafe"
 
 	"github.com/herdml/herd/model/kernels/internal/avx512"
@@ -65,4 +66,26 @@ func scaleTile(c []float32, ldc, mr, nr int, alpha, beta float32) {
 			row[j] *= beta
 		}
 	}
+}
+
+// packedWidth and packedRows are the panel width and row block of Packed:
+// the assembly tile's, on CPUs with AVX-512.
+func packedWidth() int {
+	if archsimd.X86.AVX512() {
+		return asmNR
+	}
+	return 0
+}
+
+func packedRows() int { return asmMR }
+
+// packedTile computes the asmMR×asmNR block y = x·panelᵀ (+ y when acc)
+// of RunPacked: the rows of x (ldx apart) read in place, the panel's in
+// steps, the rows of y ldy apart.
+func packedTile(in int, x []float32, ldx int, panel, y []float32, ldy int, acc bool) {
+	var beta float32
+	if acc {
+		beta = 1
+	}
+	rowsAsm(in, x, ldx, panel, y, ldy, 1, beta)
 }

@@ -30,7 +30,8 @@ const matVecBlock = 4
 // allocate nothing; keep one per goroutine (it is not safe for concurrent
 // use). The zero value is ready to use.
 type MatVec struct {
-	t matVecTask
+	t  matVecTask
+	pt packedTask
 }
 
 // Run computes y = x·Wᵀ, or y += x·Wᵀ when accumulate, on be's workers.

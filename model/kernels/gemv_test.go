@@ -114,3 +114,80 @@ func BenchmarkMatVec(b *testing.B) {
 		}
 	}
 }
+
+// TestPackedMatchesGemm checks RunPacked against RefGemm over row counts
+// below, at and between the kernel's row blocks, inputs and outputs on and
+// off its panels, with and without accumulation, on a pool and serially;
+// one Packed is repacked for every shape, so reused memory is covered.
+func TestPackedMatchesGemm(t *testing.T) {
+	if !CanPack() {
+		t.Skip("this build has no packed-product kernel (AVX-512 assembly needs GOEXPERIMENT=simd on amd64)")
+	}
+	rng := rand.New(rand.NewPCG(5, 5))
+	pool := NewCPU(2)
+	defer pool.Close()
+	var p Packed
+	var mv MatVec
+	for _, be := range []Backend{pool, Serial{}} {
+		for _, in := range []int{1, 7, 33, 256, 300} {
+			for _, out := range []int{1, 31, 32, 96, 130} {
+				w := randMatrix(rng, out, in, in)
+				if !p.Pack(be, w, out, in) {
+					t.Fatal("Pack refused although CanPack")
+				}
+				for _, n := range []int{1, 7, 8, 9, 16, 17, 24} {
+					for _, acc := range []bool{false, true} {
+						name := fmt.Sprintf("%s/n=%d,in=%d,out=%d,acc=%v", be.Name(), n, in, out, acc)
+						x := randMatrix(rng, n, in, in)
+						y0 := randMatrix(rng, n, out, out)
+						want := append([]float32(nil), y0...)
+						got := append([]float32(nil), y0...)
+						var beta float32
+						if acc {
+							beta = 1
+						}
+						RefGemm(false, true, n, out, in, 1, x, in, w, in, beta, want, out)
+						mv.RunPacked(be, got, x, &p, n, acc)
+						for j := range n {
+							for r := range out {
+								var mag float64
+								for i := range in {
+									mag += math.Abs(float64(x[j*in+i]) * float64(w[r*in+i]))
+								}
+								if acc {
+									mag += math.Abs(float64(y0[j*out+r]))
+								}
+								g, wv := got[j*out+r], want[j*out+r]
+								if d := math.Abs(float64(g - wv)); !(d <= 1e-5*mag+1e-30) {
+									t.Fatalf("%s: y[%d][%d] = %g, want %g (|diff| %g, scale %g)", name, j, r, g, wv, d, mag)
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestPackedAllocsNothing checks that repacking a matrix of the same size
+// and RunPacked allocate nothing.
+func TestPackedAllocsNothing(t *testing.T) {
+	if !CanPack() {
+		t.Skip("this build has no packed-product kernel")
+	}
+	be := NewCPU(2)
+	defer be.Close()
+	const n, in, out = 16, 256, 768
+	x, w, y := make([]float32, n*in), make([]float32, out*in), make([]float32, n*out)
+	var p Packed
+	var mv MatVec
+	p.Pack(be, w, out, in)
+	mv.RunPacked(be, y, x, &p, n, false)
+	if a := testing.AllocsPerRun(20, func() {
+		p.Pack(be, w, out, in)
+		mv.RunPacked(be, y, x, &p, n, true)
+	}); a != 0 {
+		t.Fatalf("%v allocations per Pack and RunPacked, want 0", a)
+	}
+}

@@ -42,6 +42,7 @@ type Decoder struct {
 	g, u, h           []float32
 	rstd, logits      []float32
 	rowSlot, rowPos   []int32
+	groups            []int32   // the first row of each slot's rows in the step, then the row count
 	scores            []float32 // per row: the attention's scratch (kernels.ScoresLen)
 	att1              decodeAttn
 	io                layerIO // the buffers of Step's layers
@@ -177,7 +178,7 @@ func (d *Decoder) grow(n int) {
 	d.kn, d.vn = f(n*KD), f(n*KD)
 	d.g, d.u, d.h = f(n*F), f(n*F), f(n*F)
 	d.rstd, d.logits = f(n), f(n*V)
-	d.rowSlot, d.rowPos = make([]int32, n), make([]int32, n)
+	d.rowSlot, d.rowPos, d.groups = make([]int32, n), make([]int32, n), make([]int32, 0, n+1)
 	d.scores = f(n * kernels.ScoresLen(c.NumAttentionHeads, c.NumKeyValueHeads, d.ldk))
 }
 
@@ -248,7 +249,11 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 	p := m.Params
 	emb := m.views(p).embed
 	r := 0
+	d.groups = d.groups[:0]
 	for i, s := range slots {
+		if len(tokens[i]) > 0 {
+			d.groups = append(d.groups, int32(r))
+		}
 		for j, t := range tokens[i] {
 			copy(d.x[r*C:(r+1)*C], emb[int(t)*C:int(t)*C+C])
 			d.rowSlot[r] = int32(s)
@@ -256,6 +261,7 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 			r++
 		}
 	}
+	d.groups = append(d.groups, int32(n))
 	x, xn := d.x[:n*C], d.xn[:n*C]
 	d.io = layerIO{
 		x: x, out: x, xn1: xn, rstd1: d.rstd, xn2: xn, rstd2: d.rstd,
@@ -289,44 +295,49 @@ func (d *Decoder) Step(slots []int, tokens [][]int32, allLogits bool) ([]float32
 
 // attend implements layerRunner for a decoding step: RoPE at each row's
 // position, the rows' keys and values appended to their slots' caches,
-// then each row attends to its slot's cache.
+// then each row attends to its slot's cache. One parallel pass does it
+// all, split by slot (each slot's rows are contiguous, see Step), so a
+// row never attends to a position another worker is still writing.
 func (d *Decoder) attend(l int, io *layerIO) {
-	c := &d.m.Config
-	be, n, KD := d.m.be, d.rows, c.KVDim()
-	be.Rope(io.q, n, c.NumAttentionHeads, c.HeadDim, d.rowPos, d.m.rope.cos, d.m.rope.sin, false)
-	be.Rope(io.k, n, c.NumKeyValueHeads, c.HeadDim, d.rowPos, d.m.rope.cos, d.m.rope.sin, false)
-	for r := 0; r < n; r++ {
-		slot, pos := int(d.rowSlot[r]), int(d.rowPos[r])
-		kt := d.k[l][slot*KD*d.ldk : (slot+1)*KD*d.ldk]
-		for j, x := range io.k[r*KD : (r+1)*KD] {
-			kt[j*d.ldk+pos] = x
-		}
-		off := (slot*d.maxLen + pos) * KD
-		copy(d.v[l][off:off+KD], io.v[r*KD:(r+1)*KD])
-	}
-	d.att1 = decodeAttn{d: d, layer: l}
-	be.Parallel(n, 1, &d.att1)
+	d.att1 = decodeAttn{d: d, layer: l, io: io}
+	d.m.be.Parallel(len(d.groups)-1, 1, &d.att1)
+	d.att1.io = nil
 }
 
-// decodeAttn attends each new row to its slot's cached keys and values up
-// to and including its own position.
+// decodeAttn runs attend for the slots' row groups [lo, hi) (see
+// Decoder.groups).
 type decodeAttn struct {
 	d     *Decoder
 	layer int
+	io    *layerIO
 }
 
 func (t *decodeAttn) Run(lo, hi int) {
-	d := t.d
+	d, io := t.d, t.io
 	c := &d.m.Config
-	H, Hkv := c.NumAttentionHeads, c.NumKeyValueHeads
+	H, Hkv, hd := c.NumAttentionHeads, c.NumKeyValueHeads, c.HeadDim
 	QD, KD, ldk := c.QDim(), c.KVDim(), d.ldk
+	cos, sin := d.m.rope.cos, d.m.rope.sin
 	ns := kernels.ScoresLen(H, Hkv, ldk)
-	for r := lo; r < hi; r++ {
-		slot, npos := int(d.rowSlot[r]), int(d.rowPos[r])+1
+	for g := lo; g < hi; g++ {
+		r0, r1 := int(d.groups[g]), int(d.groups[g+1])
+		slot := int(d.rowSlot[r0])
 		kt := d.k[t.layer][slot*KD*ldk : (slot+1)*KD*ldk]
-		v := d.v[t.layer][slot*d.maxLen*KD : (slot*d.maxLen+npos)*KD]
-		kernels.AttendCached(d.att[r*QD:(r+1)*QD], d.q[r*QD:(r+1)*QD], kt, ldk, v, KD,
-			d.scores[r*ns:(r+1)*ns], npos, H, Hkv, c.HeadDim)
+		vc := d.v[t.layer][slot*d.maxLen*KD : (slot+1)*d.maxLen*KD]
+		kernels.RopeRows(io.q[r0*QD:r1*QD], r1-r0, H, hd, d.rowPos[r0:r1], cos, sin, false)
+		kernels.RopeRows(io.k[r0*KD:r1*KD], r1-r0, Hkv, hd, d.rowPos[r0:r1], cos, sin, false)
+		for r := r0; r < r1; r++ {
+			pos := int(d.rowPos[r])
+			for j, x := range io.k[r*KD : (r+1)*KD] {
+				kt[j*ldk+pos] = x
+			}
+			copy(vc[pos*KD:(pos+1)*KD], io.v[r*KD:(r+1)*KD])
+		}
+		for r := r0; r < r1; r++ {
+			npos := int(d.rowPos[r]) + 1
+			kernels.AttendCached(io.att[r*QD:(r+1)*QD], io.q[r*QD:(r+1)*QD], kt, ldk, vc[:npos*KD], KD,
+				d.scores[r*ns:(r+1)*ns], npos, H, Hkv, hd)
+		}
 	}
 }
 

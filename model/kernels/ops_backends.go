@@ -96,6 +96,15 @@ func (c *CPU) Rope(x []float32, rows, heads, headDim int, pos []int32, cos, sin 
 	dispatch(c, &c.ops.rope, rows, rowGrain(heads*headDim), ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse})
 }
 
+// RopeRows is the Rope pass on the calling goroutine, for callers that
+// already run inside a Task (a decoding step's attention, per slot).
+// It calls the task's Run directly: through serially's type parameter
+// the task would escape to the heap, one allocation per call.
+func RopeRows(x []float32, rows, heads, headDim int, pos []int32, cos, sin []float32, inverse bool) {
+	t := ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse}
+	t.Run(0, rows)
+}
+
 // CrossEntropy implements Ops.
 func (c *CPU) CrossEntropy(logits []float32, rows, vocab int, targets []int32, nll, lse []float32) {
 	dispatch(c, &c.ops.xent, rows, rowGrain(vocab), xentTask{logits: logits, nll: nll, lse: lse, targets: targets, v: vocab})

@@ -13,7 +13,7 @@ import (
 
 func newTestModel(t *testing.T, c model.Config, seed uint64) *model.Model {
 	t.Helper()
-	m, err := model.New(c, kernels.Serial{})
+	m, err := model.New(c, kernels.NewSerial())
 	if err != nil {
 		t.Fatal(err)
 	}

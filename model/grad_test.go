@@ -29,7 +29,7 @@ func TestGradientsFiniteDifference(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := modeltest.TinyConfig(tc.tied, tc.llama3)
-			m, err := model.New(c, kernels.Serial{})
+			m, err := model.New(c, kernels.NewSerial())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -95,7 +95,7 @@ func TestGradientsFiniteDifference(t *testing.T) {
 // reference, and SequenceLogProbs against the reference log-softmax.
 func TestHiddenHeadGradient(t *testing.T) {
 	c := modeltest.TinyConfig(false, true)
-	m, err := model.New(c, kernels.Serial{})
+	m, err := model.New(c, kernels.NewSerial())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -89,7 +89,7 @@ func TestReferenceLogits(t *testing.T) {
 	for _, name := range []string{"tiny-a", "tiny-b"} {
 		cpu := kernels.NewCPU(2)
 		defer cpu.Close()
-		for _, be := range []kernels.Backend{kernels.Serial{}, cpu} {
+		for _, be := range []kernels.Backend{kernels.NewSerial(), cpu} {
 			t.Run(name+"/"+be.Name(), func(t *testing.T) {
 				m, ids, want := loadRef(t, name, be)
 				T, V := len(ids), m.Config.VocabSize

@@ -68,7 +68,7 @@ func TestAdamWAgainstFloat64(t *testing.T) {
 		{"strong decay", AdamWConfig{Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, WeightDecay: 0.5}, nil},
 		{"custom mask", AdamWConfig{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.5, Decay: noEmbed}, nil},
 		{"small beta1 (lerp's other branch)", AdamWConfig{Beta1: 0.3, Beta2: 0.9, Eps: 1e-6, WeightDecay: 0.2}, nil},
-		{"serial backend", DefaultAdamWConfig(), kernels.Serial{}},
+		{"serial backend", DefaultAdamWConfig(), kernels.NewSerial()},
 		{"cpu backend", AdamWConfig{Beta1: 0.9, Beta2: 0.95, Eps: 1e-8, WeightDecay: 0.3}, cpu},
 	}
 	for _, tt := range tests {
@@ -208,7 +208,7 @@ func TestAdamWNoAlloc(t *testing.T) {
 	l := tinyLayout()
 	cpu := kernels.NewCPU(2)
 	defer cpu.Close()
-	for _, b := range []kernels.Backend{nil, kernels.Serial{}, cpu} {
+	for _, b := range []kernels.Backend{nil, kernels.NewSerial(), cpu} {
 		o, _ := NewAdamW(l, DefaultAdamWConfig(), b)
 		p, g := model.NewParams(l), model.NewParams(l)
 		if n := testing.AllocsPerRun(20, func() { o.Update(p, g, 1e-3) }); n != 0 {

@@ -76,7 +76,7 @@ func TestSFTLossGradient(t *testing.T) {
 			}
 
 			c := tinyLM()
-			m, err := model.NewWithParams(c, initParams(c, 7), kernels.Serial{})
+			m, err := model.NewWithParams(c, initParams(c, 7), kernels.NewSerial())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func TestBradleyTerryGradient(t *testing.T) {
 			rng := rand.New(rand.NewPCG(5, uint64(tc.per)))
 			lm := modeltest.TinyConfig(false, true)
 			c, p := withRewardHead(lm, initParams(lm, 11), pad, 3)
-			m, err := model.NewWithParams(c, p, kernels.Serial{})
+			m, err := model.NewWithParams(c, p, kernels.NewSerial())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -286,7 +286,7 @@ func TestDPOLossGradient(t *testing.T) {
 	if masked != 2 {
 		t.Fatalf("%d weighted python-tag targets, want 2", masked)
 	}
-	m, err := model.NewWithParams(c, initParams(c, 13), kernels.Serial{})
+	m, err := model.NewWithParams(c, initParams(c, 13), kernels.NewSerial())
 	if err != nil {
 		t.Fatal(err)
 	}

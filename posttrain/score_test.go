@@ -266,7 +266,7 @@ func TestRewardModelDir(t *testing.T) {
 func TestRewards(t *testing.T) {
 	lm := modeltest.TinyConfig(false, false)
 	c, p := withRewardHead(lm, initParams(lm, 3), 0, 1)
-	m, err := model.NewWithParams(c, p, kernels.Serial{})
+	m, err := model.NewWithParams(c, p, kernels.NewSerial())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -286,7 +286,7 @@ func trainedModel(t *testing.T) (string, *tokenizer.Tokenizer) {
 // (one f16 ulp, or one Q8_0 step of max|x|/127), which shifts the
 // probabilities far more than summation order does in F32. The test
 // measures that floor as herd against herd with the same rounding but
-// another summation order (kernels.Serial), and checks the median
+// another summation order (kernels.NewSerial), and checks the median
 // position at F32 precision and the worst position within the type's
 // tolerance, a few times that floor. It reports how far herd without the
 // rounding is from llama.cpp. Each token llama.cpp chose is also checked
@@ -317,11 +317,11 @@ func TestLlamaCppTrainedModel(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := newModel(t, g)
-			plain, err := model.NewWithParams(g.Config, g.Params, kernels.Serial{}) // no rounding
+			plain, err := model.NewWithParams(g.Config, g.Params, kernels.NewSerial()) // no rounding
 			if err != nil {
 				t.Fatal(err)
 			}
-			serial, err := model.NewWithParams(g.Config, g.Params, kernels.Serial{})
+			serial, err := model.NewWithParams(g.Config, g.Params, kernels.NewSerial())
 			if err != nil {
 				t.Fatal(err)
 			}

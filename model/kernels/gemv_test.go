@@ -21,7 +21,7 @@ func TestMatVecMatchesGemm(t *testing.T) {
 	for _, tb := range backends {
 		be := tb.make()
 		defer be.Close()
-		for _, be := range []Backend{be, Serial{}} {
+		for _, be := range []Backend{be, NewSerial()} {
 			var mv MatVec
 			for n := 1; n <= 9; n++ {
 				for _, in := range []int{1, 7, 16, 17, 33, 64, 300} {
@@ -128,7 +128,7 @@ func TestPackedMatchesGemm(t *testing.T) {
 	defer pool.Close()
 	var p Packed
 	var mv MatVec
-	for _, be := range []Backend{pool, Serial{}} {
+	for _, be := range []Backend{pool, NewSerial()} {
 		for _, in := range []int{1, 7, 33, 256, 300} {
 			for _, out := range []int{1, 31, 32, 96, 130} {
 				w := randMatrix(rng, out, in, in)

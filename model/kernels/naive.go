@@ -30,29 +30,9 @@ func RefGemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda i
 	}
 }
 
-// Serial is a single-goroutine Backend built on RefGemm. It exists for
-// tests that want an independent, obviously-correct backend.
-type Serial struct{}
-
-// Gemm implements Backend.
-func (Serial) Gemm(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	RefGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
-// GemmSerial implements Backend.
-func (Serial) GemmSerial(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	RefGemm(transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
-}
-
-// Parallel implements Backend by running t over the whole range at once.
-func (Serial) Parallel(n, grain int, t Task) {
-	if n > 0 {
-		t.Run(0, n)
-	}
-}
-
-// Workers implements Backend.
-func (Serial) Workers() int { return 1 }
-
-// Name implements Backend.
-func (Serial) Name() string { return "serial/reference" }
+// NewSerial returns the reference backend for tests: the CPU backend with
+// one worker, so every pass runs on the calling goroutine, and RefGemm,
+// the float64-accumulating triple loop, as its GEMM, so it shares no GEMM
+// code with the fast backends it checks. It has no goroutines to stop;
+// Close is optional.
+func NewSerial() *CPU { return newCPU(1, RefGemm, "serial/reference") }

@@ -57,15 +57,6 @@ func dispatch[T any, P interface {
 	tp.put(t)
 }
 
-// serially runs one pass of the Serial backend: task over [0, n) on the
-// calling goroutine.
-func serially[T any, P interface {
-	*T
-	Task
-}](n int, task T) {
-	P(&task).Run(0, n)
-}
-
 // rowGrain sizes chunks so each holds at least ~32K multiply-adds, which
 // keeps dispatch cost negligible.
 func rowGrain(cols int) int { return max(1, 32768/max(cols, 1)) }
@@ -98,8 +89,7 @@ func (c *CPU) Rope(x []float32, rows, heads, headDim int, pos []int32, cos, sin 
 
 // RopeRows is the Rope pass on the calling goroutine, for callers that
 // already run inside a Task (a decoding step's attention, per slot).
-// It calls the task's Run directly: through serially's type parameter
-// the task would escape to the heap, one allocation per call.
+// It calls the task's Run directly, so the task stays on the stack.
 func RopeRows(x []float32, rows, heads, headDim int, pos []int32, cos, sin []float32, inverse bool) {
 	t := ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse}
 	t.Run(0, rows)
@@ -126,50 +116,4 @@ func (c *CPU) Attention(a *AttentionArgs) {
 // gradients without races.
 func (c *CPU) AttentionBackward(a *AttentionArgs) {
 	dispatch(c, &c.ops.attn, a.B*a.KVHeads, 1, attnTask{a: a, gemm: c, bwd: true})
-}
-
-// RMSNorm implements Ops.
-func (Serial) RMSNorm(x, w, y, rstd []float32, rows, cols int, eps float32) {
-	serially(rows, rmsnormTask{x: x, y: y, w: w, rstd: rstd, c: cols, eps: eps})
-}
-
-// RMSNormBackward implements Ops.
-func (Serial) RMSNormBackward(x, w, rstd, dy, dx, dw []float32, rows, cols int) {
-	serially(rows, rmsnormBwdTask{x: x, dy: dy, dx: dx, w: w, rstd: rstd, c: cols})
-	serially(cols, rmsnormDWTask{x: x, dy: dy, dw: dw, rstd: rstd, c: cols, n: rows})
-}
-
-// SwiGLU implements Ops.
-func (Serial) SwiGLU(g, u, h, sig []float32) {
-	serially(len(g), swigluTask{g: g, u: u, h: h, sig: sig})
-}
-
-// SwiGLUBackward implements Ops.
-func (Serial) SwiGLUBackward(g, u, sig, dh, dg, du []float32) {
-	serially(len(g), swigluBwdTask{g: g, u: u, sig: sig, dh: dh, dg: dg, du: du})
-}
-
-// Rope implements Ops.
-func (Serial) Rope(x []float32, rows, heads, headDim int, pos []int32, cos, sin []float32, inverse bool) {
-	serially(rows, ropeTask{x: x, heads: heads, headDim: headDim, pos: pos, cos: cos, sin: sin, inverse: inverse})
-}
-
-// CrossEntropy implements Ops.
-func (Serial) CrossEntropy(logits []float32, rows, vocab int, targets []int32, nll, lse []float32) {
-	serially(rows, xentTask{logits: logits, nll: nll, lse: lse, targets: targets, v: vocab})
-}
-
-// CrossEntropyBackward implements Ops.
-func (Serial) CrossEntropyBackward(logits, lse, coef []float32, rows, vocab int, targets []int32, dlogits []float32) {
-	serially(rows, xentBwdTask{logits: logits, dlogits: dlogits, lse: lse, coef: coef, targets: targets, v: vocab})
-}
-
-// Attention implements Ops.
-func (s Serial) Attention(a *AttentionArgs) {
-	serially(a.B*a.Heads, attnTask{a: a, gemm: s})
-}
-
-// AttentionBackward implements Ops.
-func (s Serial) AttentionBackward(a *AttentionArgs) {
-	serially(a.B*a.KVHeads, attnTask{a: a, gemm: s, bwd: true})
 }

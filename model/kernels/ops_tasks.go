@@ -2,8 +2,8 @@ package kernels
 
 import "math"
 
-// The Tasks behind Ops. Each holds the arguments of one call; backends
-// either run it directly (Serial) or split it over their workers (CPU).
+// The Tasks behind Ops. Each holds the arguments of one call; the CPU
+// backend splits it over its workers (one, for NewSerial).
 
 type rmsnormTask struct {
 	x, y, w, rstd []float32

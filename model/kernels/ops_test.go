@@ -52,7 +52,7 @@ func checkGrad(t *testing.T, what string, x []float64, analytic []float32, f fun
 func opsBackends(t *testing.T) []Backend {
 	cpu := NewCPU(2)
 	t.Cleanup(cpu.Close)
-	return []Backend{Serial{}, cpu}
+	return []Backend{NewSerial(), cpu}
 }
 
 func TestRMSNormGradient(t *testing.T) {

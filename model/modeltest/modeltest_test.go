@@ -25,7 +25,7 @@ func TestForwardMatchesModel(t *testing.T) {
 		cases = append(cases, config{i&1 != 0, i&2 != 0, i&4 != 0})
 	}
 	for _, tc := range cases {
-		for _, be := range []kernels.Backend{kernels.Serial{}, cpu} {
+		for _, be := range []kernels.Backend{kernels.NewSerial(), cpu} {
 			name := fmt.Sprintf("tied=%v,llama3=%v,docs=%v/%s", tc.tied, tc.llama3, tc.docs, be.Name())
 			t.Run(name, func(t *testing.T) {
 				c := modeltest.TinyConfig(tc.tied, tc.llama3)
@@ -118,7 +118,7 @@ func TestForwardDocuments(t *testing.T) {
 // logits and the hidden states of the float32 trunk.
 func TestForwardClassifier(t *testing.T) {
 	c := modeltest.TinyConfig(false, false).AsSequenceClassifier(1, 0)
-	m, err := model.New(c, kernels.Serial{})
+	m, err := model.New(c, kernels.NewSerial())
 	if err != nil {
 		t.Fatal(err)
 	}

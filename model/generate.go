@@ -34,6 +34,7 @@ type Decoder struct {
 	packs   []kernels.Packed
 	packed  []bool
 	packMin int
+	set     [kernels.MaxPackedSet]kernels.PackedProduct // projectSet's scratch
 
 	// scratch, grown on demand
 	n                 int
@@ -182,6 +183,45 @@ func (d *Decoder) grow(n int) {
 	d.scores = f(n * kernels.ScoresLen(c.NumAttentionHeads, c.NumKeyValueHeads, d.ldk))
 }
 
+// projectSet implements layerRunner for decoding: the projections in one
+// packed pass (RunPackedSet) when every one of them takes the packed
+// path and their input is not rounded per projection, else one at a
+// time.
+func (d *Decoder) projectSet(l int, x []float32, n, in int, ps []layerProj) {
+	if d.m.InputRounder == nil && d.packMin > 0 && n >= d.packMin {
+		set := d.set[:0]
+		for _, p := range ps {
+			pk := d.packFor(l, p.p, p.w, p.out, in)
+			if pk == nil {
+				break
+			}
+			set = append(set, kernels.PackedProduct{Y: p.y, W: pk})
+		}
+		if len(set) == len(ps) {
+			d.mv.RunPackedSet(d.m.be, x, n, false, set)
+			return
+		}
+	}
+	d.m.projectEach(d, l, x, n, in, ps)
+}
+
+// packFor returns the packed weights of projection p of layer l, packing
+// w on its first use since the decoder's reset, or nil where the build
+// cannot pack.
+func (d *Decoder) packFor(l int, p Projection, w []float32, out, in int) *kernels.Packed {
+	i := len(d.packs) - 1 // the head
+	if p != ProjHead {
+		i = l*int(ProjHead) + int(p)
+	}
+	if !d.packed[i] {
+		d.packed[i] = d.packs[i].Pack(d.m.be, w, out, in)
+	}
+	if !d.packed[i] {
+		return nil
+	}
+	return &d.packs[i]
+}
+
 // project implements layerRunner for decoding: y = x·Wᵀ (+ y when
 // accumulate) for projection p of layer l (ProjHead: the head) over n
 // rows, by the packed product when n is at least packMin (packing W on
@@ -189,15 +229,8 @@ func (d *Decoder) grow(n int) {
 // small enough for it to be faster, else by Gemm.
 func (d *Decoder) project(l int, p Projection, y, x, w []float32, n, in, out int, accumulate bool) {
 	if d.packMin > 0 && n >= d.packMin {
-		i := len(d.packs) - 1 // the head
-		if p != ProjHead {
-			i = l*int(ProjHead) + int(p)
-		}
-		if !d.packed[i] {
-			d.packed[i] = d.packs[i].Pack(d.m.be, w, out, in)
-		}
-		if d.packed[i] {
-			d.mv.RunPacked(d.m.be, y, x, &d.packs[i], n, accumulate)
+		if pk := d.packFor(l, p, w, out, in); pk != nil {
+			d.mv.RunPacked(d.m.be, y, x, pk, n, accumulate)
 			return
 		}
 	}

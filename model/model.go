@@ -290,6 +290,20 @@ func (m *Model) layerWeights(p *Params, l int) layerWeights { return m.views(p).
 // head returns the LM head matrix [V,C] in p (the embedding when tied).
 func (m *Model) head(p *Params) []float32 { return m.views(p).head }
 
+// projectSet implements layerRunner for a batch forward pass: one
+// m.linear per projection.
+func (m *Model) projectSet(l int, x []float32, n, in int, ps []layerProj) {
+	m.projectEach(m, l, x, n, in, ps)
+}
+
+// projectEach runs the projections of a projectSet one at a time through
+// r.project, each on its input as m.input gives it (rounded or not).
+func (m *Model) projectEach(r layerRunner, l int, x []float32, n, in int, ps []layerProj) {
+	for _, p := range ps {
+		r.project(l, p.p, p.y, m.input(l, p.p, x, n, in), p.w, n, in, p.out, false)
+	}
+}
+
 // project implements layerRunner for a batch forward pass: m.linear.
 func (m *Model) project(_ int, _ Projection, y, x, w []float32, n, in, out int, accumulate bool) {
 	m.linear(y, x, w, n, in, out, accumulate)
@@ -399,6 +413,10 @@ type layerIO struct {
 	q, k, v, att           []float32 // [n,QD], [n,KD], [n,KD], [n,QD]
 	x2                     []float32 // residual after attention [n,C]
 	g, u, h, sig           []float32 // [n,F]
+	// set holds the projections of the layer body's projectSet calls
+	// (here, not on the stack, so that passing them to the runner
+	// allocates nothing).
+	set [3]layerProj
 }
 
 // layerRunner is what differs between a batch forward pass and a decoding
@@ -407,7 +425,17 @@ type layerIO struct {
 // io's q, k and v into io.att.
 type layerRunner interface {
 	project(l int, p Projection, y, x, w []float32, n, in, out int, accumulate bool)
+	// projectSet runs the projections ps of layer l, which multiply the
+	// same input rows: a runner may run them together.
+	projectSet(l int, x []float32, n, in int, ps []layerProj)
 	attend(l int, io *layerIO)
+}
+
+// layerProj is one projection of a projectSet: y = x·Wᵀ for W [out, in].
+type layerProj struct {
+	p    Projection
+	y, w []float32
+	out  int
 }
 
 // layer runs layer l with weights w over the n rows of io: the one layer
@@ -417,9 +445,8 @@ func (m *Model) layer(r layerRunner, w layerWeights, l int, io *layerIO, n int) 
 	C, F, QD, KD := c.HiddenSize, c.IntermediateSize, c.QDim(), c.KVDim()
 	eps := float32(c.RMSNormEps)
 	m.be.RMSNorm(io.x, w.inNorm, io.xn1, io.rstd1, n, C, eps)
-	r.project(l, ProjQ, io.q, m.input(l, ProjQ, io.xn1, n, C), w.q, n, C, QD, false)
-	r.project(l, ProjK, io.k, m.input(l, ProjK, io.xn1, n, C), w.k, n, C, KD, false)
-	r.project(l, ProjV, io.v, m.input(l, ProjV, io.xn1, n, C), w.v, n, C, KD, false)
+	io.set = [3]layerProj{{ProjQ, io.q, w.q, QD}, {ProjK, io.k, w.k, KD}, {ProjV, io.v, w.v, KD}}
+	r.projectSet(l, io.xn1, n, C, io.set[:3])
 	r.attend(l, io)
 	copy(io.x2[:n*C], io.x[:n*C])
 	r.project(l, ProjO, io.x2, m.input(l, ProjO, io.att, n, QD), w.o, n, QD, C, true)
@@ -427,8 +454,8 @@ func (m *Model) layer(r layerRunner, w layerWeights, l int, io *layerIO, n int) 
 	if aq := m.ActivationQuantizer; aq != nil {
 		aq.QuantizeFFNInput(l, false, io.xn2, n, C)
 	}
-	r.project(l, ProjGate, io.g, m.input(l, ProjGate, io.xn2, n, C), w.gate, n, C, F, false)
-	r.project(l, ProjUp, io.u, m.input(l, ProjUp, io.xn2, n, C), w.up, n, C, F, false)
+	io.set = [3]layerProj{{ProjGate, io.g, w.gate, F}, {ProjUp, io.u, w.up, F}}
+	r.projectSet(l, io.xn2, n, C, io.set[:2])
 	m.be.SwiGLU(io.g[:n*F], io.u[:n*F], io.h[:n*F], io.sig)
 	if aq := m.ActivationQuantizer; aq != nil {
 		aq.QuantizeFFNInput(l, true, io.h, n, F)

@@ -88,6 +88,15 @@ func BenchmarkMatVec(b *testing.B) {
 		rng := rand.New(rand.NewPCG(1, 1))
 		w := randMatrix(rng, out, in, in)
 		bytes := float64(4 * out * in)
+		if CanPack() {
+			var p Packed
+			b.Run(fmt.Sprintf("out=%d,in=%d/pack", out, in), func(b *testing.B) {
+				for b.Loop() {
+					p.Pack(be, w, out, in)
+				}
+				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+		}
 		b.Run(fmt.Sprintf("out=%d,in=%d/copy", out, in), func(b *testing.B) {
 			dst := make([]float32, len(w))
 			for b.Loop() {
@@ -111,6 +120,16 @@ func BenchmarkMatVec(b *testing.B) {
 				}
 				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			})
+			if CanPack() {
+				var p Packed
+				p.Pack(be, w, out, in)
+				b.Run(fmt.Sprintf("out=%d,in=%d/n=%d/packed", out, in, n), func(b *testing.B) {
+					for b.Loop() {
+						mv.RunPacked(be, y, x, &p, n, false)
+					}
+					b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
 		}
 	}
 }
@@ -189,5 +208,48 @@ func TestPackedAllocsNothing(t *testing.T) {
 		mv.RunPacked(be, y, x, &p, n, true)
 	}); a != 0 {
 		t.Fatalf("%v allocations per Pack and RunPacked, want 0", a)
+	}
+}
+
+// TestPackedSetMatchesGemm checks RunPackedSet on three products of one x
+// with whole and partial panels against RefGemm of each.
+func TestPackedSetMatchesGemm(t *testing.T) {
+	if !CanPack() {
+		t.Skip("this build has no packed-product kernel")
+	}
+	rng := rand.New(rand.NewPCG(6, 6))
+	be := NewCPU(2)
+	defer be.Close()
+	const in = 70
+	outs := []int{96, 32, 33}
+	var packs [3]Packed
+	var ws, ys, y0s [3][]float32
+	var mv MatVec
+	for _, n := range []int{3, 8, 19} {
+		for _, acc := range []bool{false, true} {
+			x := randMatrix(rng, n, in, in)
+			var set []PackedProduct
+			for i, out := range outs {
+				ws[i] = randMatrix(rng, out, in, in)
+				packs[i].Pack(be, ws[i], out, in)
+				y0s[i] = randMatrix(rng, n, out, out)
+				ys[i] = append([]float32(nil), y0s[i]...)
+				set = append(set, PackedProduct{Y: ys[i], W: &packs[i]})
+			}
+			mv.RunPackedSet(be, x, n, acc, set)
+			for i, out := range outs {
+				want := append([]float32(nil), y0s[i]...)
+				var beta float32
+				if acc {
+					beta = 1
+				}
+				RefGemm(false, true, n, out, in, 1, x, in, ws[i], in, beta, want, out)
+				for k := range want {
+					if d := math.Abs(float64(ys[i][k] - want[k])); d > 1e-4*(1+math.Abs(float64(want[k]))) {
+						t.Fatalf("n=%d acc=%v product %d: y[%d] = %g, want %g", n, acc, i, k, ys[i][k], want[k])
+					}
+				}
+			}
+		}
 	}
 }

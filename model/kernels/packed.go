@@ -64,49 +64,94 @@ func (t *packTask) Run(lo, hi int) {
 // kernel; the rows past the last whole block and the outputs past the
 // last whole panel through the matrix-vector kernel.
 func (mv *MatVec) RunPacked(be Backend, y, x []float32, p *Packed, n int, accumulate bool) {
-	in, out := p.in, p.out
-	if n < 0 || len(x) < n*in || len(y) < n*out {
-		panic(fmt.Sprintf("kernels: RunPacked: n=%d in=%d out=%d needs x, y of %d, %d elements; have %d, %d", n, in, out, n*in, n*out, len(x), len(y)))
-	}
-	if n == 0 || out == 0 {
-		return
-	}
-	t := &mv.pt
-	t.mvArgs = mvArgs{y: y[:n*out], x: x[:n*in], w: p.w, ldy: out, ldx: in, ldw: in, n: n, in: in, acc: accumulate}
-	t.p, t.nr = p, packedWidth()
-	units := p.full / t.nr
-	if p.full < out {
-		units++ // the outputs past the whole panels
-	}
-	be.Parallel(units, 1, t)
-	t.y, t.x, t.w, t.p = nil, nil, nil, nil
+	mv.pt.set[0] = PackedProduct{Y: y, W: p}
+	mv.RunPackedSet(be, x, n, accumulate, mv.pt.set[:1])
 }
 
-// packedTask runs RunPacked over panels of outputs.
+// PackedProduct is one product of RunPackedSet: Y = x·Wᵀ (+ Y) for the
+// packed W.
+type PackedProduct struct {
+	Y []float32
+	W *Packed
+}
+
+// MaxPackedSet is the most products one RunPackedSet call takes.
+const MaxPackedSet = 4
+
+// RunPackedSet is RunPacked for up to MaxPackedSet products of the same
+// rows x (all W with the same in), in one parallel pass: a layer's query,
+// key and value projections, or its gate and up projections, cost one
+// dispatch to the workers instead of one each.
+func (mv *MatVec) RunPackedSet(be Backend, x []float32, n int, accumulate bool, ps []PackedProduct) {
+	if len(ps) == 0 || len(ps) > MaxPackedSet {
+		panic(fmt.Sprintf("kernels: RunPackedSet: %d products, want 1 to %d", len(ps), MaxPackedSet))
+	}
+	in := ps[0].W.in
+	if n < 0 || len(x) < n*in {
+		panic(fmt.Sprintf("kernels: RunPackedSet: n=%d in=%d needs x of %d elements; have %d", n, in, n*in, len(x)))
+	}
+	t := &mv.pt
+	t.nr, t.n, t.acc, t.x, t.jobs = packedWidth(), n, accumulate, x[:n*in], len(ps)
+	units := 0
+	for i, pp := range ps {
+		p := pp.W
+		if p.in != in || len(pp.Y) < n*p.out {
+			panic(fmt.Sprintf("kernels: RunPackedSet: product %d has in=%d (want %d) and y of %d elements (want %d)", i, p.in, in, len(pp.Y), n*p.out))
+		}
+		u := (p.out + t.nr - 1) / t.nr // whole panels, then the outputs past them
+		t.job[i] = packedJob{PackedProduct: PackedProduct{Y: pp.Y[:n*p.out], W: p}, first: units, units: u}
+		units += u
+	}
+	if n > 0 && units > 0 {
+		be.Parallel(units, 1, t)
+	}
+	for i := range t.job {
+		t.job[i] = packedJob{}
+	}
+	t.set, t.x = [MaxPackedSet]PackedProduct{}, nil
+}
+
+// packedJob is one product of a packedTask: its units (panels of
+// outputs) are [first, first+units) of the task's.
+type packedJob struct {
+	PackedProduct
+	first, units int
+}
+
+// packedTask runs RunPackedSet over panels of outputs.
 type packedTask struct {
-	mvArgs
-	p  *Packed
-	nr int
+	job  [MaxPackedSet]packedJob
+	jobs int
+	set  [MaxPackedSet]PackedProduct // RunPacked's one-product set
+	x    []float32
+	n    int
+	acc  bool
+	nr   int
 }
 
 func (t *packedTask) Run(lo, hi int) {
-	p, nr, n := t.p, t.nr, t.n
-	mr := packedRows()
-	for j := lo; j < hi; j++ {
-		o := j * nr
+	nr, n, mr := t.nr, t.n, packedRows()
+	j := 0
+	for u := lo; u < hi; u++ {
+		for u >= t.job[j].first+t.job[j].units {
+			j++
+		}
+		jb := &t.job[j]
+		p, y := jb.W, jb.Y
+		args := mvArgs{y: y, x: t.x, w: p.w, ldy: p.out, ldx: p.in, ldw: p.in, n: n, in: p.in, acc: t.acc}
+		o := (u - jb.first) * nr
 		if o >= p.full {
-			matVecGo(&t.mvArgs, o, p.out)
+			matVecGo(&args, o, p.out)
 			continue
 		}
 		r := 0
 		for ; r+mr <= n; r += mr {
-			packedTile(p.in, t.x[r*p.in:], p.in, p.panels[o*p.in:], t.y[r*p.out+o:], p.out, t.acc)
+			packedTile(p.in, t.x[r*p.in:], p.in, p.panels[o*p.in:], y[r*p.out+o:], p.out, t.acc)
 		}
 		if r < n {
-			rest := t.mvArgs
-			rest.n = n - r
-			rest.x, rest.y = t.x[r*p.in:], t.y[r*p.out:]
-			matVecGo(&rest, o, o+nr)
+			args.n = n - r
+			args.x, args.y = t.x[r*p.in:], y[r*p.out:]
+			matVecGo(&args, o, o+nr)
 		}
 	}
 }

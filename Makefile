@@ -1,11 +1,10 @@
 # herd — build, test and demo targets.
-# OpenBLAS is used when its development files are installed (libopenblas-dev);
-# otherwise everything builds and runs on the pure-Go kernels, vectorised
-# with Go's simd/archsimd (GOEXPERIMENT=simd).
+# Everything builds with Go's simd/archsimd (GOEXPERIMENT=simd): the
+# vectorised passes, attention and the AVX-512 assembly GEMM tile that
+# decoding batches use. OpenBLAS is used for Gemm as well when its
+# development files are installed (libopenblas-dev).
 TAGS ?= $(shell pkg-config --exists openblas 2>/dev/null && echo openblas)
-ifeq ($(TAGS),)
 export GOEXPERIMENT ?= simd
-endif
 GO ?= go
 GOFLAGS_TAGS = $(if $(TAGS),-tags '$(TAGS)',)
 

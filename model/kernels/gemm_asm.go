@@ -10,7 +10,8 @@ import (
 )
 
 // AVX-512 assembly micro-kernel geometry (avx512.Gemm8x32): 8 rows × 32
-// columns, sixteen accumulators. Go's compiler allocates only 15 vector
+// columns, sixteen accumulators (the AVX2 one, avx512.Gemm6x16, is 6×16
+// in twelve, see avx2MR). Go's compiler allocates only 15 vector
 // registers to the archsimd kernels (see simdMR), so this tile is written
 // in assembly; it ran at 224–227 GFLOP per CPU-second against 148–157
 // for the archsimd 4×32 tile it replaced (BenchmarkMicroKernel, Zen 5). The model's row counts
@@ -21,37 +22,74 @@ const (
 	asmNR = 32
 )
 
-// kernelAsm is the 8×32 micro-kernel on packed panels (see microKernel).
-func kernelAsm(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32) {
-	if kc <= 0 {
-		scaleTile(c, ldc, asmMR, asmNR, alpha, beta)
-		return
+// AVX2 micro-kernel geometry (avx512.Gemm6x16): 6 rows × 16 columns (two
+// 8-float vectors) in twelve accumulators, with the two B vectors and two
+// broadcasts all 16 YMM registers. It is in assembly because the Go
+// compiler allocates 15 vector registers to archsimd code: the archsimd
+// 4×16 tile it replaced had 8 accumulators.
+const (
+	avx2MR = 6
+	avx2NR = 16
+)
+
+// newBestGoGemm returns the fastest pure-Go GEMM of this build: the
+// assembly AVX-512 tile when the CPU has AVX-512, the assembly AVX2 one
+// when it has AVX2 and FMA, else the portable one.
+func newBestGoGemm() (*goGemm, string) {
+	switch {
+	case archsimd.X86.AVX512():
+		return tile8x32.newGemm(), "cpu/go-simd"
+	case archsimd.X86.AVX2() && archsimd.X86.FMA():
+		return tile6x16.newGemm(), "cpu/go-simd-avx2"
 	}
-	a, b, c = a[:kc*asmMR], b[:kc*asmNR], c[:(asmMR-1)*ldc+asmNR]
-	avx512.Gemm8x32(kc, unsafe.Pointer(&a[0]), 4*asmMR, 4, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), uintptr(ldc)*4, alpha, beta)
+	return newGoGemm(portableMR, portableNR, kernelPortable, nil, nil), "cpu/go"
 }
 
-// rowsAsm is kernelAsm with the eight rows of A read in place (see
-// rowsKernel).
-func rowsAsm(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
-	if kc <= 0 {
-		scaleTile(c, ldc, asmMR, asmNR, alpha, beta)
-		return
-	}
-	a, b, c = a[:(asmMR-1)*lda+kc], b[:kc*asmNR], c[:(asmMR-1)*ldc+asmNR]
-	avx512.Gemm8x32(kc, unsafe.Pointer(&a[0]), 4, uintptr(lda)*4, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), uintptr(ldc)*4, alpha, beta)
+// asmTile is an assembly GEMM tile (see avx512.Gemm8x32) with the three
+// ways of reading A as microKernel, rowsKernel and colsKernel.
+type asmTile struct {
+	mr, nr int
+	f      func(kc int, a unsafe.Pointer, ak, ar uintptr, b, c unsafe.Pointer, ldc uintptr, alpha, beta float32)
 }
 
-// colsAsm is kernelAsm with a transposed A read in place (see
-// colsKernel).
-func colsAsm(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+// The assembly tiles: 8×32 on AVX-512, 6×16 on AVX2 with FMA.
+var (
+	tile8x32 = asmTile{asmMR, asmNR, avx512.Gemm8x32}
+	tile6x16 = asmTile{avx2MR, avx2NR, avx512.Gemm6x16}
+)
+
+// kernel is the tile on packed panels (see microKernel).
+func (t asmTile) kernel(kc int, a, b []float32, c []float32, ldc int, alpha, beta float32) {
 	if kc <= 0 {
-		scaleTile(c, ldc, asmMR, asmNR, alpha, beta)
+		scaleTile(c, ldc, t.mr, t.nr, alpha, beta)
 		return
 	}
-	a, b, c = a[:(kc-1)*lda+asmMR], b[:kc*asmNR], c[:(asmMR-1)*ldc+asmNR]
-	avx512.Gemm8x32(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, 4, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), uintptr(ldc)*4, alpha, beta)
+	a, b, c = a[:kc*t.mr], b[:kc*t.nr], c[:(t.mr-1)*ldc+t.nr]
+	t.f(kc, unsafe.Pointer(&a[0]), uintptr(4*t.mr), 4, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), uintptr(ldc)*4, alpha, beta)
 }
+
+// rows is the tile with the rows of A read in place (see rowsKernel).
+func (t asmTile) rows(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	if kc <= 0 {
+		scaleTile(c, ldc, t.mr, t.nr, alpha, beta)
+		return
+	}
+	a, b, c = a[:(t.mr-1)*lda+kc], b[:kc*t.nr], c[:(t.mr-1)*ldc+t.nr]
+	t.f(kc, unsafe.Pointer(&a[0]), 4, uintptr(lda)*4, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), uintptr(ldc)*4, alpha, beta)
+}
+
+// cols is the tile with a transposed A read in place (see colsKernel).
+func (t asmTile) cols(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	if kc <= 0 {
+		scaleTile(c, ldc, t.mr, t.nr, alpha, beta)
+		return
+	}
+	a, b, c = a[:(kc-1)*lda+t.mr], b[:kc*t.nr], c[:(t.mr-1)*ldc+t.nr]
+	t.f(kc, unsafe.Pointer(&a[0]), uintptr(lda)*4, 4, unsafe.Pointer(&b[0]), unsafe.Pointer(&c[0]), uintptr(ldc)*4, alpha, beta)
+}
+
+// newGemm is the blocked GEMM on the tile.
+func (t asmTile) newGemm() *goGemm { return newGoGemm(t.mr, t.nr, t.kernel, t.rows, t.cols) }
 
 // scaleTile sets an mr×nr tile of c to beta·c (alpha·0 + beta·c), without
 // reading c when beta is 0: a product over no steps.
@@ -87,5 +125,5 @@ func packedTile(in int, x []float32, ldx int, panel, y []float32, ldy int, acc b
 	if acc {
 		beta = 1
 	}
-	rowsAsm(in, x, ldx, panel, y, ldy, 1, beta)
+	tile8x32.rows(in, x, ldx, panel, y, ldy, 1, beta)
 }

@@ -1,11 +1,12 @@
 //go:build goexperiment.simd && amd64
 
-// Package avx512 holds herd's AVX-512 kernels written in Go assembly,
+// Package avx512 holds herd's AVX-512 (and AVX2) kernels written in Go
+// assembly,
 // where Go's compiler, which allocates 15 vector registers to archsimd
 // code, cannot keep a large register tile. It is a package of its own
 // because a package that uses cgo (the kernels, in openblas builds) may
-// not contain Go assembly. The caller checks the CPU (AVX-512F) and the
-// bounds.
+// not contain Go assembly. The caller checks the CPU (AVX-512F for
+// Gemm8x32, AVX2 and FMA for Gemm6x16) and the bounds.
 package avx512
 
 import "unsafe"
@@ -20,3 +21,10 @@ import "unsafe"
 //
 //go:noescape
 func Gemm8x32(kc int, a unsafe.Pointer, ak, ar uintptr, b, c unsafe.Pointer, ldc uintptr, alpha, beta float32)
+
+// Gemm6x16 is Gemm8x32 for CPUs with AVX2 and FMA but not AVX-512: a 6×16
+// tile in twelve accumulators, the 16 YMM registers all in use. B is a
+// packed panel of kc steps of 16 floats.
+//
+//go:noescape
+func Gemm6x16(kc int, a unsafe.Pointer, ak, ar uintptr, b, c unsafe.Pointer, ldc uintptr, alpha, beta float32)

@@ -109,3 +109,95 @@ withbeta:
 	STOREB(Z30, Z31)
 	VZEROUPPER
 	RET
+
+// The 6×16 AVX2 tile (see Gemm6x16): Y0, Y1 hold a step of the B panel
+// (16 floats), Y2 and Y3 the broadcasts of A, Y4…Y15 the 6×2
+// accumulators. Row i of a step of A is at (R8)(R9*i) for i < 3 and
+// (R10)(R9*(i-3)).
+
+#define FMAROW2(addr, tmp, acc0, acc1) \
+	VBROADCASTSS addr, tmp; \
+	VFMADD231PS tmp, Y0, acc0; \
+	VFMADD231PS tmp, Y1, acc1
+
+#define STORE0Y(acc0, acc1) \
+	VMULPS Y0, acc0, acc0; \
+	VMOVUPS acc0, (DI); \
+	VMULPS Y0, acc1, acc1; \
+	VMOVUPS acc1, 32(DI); \
+	ADDQ SI, DI
+
+#define STOREBY(acc0, acc1) \
+	VMULPS Y0, acc0, acc0; \
+	VFMADD231PS (DI), Y1, acc0; \
+	VMOVUPS acc0, (DI); \
+	VMULPS Y0, acc1, acc1; \
+	VFMADD231PS 32(DI), Y1, acc1; \
+	VMOVUPS acc1, 32(DI); \
+	ADDQ SI, DI
+
+// func Gemm6x16(kc int, a unsafe.Pointer, ak, ar uintptr, b, c unsafe.Pointer, ldc uintptr, alpha, beta float32)
+TEXT ·Gemm6x16(SB), NOSPLIT, $0-64
+	MOVQ kc+0(FP), CX
+	MOVQ a+8(FP), R8
+	MOVQ ak+16(FP), DX
+	MOVQ ar+24(FP), R9
+	MOVQ b+32(FP), BX
+	LEAQ (R9)(R9*2), AX
+	LEAQ (R8)(AX*1), R10
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	VXORPS Y6, Y6, Y6
+	VXORPS Y7, Y7, Y7
+	VXORPS Y8, Y8, Y8
+	VXORPS Y9, Y9, Y9
+	VXORPS Y10, Y10, Y10
+	VXORPS Y11, Y11, Y11
+	VXORPS Y12, Y12, Y12
+	VXORPS Y13, Y13, Y13
+	VXORPS Y14, Y14, Y14
+	VXORPS Y15, Y15, Y15
+	TESTQ CX, CX
+	JLE store6
+
+loop6:
+	VMOVUPS (BX), Y0
+	VMOVUPS 32(BX), Y1
+	FMAROW2((R8), Y2, Y4, Y5)
+	FMAROW2((R8)(R9*1), Y3, Y6, Y7)
+	FMAROW2((R8)(R9*2), Y2, Y8, Y9)
+	FMAROW2((R10), Y3, Y10, Y11)
+	FMAROW2((R10)(R9*1), Y2, Y12, Y13)
+	FMAROW2((R10)(R9*2), Y3, Y14, Y15)
+	ADDQ $64, BX
+	ADDQ DX, R8
+	ADDQ DX, R10
+	DECQ CX
+	JNZ loop6
+
+store6:
+	MOVQ c+40(FP), DI
+	MOVQ ldc+48(FP), SI
+	VBROADCASTSS alpha+56(FP), Y0
+	MOVL beta+60(FP), AX
+	ANDL $0x7fffffff, AX
+	JNZ withbeta6
+	STORE0Y(Y4, Y5)
+	STORE0Y(Y6, Y7)
+	STORE0Y(Y8, Y9)
+	STORE0Y(Y10, Y11)
+	STORE0Y(Y12, Y13)
+	STORE0Y(Y14, Y15)
+	VZEROUPPER
+	RET
+
+withbeta6:
+	VBROADCASTSS beta+60(FP), Y1
+	STOREBY(Y4, Y5)
+	STOREBY(Y6, Y7)
+	STOREBY(Y8, Y9)
+	STOREBY(Y10, Y11)
+	STOREBY(Y12, Y13)
+	STOREBY(Y14, Y15)
+	VZEROUPPER
+	RET

@@ -106,24 +106,24 @@ func scaleTile(c []float32, ldc, mr, nr int, alpha, beta float32) {
 	}
 }
 
-// packedWidth and packedRows are the panel width and row block of Packed:
-// the assembly tile's, on CPUs with AVX-512.
-func packedWidth() int {
-	if archsimd.X86.AVX512() {
-		return asmNR
+// packedKernel is the tile Packed uses on this CPU: the AVX-512 one, or
+// the AVX2 one; ok is false on CPUs with neither.
+func packedKernel() (mr, nr int, rows rowsKernel, ok bool) {
+	switch {
+	case archsimd.X86.AVX512():
+		return tile8x32.mr, tile8x32.nr, rows8x32, true
+	case archsimd.X86.AVX2() && archsimd.X86.FMA():
+		return tile6x16.mr, tile6x16.nr, rows6x16, true
 	}
-	return 0
+	return 0, 0, nil, false
 }
 
-func packedRows() int { return asmMR }
+// rows8x32 and rows6x16 are the tiles' rows kernels as plain functions: a
+// method value (tile8x32.rows) is a closure allocated where it is taken.
+func rows8x32(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	tile8x32.rows(kc, a, lda, b, c, ldc, alpha, beta)
+}
 
-// packedTile computes the asmMR×asmNR block y = x·panelᵀ (+ y when acc)
-// of RunPacked: the rows of x (ldx apart) read in place, the panel's in
-// steps, the rows of y ldy apart.
-func packedTile(in int, x []float32, ldx int, panel, y []float32, ldy int, acc bool) {
-	var beta float32
-	if acc {
-		beta = 1
-	}
-	tile8x32.rows(in, x, ldx, panel, y, ldy, 1, beta)
+func rows6x16(kc int, a []float32, lda int, b []float32, c []float32, ldc int, alpha, beta float32) {
+	tile6x16.rows(kc, a, lda, b, c, ldc, alpha, beta)
 }

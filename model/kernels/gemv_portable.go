@@ -22,12 +22,6 @@ func attendValuesSIMD(out, p []float32, ldp int, v []float32, ldv, npos, G, hd i
 
 func attendExpSIMD(s []float32, lds, npos, w, G int, sums []float32) bool { return false }
 
-// packedWidth reports 0: builds without GOEXPERIMENT=simd have no packed
-// product kernel (see CanPack).
-func packedWidth() int { return 0 }
-
-func packedRows() int { return 1 }
-
-func packedTile(in int, x []float32, ldx int, panel, y []float32, ldy int, acc bool) {
-	panic("kernels: no packed product kernel in this build")
-}
+// packedKernel reports false: builds without GOEXPERIMENT=simd have no
+// packed-product kernel (see CanPack).
+func packedKernel() (mr, nr int, rows rowsKernel, ok bool) { return 0, 0, nil, false }

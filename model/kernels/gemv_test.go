@@ -140,45 +140,48 @@ func BenchmarkMatVec(b *testing.B) {
 // one Packed is repacked for every shape, so reused memory is covered.
 func TestPackedMatchesGemm(t *testing.T) {
 	if !CanPack() {
-		t.Skip("this build has no packed-product kernel (AVX-512 assembly needs GOEXPERIMENT=simd on amd64)")
+		t.Skip("this build has no packed-product kernel (the assembly tiles need GOEXPERIMENT=simd on amd64)")
 	}
+	packers := append([]packer{{"Pack", (*Packed).Pack}}, extraPackers()...)
 	rng := rand.New(rand.NewPCG(5, 5))
 	pool := NewCPU(2)
 	defer pool.Close()
 	var p Packed
 	var mv MatVec
-	for _, be := range []Backend{pool, NewSerial()} {
-		for _, in := range []int{1, 7, 33, 256, 300} {
-			for _, out := range []int{1, 31, 32, 96, 130} {
-				w := randMatrix(rng, out, in, in)
-				if !p.Pack(be, w, out, in) {
-					t.Fatal("Pack refused although CanPack")
-				}
-				for _, n := range []int{1, 7, 8, 9, 16, 17, 24} {
-					for _, acc := range []bool{false, true} {
-						name := fmt.Sprintf("%s/n=%d,in=%d,out=%d,acc=%v", be.Name(), n, in, out, acc)
-						x := randMatrix(rng, n, in, in)
-						y0 := randMatrix(rng, n, out, out)
-						want := append([]float32(nil), y0...)
-						got := append([]float32(nil), y0...)
-						var beta float32
-						if acc {
-							beta = 1
-						}
-						RefGemm(false, true, n, out, in, 1, x, in, w, in, beta, want, out)
-						mv.RunPacked(be, got, x, &p, n, acc)
-						for j := range n {
-							for r := range out {
-								var mag float64
-								for i := range in {
-									mag += math.Abs(float64(x[j*in+i]) * float64(w[r*in+i]))
-								}
-								if acc {
-									mag += math.Abs(float64(y0[j*out+r]))
-								}
-								g, wv := got[j*out+r], want[j*out+r]
-								if d := math.Abs(float64(g - wv)); !(d <= 1e-5*mag+1e-30) {
-									t.Fatalf("%s: y[%d][%d] = %g, want %g (|diff| %g, scale %g)", name, j, r, g, wv, d, mag)
+	for _, pk := range packers {
+		for _, be := range []Backend{pool, NewSerial()} {
+			for _, in := range []int{1, 7, 33, 256, 300} {
+				for _, out := range []int{1, 15, 31, 32, 96, 130} {
+					w := randMatrix(rng, out, in, in)
+					if !pk.pack(&p, be, w, out, in) {
+						t.Fatal("Pack refused although CanPack")
+					}
+					for _, n := range []int{1, 5, 6, 7, 8, 9, 16, 17, 24} {
+						for _, acc := range []bool{false, true} {
+							name := fmt.Sprintf("%s/%s/n=%d,in=%d,out=%d,acc=%v", pk.name, be.Name(), n, in, out, acc)
+							x := randMatrix(rng, n, in, in)
+							y0 := randMatrix(rng, n, out, out)
+							want := append([]float32(nil), y0...)
+							got := append([]float32(nil), y0...)
+							var beta float32
+							if acc {
+								beta = 1
+							}
+							RefGemm(false, true, n, out, in, 1, x, in, w, in, beta, want, out)
+							mv.RunPacked(be, got, x, &p, n, acc)
+							for j := range n {
+								for r := range out {
+									var mag float64
+									for i := range in {
+										mag += math.Abs(float64(x[j*in+i]) * float64(w[r*in+i]))
+									}
+									if acc {
+										mag += math.Abs(float64(y0[j*out+r]))
+									}
+									g, wv := got[j*out+r], want[j*out+r]
+									if d := math.Abs(float64(g - wv)); !(d <= 1e-5*mag+1e-30) {
+										t.Fatalf("%s: y[%d][%d] = %g, want %g (|diff| %g, scale %g)", name, j, r, g, wv, d, mag)
+									}
 								}
 							}
 						}
@@ -187,6 +190,12 @@ func TestPackedMatchesGemm(t *testing.T) {
 			}
 		}
 	}
+}
+
+// packer packs w into p with one of the build's tiles.
+type packer struct {
+	name string
+	pack func(p *Packed, be Backend, w []float32, out, in int) bool
 }
 
 // TestPackedAllocsNothing checks that repacking a matrix of the same size

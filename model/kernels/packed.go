@@ -15,46 +15,57 @@ type Packed struct {
 	w       []float32
 	panels  []float32
 	in, out int
-	full    int      // outputs covered by whole panels
-	pack    packTask // Pack's task, kept so that repacking allocates nothing
+	full    int        // outputs covered by whole panels
+	mr, nr  int        // the tile: rows of x and outputs (panel width)
+	tile    rowsKernel // the tile's kernel, x read in place
+	pack    packTask   // Pack's task, kept so that repacking allocates nothing
 }
 
 // CanPack reports whether this build and CPU have a packed-product kernel
-// (the AVX-512 assembly GEMM tile of simd builds); without one, Pack
-// refuses and callers keep MatVec or Gemm.
-func CanPack() bool { return packedWidth() > 0 }
+// (the assembly GEMM tiles of simd builds, AVX-512 or AVX2); without one,
+// Pack refuses and callers keep MatVec or Gemm.
+func CanPack() bool {
+	_, _, _, ok := packedKernel()
+	return ok
+}
 
 // Pack rearranges w [out×in] into p, reusing p's memory, and reports
 // whether it did (see CanPack). It runs on be's workers. p refers to w
 // afterwards: change w and p is stale until packed again.
 func (p *Packed) Pack(be Backend, w []float32, out, in int) bool {
-	nr := packedWidth()
-	if nr == 0 {
+	mr, nr, tile, ok := packedKernel()
+	if !ok {
 		return false
 	}
+	p.packWith(be, w, out, in, mr, nr, tile)
+	return true
+}
+
+// packWith is Pack for the mr×nr tile given (tests reach the AVX2 tile on
+// AVX-512 CPUs through it).
+func (p *Packed) packWith(be Backend, w []float32, out, in, mr, nr int, tile rowsKernel) {
 	if out < 0 || in <= 0 || len(w) < out*in {
 		panic(fmt.Sprintf("kernels: Pack: w of %d elements for out=%d in=%d", len(w), out, in))
 	}
 	p.w, p.in, p.out, p.full = w[:out*in], in, out, out/nr*nr
+	p.mr, p.nr, p.tile = mr, nr, tile
 	if need := p.full * in; cap(p.panels) >= need {
 		p.panels = p.panels[:need]
 	} else {
 		p.panels = make([]float32, need)
 	}
-	p.pack = packTask{p: p, nr: nr}
+	p.pack = packTask{p: p}
 	be.Parallel(p.full/nr, max(1, 16384/(nr*in)), &p.pack)
 	p.pack.p = nil
-	return true
 }
 
 // packTask packs panels [lo, hi) of a Packed.
 type packTask struct {
-	p  *Packed
-	nr int
+	p *Packed
 }
 
 func (t *packTask) Run(lo, hi int) {
-	p, nr := t.p, t.nr
+	p, nr := t.p, t.p.nr
 	packPanels(p.panels[lo*nr*p.in:], false, p.w, p.in, lo*nr, (hi-lo)*nr, 0, p.in, nr)
 }
 
@@ -91,14 +102,14 @@ func (mv *MatVec) RunPackedSet(be Backend, x []float32, n int, accumulate bool, 
 		panic(fmt.Sprintf("kernels: RunPackedSet: n=%d in=%d needs x of %d elements; have %d", n, in, n*in, len(x)))
 	}
 	t := &mv.pt
-	t.nr, t.n, t.acc, t.x, t.jobs = packedWidth(), n, accumulate, x[:n*in], len(ps)
+	t.n, t.acc, t.x, t.jobs = n, accumulate, x[:n*in], len(ps)
 	units := 0
 	for i, pp := range ps {
 		p := pp.W
 		if p.in != in || len(pp.Y) < n*p.out {
 			panic(fmt.Sprintf("kernels: RunPackedSet: product %d has in=%d (want %d) and y of %d elements (want %d)", i, p.in, in, len(pp.Y), n*p.out))
 		}
-		u := (p.out + t.nr - 1) / t.nr // whole panels, then the outputs past them
+		u := (p.out + p.nr - 1) / p.nr // whole panels, then the outputs past them
 		t.job[i] = packedJob{PackedProduct: PackedProduct{Y: pp.Y[:n*p.out], W: p}, first: units, units: u}
 		units += u
 	}
@@ -126,11 +137,10 @@ type packedTask struct {
 	x    []float32
 	n    int
 	acc  bool
-	nr   int
 }
 
 func (t *packedTask) Run(lo, hi int) {
-	nr, n, mr := t.nr, t.n, packedRows()
+	n := t.n
 	j := 0
 	for u := lo; u < hi; u++ {
 		for u >= t.job[j].first+t.job[j].units {
@@ -138,6 +148,7 @@ func (t *packedTask) Run(lo, hi int) {
 		}
 		jb := &t.job[j]
 		p, y := jb.W, jb.Y
+		mr, nr := p.mr, p.nr
 		args := mvArgs{y: y, x: t.x, w: p.w, ldy: p.out, ldx: p.in, ldw: p.in, n: n, in: p.in, acc: t.acc}
 		o := (u - jb.first) * nr
 		if o >= p.full {
@@ -146,7 +157,11 @@ func (t *packedTask) Run(lo, hi int) {
 		}
 		r := 0
 		for ; r+mr <= n; r += mr {
-			packedTile(p.in, t.x[r*p.in:], p.in, p.panels[o*p.in:], y[r*p.out+o:], p.out, t.acc)
+			var beta float32
+			if t.acc {
+				beta = 1
+			}
+			p.tile(p.in, t.x[r*p.in:], p.in, p.panels[o*p.in:], y[r*p.out+o:], p.out, 1, beta)
 		}
 		if r < n {
 			args.n = n - r

@@ -25,6 +25,18 @@ func extraTestBackends() []testBackend {
 	return out
 }
 
+// extraPackers adds the AVX2 tile for Packed on CPUs that have AVX-512
+// too (Pack picks the AVX-512 one there), so both tiles are tested.
+func extraPackers() []packer {
+	if !archsimd.X86.AVX512() || !archsimd.X86.AVX2() || !archsimd.X86.FMA() {
+		return nil
+	}
+	return []packer{{"avx2_6x16", func(p *Packed, be Backend, w []float32, out, in int) bool {
+		p.packWith(be, w, out, in, tile6x16.mr, tile6x16.nr, rows6x16)
+		return true
+	}}}
+}
+
 // BenchmarkMicroKernel measures the assembly GEMM tiles alone on packed
 // panels of kc = 256 steps that stay in L1 (and A read in place from rows
 // or columns of a larger matrix), storing to a C that stays in L1, in

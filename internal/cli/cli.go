@@ -255,7 +255,7 @@ func Validate[T any](tool recipes.Tool, args []string, stdout, stderr io.Writer,
 	var rf RecipeFlags
 	rf.RegisterRecipe(fs, tool)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: %s validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n", tool.Name)
+		fmt.Fprintf(fs.Output(), "usage: %s validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or what is wrong with the resolved recipe (exit 1); writes nothing\n\nflags:\n", tool.Name)
 		fs.PrintDefaults()
 	}
 	if help, err := Parse(fs, args); help || err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model/modeltest"
 )
 
@@ -209,7 +210,7 @@ func TestDPOStepOneLoss(t *testing.T) {
 	start := time.Now()
 	tok := testTokenizer(t)
 	c := tinyLM()
-	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	dir := traintest.SaveModel(t, c, initParams(c, 21), tok)
 	data := writeLines(t, taskRows(t, true, 16, 5))
 	r := testRecipe(t, KindDPO, dir, 2, 4, data)
 	res, err := Run(context.Background(), r, RunOptions{})
@@ -251,7 +252,7 @@ func TestDPOStepOneLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py := specialID(t, tok, tokenizer.PythonTag)
+	py := traintest.SpecialID(t, tok, tokenizer.PythonTag)
 	logits, _ := modeltest.Forward(cfg, modeltest.Weights(params), &pb.Batch)
 	var want float64
 	for k := range pb.Examples {
@@ -291,7 +292,7 @@ func TestDPOSeparable(t *testing.T) {
 	}
 	c := tinyLM()
 	c.InitializerRange = 0.02
-	dir := saveModelDir(t, tok, c, initParams(c, 4))
+	dir := traintest.SaveModel(t, c, initParams(c, 4), tok)
 	const steps = 8
 	r := testRecipe(t, KindDPO, dir, steps, 8, writeLines(t, lines))
 	r.Optim.LR, r.Optim.Schedule = 1e-2, "constant"

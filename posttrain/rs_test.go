@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/data/shard"
+	"github.com/herdml/herd/internal/traintest"
 )
 
 // rsRecipe is a small rejection-sampling recipe on a random tiny model.
@@ -16,7 +17,7 @@ func rsRecipe(t *testing.T) Recipe {
 	t.Helper()
 	tok := testTokenizer(t)
 	cfg := tinyLM()
-	dir := saveModelDir(t, tok, cfg, initParams(cfg, 3))
+	dir := traintest.SaveModel(t, cfg, initParams(cfg, 3), tok)
 	r := Default()
 	r.Kind, r.Model, r.Out, r.Workers = KindRS, dir, filepath.Join(t.TempDir(), "rs"), 2
 	r.RS = RS{Tasks: []string{"max", "first"}, Prompts: 5, K: 3, MaxNewTokens: 4, Batch: 4, Chunk: 3}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 )
 
@@ -443,12 +444,7 @@ func TestTokenizerRoundTrip(t *testing.T) {
 // reference English corpus (or a built-in text when absent).
 func trainTokenizer(t testing.TB, vocab int) *tokenizer.Tokenizer {
 	t.Helper()
-	text := corpusText(t, 200_000)
-	tok, err := tokenizer.Train(t.Context(), []tokenizer.Corpus{tokenizer.ReaderCorpus("c", strings.NewReader(text))}, tokenizer.TrainOptions{VocabSize: vocab})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return traintest.Tokenizer(t, corpusText(t, 200_000), vocab)
 }
 
 // TestMetadataTypes: every metadata value type the writer takes reads back

@@ -35,21 +35,21 @@ func WritePlots(dir string) ([]string, error) {
 		return nil, err
 	}
 	loss := []string{filepath.Join(dir, LossPlot), filepath.Join(dir, lossPlotSVG)}
-	if err := PlotLoss(recs, loss...); err != nil {
+	if err := plotLoss(recs, loss...); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
 	panels := filepath.Join(dir, PanelsPlot)
-	if err := PlotPanels(recs, panels); err != nil {
+	if err := plotPanels(recs, panels); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
 	return append(loss, panels), nil
 }
 
-// PlotLoss draws the training loss (raw and smoothed), the held-out loss
+// plotLoss draws the training loss (raw and smoothed), the held-out loss
 // (eval_loss) and, when recorded, the unigram baseline against the step,
 // with the stage boundaries marked, and saves it to each path (the format
 // follows the extension: .png, .svg, .pdf).
-func PlotLoss(recs []Record, paths ...string) error {
+func plotLoss(recs []Record, paths ...string) error {
 	var train, evals plotter.XYs
 	unigram := 0.0
 	for _, r := range recs {
@@ -121,18 +121,18 @@ func PlotLoss(recs []Record, paths ...string) error {
 	return nil
 }
 
-// panel is one small plot of PlotPanels: a value of the train records.
+// panel is one small plot of plotPanels: a value of the train records.
 type panel struct {
 	key, title, unit string
 	scale            float64
 }
 
-// PlotPanels draws, in a 2×2 grid with the stage boundaries marked, the
+// plotPanels draws, in a 2×2 grid with the stage boundaries marked, the
 // learning rate, the gradient norm (before clipping), the training
 // throughput in tokens/s and the model FLOPs utilisation (mfu, against
 // the peak the run states; gflop_per_s when the run states none), and
 // saves it as a PNG to path.
-func PlotPanels(recs []Record, path string) error {
+func plotPanels(recs []Record, path string) error {
 	mfu := false
 	for _, r := range recs {
 		if _, ok := r.Values["mfu"]; ok && r.Kind == "train" {

@@ -39,14 +39,14 @@ func TestOllama(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, err := Load(filepath.Join(out, OllamaModelFile))
+	m, err := Load(filepath.Join(out, ollamaModelFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Config.VocabSize != cfg.VocabSize || m.Name != "src" {
 		t.Errorf("model.gguf: vocab %d name %q", m.Config.VocabSize, m.Name)
 	}
-	mf, err := os.ReadFile(filepath.Join(out, ModelfileName))
+	mf, err := os.ReadFile(filepath.Join(out, modelfileName))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -38,7 +38,7 @@ func TestParseSFT(t *testing.T) {
 	for _, c := range cases {
 		r, err := ParseSFT([]byte(c.line))
 		if c.reason != "" {
-			var re *RowError
+			var re *rowError
 			if !errors.As(err, &re) || re.Reason != c.reason {
 				t.Errorf("%s: error %v, want reason %s", c.name, err, c.reason)
 			}
@@ -84,7 +84,7 @@ func TestParsePref(t *testing.T) {
 	for _, c := range cases {
 		r, err := ParsePref([]byte(c.line))
 		if c.reason != "" {
-			var re *RowError
+			var re *rowError
 			if !errors.As(err, &re) || re.Reason != c.reason {
 				t.Errorf("%s: error %v, want reason %s", c.name, err, c.reason)
 			}
@@ -316,7 +316,7 @@ func TestTruncateLeft(t *testing.T) {
 		}
 		x, err := enc.SFT(row)
 		if c.reason != "" {
-			var re *RowError
+			var re *rowError
 			if !errors.As(err, &re) || re.Reason != c.reason {
 				t.Errorf("%s: %v, want %s", c.name, err, c.reason)
 			}

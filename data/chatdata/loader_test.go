@@ -200,7 +200,7 @@ func TestBadRows(t *testing.T) {
 				l, _ := NewPrefLoader(PrefOptions{Options: o, Examples: 1}, nil)
 				_, err = l.Next(context.Background())
 			}
-			var re *RowError
+			var re *rowError
 			if err == nil || !strings.Contains(err.Error(), loc) || !errors.As(err, &re) {
 				t.Errorf("%s %s strict: %v, want %q", kind, format, err, loc)
 			}

@@ -546,7 +546,7 @@ func TestCheckpointRoundTrip(t *testing.T) {
 	if err := saveTrainingState(sdir, bare); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadTrainingState(sdir, p.Layout)
+	got, err := loadTrainingState(sdir, p.Layout)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -566,7 +566,7 @@ func TestTrainingStateErrors(t *testing.T) {
 	}
 	// Moments saved for one layout do not load into another.
 	other := model.NewLayout(tinyConfig(true))
-	if _, err := LoadTrainingState(dir, other); err == nil || !strings.Contains(err.Error(), "unexpected tensor exp_avg.lm_head.weight") {
+	if _, err := loadTrainingState(dir, other); err == nil || !strings.Contains(err.Error(), "unexpected tensor exp_avg.lm_head.weight") {
 		t.Errorf("layout mismatch: %v", err)
 	}
 	bad := map[string]string{
@@ -581,7 +581,7 @@ func TestTrainingStateErrors(t *testing.T) {
 	for name, doc := range bad {
 		d := t.TempDir()
 		os.WriteFile(filepath.Join(d, TrainerStateFile), []byte(doc), 0o644)
-		if _, err := LoadTrainingState(d, l); err == nil || !strings.Contains(err.Error(), d) && !strings.Contains(err.Error(), TrainerStateFile) {
+		if _, err := loadTrainingState(d, l); err == nil || !strings.Contains(err.Error(), d) && !strings.Contains(err.Error(), TrainerStateFile) {
 			t.Errorf("%s: err = %v", name, err)
 		}
 	}

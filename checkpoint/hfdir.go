@@ -32,9 +32,9 @@ const (
 	WeightsIndexFile     = "model.safetensors.index.json"
 )
 
-// DefaultShardBytes is the shard size above which weights are split into
+// defaultShardBytes is the shard size above which weights are split into
 // several files, 5 GB as in Hugging Face's save_pretrained.
-const DefaultShardBytes = 5_000_000_000
+const defaultShardBytes = 5_000_000_000
 
 // SaveOptions controls SaveModel.
 type SaveOptions struct {
@@ -42,7 +42,7 @@ type SaveOptions struct {
 	DType safetensors.DType
 	// ShardBytes is the largest weights file; above it the weights are
 	// split into model-0000i-of-0000N.safetensors files plus an index.
-	// Zero means DefaultShardBytes. A tensor larger than the limit gets a
+	// Zero means defaultShardBytes. A tensor larger than the limit gets a
 	// shard of its own.
 	ShardBytes int64
 	// Generation is written as generation_config.json; nil writes
@@ -291,7 +291,7 @@ func writeModel(s sink, cfg model.Config, p *model.Params, opt SaveOptions) erro
 		}
 		maps.Copy(cfg.Extra, keys)
 	}
-	limit := cmp.Or(opt.ShardBytes, DefaultShardBytes)
+	limit := cmp.Or(opt.ShardBytes, defaultShardBytes)
 	if limit < 0 {
 		return fmt.Errorf("ShardBytes must not be negative, got %d", limit)
 	}

@@ -253,10 +253,10 @@ func writeMoments(w io.Writer, o *OptimizerState) error {
 	return sw.Close()
 }
 
-// LoadTrainingState reads the training state in dir. With optimizer state,
+// loadTrainingState reads the training state in dir. With optimizer state,
 // its moments are allocated with the given layout (the parameters') and
 // every tensor must be present with its shape.
-func LoadTrainingState(dir string, layout *model.Layout) (*TrainingState, error) {
+func loadTrainingState(dir string, layout *model.Layout) (*TrainingState, error) {
 	path := filepath.Join(dir, TrainerStateFile)
 	data, err := os.ReadFile(path)
 	if err != nil {

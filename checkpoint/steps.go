@@ -80,7 +80,7 @@ func Load(dir string) (model.Config, *model.Params, *TrainingState, error) {
 	if err != nil {
 		return model.Config{}, nil, nil, err
 	}
-	st, err := LoadTrainingState(dir, p.Layout)
+	st, err := loadTrainingState(dir, p.Layout)
 	if err != nil {
 		return model.Config{}, nil, nil, err
 	}

@@ -62,11 +62,11 @@ func (Single) Abort(code int, msg string) {
 }
 func (Single) Close() error { return nil }
 
-// Fail stops a job of several ranks after an error on this rank: the others
+// fail stops a job of several ranks after an error on this rank: the others
 // may be waiting in a collective for it, so it prints err naming the rank
 // and aborts the whole job (which does not return under MPI). With one
 // rank, or no error, it does nothing.
-func Fail(c Comm, err error) {
+func fail(c Comm, err error) {
 	if c == nil || c.Size() < 2 || err == nil {
 		return
 	}
@@ -87,7 +87,7 @@ func With[T any](given Comm, fn func(Comm) (T, error)) (T, error) {
 		}
 	}
 	res, err := fn(c)
-	Fail(c, err)
+	fail(c, err)
 	if given == nil {
 		if cerr := c.Close(); err == nil && cerr != nil {
 			err = cerr

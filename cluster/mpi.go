@@ -52,8 +52,8 @@ import (
 	"unsafe"
 )
 
-// MPI reports whether this binary was built with Open MPI (-tags mpi).
-const MPI = true
+// haveMPI reports whether this binary was built with Open MPI (-tags mpi).
+const haveMPI = true
 
 // MPI can be initialised and finalised once per process, so the process's
 // one world communicator is kept here; mpiState guards it.

@@ -52,24 +52,7 @@ func run(t *testing.T, name string, args ...string) string {
 // and training losses.
 func sameCheckpoints(t *testing.T, what, a, b string) {
 	t.Helper()
-	ca, err := checkpoint.List(filepath.Join(a, "checkpoints"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cb, err := checkpoint.List(filepath.Join(b, "checkpoints"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ca) != len(cb) || len(ca) == 0 {
-		t.Fatalf("%s: %d and %d checkpoints", what, len(ca), len(cb))
-	}
-	for i := range ca {
-		for _, f := range []string{"model.safetensors", checkpoint.OptimizerFile} {
-			if !bytes.Equal(readFile(t, filepath.Join(ca[i].Dir, f)), readFile(t, filepath.Join(cb[i].Dir, f))) {
-				t.Fatalf("%s: %s of step %d differs", what, f, ca[i].Step)
-			}
-		}
-	}
+	clustertest.SameCheckpoints(t, what, a, b)
 	if !bytes.Equal(readFile(t, filepath.Join(a, "final", "model.safetensors")), readFile(t, filepath.Join(b, "final", "model.safetensors"))) {
 		t.Fatalf("%s: final models differ", what)
 	}

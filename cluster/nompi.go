@@ -4,8 +4,8 @@ package cluster
 
 import "fmt"
 
-// MPI reports whether this binary was built with Open MPI (-tags mpi).
-const MPI = false
+// haveMPI reports whether this binary was built with Open MPI (-tags mpi).
+const haveMPI = false
 
 func openMPI(several bool) (Comm, error) {
 	if several {

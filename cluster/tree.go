@@ -21,30 +21,30 @@ func split(n int) int {
 	return p
 }
 
-// TreeSum32 sets dst to the tree sum of the n = len(parts) slices (all
+// treeSum32 sets dst to the tree sum of the n = len(parts) slices (all
 // of len(dst)); tmp holds the partial sums, at least depth(n) slices of
-// len(dst) (see TreeDepth).
-func TreeSum32(dst []float32, parts [][]float32, tmp [][]float32) {
+// len(dst) (see treeDepth).
+func treeSum32(dst []float32, parts [][]float32, tmp [][]float32) {
 	n := len(parts)
 	if n == 1 {
 		copy(dst, parts[0])
 		return
 	}
 	p := split(n)
-	TreeSum32(dst, parts[:p], tmp)
+	treeSum32(dst, parts[:p], tmp)
 	t := tmp[0]
-	TreeSum32(t, parts[p:], tmp[1:])
+	treeSum32(t, parts[p:], tmp[1:])
 	for i := range dst {
 		dst[i] += t[i]
 	}
 }
 
-// TreeDepth is the number of scratch slices TreeSum32 needs for n parts.
-func TreeDepth(n int) int {
+// treeDepth is the number of scratch slices treeSum32 needs for n parts.
+func treeDepth(n int) int {
 	if n <= 1 {
 		return 0
 	}
-	return 1 + max(TreeDepth(split(n)), TreeDepth(n-split(n)))
+	return 1 + max(treeDepth(split(n)), treeDepth(n-split(n)))
 }
 
 // TreeSum64 is the tree sum of scalars.
@@ -128,13 +128,14 @@ type Reducer struct {
 	bytes            int64
 }
 
-// DefaultBucket is the bucket size of NewReducer (values): 4 MiB.
-const DefaultBucket = 1 << 20
+// defaultBucket is the bucket size of NewReducer (values): 4 MiB.
+const defaultBucket = 1 << 20
 
-// NewReducer reduces over c in buckets of bucket values (0: DefaultBucket).
+// NewReducer reduces over c in buckets of bucket values (0: defaultBucket,
+// 1<<20 values).
 func NewReducer(c Comm, bucket int) *Reducer {
 	if bucket <= 0 {
-		bucket = DefaultBucket
+		bucket = defaultBucket
 	}
 	return &Reducer{c: c, bucket: bucket}
 }
@@ -174,7 +175,7 @@ func (r *Reducer) bucketReduce(b []float32) error {
 	}
 	if cap(r.red) < chunk {
 		r.red = make([]float32, chunk)
-		r.tmp = make([][]float32, TreeDepth(w))
+		r.tmp = make([][]float32, treeDepth(w))
 		for i := range r.tmp {
 			r.tmp[i] = make([]float32, chunk)
 		}
@@ -190,7 +191,7 @@ func (r *Reducer) bucketReduce(b []float32) error {
 	for i := range r.tmpv {
 		r.tmpv[i] = r.tmp[i][:chunk]
 	}
-	TreeSum32(red, r.parts, r.tmpv)
+	treeSum32(red, r.parts, r.tmpv)
 	if err := r.c.AllGather(red, all); err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func randParts(n, m int, seed uint64) [][]float32 {
 }
 
 // naiveTree is the tree sum written from its definition, element by
-// element in float32 (independent of TreeSum32's buffers).
+// element in float32 (independent of treeSum32's buffers).
 func naiveTree(parts [][]float32, j int) float32 {
 	if len(parts) == 1 {
 		return parts[0][j]
@@ -39,11 +39,11 @@ func TestTreeSumMatchesDefinition(t *testing.T) {
 	for _, n := range []int{1, 2, 3, 5, 7, 8, 12} {
 		parts := randParts(n, 33, uint64(n))
 		dst := make([]float32, 33)
-		tmp := make([][]float32, TreeDepth(n))
+		tmp := make([][]float32, treeDepth(n))
 		for i := range tmp {
 			tmp[i] = make([]float32, 33)
 		}
-		TreeSum32(dst, parts, tmp)
+		treeSum32(dst, parts, tmp)
 		var s LeafSum
 		g := make([]float32, 33)
 		for i, p := range parts {

@@ -15,6 +15,7 @@ import (
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/internal/benchutil"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/tasks"
@@ -59,23 +60,14 @@ func newBenchSetup(b *testing.B) benchSetup {
 		}
 	}
 	corpus := strings.Repeat("Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n", 50) + pref.String()
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("tasks", strings.NewReader(corpus))},
-		tokenizer.TrainOptions{VocabSize: 768})
-	if err != nil {
-		b.Fatal(err)
-	}
-	tj, cj, err := tok.MarshalHF()
-	if err != nil {
-		b.Fatal(err)
-	}
+	tok := traintest.Tokenizer(b, corpus, 768)
 	cfg := model.Config{VocabSize: tok.VocabSize(), HiddenSize: 256, IntermediateSize: 768, NumHiddenLayers: 4,
 		NumAttentionHeads: 8, NumKeyValueHeads: 4, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 512,
 		TieWordEmbeddings: true, InitializerRange: 0.02}
 	cfg.Normalize()
 	p := model.NewParams(model.NewLayout(cfg))
 	p.Init(cfg, 1)
-	if err := checkpoint.SaveModel(s.modelDir, cfg, p, checkpoint.SaveOptions{
-		Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}}); err != nil {
+	if err := checkpoint.SaveModel(s.modelDir, cfg, p, checkpoint.SaveOptions{Extra: traintest.TokenizerFiles(b, tok)}); err != nil {
 		b.Fatal(err)
 	}
 	return s

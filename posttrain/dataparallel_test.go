@@ -1,18 +1,17 @@
 package posttrain
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/cluster"
+	"github.com/herdml/herd/cluster/clustertest"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/train"
 )
 
@@ -20,46 +19,20 @@ import (
 // rank 0's result.
 func runRanks(t *testing.T, r Recipe, world int, opt func(rank int, o *RunOptions)) *Result {
 	t.Helper()
-	comms := cluster.Local(world)
-	res := make([]*Result, world)
-	errs := make([]error, world)
-	var wg sync.WaitGroup
-	for rank := range world {
-		wg.Go(func() {
-			o := RunOptions{Comm: comms[rank]}
-			if opt != nil {
-				opt(rank, &o)
-			}
-			res[rank], errs[rank] = Run(context.Background(), r, o)
-		})
-	}
-	wg.Wait()
-	for rank, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d of %d: %v", rank, world, err)
+	return clustertest.RunRanks(t, cluster.Local(world), func(rank int, comm cluster.Comm) (*Result, error) {
+		o := RunOptions{Comm: comm}
+		if opt != nil {
+			opt(rank, &o)
 		}
-	}
-	return res[0]
+		return Run(context.Background(), r, o)
+	})
 }
 
 // sameRuns checks two runs' checkpoints and final model byte for byte,
 // and every training number but the timings.
 func sameRuns(t *testing.T, what string, outA, outB string) {
 	t.Helper()
-	ca, _ := checkpoint.List(filepath.Join(outA, "checkpoints"))
-	cb, _ := checkpoint.List(filepath.Join(outB, "checkpoints"))
-	if len(ca) != len(cb) || len(ca) == 0 {
-		t.Fatalf("%s: %d and %d checkpoints", what, len(ca), len(cb))
-	}
-	for i := range ca {
-		for _, f := range []string{checkpoint.WeightsFile, checkpoint.OptimizerFile} {
-			x, err1 := os.ReadFile(filepath.Join(ca[i].Dir, f))
-			y, err2 := os.ReadFile(filepath.Join(cb[i].Dir, f))
-			if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
-				t.Fatalf("%s: %s of step %d differs (%v, %v)", what, f, ca[i].Step, err1, err2)
-			}
-		}
-	}
+	clustertest.SameCheckpoints(t, what, outA, outB)
 	ra, rb := trainRecords(t, outA), trainRecords(t, outB)
 	if len(ra) != len(rb) {
 		t.Fatalf("%s: %d and %d training records", what, len(ra), len(rb))
@@ -83,7 +56,7 @@ func sameRuns(t *testing.T, what string, outA, outB string) {
 func TestDataParallelPosttrainMatchesOneProcess(t *testing.T) {
 	tok := testTokenizer(t)
 	c := tinyLM()
-	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	dir := traintest.SaveModel(t, c, initParams(c, 21), tok)
 	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
 		t.Run(kind, func(t *testing.T) {
 			data := writeLines(t, taskRows(t, kind != KindSFT, 64, 5))
@@ -122,7 +95,7 @@ func TestDataParallelPosttrainMatchesOneProcess(t *testing.T) {
 func TestMicroBatchesAccumulate(t *testing.T) {
 	tok := testTokenizer(t)
 	c := tinyLM()
-	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	dir := traintest.SaveModel(t, c, initParams(c, 21), tok)
 	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
 		data := writeLines(t, taskRows(t, kind != KindSFT, 32, 5))
 		var first [2]map[string]float64
@@ -147,7 +120,7 @@ func TestMicroBatchesAccumulate(t *testing.T) {
 func TestDataParallelHeldOutEvalMatchesOneProcess(t *testing.T) {
 	tok := testTokenizer(t)
 	c := tinyLM()
-	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	dir := traintest.SaveModel(t, c, initParams(c, 21), tok)
 	for _, kind := range []string{KindSFT, KindRM, KindDPO} {
 		t.Run(kind, func(t *testing.T) {
 			data := writeLines(t, taskRows(t, kind != KindSFT, 96, 5))

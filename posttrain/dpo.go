@@ -111,8 +111,8 @@ func seqLogps(m *model.Model, pb *chatdata.PrefBatch, py int32, logp, count []fl
 	return nll, nil
 }
 
-// DPOStats are the DPO loss and the metrics TRL reports, over a batch.
-type DPOStats struct {
+// dpoStats are the DPO loss and the metrics TRL reports, over a batch.
+type dpoStats struct {
 	Loss         float64 // mean preference loss + nll_coef · NLL
 	NLL          float64 // mean over examples of the chosen response's token-mean NLL
 	Accuracy     float64 // rewards/accuracies: fraction with reward_chosen > reward_rejected
@@ -123,22 +123,22 @@ type DPOStats struct {
 	LogpRejected float64 // logps/rejected
 }
 
-// DPOLoss computes the loss of examples preference pairs whose chosen and
+// dpoLoss computes the loss of examples preference pairs whose chosen and
 // rejected rows are 2k and 2k+1: policy log-probabilities logp, reference
 // ref, and count, the scored tokens per row (the NLL term's normaliser).
 // With u = (logπ_c − logπ_ref,c) − (logπ_r − logπ_ref,r), the pair's loss
 // is −log σ(β·u) (sigmoid), (u − 1/(2β))² (ipo) or max(0, 1 − β·u)
 // (hinge), averaged over pairs, plus nllCoef times the mean of
 // −logπ_c/count_c. dlogp (nil or one per row) receives dLoss/dlogp.
-func DPOLoss(kind string, beta, nllCoef float64, logp, ref, count []float64, examples int, dlogp []float64) (DPOStats, error) {
+func dpoLoss(kind string, beta, nllCoef float64, logp, ref, count []float64, examples int, dlogp []float64) (dpoStats, error) {
 	return dpoLossShare(kind, beta, nllCoef, logp, ref, count, examples, examples, dlogp)
 }
 
-// dpoLossShare is DPOLoss of examples pairs that are part of a batch of
+// dpoLossShare is dpoLoss of examples pairs that are part of a batch of
 // total: each mean is over total, so the parts' results sum to the
 // batch's.
-func dpoLossShare(kind string, beta, nllCoef float64, logp, ref, count []float64, examples, total int, dlogp []float64) (DPOStats, error) {
-	var st DPOStats
+func dpoLossShare(kind string, beta, nllCoef float64, logp, ref, count []float64, examples, total int, dlogp []float64) (dpoStats, error) {
+	var st dpoStats
 	clear(dlogp)
 	if examples == 0 {
 		return st, nil
@@ -224,7 +224,7 @@ func (t *dpoTrainer) Step(step int) (train.StepResult, error) {
 	for p := lo; p < hi; p++ {
 		part, r0 := prefPart(pb, p, parts, t.run.r.Train.Batch)
 		r1 := r0 + part.B
-		var st DPOStats
+		var st dpoStats
 		if part.Examples > 0 {
 			if _, err := seqLogps(m, &part, t.py, t.logp[r0:r1], t.count[r0:r1]); err != nil {
 				return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
@@ -314,7 +314,7 @@ func (t *dpoTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 		if _, err := seqLogps(t.run.m, pb, t.py, t.logp, t.count); err != nil {
 			return err
 		}
-		st, err := DPOLoss(d.Loss, d.Beta, d.NLLCoef, t.logp, ref, t.count, pb.Examples, nil)
+		st, err := dpoLoss(d.Loss, d.Beta, d.NLLCoef, t.logp, ref, t.count, pb.Examples, nil)
 		if err != nil {
 			return err
 		}

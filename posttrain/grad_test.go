@@ -109,7 +109,7 @@ func TestSFTLossGradient(t *testing.T) {
 }
 
 // TestBradleyTerryGradient checks the reward model's loss path
-// (ForwardHidden, Scores at the last non-padding token, BradleyTerry,
+// (ForwardHidden, Scores at the last non-padding token, bradleyTerry,
 // ScoresBackward) against a float64 recomputation: each reward the final
 // hidden state at the row's last index times score.weight, the loss the
 // mean −log σ(r_w − r_l) over the ordered pairs (chosen > rejected, and
@@ -168,7 +168,7 @@ func TestBradleyTerryGradient(t *testing.T) {
 			}
 			r := append([]float32(nil), sc...)
 			grad := make([]float32, len(r))
-			st := BradleyTerry(r, last, tc.per, K, grad)
+			st := bradleyTerry(r, last, tc.per, K, grad)
 			if err := m.ScoresBackward(last, grad); err != nil {
 				t.Fatal(err)
 			}
@@ -263,7 +263,7 @@ func dpoGradBatch(c model.Config, py int32, rng *rand.Rand) *chatdata.PrefBatch 
 }
 
 // TestDPOLossGradient checks the DPO trainer's loss path — seqLogps (with
-// maskFormatting), DPOLoss, the per-token coefficients of dpoTrainer.coef
+// maskFormatting), dpoLoss, the per-token coefficients of dpoTrainer.coef
 // and Backward — against the tests' own float64 loss: summed response
 // log-probabilities from modeltest.Forward over the positions with
 // nonzero weight whose target is not the python tag, fixed reference
@@ -360,7 +360,7 @@ func TestDPOLossGradient(t *testing.T) {
 					t.Fatalf("row %d: logp %.7g over %v tokens, float64 %.7g over %v", r, logp[r], count[r], lp0[r], n0[r])
 				}
 			}
-			st, err := DPOLoss(tc.kind, tc.beta, nllCoef, logp, ref, count, 2, dlogp)
+			st, err := dpoLoss(tc.kind, tc.beta, nllCoef, logp, ref, count, 2, dlogp)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -2,7 +2,6 @@ package posttrain
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
 	"encoding/json"
 	"math"
@@ -13,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/modeltest"
 	"github.com/herdml/herd/tasks"
@@ -25,38 +24,11 @@ import (
 // and the 256 Llama 3 special tokens.
 const testVocab = 600
 
-// testTokenizer trains a tiny byte-level BPE tokenizer on task rows and
-// the words of the chat template. Every trained tokenizer carries the
-// Llama 3 special tokens after its BPE ids, which is what post-training
-// needs; training takes milliseconds.
+// testTokenizer is a tiny byte-level BPE tokenizer of testVocab ids
+// trained on the chat template's words and preference rows.
 func testTokenizer(t testing.TB) *tokenizer.Tokenizer {
 	t.Helper()
-	var corpus strings.Builder
-	for range 20 {
-		corpus.WriteString("system user assistant Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n yes no maybe ")
-	}
-	if err := tasks.WritePref(&corpus, nil, 200, 1); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("corpus", strings.NewReader(corpus.String()))},
-		tokenizer.TrainOptions{VocabSize: testVocab})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if tok.VocabSize() != testVocab {
-		t.Fatalf("the test tokenizer has %d ids, want %d", tok.VocabSize(), testVocab)
-	}
-	return tok
-}
-
-// specialID is the id of a special token of tok.
-func specialID(t testing.TB, tok *tokenizer.Tokenizer, name string) int32 {
-	t.Helper()
-	id, ok := tok.SpecialID(name)
-	if !ok {
-		t.Fatalf("the tokenizer has no %s", name)
-	}
-	return id
+	return traintest.ChatTokenizer(t, testVocab, tasks.WritePref)
 }
 
 // tinyLM is modeltest's tiny configuration (untied head, llama3 RoPE
@@ -83,27 +55,6 @@ func initParams(c model.Config, seed uint64) *model.Params {
 		}
 	}
 	return p
-}
-
-// tokenizerFiles are tok's Hugging Face files, by name.
-func tokenizerFiles(t testing.TB, tok *tokenizer.Tokenizer) map[string][]byte {
-	t.Helper()
-	tj, cj, err := tok.MarshalHF()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}
-}
-
-// saveModelDir writes a Hugging Face model directory of cfg and p with
-// tok's files into a new temporary directory.
-func saveModelDir(t testing.TB, tok *tokenizer.Tokenizer, cfg model.Config, p *model.Params) string {
-	t.Helper()
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := checkpoint.SaveModel(dir, cfg, p, checkpoint.SaveOptions{Extra: tokenizerFiles(t, tok)}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 // taskRows are n rows of the built-in tasks: preference rows

@@ -10,6 +10,7 @@ import (
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model/modeltest"
 )
 
@@ -23,38 +24,38 @@ func TestBradleyTerry(t *testing.T) {
 		r             []float32
 		last          []int32
 		per, examples int
-		want          PairStats
+		want          pairStats
 		grad          []float64
 	}{
 		{
 			name: "one pair", r: []float32{1, 0}, last: []int32{5, 3}, per: 2, examples: 1,
-			want: PairStats{Loss: math.Log(1 + math.Exp(-1)), Accuracy: 1, Margin: 1, Chosen: 1, Rejected: 0, Pairs: 1},
+			want: pairStats{Loss: math.Log(1 + math.Exp(-1)), Accuracy: 1, Margin: 1, Chosen: 1, Rejected: 0, Pairs: 1},
 			grad: []float64{-s1, s1},
 		},
 		{
 			// margins −2 and 0 (a tie is not a correct ranking)
 			name: "two examples", r: []float32{0, 2, 3, 3}, last: []int32{4, 4, 6, 2}, per: 2, examples: 2,
-			want: PairStats{Loss: (math.Log(1+math.Exp(2)) + math.Ln2) / 2, Accuracy: 0, Margin: -1, Chosen: 1.5, Rejected: 2.5, Pairs: 2},
+			want: pairStats{Loss: (math.Log(1+math.Exp(2)) + math.Ln2) / 2, Accuracy: 0, Margin: -1, Chosen: 1.5, Rejected: 2.5, Pairs: 2},
 			grad: []float64{-sig(2) / 2, sig(2) / 2, -0.25, 0.25},
 		},
 		{
 			// edited 2 > chosen 1 > rejected 0: pairs (c,r) x=1, (e,c) x=1,
 			// (e,r) x=2; the chosen row wins one pair and loses one.
 			name: "edited", r: []float32{1, 0, 2}, last: []int32{3, 3, 4}, per: 3, examples: 1,
-			want: PairStats{Loss: (2*math.Log(1+math.Exp(-1)) + math.Log(1+math.Exp(-2))) / 3, Accuracy: 1, Margin: 4.0 / 3, Chosen: 1, Rejected: 0, Pairs: 3},
+			want: pairStats{Loss: (2*math.Log(1+math.Exp(-1)) + math.Log(1+math.Exp(-2))) / 3, Accuracy: 1, Margin: 4.0 / 3, Chosen: 1, Rejected: 0, Pairs: 3},
 			grad: []float64{0, (s1 + s2) / 3, -(s1 + s2) / 3},
 		},
 		{
 			// the edited row is absent: only chosen > rejected; its reward
 			// (whatever the model wrote there) is ignored.
 			name: "absent edited", r: []float32{0.5, 1.5, 9}, last: []int32{3, 3, -1}, per: 3, examples: 1,
-			want: PairStats{Loss: math.Log(1 + math.Exp(1)), Accuracy: 0, Margin: -1, Chosen: 0.5, Rejected: 1.5, Pairs: 1},
+			want: pairStats{Loss: math.Log(1 + math.Exp(1)), Accuracy: 0, Margin: -1, Chosen: 0.5, Rejected: 1.5, Pairs: 1},
 			grad: []float64{-sig(1), sig(1), 0},
 		},
 		{
 			// one example with an edited row, one without: 4 pairs.
 			name: "mixed ranked", r: []float32{1, 0, 2, 3, 1, 0}, last: []int32{1, 1, 1, 2, 2, -1}, per: 3, examples: 2,
-			want: PairStats{
+			want: pairStats{
 				Loss:     (2*math.Log(1+math.Exp(-1)) + 2*math.Log(1+math.Exp(-2))) / 4,
 				Accuracy: 1, Margin: 6.0 / 4, Chosen: 2, Rejected: 0.5, Pairs: 4,
 			},
@@ -63,13 +64,13 @@ func TestBradleyTerry(t *testing.T) {
 		{
 			// far apart rewards: no overflow, the loss is the margin.
 			name: "large margin", r: []float32{-100, 100}, last: []int32{1, 1}, per: 2, examples: 1,
-			want: PairStats{Loss: 200, Accuracy: 0, Margin: -200, Chosen: -100, Rejected: 100, Pairs: 1},
+			want: pairStats{Loss: 200, Accuracy: 0, Margin: -200, Chosen: -100, Rejected: 100, Pairs: 1},
 			grad: []float64{-1, 1},
 		},
 		{
 			// rows after the examples (the last batch of a run) are ignored.
 			name: "trailing empty rows", r: []float32{2, 1, 0, 0}, last: []int32{1, 1, -1, -1}, per: 2, examples: 1,
-			want: PairStats{Loss: math.Log(1 + math.Exp(-1)), Accuracy: 1, Margin: 1, Chosen: 2, Rejected: 1, Pairs: 1},
+			want: pairStats{Loss: math.Log(1 + math.Exp(-1)), Accuracy: 1, Margin: 1, Chosen: 2, Rejected: 1, Pairs: 1},
 			grad: []float64{-s1, s1, 0, 0},
 		},
 		{name: "empty batch", r: []float32{}, last: []int32{}, per: 2, examples: 0, grad: []float64{}},
@@ -82,7 +83,7 @@ func TestBradleyTerry(t *testing.T) {
 			for i := range grad {
 				grad[i] = 42 // stale values must be overwritten
 			}
-			got := BradleyTerry(tc.r, tc.last, tc.per, tc.examples, grad)
+			got := bradleyTerry(tc.r, tc.last, tc.per, tc.examples, grad)
 			if got.Pairs != tc.want.Pairs || !near(got.Loss, tc.want.Loss) || !near(got.Accuracy, tc.want.Accuracy) ||
 				!near(got.Margin, tc.want.Margin) || !near(got.Chosen, tc.want.Chosen) || !near(got.Rejected, tc.want.Rejected) {
 				t.Errorf("got %+v, want %+v", got, tc.want)
@@ -93,7 +94,7 @@ func TestBradleyTerry(t *testing.T) {
 				}
 			}
 			// Without a gradient buffer the statistics are the same.
-			if nog := BradleyTerry(tc.r, tc.last, tc.per, tc.examples, nil); nog != got {
+			if nog := bradleyTerry(tc.r, tc.last, tc.per, tc.examples, nil); nog != got {
 				t.Errorf("without grad: %+v, with: %+v", nog, got)
 			}
 		})
@@ -104,8 +105,8 @@ func TestDPOLoss(t *testing.T) {
 	// One pair: logπ −3 (chosen, 2 tokens) and −5 (rejected), reference
 	// −4 and −4: log-ratios +1 and −1, u = 2; chosen NLL 1.5 a token.
 	lp, ref, cnt := []float64{-3, -5}, []float64{-4, -4}, []float64{2, 3}
-	one := DPOStats{NLL: 1.5, LogpChosen: -3, LogpRejected: -5} // + the β-dependent fields
-	with := func(beta, loss float64) DPOStats {
+	one := dpoStats{NLL: 1.5, LogpChosen: -3, LogpRejected: -5} // + the β-dependent fields
+	with := func(beta, loss float64) dpoStats {
 		s := one
 		s.Loss, s.Chosen, s.Rejected, s.Margin, s.Accuracy = loss, beta, -beta, 2*beta, 1
 		return s
@@ -116,7 +117,7 @@ func TestDPOLoss(t *testing.T) {
 		beta, nllCoef float64
 		logp, ref, n  []float64
 		examples      int
-		want          DPOStats
+		want          dpoStats
 		dlogp         []float64
 	}{
 		{
@@ -127,7 +128,7 @@ func TestDPOLoss(t *testing.T) {
 		},
 		{
 			name: "sigmoid at the reference", kind: LossSigmoid, beta: 0.1, nllCoef: 0.2, logp: lp, ref: lp, n: cnt, examples: 1,
-			want:  DPOStats{Loss: math.Ln2 + 0.2*1.5, NLL: 1.5, LogpChosen: -3, LogpRejected: -5},
+			want:  dpoStats{Loss: math.Ln2 + 0.2*1.5, NLL: 1.5, LogpChosen: -3, LogpRejected: -5},
 			dlogp: []float64{-0.05 - 0.1, 0.05},
 		},
 		{
@@ -158,7 +159,7 @@ func TestDPOLoss(t *testing.T) {
 			// a chosen response of no scored tokens (no NLL term).
 			name: "two examples", kind: LossSigmoid, beta: 0.5, nllCoef: 0.2,
 			logp: []float64{-3, -5, -6, -2}, ref: []float64{-4, -4, -4, -4}, n: []float64{2, 3, 0, 1}, examples: 2,
-			want: DPOStats{
+			want: dpoStats{
 				Loss: (math.Log(1+math.Exp(-1))+math.Log(1+math.Exp(2)))/2 + 0.2*(1.5+0)/2,
 				NLL:  0.75, Accuracy: 0.5, Margin: (1.0 - 2) / 2, Chosen: (0.5 - 1) / 2, Rejected: (-0.5 + 1) / 2,
 				LogpChosen: -4.5, LogpRejected: -3.5,
@@ -178,7 +179,7 @@ func TestDPOLoss(t *testing.T) {
 			for i := range dlogp {
 				dlogp[i] = 42 // stale values must be overwritten
 			}
-			got, err := DPOLoss(tc.kind, tc.beta, tc.nllCoef, tc.logp, tc.ref, tc.n, tc.examples, dlogp)
+			got, err := dpoLoss(tc.kind, tc.beta, tc.nllCoef, tc.logp, tc.ref, tc.n, tc.examples, dlogp)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -194,7 +195,7 @@ func TestDPOLoss(t *testing.T) {
 			}
 		})
 	}
-	if _, err := DPOLoss("kto", 0.1, 0, lp, ref, cnt, 1, nil); err == nil {
+	if _, err := dpoLoss("kto", 0.1, 0, lp, ref, cnt, 1, nil); err == nil {
 		t.Error("an unknown loss kind is accepted")
 	}
 }
@@ -209,7 +210,7 @@ func TestDPOStepOneLoss(t *testing.T) {
 	start := time.Now()
 	tok := testTokenizer(t)
 	c := tinyLM()
-	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	dir := traintest.SaveModel(t, c, initParams(c, 21), tok)
 	data := writeLines(t, taskRows(t, true, 16, 5))
 	r := testRecipe(t, KindDPO, dir, 2, 4, data)
 	res, err := Run(context.Background(), r, RunOptions{})
@@ -251,7 +252,7 @@ func TestDPOStepOneLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py := specialID(t, tok, tokenizer.PythonTag)
+	py := traintest.SpecialID(t, tok, tokenizer.PythonTag)
 	logits, _ := modeltest.Forward(cfg, modeltest.Weights(params), &pb.Batch)
 	var want float64
 	for k := range pb.Examples {
@@ -291,7 +292,7 @@ func TestDPOSeparable(t *testing.T) {
 	}
 	c := tinyLM()
 	c.InitializerRange = 0.02
-	dir := saveModelDir(t, tok, c, initParams(c, 4))
+	dir := traintest.SaveModel(t, c, initParams(c, 4), tok)
 	const steps = 8
 	r := testRecipe(t, KindDPO, dir, steps, 8, writeLines(t, lines))
 	r.Optim.LR, r.Optim.Schedule = 1e-2, "constant"

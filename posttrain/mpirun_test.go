@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/cluster/clustertest"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/recipes"
 )
 
@@ -19,7 +20,7 @@ func TestMPIRunPosttrainMatchesOneProcess(t *testing.T) {
 	bin := clustertest.Build(t, "posttrain")
 	tok := testTokenizer(t)
 	c := tinyLM()
-	dir := saveModelDir(t, tok, c, initParams(c, 21))
+	dir := traintest.SaveModel(t, c, initParams(c, 21), tok)
 	for _, kind := range []string{KindSFT, KindDPO} {
 		r := testRecipe(t, kind, dir, 4, 8, writeLines(t, taskRows(t, kind != KindSFT, 64, 5)))
 		r.Train.MicroBatches, r.Checkpoint.Every, r.Workers = 2, 2, 1

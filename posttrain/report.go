@@ -169,7 +169,7 @@ func writeRoundsReport(dir string, res *RoundsResult, in reportInputs) error {
 		}
 		jl.Write(append(line, '\n'))
 	}
-	if err := atomicfile.WriteFile(filepath.Join(dir, RoundsEvalFile), jl.Bytes(), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(dir, roundsEvalLog), jl.Bytes(), 0o644); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(filepath.Join(dir, "eval.txt"), []byte(res.Table), 0o644); err != nil {

@@ -44,9 +44,9 @@ func (t *rmTrainer) open(ctx context.Context) error {
 	return nil
 }
 
-// PairStats are the Bradley–Terry loss and its companions over a batch's
+// pairStats are the Bradley–Terry loss and its companions over a batch's
 // ordered pairs.
-type PairStats struct {
+type pairStats struct {
 	Loss     float64 // mean of −log σ(r_w − r_l)
 	Accuracy float64 // fraction of pairs with r_w > r_l
 	Margin   float64 // mean r_w − r_l
@@ -55,12 +55,12 @@ type PairStats struct {
 	Pairs    int
 }
 
-// BradleyTerry computes the loss over the ordered pairs of the first
+// bradleyTerry computes the loss over the ordered pairs of the first
 // examples examples of a preference batch whose rows are per (2 or 3) per
 // example — chosen, rejected[, edited] — with rewards r (one per row) and
 // last[row] < 0 marking an absent response; into grad (one per row, or
 // nil) it writes dLoss/dr.
-func BradleyTerry(r []float32, last []int32, per, examples int, grad []float32) PairStats {
+func bradleyTerry(r []float32, last []int32, per, examples int, grad []float32) pairStats {
 	return bradleyTerryShare(r, last, per, examples, countPairs(last, per, examples), examples, grad)
 }
 
@@ -78,11 +78,11 @@ func countPairs(last []int32, per, examples int) int {
 	return n
 }
 
-// bradleyTerryShare is BradleyTerry of examples examples that are part of
+// bradleyTerryShare is bradleyTerry of examples examples that are part of
 // a batch with pairs ordered pairs and total examples: the means are over
 // the whole batch, so the parts' results sum to the batch's.
-func bradleyTerryShare(r []float32, last []int32, per, examples, pairs, total int, grad []float32) PairStats {
-	var st PairStats
+func bradleyTerryShare(r []float32, last []int32, per, examples, pairs, total int, grad []float32) pairStats {
+	var st pairStats
 	clear(grad)
 	for k := range examples {
 		c, rj, e := k*per+chatdata.RowChosen, k*per+chatdata.RowRejected, k*per+chatdata.RowEdited
@@ -157,7 +157,7 @@ func (t *rmTrainer) Step(step int) (train.StepResult, error) {
 	var loss float64
 	for p := lo; p < hi; p++ {
 		part, _ := prefPart(pb, p, parts, t.run.r.Train.Batch)
-		var st PairStats
+		var st pairStats
 		if part.Examples > 0 {
 			if err := m.ForwardHidden(&part.Batch); err != nil {
 				return train.StepResult{}, fmt.Errorf("step %d: %w", step+1, err)
@@ -218,7 +218,7 @@ func (t *rmTrainer) evaluate(ctx context.Context) (checkpoint.Metrics, error) {
 		if err != nil {
 			return err
 		}
-		st := BradleyTerry(r, pb.Last, pb.PerExample, pb.Examples, nil)
+		st := bradleyTerry(r, pb.Last, pb.PerExample, pb.Examples, nil)
 		p := float64(st.Pairs)
 		dst[0], dst[1], dst[2], dst[3] = st.Loss*p, st.Accuracy*p, st.Margin*p, p
 		return nil

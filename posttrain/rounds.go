@@ -87,7 +87,7 @@ type RoundsResult struct {
 const (
 	roundsEvalFile = "task_eval.json" // in each stage directory
 	stageDoneFile  = "stage.json"     // marks a finished stage
-	RoundsEvalFile = "eval.jsonl"     // every stage's evaluation, in order
+	roundsEvalLog  = "eval.jsonl"     // every stage's evaluation, in order
 )
 
 // RunRounds runs the rounds recipe, skipping finished stages and resuming

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/checkpoint"
+	"github.com/herdml/herd/internal/traintest"
 )
 
 // TestRoundsRerun runs one round (sft → rm → rs → dpo) on a tiny model, with
@@ -19,7 +20,7 @@ import (
 func TestRoundsRerun(t *testing.T) {
 	tok := testTokenizer(t)
 	cfg := tinyLM()
-	base := saveModelDir(t, tok, cfg, initParams(cfg, 5))
+	base := traintest.SaveModel(t, cfg, initParams(cfg, 5), tok)
 	r := Default()
 	r.Kind, r.Model, r.Out, r.Workers = KindRounds, base, filepath.Join(t.TempDir(), "rounds"), 2
 	r.Rounds = Rounds{Rounds: 1, Tasks: []string{"max"}, EvalN: 2,
@@ -81,7 +82,7 @@ func TestRoundsRerun(t *testing.T) {
 func TestRoundsAverage(t *testing.T) {
 	tok := testTokenizer(t)
 	cfg := tinyLM()
-	base := saveModelDir(t, tok, cfg, initParams(cfg, 6))
+	base := traintest.SaveModel(t, cfg, initParams(cfg, 6), tok)
 	r := Default()
 	r.Kind, r.Model, r.Out, r.Workers = KindRounds, base, filepath.Join(t.TempDir(), "rounds"), 2
 	r.Rounds = Rounds{Rounds: 1, Tasks: []string{"max"}, EvalN: 2, Average: []string{KindSFT, KindDPO},

@@ -141,9 +141,9 @@ func (s *RS) validate(hasPaths bool) []error {
 	return errs
 }
 
-// RSSFTRow is a rejection-sampling SFT row (chatdata reads prompt and
+// rsSFTRow is a rejection-sampling SFT row (chatdata reads prompt and
 // completion; the rest is provenance).
-type RSSFTRow struct {
+type rsSFTRow struct {
 	Prompt      string  `parquet:"prompt"`
 	Completion  string  `parquet:"completion"`
 	Task        string  `parquet:"task"`
@@ -156,8 +156,8 @@ type RSSFTRow struct {
 	Scores      string  `parquet:"scores"` // JSON: every sample's verifier result and reward
 }
 
-// RSPrefRow is a rejection-sampling preference pair.
-type RSPrefRow struct {
+// rsPrefRow is a rejection-sampling preference pair.
+type rsPrefRow struct {
 	Prompt        string  `parquet:"prompt"`
 	Chosen        string  `parquet:"chosen"`
 	Rejected      string  `parquet:"rejected"`
@@ -213,11 +213,11 @@ type sampleScore struct {
 	Reward   *float64 `json:"reward,omitempty"`
 }
 
-// RunRS runs rejection sampling: the prompts, in chunks, each chunk written
+// runRS runs rejection sampling: the prompts, in chunks, each chunk written
 // atomically (its SFT rows, its pairs, then its stats, which mark it
 // done); a rerun skips finished chunks. It returns the totals over every
 // finished chunk.
-func RunRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
+func runRS(ctx context.Context, r Recipe, opt RunOptions) (*RSStats, error) {
 	if r.Kind != KindRS {
 		return nil, fmt.Errorf("recipe kind %q is not %s", r.Kind, KindRS)
 	}
@@ -441,7 +441,7 @@ type rsGen struct {
 // chunk samples K responses for each prompt (prompt i of the run is at
 // index base+i; its samples draw from streams (base+i)·K + j so a chunk's
 // samples do not depend on the batch), scores them and picks the rows.
-func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]RSSFTRow, []RSPrefRow, RSStats, error) {
+func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]rsSFTRow, []rsPrefRow, RSStats, error) {
 	s := g.s
 	var st RSStats
 	ids := make([][]int32, len(prompts))
@@ -473,8 +473,8 @@ func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]RSSF
 	if err != nil {
 		return nil, nil, st, err
 	}
-	var sft []RSSFTRow
-	var pref []RSPrefRow
+	var sft []rsSFTRow
+	var pref []rsPrefRow
 	for i, p := range prompts {
 		sc := scores[i]
 		st.Prompts++
@@ -498,7 +498,7 @@ func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]RSSF
 			return nil, nil, st, fmt.Errorf("prompt %d: record the scores: %w", base+i, err)
 		}
 		task, round, mdl, temp, topP, k := p.Task, int32(s.Round), g.r.Model, s.Temperature, s.TopP, int32(s.K)
-		sft = append(sft, RSSFTRow{Prompt: p.Text, Completion: sc[best].Response, Task: task, Round: round, Model: mdl,
+		sft = append(sft, rsSFTRow{Prompt: p.Text, Completion: sc[best].Response, Task: task, Round: round, Model: mdl,
 			Temperature: temp, TopP: topP, K: k, Score: sampleKey(sc[best]), Scores: string(all)})
 		st.SFTRows++
 		// A pair: correct vs incorrect when the verifier separates them,
@@ -515,7 +515,7 @@ func (g *rsGen) chunk(ctx context.Context, prompts []rsPrompt, base int) ([]RSSF
 			st.CloseDropped++
 			continue
 		}
-		pref = append(pref, RSPrefRow{Prompt: p.Text, Chosen: bk.Response, Rejected: wk.Response, Task: task, Round: round, Model: mdl,
+		pref = append(pref, rsPrefRow{Prompt: p.Text, Chosen: bk.Response, Rejected: wk.Response, Task: task, Round: round, Model: mdl,
 			Temperature: temp, TopP: topP, K: k, ChosenScore: sampleKey(bk), RejectedScore: sampleKey(wk), Scores: string(all)})
 		st.Pairs++
 	}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/data/shard"
+	"github.com/herdml/herd/internal/traintest"
 )
 
 // rsRecipe is a small rejection-sampling recipe on a random tiny model.
@@ -16,7 +17,7 @@ func rsRecipe(t *testing.T) Recipe {
 	t.Helper()
 	tok := testTokenizer(t)
 	cfg := tinyLM()
-	dir := saveModelDir(t, tok, cfg, initParams(cfg, 3))
+	dir := traintest.SaveModel(t, cfg, initParams(cfg, 3), tok)
 	r := Default()
 	r.Kind, r.Model, r.Out, r.Workers = KindRS, dir, filepath.Join(t.TempDir(), "rs"), 2
 	r.RS = RS{Tasks: []string{"max", "first"}, Prompts: 5, K: 3, MaxNewTokens: 4, Batch: 4, Chunk: 3}
@@ -30,14 +31,14 @@ func TestRSCommandVerifier(t *testing.T) {
 	r := rsRecipe(t)
 	r.RS.Verifier = VerifierCommand
 	r.RS.Command = `while IFS= read -r l; do case "$l" in *'"task":"max"'*) echo '{"score": 1}';; *) echo '{"score": 0}';; esac; done`
-	st, err := RunRS(context.Background(), r, RunOptions{})
+	st, err := runRS(context.Background(), r, RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if st.Prompts != 10 || st.Samples != 30 || st.Passed != 15 || st.AllFailed != 5 || st.SFTRows != 5 || st.Pairs != 0 {
 		t.Fatalf("stats %+v: want 10 prompts, 30 samples, 15 passed, 5 all-failed, 5 SFT rows, no pairs", st)
 	}
-	rows := readRS[RSSFTRow](t, filepath.Join(r.Out, RSSFTDir))
+	rows := readRS[rsSFTRow](t, filepath.Join(r.Out, RSSFTDir))
 	if len(rows) != 5 {
 		t.Fatalf("%d SFT rows", len(rows))
 	}
@@ -53,7 +54,7 @@ func TestRSCommandVerifier(t *testing.T) {
 	// A verifier that answers garbage is an error naming the command.
 	r2 := rsRecipe(t)
 	r2.RS.Verifier, r2.RS.Command = VerifierCommand, `cat >/dev/null; echo nope`
-	if _, err := RunRS(context.Background(), r2, RunOptions{}); err == nil || !strings.Contains(err.Error(), "rs.command") {
+	if _, err := runRS(context.Background(), r2, RunOptions{}); err == nil || !strings.Contains(err.Error(), "rs.command") {
 		t.Fatalf("garbage verifier output: err %v", err)
 	}
 }
@@ -82,7 +83,7 @@ func readRS[T any](t *testing.T, dir string) []T {
 func TestRSRanksAndRerun(t *testing.T) {
 	r := rsRecipe(t)
 	r.RS.Verifier = VerifierBuiltin
-	one, err := RunRS(context.Background(), r, RunOptions{})
+	one, err := runRS(context.Background(), r, RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,7 +95,7 @@ func TestRSRanksAndRerun(t *testing.T) {
 	var sum RSStats
 	for rank := range 2 {
 		split.RS.Rank, split.RS.World = rank, 2
-		st, err := RunRS(context.Background(), split, RunOptions{})
+		st, err := runRS(context.Background(), split, RunOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -121,7 +122,7 @@ func TestRSRanksAndRerun(t *testing.T) {
 	}
 	// A rerun does no sampling: every chunk is finished.
 	before, _ := os.Stat(filepath.Join(r.Out, RSSFTDir, "chunk-00000.parquet"))
-	again, err := RunRS(context.Background(), r, RunOptions{})
+	again, err := runRS(context.Background(), r, RunOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

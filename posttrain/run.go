@@ -120,7 +120,7 @@ func Run(ctx context.Context, r Recipe, opt RunOptions) (*Result, error) {
 		return nil, fmt.Errorf("recipe: %w", err)
 	}
 	if r.Kind == KindRS {
-		st, err := RunRS(ctx, r, opt)
+		st, err := runRS(ctx, r, opt)
 		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 			return &Result{RS: st, Interrupted: true}, nil
 		}

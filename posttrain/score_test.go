@@ -16,6 +16,7 @@ import (
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/chatdata"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/model/modeltest"
@@ -67,7 +68,7 @@ func TestRewardModelDir(t *testing.T) {
 	start := time.Now()
 	tok := testTokenizer(t)
 	c := tinyLM()
-	dir := saveModelDir(t, tok, c, initParams(c, 23))
+	dir := traintest.SaveModel(t, c, initParams(c, 23), tok)
 	rows := taskRows(t, true, 24, 13)
 	for i := 0; i < len(rows); i += 2 { // every other row has an edited response
 		var row map[string]string
@@ -121,7 +122,7 @@ func TestRewardModelDir(t *testing.T) {
 	if err := json.Unmarshal(data, &cj); err != nil {
 		t.Fatal(err)
 	}
-	pad := specialID(t, tok, tokenizer.FinetunePad)
+	pad := traintest.SpecialID(t, tok, tokenizer.FinetunePad)
 	if a, ok := cj["architectures"].([]any); !ok || len(a) != 1 || a[0] != model.SequenceClassifier {
 		t.Errorf("architectures %v, want [%s]", cj["architectures"], model.SequenceClassifier)
 	}
@@ -309,7 +310,7 @@ func FuzzScore(f *testing.F) {
 	tok := testTokenizer(f)
 	lm := tinyLM()
 	c, p := withRewardHead(lm, initParams(lm, 5), padToken(tok), 7)
-	dir := saveModelDir(f, tok, c, p)
+	dir := traintest.SaveModel(f, c, p, tok)
 	for _, seed := range []string{
 		`{"prompt": "What is 1 + 2?", "chosen": "3", "rejected": "4"}`,
 		`{"prompt": "Sort: 2 1", "chosen": "1 2", "rejected": "2 1", "edited": "1 2."}` + "\n" + `{"prompt": "Hi", "completion": "yes"}`,

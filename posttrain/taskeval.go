@@ -15,7 +15,7 @@ import (
 	"github.com/herdml/herd/tasks"
 )
 
-// TaskEvalOptions configure EvalTasks.
+// TaskEvalOptions configure evalTasks.
 type TaskEvalOptions struct {
 	// Tasks are the built-in task families (empty: all).
 	Tasks []string
@@ -61,9 +61,9 @@ type TaskScore struct {
 	K     int     `json:"k,omitempty"`      // samples for PassK
 	PassK float64 `json:"pass@k,omitempty"` // any of K samples correct
 	// RMAccuracy is the fraction of held-out (correct, wrong) answer pairs
-	// the reward model orders correctly (EvalRM only).
+	// the reward model orders correctly (evalRM only).
 	RMAccuracy float64 `json:"rm_accuracy,omitempty"`
-	// Examples are the first greedy responses (EvalTasks only).
+	// Examples are the first greedy responses (evalTasks only).
 	Examples []TaskExample `json:"examples,omitempty"`
 }
 
@@ -111,10 +111,10 @@ func responseText(tok *tokenizer.Tokenizer, ids []int32) string {
 	return strings.ToValidUTF8(b.String(), "\uFFFD")
 }
 
-// EvalTasks scores a language model on held-out prompts of the built-in
+// evalTasks scores a language model on held-out prompts of the built-in
 // tasks: pass@1 with greedy decoding and, with K > 1, pass@K over K
 // sampled responses, per task family.
-func EvalTasks(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o TaskEvalOptions) ([]TaskScore, error) {
+func evalTasks(ctx context.Context, m *model.Model, tok *tokenizer.Tokenizer, o TaskEvalOptions) ([]TaskScore, error) {
 	o.defaults()
 	probs, err := tasks.Problems(o.Tasks, o.N, o.Seed, true)
 	if err != nil {
@@ -227,10 +227,10 @@ func MeanPass1(scores []TaskScore) float64 {
 	return s / float64(len(scores))
 }
 
-// EvalRM measures a reward model on held-out task prompts: the fraction
+// evalRM measures a reward model on held-out task prompts: the fraction
 // of (correct answer, wrong answer) pairs it rewards in the right order,
 // per task family.
-func EvalRM(ctx context.Context, rm *model.Model, tok *tokenizer.Tokenizer, o TaskEvalOptions) ([]TaskScore, error) {
+func evalRM(ctx context.Context, rm *model.Model, tok *tokenizer.Tokenizer, o TaskEvalOptions) ([]TaskScore, error) {
 	o.defaults()
 	probs, err := tasks.Problems(o.Tasks, o.N, o.Seed, true)
 	if err != nil {
@@ -269,7 +269,7 @@ func EvalRM(ctx context.Context, rm *model.Model, tok *tokenizer.Tokenizer, o Ta
 }
 
 // EvalModelDir loads a model directory (a language model, or with rm a
-// reward model) with its tokenizer and runs EvalTasks (or EvalRM) on it.
+// reward model) with its tokenizer and runs evalTasks (or evalRM) on it.
 func EvalModelDir(ctx context.Context, dir string, workers int, o TaskEvalOptions, rm bool) ([]TaskScore, error) {
 	be := kernels.NewCPU(workers)
 	defer be.Close()
@@ -300,7 +300,7 @@ func evalDir(ctx context.Context, dir string, be kernels.Backend, o TaskEvalOpti
 		return nil, fmt.Errorf("tokenizer: %w", err)
 	}
 	if rm {
-		return EvalRM(ctx, m, tok, o)
+		return evalRM(ctx, m, tok, o)
 	}
-	return EvalTasks(ctx, m, tok, o)
+	return evalTasks(ctx, m, tok, o)
 }

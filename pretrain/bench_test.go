@@ -127,12 +127,12 @@ func BenchmarkLoopM(b *testing.B) {
 // steps, so a handful of iterations mostly measures one decode.
 func BenchmarkLoaderM(b *testing.B) {
 	srcs := benchSource(b)
-	s, err := NewStream(srcs, StreamOptions{SeqLen: 128, Seed: 1, Vocab: 256, HeldOut: 0.01}, nil)
+	s, err := newPackedStream(srcs, packedStreamOptions{SeqLen: 128, Seed: 1, Vocab: 256, HeldOut: 0.01}, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
-	l, err := NewLoader(s, 16, 16, 0, 1)
+	l, err := newBatchLoader(s, 16, 16, 0, 1)
 	if err != nil {
 		b.Fatal(err)
 	}

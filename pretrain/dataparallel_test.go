@@ -16,32 +16,20 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/cluster"
+	"github.com/herdml/herd/cluster/clustertest"
 )
 
 // runRanks runs r on world goroutine ranks (cluster.Local) and returns
 // rank 0's result; opt adjusts each rank's options.
 func runRanks(t *testing.T, r Recipe, world int, opt func(rank int, o *RunOptions)) *Result {
 	t.Helper()
-	comms := cluster.Local(world)
-	res := make([]*Result, world)
-	errs := make([]error, world)
-	var wg sync.WaitGroup
-	for rank := range world {
-		wg.Go(func() {
-			o := RunOptions{Comm: comms[rank]}
-			if opt != nil {
-				opt(rank, &o)
-			}
-			res[rank], errs[rank] = Run(context.Background(), r, o)
-		})
-	}
-	wg.Wait()
-	for rank, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d of %d: %v", rank, world, err)
+	return clustertest.RunRanks(t, cluster.Local(world), func(rank int, comm cluster.Comm) (*Result, error) {
+		o := RunOptions{Comm: comm}
+		if opt != nil {
+			opt(rank, &o)
 		}
-	}
-	return res[0]
+		return Run(context.Background(), r, o)
+	})
 }
 
 // sameRun checks that two runs wrote the same checkpoints, final model

@@ -8,8 +8,8 @@ import (
 	"github.com/herdml/herd/model"
 )
 
-// StepBatch is one worker's data for one optimizer step.
-type StepBatch struct {
+// stepBatch is one worker's data for one optimizer step.
+type stepBatch struct {
 	// Step is the global step the batch belongs to.
 	Step int
 	// Micro are the worker's micro-batches (micro_batch rows each), with
@@ -19,11 +19,11 @@ type StepBatch struct {
 	// batch (all workers): the loss normaliser.
 	Targets int
 	// State is the stream position after this step.
-	State StreamState
+	State packedStreamState
 }
 
 // Tokens returns the number of tokens of the worker's micro-batches.
-func (b *StepBatch) Tokens() int {
+func (b *stepBatch) Tokens() int {
 	n := 0
 	for i := range b.Micro {
 		n += len(b.Micro[i].Tokens)
@@ -31,18 +31,18 @@ func (b *StepBatch) Tokens() int {
 	return n
 }
 
-// Loader cuts a Stream into global batches and hands one worker its rows.
-type Loader struct {
-	stream        *Stream
+// batchLoader cuts a Stream into global batches and hands one worker its rows.
+type batchLoader struct {
+	stream        *packedStream
 	seqs, micro   int
 	rank, world   int
 	perRank       int
 	tok, tgt, doc []int32 // scratch row for other workers' sequences
 }
 
-// NewLoader serves worker rank of world from stream, seqs sequences per
+// newBatchLoader serves worker rank of world from stream, seqs sequences per
 // global batch and micro sequences per micro-batch.
-func NewLoader(stream *Stream, seqs, micro, rank, world int) (*Loader, error) {
+func newBatchLoader(stream *packedStream, seqs, micro, rank, world int) (*batchLoader, error) {
 	if world < 1 || rank < 0 || rank >= world {
 		return nil, fmt.Errorf("loader: rank %d is not in [0, world %d)", rank, world)
 	}
@@ -54,14 +54,14 @@ func NewLoader(stream *Stream, seqs, micro, rank, world int) (*Loader, error) {
 		return nil, fmt.Errorf("loader: micro_batch %d must divide the %d sequences per worker", micro, per)
 	}
 	T := stream.SeqLen()
-	return &Loader{stream: stream, seqs: seqs, micro: micro, rank: rank, world: world, perRank: per,
+	return &batchLoader{stream: stream, seqs: seqs, micro: micro, rank: rank, world: world, perRank: per,
 		tok: make([]int32, T), tgt: make([]int32, T), doc: make([]int32, T)}, nil
 }
 
 // NewStepBatch allocates a batch of the loader's shape.
-func (l *Loader) NewStepBatch() *StepBatch {
+func (l *batchLoader) NewStepBatch() *stepBatch {
 	T := l.stream.SeqLen()
-	sb := &StepBatch{}
+	sb := &stepBatch{}
 	for range l.perRank / l.micro {
 		n := l.micro * T
 		sb.Micro = append(sb.Micro, model.Batch{B: l.micro, T: T, Tokens: make([]int32, n),
@@ -71,7 +71,7 @@ func (l *Loader) NewStepBatch() *StepBatch {
 }
 
 // Next fills sb with the next global batch's rows of this worker.
-func (l *Loader) Next(sb *StepBatch) error {
+func (l *batchLoader) Next(sb *stepBatch) error {
 	T := l.stream.SeqLen()
 	sb.Targets = 0
 	lo := l.rank * l.perRank
@@ -95,27 +95,27 @@ func (l *Loader) Next(sb *StepBatch) error {
 	return nil
 }
 
-// Prefetcher runs a Loader on its own goroutine, depth batches ahead.
-type Prefetcher struct {
+// batchPrefetcher runs a Loader on its own goroutine, depth batches ahead.
+type batchPrefetcher struct {
 	out  chan prefetched
-	free chan *StepBatch
+	free chan *stepBatch
 	stop chan struct{}
 	wg   sync.WaitGroup
 	once sync.Once
 }
 
 type prefetched struct {
-	sb  *StepBatch
+	sb  *stepBatch
 	err error
 }
 
 // errPrefetchClosed is returned by Next after Close.
 var errPrefetchClosed = errors.New("prefetcher closed")
 
-// Prefetch produces the batches of steps [first, end) from l.
-func Prefetch(l *Loader, first, end, depth int) *Prefetcher {
+// prefetch produces the batches of steps [first, end) from l.
+func prefetch(l *batchLoader, first, end, depth int) *batchPrefetcher {
 	depth = max(depth, 1)
-	p := &Prefetcher{out: make(chan prefetched, depth), free: make(chan *StepBatch, depth+2), stop: make(chan struct{})}
+	p := &batchPrefetcher{out: make(chan prefetched, depth), free: make(chan *stepBatch, depth+2), stop: make(chan struct{})}
 	for range depth + 2 {
 		p.free <- l.NewStepBatch()
 	}
@@ -124,7 +124,7 @@ func Prefetch(l *Loader, first, end, depth int) *Prefetcher {
 		defer p.wg.Done()
 		defer close(p.out)
 		for step := first; step < end; step++ {
-			var sb *StepBatch
+			var sb *stepBatch
 			select {
 			case sb = <-p.free:
 			case <-p.stop:
@@ -146,7 +146,7 @@ func Prefetch(l *Loader, first, end, depth int) *Prefetcher {
 }
 
 // Next returns the next step's batch; give it back with Release.
-func (p *Prefetcher) Next() (*StepBatch, error) {
+func (p *batchPrefetcher) Next() (*stepBatch, error) {
 	r, ok := <-p.out
 	if !ok {
 		return nil, errPrefetchClosed
@@ -155,7 +155,7 @@ func (p *Prefetcher) Next() (*StepBatch, error) {
 }
 
 // Release returns a batch for reuse.
-func (p *Prefetcher) Release(sb *StepBatch) {
+func (p *batchPrefetcher) Release(sb *stepBatch) {
 	select {
 	case p.free <- sb:
 	default:
@@ -163,7 +163,7 @@ func (p *Prefetcher) Release(sb *StepBatch) {
 }
 
 // Close stops the goroutine and waits for it.
-func (p *Prefetcher) Close() {
+func (p *batchPrefetcher) Close() {
 	p.once.Do(func() { close(p.stop) })
 	p.wg.Wait()
 }

@@ -24,7 +24,7 @@ func TestDocumentMask(t *testing.T) {
 	dir := t.TempDir()
 	tokenstest.WriteShard(t, filepath.Join(dir, "tokens-00000.parquet"), []tokens.TokenRow{{ID: "a", Tokens: docA}, {ID: "b", Tokens: docB}}, 16)
 	T := len(docA) + len(docB)
-	s, err := NewStream([]Source{{Name: "s", Paths: []string{dir}}}, StreamOptions{SeqLen: T, Seed: 1, Vocab: 16}, nil)
+	s, err := newPackedStream([]Source{{Name: "s", Paths: []string{dir}}}, packedStreamOptions{SeqLen: T, Seed: 1, Vocab: 16}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

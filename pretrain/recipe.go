@@ -257,7 +257,7 @@ func Default() Recipe {
 		Model: ModelSpec{HiddenSize: 128, IntermediateSize: 384, NumHiddenLayers: 4, NumAttentionHeads: 4,
 			NumKeyValueHeads: 2, RMSNormEps: 1e-5, RopeTheta: 10000, MaxPositionEmbeddings: 0,
 			TieWordEmbeddings: true, InitializerRange: 0.02},
-		Data:  Data{HeldOut: 0.01, Window: DefaultWindow, GroupChunks: DefaultGroupChunks, MaxDocTokens: 8192},
+		Data:  Data{HeldOut: 0.01, Window: defaultWindow, GroupChunks: defaultGroupChunks, MaxDocTokens: 8192},
 		Train: Train{Steps: 1000, SeqLen: 128, BatchTokens: 2048, MaxBadSteps: 5, LogEvery: 50},
 		Optim: Optim{LR: 3e-3, MinLR: 3e-4, Warmup: 50, Schedule: "cosine",
 			Beta1: adam.Beta1, Beta2: adam.Beta2, Eps: adam.Eps, WeightDecay: adam.WeightDecay, ClipGradNorm: 1},
@@ -396,9 +396,9 @@ func (r *Recipe) WarmupClamped() string {
 	return ""
 }
 
-// AverageStage is the index of the plan whose checkpoints are averaged
+// averageStage is the index of the plan whose checkpoints are averaged
 // into final/: the last stage of kind anneal, else the last stage.
-func AverageStage(plans []StagePlan) int {
+func averageStage(plans []StagePlan) int {
 	for i := len(plans) - 1; i >= 0; i-- {
 		if plans[i].Kind == "anneal" {
 			return i

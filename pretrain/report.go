@@ -32,7 +32,7 @@ func (run *runner) writeReport() error {
 		fin := report.Section{Title: "Final model", Facts: []report.Fact{{Name: "directory", Value: res.Final}}}
 		switch {
 		case len(res.Averaged) > 0:
-			fin.Facts = append(fin.Facts, report.Fact{Name: "averaged checkpoints", Value: fmt.Sprintf("steps %v of stage %s", res.Averaged, run.plans[AverageStage(run.plans)].Name)})
+			fin.Facts = append(fin.Facts, report.Fact{Name: "averaged checkpoints", Value: fmt.Sprintf("steps %v of stage %s", res.Averaged, run.plans[averageStage(run.plans)].Name)})
 		default:
 			fin.Facts = append(fin.Facts, report.Fact{Name: "averaged checkpoints", Value: "none (average.last < 2 or fewer than two checkpoints in the stage)"})
 		}

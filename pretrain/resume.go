@@ -7,12 +7,6 @@ import (
 	"github.com/herdml/herd/recipes"
 )
 
-// RecipeChange is one field that differs between two recipes.
-type RecipeChange = recipes.Change
-
-// DiffRecipes lists the fields of b that differ from a, by recipe key.
-func DiffRecipes(a, b Recipe) []RecipeChange { return recipes.Diff(a, b) }
-
 // resumeSafe lists the recipe keys whose change does not alter the run
 // that was interrupted: where output goes, how often it is checkpointed,
 // logged and evaluated, how many workers compute (the data order does not
@@ -41,8 +35,8 @@ func isResumeSafe(key string) bool {
 // the same start and the same earlier stages, under both recipes (else the
 // run would re-enter a finished stage with a fresh schedule). With force
 // the changes are only reported. It returns the changes.
-func checkResume(old, cur Recipe, step int, force bool) ([]RecipeChange, error) {
-	changes := DiffRecipes(old, cur)
+func checkResume(old, cur Recipe, step int, force bool) ([]recipes.Change, error) {
+	changes := recipes.Diff(old, cur)
 	var unsafe []string
 	for _, c := range changes {
 		if !isResumeSafe(c.Key) {

@@ -54,9 +54,9 @@ type cursor struct {
 	Fingerprint string `json:"fingerprint"`
 }
 
-// PackState is the position of the packer: every source's cursor and the
+// packState is the position of the packer: every source's cursor and the
 // open document.
-type PackState struct {
+type packState struct {
 	// Sources are the read positions of every source seen so far, by name
 	// (kept across stages).
 	Sources map[string]cursor `json:"sources"`
@@ -69,23 +69,23 @@ type PackState struct {
 }
 
 // Clone returns a deep copy.
-func (s PackState) Clone() PackState {
+func (s packState) Clone() packState {
 	s.Sources = maps.Clone(s.Sources)
 	s.Mix = maps.Clone(s.Mix)
 	return s
 }
 
-// StreamState is the position of a Stream: the packer's state at the start
+// packedStreamState is the position of a Stream: the packer's state at the start
 // of the current shuffle window, the window's number, and how many of its
 // sequences were served.
-type StreamState struct {
-	Pack   PackState `json:"pack"`
+type packedStreamState struct {
+	Pack   packState `json:"pack"`
 	Window int64     `json:"window"`
 	Index  int       `json:"index"`
 }
 
 // Clone returns a deep copy.
-func (s StreamState) Clone() StreamState {
+func (s packedStreamState) Clone() packedStreamState {
 	s.Pack = s.Pack.Clone()
 	return s
 }
@@ -321,12 +321,12 @@ type packer struct {
 	seed   uint64
 	vocab  int
 	seqLen int
-	state  PackState
+	state  packState
 	cur    *source // source of the open document, or nil
 }
 
-// StreamOptions configure a Stream.
-type StreamOptions struct {
+// packedStreamOptions configure a Stream.
+type packedStreamOptions struct {
 	SeqLen int
 	Seed   uint64
 	// Vocab bounds the token ids (larger ids are an error naming the shard).
@@ -334,31 +334,31 @@ type StreamOptions struct {
 	// HeldOut is the fraction of documents skipped (kept for evaluation).
 	HeldOut float64
 	// Window is the number of packed sequences shuffled together (default
-	// DefaultWindow; 1 = no shuffling).
+	// defaultWindow; 1 = no shuffling).
 	Window int
 	// GroupChunks is the number of chunks whose documents are shuffled
-	// together (default DefaultGroupChunks).
+	// together (default defaultGroupChunks).
 	GroupChunks int
 	// MaxDocTokens cuts longer documents into pieces that are shuffled as
 	// separate documents (0: keep documents whole).
 	MaxDocTokens int
 }
 
-// DefaultGroupChunks is the default number of chunks shuffled together.
-const DefaultGroupChunks = 8
+// defaultGroupChunks is the default number of chunks shuffled together.
+const defaultGroupChunks = 8
 
-// DefaultWindow is the default shuffle window in sequences.
-const DefaultWindow = 256
+// defaultWindow is the default shuffle window in sequences.
+const defaultWindow = 256
 
 // newPacker opens a packer over sources starting at state (nil: the
 // beginning). Cursors of sources that are not in this mixture are kept in
 // the state untouched; a cursor whose source changed is reset.
-func newPacker(sources []Source, opt StreamOptions, state *PackState) (*packer, error) {
+func newPacker(sources []Source, opt packedStreamOptions, state *packState) (*packer, error) {
 	if opt.SeqLen <= 0 || opt.Vocab <= 0 {
 		return nil, fmt.Errorf("stream: seq_len (%d) and vocab (%d) must be positive", opt.SeqLen, opt.Vocab)
 	}
 	if opt.GroupChunks <= 0 {
-		opt.GroupChunks = DefaultGroupChunks
+		opt.GroupChunks = defaultGroupChunks
 	}
 	srcs, err := openSources(sources, opt.HeldOut, opt.GroupChunks, opt.MaxDocTokens)
 	if err != nil {
@@ -493,15 +493,15 @@ func fillTargets(tokens, targets, docIDs []int32, next int32) int {
 	return n
 }
 
-// Stream is the training data of a stage: packed sequences, shuffled in
+// packedStream is the training data of a stage: packed sequences, shuffled in
 // windows. The packer fills a window of W sequences; the window is served
 // in a permutation seeded by (seed, window number). The state names the
 // packer's position at the window's start and the sequences served, so a
 // resumed stream re-packs the window and continues exactly.
-type Stream struct {
+type packedStream struct {
 	p      *packer
 	window int
-	start  PackState // packer state at the start of the window
+	start  packState // packer state at the start of the window
 	num    int64     // window number
 	index  int       // sequences served from the window
 	filled bool
@@ -512,12 +512,12 @@ type Stream struct {
 	counts []int
 }
 
-// NewStream opens a stream over sources at state (nil: the beginning).
-func NewStream(sources []Source, opt StreamOptions, state *StreamState) (*Stream, error) {
+// newPackedStream opens a stream over sources at state (nil: the beginning).
+func newPackedStream(sources []Source, opt packedStreamOptions, state *packedStreamState) (*packedStream, error) {
 	if opt.Window <= 0 {
-		opt.Window = DefaultWindow
+		opt.Window = defaultWindow
 	}
-	var st StreamState
+	var st packedStreamState
 	if state != nil {
 		st = state.Clone()
 	}
@@ -526,23 +526,23 @@ func NewStream(sources []Source, opt StreamOptions, state *StreamState) (*Stream
 		return nil, err
 	}
 	n := opt.Window * opt.SeqLen
-	return &Stream{p: p, window: opt.Window, start: p.state.Clone(), num: st.Window, index: st.Index,
+	return &packedStream{p: p, window: opt.Window, start: p.state.Clone(), num: st.Window, index: st.Index,
 		tok: make([]int32, n), tgt: make([]int32, n), doc: make([]int32, n), counts: make([]int, opt.Window)}, nil
 }
 
 // State returns a copy of the stream's position.
-func (s *Stream) State() StreamState {
-	return StreamState{Pack: s.start.Clone(), Window: s.num, Index: s.index}
+func (s *packedStream) State() packedStreamState {
+	return packedStreamState{Pack: s.start.Clone(), Window: s.num, Index: s.index}
 }
 
 // SeqLen is the stream's sequence length.
-func (s *Stream) SeqLen() int { return s.p.seqLen }
+func (s *packedStream) SeqLen() int { return s.p.seqLen }
 
 // Close releases open files.
-func (s *Stream) Close() { s.p.close() }
+func (s *packedStream) Close() { s.p.close() }
 
 // fill packs the current window.
-func (s *Stream) fill() error {
+func (s *packedStream) fill() error {
 	T := s.p.seqLen
 	for i := range s.window {
 		n, err := s.p.next(s.tok[i*T:(i+1)*T], s.tgt[i*T:(i+1)*T], s.doc[i*T:(i+1)*T])
@@ -559,10 +559,10 @@ func (s *Stream) fill() error {
 // EndWindow returns the packer's state after the current window (packing
 // it if a resumed stream has not yet): where a stream over other sources or
 // sequence lengths continues without repeating data.
-func (s *Stream) EndWindow() (PackState, error) {
+func (s *packedStream) EndWindow() (packState, error) {
 	if !s.filled {
 		if err := s.fill(); err != nil {
-			return PackState{}, err
+			return packState{}, err
 		}
 	}
 	return s.p.state.Clone(), nil
@@ -570,7 +570,7 @@ func (s *Stream) EndWindow() (PackState, error) {
 
 // Next writes the next sequence into tokens, targets and docIDs (each of
 // length seq_len) and returns the number of positions with a target.
-func (s *Stream) Next(tokens, targets, docIDs []int32) (int, error) {
+func (s *packedStream) Next(tokens, targets, docIDs []int32) (int, error) {
 	T := s.p.seqLen
 	if len(tokens) != T || len(targets) != T || len(docIDs) != T {
 		return 0, fmt.Errorf("stream: row buffers must have seq_len %d entries", T)

@@ -23,7 +23,7 @@ func twoSources(t *testing.T) []Source {
 // the same document, and the mixture follows the weights in tokens.
 func TestStreamPacking(t *testing.T) {
 	srcs := twoSources(t)
-	s, err := NewStream(srcs, StreamOptions{SeqLen: 64, Seed: 3, Vocab: 32, HeldOut: 0.1}, nil)
+	s, err := newPackedStream(srcs, packedStreamOptions{SeqLen: 64, Seed: 3, Vocab: 32, HeldOut: 0.1}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,20 +82,20 @@ func TestStreamPacking(t *testing.T) {
 
 // globalBatches returns, for world workers, the concatenation of every
 // worker's rows of each step and the stream states after each step.
-func globalBatches(t *testing.T, srcs []Source, world, steps, seqs, micro int, from *StreamState) ([][]int32, []string) {
+func globalBatches(t *testing.T, srcs []Source, world, steps, seqs, micro int, from *packedStreamState) ([][]int32, []string) {
 	t.Helper()
 	out := make([][]int32, steps)
 	var states []string
 	for rank := range world {
-		s, err := NewStream(srcs, StreamOptions{SeqLen: 32, Seed: 9, Vocab: 32, HeldOut: 0.05, Window: 5}, from)
+		s, err := newPackedStream(srcs, packedStreamOptions{SeqLen: 32, Seed: 9, Vocab: 32, HeldOut: 0.05, Window: 5}, from)
 		if err != nil {
 			t.Fatal(err)
 		}
-		l, err := NewLoader(s, seqs, micro, rank, world)
+		l, err := newBatchLoader(s, seqs, micro, rank, world)
 		if err != nil {
 			t.Fatal(err)
 		}
-		pf := Prefetch(l, 0, steps, 2)
+		pf := prefetch(l, 0, steps, 2)
 		for step := range steps {
 			sb, err := pf.Next()
 			if err != nil {
@@ -147,7 +147,7 @@ func TestWorldSizes(t *testing.T) {
 		}
 	}
 	// Resume after step 3 from the saved state on 2 workers.
-	var st StreamState
+	var st packedStreamState
 	if err := json.Unmarshal([]byte(wantStates[2]), &st); err != nil {
 		t.Fatal(err)
 	}
@@ -181,7 +181,7 @@ func rowsOf(flat []int32) [][]int32 {
 // share a document.
 func TestHeldOutDisjoint(t *testing.T) {
 	srcs := twoSources(t)
-	s, err := NewStream(srcs, StreamOptions{SeqLen: 64, Seed: 1, Vocab: 32, HeldOut: 0.2}, nil)
+	s, err := newPackedStream(srcs, packedStreamOptions{SeqLen: 64, Seed: 1, Vocab: 32, HeldOut: 0.2}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -225,7 +225,7 @@ func TestMinQuality(t *testing.T) {
 		rows = append(rows, tokens.TokenRow{ID: string(rune('a' + i)), Quality: float32(q) / 10, Tokens: []int32{0, int32(2 + q), int32(2 + q), 1}})
 	}
 	tokenstest.WriteShard(t, filepath.Join(dir, "tokens-00000.parquet"), rows, 8)
-	s, err := NewStream([]Source{{Name: "hq", Paths: []string{dir}, MinQuality: 0.65}}, StreamOptions{SeqLen: 16, Seed: 1, Vocab: 16}, nil)
+	s, err := newPackedStream([]Source{{Name: "hq", Paths: []string{dir}, MinQuality: 0.65}}, packedStreamOptions{SeqLen: 16, Seed: 1, Vocab: 16}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +251,7 @@ func TestMinQuality(t *testing.T) {
 // documents.
 func TestMaxDocTokens(t *testing.T) {
 	srcs := twoSources(t)
-	s, err := NewStream(srcs, StreamOptions{SeqLen: 64, Seed: 3, Vocab: 32, MaxDocTokens: 30}, nil)
+	s, err := newPackedStream(srcs, packedStreamOptions{SeqLen: 64, Seed: 3, Vocab: 32, MaxDocTokens: 30}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -43,7 +43,7 @@ type RunOptions struct {
 	Logger *slog.Logger
 	// Progress, when set, shows a progress bar (on a terminal). Give the
 	// Logger a handler that writes to it so log lines print above the bar.
-	Progress *Progress
+	Progress *train.Progress
 	// Backend runs the model (default: kernels.NewCPU(recipe.workers)).
 	Backend kernels.Backend
 	// Force resumes a checkpoint even when the recipe changed in ways that
@@ -110,8 +110,8 @@ type Result struct {
 
 // dataPosition is the checkpoint's data position.
 type dataPosition struct {
-	Stage  int         `json:"stage"`
-	Stream StreamState `json:"stream"`
+	Stage  int               `json:"stage"`
+	Stream packedStreamState `json:"stream"`
 }
 
 // tokensAt is the number of training tokens seen after step steps.
@@ -150,10 +150,10 @@ type runner struct {
 	m       *model.Model // training model
 	evalM   *model.Model // shares m's parameters
 	e       *train.Engine
-	state   StreamState // stream position after the last step
-	stateOf int         // stage the state belongs to
-	stage   int         // stage being trained
-	pf      *Prefetcher // its batches
+	state   packedStreamState // stream position after the last step
+	stateOf int               // stage the state belongs to
+	stage   int               // stage being trained
+	pf      *batchPrefetcher  // its batches
 	eval    *EvalSet
 	comm    cluster.Comm
 	red     *cluster.Reducer // eval's reductions
@@ -320,7 +320,7 @@ func (run *runner) stages() ([]train.Stage, error) {
 	}
 	// The annealing stage's checkpoints are spread evenly over it, so
 	// that average.last of them are there to average.
-	if k, ai := run.r.Average.Last, AverageStage(run.plans); k >= 2 && run.plans[ai].Kind == "anneal" {
+	if k, ai := run.r.Average.Last, averageStage(run.plans); k >= 2 && run.plans[ai].Kind == "anneal" {
 		every := max(1, (run.plans[ai].End-run.plans[ai].Start)/k)
 		if ce := run.r.Checkpoint.Every; ce > 0 {
 			every = min(every, ce)
@@ -568,14 +568,14 @@ func (run *runner) StartStage(ctx context.Context, si, step int) (stop func(), e
 			}
 		}
 		pack.Mix, pack.Sequences = nil, 0
-		st = StreamState{Pack: pack}
+		st = packedStreamState{Pack: pack}
 	}
-	stream, err := NewStream(p.Sources, run.streamOptions(p), &st)
+	stream, err := newPackedStream(p.Sources, run.streamOptions(p), &st)
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
 	}
 	run.state, run.stateOf = stream.State(), si
-	loader, err := NewLoader(stream, p.Seqs(), p.MicroBatch, run.comm.Rank(), run.comm.Size())
+	loader, err := newBatchLoader(stream, p.Seqs(), p.MicroBatch, run.comm.Rank(), run.comm.Size())
 	if err != nil {
 		stream.Close()
 		return nil, fmt.Errorf("stage %s: %w", p.Name, err)
@@ -584,7 +584,7 @@ func (run *runner) StartStage(ctx context.Context, si, step int) (stop func(), e
 		run.log.Info("stage", "name", p.Name, "steps", p.End-p.Start, "seq_len", p.SeqLen, "batch_tokens", p.BatchTokens,
 			"micro_batches", p.Accum(), "rope_theta", run.m.Config.RopeTheta, "schedule", p.Schedule, "lr", p.LR)
 	}
-	pf := Prefetch(loader, step, p.End, 2)
+	pf := prefetch(loader, step, p.End, 2)
 	run.pf, run.stage = pf, si
 	return func() {
 		pf.Close()
@@ -622,16 +622,16 @@ func (run *runner) Step(step int) (train.StepResult, error) {
 	return train.StepResult{Loss: loss, Tokens: int64(p.BatchTokens)}, nil
 }
 
-func (run *runner) streamOptions(p StagePlan) StreamOptions {
-	return StreamOptions{SeqLen: p.SeqLen, Seed: run.r.Seed, Vocab: run.vocab, HeldOut: run.r.Data.HeldOut, Window: run.r.Data.Window, GroupChunks: run.r.Data.GroupChunks, MaxDocTokens: p.MaxDocTok}
+func (run *runner) streamOptions(p StagePlan) packedStreamOptions {
+	return packedStreamOptions{SeqLen: p.SeqLen, Seed: run.r.Seed, Vocab: run.vocab, HeldOut: run.r.Data.HeldOut, Window: run.r.Data.Window, GroupChunks: run.r.Data.GroupChunks, MaxDocTokens: p.MaxDocTok}
 }
 
 // windowEnd is where stage si's stream at st continues after its window.
-func (run *runner) windowEnd(si int, st StreamState) (PackState, error) {
+func (run *runner) windowEnd(si int, st packedStreamState) (packState, error) {
 	p := run.plans[si]
-	s, err := NewStream(p.Sources, run.streamOptions(p), &st)
+	s, err := newPackedStream(p.Sources, run.streamOptions(p), &st)
 	if err != nil {
-		return PackState{}, fmt.Errorf("stage %s: %w", p.Name, err)
+		return packState{}, fmt.Errorf("stage %s: %w", p.Name, err)
 	}
 	defer s.Close()
 	return s.EndWindow()
@@ -827,7 +827,7 @@ func (run *runner) finish(ctx context.Context) error {
 }
 
 // average returns the mean of the newest average.last checkpoints of the
-// averaged stage (see AverageStage), or nil when there are fewer than two.
+// averaged stage (see averageStage), or nil when there are fewer than two.
 func (run *runner) average() (*model.Params, error) {
 	if run.r.Average.Last < 2 {
 		return nil, nil
@@ -836,7 +836,7 @@ func (run *runner) average() (*model.Params, error) {
 	if err != nil {
 		return nil, err
 	}
-	p := run.plans[AverageStage(run.plans)]
+	p := run.plans[averageStage(run.plans)]
 	var dirs []string
 	var steps []int
 	for _, c := range all {

@@ -14,6 +14,7 @@ import (
 	"github.com/herdml/herd/checkpoint/safetensors"
 	"github.com/herdml/herd/data/tokenizer"
 	"github.com/herdml/herd/data/tokens/tokenstest"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 	"github.com/herdml/herd/tasks"
@@ -21,43 +22,11 @@ import (
 
 const testVocab = 600
 
-// testTokenizer is a tiny BPE tokenizer with the Llama 3 special tokens.
-func testTokenizer(t testing.TB) *tokenizer.Tokenizer {
-	t.Helper()
-	var corpus strings.Builder
-	for range 20 {
-		corpus.WriteString("system user assistant Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n yes no maybe ")
-	}
-	if err := tasks.WriteSFT(&corpus, nil, 200, 1); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("corpus", strings.NewReader(corpus.String()))},
-		tokenizer.TrainOptions{VocabSize: testVocab})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
 func tinyConfig() model.Config {
 	c := model.Config{VocabSize: testVocab, HiddenSize: 32, IntermediateSize: 48, NumHiddenLayers: 4,
 		NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 192, TieWordEmbeddings: true}
 	c.Normalize()
 	return c
-}
-
-// saveDir writes a model with tok's files into a new directory.
-func saveDir(t *testing.T, tok *tokenizer.Tokenizer, cfg model.Config, p *model.Params) string {
-	t.Helper()
-	tj, cj, err := tok.MarshalHF()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := checkpoint.SaveModel(dir, cfg, p, checkpoint.SaveOptions{Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}}); err != nil {
-		t.Fatal(err)
-	}
-	return dir
 }
 
 func sameBits(a, b []float32) int {
@@ -70,11 +39,11 @@ func sameBits(a, b []float32) int {
 }
 
 func TestRunSchemes(t *testing.T) {
-	tok := testTokenizer(t)
+	tok := traintest.ChatTokenizer(t, testVocab, tasks.WriteSFT)
 	cfg := tinyConfig()
 	p := model.NewParams(model.NewLayout(cfg))
 	p.Init(cfg, 3)
-	in := saveDir(t, tok, cfg, p)
+	in := traintest.SaveModel(t, cfg, p, tok)
 	root := t.TempDir()
 	for _, tt := range []struct {
 		scheme string
@@ -152,15 +121,15 @@ func TestRunSchemes(t *testing.T) {
 // TestCompare runs the whole measurement on a tiny model: held-out loss
 // of every precision and reward-score distributions.
 func TestCompare(t *testing.T) {
-	tok := testTokenizer(t)
+	tok := traintest.ChatTokenizer(t, testVocab, tasks.WriteSFT)
 	cfg := tinyConfig()
 	p := model.NewParams(model.NewLayout(cfg))
 	p.Init(cfg, 5)
-	in := saveDir(t, tok, cfg, p)
+	in := traintest.SaveModel(t, cfg, p, tok)
 	rmCfg := cfg.AsSequenceClassifier(1, 0)
 	rp := model.NewParams(model.NewLayout(rmCfg))
 	rp.Init(rmCfg, 9)
-	rm := saveDir(t, tok, rmCfg, rp)
+	rm := traintest.SaveModel(t, rmCfg, rp, tok)
 	shards := t.TempDir()
 	tokenstest.WriteShard(t, filepath.Join(shards, "tokens-00000.parquet"), tokenstest.SynthRows("s", 400, testVocab, 1, 40, 120), 64)
 	prompts := filepath.Join(t.TempDir(), "p.jsonl")

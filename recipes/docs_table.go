@@ -110,7 +110,7 @@ func docTable(tool string) map[string]string {
 			"quality.label":                                 "quality: the label whose probability is the score (default \"hq\")",
 			"quality.min_score":                             "quality: drop documents scoring lower (default 0 = annotate only)",
 			"quality.model":                                 "model file from `curate train-classifier` (required when the stage runs)",
-			"stages":                                        "Stages: which stages run, in this order (default: all of AllStages except quality and domain, which need a model file).",
+			"stages":                                        "Stages: which stages run, in this order (default: normalize, langid, url_filter, url_dedup, exact_dedup, line_dedup, gopher, gopher_repetition, c4, fineweb, token_kl, dirty_words, minhash; the other stages, quality and domain, need a model file).",
 			"url_dedup":                                     "URLDedup keeps the most recent document per normalized URL.",
 			"url_dedup.strip_www":                           "treat www.example.com as example.com (default true)",
 			"url_filter":                                    "URLFilter holds the domain block lists.",

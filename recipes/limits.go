@@ -12,18 +12,18 @@ import (
 // (64 KiB of "[[[…" took 1.7 GB and 20 s), and a hand-written recipe
 // needs neither megabytes of text nor deep nesting.
 const (
-	// MaxRecipeBytes bounds the size of a recipe file or document.
-	MaxRecipeBytes = 1 << 20
-	// MaxOverrideBytes bounds the value of one key=value override; larger
+	// maxRecipeBytes bounds the size of a recipe file or document.
+	maxRecipeBytes = 1 << 20
+	// maxOverrideBytes bounds the value of one key=value override; larger
 	// settings belong in a recipe file.
-	MaxOverrideBytes = 16 << 10
-	// MaxDepth bounds how deeply lists and mappings nest, counting every
+	maxOverrideBytes = 16 << 10
+	// maxDepth bounds how deeply lists and mappings nest, counting every
 	// block (indented) and flow ([…], {…}) collection on the way from the
 	// top of the document, the top-level mapping included.
-	MaxDepth = 64
+	maxDepth = 64
 )
 
-// readRecipeFile reads a recipe file of at most MaxRecipeBytes, without
+// readRecipeFile reads a recipe file of at most maxRecipeBytes, without
 // reading more than one byte past the limit of a larger one.
 func readRecipeFile(path string) ([]byte, error) {
 	f, err := os.Open(path)
@@ -31,12 +31,12 @@ func readRecipeFile(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, MaxRecipeBytes+1))
+	data, err := io.ReadAll(io.LimitReader(f, maxRecipeBytes+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(data) > MaxRecipeBytes {
-		return nil, fmt.Errorf("%s: the recipe is larger than the limit of %d bytes", path, MaxRecipeBytes)
+	if len(data) > maxRecipeBytes {
+		return nil, fmt.Errorf("%s: the recipe is larger than the limit of %d bytes", path, maxRecipeBytes)
 	}
 	return data, nil
 }

@@ -58,13 +58,13 @@ func allocDuring(f func()) (uint64, time.Duration) {
 }
 
 // TestDeepNestingRefused: a recipe file of 64 KiB, or an override value of
-// 8 KiB, nested far beyond MaxDepth is refused before the YAML parser runs
+// 8 KiB, nested far beyond maxDepth is refused before the YAML parser runs
 // (which took gigabytes and tens of seconds on such input), with the
 // position and the limit in the message.
 func TestDeepNestingRefused(t *testing.T) {
 	for _, n := range nested {
 		t.Run(n.name+"/file", func(t *testing.T) {
-			depth := 2 * MaxDepth
+			depth := 2 * maxDepth
 			for len(n.make(depth*2)) < 64<<10 {
 				depth *= 2
 			}
@@ -74,8 +74,8 @@ func TestDeepNestingRefused(t *testing.T) {
 			}
 			var err error
 			alloc, took := allocDuring(func() { _, err = Load(path, anyRecipe{}, nil) })
-			if err == nil || !strings.Contains(err.Error(), path+": [") || !strings.Contains(err.Error(), fmt.Sprint(MaxDepth)) {
-				t.Fatalf("error %v, want one naming %s, a position and the limit %d", err, path, MaxDepth)
+			if err == nil || !strings.Contains(err.Error(), path+": [") || !strings.Contains(err.Error(), fmt.Sprint(maxDepth)) {
+				t.Fatalf("error %v, want one naming %s, a position and the limit %d", err, path, maxDepth)
 			}
 			if alloc > 16<<20 || took > 2*time.Second {
 				t.Fatalf("refusing took %v and allocated %d MB", took, alloc>>20)
@@ -83,14 +83,14 @@ func TestDeepNestingRefused(t *testing.T) {
 			t.Log(err)
 		})
 		t.Run(n.name+"/override", func(t *testing.T) {
-			depth := 2 * MaxDepth
+			depth := 2 * maxDepth
 			for len(n.make(depth*2)) < 8<<10 {
 				depth *= 2
 			}
 			var err error
 			alloc, took := allocDuring(func() { _, err = Load("", anyRecipe{}, []string{"data=" + n.make(depth)}) })
-			if err == nil || !strings.Contains(err.Error(), `override "data=`) || !strings.Contains(err.Error(), fmt.Sprint(MaxDepth)) {
-				t.Fatalf("error %v, want one naming the override and the limit %d", err, MaxDepth)
+			if err == nil || !strings.Contains(err.Error(), `override "data=`) || !strings.Contains(err.Error(), fmt.Sprint(maxDepth)) {
+				t.Fatalf("error %v, want one naming the override and the limit %d", err, maxDepth)
 			}
 			if alloc > 16<<20 || took > 2*time.Second {
 				t.Fatalf("refusing took %v and allocated %d MB", took, alloc>>20)
@@ -109,11 +109,11 @@ func TestDepthLimitEdge(t *testing.T) {
 	for _, n := range nested {
 		t.Run(n.name, func(t *testing.T) {
 			var r anyRecipe
-			if err := Decode([]byte("data:"+n.make(MaxDepth-1)), "ok.yaml", &r); err != nil {
-				t.Fatalf("%d levels: %v", MaxDepth, err)
+			if err := Decode([]byte("data:"+n.make(maxDepth-1)), "ok.yaml", &r); err != nil {
+				t.Fatalf("%d levels: %v", maxDepth, err)
 			}
-			if err := Decode([]byte("data:"+n.make(MaxDepth+1)), "deep.yaml", &r); err == nil {
-				t.Fatalf("%d levels accepted", MaxDepth+2)
+			if err := Decode([]byte("data:"+n.make(maxDepth+1)), "deep.yaml", &r); err == nil {
+				t.Fatalf("%d levels accepted", maxDepth+2)
 			}
 		})
 	}
@@ -141,7 +141,7 @@ func TestDepthScanIgnoresText(t *testing.T) {
 			t.Errorf("%q: %v", doc, err)
 		}
 	}
-	for _, name := range Shipped() {
+	for _, name := range allShipped() {
 		data, err := ReadShipped(name)
 		if err != nil {
 			t.Fatal(err)
@@ -152,18 +152,18 @@ func TestDepthScanIgnoresText(t *testing.T) {
 	}
 }
 
-// TestSizeLimits: a recipe file above MaxRecipeBytes and an override value
-// above MaxOverrideBytes are refused before parsing, naming the file or key
+// TestSizeLimits: a recipe file above maxRecipeBytes and an override value
+// above maxOverrideBytes are refused before parsing, naming the file or key
 // and the limit.
 func TestSizeLimits(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "big.yaml")
-	big := "tags:\n" + strings.Repeat("  - abcdefghijklmnopqrstuvwxyz\n", MaxRecipeBytes/30+1)
+	big := "tags:\n" + strings.Repeat("  - abcdefghijklmnopqrstuvwxyz\n", maxRecipeBytes/30+1)
 	if err := os.WriteFile(path, []byte(big), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	alloc, _ := allocDuring(func() {
 		_, err := Load(path, anyRecipe{}, nil)
-		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprint(MaxRecipeBytes)) {
+		if err == nil || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), fmt.Sprint(maxRecipeBytes)) {
 			t.Errorf("big file: %v", err)
 		}
 	})
@@ -174,13 +174,13 @@ func TestSizeLimits(t *testing.T) {
 	if err := Decode([]byte(big), "big.yaml", &r); err == nil || !strings.Contains(err.Error(), "big.yaml") {
 		t.Errorf("Decode of a big document: %v", err)
 	}
-	long := "tags=[" + strings.Repeat("abc, ", MaxOverrideBytes/5+10) + "x]"
+	long := "tags=[" + strings.Repeat("abc, ", maxOverrideBytes/5+10) + "x]"
 	err := Override(&r, long)
-	if err == nil || !strings.Contains(err.Error(), "tags") || !strings.Contains(err.Error(), fmt.Sprint(MaxOverrideBytes)) || len(err.Error()) > 300 {
+	if err == nil || !strings.Contains(err.Error(), "tags") || !strings.Contains(err.Error(), fmt.Sprint(maxOverrideBytes)) || len(err.Error()) > 300 {
 		t.Errorf("long override: %.300v", err)
 	}
 	// Just below the limits is fine.
-	if err := Override(&r, long[:MaxOverrideBytes-10]+"]"); err != nil {
-		t.Errorf("override of %d bytes: %v", MaxOverrideBytes-10, err)
+	if err := Override(&r, long[:maxOverrideBytes-10]+"]"); err != nil {
+		t.Errorf("override of %d bytes: %v", maxOverrideBytes-10, err)
 	}
 }

@@ -48,7 +48,7 @@ func loadPosttrain(t *testing.T, name string) posttrain.Recipe {
 // shipped recipe belongs to one tool, by its name's prefix.
 func TestShippedPosttrainRecipes(t *testing.T) {
 	var found []string
-	for _, name := range recipes.Shipped() {
+	for _, name := range recipes.AllShipped() {
 		kind := posttrainKind(name)
 		if kind == "" {
 			if recipes.OwnerOf(name) == "" {

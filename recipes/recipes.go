@@ -37,9 +37,9 @@ import (
 //go:embed *.yaml
 var shipped embed.FS
 
-// Shipped lists the names (without .yaml) of the recipes embedded in the
+// allShipped lists the names (without .yaml) of the recipes embedded in the
 // binary, sorted.
-func Shipped() []string {
+func allShipped() []string {
 	entries, err := fs.ReadDir(shipped, ".")
 	if err != nil {
 		return nil
@@ -58,21 +58,21 @@ func ReadShipped(name string) ([]byte, error) {
 	name = strings.TrimSuffix(name, ".yaml")
 	data, err := shipped.ReadFile(name + ".yaml")
 	if err != nil {
-		return nil, fmt.Errorf("no shipped recipe %q (shipped: %s)", name, strings.Join(Shipped(), ", "))
+		return nil, fmt.Errorf("no shipped recipe %q (shipped: %s)", name, strings.Join(allShipped(), ", "))
 	}
 	return data, nil
 }
 
-// Resolve returns the text of a recipe and a name for messages: nameOrPath is
+// resolveRecipe returns the text of a recipe and a name for messages: nameOrPath is
 // read from disk when such a file exists, otherwise it names a shipped recipe.
-func Resolve(nameOrPath string) (data []byte, source string, err error) {
+func resolveRecipe(nameOrPath string) (data []byte, source string, err error) {
 	if data, err := readRecipeFile(nameOrPath); err == nil {
 		return data, nameOrPath, nil
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return nil, "", fmt.Errorf("read recipe: %w", err)
 	}
 	if strings.ContainsRune(nameOrPath, os.PathSeparator) {
-		return nil, "", fmt.Errorf("recipe file %s does not exist (shipped recipes: %s)", nameOrPath, strings.Join(Shipped(), ", "))
+		return nil, "", fmt.Errorf("recipe file %s does not exist (shipped recipes: %s)", nameOrPath, strings.Join(allShipped(), ", "))
 	}
 	data, err = ReadShipped(path.Base(nameOrPath))
 	if err != nil {
@@ -87,7 +87,7 @@ func Resolve(nameOrPath string) (data []byte, source string, err error) {
 func Load[T any](nameOrPath string, defaults T, overrides []string) (T, error) {
 	cfg := defaults
 	if nameOrPath != "" {
-		data, source, err := Resolve(nameOrPath)
+		data, source, err := resolveRecipe(nameOrPath)
 		if err != nil {
 			return cfg, err
 		}
@@ -105,17 +105,17 @@ func Load[T any](nameOrPath string, defaults T, overrides []string) (T, error) {
 
 // Decode strictly decodes the YAML document data onto the struct that dst
 // points to. Keys absent from data keep the value dst already has. source
-// names the document in errors. Documents larger than MaxRecipeBytes or
-// nested deeper than MaxDepth are refused before parsing.
+// names the document in errors. Documents larger than maxRecipeBytes or
+// nested deeper than maxDepth are refused before parsing.
 func Decode(data []byte, source string, dst any) error {
 	rv := reflect.ValueOf(dst)
 	if rv.Kind() != reflect.Pointer || rv.IsNil() {
 		return fmt.Errorf("recipes.Decode: destination must be a non-nil pointer, got %T", dst)
 	}
-	if err := checkSize(data, MaxRecipeBytes); err != nil {
+	if err := checkSize(data, maxRecipeBytes); err != nil {
 		return fmt.Errorf("%s: the recipe is %w", source, err)
 	}
-	if err := checkDepth(data, MaxDepth); err != nil {
+	if err := checkDepth(data, maxDepth); err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
 	file, err := parser.ParseBytes(data, 0)
@@ -153,17 +153,17 @@ func Decode(data []byte, source string, dst any) error {
 // value, so a value may hold more ('rounds.sft.2=optim.lr=1e-3' sets a
 // string element to "optim.lr=1e-3"). The value is YAML (`langs=[en, fr]`,
 // `name="007"`) and must have the field's type. Values larger than
-// MaxOverrideBytes or nested deeper than MaxDepth are refused before
+// maxOverrideBytes or nested deeper than maxDepth are refused before
 // parsing.
 func Override(dst any, assignment string) error {
 	key, value, ok := strings.Cut(assignment, "=")
 	if !ok || key == "" {
 		return fmt.Errorf("override %q: want key=value, e.g. %s", shorten(assignment), exampleOverride(dst))
 	}
-	if err := checkSize([]byte(value), MaxOverrideBytes); err != nil {
+	if err := checkSize([]byte(value), maxOverrideBytes); err != nil {
 		return fmt.Errorf("override %s=…: the value is %w; put large settings in a recipe file", key, err)
 	}
-	if err := checkDepth([]byte(value), MaxDepth); err != nil {
+	if err := checkDepth([]byte(value), maxDepth); err != nil {
 		return fmt.Errorf("override %q: %w", shorten(assignment), err)
 	}
 	rv := reflect.ValueOf(dst)

@@ -139,12 +139,12 @@ func TestLoadRoundTrip(t *testing.T) {
 }
 
 func TestShipped(t *testing.T) {
-	names := Shipped()
+	names := allShipped()
 	if len(names) == 0 {
 		t.Fatal("no shipped recipes")
 	}
 	for _, n := range names {
-		if _, src, err := Resolve(n); err != nil || src != "shipped:"+n {
+		if _, src, err := resolveRecipe(n); err != nil || src != "shipped:"+n {
 			t.Fatalf("%s: %s %v", n, src, err)
 		}
 	}

@@ -18,8 +18,8 @@ type Tool struct {
 	Prefixes []string
 }
 
-// Tools lists each tool and the prefixes its shipped recipes start with.
-var Tools = []Tool{
+// toolList lists each tool and the prefixes its shipped recipes start with.
+var toolList = []Tool{
 	{Name: "curate", Prefixes: []string{"curate_"}},
 	{Name: "pretrain", Prefixes: []string{"pretrain_"}},
 	{Name: "posttrain", Prefixes: []string{"sft_", "rm_", "dpo_", "rs_", "rounds_", "posttrain_"}},
@@ -28,7 +28,7 @@ var Tools = []Tool{
 
 // ToolNamed returns the tool called name (the zero Tool when none is).
 func ToolNamed(name string) Tool {
-	for _, t := range Tools {
+	for _, t := range toolList {
 		if t.Name == name {
 			return t
 		}
@@ -36,11 +36,11 @@ func ToolNamed(name string) Tool {
 	return Tool{Name: name}
 }
 
-// ShippedFor lists the shipped recipes whose names start with one of the
+// shippedFor lists the shipped recipes whose names start with one of the
 // prefixes, sorted.
-func ShippedFor(prefixes ...string) []string {
+func shippedFor(prefixes ...string) []string {
 	var names []string
-	for _, n := range Shipped() {
+	for _, n := range allShipped() {
 		if hasPrefix(n, prefixes) {
 			names = append(names, n)
 		}
@@ -49,13 +49,13 @@ func ShippedFor(prefixes ...string) []string {
 }
 
 // Shipped lists this tool's shipped recipes.
-func (t Tool) Shipped() []string { return ShippedFor(t.Prefixes...) }
+func (t Tool) Shipped() []string { return shippedFor(t.Prefixes...) }
 
-// OwnerOf returns the tool whose recipes are named like nameOrPath (its base
+// ownerOf returns the tool whose recipes are named like nameOrPath (its base
 // name without .yaml), or "" when the name matches none.
-func OwnerOf(nameOrPath string) string {
+func ownerOf(nameOrPath string) string {
 	base := strings.TrimSuffix(path.Base(filepath.ToSlash(nameOrPath)), ".yaml")
-	for _, t := range Tools {
+	for _, t := range toolList {
 		if hasPrefix(base, t.Prefixes) {
 			return t.Name
 		}
@@ -79,10 +79,10 @@ func (t Tool) CheckShipped(nameOrPath string) error {
 		return nil // a file (or an unreadable path, reported by Load)
 	}
 	name := strings.TrimSuffix(path.Base(nameOrPath), ".yaml")
-	if !slices.Contains(Shipped(), name) {
+	if !slices.Contains(allShipped(), name) {
 		return nil
 	}
-	if owner := OwnerOf(name); owner != "" && owner != t.Name {
+	if owner := ownerOf(name); owner != "" && owner != t.Name {
 		return fmt.Errorf("recipe %q is a %s recipe: run `%s -recipe %s`; %s's shipped recipes are %s",
 			name, owner, owner, name, t.Name, strings.Join(t.Shipped(), ", "))
 	}
@@ -96,7 +96,7 @@ func (t Tool) ExplainLoadError(nameOrPath string, err error) error {
 	if err == nil || nameOrPath == "" || !strings.Contains(err.Error(), "unknown field") || strings.HasPrefix(err.Error(), "override ") {
 		return err
 	}
-	if owner := OwnerOf(nameOrPath); owner != "" && owner != t.Name {
+	if owner := ownerOf(nameOrPath); owner != "" && owner != t.Name {
 		return fmt.Errorf("%w\n(%s looks like a %s recipe, by its name: run it with `%s -recipe %s`)", err, nameOrPath, owner, owner, nameOrPath)
 	}
 	return err

@@ -9,16 +9,16 @@ import (
 )
 
 func TestShippedFor(t *testing.T) {
-	all := Shipped()
+	all := allShipped()
 	var union []string
-	for _, tool := range Tools {
+	for _, tool := range toolList {
 		names := tool.Shipped()
 		if len(names) == 0 {
 			t.Errorf("%s has no shipped recipes", tool.Name)
 		}
 		for _, n := range names {
-			if OwnerOf(n) != tool.Name {
-				t.Errorf("%s lists %s, owned by %q", tool.Name, n, OwnerOf(n))
+			if ownerOf(n) != tool.Name {
+				t.Errorf("%s lists %s, owned by %q", tool.Name, n, ownerOf(n))
 			}
 		}
 		union = append(union, names...)
@@ -38,7 +38,7 @@ func TestShippedFor(t *testing.T) {
 		{nil, nil},
 	}
 	for _, c := range cases {
-		if got := ShippedFor(c.prefixes...); !slices.Equal(got, c.want) {
+		if got := shippedFor(c.prefixes...); !slices.Equal(got, c.want) {
 			t.Errorf("ShippedFor(%v) = %v, want %v", c.prefixes, got, c.want)
 		}
 	}
@@ -56,7 +56,7 @@ func TestOwnerOf(t *testing.T) {
 		{"my.yaml", ""},
 		{"", ""},
 	} {
-		if got := OwnerOf(c.name); got != c.want {
+		if got := ownerOf(c.name); got != c.want {
 			t.Errorf("OwnerOf(%q) = %q, want %q", c.name, got, c.want)
 		}
 	}

@@ -85,7 +85,7 @@ type FitOptions struct {
 	Downstream DownstreamSpec
 	Workers    int
 	Logger     *slog.Logger
-	Grid       *Grid // default DefaultGrid
+	Grid       *Grid // default defaultGrid
 }
 
 // Fit fits both methods to the points, forecasts the target budget and,
@@ -95,7 +95,7 @@ func Fit(ctx context.Context, pts []Point, o FitOptions) (*Fits, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	iso, err := FitIsoFLOP(pts, o.Bootstrap, o.Seed)
+	iso, err := fitIsoFLOP(pts, o.Bootstrap, o.Seed)
 	if err != nil {
 		return nil, err
 	}
@@ -107,11 +107,11 @@ func Fit(ctx context.Context, pts []Point, o FitOptions) (*Fits, error) {
 			log.Warn("the IsoFLOP minimum lies outside the sizes tried: widen the sizes", "budget", fmt.Sprintf("%.3g", b.FLOPs), "n_opt", fmt.Sprintf("%.3g", b.NOpt))
 		}
 	}
-	grid := DefaultGrid()
+	grid := defaultGrid()
 	if o.Grid != nil {
 		grid = *o.Grid
 	}
-	par, err := FitParametric(pts, grid)
+	par, err := fitParametric(pts, grid)
 	if err != nil {
 		return nil, err
 	}
@@ -168,7 +168,7 @@ func fitDownstreamRuns(ctx context.Context, pts []Point, ds DownstreamSpec, work
 			if p.Dir == "" {
 				return nil, errors.New("downstream: the points must come from run directories (scaling fit -runs SWEEP_DIR)")
 			}
-			s, err := ScoreModel(ctx, filepath.Join(p.Dir, "final"), items, workers)
+			s, err := scoreModel(ctx, filepath.Join(p.Dir, "final"), items, workers)
 			if err != nil {
 				return nil, fmt.Errorf("downstream %s: %w", p.Dir, err)
 			}
@@ -180,11 +180,11 @@ func fitDownstreamRuns(ctx context.Context, pts []Point, ds DownstreamSpec, work
 		}
 		best = append(best, all[start+bi])
 	}
-	fit, err := FitDownstream(best, floor)
+	fit, err := fitDownstream(best, floor)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := FitSigmoid(column(all, func(r DownstreamRun) float64 { return r.NLL }), column(all, func(r DownstreamRun) float64 { return r.Accuracy }), floor)
+	sig, err := fitSigmoid(column(all, func(r DownstreamRun) float64 { return r.NLL }), column(all, func(r DownstreamRun) float64 { return r.Accuracy }), floor)
 	if err != nil {
 		return nil, err
 	}
@@ -247,10 +247,10 @@ func WriteFits(dir string, f *Fits) error {
 	if err := atomicfile.WriteFile(filepath.Join(dir, TableFile), []byte(sb.String()), 0o644); err != nil {
 		return err
 	}
-	if err := PlotIsoFLOP(f, filepath.Join(dir, IsoFLOPPlot)); err != nil {
+	if err := plotIsoFLOP(f, filepath.Join(dir, IsoFLOPPlot)); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
-	if err := PlotFrontier(f, filepath.Join(dir, FrontierPlot)); err != nil {
+	if err := plotFrontier(f, filepath.Join(dir, FrontierPlot)); err != nil {
 		return fmt.Errorf("plot: %w", err)
 	}
 	return nil
@@ -291,7 +291,7 @@ func WriteTable(w io.Writer, f *Fits) {
 	fmt.Fprintf(w, "N*(C) = %.4g·C^%.4f   D*(C) = %.4g·C^%.4f\n", iso.NOpt.Coef, iso.NOpt.Exp, iso.DOpt.Coef, iso.DOpt.Exp)
 	l := par.Law
 	fmt.Fprintf(w, "L(N,D) = %.4f + %.4g/N^%.4f + %.4g/D^%.4f   (Huber δ=%g on ln L, L-BFGS, best of %d starts; C ≈ %.3f·N·D)\n",
-		l.E, l.A, l.Alpha, l.B, l.Beta, HuberDelta, par.Starts, par.G)
+		l.E, l.A, l.Alpha, l.B, l.Beta, huberDelta, par.Starts, par.G)
 	fc := f.Forecast
 	fmt.Fprintf(w, "\nforecast for C = %.4g FLOPs\n", fc.FLOPs)
 	fmt.Fprintf(w, "  IsoFLOP:    N* = %.4g  D* = %.4g  loss %.4f (parametric law at that point)\n", fc.IsoN, fc.IsoD, fc.IsoLoss)

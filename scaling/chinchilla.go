@@ -6,9 +6,9 @@ import (
 	"math"
 )
 
-// HuberDelta is the Huber loss threshold of the parametric fit, on log
+// huberDelta is the Huber loss threshold of the parametric fit, on log
 // loss, as in Chinchilla (Hoffmann et al. 2022, approach 3).
-const HuberDelta = 1e-3
+const huberDelta = 1e-3
 
 // Law is L(N, D) = E + A/N^Alpha + B/D^Beta.
 type Law struct {
@@ -73,12 +73,12 @@ func (h *huberObjective) eval(x, g []float64) float64 {
 		s := ea + eb + ee
 		r := m + math.Log(s) - h.lnL[i]
 		var dr float64
-		if math.Abs(r) <= HuberDelta {
+		if math.Abs(r) <= huberDelta {
 			sum += r * r / 2
 			dr = r
 		} else {
-			sum += HuberDelta * (math.Abs(r) - HuberDelta/2)
-			dr = math.Copysign(HuberDelta, r)
+			sum += huberDelta * (math.Abs(r) - huberDelta/2)
+			dr = math.Copysign(huberDelta, r)
 		}
 		if g != nil {
 			wa, wb, we := ea/s, eb/s, ee/s
@@ -98,8 +98,8 @@ type Grid struct {
 	E, A, B, Alpha, Beta []float64
 }
 
-// DefaultGrid is Chinchilla's grid of starts.
-func DefaultGrid() Grid {
+// defaultGrid is Chinchilla's grid of starts.
+func defaultGrid() Grid {
 	r := func(lo, hi, step float64) []float64 {
 		var v []float64
 		for x := lo; x <= hi+1e-9; x += step {
@@ -110,10 +110,10 @@ func DefaultGrid() Grid {
 	return Grid{E: r(-1, 1, 0.5), A: r(0, 25, 5), B: r(0, 25, 5), Alpha: r(0, 2, 0.5), Beta: r(0, 2, 0.5)}
 }
 
-// FitParametric fits L(N, D) = E + A/N^α + B/D^β to the points by
+// fitParametric fits L(N, D) = E + A/N^α + B/D^β to the points by
 // minimising the Huber loss (δ = 1e-3) of log L with L-BFGS (lbfgs.go) from every
 // start of the grid, keeping the best.
-func FitParametric(pts []Point, grid Grid) (*Parametric, error) {
+func fitParametric(pts []Point, grid Grid) (*Parametric, error) {
 	if len(pts) < 5 {
 		return nil, fmt.Errorf("parametric fit: need at least 5 points for 5 parameters, got %d", len(pts))
 	}

@@ -30,10 +30,10 @@ type Item struct {
 // maxItemLine bounds one JSONL line of items.
 const maxItemLine = 1 << 20
 
-// ReadItems parses a JSONL of {"question", "choices", "answer"} rows
+// readItems parses a JSONL of {"question", "choices", "answer"} rows
 // (answer: the 0-based index of the correct choice; blank lines and lines
 // starting with # are skipped). Errors name the line.
-func ReadItems(r io.Reader, name string) ([]Item, error) {
+func readItems(r io.Reader, name string) ([]Item, error) {
 	var items []Item
 	err := scanJSONL(r, name, maxItemLine, func(line int, dec *json.Decoder) error {
 		var raw struct {
@@ -83,7 +83,7 @@ func (d DownstreamSpec) Items() ([]Item, error) {
 			return nil, err
 		}
 		defer f.Close()
-		return ReadItems(f, d.File)
+		return readItems(f, d.File)
 	}
 	probs, err := tasks.Problems(d.Tasks, d.N, d.Seed, true)
 	if err != nil {
@@ -122,10 +122,10 @@ type Downstream struct {
 	Items    int     `json:"items"`
 }
 
-// ScoreModel scores the model directory (with its tokenizer files) on
+// scoreModel scores the model directory (with its tokenizer files) on
 // the items: each choice follows the question and a newline, after BOS
 // when the tokenizer has one.
-func ScoreModel(ctx context.Context, dir string, items []Item, workers int) (Downstream, error) {
+func scoreModel(ctx context.Context, dir string, items []Item, workers int) (Downstream, error) {
 	cfg, params, err := checkpoint.LoadModel(dir)
 	if err != nil {
 		return Downstream{}, err
@@ -223,8 +223,8 @@ func (s Sigmoid) At(nll float64) float64 {
 	return s.Floor + (1-s.Floor)/(1+math.Exp(s.K*(nll-s.X0)))
 }
 
-// FitSigmoid fits K and X0 by least squares on (nll, accuracy) pairs.
-func FitSigmoid(nll, acc []float64, floor float64) (Sigmoid, error) {
+// fitSigmoid fits K and X0 by least squares on (nll, accuracy) pairs.
+func fitSigmoid(nll, acc []float64, floor float64) (Sigmoid, error) {
 	if len(nll) < 2 {
 		return Sigmoid{}, errors.New("sigmoid fit: need at least 2 runs")
 	}
@@ -281,8 +281,8 @@ type DownstreamRun struct {
 	Downstream
 }
 
-// FitDownstream fits the two stages on scored runs; floor is chance.
-func FitDownstream(runs []DownstreamRun, floor float64) (*DownstreamFit, error) {
+// fitDownstream fits the two stages on scored runs; floor is chance.
+func fitDownstream(runs []DownstreamRun, floor float64) (*DownstreamFit, error) {
 	var lc, ln, nll, acc []float64
 	for _, r := range runs {
 		lc = append(lc, math.Log(r.FLOPs))
@@ -294,7 +294,7 @@ func FitDownstream(runs []DownstreamRun, floor float64) (*DownstreamFit, error) 
 	if err != nil {
 		return nil, fmt.Errorf("downstream NLL vs FLOPs: %w", err)
 	}
-	sig, err := FitSigmoid(nll, acc, floor)
+	sig, err := fitSigmoid(nll, acc, floor)
 	if err != nil {
 		return nil, err
 	}

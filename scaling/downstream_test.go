@@ -64,7 +64,7 @@ func TestScoreModel(t *testing.T) {
 		{Question: "What is 2 + 3?", Choices: []string{"5", "6", "abc"}, Answer: 0},
 		{Question: "Sort: 3 1 2", Choices: []string{"3 1 2", "1 2 3"}, Answer: 1},
 	}
-	got, err := ScoreModel(context.Background(), mdir, items, 1)
+	got, err := scoreModel(context.Background(), mdir, items, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestScoreModel(t *testing.T) {
 		slices.Reverse(rev[i].Choices)
 		rev[i].Answer = len(rev[i].Choices) - 1 - rev[i].Answer
 	}
-	got2, err := ScoreModel(context.Background(), mdir, rev, 1)
+	got2, err := scoreModel(context.Background(), mdir, rev, 1)
 	if err != nil || math.Abs(got2.NLL-got.NLL) > 1e-9 || got2.Accuracy != got.Accuracy {
 		t.Fatalf("reversed choices: %+v vs %+v (%v)", got2, got, err)
 	}
@@ -132,7 +132,7 @@ func TestFitSigmoid(t *testing.T) {
 		nll = append(nll, x)
 		acc = append(acc, want.At(x))
 	}
-	got, err := FitSigmoid(nll, acc, 0.25)
+	got, err := fitSigmoid(nll, acc, 0.25)
 	if err != nil || math.Abs(got.K-want.K) > 1e-3 || math.Abs(got.X0-want.X0) > 1e-3 {
 		t.Fatalf("%+v %v, want %+v", got, err, want)
 	}

@@ -65,13 +65,13 @@ func mean(xs []float64) float64 {
 	return s / float64(len(xs))
 }
 
-// Line is y = Slope·x + Intercept.
-type Line struct{ Slope, Intercept float64 }
+// straightLine is y = Slope·x + Intercept.
+type straightLine struct{ Slope, Intercept float64 }
 
 // fitLine fits a straight line by least squares.
-func fitLine(xs, ys []float64) (Line, error) {
+func fitLine(xs, ys []float64) (straightLine, error) {
 	if len(xs) < 2 || distinct(xs) < 2 {
-		return Line{}, errors.New("a power law needs at least 2 budgets")
+		return straightLine{}, errors.New("a power law needs at least 2 budgets")
 	}
 	mx, my := mean(xs), mean(ys)
 	var sxy, sxx float64
@@ -80,7 +80,7 @@ func fitLine(xs, ys []float64) (Line, error) {
 		sxx += (xs[i] - mx) * (xs[i] - mx)
 	}
 	s := sxy / sxx
-	return Line{Slope: s, Intercept: my - s*mx}, nil
+	return straightLine{Slope: s, Intercept: my - s*mx}, nil
 }
 
 // Interval is a confidence interval.
@@ -195,11 +195,11 @@ func isoMinima(groups [][]Point, losses [][]float64) (pn, pd []Parabola, lnN, ln
 	return pn, pd, lnN, lnD, lmin, nil
 }
 
-// FitIsoFLOP fits method 1 with a seeded residual bootstrap of b
+// fitIsoFLOP fits method 1 with a seeded residual bootstrap of b
 // resamples: each resample adds the curve's residuals, drawn with
 // replacement, to its fitted parabola and refits everything, so the
 // intervals of N*, D* and of the exponents come from the same draws.
-func FitIsoFLOP(pts []Point, b int, seed uint64) (*IsoFLOP, error) {
+func fitIsoFLOP(pts []Point, b int, seed uint64) (*IsoFLOP, error) {
 	groups := groupBudgets(pts)
 	if len(groups) < 2 {
 		return nil, fmt.Errorf("IsoFLOP fit: need at least 2 budgets, got %d", len(groups))

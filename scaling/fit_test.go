@@ -35,11 +35,11 @@ func synthetic(law Law, budgets []float64, sizes int, span, noise float64, seed 
 func TestRecoverKnownLaw(t *testing.T) {
 	budgets := []float64{1e18, 3e18, 1e19, 3e19, 1e20, 3e20, 1e21}
 	pts := synthetic(chinchilla, budgets, 9, 4, 0.001, 1)
-	iso, err := FitIsoFLOP(pts, 200, 1)
+	iso, err := fitIsoFLOP(pts, 200, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	par, err := FitParametric(pts, DefaultGrid())
+	par, err := fitParametric(pts, defaultGrid())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,14 +87,14 @@ func TestNonConvexBudgetLeftOut(t *testing.T) {
 	all := append(append([]Point{}, pts[:7]...), pts[7:]...)
 	all = append(all, bad...)
 	sortPoints(all)
-	iso, err := FitIsoFLOP(all, 20, 1)
+	iso, err := fitIsoFLOP(all, 20, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(iso.Excluded) != 1 || iso.Excluded[0].Budget != 3e19 || len(iso.Budgets) != 3 {
 		t.Fatalf("excluded %+v, %d budgets", iso.Excluded, len(iso.Budgets))
 	}
-	if _, err := FitIsoFLOP(append(pts[:7:7], bad...), 20, 1); err == nil || !strings.Contains(err.Error(), "1 of 2 budgets") {
+	if _, err := fitIsoFLOP(append(pts[:7:7], bad...), 20, 1); err == nil || !strings.Contains(err.Error(), "1 of 2 budgets") {
 		t.Fatalf("one convex budget: %v", err)
 	}
 }

@@ -12,9 +12,9 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 )
 
-// PlotIsoFLOP draws loss against model size per budget, with the fitted
+// plotIsoFLOP draws loss against model size per budget, with the fitted
 // parabolas and their minima.
-func PlotIsoFLOP(f *Fits, path string) error {
+func plotIsoFLOP(f *Fits, path string) error {
 	p := plot.New()
 	p.Title.Text = "IsoFLOP curves"
 	p.X.Label.Text = "parameters N"
@@ -69,9 +69,9 @@ func PlotIsoFLOP(f *Fits, path string) error {
 	return p.Save(6*vg.Inch, 4.5*vg.Inch, path)
 }
 
-// PlotFrontier draws the IsoFLOP minima N*(C) with their intervals, the
+// plotFrontier draws the IsoFLOP minima N*(C) with their intervals, the
 // power law through them, the parametric law's optimum and the forecast.
-func PlotFrontier(f *Fits, path string) error {
+func plotFrontier(f *Fits, path string) error {
 	p := plot.New()
 	p.Title.Text = "compute-optimal model size"
 	p.X.Label.Text = "compute C (FLOPs)"

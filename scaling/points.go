@@ -36,9 +36,9 @@ type Point struct {
 // maxLine bounds one JSONL line of points.
 const maxLine = 1 << 16
 
-// ReadPoints parses a JSONL of points (blank lines and lines starting
+// readPoints parses a JSONL of points (blank lines and lines starting
 // with # are skipped). Errors name the line.
-func ReadPoints(r io.Reader, name string) ([]Point, error) {
+func readPoints(r io.Reader, name string) ([]Point, error) {
 	var pts []Point
 	err := scanJSONL(r, name, maxLine, func(line int, dec *json.Decoder) error {
 		var raw struct {
@@ -107,13 +107,13 @@ func scanJSONL(r io.Reader, name string, limit int, fn func(line int, dec *json.
 	return nil
 }
 
-// ReadPointFile reads a run's point.json.
-func ReadPointFile(path string) (Point, error) {
+// readPointFile reads a run's point.json.
+func readPointFile(path string) (Point, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Point{}, err
 	}
-	pts, err := ReadPoints(strings.NewReader(strings.Join(strings.Fields(string(data)), " ")), path)
+	pts, err := readPoints(strings.NewReader(strings.Join(strings.Fields(string(data)), " ")), path)
 	if err != nil {
 		return Point{}, err
 	}
@@ -136,7 +136,7 @@ func ReadRuns(dir string) ([]Point, error) {
 		if !e.IsDir() {
 			continue
 		}
-		p, err := ReadPointFile(filepath.Join(dir, e.Name(), PointFile))
+		p, err := readPointFile(filepath.Join(dir, e.Name(), pointFile))
 		if errors.Is(err, fs.ErrNotExist) {
 			continue
 		}
@@ -164,13 +164,13 @@ func LoadPoints(path string) ([]Point, error) {
 			return nil, err2
 		}
 		defer f.Close()
-		pts, err = ReadPoints(f, path)
+		pts, err = readPoints(f, path)
 	}
 	if err != nil {
 		return nil, err
 	}
 	if len(pts) == 0 {
-		return nil, fmt.Errorf("%s: no points (a sweep directory needs finished runs with %s)", path, PointFile)
+		return nil, fmt.Errorf("%s: no points (a sweep directory needs finished runs with %s)", path, pointFile)
 	}
 	for i := range pts {
 		if pts[i].Budget == 0 {

@@ -7,7 +7,7 @@ import (
 
 func TestReadPoints(t *testing.T) {
 	good := "# a comment\n{\"flops\": 1e18, \"params\": 1e8, \"tokens\": 1.6e9, \"loss\": 3.1}\n\n{\"flops\": 2e18, \"params\": 2e8, \"tokens\": 1.6e9, \"loss\": 3.0, \"budget\": 2e18}\n"
-	pts, err := ReadPoints(strings.NewReader(good), "p.jsonl")
+	pts, err := readPoints(strings.NewReader(good), "p.jsonl")
 	if err != nil || len(pts) != 2 || pts[1].Budget != 2e18 || pts[0].Params != 1e8 {
 		t.Fatalf("%+v %v", pts, err)
 	}
@@ -20,7 +20,7 @@ func TestReadPoints(t *testing.T) {
 		{`[1, 2]`, "p.jsonl:1:"},
 		{strings.Repeat(" ", maxLine+1), "longer than"},
 	} {
-		_, err := ReadPoints(strings.NewReader(c.in), "p.jsonl")
+		_, err := readPoints(strings.NewReader(c.in), "p.jsonl")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%.40q: %v, want %q", c.in, err, c.want)
 		}
@@ -32,7 +32,7 @@ func FuzzReadPoints(f *testing.F) {
 	f.Add([]byte("# x\n{\"flops\": 1, \"params\": 1, \"tokens\": 1, \"loss\": 1, \"budget\": 1, \"run\": \"r\"}\n{}"))
 	f.Add([]byte("{\"flops\": 1e999}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		pts, err := ReadPoints(strings.NewReader(string(data)), "fuzz")
+		pts, err := readPoints(strings.NewReader(string(data)), "fuzz")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz") {
 				t.Fatalf("error does not name the input: %v", err)
@@ -48,7 +48,7 @@ func FuzzReadPoints(f *testing.F) {
 }
 
 func TestReadItems(t *testing.T) {
-	items, err := ReadItems(strings.NewReader(`{"question": "2+2?", "choices": ["3", "4"], "answer": 1}`+"\n"), "i.jsonl")
+	items, err := readItems(strings.NewReader(`{"question": "2+2?", "choices": ["3", "4"], "answer": 1}`+"\n"), "i.jsonl")
 	if err != nil || len(items) != 1 || items[0].Answer != 1 {
 		t.Fatalf("%+v %v", items, err)
 	}
@@ -60,7 +60,7 @@ func TestReadItems(t *testing.T) {
 		{`{"question": "q", "choices": ["a", ""], "answer": 0}`, "choices[1] is empty"},
 		{``, "no items"},
 	} {
-		_, err := ReadItems(strings.NewReader(c.in), "i.jsonl")
+		_, err := readItems(strings.NewReader(c.in), "i.jsonl")
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%q: %v, want %q", c.in, err, c.want)
 		}
@@ -71,7 +71,7 @@ func FuzzReadItems(f *testing.F) {
 	f.Add([]byte(`{"question": "2+2?", "choices": ["3", "4"], "answer": 1}`))
 	f.Add([]byte("{\"question\": \"q\", \"choices\": [\"a\", \"b\", \"c\"], \"answer\": -1}\n{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		items, err := ReadItems(strings.NewReader(string(data)), "fuzz")
+		items, err := readItems(strings.NewReader(string(data)), "fuzz")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "fuzz") {
 				t.Fatalf("error does not name the input: %v", err)

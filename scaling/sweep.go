@@ -24,8 +24,8 @@ import (
 
 // Files of a sweep.
 const (
-	// PointFile, in a finished run directory, records the run's point.
-	PointFile = "point.json"
+	// pointFile, in a finished run directory, records the run's point.
+	pointFile = "point.json"
 	// SweepKind is the kind of the sweep directory's outdir marker.
 	SweepKind = "scaling-sweep"
 	// RecipeFile is the resolved sweep recipe in the sweep directory.
@@ -45,8 +45,8 @@ type Run struct {
 	FLOPs         float64 // C = D · FLOPsPerToken
 }
 
-// RunName is the run directory name of (budget, size).
-func RunName(budget float64, size int) string {
+// runName is the run directory name of (budget, size).
+func runName(budget float64, size int) string {
 	return "b" + strconv.FormatFloat(budget, 'g', 4, 64) + "-s" + strconv.Itoa(size)
 }
 
@@ -88,7 +88,7 @@ func (r *Recipe) Plan(vocab int) ([]Run, error) {
 // PlanRun is the run of size s at budget FLOPs: tokens = budget /
 // FLOPs-per-token, rounded to whole batches (at least one).
 func (r *Recipe) PlanRun(budget float64, s, vocab int) (Run, error) {
-	return r.planModel(budget, r.Shape.Shape(r.Pretrain.Model, s), s, vocab, RunName(budget, s))
+	return r.planModel(budget, r.Shape.Shape(r.Pretrain.Model, s), s, vocab, runName(budget, s))
 }
 
 func (r *Recipe) planModel(budget float64, spec pretrain.ModelSpec, s, vocab int, name string) (Run, error) {
@@ -170,7 +170,7 @@ func Sweep(ctx context.Context, r Recipe, opt SweepOptions) ([]Point, error) {
 			run.Recipe.Workers = opt.Workers
 		}
 		dir := run.Recipe.Out
-		if pt, err := ReadPointFile(filepath.Join(dir, PointFile)); err == nil {
+		if pt, err := readPointFile(filepath.Join(dir, pointFile)); err == nil {
 			if pt.Params != float64(run.Params) || pt.FLOPs != run.FLOPs {
 				return nil, fmt.Errorf("run %s is finished with N = %.0f, C = %.4g, but the recipe now plans N = %d, C = %.4g: the shape rule, data or batch changed; sweep into another out directory",
 					run.Name, pt.Params, pt.FLOPs, run.Params, run.FLOPs)
@@ -232,7 +232,7 @@ func TrainRun(ctx context.Context, run Run, resume bool, log *slog.Logger) (*Poi
 	if err != nil {
 		return nil, err
 	}
-	if err := atomicfile.WriteFile(filepath.Join(run.Recipe.Out, PointFile), append(data, '\n'), 0o644); err != nil {
+	if err := atomicfile.WriteFile(filepath.Join(run.Recipe.Out, pointFile), append(data, '\n'), 0o644); err != nil {
 		return nil, err
 	}
 	return pt, nil

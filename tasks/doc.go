@@ -19,7 +19,7 @@
 // accept any prompt of the same form, not only the sizes Sample draws:
 // operands are canonical non-negative decimals of at most 9 digits (a
 // subtraction may then have a negative answer), and lists hold 1 to
-// [MaxItems] single symbols separated by single spaces. Leading and trailing
+// maxItems single symbols separated by single spaces. Leading and trailing
 // white space around a prompt or a response is ignored; anything else must
 // match the answer exactly (no leading zeros, no plus sign, single spaces).
 //

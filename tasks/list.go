@@ -14,9 +14,9 @@ const (
 	minSample, maxSample = 3, 5
 )
 
-// MaxItems is the longest list the verifiers of the list tasks (first,
+// maxItems is the longest list the verifiers of the list tasks (first,
 // last, max, reverse, sort) accept.
-const MaxItems = 64
+const maxItems = 64
 
 // listOp is what a list task does to its list.
 type listOp int
@@ -149,12 +149,12 @@ func (l list) solve(items []byte) []byte {
 	return out
 }
 
-// parse returns the items of prompt: the prefix, a space, then 1 to MaxItems
+// parse returns the items of prompt: the prefix, a space, then 1 to maxItems
 // symbols of the alphabet separated by single spaces.
 func (l list) parse(prompt string) ([]byte, error) {
-	form := fmt.Sprintf("want %q and 1 to %d symbols of %q separated by single spaces", l.prefix+" ", MaxItems, l.alphabet)
+	form := fmt.Sprintf("want %q and 1 to %d symbols of %q separated by single spaces", l.prefix+" ", maxItems, l.alphabet)
 	rest, ok := strings.CutPrefix(strings.TrimSpace(prompt), l.prefix+" ")
-	if !ok || len(rest)%2 == 0 || len(rest) > 2*MaxItems-1 {
+	if !ok || len(rest)%2 == 0 || len(rest) > 2*maxItems-1 {
 		return nil, formError(l.name, prompt, form)
 	}
 	items := make([]byte, 0, (len(rest)+1)/2)

@@ -225,7 +225,7 @@ func TestVerify(t *testing.T) {
 		{"Reverse: K q", "q K", false, "reverse", true},
 		{"Reverse: kq", "qk", false, "reverse", true},
 		{"Reverse:", "", false, "reverse", true},
-		{"Reverse: " + strings.Repeat("a ", MaxItems) + "a", "", false, "reverse", true},
+		{"Reverse: " + strings.Repeat("a ", maxItems) + "a", "", false, "reverse", true},
 		{"Sort: 1 a", "1 a", false, "sort", true},
 		{"Sort: 10 2", "2 10", false, "sort", true},
 		{"Sort:1 2", "1 2", false, "sort", true},

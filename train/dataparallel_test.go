@@ -7,11 +7,11 @@ import (
 	"math"
 	"math/rand/v2"
 	"path/filepath"
-	"sync"
 	"testing"
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/cluster"
+	"github.com/herdml/herd/cluster/clustertest"
 	"github.com/herdml/herd/model"
 )
 
@@ -70,45 +70,31 @@ func (d *dpToy) Step(step int) (StepResult, error) {
 // 0's trainer and result.
 func runDP(t *testing.T, ctx context.Context, dir string, world int, change func(rank int, o *Options)) (*dpToy, *Result) {
 	t.Helper()
-	comms := cluster.Local(world)
 	toys := make([]*dpToy, world)
-	results := make([]*Result, world)
-	errs := make([]error, world)
 	for r := range world {
 		toys[r] = newDPToy(t, r, world)
 	}
-	var wg sync.WaitGroup
-	for r := range world {
-		wg.Go(func() {
-			d := toys[r]
-			opt := toyOptions(dir, d.toy)
-			opt.Comm, opt.BucketValues = comms[r], 100
-			if change != nil {
-				change(r, &opt)
-			}
-			e, err := New(opt, d)
-			if err != nil {
-				errs[r] = err
-				return
-			}
-			defer e.Close()
-			if err := e.Claim(); err != nil {
-				errs[r] = err
-				return
-			}
-			results[r], errs[r] = e.Run(ctx)
-		})
-	}
-	wg.Wait()
-	for r, err := range errs {
-		if err != nil {
-			t.Fatalf("rank %d: %v", r, err)
+	res := clustertest.RunRanks(t, cluster.Local(world), func(r int, comm cluster.Comm) (*Result, error) {
+		d := toys[r]
+		opt := toyOptions(dir, d.toy)
+		opt.Comm, opt.BucketValues = comm, 100
+		if change != nil {
+			change(r, &opt)
 		}
-	}
+		e, err := New(opt, d)
+		if err != nil {
+			return nil, err
+		}
+		defer e.Close()
+		if err := e.Claim(); err != nil {
+			return nil, err
+		}
+		return e.Run(ctx)
+	})
 	for r := 1; r < world; r++ {
 		sameBits(t, fmt.Sprintf("rank %d vs rank 0", r), toys[r].m.Params.Data, toys[0].m.Params.Data)
 	}
-	return toys[0], results[0]
+	return toys[0], res
 }
 
 func sameBits(t *testing.T, what string, a, b []float32) {

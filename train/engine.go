@@ -182,7 +182,8 @@ type Options struct {
 	// Comm, when it has several ranks, makes the run data-parallel (see
 	// DataParallel): nil is one process.
 	Comm cluster.Comm
-	// BucketValues is the all-reduce bucket size (0: cluster.DefaultBucket).
+	// BucketValues is the all-reduce bucket size in values (0: the default
+	// of cluster.NewReducer, 1<<20 values = 4 MiB).
 	BucketValues int
 	// OnStep, when set, is called as training starts and after every step
 	// with the number of steps done.

@@ -433,7 +433,7 @@ func TestHooks(t *testing.T) {
 	if !slices.Equal(evalSteps, []int{3, 6, 8}) {
 		t.Fatalf("eval records at %v", evalSteps)
 	}
-	if err := PlotLoss(recs, filepath.Join(dir, "loss.svg")); err != nil {
+	if err := plotLoss(recs, filepath.Join(dir, "loss.svg")); err != nil {
 		t.Fatalf("plot: %v", err)
 	}
 	_, avg, err := checkpoint.LoadModel(filepath.Join(dir, "final"))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image/color"
-	"math"
 	"path/filepath"
 	"strings"
 
@@ -36,21 +35,21 @@ func WritePlots(dir string) ([]string, error) {
 		return nil, err
 	}
 	loss := []string{filepath.Join(dir, LossPlot), filepath.Join(dir, lossPlotSVG)}
-	if err := PlotLoss(recs, loss...); err != nil {
+	if err := plotLoss(recs, loss...); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
 	panels := filepath.Join(dir, PanelsPlot)
-	if err := PlotPanels(recs, panels); err != nil {
+	if err := plotPanels(recs, panels); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
 	return append(loss, panels), nil
 }
 
-// PlotLoss draws the training loss (raw and smoothed), the held-out loss
+// plotLoss draws the training loss (raw and smoothed), the held-out loss
 // (eval_loss) and, when recorded, the unigram baseline against the step,
 // with the stage boundaries marked, and saves it to each path (the format
 // follows the extension: .png, .svg, .pdf).
-func PlotLoss(recs []Record, paths ...string) error {
+func plotLoss(recs []Record, paths ...string) error {
 	var train, evals plotter.XYs
 	unigram := 0.0
 	for _, r := range recs {
@@ -84,14 +83,14 @@ func PlotLoss(recs []Record, paths ...string) error {
 	raw.Dashes = nil
 	p.Add(raw)
 	p.Legend.Add("train", raw)
-	smooth, err := plotter.NewLine(ema(train, 0.95))
+	smooth, err := plotter.NewLine(smoothLoss(train))
 	if err != nil {
 		return err
 	}
 	smooth.Width = vg.Points(1.5)
 	smooth.Color = plotutil.Color(0)
 	p.Add(smooth)
-	p.Legend.Add("train (EMA)", smooth)
+	p.Legend.Add("train (smoothed)", smooth)
 	if len(evals) > 0 {
 		l, pts, err := plotter.NewLinePoints(evals)
 		if err != nil {
@@ -122,18 +121,18 @@ func PlotLoss(recs []Record, paths ...string) error {
 	return nil
 }
 
-// panel is one small plot of PlotPanels: a value of the train records.
+// panel is one small plot of plotPanels: a value of the train records.
 type panel struct {
 	key, title, unit string
 	scale            float64
 }
 
-// PlotPanels draws, in a 2×2 grid with the stage boundaries marked, the
+// plotPanels draws, in a 2×2 grid with the stage boundaries marked, the
 // learning rate, the gradient norm (before clipping), the training
 // throughput in tokens/s and the model FLOPs utilisation (mfu, against
 // the peak the run states; gflop_per_s when the run states none), and
 // saves it as a PNG to path.
-func PlotPanels(recs []Record, path string) error {
+func plotPanels(recs []Record, path string) error {
 	mfu := false
 	for _, r := range recs {
 		if _, ok := r.Values["mfu"]; ok && r.Kind == "train" {
@@ -245,13 +244,49 @@ func (m stageMarks) Plot(c draw.Canvas, plt *plot.Plot) {
 	}
 }
 
-// ema is the exponential moving average of the Y values (bias-corrected).
-func ema(xy plotter.XYs, beta float64) plotter.XYs {
-	out := make(plotter.XYs, len(xy))
-	var m float64
-	for i, p := range xy {
-		m = beta*m + (1-beta)*p.Y
-		out[i] = plotter.XY{X: p.X, Y: m / (1 - math.Pow(beta, float64(i+1)))}
+// smoothLoss is the trend of a loss curve for the plot: at each record,
+// the intercept of a straight line fitted by weighted least squares to all
+// the records, the one k records away weighted beta^|k| — a two-sided
+// exponential window of w = clamp(n/100, 2, 50) records a side
+// (beta = 1 - 1/w), wider in longer runs. A causal EMA trails a falling
+// loss by about beta/(1-beta) records even with bias correction: in a
+// 36-step run whose loss fell 2.3 nats, the former EMA (beta 0.95,
+// bias-corrected) stayed 0.6–0.8 nats above the raw loss from step 16 to
+// the end. The local line has no lag on a straight stretch, at the ends
+// too, so the smoothed curve follows the steep early descent. The
+// weighted sums are carried forward and backward through the records:
+// O(n).
+func smoothLoss(xy plotter.XYs) plotter.XYs {
+	n := len(xy)
+	w := min(max(float64(n)/100, 2), 50)
+	beta := 1 - 1/w
+	// Weighted sums of 1, d, d², y and d·y over records at offset d from
+	// the current one.
+	type sums struct{ s0, s1, s2, sy, sdy float64 }
+	// Forward: records j ≤ i (d = j-i ≤ 0, weight beta^-d).
+	fwd := make([]sums, n)
+	var f sums
+	for i := range n {
+		// Move the offsets one record further back (d → d-1) and decay,
+		// then add record i at d = 0.
+		f = sums{beta * f.s0, beta * (f.s1 - f.s0), beta * (f.s2 - 2*f.s1 + f.s0), beta * f.sy, beta * (f.sdy - f.sy)}
+		f.s0++
+		f.sy += xy[i].Y
+		fwd[i] = f
+	}
+	out := make(plotter.XYs, n)
+	var b sums // backward: records j > i (d = j-i ≥ 1, weight beta^d)
+	for i := n - 1; i >= 0; i-- {
+		s := sums{fwd[i].s0 + b.s0, fwd[i].s1 + b.s1, fwd[i].s2 + b.s2, fwd[i].sy + b.sy, fwd[i].sdy + b.sdy}
+		y := s.sy / s.s0 // too few records for a line: the weighted mean
+		if det := s.s0*s.s2 - s.s1*s.s1; det > 1e-9*s.s0*s.s2 {
+			y = (s.sy*s.s2 - s.s1*s.sdy) / det
+		}
+		out[i] = plotter.XY{X: xy[i].X, Y: y}
+		// Add record i at d = 0, then move the offsets one record
+		// further on (d → d+1), as seen from record i-1, and decay.
+		t := sums{b.s0 + 1, b.s1, b.s2, b.sy + xy[i].Y, b.sdy}
+		b = sums{beta * t.s0, beta * (t.s1 + t.s0), beta * (t.s2 + 2*t.s1 + t.s0), beta * t.sy, beta * (t.sdy + t.sy)}
 	}
 	return out
 }

@@ -15,8 +15,8 @@ import (
 	"math"
 )
 
-// MaxE4M3 is the largest finite E4M3 value (S.1111.110 = 1.75·2⁸).
-const MaxE4M3 = 448
+// maxE4M3 is the largest finite E4M3 value (S.1111.110 = 1.75·2⁸).
+const maxE4M3 = 448
 
 // maxCode is the byte of +448; NaN is S.1111.111.
 const (
@@ -37,7 +37,7 @@ func EncodeE4M3(f float32) byte {
 	switch {
 	case a != a:
 		return sign | nanCode
-	case a >= MaxE4M3:
+	case a >= maxE4M3:
 		return sign | maxCode
 	case a < 1.0/64: // below the smallest normal 2⁻⁶: subnormals m·2⁻⁹
 		// q in [0, 8]; q == 8 is the smallest normal, whose code is 8 too.

@@ -68,7 +68,7 @@ func TestDecodeMatchesDefinition(t *testing.T) {
 			t.Fatalf("0x%02x: %v here, %v in safetensors", c, a, b)
 		}
 	}
-	if DecodeE4M3(0x7e) != MaxE4M3 || DecodeE4M3(0x01) != float32(math.Ldexp(1, -9)) {
+	if DecodeE4M3(0x7e) != maxE4M3 || DecodeE4M3(0x01) != float32(math.Ldexp(1, -9)) {
 		t.Fatalf("max %v, min subnormal %v", DecodeE4M3(0x7e), DecodeE4M3(0x01))
 	}
 }

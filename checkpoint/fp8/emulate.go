@@ -6,7 +6,7 @@ import (
 	"github.com/herdml/herd/model"
 )
 
-// Emulator makes a model's feed-forward matmuls behave like the FP8
+// matmulEmulator makes a model's feed-forward matmuls behave like the FP8
 // matmuls of a W8A8 engine: the weights are already E4M3·scale (loaded by
 // dequantizing), and Emulator quantizes each matmul input per token with
 // the dynamic scale, so the products use exactly the values an FP8 kernel
@@ -15,18 +15,18 @@ import (
 // feed-forward inputs are emulated: a checkpoint that also quantizes the
 // attention projections (llm-compressor's FP8-dynamic recipe) runs them
 // with dequantized weights and unrounded inputs.
-type Emulator struct {
+type matmulEmulator struct {
 	gateUp, down []bool // per layer: input of gate/up, of down, is quantized
 	ub           float32
 }
 
-// NewEmulator returns the emulator of scheme s for cfg, or nil when s
+// newMatmulEmulator returns the emulator of scheme s for cfg, or nil when s
 // does not quantize activations (weight-only FP8 needs no emulation).
-func NewEmulator(cfg model.Config, s *Scheme) *Emulator {
+func newMatmulEmulator(cfg model.Config, s *Scheme) *matmulEmulator {
 	if s == nil || !s.DynamicActivations {
 		return nil
 	}
-	e := &Emulator{gateUp: make([]bool, cfg.NumHiddenLayers), down: make([]bool, cfg.NumHiddenLayers), ub: s.ActivationScaleUB}
+	e := &matmulEmulator{gateUp: make([]bool, cfg.NumHiddenLayers), down: make([]bool, cfg.NumHiddenLayers), ub: s.ActivationScaleUB}
 	for l := range cfg.NumHiddenLayers {
 		e.gateUp[l] = s.Quantized(fmt.Sprintf("model.layers.%d.mlp.gate_proj", l))
 		e.down[l] = s.Quantized(fmt.Sprintf("model.layers.%d.mlp.down_proj", l))
@@ -35,13 +35,13 @@ func NewEmulator(cfg model.Config, s *Scheme) *Emulator {
 }
 
 // QuantizeFFNInput implements model.ActivationQuantizer.
-func (e *Emulator) QuantizeFFNInput(layer int, down bool, x []float32, rows, cols int) {
+func (e *matmulEmulator) QuantizeFFNInput(layer int, down bool, x []float32, rows, cols int) {
 	q := e.gateUp
 	if down {
 		q = e.down
 	}
 	if layer < len(q) && q[layer] {
-		QuantizeTokens(x[:rows*cols], rows, cols, e.ub)
+		quantizeTokens(x[:rows*cols], rows, cols, e.ub)
 	}
 }
 
@@ -53,7 +53,7 @@ func Emulate(m *model.Model) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	e := NewEmulator(m.Config, s)
+	e := newMatmulEmulator(m.Config, s)
 	if e == nil {
 		return false, nil
 	}

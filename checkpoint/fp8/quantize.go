@@ -22,7 +22,7 @@ const DefaultActivationScaleUB = 1200
 // same scale and codes, byte for byte. vLLM reads the scale of any float
 // dtype into its float32 parameter.
 func RowScale(amax float32) float32 {
-	s := safetensors.BF16ToFloat32(safetensors.Float32ToBF16(amax / MaxE4M3))
+	s := safetensors.BF16ToFloat32(safetensors.Float32ToBF16(amax / maxE4M3))
 	if s == 0 || math.IsInf(float64(s), 0) {
 		return 1
 	}
@@ -88,12 +88,12 @@ func DequantizeRows(w []float32, q []byte, scales []float32, rows, cols int) err
 	return nil
 }
 
-// QuantizeTokens emulates the dynamic per-token activation quantization
+// quantizeTokens emulates the dynamic per-token activation quantization
 // of an FP8 matmul in place: each row x[t,·] of x [rows, cols] becomes
 // E4M3(x/s)·s with s = min(max |x[t,·]|, ub)/448 (fbgemm's row-wise
 // quantizer with scale_ub), so values beyond ub saturate at ±ub. A zero
 // row is left alone; ub ≤ 0 means no cap.
-func QuantizeTokens(x []float32, rows, cols int, ub float32) {
+func quantizeTokens(x []float32, rows, cols int, ub float32) {
 	for t := range rows {
 		row := x[t*cols : (t+1)*cols]
 		var amax float32
@@ -106,7 +106,7 @@ func QuantizeTokens(x []float32, rows, cols int, ub float32) {
 		if !(amax > 0) {
 			continue
 		}
-		s := amax / MaxE4M3
+		s := amax / maxE4M3
 		inv := 1 / s
 		for i, v := range row {
 			row[i] = DecodeE4M3(EncodeE4M3(v*inv)) * s

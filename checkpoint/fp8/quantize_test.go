@@ -108,7 +108,7 @@ func TestQuantizeTokens(t *testing.T) {
 		5000, 1, -0.001, 2, // amax capped at 1200: 5000 saturates to 1200
 	}
 	orig := append([]float32(nil), x...)
-	QuantizeTokens(x, 3, 4, 1200)
+	quantizeTokens(x, 3, 4, 1200)
 	for tk, amax := range []float64{3, 0, 1200} {
 		for c := range 4 {
 			i := tk*4 + c
@@ -183,7 +183,7 @@ func TestLlama3Scheme(t *testing.T) {
 
 func TestParseQuantizationConfigErrors(t *testing.T) {
 	good := `{"quant_method":"compressed-tensors","format":"float-quantized","config_groups":{"g":{"targets":["Linear"],"weights":{"num_bits":8,"type":"float","symmetric":true,"strategy":"channel","dynamic":false},"input_activations":{"num_bits":8,"type":"float","symmetric":true,"strategy":"token","dynamic":true}}},"ignore":["lm_head","re:.*self_attn.*"]}`
-	s, err := ParseQuantizationConfig([]byte(good))
+	s, err := parseQuantizationConfig([]byte(good))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,7 +201,7 @@ func TestParseQuantizationConfigErrors(t *testing.T) {
 		{`}}},"ignore"`, `}},"h":{}},"ignore"`, "exactly one"},
 	} {
 		bad := strings.Replace(good, tt.from, tt.to, 1)
-		if _, err := ParseQuantizationConfig([]byte(bad)); err == nil || !strings.Contains(err.Error(), tt.msg) {
+		if _, err := parseQuantizationConfig([]byte(bad)); err == nil || !strings.Contains(err.Error(), tt.msg) {
 			t.Errorf("%s → %s: error %v, want one mentioning %q", tt.from, tt.to, err, tt.msg)
 		}
 	}
@@ -219,7 +219,7 @@ func FuzzParseQuantizationConfig(f *testing.F) {
 	f.Add([]byte(`null`))
 	f.Add([]byte(`{"quant_method":"compressed-tensors"} {}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s, err := ParseQuantizationConfig(data)
+		s, err := parseQuantizationConfig(data)
 		if err != nil {
 			return
 		}
@@ -227,7 +227,7 @@ func FuzzParseQuantizationConfig(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		s2, err := ParseQuantizationConfig(again)
+		s2, err := parseQuantizationConfig(again)
 		if err != nil {
 			t.Fatalf("re-parse of %s: %v", again, err)
 		}

@@ -26,8 +26,8 @@ const (
 
 // compressed-tensors vocabulary.
 const (
-	QuantMethod    = "compressed-tensors"
-	FormatFloat    = "float-quantized"
+	quantMethod    = "compressed-tensors"
+	formatFloat    = "float-quantized"
 	statusCompress = "compressed"
 )
 
@@ -179,7 +179,7 @@ func (s *Scheme) Config() QuantizationConfig {
 		g.InputActivations = tokenArgs()
 	}
 	return QuantizationConfig{
-		QuantMethod: QuantMethod, Format: FormatFloat,
+		QuantMethod: quantMethod, Format: formatFloat,
 		ConfigGroups:       map[string]Group{"group_0": g},
 		Ignore:             slices.Clone(s.Ignore),
 		QuantizationStatus: statusCompress,
@@ -212,7 +212,7 @@ func FromConfig(cfg model.Config) (*Scheme, error) {
 	if !ok || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
 		return nil, nil
 	}
-	s, err := ParseQuantizationConfig(raw)
+	s, err := parseQuantizationConfig(raw)
 	if err != nil {
 		return nil, fmt.Errorf("config.json %s: %w", QuantizationConfigKey, err)
 	}
@@ -226,14 +226,14 @@ func FromConfig(cfg model.Config) (*Scheme, error) {
 	return s, nil
 }
 
-// ParseQuantizationConfig validates a quantization_config object and
+// parseQuantizationConfig validates a quantization_config object and
 // returns the scheme it describes. herd reads the FP8 layout it writes and
 // the FP8-dynamic layout of llm-compressor: compressed-tensors,
 // float-quantized, one config group targeting Linear with 8-bit float,
 // symmetric, static per-channel weights and, optionally, dynamic
 // per-token input activations. Anything else is an error saying what is
 // not supported.
-func ParseQuantizationConfig(raw []byte) (*Scheme, error) {
+func parseQuantizationConfig(raw []byte) (*Scheme, error) {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	var qc QuantizationConfig
 	if err := dec.Decode(&qc); err != nil {
@@ -242,8 +242,8 @@ func ParseQuantizationConfig(raw []byte) (*Scheme, error) {
 	if dec.More() {
 		return nil, errors.New("trailing data after the quantization_config object")
 	}
-	if qc.QuantMethod != QuantMethod {
-		return nil, fmt.Errorf("quant_method %q is not supported (herd reads %q)", qc.QuantMethod, QuantMethod)
+	if qc.QuantMethod != quantMethod {
+		return nil, fmt.Errorf("quant_method %q is not supported (herd reads %q)", qc.QuantMethod, quantMethod)
 	}
 	if len(qc.ConfigGroups) != 1 {
 		return nil, fmt.Errorf("config_groups has %d groups; herd reads exactly one (FP8 for every quantized Linear module)", len(qc.ConfigGroups))
@@ -253,8 +253,8 @@ func ParseQuantizationConfig(raw []byte) (*Scheme, error) {
 	}
 	g := qc.ConfigGroups[name]
 	format := cmp.Or(g.Format, qc.Format)
-	if format != FormatFloat {
-		return nil, fmt.Errorf("format %q is not supported (herd reads %q)", format, FormatFloat)
+	if format != formatFloat {
+		return nil, fmt.Errorf("format %q is not supported (herd reads %q)", format, formatFloat)
 	}
 	if !slices.Equal(g.Targets, []string{"Linear"}) {
 		return nil, fmt.Errorf("config_groups.%s.targets is %q; herd reads [\"Linear\"]", name, g.Targets)

@@ -1,6 +1,6 @@
 package gguf
 
-// ChatTemplate is the tokenizer.chat_template herd writes for a tokenizer
+// chatTemplate is the tokenizer.chat_template herd writes for a tokenizer
 // that carries none: the Llama 3.1 chat format herd's tokenizer renders
 // (RenderChat) for chats without tools, as a Jinja template in the style
 // of Meta's (system header with the knowledge and today dates, contents
@@ -8,7 +8,7 @@ package gguf
 // built-in "llama3" format; Jinja renderers (LM Studio, node-llama-cpp)
 // render it as written. Load drops it again, so a herd tokenizer
 // round-trips unchanged.
-const ChatTemplate = `{{- bos_token }}
+const chatTemplate = `{{- bos_token }}
 {%- if not date_string is defined %}
     {%- set date_string = "26 Jul 2024" %}
 {%- endif %}

@@ -12,7 +12,7 @@ import (
 	"github.com/herdml/herd/data/tokenizer"
 )
 
-// TestChatTemplateJinja renders ChatTemplate with Python's Jinja2 as
+// TestChatTemplateJinja renders chatTemplate with Python's Jinja2 as
 // transformers does (data/tokenizer/hfcompat's renderer) and checks that
 // it gives herd's chat format for chats without tools.
 func TestChatTemplateJinja(t *testing.T) {
@@ -25,7 +25,7 @@ func TestChatTemplateJinja(t *testing.T) {
 	}
 	tok := trainTokenizer(t, 600)
 	cfgPath := filepath.Join(t.TempDir(), "tokenizer_config.json")
-	cfg, _ := json.Marshal(map[string]string{"chat_template": ChatTemplate, "bos_token": tokenizer.BeginOfText, "eos_token": tokenizer.EOT})
+	cfg, _ := json.Marshal(map[string]string{"chat_template": chatTemplate, "bos_token": tokenizer.BeginOfText, "eos_token": tokenizer.EOT})
 	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -24,13 +24,13 @@ const (
 	FormatHF     = "hf"     // a Hugging Face model directory with the tokenizer files
 )
 
-// OllamaKind is the outdir kind of an Ollama directory herd wrote.
-const OllamaKind = "ollama"
+// ollamaKind is the outdir kind of an Ollama directory herd wrote.
+const ollamaKind = "ollama"
 
 // Ollama directory file names.
 const (
-	OllamaModelFile = "model.gguf"
-	ModelfileName   = "Modelfile"
+	ollamaModelFile = "model.gguf"
+	modelfileName   = "Modelfile"
 )
 
 // ConvertOptions says what Convert reads and writes.
@@ -52,8 +52,8 @@ type ConvertOptions struct {
 	Name string
 }
 
-// Source is a model read for conversion.
-type Source struct {
+// sourceModel is a model read for conversion.
+type sourceModel struct {
 	Config     model.Config
 	Params     *model.Params
 	Tokenizer  *tokenizer.Tokenizer
@@ -75,12 +75,12 @@ func IsGGUF(path string) bool {
 	defer f.Close()
 	var b [4]byte
 	n, _ := f.Read(b[:])
-	return n == 4 && string(b[:]) == Magic
+	return n == 4 && string(b[:]) == ggufMagic
 }
 
-// ReadSource reads a model directory (with the tokenizer of tokDir, ""
+// readSourceModel reads a model directory (with the tokenizer of tokDir, ""
 // meaning the model directory) or a GGUF file.
-func ReadSource(path, tokDir string) (*Source, error) {
+func readSourceModel(path, tokDir string) (*sourceModel, error) {
 	name := strings.TrimSuffix(filepath.Base(filepath.Clean(path)), filepath.Ext(path))
 	if IsGGUF(path) {
 		m, err := Load(path)
@@ -90,7 +90,7 @@ func ReadSource(path, tokDir string) (*Source, error) {
 		if tokDir != "" {
 			return nil, errors.New("a GGUF file carries its tokenizer; drop -tokenizer")
 		}
-		return &Source{Config: m.Config, Params: m.Params, Tokenizer: m.Tokenizer, Name: cmpOr(m.Name, name)}, nil
+		return &sourceModel{Config: m.Config, Params: m.Params, Tokenizer: m.Tokenizer, Name: cmpOr(m.Name, name)}, nil
 	}
 	cfg, p, err := checkpoint.LoadModel(path)
 	if err != nil {
@@ -107,7 +107,7 @@ func ReadSource(path, tokDir string) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Source{Config: cfg, Params: p, Tokenizer: tok, Generation: gen, Name: name}, nil
+	return &sourceModel{Config: cfg, Params: p, Tokenizer: tok, Generation: gen, Name: name}, nil
 }
 
 func cmpOr(a, b string) string {
@@ -146,11 +146,11 @@ func Convert(opt ConvertOptions) error {
 	var dtype safetensors.DType
 	switch opt.Format {
 	case FormatGGUF:
-		if err := CheckOutput(opt.Out); err != nil {
+		if err := checkOutput(opt.Out); err != nil {
 			return err
 		}
 	case FormatOllama:
-		if err := outdir.CheckReplace(opt.Out, OllamaKind); err != nil {
+		if err := outdir.CheckReplace(opt.Out, ollamaKind); err != nil {
 			return err
 		}
 	case FormatHF:
@@ -170,7 +170,7 @@ func Convert(opt ConvertOptions) error {
 	default:
 		return fmt.Errorf("unknown format %q (use gguf, ollama or hf)", opt.Format)
 	}
-	src, err := ReadSource(opt.Model, opt.Tokenizer)
+	src, err := readSourceModel(opt.Model, opt.Tokenizer)
 	if err != nil {
 		return err
 	}
@@ -179,7 +179,7 @@ func Convert(opt ConvertOptions) error {
 	case FormatGGUF:
 		return Export(opt.Out, src.Config, src.Params, src.Tokenizer, eo)
 	case FormatOllama:
-		return WriteOllama(opt.Out, src, eo)
+		return writeOllama(opt.Out, src, eo)
 	}
 	tj, cj, err := src.Tokenizer.MarshalHF()
 	if err != nil {
@@ -189,25 +189,25 @@ func Convert(opt ConvertOptions) error {
 		Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}})
 }
 
-// WriteOllama writes dir as an Ollama model directory: model.gguf and a
+// writeOllama writes dir as an Ollama model directory: model.gguf and a
 // Modelfile (FROM ./model.gguf, the Llama 3.1 chat template in Ollama's
 // template language, stop parameters for the end-of-turn tokens, the
 // sampling defaults of generation_config.json). Create it with
 // `ollama create NAME -f DIR/Modelfile`.
-func WriteOllama(dir string, src *Source, opt Options) error {
-	if err := outdir.Claim(dir, OllamaKind); err != nil {
+func writeOllama(dir string, src *sourceModel, opt Options) error {
+	if err := outdir.Claim(dir, ollamaKind); err != nil {
 		return err
 	}
-	if err := Export(filepath.Join(dir, OllamaModelFile), src.Config, src.Params, src.Tokenizer, opt); err != nil {
+	if err := Export(filepath.Join(dir, ollamaModelFile), src.Config, src.Params, src.Tokenizer, opt); err != nil {
 		return err
 	}
-	return atomicfile.WriteFile(filepath.Join(dir, ModelfileName), []byte(Modelfile(src)), 0o644)
+	return atomicfile.WriteFile(filepath.Join(dir, modelfileName), []byte(modelfile(src)), 0o644)
 }
 
-// OllamaTemplate is the Llama 3.1 chat format (as the official Jinja
+// ollamaTemplate is the Llama 3.1 chat format (as the official Jinja
 // template renders a chat without tools) in Ollama's Go template language.
 // Ollama's runner adds <|begin_of_text|> itself (add_bos_token).
-const OllamaTemplate = `<|start_header_id|>system<|end_header_id|>
+const ollamaTemplate = `<|start_header_id|>system<|end_header_id|>
 
 Cutting Knowledge Date: December 2023
 Today Date: 26 Jul 2024
@@ -222,12 +222,12 @@ Today Date: 26 Jul 2024
 
 `
 
-// Modelfile is the Ollama Modelfile of src.
-func Modelfile(src *Source) string {
+// modelfile is the Ollama Modelfile of src.
+func modelfile(src *sourceModel) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# %s, exported by herd. Create the Ollama model with: ollama create %s -f Modelfile\n", src.Name, strings.ToLower(src.Name))
-	b.WriteString("FROM ./" + OllamaModelFile + "\n")
-	b.WriteString(`TEMPLATE """` + OllamaTemplate + `"""` + "\n")
+	b.WriteString("FROM ./" + ollamaModelFile + "\n")
+	b.WriteString(`TEMPLATE """` + ollamaTemplate + `"""` + "\n")
 	for _, name := range []string{tokenizer.EOT, tokenizer.EOM, tokenizer.EndOfText} {
 		if _, ok := src.Tokenizer.SpecialID(name); ok {
 			fmt.Fprintf(&b, "PARAMETER stop %q\n", name)

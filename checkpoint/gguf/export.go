@@ -43,7 +43,7 @@ type Options struct {
 // atomically. An existing path is replaced only when it is a GGUF file
 // herd wrote; anything else there is an error.
 func Export(path string, cfg model.Config, p *model.Params, tok *tokenizer.Tokenizer, opt Options) error {
-	if err := CheckOutput(path); err != nil {
+	if err := checkOutput(path); err != nil {
 		return err
 	}
 	f, err := atomicfile.Create(path, 0o644)
@@ -57,10 +57,10 @@ func Export(path string, cfg model.Config, p *model.Params, tok *tokenizer.Token
 	return f.Commit()
 }
 
-// CheckOutput reports whether a GGUF file may be written at path: it does
+// checkOutput reports whether a GGUF file may be written at path: it does
 // not exist, or it is a GGUF file herd wrote (it carries herd's marker
 // key). Tools call it before long work.
-func CheckOutput(path string) error {
+func checkOutput(path string) error {
 	if err := atomicfile.Check(path); err != nil {
 		return err
 	}
@@ -90,7 +90,7 @@ const chunkValues = 1 << 20
 // plannedTensor is one tensor of an export: its GGUF info and where its
 // values come from.
 type plannedTensor struct {
-	info  TensorInfo
+	info  tensorInfo
 	hf    string    // herd tensor name, "" for rope_freqs
 	data  []float32 // rope_freqs values
 	heads int       // RoPE permutation heads (0: none)
@@ -122,7 +122,7 @@ func Write(w io.Writer, cfg model.Config, p *model.Params, tok *tokenizer.Tokeni
 	var plan []plannedTensor
 	if cfg.RopeScaling != nil && cfg.RopeScaling.RopeType == "llama3" {
 		fr := ropeFactors(cfg)
-		plan = append(plan, plannedTensor{info: TensorInfo{Name: ropeFreqsName, Dims: []uint64{uint64(len(fr))}, Type: F32}, data: fr})
+		plan = append(plan, plannedTensor{info: tensorInfo{Name: ropeFreqsName, Dims: []uint64{uint64(len(fr))}, Type: F32}, data: fr})
 	}
 	for _, t := range p.Layout.Tensors {
 		name := ggufName(t.Name)
@@ -144,10 +144,10 @@ func Write(w io.Writer, cfg model.Config, p *model.Params, tok *tokenizer.Tokeni
 		if len(t.Shape) > 1 {
 			rows = t.Shape[0]
 		}
-		plan = append(plan, plannedTensor{info: TensorInfo{Name: name, Dims: dims, Type: tt}, hf: t.Name,
+		plan = append(plan, plannedTensor{info: tensorInfo{Name: name, Dims: dims, Type: tt}, hf: t.Name,
 			heads: ropeHeads(cfg, t.Name), rows: rows})
 	}
-	infos := make([]TensorInfo, len(plan))
+	infos := make([]tensorInfo, len(plan))
 	for i, pt := range plan {
 		infos[i] = pt.info
 	}
@@ -155,7 +155,7 @@ func Write(w io.Writer, cfg model.Config, p *model.Params, tok *tokenizer.Tokeni
 	if err != nil {
 		return err
 	}
-	gw, err := NewWriter(w, kvs, infos)
+	gw, err := newFileWriter(w, kvs, infos)
 	if err != nil {
 		return err
 	}
@@ -189,13 +189,13 @@ func Write(w io.Writer, cfg model.Config, p *model.Params, tok *tokenizer.Tokeni
 
 // metadata is the key/value list of an export, in the order llama.cpp's
 // converter writes it.
-func metadata(cfg model.Config, tok *tokenizer.Tokenizer, opt Options, typ Type) ([]KV, error) {
+func metadata(cfg model.Config, tok *tokenizer.Tokenizer, opt Options, typ Type) ([]metaKV, error) {
 	name := opt.Name
 	if name == "" {
 		name = "herd"
 	}
 	u := func(v int) uint32 { return uint32(v) }
-	kvs := []KV{
+	kvs := []metaKV{
 		{"general.architecture", "llama"},
 		{"general.type", "model"},
 		{"general.name", name},
@@ -218,18 +218,18 @@ func metadata(cfg model.Config, tok *tokenizer.Tokenizer, opt Options, typ Type)
 		return nil, err
 	}
 	kvs = append(kvs, tk...)
-	kvs = append(kvs, KV{"general.quantization_version", uint32(2)})
+	kvs = append(kvs, metaKV{"general.quantization_version", uint32(2)})
 	hf, err := cfg.MarshalIndent()
 	if err != nil {
 		return nil, err
 	}
-	return append(kvs, KV{herdKey, string(bytes.TrimSpace(hf))}), nil
+	return append(kvs, metaKV{herdKey, string(bytes.TrimSpace(hf))}), nil
 }
 
 // tokenizerKVs are the tokenizer.ggml.* keys of tok for a model of
 // cfg.VocabSize tokens: ids the tokenizer lacks are "[PADn]" tokens of
 // type unused, as llama.cpp's converter writes them.
-func tokenizerKVs(cfg model.Config, tok *tokenizer.Tokenizer) ([]KV, error) {
+func tokenizerKVs(cfg model.Config, tok *tokenizer.Tokenizer) ([]metaKV, error) {
 	V := cfg.VocabSize
 	tokens := make([]string, V)
 	types := make([]int32, V)
@@ -247,7 +247,7 @@ func tokenizerKVs(cfg model.Config, tok *tokenizer.Tokenizer) ([]KV, error) {
 	for i, m := range tok.Merges() {
 		merges[i] = tok.HFToken(m.Left) + " " + tok.HFToken(m.Right)
 	}
-	kvs := []KV{
+	kvs := []metaKV{
 		{"tokenizer.ggml.model", "gpt2"},
 		{"tokenizer.ggml.pre", "llama-bpe"},
 		{"tokenizer.ggml.tokens", tokens},
@@ -260,7 +260,7 @@ func tokenizerKVs(cfg model.Config, tok *tokenizer.Tokenizer) ([]KV, error) {
 		bos, ok = int32(*cfg.BOSTokenID), true
 	}
 	if ok {
-		kvs = append(kvs, KV{"tokenizer.ggml.bos_token_id", uint32(bos)})
+		kvs = append(kvs, metaKV{"tokenizer.ggml.bos_token_id", uint32(bos)})
 	}
 	eos, ok := tok.SpecialID(tc.EOS)
 	if !ok {
@@ -269,16 +269,16 @@ func tokenizerKVs(cfg model.Config, tok *tokenizer.Tokenizer) ([]KV, error) {
 		}
 	}
 	if ok {
-		kvs = append(kvs, KV{"tokenizer.ggml.eos_token_id", uint32(eos)})
+		kvs = append(kvs, metaKV{"tokenizer.ggml.eos_token_id", uint32(eos)})
 	}
 	if id, ok := tok.SpecialID(tokenizer.EOT); ok {
-		kvs = append(kvs, KV{"tokenizer.ggml.eot_token_id", uint32(id)})
+		kvs = append(kvs, metaKV{"tokenizer.ggml.eot_token_id", uint32(id)})
 	}
 	if id, ok := tok.SpecialID(tokenizer.EOM); ok {
-		kvs = append(kvs, KV{"tokenizer.ggml.eom_token_id", uint32(id)})
+		kvs = append(kvs, metaKV{"tokenizer.ggml.eom_token_id", uint32(id)})
 	}
-	kvs = append(kvs, KV{"tokenizer.ggml.add_bos_token", tc.AddBOS})
-	kvs = append(kvs, KV{"tokenizer.chat_template", cmpOr(tc.ChatTemplate, ChatTemplate)})
+	kvs = append(kvs, metaKV{"tokenizer.ggml.add_bos_token", tc.AddBOS})
+	kvs = append(kvs, metaKV{"tokenizer.chat_template", cmpOr(tc.ChatTemplate, chatTemplate)})
 	return kvs, nil
 }
 

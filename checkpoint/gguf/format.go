@@ -25,15 +25,15 @@ import (
 	"fmt"
 )
 
-// Magic is the first four bytes of a GGUF file.
-const Magic = "GGUF"
+// ggufMagic is the first four bytes of a GGUF file.
+const ggufMagic = "GGUF"
 
-// Version is the GGUF version herd writes (and the only one it reads).
-const Version = 3
+// ggufVersion is the GGUF version herd writes (and the only one it reads).
+const ggufVersion = 3
 
-// Alignment is the default general.alignment: the data section and every
+// ggufAlignment is the default general.alignment: the data section and every
 // tensor in it start at a multiple of it.
-const Alignment = 32
+const ggufAlignment = 32
 
 // Type is a ggml tensor type.
 type Type uint32
@@ -150,16 +150,16 @@ func scalarSize(vt uint32) int {
 	return -1
 }
 
-// KV is one metadata key/value pair. Value is one of uint8, int8, uint16,
+// metaKV is one metadata key/value pair. Value is one of uint8, int8, uint16,
 // int16, uint32, int32, float32, bool, string, uint64, int64, float64, or
 // a slice of one of those ([]string, []int32, []float32, …).
-type KV struct {
+type metaKV struct {
 	Key   string
 	Value any
 }
 
-// TensorInfo describes one tensor of a GGUF file.
-type TensorInfo struct {
+// tensorInfo describes one tensor of a GGUF file.
+type tensorInfo struct {
 	Name string
 	// Dims in ggml order: the fastest-varying dimension first, i.e. the
 	// Hugging Face shape reversed.
@@ -170,7 +170,7 @@ type TensorInfo struct {
 }
 
 // elems is the number of values of the tensor.
-func (t *TensorInfo) elems() uint64 {
+func (t *tensorInfo) elems() uint64 {
 	n := uint64(1)
 	for _, d := range t.Dims {
 		n *= d
@@ -179,7 +179,7 @@ func (t *TensorInfo) elems() uint64 {
 }
 
 // bytes is the size of the tensor's data.
-func (t *TensorInfo) bytes() uint64 {
+func (t *tensorInfo) bytes() uint64 {
 	return t.elems() / uint64(t.Type.blockSize()) * uint64(t.Type.blockBytes())
 }
 

@@ -78,9 +78,9 @@ func TestReadErrors(t *testing.T) {
 		})
 	}
 	// Llama variants herd does not implement are refused by name.
-	for _, kv := range []KV{{"llama.rope.scaling.type", "linear"}, {"llama.expert_count", uint32(8)}} {
+	for _, kv := range []metaKV{{"llama.rope.scaling.type", "linear"}, {"llama.expert_count", uint32(8)}} {
 		var buf bytes.Buffer
-		gw, err := NewWriter(&buf, append([]KV{{"general.architecture", "llama"}}, kv), nil)
+		gw, err := newFileWriter(&buf, append([]metaKV{{"general.architecture", "llama"}}, kv), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,7 +90,7 @@ func TestReadErrors(t *testing.T) {
 			t.Errorf("%s: err %v", kv.Key, err)
 		}
 	}
-	if hd.dataStart%Alignment != 0 {
+	if hd.dataStart%ggufAlignment != 0 {
 		t.Errorf("data section at %d", hd.dataStart)
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 )
 
@@ -443,32 +444,27 @@ func TestTokenizerRoundTrip(t *testing.T) {
 // reference English corpus (or a built-in text when absent).
 func trainTokenizer(t testing.TB, vocab int) *tokenizer.Tokenizer {
 	t.Helper()
-	text := corpusText(t, 200_000)
-	tok, err := tokenizer.Train(t.Context(), []tokenizer.Corpus{tokenizer.ReaderCorpus("c", strings.NewReader(text))}, tokenizer.TrainOptions{VocabSize: vocab})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
+	return traintest.Tokenizer(t, corpusText(t, 200_000), vocab)
 }
 
 // TestMetadataTypes: every metadata value type the writer takes reads back
 // with its GGUF type and value; unsupported Go types and repeated keys are
 // refused.
 func TestMetadataTypes(t *testing.T) {
-	kvs := []KV{{"u8", uint8(7)}, {"i8", int8(-7)}, {"u16", uint16(700)}, {"i16", int16(-700)}, {"u32", uint32(7e6)},
+	kvs := []metaKV{{"u8", uint8(7)}, {"i8", int8(-7)}, {"u16", uint16(700)}, {"i16", int16(-700)}, {"u32", uint32(7e6)},
 		{"i32", int32(-7e6)}, {"f32", float32(1.5)}, {"b", true}, {"s", "héllo"}, {"u64", uint64(1) << 40}, {"i64", int64(-1) << 40},
 		{"f64", 2.25}, {"ss", []string{"a", "", "Ġthe"}}, {"ai32", []int32{1, -2, 3}}, {"af32", []float32{0.5}}, {"ab", []bool{true, false}},
 		{"empty", []uint64{}}}
 	var buf bytes.Buffer
-	gw, err := NewWriter(&buf, kvs, nil)
+	gw, err := newFileWriter(&buf, kvs, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := gw.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if buf.Len()%Alignment != 0 {
-		t.Errorf("file of %d bytes is not padded to %d", buf.Len(), Alignment)
+	if buf.Len()%ggufAlignment != 0 {
+		t.Errorf("file of %d bytes is not padded to %d", buf.Len(), ggufAlignment)
 	}
 	hd, err := readHeader(bytes.NewReader(buf.Bytes()), int64(buf.Len()))
 	if err != nil {
@@ -501,8 +497,8 @@ func TestMetadataTypes(t *testing.T) {
 			}
 		}
 	}
-	for _, bad := range [][]KV{{{"x", 3}}, {{"x", []any{1}}}, {{"x", uint8(1)}, {"x", uint8(2)}}, {{"x", [][]int32{{1}}}}} {
-		if _, err := NewWriter(io.Discard, bad, nil); err == nil {
+	for _, bad := range [][]metaKV{{{"x", 3}}, {{"x", []any{1}}}, {{"x", uint8(1)}, {"x", uint8(2)}}, {{"x", [][]int32{{1}}}}} {
+		if _, err := newFileWriter(io.Discard, bad, nil); err == nil {
 			t.Errorf("%v accepted", bad)
 		}
 	}

@@ -12,11 +12,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
-	"github.com/herdml/herd/optim"
 )
 
 // The llama.cpp compatibility tests run testdata/llamacpp/run.mjs, which
@@ -232,47 +231,18 @@ func trainedModel(t *testing.T) (string, *tokenizer.Tokenizer) {
 		NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 256, TieWordEmbeddings: true,
 		RopeTheta: 500000, RopeScaling: &model.RopeScaling{RopeType: "llama3", Factor: 8, LowFreqFactor: 1, HighFreqFactor: 4, OriginalMaxPositionEmbeddings: 64}}
 	cfg.Normalize()
-	be := kernels.NewCPU(2)
-	defer be.Close()
-	m, err := model.New(cfg, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(cfg, 7)
-	m.EnsureGrads()
-	opt, err := optim.NewAdamW(m.Params.Layout, optim.DefaultAdamWConfig(), be)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const B, T, steps = 8, 64, 300
 	bos, _ := tok.SpecialID(tok.Config().BOS)
-	tokens, targets := make([]int32, B*T), make([]int32, B*T)
-	var loss float64
-	for step := range steps {
+	p, loss := traintest.Train(t, cfg, 7, B, T, steps, func(step int, tokens, targets []int32) {
 		for b := range B {
 			start := ((step*B + b) * (T - 1)) % (len(ids) - T)
 			tokens[b*T] = bos
 			copy(tokens[b*T+1:(b+1)*T], ids[start:start+T-1])
 			copy(targets[b*T:(b+1)*T], ids[start:start+T])
 		}
-		m.Grads.Zero()
-		if loss, err = m.ForwardBackward(&model.Batch{B: B, T: T, Tokens: tokens, Targets: targets}); err != nil {
-			t.Fatal(err)
-		}
-		if err := opt.Update(m.Params, m.Grads, 3e-3); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	t.Logf("trained %d steps of %d×%d tokens: loss %.3f (uniform: %.3f)", steps, B, T, loss, math.Log(float64(cfg.VocabSize)))
-	tj, cj, err := tok.MarshalHF()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "trained")
-	if err := checkpoint.SaveModel(dir, cfg, m.Params, checkpoint.SaveOptions{Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}}); err != nil {
-		t.Fatal(err)
-	}
-	return dir, tok
+	return traintest.SaveModel(t, cfg, p, tok), tok
 }
 
 // TestLlamaCppTrainedModel is must-show 2: a herd-trained model exported

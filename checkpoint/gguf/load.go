@@ -343,7 +343,7 @@ func (hd *header) tokenizer(cfg model.Config) (*tokenizer.Tokenizer, error) {
 	}
 	bos, eos := special("tokenizer.ggml.bos_token_id"), special("tokenizer.ggml.eos_token_id")
 	tmpl, _ := hd.str("tokenizer.chat_template")
-	if tmpl == ChatTemplate {
+	if tmpl == chatTemplate {
 		tmpl = "" // herd's stand-in for a tokenizer without a template
 	}
 

@@ -10,6 +10,7 @@ import (
 
 	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 )
 
@@ -26,14 +27,10 @@ func TestOllama(t *testing.T) {
 	cfg.Normalize()
 	p := model.NewParams(model.NewLayout(cfg))
 	p.Init(cfg, 5)
-	tj, cj, err := tok.MarshalHF()
-	if err != nil {
-		t.Fatal(err)
-	}
 	tmp := t.TempDir()
 	src := filepath.Join(tmp, "src")
 	gen := &checkpoint.GenerationConfig{DoSample: true, Temperature: 0.7, TopP: 0.95, TopK: 40}
-	if err := checkpoint.SaveModel(src, cfg, p, checkpoint.SaveOptions{Generation: gen, Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}}); err != nil {
+	if err := checkpoint.SaveModel(src, cfg, p, checkpoint.SaveOptions{Generation: gen, Extra: traintest.TokenizerFiles(t, tok)}); err != nil {
 		t.Fatal(err)
 	}
 	out := filepath.Join(tmp, "ollama")
@@ -42,14 +39,14 @@ func TestOllama(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	m, err := Load(filepath.Join(out, OllamaModelFile))
+	m, err := Load(filepath.Join(out, ollamaModelFile))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if m.Config.VocabSize != cfg.VocabSize || m.Name != "src" {
 		t.Errorf("model.gguf: vocab %d name %q", m.Config.VocabSize, m.Name)
 	}
-	mf, err := os.ReadFile(filepath.Join(out, ModelfileName))
+	mf, err := os.ReadFile(filepath.Join(out, modelfileName))
 	if err != nil {
 		t.Fatal(err)
 	}

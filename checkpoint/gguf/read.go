@@ -27,7 +27,7 @@ type value struct {
 type header struct {
 	keys      []string
 	kv        map[string]*value
-	tensors   []TensorInfo
+	tensors   []tensorInfo
 	byName    map[string]int
 	dataStart int64 // file offset of the data section
 	size      int64 // file size
@@ -119,11 +119,11 @@ func (h *hreader) str(what string) string {
 func readHeader(r io.ReaderAt, size int64) (*header, error) {
 	h := &hreader{r: bufio.NewReaderSize(io.NewSectionReader(r, 0, size), 1<<16), size: size}
 	var magic [4]byte
-	if !h.read(magic[:]) || string(magic[:]) != Magic {
-		return nil, &formatError{0, fmt.Sprintf("it does not start with %q", Magic)}
+	if !h.read(magic[:]) || string(magic[:]) != ggufMagic {
+		return nil, &formatError{0, fmt.Sprintf("it does not start with %q", ggufMagic)}
 	}
-	if v := h.u32(); h.err == nil && v != Version {
-		return nil, &formatError{4, fmt.Sprintf("GGUF version %d; herd reads version %d (re-convert with a current llama.cpp)", v, Version)}
+	if v := h.u32(); h.err == nil && v != ggufVersion {
+		return nil, &formatError{4, fmt.Sprintf("GGUF version %d; herd reads version %d (re-convert with a current llama.cpp)", v, ggufVersion)}
 	}
 	nt := h.count("tensor", 24)
 	nkv := h.count("metadata", 13)
@@ -144,7 +144,7 @@ func readHeader(r io.ReaderAt, size int64) (*header, error) {
 		hd.keys = append(hd.keys, key)
 		hd.kv[key] = val
 	}
-	alignment := uint64(Alignment)
+	alignment := uint64(ggufAlignment)
 	if v, ok := hd.kv["general.alignment"]; ok {
 		a, ok := v.v.(uint32)
 		if !ok || a == 0 || a&(a-1) != 0 {
@@ -152,9 +152,9 @@ func readHeader(r io.ReaderAt, size int64) (*header, error) {
 		}
 		alignment = uint64(a)
 	}
-	hd.tensors = make([]TensorInfo, 0, nt)
+	hd.tensors = make([]tensorInfo, 0, nt)
 	for range nt {
-		var t TensorInfo
+		var t tensorInfo
 		t.Name = h.str("tensor name")
 		nd := h.u32()
 		if h.err == nil && (nd == 0 || nd > maxDims) {
@@ -412,7 +412,7 @@ func (hd *header) ints(key string) ([]int64, error) {
 // readTensor decodes tensor t of the file into x (len(x) values), read in
 // chunks of whole rows. heads > 0 undoes the RoPE row permutation of a q
 // or k matrix of rows rows (see hfRow).
-func readTensor(r io.ReaderAt, hd *header, t TensorInfo, x []float32, rows, heads int) error {
+func readTensor(r io.ReaderAt, hd *header, t tensorInfo, x []float32, rows, heads int) error {
 	if !t.Type.known() {
 		return fmt.Errorf("tensor %s is of type %v; herd reads F32, F16, BF16 and Q8_0 (re-export or requantize the model to one of them)", t.Name, t.Type)
 	}

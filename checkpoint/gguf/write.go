@@ -9,13 +9,13 @@ import (
 	"reflect"
 )
 
-// Writer streams a GGUF file: the header (metadata and tensor infos) is
-// written by NewWriter, then the tensors' data in the order they were
+// fileWriter streams a GGUF file: the header (metadata and tensor infos) is
+// written by newFileWriter, then the tensors' data in the order they were
 // given (BeginTensor, then Write to stream its bytes), then Close
 // pads the end.
-type Writer struct {
+type fileWriter struct {
 	w       *bufio.Writer
-	tensors []TensorInfo
+	tensors []tensorInfo
 	next    int    // index of the next tensor to write
 	pos     uint64 // bytes written into the data section
 	left    uint64 // bytes the open tensor still needs
@@ -23,11 +23,11 @@ type Writer struct {
 	err     error
 }
 
-// NewWriter writes the header of a GGUF v3 file with the given metadata
+// newFileWriter writes the header of a GGUF v3 file with the given metadata
 // and tensors (their Offset fields are computed here) to w.
-func NewWriter(w io.Writer, kvs []KV, tensors []TensorInfo) (*Writer, error) {
+func newFileWriter(w io.Writer, kvs []metaKV, tensors []tensorInfo) (*fileWriter, error) {
 	bw := bufio.NewWriterSize(w, 1<<20)
-	gw := &Writer{w: bw, tensors: make([]TensorInfo, len(tensors))}
+	gw := &fileWriter{w: bw, tensors: make([]tensorInfo, len(tensors))}
 	copy(gw.tensors, tensors)
 	names := make(map[string]bool, len(tensors))
 	var off uint64
@@ -43,13 +43,13 @@ func NewWriter(w io.Writer, kvs []KV, tensors []TensorInfo) (*Writer, error) {
 		if len(t.Dims) == 0 || t.Dims[0]%uint64(t.Type.blockSize()) != 0 {
 			return nil, fmt.Errorf("gguf: tensor %s: dims %v do not split into %v blocks of %d", t.Name, t.Dims, t.Type, t.Type.blockSize())
 		}
-		off = align(off, Alignment)
+		off = align(off, ggufAlignment)
 		t.Offset = off
 		off += t.bytes()
 	}
 	keys := make(map[string]bool, len(kvs))
-	gw.raw([]byte(Magic))
-	gw.u32(Version)
+	gw.raw([]byte(ggufMagic))
+	gw.u32(ggufVersion)
 	gw.u64(uint64(len(tensors)))
 	gw.u64(uint64(len(kvs)))
 	for _, kv := range kvs {
@@ -75,8 +75,8 @@ func NewWriter(w io.Writer, kvs []KV, tensors []TensorInfo) (*Writer, error) {
 	return gw, gw.err
 }
 
-// headerLen is the size of the header NewWriter wrote (before padding).
-func (g *Writer) headerLen(kvs []KV) uint64 {
+// headerLen is the size of the header newFileWriter wrote (before padding).
+func (g *fileWriter) headerLen(kvs []metaKV) uint64 {
 	// Recomputed rather than counted so that pad does not depend on the
 	// buffered writer's state.
 	n := uint64(4 + 4 + 8 + 8)
@@ -90,14 +90,14 @@ func (g *Writer) headerLen(kvs []KV) uint64 {
 }
 
 // pad writes zeros up to the next multiple of Alignment after n bytes.
-func (g *Writer) pad(n uint64) {
-	var zeros [Alignment]byte
-	g.raw(zeros[:align(n, Alignment)-n])
+func (g *fileWriter) pad(n uint64) {
+	var zeros [ggufAlignment]byte
+	g.raw(zeros[:align(n, ggufAlignment)-n])
 }
 
 // BeginTensor starts the data of the next tensor, which must be named
 // name; Write then streams its bytes, exactly its size in all.
-func (g *Writer) BeginTensor(name string) error {
+func (g *fileWriter) BeginTensor(name string) error {
 	if g.err != nil {
 		return g.err
 	}
@@ -111,7 +111,7 @@ func (g *Writer) BeginTensor(name string) error {
 	if t.Name != name {
 		return fmt.Errorf("gguf: tensor %s written where %s comes next", name, t.Name)
 	}
-	var zeros [Alignment]byte
+	var zeros [ggufAlignment]byte
 	g.raw(zeros[:t.Offset-g.pos])
 	g.pos = t.Offset
 	g.left = t.bytes()
@@ -121,7 +121,7 @@ func (g *Writer) BeginTensor(name string) error {
 }
 
 // Write writes bytes of the tensor begun by BeginTensor.
-func (g *Writer) Write(p []byte) (int, error) {
+func (g *fileWriter) Write(p []byte) (int, error) {
 	if g.err != nil {
 		return 0, g.err
 	}
@@ -135,7 +135,7 @@ func (g *Writer) Write(p []byte) (int, error) {
 }
 
 // finishTensor checks that the open tensor got all its bytes.
-func (g *Writer) finishTensor() error {
+func (g *fileWriter) finishTensor() error {
 	if g.open && g.left != 0 {
 		t := g.tensors[g.next-1]
 		return fmt.Errorf("gguf: tensor %s got %d of its %d bytes", t.Name, t.bytes()-g.left, t.bytes())
@@ -146,7 +146,7 @@ func (g *Writer) finishTensor() error {
 
 // Close pads the data section and flushes; every tensor must have been
 // written.
-func (g *Writer) Close() error {
+func (g *fileWriter) Close() error {
 	if g.err != nil {
 		return g.err
 	}
@@ -163,18 +163,18 @@ func (g *Writer) Close() error {
 	return g.w.Flush()
 }
 
-func (g *Writer) raw(b []byte) {
+func (g *fileWriter) raw(b []byte) {
 	if g.err == nil {
 		_, g.err = g.w.Write(b)
 	}
 }
 
-func (g *Writer) u32(v uint32) { g.raw(binary.LittleEndian.AppendUint32(nil, v)) }
-func (g *Writer) u64(v uint64) { g.raw(binary.LittleEndian.AppendUint64(nil, v)) }
-func (g *Writer) str(s string) { g.u64(uint64(len(s))); g.raw([]byte(s)) }
+func (g *fileWriter) u32(v uint32) { g.raw(binary.LittleEndian.AppendUint32(nil, v)) }
+func (g *fileWriter) u64(v uint64) { g.raw(binary.LittleEndian.AppendUint64(nil, v)) }
+func (g *fileWriter) str(s string) { g.u64(uint64(len(s))); g.raw([]byte(s)) }
 
 // value writes a metadata value with its type.
-func (g *Writer) value(v any) error {
+func (g *fileWriter) value(v any) error {
 	vt, err := valueType(v)
 	if err != nil {
 		return err

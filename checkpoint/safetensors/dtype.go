@@ -72,8 +72,8 @@ func (d DType) IsFloat() bool {
 // type d (F32, F16 and BF16, rounding to nearest even).
 func (d DType) Writable() bool { return d == F32 || d == F16 || d == BF16 }
 
-// ParseDType validates a dtype string from a header or a user option.
-func ParseDType(s string) (DType, error) {
+// parseDType validates a dtype string from a header or a user option.
+func parseDType(s string) (DType, error) {
 	d := DType(s)
 	if !d.Valid() {
 		return "", fmt.Errorf("unknown safetensors dtype %q (known: BOOL U8 I8 F8_E4M3 F8_E5M2 F8_E8M0 I16 U16 F16 BF16 I32 U32 F32 I64 U64 F64)", s)

@@ -11,12 +11,12 @@ import (
 	"strconv"
 )
 
-// MaxHeaderBytes is the largest JSON header accepted (the limit of the
+// maxHeaderBytes is the largest JSON header accepted (the limit of the
 // reference implementation, 100 MB).
-const MaxHeaderBytes = 100_000_000
+const maxHeaderBytes = 100_000_000
 
-// MaxRank is the largest number of dimensions accepted in a tensor shape.
-const MaxRank = 32
+// maxRank is the largest number of dimensions accepted in a tensor shape.
+const maxRank = 32
 
 // metadataKey is the reserved header key holding the string metadata.
 const metadataKey = "__metadata__"
@@ -65,7 +65,7 @@ func (h *Header) Lookup(name string) (TensorInfo, bool) {
 }
 
 // shapeJSON decodes a JSON array of non-negative integers without
-// allocating more than MaxRank entries, whatever the input.
+// allocating more than maxRank entries, whatever the input.
 type shapeJSON []int
 
 func (s *shapeJSON) UnmarshalJSON(b []byte) error {
@@ -77,8 +77,8 @@ func (s *shapeJSON) UnmarshalJSON(b []byte) error {
 	out := shapeJSON{}
 	if len(body) > 0 {
 		for part := range bytes.SplitSeq(body, []byte{','}) {
-			if len(out) == MaxRank {
-				return fmt.Errorf("shape has more than %d dimensions", MaxRank)
+			if len(out) == maxRank {
+				return fmt.Errorf("shape has more than %d dimensions", maxRank)
 			}
 			v, err := strconv.ParseInt(string(bytes.TrimSpace(part)), 10, 64)
 			if err != nil {
@@ -103,13 +103,13 @@ type tensorJSON struct {
 	DataOffsets []json.Number `json:"data_offsets"`
 }
 
-// ParseHeader decodes and validates the JSON header of a file whose data
+// parseHeader decodes and validates the JSON header of a file whose data
 // section is dataLen bytes long. The data must be covered exactly by the
 // tensors: no overlaps, no gaps and no trailing bytes (as the reference
 // implementation requires).
-func ParseHeader(js []byte, dataLen int64) (*Header, error) {
-	if len(js) > MaxHeaderBytes {
-		return nil, fmt.Errorf("header is %d bytes, more than the %d allowed", len(js), MaxHeaderBytes)
+func parseHeader(js []byte, dataLen int64) (*Header, error) {
+	if len(js) > maxHeaderBytes {
+		return nil, fmt.Errorf("header is %d bytes, more than the %d allowed", len(js), maxHeaderBytes)
 	}
 	dec := json.NewDecoder(bytes.NewReader(js))
 	tok, err := dec.Token()
@@ -178,7 +178,7 @@ func tensorFromJSON(name string, tj tensorJSON, dataLen int64) (TensorInfo, erro
 	if tj.DType == nil {
 		return bad("missing \"dtype\"")
 	}
-	dt, err := ParseDType(*tj.DType)
+	dt, err := parseDType(*tj.DType)
 	if err != nil {
 		return bad("%v", err)
 	}

@@ -60,8 +60,8 @@ func newFile(ra io.ReaderAt, size int64, name string) (*File, error) {
 		return fail(fmt.Errorf("read header length: %w", err))
 	}
 	n := binary.LittleEndian.Uint64(lenBuf[:])
-	if n > MaxHeaderBytes {
-		return fail(fmt.Errorf("header length %d exceeds the %d-byte limit (not a safetensors file?)", n, MaxHeaderBytes))
+	if n > maxHeaderBytes {
+		return fail(fmt.Errorf("header length %d exceeds the %d-byte limit (not a safetensors file?)", n, maxHeaderBytes))
 	}
 	if n > uint64(size-8) {
 		return fail(fmt.Errorf("header length %d reaches past the end of the %d-byte file (truncated or not a safetensors file)", n, size))
@@ -70,7 +70,7 @@ func newFile(ra io.ReaderAt, size int64, name string) (*File, error) {
 	if err := readAt(ra, js, 8); err != nil {
 		return fail(fmt.Errorf("read header: %w", err))
 	}
-	h, err := ParseHeader(js, size-8-int64(n))
+	h, err := parseHeader(js, size-8-int64(n))
 	if err != nil {
 		return fail(err)
 	}

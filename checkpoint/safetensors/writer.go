@@ -36,7 +36,7 @@ type Writer struct {
 // NewWriter validates the tensor list, computes the layout and writes the
 // header (with metadata, if non-nil, under "__metadata__").
 func NewWriter(w io.Writer, specs []TensorSpec, metadata map[string]string) (*Writer, error) {
-	order, err := Plan(specs)
+	order, err := plan(specs)
 	if err != nil {
 		return nil, err
 	}
@@ -55,9 +55,9 @@ func NewWriter(w io.Writer, specs []TensorSpec, metadata map[string]string) (*Wr
 	return &Writer{w: w, order: order}, nil
 }
 
-// Plan validates specs and returns them in storage order with their data
+// plan validates specs and returns them in storage order with their data
 // offsets. It is what NewWriter uses; callers may use it to size files.
-func Plan(specs []TensorSpec) ([]TensorInfo, error) {
+func plan(specs []TensorSpec) ([]TensorInfo, error) {
 	seen := make(map[string]bool, len(specs))
 	order := make([]TensorInfo, 0, len(specs))
 	for _, s := range specs {
@@ -71,8 +71,8 @@ func Plan(specs []TensorSpec) ([]TensorInfo, error) {
 		if !s.DType.Valid() {
 			return nil, fmt.Errorf("safetensors: tensor %q: unknown dtype %q", s.Name, s.DType)
 		}
-		if len(s.Shape) > MaxRank {
-			return nil, fmt.Errorf("safetensors: tensor %q has %d dimensions, more than %d", s.Name, len(s.Shape), MaxRank)
+		if len(s.Shape) > maxRank {
+			return nil, fmt.Errorf("safetensors: tensor %q has %d dimensions, more than %d", s.Name, len(s.Shape), maxRank)
 		}
 		n := int64(s.DType.Size())
 		for _, d := range s.Shape {
@@ -140,8 +140,8 @@ func encodeHeader(order []TensorInfo, metadata map[string]string) ([]byte, error
 	for b.Len()%8 != 0 {
 		b.WriteByte(' ')
 	}
-	if b.Len() > MaxHeaderBytes {
-		return nil, fmt.Errorf("safetensors: header would be %d bytes, more than the %d allowed", b.Len(), MaxHeaderBytes)
+	if b.Len() > maxHeaderBytes {
+		return nil, fmt.Errorf("safetensors: header would be %d bytes, more than the %d allowed", b.Len(), maxHeaderBytes)
 	}
 	return b.Bytes(), nil
 }

@@ -1,13 +1,20 @@
-// Package clustertest builds herd's tools with Open MPI and runs them
-// under mpirun in tests, skipping (saying why) where Open MPI is missing.
+// Package clustertest is what tests of data-parallel runs share: building
+// herd's tools with Open MPI and running them under mpirun (skipping,
+// saying why, where Open MPI is missing), running in-process ranks on
+// goroutines, and comparing two runs' checkpoints bit for bit.
 package clustertest
 
 import (
+	"bytes"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
+	"sync"
 	"testing"
+
+	"github.com/herdml/herd/checkpoint"
 )
 
 // MPIRunArgs are mpirun's arguments for a job of n ranks on this machine,
@@ -39,4 +46,58 @@ func Build(t testing.TB, name string) string {
 		t.Fatalf("go build -tags mpi ./cmd/%s: %v\n%s", name, err, out)
 	}
 	return bin
+}
+
+// RunRanks runs run once for each of comms (the communicators of one job,
+// as cluster.Local(world) returns them), each rank on its own goroutine,
+// waits for all of them, fails t naming every rank that returned an error,
+// and returns rank 0's result. It does not import package cluster, whose
+// own tests use this package.
+func RunRanks[C, R any](t testing.TB, comms []C, run func(rank int, comm C) (R, error)) R {
+	t.Helper()
+	res := make([]R, len(comms))
+	errs := make([]error, len(comms))
+	var wg sync.WaitGroup
+	for rank, comm := range comms {
+		wg.Go(func() { res[rank], errs[rank] = run(rank, comm) })
+	}
+	wg.Wait()
+	failed := false
+	for rank, err := range errs {
+		if err != nil {
+			t.Errorf("rank %d of %d: %v", rank, len(comms), err)
+			failed = true
+		}
+	}
+	if failed {
+		t.FailNow()
+	}
+	return res[0]
+}
+
+// SameCheckpoints fails t unless the runs whose output directories are a
+// and b wrote the same checkpoints under checkpoints/: as many, at least
+// one, with the same weights and optimizer state byte for byte.
+func SameCheckpoints(t testing.TB, what, a, b string) {
+	t.Helper()
+	ca, err := checkpoint.List(filepath.Join(a, "checkpoints"))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	cb, err := checkpoint.List(filepath.Join(b, "checkpoints"))
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	if len(ca) != len(cb) || len(ca) == 0 {
+		t.Fatalf("%s: %d and %d checkpoints", what, len(ca), len(cb))
+	}
+	for i := range ca {
+		for _, f := range []string{checkpoint.WeightsFile, checkpoint.OptimizerFile} {
+			x, err1 := os.ReadFile(filepath.Join(ca[i].Dir, f))
+			y, err2 := os.ReadFile(filepath.Join(cb[i].Dir, f))
+			if err1 != nil || err2 != nil || !bytes.Equal(x, y) {
+				t.Fatalf("%s: %s of step %d differs (%v, %v)", what, f, ca[i].Step, err1, err2)
+			}
+		}
+	}
 }

@@ -223,36 +223,9 @@ func check(cfg curate.Config) (note string, err error) {
 
 // validate loads and checks a recipe without writing anything.
 func validate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("curate validate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	recipe := fs.String("recipe", "", recipeHelp)
-	out := fs.String("out", "", "output directory (overrides output.dir)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: curate validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or the problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n")
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if *recipe == "" {
-		return errors.New("validate: -recipe is required (a file or one of: " + strings.Join(tool.Shipped(), ", ") + ")")
-	}
-	cfg, err := load(*recipe, *out, 0, fs.Args())
-	if err != nil {
-		return err
-	}
-	note, err := check(cfg)
-	if err != nil {
-		return fmt.Errorf("recipe: %w", err)
-	}
-	if note != "" {
-		fmt.Fprintln(stdout, "note:", note)
-	}
-	fmt.Fprintln(stdout, "ok")
-	return nil
+	return cli.Validate(tool, args, stdout, stderr, func(rf *cli.RecipeFlags, overrides []string) (curate.Config, error) {
+		return load(rf.Recipe, rf.Out, 0, overrides)
+	}, check)
 }
 
 // goroot returns the Go root for recipes that read $GOROOT/src.

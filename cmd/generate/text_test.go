@@ -5,13 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 )
 
@@ -20,24 +19,13 @@ import (
 func textModel(t testing.TB) (string, *tokenizer.Tokenizer) {
 	t.Helper()
 	corpus := strings.Repeat("package main\nfunc (s *Server) Serve() error { return nil }\nuser assistant system Max: 1 2 3\n", 40)
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("c", strings.NewReader(corpus))}, tokenizer.TrainOptions{VocabSize: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
-	tj, cj, err := tok.MarshalHF()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := traintest.Tokenizer(t, corpus, 600)
 	cfg := model.Config{VocabSize: tok.VocabSize(), HiddenSize: 32, IntermediateSize: 64, NumHiddenLayers: 2,
 		NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 256, TieWordEmbeddings: true, InitializerRange: 0.5}
 	cfg.Normalize()
 	p := model.NewParams(model.NewLayout(cfg))
 	p.Init(cfg, 2)
-	dir := filepath.Join(t.TempDir(), "model")
-	if err := checkpoint.SaveModel(dir, cfg, p, checkpoint.SaveOptions{Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}}); err != nil {
-		t.Fatal(err)
-	}
-	return dir, tok
+	return traintest.SaveModel(t, cfg, p, tok), tok
 }
 
 // TestPromptText generates from a text prompt greedily and checks the

@@ -6,16 +6,13 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 
-	"github.com/herdml/herd/checkpoint"
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
-	"github.com/herdml/herd/model/kernels"
-	"github.com/herdml/herd/optim"
 )
 
 // maxChat is one training conversation of the trained model: the user
@@ -40,29 +37,12 @@ func chatTrainedModel(t *testing.T) (string, *tokenizer.Tokenizer) {
 		m := maxChat(r)
 		fmt.Fprintf(&corpus, "system\n\nCutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\nuser\n\n%s assistant\n\n%s\n", m[0].Content, m[1].Content)
 	}
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("chats", strings.NewReader(corpus.String()))}, tokenizer.TrainOptions{VocabSize: 600})
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := traintest.Tokenizer(t, corpus.String(), 600)
 	cfg := model.Config{VocabSize: tok.VocabSize(), HiddenSize: 64, IntermediateSize: 128, NumHiddenLayers: 2,
 		NumAttentionHeads: 4, NumKeyValueHeads: 2, MaxPositionEmbeddings: 96, TieWordEmbeddings: true}
 	cfg.Normalize()
-	be := kernels.NewCPU(2)
-	defer be.Close()
-	m, err := model.New(cfg, be)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Params.Init(cfg, 3)
-	m.EnsureGrads()
-	opt, err := optim.NewAdamW(m.Params.Layout, optim.DefaultAdamWConfig(), be)
-	if err != nil {
-		t.Fatal(err)
-	}
 	const B, T, steps = 8, 64, 250
-	tokens, targets := make([]int32, B*T), make([]int32, B*T)
-	var loss float64
-	for range steps {
+	p, loss := traintest.Train(t, cfg, 3, B, T, steps, func(_ int, tokens, targets []int32) {
 		for b := range B {
 			c, err := tok.RenderChat(maxChat(r), tokenizer.ChatOptions{})
 			if err != nil {
@@ -83,24 +63,9 @@ func chatTrainedModel(t *testing.T) (string, *tokenizer.Tokenizer) {
 				}
 			}
 		}
-		m.Grads.Zero()
-		if loss, err = m.ForwardBackward(&model.Batch{B: B, T: T, Tokens: tokens, Targets: targets}); err != nil {
-			t.Fatal(err)
-		}
-		if err := opt.Update(m.Params, m.Grads, 3e-3); err != nil {
-			t.Fatal(err)
-		}
-	}
+	})
 	t.Logf("SFT %d steps: loss %.4f", steps, loss)
-	tj, cj, err := tok.MarshalHF()
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := filepath.Join(t.TempDir(), "chat")
-	if err := checkpoint.SaveModel(dir, cfg, m.Params, checkpoint.SaveOptions{Extra: map[string][]byte{tokenizer.TokenizerFile: tj, tokenizer.ConfigFile: cj}}); err != nil {
-		t.Fatal(err)
-	}
-	return dir, tok
+	return traintest.SaveModel(t, cfg, p, tok), tok
 }
 
 // TestTrainedChatEndToEnd is issue 12's must-show 4 on a model herd

@@ -116,7 +116,7 @@ func (x *SFTExample) Targets() []int32 {
 
 // render renders messages, with a row's own tools when it has them; a
 // template error is ReasonUnrenderable.
-func (e *Encoder) render(msgs []tokenizer.Message, tools []tokenizer.Value) (*tokenizer.Chat, *RowError) {
+func (e *Encoder) render(msgs []tokenizer.Message, tools []tokenizer.Value) (*tokenizer.Chat, *rowError) {
 	o := e.o.Chat
 	if tools != nil {
 		o.Tools = tools
@@ -128,7 +128,7 @@ func (e *Encoder) render(msgs []tokenizer.Message, tools []tokenizer.Value) (*to
 	return c, nil
 }
 
-// SFT tokenizes an SFT row. A bad row is a *RowError.
+// SFT tokenizes an SFT row. A bad row is a *rowError.
 func (e *Encoder) SFT(r SFTRow) (SFTExample, error) {
 	x, err := e.sft(r)
 	if err != nil {
@@ -137,7 +137,7 @@ func (e *Encoder) SFT(r SFTRow) (SFTExample, error) {
 	return x, nil
 }
 
-func (e *Encoder) sft(r SFTRow) (SFTExample, *RowError) {
+func (e *Encoder) sft(r SFTRow) (SFTExample, *rowError) {
 	c, rerr := e.render(r.Messages, r.Tools)
 	if rerr != nil {
 		return SFTExample{}, rerr
@@ -210,7 +210,7 @@ type PrefExample struct {
 // Prompt returns the shared prompt ids.
 func (x *PrefExample) Prompt() []int32 { return x.Chosen.IDs[:x.PromptLen] }
 
-// Pref tokenizes a preference row. A bad row is a *RowError.
+// Pref tokenizes a preference row. A bad row is a *rowError.
 func (e *Encoder) Pref(r PrefRow) (PrefExample, error) {
 	x, err := e.pref(r)
 	if err != nil {
@@ -219,13 +219,13 @@ func (e *Encoder) Pref(r PrefRow) (PrefExample, error) {
 	return x, nil
 }
 
-func (e *Encoder) pref(r PrefRow) (PrefExample, *RowError) {
+func (e *Encoder) pref(r PrefRow) (PrefExample, *rowError) {
 	p, rerr := e.render(r.Prompt, r.Tools)
 	if rerr != nil {
 		return PrefExample{}, rerr
 	}
 	P := len(p.IDs)
-	resp := func(name string, msgs []tokenizer.Message) (Response, *RowError) {
+	resp := func(name string, msgs []tokenizer.Message) (Response, *rowError) {
 		all := append(slices.Clip(r.Prompt), msgs...)
 		c, rerr := e.render(all, r.Tools)
 		if rerr != nil {

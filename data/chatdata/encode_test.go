@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 )
 
 func TestParseSFT(t *testing.T) {
@@ -37,7 +38,7 @@ func TestParseSFT(t *testing.T) {
 	for _, c := range cases {
 		r, err := ParseSFT([]byte(c.line))
 		if c.reason != "" {
-			var re *RowError
+			var re *rowError
 			if !errors.As(err, &re) || re.Reason != c.reason {
 				t.Errorf("%s: error %v, want reason %s", c.name, err, c.reason)
 			}
@@ -83,7 +84,7 @@ func TestParsePref(t *testing.T) {
 	for _, c := range cases {
 		r, err := ParsePref([]byte(c.line))
 		if c.reason != "" {
-			var re *RowError
+			var re *rowError
 			if !errors.As(err, &re) || re.Reason != c.reason {
 				t.Errorf("%s: error %v, want reason %s", c.name, err, c.reason)
 			}
@@ -167,8 +168,8 @@ func TestSFTShift(t *testing.T) {
 	reply := tok.Encode([]byte("Hello there"))
 	n := len(x.IDs)
 	// … <sh> assistant <eh> \n\n Hello there <eot>
-	eot := special(t, tok, tokenizer.EOT)
-	if x.IDs[n-1] != eot || x.IDs[n-2-len(reply)] != tok.Encode([]byte("\n\n"))[0] || x.IDs[n-3-len(reply)] != special(t, tok, tokenizer.EndHeader) {
+	eot := traintest.SpecialID(t, tok, tokenizer.EOT)
+	if x.IDs[n-1] != eot || x.IDs[n-2-len(reply)] != tok.Encode([]byte("\n\n"))[0] || x.IDs[n-3-len(reply)] != traintest.SpecialID(t, tok, tokenizer.EndHeader) {
 		t.Fatalf("unexpected layout %v", x.IDs[n-6-len(reply):])
 	}
 	want := make([]float32, n)
@@ -252,7 +253,7 @@ func TestPythonTagScored(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py, eom := special(t, tok, tokenizer.PythonTag), special(t, tok, tokenizer.EOM)
+	py, eom := traintest.SpecialID(t, tok, tokenizer.PythonTag), traintest.SpecialID(t, tok, tokenizer.EOM)
 	sawPy := false
 	for i, id := range x.Chosen.IDs {
 		switch {
@@ -289,7 +290,7 @@ func TestTruncateLeft(t *testing.T) {
 	}
 	n := len(full.IDs)
 	reply := len(tok.Encode([]byte("Hello there")))
-	sh := special(t, tok, tokenizer.StartHeader)
+	sh := traintest.SpecialID(t, tok, tokenizer.StartHeader)
 	tail := 0 // from the last header to the end
 	for i := n - 1; i >= 0; i-- {
 		if full.IDs[i] == sh {
@@ -315,7 +316,7 @@ func TestTruncateLeft(t *testing.T) {
 		}
 		x, err := enc.SFT(row)
 		if c.reason != "" {
-			var re *RowError
+			var re *rowError
 			if !errors.As(err, &re) || re.Reason != c.reason {
 				t.Errorf("%s: %v, want %s", c.name, err, c.reason)
 			}

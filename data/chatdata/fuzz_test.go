@@ -12,7 +12,7 @@ import (
 )
 
 // FuzzParseRow parses arbitrary JSONL lines as SFT and preference rows and
-// encodes the valid ones: no panic, bad rows are *RowError with a known
+// encodes the valid ones: no panic, bad rows are *rowError with a known
 // reason, and examples keep their invariants. The seeds are short single
 // lines so each execution stays fast.
 func FuzzParseRow(f *testing.F) {
@@ -38,7 +38,7 @@ func FuzzParseRow(f *testing.F) {
 		known[r] = true
 	}
 	checkBad := func(t *testing.T, err error) {
-		var re *RowError
+		var re *rowError
 		if !errors.As(err, &re) || !known[re.Reason] {
 			t.Fatalf("error %v is not a row error with a known reason", err)
 		}

@@ -16,6 +16,7 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 )
 
@@ -31,21 +32,7 @@ func testTokenizer(t testing.TB) *tokenizer.Tokenizer {
 		corpus.WriteString("system user assistant ipython Cutting Knowledge Date: December 2023\nToday Date: 26 Jul 2024\n\n")
 		corpus.WriteString(`{"name": "get_weather", "parameters": {"city": "Paris"}} brave_search.call(query="x") `)
 	}
-	tok, err := tokenizer.Train(context.Background(), []tokenizer.Corpus{tokenizer.ReaderCorpus("test", strings.NewReader(corpus.String()))},
-		tokenizer.TrainOptions{VocabSize: 700})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tok
-}
-
-func special(t testing.TB, tok *tokenizer.Tokenizer, name string) int32 {
-	t.Helper()
-	id, ok := tok.SpecialID(name)
-	if !ok {
-		t.Fatalf("no special token %s", name)
-	}
-	return id
+	return traintest.Tokenizer(t, corpus.String(), 700)
 }
 
 // writeFile writes data to dir/name, compressing .gz and .zst names.

@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/herdml/herd/data/tokenizer"
+	"github.com/herdml/herd/internal/traintest"
 	"github.com/herdml/herd/model"
 )
 
@@ -199,7 +200,7 @@ func TestBadRows(t *testing.T) {
 				l, _ := NewPrefLoader(PrefOptions{Options: o, Examples: 1}, nil)
 				_, err = l.Next(context.Background())
 			}
-			var re *RowError
+			var re *rowError
 			if err == nil || !strings.Contains(err.Error(), loc) || !errors.As(err, &re) {
 				t.Errorf("%s %s strict: %v, want %q", kind, format, err, loc)
 			}
@@ -272,7 +273,7 @@ func TestPacking(t *testing.T) {
 	if len(want) != len(lines) {
 		t.Fatalf("%d examples of %d lines", len(want), len(lines))
 	}
-	pad := special(t, tok, tokenizer.FinetunePad)
+	pad := traintest.SpecialID(t, tok, tokenizer.FinetunePad)
 	for _, pack := range []bool{true, false} {
 		l, err := NewSFTLoader(SFTOptions{Options: Options{Paths: []string{p}, Tokenizer: tok, Encode: eo, Shuffle: 1, Epochs: 1}, Rows: 3, Pack: pack, PadID: -1}, nil)
 		if err != nil {
@@ -537,7 +538,7 @@ func TestShuffle(t *testing.T) {
 			for _, w := range b.Weights {
 				s += int32(w)
 			}
-			lens = append(lens, int32(len(slices.DeleteFunc(slices.Clone(b.Tokens), func(x int32) bool { return x == special(t, tok, tokenizer.FinetunePad) })))*1000+s)
+			lens = append(lens, int32(len(slices.DeleteFunc(slices.Clone(b.Tokens), func(x int32) bool { return x == traintest.SpecialID(t, tok, tokenizer.FinetunePad) })))*1000+s)
 		}
 		return lens
 	}
@@ -758,7 +759,7 @@ func TestPackTruncateLeft(t *testing.T) {
 	if st.Examples != 6 || st.Truncated < 3 || st.TruncatedTokens == 0 {
 		t.Fatalf("stats %+v", st)
 	}
-	bos, eot := special(t, tok, tokenizer.BeginOfText), special(t, tok, tokenizer.EOT)
+	bos, eot := traintest.SpecialID(t, tok, tokenizer.BeginOfText), traintest.SpecialID(t, tok, tokenizer.EOT)
 	docs := 0
 	for _, b := range batches {
 		for r := 0; r < b.B; r++ {

@@ -85,7 +85,7 @@ func NewPrefLoader(o PrefOptions, st *State) (*PrefLoader, error) {
 	}
 	enc := p.enc
 	ranked := o.Ranked
-	w, err := newWindow(p, &o.Options, st, func(rec record) (PrefExample, int, *RowError) {
+	w, err := newWindow(p, &o.Options, st, func(rec record) (PrefExample, int, *rowError) {
 		f, rerr := rowFields(rec)
 		if rerr != nil {
 			return PrefExample{}, 0, rerr

@@ -25,23 +25,23 @@ const (
 var reasons = []string{ReasonLineTooLong, ReasonMalformedJSON, ReasonMissingField, ReasonInvalidField,
 	ReasonUnknownRole, ReasonEmptyResponse, ReasonTooLong, ReasonUnrenderable}
 
-// RowError is a bad row: where it is, why, and what is wrong.
-type RowError struct {
+// rowError is a bad row: where it is, why, and what is wrong.
+type rowError struct {
 	Loc    string // file:line (JSONL) or file:rowN (Parquet, 1-based)
 	Reason string // one of the Reason* constants
 	Detail string
 }
 
 // Error formats the bad row as "file:line: reason: detail".
-func (e *RowError) Error() string {
+func (e *rowError) Error() string {
 	if e.Loc == "" {
 		return e.Reason + ": " + e.Detail
 	}
 	return e.Loc + ": " + e.Reason + ": " + e.Detail
 }
 
-func rowErr(reason, format string, args ...any) *RowError {
-	return &RowError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
+func rowErr(reason, format string, args ...any) *rowError {
+	return &rowError{Reason: reason, Detail: fmt.Sprintf(format, args...)}
 }
 
 // SFTRow is one supervised fine-tuning conversation. Rows read as
@@ -68,7 +68,7 @@ type PrefRow struct {
 }
 
 // tools reads the optional "tools" field: a list of JSON schemas.
-func (f fields) tools() ([]tokenizer.Value, *RowError) {
+func (f fields) tools() ([]tokenizer.Value, *rowError) {
 	if !f.has("tools") {
 		return nil, nil
 	}
@@ -90,7 +90,7 @@ var knownRoles = map[string]bool{"system": true, "user": true, "assistant": true
 type fields map[string]json.RawMessage
 
 // parseObject reads a JSONL line as a JSON object.
-func parseObject(line []byte) (fields, *RowError) {
+func parseObject(line []byte) (fields, *rowError) {
 	var f fields
 	if err := json.Unmarshal(line, &f); err != nil {
 		return nil, rowErr(ReasonMalformedJSON, "%v (each line must be one JSON object)", err)
@@ -109,7 +109,7 @@ func (f fields) has(name string) bool {
 
 // turn reads a field that is a string (wrapped as one message of role) or
 // a list of messages.
-func (f fields) turn(name, role string) ([]tokenizer.Message, *RowError) {
+func (f fields) turn(name, role string) ([]tokenizer.Message, *rowError) {
 	if !f.has(name) {
 		return nil, rowErr(ReasonMissingField, "no %q field", name)
 	}
@@ -128,7 +128,7 @@ func (f fields) turn(name, role string) ([]tokenizer.Message, *RowError) {
 }
 
 // messages reads a list of messages and checks their roles.
-func messages(name string, raw []byte) ([]tokenizer.Message, *RowError) {
+func messages(name string, raw []byte) ([]tokenizer.Message, *rowError) {
 	var elems []json.RawMessage
 	if err := json.Unmarshal(raw, &elems); err != nil {
 		return nil, rowErr(ReasonInvalidField, "field %q must be a list of messages: %v", name, err)
@@ -156,7 +156,7 @@ func abbrev(b []byte) string {
 
 // ParseSFT reads one SFT row from a JSON object: {"messages": […]} or
 // {"prompt": …, "completion": …} (strings, or lists of messages). A bad row
-// is a *RowError without Loc.
+// is a *rowError without Loc.
 func ParseSFT(line []byte) (SFTRow, error) {
 	f, rerr := parseObject(line)
 	if rerr != nil {
@@ -169,7 +169,7 @@ func ParseSFT(line []byte) (SFTRow, error) {
 	return r, nil
 }
 
-func (f fields) sft() (SFTRow, *RowError) {
+func (f fields) sft() (SFTRow, *rowError) {
 	if f.has("messages") {
 		raw := bytes.TrimSpace(f["messages"])
 		if raw[0] != '[' {
@@ -210,7 +210,7 @@ func (f fields) sft() (SFTRow, *RowError) {
 // "chosen", "rejected" and optionally "edited", each a string (TRL's
 // standard format: the prompt is a user message, a response an assistant
 // message) or a list of messages (TRL's conversational format). A bad row
-// is a *RowError without Loc.
+// is a *rowError without Loc.
 func ParsePref(line []byte) (PrefRow, error) {
 	f, rerr := parseObject(line)
 	if rerr != nil {
@@ -223,9 +223,9 @@ func ParsePref(line []byte) (PrefRow, error) {
 	return r, nil
 }
 
-func (f fields) pref() (PrefRow, *RowError) {
+func (f fields) pref() (PrefRow, *rowError) {
 	var r PrefRow
-	var err *RowError
+	var err *rowError
 	if r.Prompt, err = f.turn("prompt", "user"); err != nil {
 		return r, err
 	}

@@ -71,7 +71,7 @@ func NewSFTLoader(o SFTOptions, st *State) (*SFTLoader, error) {
 		return nil, err
 	}
 	enc := p.enc
-	w, err := newWindow(p, &o.Options, st, func(rec record) (SFTExample, int, *RowError) {
+	w, err := newWindow(p, &o.Options, st, func(rec record) (SFTExample, int, *rowError) {
 		f, rerr := rowFields(rec)
 		if rerr != nil {
 			return SFTExample{}, 0, rerr

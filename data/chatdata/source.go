@@ -83,7 +83,7 @@ func kindOf(path string) (fileKind, error) {
 type record struct {
 	line []byte    // JSONL: the line (valid until the next read)
 	f    fields    // Parquet: the row's columns
-	bad  *RowError // a row that could not be read (too long)
+	bad  *rowError // a row that could not be read (too long)
 }
 
 // fileReader reads the records of one file.

@@ -7,8 +7,8 @@ import (
 	"strings"
 )
 
-// DefaultSamples is the number of bad rows kept as examples per reason.
-const DefaultSamples = 5
+// defaultSamples is the number of bad rows kept as examples per reason.
+const defaultSamples = 5
 
 // Stats counts what a loader read: rows, examples, bad rows by reason with
 // the first few of each (file:line: detail), and truncations.
@@ -45,7 +45,7 @@ func (s Stats) Clone() Stats {
 }
 
 // add counts a bad row, keeping up to keep samples of its reason.
-func (s *Stats) add(e *RowError, keep int) {
+func (s *Stats) add(e *rowError, keep int) {
 	if s.Bad == nil {
 		s.Bad = map[string]int64{}
 	}

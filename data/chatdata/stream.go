@@ -48,7 +48,7 @@ type Options struct {
 	// DefaultMaxLineBytes); a longer one is a bad row (line_too_long).
 	MaxLineBytes int
 	// Samples is the number of bad rows kept per reason in Stats.Samples
-	// (0: DefaultSamples; negative: none).
+	// (0: defaultSamples; negative: none).
 	Samples int
 	// HoldOut is the fraction of rows set aside for evaluation, in [0, 1):
 	// a row is held out when a hash of its messages (roles, contents, tool
@@ -100,9 +100,9 @@ type prepared struct {
 // reasonOtherSplit marks a row of the other split (skipped, not bad).
 const reasonOtherSplit = "other_split"
 
-// split returns a RowError marking a row of the other split, or nil when
+// split returns a rowError marking a row of the other split, or nil when
 // the row belongs to the split served.
-func (p *prepared) split(key uint64) *RowError {
+func (p *prepared) split(key uint64) *rowError {
 	if p.holdOut == 0 {
 		return nil
 	}
@@ -110,7 +110,7 @@ func (p *prepared) split(key uint64) *RowError {
 	if held == p.heldOut {
 		return nil
 	}
-	return &RowError{Reason: reasonOtherSplit}
+	return &rowError{Reason: reasonOtherSplit}
 }
 
 func prepare(o *Options, kind string) (*prepared, error) {
@@ -139,7 +139,7 @@ func prepare(o *Options, kind string) (*prepared, error) {
 		p.maxLine = DefaultMaxLineBytes
 	}
 	if p.keep == 0 {
-		p.keep = DefaultSamples
+		p.keep = defaultSamples
 	}
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s|%d|%d|%d|%q|%v|%d|%+v|%v|%v", kind, o.Seed, p.shuffle, enc.o.SeqLen, enc.o.Truncation, enc.o.AllTokens, p.maxLine, enc.o.Chat, o.HoldOut, o.HeldOut)
@@ -159,7 +159,7 @@ func prepare(o *Options, kind string) (*prepared, error) {
 // permutation seeded by (seed, window number).
 type window[E any] struct {
 	src    *source
-	encode func(record) (E, int, *RowError) // example, prompt tokens cut, or a bad row
+	encode func(record) (E, int, *rowError) // example, prompt tokens cut, or a bad row
 	size   int
 	seed   uint64
 	strict bool
@@ -186,7 +186,7 @@ type window[E any] struct {
 	rng *rand.Rand
 }
 
-func newWindow[E any](p *prepared, o *Options, st *State, encode func(record) (E, int, *RowError)) (*window[E], error) {
+func newWindow[E any](p *prepared, o *Options, st *State, encode func(record) (E, int, *rowError)) (*window[E], error) {
 	var s State
 	if st != nil {
 		if st.Fingerprint != p.fingerprint {
@@ -301,7 +301,7 @@ func (w *window[E]) fill(ctx context.Context) error {
 }
 
 // rowFields returns the fields of a record, or why it is bad.
-func rowFields(rec record) (fields, *RowError) {
+func rowFields(rec record) (fields, *rowError) {
 	if rec.bad != nil {
 		return nil, rec.bad
 	}

@@ -264,7 +264,7 @@ func TestAUC(t *testing.T) {
 		{"NaN score", []float64{math.NaN(), 0.2}, []bool{true, false}, math.NaN()},
 	}
 	for _, tc := range tests {
-		got := AUC(tc.scores, tc.pos)
+		got := auc(tc.scores, tc.pos)
 		if !(got == tc.want || math.IsNaN(got) && math.IsNaN(tc.want)) {
 			t.Errorf("%s: AUC = %v, want %v", tc.name, got, tc.want)
 		}
@@ -294,7 +294,7 @@ func TestAUC(t *testing.T) {
 			}
 		}
 		want := num / den
-		if got := AUC(s, p); math.Abs(got-want) > 1e-12 && !(math.IsNaN(got) && den == 0) {
+		if got := auc(s, p); math.Abs(got-want) > 1e-12 && !(math.IsNaN(got) && den == 0) {
 			t.Errorf("trial %d: AUC %v, brute force %v", trial, got, want)
 		}
 	}

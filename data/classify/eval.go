@@ -81,7 +81,7 @@ func (m *Model) Evaluate(examples []Example, positive string) (Eval, error) {
 		ev.Classes = append(ev.Classes, cm)
 	}
 	if pos >= 0 {
-		ev.AUC = AUC(scores, isPos)
+		ev.AUC = auc(scores, isPos)
 	}
 	return ev, nil
 }
@@ -93,11 +93,11 @@ func ratio(a, b int) float64 {
 	return float64(a) / float64(b)
 }
 
-// AUC is the exact area under the ROC curve of scores for the examples
+// auc is the exact area under the ROC curve of scores for the examples
 // marked positive (NaN scores give NaN): the probability that a random positive scores above a
 // random negative, ties counting one half (the Mann–Whitney statistic,
 // from average ranks). NaN when either class is empty or lengths differ.
-func AUC(scores []float64, positives []bool) float64 {
+func auc(scores []float64, positives []bool) float64 {
 	if len(scores) != len(positives) {
 		return math.NaN()
 	}

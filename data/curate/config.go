@@ -65,8 +65,8 @@ const (
 	StageDomain           = "domain"
 )
 
-// AllStages lists every stage name in the default order.
-var AllStages = []string{StageNormalize, StageLangID, StageURLFilter, StageURLDedup, StageExactDedup,
+// allStages lists every stage name in the default order.
+var allStages = []string{StageNormalize, StageLangID, StageURLFilter, StageURLDedup, StageExactDedup,
 	StageLineDedup, StageGopher, StageGopherRepetition, StageC4, StageFineWeb, StageTokenKL,
 	StageDirtyWords, StageMinHash, StageQuality, StageDomain}
 
@@ -79,8 +79,10 @@ type Config struct {
 	Limits Limits `yaml:"limits"`
 	// Output: where shards go.
 	Output Output `yaml:"output"`
-	// Stages: which stages run, in this order (default: all of AllStages
-	// except quality and domain, which need a model file).
+	// Stages: which stages run, in this order (default: normalize, langid,
+	// url_filter, url_dedup, exact_dedup, line_dedup, gopher,
+	// gopher_repetition, c4, fineweb, token_kl, dirty_words, minhash; the
+	// other stages, quality and domain, need a model file).
 	Stages []string `yaml:"stages"`
 	// Workers is the number of goroutines for per-document work (0 = all cores).
 	Workers int `yaml:"workers"`
@@ -181,7 +183,7 @@ func Default() Config {
 		Input:  reader.Default(),
 		Limits: Limits{MaxDocBytes: 1 << 20, Huge: "truncate", InvalidUTF8: "repair"},
 		Output: Output{RowGroupDocs: 1024},
-		Stages: slices.DeleteFunc(slices.Clone(AllStages), func(s string) bool {
+		Stages: slices.DeleteFunc(slices.Clone(allStages), func(s string) bool {
 			return s == StageQuality || s == StageDomain
 		}),
 		Normalize: textnorm.Default(),
@@ -208,8 +210,8 @@ func (c *Config) Validate() error {
 	}
 	seen := map[string]bool{}
 	for _, s := range c.Stages {
-		if !slices.Contains(AllStages, s) {
-			return fmt.Errorf("stages: unknown stage %q (known: %s)", s, strings.Join(AllStages, ", "))
+		if !slices.Contains(allStages, s) {
+			return fmt.Errorf("stages: unknown stage %q (known: %s)", s, strings.Join(allStages, ", "))
 		}
 		if seen[s] {
 			return fmt.Errorf("stages: %q listed twice", s)

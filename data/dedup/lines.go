@@ -16,12 +16,12 @@ type LineStats struct {
 	BytesRemoved int // removed line bytes including their '\n'
 }
 
-// FilterLines returns text without the lines whose LineHash remove
+// FilterLines returns text without the lines whose hashLine remove
 // reports true (lines that normalize to nothing are always kept). It is
 // the second half of line dedup for callers that count lines themselves,
 // for example across files or machines. Safe for concurrent use.
 func FilterLines(text string, remove func(h uint64) bool) (string, LineStats) {
-	return filterLines(text, LineHash, remove)
+	return filterLines(text, hashLine, remove)
 }
 
 func filterLines(text string, hash func(string) (uint64, bool), remove func(uint64) bool) (string, LineStats) {
@@ -57,10 +57,10 @@ func filterLines(text string, hash func(string) (uint64, bool), remove func(uint
 	return b.String(), st
 }
 
-// LineHash is the hash line dedup counts: xxh3-64 of NormalizeLine(line).
+// hashLine is the hash line dedup counts: xxh3-64 of NormalizeLine(line).
 // ok is false for lines that normalize to nothing (never counted or
 // removed). Safe for concurrent use.
-func LineHash(line string) (h uint64, ok bool) {
+func hashLine(line string) (h uint64, ok bool) {
 	var arr [512]byte
 	b := appendLineNorm(arr[:0], line)
 	if len(b) == 0 {
@@ -69,7 +69,7 @@ func LineHash(line string) (h uint64, ok bool) {
 	return xxh3.Hash(b), true
 }
 
-// AppendLineHashes appends the LineHash of every line of text (split at
+// AppendLineHashes appends the hashLine of every line of text (split at
 // '\n', repeats included) that does not normalize to nothing: what a
 // line-dedup bucket counts for the document. buf is scratch space; the
 // grown buffer is returned for reuse.

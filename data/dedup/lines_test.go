@@ -20,8 +20,8 @@ func TestNormalizeLine(t *testing.T) {
 		if got := NormalizeLine(tc.in); got != tc.want {
 			t.Errorf("NormalizeLine(%q) = %q, want %q", tc.in, got, tc.want)
 		}
-		h, ok := LineHash(tc.in)
-		h2, ok2 := LineHash(tc.want)
+		h, ok := hashLine(tc.in)
+		h2, ok2 := hashLine(tc.want)
 		if ok != (tc.want != "") || ok2 != ok || h != h2 {
 			t.Errorf("LineHash(%q) = %x,%v; of normalized form %x,%v", tc.in, h, ok, h2, ok2)
 		}

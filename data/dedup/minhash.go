@@ -300,9 +300,9 @@ func isWordRune(r rune) bool {
 	return r != utf8.RuneError && (unicode.IsLetter(r) || unicode.IsDigit(r) || unicode.IsMark(r))
 }
 
-// Similarity is the fraction of equal positions of two signatures, an
+// signatureSimilarity is the fraction of equal positions of two signatures, an
 // unbiased estimate of the Jaccard similarity of their shingle sets.
-func Similarity(a, b []uint64) float64 {
+func signatureSimilarity(a, b []uint64) float64 {
 	if len(a) != len(b) || len(a) == 0 {
 		return 0
 	}

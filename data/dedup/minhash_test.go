@@ -32,8 +32,8 @@ func TestMinHashConfig(t *testing.T) {
 func TestSignatureBasics(t *testing.T) {
 	mh, _ := NewMinHasher(MinHashConfig{Seed: 3})
 	sig, n := mh.Signature("", nil)
-	if n != 0 || sig[0] != emptySig || Similarity(sig, sig) != 0 {
-		t.Errorf("empty text: %d shingles, sig[0] %x, self-similarity %v", n, sig[0], Similarity(sig, sig))
+	if n != 0 || sig[0] != emptySig || signatureSimilarity(sig, sig) != 0 {
+		t.Errorf("empty text: %d shingles, sig[0] %x, self-similarity %v", n, sig[0], signatureSimilarity(sig, sig))
 	}
 	if _, n := mh.Signature("three short words", nil); n != 1 {
 		t.Errorf("short text: %d shingles, want 1", n)
@@ -44,8 +44,8 @@ func TestSignatureBasics(t *testing.T) {
 	a, _ := mh.Signature("The quick brown fox jumps over the lazy dog again and again", nil)
 	a = slices.Clone(a)
 	b, _ := mh.Signature("the QUICK brown fox,  jumps over the lazy dog... again and again!", nil)
-	if Similarity(a, b) != 1 {
-		t.Errorf("case/punctuation variant similarity %v, want 1", Similarity(a, b))
+	if signatureSimilarity(a, b) != 1 {
+		t.Errorf("case/punctuation variant similarity %v, want 1", signatureSimilarity(a, b))
 	}
 	other, _ := NewMinHasher(MinHashConfig{Seed: 4})
 	c, _ := other.Signature("The quick brown fox jumps over the lazy dog again and again", nil)
@@ -56,8 +56,8 @@ func TestSignatureBasics(t *testing.T) {
 	x, n := ch.Signature("abcdefg", nil)
 	x = slices.Clone(x)
 	y, _ := ch.Signature("ABCDEFG  ", nil)
-	if n != 3 || Similarity(x, y) != 1 {
-		t.Errorf("char shingles: %d shingles, similarity %v", n, Similarity(x, y))
+	if n != 3 || signatureSimilarity(x, y) != 1 {
+		t.Errorf("char shingles: %d shingles, similarity %v", n, signatureSimilarity(x, y))
 	}
 }
 
@@ -76,7 +76,7 @@ func TestSimilarityEstimatesJaccard(t *testing.T) {
 			a, _ := mh.Signature(d.Text, nil)
 			b, _ := mh.Signature(c.Docs[other].Text, nil)
 			j := trueJaccard(wordShingleSet(d.Text, 5), wordShingleSet(c.Docs[other].Text, 5))
-			est := Similarity(a, b)
+			est := signatureSimilarity(a, b)
 			sd := math.Sqrt(j * (1 - j) / 112)
 			if math.Abs(est-j) > 5*sd+0.02 {
 				t.Errorf("docs %d,%d: estimate %.3f, true Jaccard %.3f", d.ID, other, est, j)
@@ -180,7 +180,7 @@ func TestStagedMatchesInMemory(t *testing.T) {
 
 func TestUnionFindSmallestRoot(t *testing.T) {
 	u := &unionFind{parent: map[uint64]uint64{}}
-	for _, e := range []Edge{{9, 7}, {7, 5}, {12, 9}, {4, 3}, {20, 12}, {30, 31}} {
+	for _, e := range []pairEdge{{9, 7}, {7, 5}, {12, 9}, {4, 3}, {20, 12}, {30, 31}} {
 		u.union(e.A, e.B)
 	}
 	want := []Removal{{4, 3}, {7, 5}, {9, 5}, {12, 5}, {20, 5}, {31, 30}}

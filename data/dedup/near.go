@@ -24,8 +24,8 @@ import (
 //     writes the removal file: every member of a cluster except its
 //     smallest id, with Keep = that smallest id (the cluster id).
 
-// Edge says documents A and B were found similar (A > B).
-type Edge struct{ A, B uint64 }
+// pairEdge says documents A and B were found similar (A > B).
+type pairEdge struct{ A, B uint64 }
 
 type bandRec struct{ Hash, ID uint64 }
 
@@ -48,16 +48,16 @@ var bandCodec = codec[bandRec]{
 	cmp: cmpBandRec,
 }
 
-var edgeCodec = codec[Edge]{
+var edgeCodec = codec[pairEdge]{
 	kind: kindEdges, size: 16,
-	put: func(b []byte, v Edge) {
+	put: func(b []byte, v pairEdge) {
 		binary.LittleEndian.PutUint64(b[0:], v.A)
 		binary.LittleEndian.PutUint64(b[8:], v.B)
 	},
-	get: func(b []byte) Edge {
-		return Edge{binary.LittleEndian.Uint64(b[0:]), binary.LittleEndian.Uint64(b[8:])}
+	get: func(b []byte) pairEdge {
+		return pairEdge{binary.LittleEndian.Uint64(b[0:]), binary.LittleEndian.Uint64(b[8:])}
 	},
-	cmp: func(a, b Edge) int {
+	cmp: func(a, b pairEdge) int {
 		if c := cmpU64(a.A, b.A); c != 0 {
 			return c
 		}
@@ -83,14 +83,14 @@ func WriteBands(ctx context.Context, sigFiles []string, outDir string, bands []i
 	if len(sigFiles) == 0 {
 		return errors.New("dedup: WriteBands: no signature files")
 	}
-	readers := make([]*SignatureReader, 0, len(sigFiles))
+	readers := make([]*signatureReader, 0, len(sigFiles))
 	defer func() {
 		for _, r := range readers {
 			r.Close()
 		}
 	}()
 	for _, p := range sigFiles {
-		r, err := OpenSignatures(p)
+		r, err := openSignatures(p)
 		if err != nil {
 			return err
 		}
@@ -201,7 +201,7 @@ func FindEdges(ctx context.Context, bandFile string, idx *SignatureIndex, out st
 		return st, err
 	}
 	enc := make([]byte, edgeCodec.size)
-	emit := func(e Edge) error {
+	emit := func(e pairEdge) error {
 		edgeCodec.put(enc, e)
 		return w.write(enc)
 	}
@@ -265,13 +265,13 @@ func newGrouper(cfg MinHashConfig, lookup func(uint64, []uint64) ([]uint64, erro
 	return &grouper{cfg: cfg, lookup: lookup}
 }
 
-func (g *grouper) group(ids []uint64, st *EdgeStats, emit func(Edge) error) error {
+func (g *grouper) group(ids []uint64, st *EdgeStats, emit func(pairEdge) error) error {
 	st.Buckets++
 	st.Candidates += int64(len(ids) - 1)
 	if g.cfg.Threshold < 0 || g.lookup == nil {
 		for _, id := range ids[1:] {
 			st.Edges++
-			if err := emit(Edge{id, ids[0]}); err != nil {
+			if err := emit(pairEdge{id, ids[0]}); err != nil {
 				return err
 			}
 		}
@@ -301,9 +301,9 @@ func (g *grouper) group(ids []uint64, st *EdgeStats, emit func(Edge) error) erro
 		}
 		for j := 0; j < min(i, keep); j++ {
 			st.Compared++
-			if Similarity(si, g.sigs[j]) >= g.cfg.Threshold {
+			if signatureSimilarity(si, g.sigs[j]) >= g.cfg.Threshold {
 				st.Edges++
-				if err := emit(Edge{ids[i], ids[j]}); err != nil {
+				if err := emit(pairEdge{ids[i], ids[j]}); err != nil {
 					return err
 				}
 				break
@@ -397,5 +397,5 @@ func ClusterEdges(ctx context.Context, edgeFiles []string, out string) (ClusterS
 	st.Docs = int64(len(u.parent))
 	st.Removed = int64(len(rs))
 	st.Clusters = st.Docs - st.Removed
-	return st, WriteRemovals(ctx, out, rs)
+	return st, writeRemovals(ctx, out, rs)
 }

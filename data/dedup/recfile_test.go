@@ -50,7 +50,7 @@ func validFiles(t testing.TB) map[uint16][]byte {
 		t.Fatal(err)
 	}
 	rp := filepath.Join(dir, "rem.bin")
-	if err := WriteRemovals(ctx, rp, []Removal{{7, 1}, {3, 2}}); err != nil {
+	if err := writeRemovals(ctx, rp, []Removal{{7, 1}, {3, 2}}); err != nil {
 		t.Fatal(err)
 	}
 	out := map[uint16][]byte{}

@@ -272,7 +272,7 @@ func NearDuplicates(ctx context.Context, docs []Doc, cfg MinHashConfig) ([]Remov
 	}
 	g := newGrouper(cfg, lookup)
 	u := &unionFind{parent: make(map[uint64]uint64)}
-	emit := func(e Edge) error { u.union(e.A, e.B); return nil }
+	emit := func(e pairEdge) error { u.union(e.A, e.B); return nil }
 	var st EdgeStats
 	bh := make([]uint64, 0, len(docs)*cfg.Bands)
 	for i := range docs {
@@ -342,7 +342,7 @@ func FindBandEdges(ctx context.Context, sigFiles []string, workDir string, part,
 		defer idx.Close()
 		hashing = idx.cfg
 	} else {
-		r, err := OpenSignatures(sigFiles[0])
+		r, err := openSignatures(sigFiles[0])
 		if err != nil {
 			return nil, total, err
 		}

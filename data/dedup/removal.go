@@ -49,8 +49,8 @@ func (w *RemovalWriter) Commit(ctx context.Context) error { return w.w.commit(ct
 // Abort discards the file.
 func (w *RemovalWriter) Abort() { w.w.abort() }
 
-// WriteRemovals writes rs (any order) to a removal file.
-func WriteRemovals(ctx context.Context, path string, rs []Removal) error {
+// writeRemovals writes rs (any order) to a removal file.
+func writeRemovals(ctx context.Context, path string, rs []Removal) error {
 	w := NewRemovalWriter(path, SpillConfig{MemoryBytes: int64(len(rs)+1) * 24})
 	for _, r := range rs {
 		if err := w.Add(r); err != nil {

@@ -98,16 +98,16 @@ func (s *SignatureWriter) Commit() error { return s.w.commit() }
 // Abort discards the file.
 func (s *SignatureWriter) Abort() { s.w.abort() }
 
-// SignatureReader streams a signature file.
-type SignatureReader struct {
+// signatureReader streams a signature file.
+type signatureReader struct {
 	r    *recReader
 	cfg  MinHashConfig
 	sig  []uint64
 	last uint64
 }
 
-// OpenSignatures opens a signature file.
-func OpenSignatures(path string) (*SignatureReader, error) {
+// openSignatures opens a signature file.
+func openSignatures(path string) (*signatureReader, error) {
 	r, err := openRec(path, kindSignatures, 0)
 	if err != nil {
 		return nil, err
@@ -120,7 +120,7 @@ func OpenSignatures(path string) (*SignatureReader, error) {
 	return sr, nil
 }
 
-func newSignatureReader(r *recReader) (*SignatureReader, error) {
+func newSignatureReader(r *recReader) (*signatureReader, error) {
 	cfg, err := parseSigParams(r.name, r.params)
 	if err != nil {
 		return nil, err
@@ -128,15 +128,15 @@ func newSignatureReader(r *recReader) (*SignatureReader, error) {
 	if k := cfg.Bands * cfg.Rows; r.recSize != 8+8*k {
 		return nil, fmt.Errorf("dedup: %s: records of %d bytes do not hold %d hashes (corrupt file; regenerate it)", r.name, r.recSize, k)
 	}
-	return &SignatureReader{r: r, cfg: cfg, sig: make([]uint64, cfg.Bands*cfg.Rows)}, nil
+	return &signatureReader{r: r, cfg: cfg, sig: make([]uint64, cfg.Bands*cfg.Rows)}, nil
 }
 
 // Len is the number of signatures in the file.
-func (s *SignatureReader) Len() int64 { return int64(s.r.count) }
+func (s *signatureReader) Len() int64 { return int64(s.r.count) }
 
 // Next returns the next id and signature (valid until the next call), or
 // io.EOF after the last.
-func (s *SignatureReader) Next() (uint64, []uint64, error) {
+func (s *signatureReader) Next() (uint64, []uint64, error) {
 	b, err := s.r.next()
 	if err != nil {
 		return 0, nil, err
@@ -153,7 +153,7 @@ func (s *SignatureReader) Next() (uint64, []uint64, error) {
 }
 
 // Close closes the file.
-func (s *SignatureReader) Close() error { return s.r.close() }
+func (s *signatureReader) Close() error { return s.r.close() }
 
 // SignatureIndex looks signatures up by id across signature files, for
 // verifying candidate pairs. It keeps the ids in memory (8 bytes per
@@ -180,7 +180,7 @@ func OpenSignatureIndex(paths []string) (*SignatureIndex, error) {
 	}
 	var all []entry
 	for fi, p := range paths {
-		sr, err := OpenSignatures(p)
+		sr, err := openSignatures(p)
 		if err != nil {
 			x.Close()
 			return nil, err

@@ -88,11 +88,11 @@ func parse(lang string, data []byte, source string) (*Matcher, error) {
 			}
 		}
 	}
-	return New(lang, terms), nil
+	return newMatcher(lang, terms), nil
 }
 
-// New builds a matcher from terms.
-func New(lang string, terms []string) *Matcher {
+// newMatcher builds a matcher from terms.
+func newMatcher(lang string, terms []string) *Matcher {
 	m := &Matcher{lang: lang, words: map[uint64]struct{}{}, phrases: map[uint64]struct{}{}, substring: noSpaceLangs[lang]}
 	for _, t := range terms {
 		fields := strings.Fields(strings.ToLower(t))

@@ -9,7 +9,7 @@ import (
 )
 
 func TestCount(t *testing.T) {
-	m := New("en", []string{"badword", "Two Words", "three word phrase"})
+	m := newMatcher("en", []string{"badword", "Two Words", "three word phrase"})
 	cases := []struct {
 		text        string
 		hits, words int
@@ -86,7 +86,7 @@ func TestCountWordsAgreesWithCount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	extra := New("en", []string{"badword", "Two Words", "three word phrase", "ünïcode wörd"})
+	extra := newMatcher("en", []string{"badword", "Two Words", "three word phrase", "ünïcode wörd"})
 	rng := rand.New(rand.NewPCG(1, 1))
 	vocab := []string{"badword", "two", "words", "three", "word", "phrase", "ünïcode", "wörd", "clean", "text", "(badword)", "BADWORD!", "fuck", "shit,", "blow", "job", "a"}
 	seps := []string{" ", "\n", "\t", "\u00a0", "\u3000", " \n\n ", "  "}

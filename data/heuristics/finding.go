@@ -30,12 +30,12 @@ func (f Finding) String() string {
 	if f.Max {
 		op = " > "
 	}
-	return FormatNumber(f.Value) + op + f.Field + " " + FormatNumber(f.Limit)
+	return formatNumber(f.Value) + op + f.Field + " " + formatNumber(f.Limit)
 }
 
-// FormatNumber writes whole numbers as integers and others with four
+// formatNumber writes whole numbers as integers and others with four
 // significant digits.
-func FormatNumber(v float64) string {
+func formatNumber(v float64) string {
 	if v == math.Trunc(v) && math.Abs(v) < 1e15 {
 		return strconv.FormatInt(int64(v), 10)
 	}

@@ -50,7 +50,7 @@ func TestFindings(t *testing.T) {
 
 func TestFormatNumber(t *testing.T) {
 	for v, want := range map[float64]string{3: "3", 0.5: "0.5", 0.123456: "0.1235", 123456: "123456", 10.07: "10.07", -2: "-2"} {
-		if got := FormatNumber(v); got != want {
+		if got := formatNumber(v); got != want {
 			t.Errorf("FormatNumber(%v) = %q, want %q", v, got, want)
 		}
 	}

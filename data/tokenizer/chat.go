@@ -406,7 +406,7 @@ func (t *Tokenizer) RenderChat(msgs []Message, o ChatOptions) (*Chat, error) {
 			r.header("ipython")
 			switch {
 			case m.Data == nil:
-				s := StringValue(m.Content)
+				s := stringValue(m.Content)
 				r.text(dumps(&s, -1), false, false)
 			case m.Data.Kind == Object || m.Data.Kind == Array:
 				r.text(dumps(m.Data, -1), false, false)

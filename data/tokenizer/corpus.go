@@ -68,8 +68,8 @@ type readerCorpus struct {
 	open func() (io.ReadCloser, error)
 }
 
-// TextFile is a Corpus of one text file, streamed.
-func TextFile(path string) Corpus {
+// textFile is a Corpus of one text file, streamed.
+func textFile(path string) Corpus {
 	return readerCorpus{name: path, open: func() (io.ReadCloser, error) { return os.Open(path) }}
 }
 
@@ -124,9 +124,9 @@ func (c readerCorpus) Each(ctx context.Context, fn func([]byte) error) error {
 // document (row) per chunk.
 type parquetCorpus struct{ path string }
 
-// ParquetFile is a Corpus of the "text" column of a Parquet file (the
+// parquetFile is a Corpus of the "text" column of a Parquet file (the
 // docs-*.parquet shards of the curation stage); each row is a document.
-func ParquetFile(path string) Corpus { return parquetCorpus{path} }
+func parquetFile(path string) Corpus { return parquetCorpus{path} }
 
 func (c parquetCorpus) Each(ctx context.Context, fn func([]byte) error) (err error) {
 	// The Parquet library panics on some corrupted files; turn that into
@@ -299,22 +299,22 @@ func globInput(in string) ([]string, error) {
 func fileCorpus(p, textField string) Corpus {
 	switch {
 	case strings.HasSuffix(p, ".parquet"):
-		return ParquetFile(p)
+		return parquetFile(p)
 	case isJSONL(p):
-		return JSONLFile(p, textField)
+		return jsonlFile(p, textField)
 	}
-	return TextFile(p)
+	return textFile(p)
 }
 
 // jsonlCorpus streams the text field of each line of a JSONL file (plain,
 // .gz or .zst), one document per chunk.
 type jsonlCorpus struct{ path, field string }
 
-// JSONLFile is a Corpus of the string field named field ("text" when
+// jsonlFile is a Corpus of the string field named field ("text" when
 // empty) of every line of a JSONL file; each line is a document. A line
 // that is not a JSON object or lacks the field is an error naming the
 // file and line.
-func JSONLFile(path, field string) Corpus {
+func jsonlFile(path, field string) Corpus {
 	if field == "" {
 		field = "text"
 	}
@@ -361,7 +361,7 @@ func OpenJSONL(inputs []string, textField string) ([]Corpus, error) {
 			if st.IsDir() {
 				return nil, fmt.Errorf("-jsonl %s is a directory: name the files (a glob such as %s works)", p, filepath.Join(p, "*.jsonl"))
 			}
-			out = append(out, JSONLFile(p, textField))
+			out = append(out, jsonlFile(p, textField))
 		}
 	}
 	return out, nil

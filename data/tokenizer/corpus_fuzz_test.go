@@ -48,7 +48,7 @@ func FuzzParquetCorpus(f *testing.F) {
 			t.Fatal(err)
 		}
 		total := 0
-		_ = ParquetFile(path).Each(context.Background(), func(b []byte) error {
+		_ = parquetFile(path).Each(context.Background(), func(b []byte) error {
 			total += len(b)
 			if total > 1<<20 {
 				t.Fatalf("read %d bytes from a %d-byte file", total, len(data))

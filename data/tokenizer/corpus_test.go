@@ -82,7 +82,7 @@ func TestParquetCorpusColumnTypes(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			var got strings.Builder
-			err := ParquetFile(tc.path).Each(context.Background(), func(b []byte) error {
+			err := parquetFile(tc.path).Each(context.Background(), func(b []byte) error {
 				got.Write(b)
 				return nil
 			})

@@ -207,7 +207,7 @@ func TestParseTiktokenErrors(t *testing.T) {
 		fmt.Fprintf(&b, "%s %d\n", base64.StdEncoding.EncodeToString([]byte{byte(i)}), i)
 	}
 	good := b.String()
-	if _, err := ParseTiktoken(strings.NewReader(good), nil, Config{}); err != nil {
+	if _, err := parseTiktoken(strings.NewReader(good), nil, Config{}); err != nil {
 		t.Fatal(err)
 	}
 	cases := []struct{ name, in, want string }{
@@ -219,7 +219,7 @@ func TestParseTiktokenErrors(t *testing.T) {
 		{"missing byte", strings.Replace(good, "AA== 0\n", "YWI= 0\n", 1), "lacks the single byte 0x00"},
 	}
 	for _, c := range cases {
-		_, err := ParseTiktoken(strings.NewReader(c.in), nil, Config{})
+		_, err := parseTiktoken(strings.NewReader(c.in), nil, Config{})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want one containing %q", c.name, err, c.want)
 		}
@@ -309,7 +309,7 @@ func FuzzParseTiktoken(f *testing.F) {
 		if prefix {
 			in = bytesBlock + in
 		}
-		tok, err := ParseTiktoken(strings.NewReader(in), LlamaSpecials()[:3], Config{})
+		tok, err := parseTiktoken(strings.NewReader(in), LlamaSpecials()[:3], Config{})
 		if err != nil {
 			return
 		}

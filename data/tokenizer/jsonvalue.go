@@ -50,8 +50,8 @@ func (v *Value) Get(key string) *Value {
 	return nil
 }
 
-// StringValue returns a String value.
-func StringValue(s string) Value { return Value{Kind: String, Str: s} }
+// stringValue returns a String value.
+func stringValue(s string) Value { return Value{Kind: String, Str: s} }
 
 // UnmarshalJSON parses any JSON value, keeping key order.
 func (v *Value) UnmarshalJSON(data []byte) error {

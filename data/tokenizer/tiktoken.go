@@ -25,15 +25,15 @@ func LoadTiktoken(path string, specials []string, cfg Config) (*Tokenizer, error
 		return nil, fmt.Errorf("load tiktoken ranks: %w", err)
 	}
 	defer f.Close()
-	t, err := ParseTiktoken(f, specials, cfg)
+	t, err := parseTiktoken(f, specials, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("load tiktoken ranks %s: %w", path, err)
 	}
 	return t, nil
 }
 
-// ParseTiktoken is LoadTiktoken on a reader.
-func ParseTiktoken(r io.Reader, specials []string, cfg Config) (*Tokenizer, error) {
+// parseTiktoken is LoadTiktoken on a reader.
+func parseTiktoken(r io.Reader, specials []string, cfg Config) (*Tokenizer, error) {
 	var tokens [][]byte
 	sc := bufio.NewScanner(r)
 	sc.Buffer(nil, 1<<20)

@@ -55,20 +55,20 @@ func (o TrainOptions) check() error {
 	return nil
 }
 
-// Counts is the number of occurrences of each distinct pre-token of a
+// wordCounts is the number of occurrences of each distinct pre-token of a
 // corpus. Its memory is proportional to the number of distinct pre-tokens,
 // not to the corpus size.
-type Counts struct {
+type wordCounts struct {
 	index  map[string]int32
 	pieces []string
 	counts []int64
 }
 
-// NewCounts returns an empty Counts.
-func NewCounts() *Counts { return &Counts{index: map[string]int32{}} }
+// newWordCounts returns an empty Counts.
+func newWordCounts() *wordCounts { return &wordCounts{index: map[string]int32{}} }
 
 // Add counts the pre-tokens of text.
-func (c *Counts) Add(text []byte) {
+func (c *wordCounts) Add(text []byte) {
 	for i := 0; i < len(text); {
 		j := nextPiece(text, i)
 		c.addN(text[i:j], 1)
@@ -76,7 +76,7 @@ func (c *Counts) Add(text []byte) {
 	}
 }
 
-func (c *Counts) addN(p []byte, n int64) {
+func (c *wordCounts) addN(p []byte, n int64) {
 	if k, ok := c.index[string(p)]; ok {
 		c.counts[k] += n
 		return
@@ -88,7 +88,7 @@ func (c *Counts) addN(p []byte, n int64) {
 }
 
 // Merge adds the counts of o to c.
-func (c *Counts) Merge(o *Counts) {
+func (c *wordCounts) Merge(o *wordCounts) {
 	for k, p := range o.pieces {
 		if i, ok := c.index[p]; ok {
 			c.counts[i] += o.counts[k]
@@ -101,19 +101,19 @@ func (c *Counts) Merge(o *Counts) {
 }
 
 // Len is the number of distinct pre-tokens.
-func (c *Counts) Len() int { return len(c.pieces) }
+func (c *wordCounts) Len() int { return len(c.pieces) }
 
 // Count returns the number of occurrences of a pre-token.
-func (c *Counts) Count(piece string) int64 {
+func (c *wordCounts) Count(piece string) int64 {
 	if k, ok := c.index[piece]; ok {
 		return c.counts[k]
 	}
 	return 0
 }
 
-// CountCorpus pre-tokenizes the corpora with workers goroutines and counts
+// countCorpus pre-tokenizes the corpora with workers goroutines and counts
 // the distinct pre-tokens, streaming.
-func CountCorpus(ctx context.Context, corpora []Corpus, workers int) (*Counts, int64, error) {
+func countCorpus(ctx context.Context, corpora []Corpus, workers int) (*wordCounts, int64, error) {
 	workers, err := workerCount(workers)
 	if err != nil {
 		return nil, 0, err
@@ -121,10 +121,10 @@ func CountCorpus(ctx context.Context, corpora []Corpus, workers int) (*Counts, i
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	chunks := make(chan []byte, 2*workers)
-	parts := make([]*Counts, workers)
+	parts := make([]*wordCounts, workers)
 	var wg sync.WaitGroup
 	for w := range workers {
-		parts[w] = NewCounts()
+		parts[w] = newWordCounts()
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -161,7 +161,7 @@ func CountCorpus(ctx context.Context, corpora []Corpus, workers int) (*Counts, i
 }
 
 // Train learns a byte-level BPE vocabulary from the corpora with Llama 3's
-// pre-tokenization and special-token layout (see TrainCounts).
+// pre-tokenization and special-token layout (see trainCounts).
 func Train(ctx context.Context, corpora []Corpus, o TrainOptions) (*Tokenizer, error) {
 	log := o.Logger
 	if log == nil {
@@ -171,15 +171,15 @@ func Train(ctx context.Context, corpora []Corpus, o TrainOptions) (*Tokenizer, e
 		return nil, fmt.Errorf("train tokenizer: %w", err)
 	}
 	start := time.Now()
-	counts, n, err := CountCorpus(ctx, corpora, o.Workers)
+	counts, n, err := countCorpus(ctx, corpora, o.Workers)
 	if err != nil {
 		return nil, fmt.Errorf("train tokenizer: %w", err)
 	}
 	log.Info("counted pre-tokens", "bytes", n, "distinct", counts.Len(), "seconds", time.Since(start).Seconds())
-	return TrainCounts(ctx, counts, o)
+	return trainCounts(ctx, counts, o)
 }
 
-// TrainCounts learns BPE merges from pre-token counts.
+// trainCounts learns BPE merges from pre-token counts.
 //
 // It starts from the 256 single bytes (ids 0..255 = byte values) and
 // repeatedly merges the most frequent adjacent pair of tokens, counted over
@@ -193,7 +193,7 @@ func Train(ctx context.Context, corpora []Corpus, o TrainOptions) (*Tokenizer, e
 // tokens or when the best pair occurs fewer than MinFrequency times. The
 // 256 special tokens of Llama 3.1 (LlamaSpecials) follow the BPE tokens.
 // The result is deterministic: it depends only on the counts.
-func TrainCounts(ctx context.Context, counts *Counts, o TrainOptions) (*Tokenizer, error) {
+func trainCounts(ctx context.Context, counts *wordCounts, o TrainOptions) (*Tokenizer, error) {
 	log := o.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

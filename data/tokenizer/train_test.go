@@ -16,8 +16,8 @@ import (
 )
 
 // naiveTrain is BPE training written the slow, obvious way: recount every
-// pair over every word before each merge. It is the oracle for TrainCounts.
-func naiveTrain(counts *Counts, vocabSize int, minFreq int64) ([]Merge, [][]byte) {
+// pair over every word before each merge. It is the oracle for trainCounts.
+func naiveTrain(counts *wordCounts, vocabSize int, minFreq int64) ([]Merge, [][]byte) {
 	var words [][]int32
 	var wc []int64
 	for k, p := range counts.pieces {
@@ -78,8 +78,8 @@ func naiveTrain(counts *Counts, vocabSize int, minFreq int64) ([]Merge, [][]byte
 	return merges, tokens
 }
 
-func countsOf(texts ...string) *Counts {
-	c := NewCounts()
+func countsOf(texts ...string) *wordCounts {
+	c := newWordCounts()
 	for _, t := range texts {
 		c.Add([]byte(t))
 	}
@@ -92,7 +92,7 @@ func countsOf(texts ...string) *Counts {
 // on real prose.
 func TestTrainMatchesNaive(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
-	var inputs []*Counts
+	var inputs []*wordCounts
 	for range 20 {
 		var b strings.Builder
 		for range 400 {
@@ -110,7 +110,7 @@ func TestTrainMatchesNaive(t *testing.T) {
 	for i, c := range inputs {
 		for _, vs := range []int{520, 600} {
 			wantMerges, wantTokens := naiveTrain(c, vs, 2)
-			tok, err := TrainCounts(context.Background(), c, TrainOptions{VocabSize: vs, MinFrequency: 2})
+			tok, err := trainCounts(context.Background(), c, TrainOptions{VocabSize: vs, MinFrequency: 2})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -159,7 +159,7 @@ func TestCountCorpusChunked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, n, err := CountCorpus(context.Background(), []Corpus{TextFile(path)}, 2)
+	got, n, err := countCorpus(context.Background(), []Corpus{textFile(path)}, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -232,7 +232,7 @@ func TestTrainParquetDeterministic(t *testing.T) {
 func TestTrainedTokenizer(t *testing.T) {
 	needRef(t)
 	path := filepath.Join(testdata, "corpora", "dict-devil.txt")
-	tok, err := Train(context.Background(), []Corpus{TextFile(path)}, TrainOptions{VocabSize: 1024})
+	tok, err := Train(context.Background(), []Corpus{textFile(path)}, TrainOptions{VocabSize: 1024})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -263,7 +263,7 @@ func TestTrainedTokenizer(t *testing.T) {
 }
 
 func TestTrainErrors(t *testing.T) {
-	if _, err := TrainCounts(context.Background(), countsOf("abc"), TrainOptions{VocabSize: 300}); err == nil || !strings.Contains(err.Error(), "out of range") {
+	if _, err := trainCounts(context.Background(), countsOf("abc"), TrainOptions{VocabSize: 300}); err == nil || !strings.Contains(err.Error(), "out of range") {
 		t.Errorf("small vocab: %v", err)
 	}
 	if _, err := OpenCorpus([]string{filepath.Join(t.TempDir(), "none*.txt")}, nil, ""); err == nil {
@@ -271,7 +271,7 @@ func TestTrainErrors(t *testing.T) {
 	}
 	bad := filepath.Join(t.TempDir(), "docs-1.parquet")
 	os.WriteFile(bad, []byte("not parquet"), 0o644)
-	if _, err := Train(context.Background(), []Corpus{ParquetFile(bad)}, TrainOptions{VocabSize: 600}); err == nil || !strings.Contains(err.Error(), "Parquet") {
+	if _, err := Train(context.Background(), []Corpus{parquetFile(bad)}, TrainOptions{VocabSize: 600}); err == nil || !strings.Contains(err.Error(), "Parquet") {
 		t.Errorf("garbled parquet: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -318,13 +318,13 @@ func TestTrainOptionsChecked(t *testing.T) {
 					t.Errorf("error %q does not mention %q", err, w)
 				}
 			}
-			if _, err := TrainCounts(context.Background(), countsOf("abc abc"), tc.o); err == nil {
+			if _, err := trainCounts(context.Background(), countsOf("abc abc"), tc.o); err == nil {
 				t.Error("TrainCounts accepted the options")
 			}
 		})
 	}
 	// The smallest vocabulary learns its one merge.
-	tok, err := TrainCounts(context.Background(), countsOf("abab abab"), TrainOptions{VocabSize: MinVocabSize})
+	tok, err := trainCounts(context.Background(), countsOf("abab abab"), TrainOptions{VocabSize: MinVocabSize})
 	if err != nil || len(tok.Merges()) != 1 {
 		t.Fatalf("VocabSize %d: %v", MinVocabSize, err)
 	}
@@ -334,7 +334,7 @@ func TestTrainOptionsChecked(t *testing.T) {
 // occurs MinFrequency times) says so plainly.
 func TestTrainNoMergeWarns(t *testing.T) {
 	var log bytes.Buffer
-	tok, err := TrainCounts(context.Background(), countsOf("abc xyz"), TrainOptions{VocabSize: 600, Logger: slog.New(slog.NewTextHandler(&log, nil))})
+	tok, err := trainCounts(context.Background(), countsOf("abc xyz"), TrainOptions{VocabSize: 600, Logger: slog.New(slog.NewTextHandler(&log, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

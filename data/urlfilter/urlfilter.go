@@ -17,10 +17,10 @@ type Filter struct {
 	domains map[string]struct{}
 }
 
-// Parse reads a block list: one domain per line, '#' comments, blank lines
+// parse reads a block list: one domain per line, '#' comments, blank lines
 // ignored; "www." prefixes and a leading "*." or "." are stripped. source
 // names the list in errors.
-func Parse(r io.Reader, source string) (*Filter, error) {
+func parse(r io.Reader, source string) (*Filter, error) {
 	f := &Filter{domains: map[string]struct{}{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
@@ -52,7 +52,7 @@ func Load(file string) (*Filter, error) {
 		return nil, fmt.Errorf("URL block list: %w", err)
 	}
 	defer r.Close()
-	return Parse(r, file)
+	return parse(r, file)
 }
 
 // Len returns the number of blocked domains.

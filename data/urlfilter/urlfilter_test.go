@@ -6,7 +6,7 @@ import (
 )
 
 func TestBlocked(t *testing.T) {
-	f, err := Parse(strings.NewReader("# adult\nbad.example\n*.tracker.test  # comment\n\nwww.people-search.test\n"), "list")
+	f, err := parse(strings.NewReader("# adult\nbad.example\n*.tracker.test  # comment\n\nwww.people-search.test\n"), "list")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -31,7 +31,7 @@ func TestBlocked(t *testing.T) {
 			t.Errorf("Blocked(%q) = %v, want %v", c.url, got, c.want)
 		}
 	}
-	if _, err := Parse(strings.NewReader("ok.test\nhttp://x.test/a\n"), "l.txt"); err == nil || !strings.Contains(err.Error(), "l.txt:2") {
+	if _, err := parse(strings.NewReader("ok.test\nhttp://x.test/a\n"), "l.txt"); err == nil || !strings.Contains(err.Error(), "l.txt:2") {
 		t.Fatalf("want error naming l.txt:2, got %v", err)
 	}
 }
@@ -40,7 +40,7 @@ func FuzzParse(f *testing.F) {
 	f.Add("a.test\n# c\n*.b.test\n")
 	f.Add("http://x/")
 	f.Fuzz(func(t *testing.T, s string) {
-		fl, err := Parse(strings.NewReader(s), "fuzz")
+		fl, err := parse(strings.NewReader(s), "fuzz")
 		if err == nil {
 			fl.Blocked("https://" + strings.TrimSpace(s) + "/")
 		}

@@ -5,7 +5,7 @@
 //
 // Only regular files are replaced. A destination that is a directory, a
 // named pipe (FIFO), a device (/dev/null, /dev/full) or a socket is refused
-// with an error wrapping ErrNotRegular, since renaming over it would
+// with an error wrapping errNotRegular, since renaming over it would
 // replace it with a regular file. A symbolic link is kept: the regular file
 // it resolves to is the one replaced (its temporary file goes next to the
 // target); a link to anything else, or to nothing, is refused.
@@ -20,10 +20,10 @@ import (
 	"strings"
 )
 
-// ErrNotRegular is wrapped by the errors of Check, Create, Commit and
+// errNotRegular is wrapped by the errors of Check, Create, Commit and
 // WriteFile when the destination exists and is not a regular file (or a
 // symbolic link to one).
-var ErrNotRegular = errors.New("atomic writes replace only regular files")
+var errNotRegular = errors.New("atomic writes replace only regular files")
 
 // File is a pending atomic write. Write to it, then call Commit to publish
 // it or Abort to discard it. Abort after Commit is a no-op, so
@@ -47,7 +47,7 @@ func Check(path string) error {
 // resolve returns the file an atomic write of path replaces: path itself
 // when it does not exist or is a regular file, the resolved target when it
 // is a symbolic link to a regular file. Anything else is an error wrapping
-// ErrNotRegular that names path and what it is.
+// errNotRegular that names path and what it is.
 func resolve(path string) (string, error) {
 	fi, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -61,12 +61,12 @@ func resolve(path string) (string, error) {
 	}
 	if fi.Mode()&fs.ModeSymlink == 0 {
 		return "", fmt.Errorf("atomic write of %s: it is %s: %w; give the path of a new or regular file",
-			path, kind(fi.Mode()), ErrNotRegular)
+			path, kind(fi.Mode()), errNotRegular)
 	}
 	target, err := filepath.EvalSymlinks(path)
 	if err != nil {
 		return "", fmt.Errorf("atomic write of %s: it is a symbolic link that does not resolve to a file (%v): %w; remove the link or fix its target",
-			path, err, ErrNotRegular)
+			path, err, errNotRegular)
 	}
 	tfi, err := os.Lstat(target)
 	if err != nil {
@@ -74,7 +74,7 @@ func resolve(path string) (string, error) {
 	}
 	if !tfi.Mode().IsRegular() {
 		return "", fmt.Errorf("atomic write of %s: it is a symbolic link to %s, which is %s: %w; give the path of a new or regular file",
-			path, target, kind(tfi.Mode()), ErrNotRegular)
+			path, target, kind(tfi.Mode()), errNotRegular)
 	}
 	return target, nil
 }

@@ -108,7 +108,7 @@ func TestRefusesNonRegularDestinations(t *testing.T) {
 				if err == nil {
 					t.Fatalf("%s accepted a %s", how, s.name)
 				}
-				if !errors.Is(err, ErrNotRegular) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), s.word) {
+				if !errors.Is(err, errNotRegular) || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), s.word) {
 					t.Errorf("error %q: want ErrNotRegular naming %s and %q", err, p, s.word)
 				}
 				if after := tree(t, dir); after != before {
@@ -168,7 +168,7 @@ func TestCommitRechecks(t *testing.T) {
 		t.Skipf("mkfifo: %v", err)
 	}
 	f.Write([]byte("data"))
-	if err := f.Commit(); !errors.Is(err, ErrNotRegular) {
+	if err := f.Commit(); !errors.Is(err, errNotRegular) {
 		t.Fatalf("Commit over a FIFO: %v", err)
 	}
 	if fi, err := os.Lstat(p); err != nil || fi.Mode()&fs.ModeNamedPipe == 0 {

@@ -31,8 +31,8 @@ type UsageError struct{ Err error }
 func (e UsageError) Error() string { return e.Err.Error() }
 func (e UsageError) Unwrap() error { return e.Err }
 
-// Usagef returns a UsageError.
-func Usagef(format string, args ...any) error { return UsageError{fmt.Errorf(format, args...)} }
+// usagef returns a UsageError.
+func usagef(format string, args ...any) error { return UsageError{fmt.Errorf(format, args...)} }
 
 // RunFunc is a command's body.
 type RunFunc func(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error
@@ -176,7 +176,7 @@ func (f *RecipeFlags) Inspect(stdout, stderr io.Writer, cfg any, check func() (n
 
 // NeedRecipe is the error of a run without -recipe.
 func (f *RecipeFlags) NeedRecipe() error {
-	return Usagef("-recipe is required (a file or one of: %s)", strings.Join(f.Tool.Shipped(), ", "))
+	return usagef("-recipe is required (a file or one of: %s)", strings.Join(f.Tool.Shipped(), ", "))
 }
 
 // Output returns the run's logger and, when stderr is a terminal with a
@@ -212,7 +212,7 @@ func SizedTerminal(w io.Writer) bool {
 // shipped (comments and all), to FILE, which must not exist yet.
 func Copy(tool recipes.Tool, args []string, stdout io.Writer) error {
 	if len(args) != 2 || strings.HasPrefix(args[0], "-") {
-		return Usagef("usage: %s cp NAME FILE (NAME: %s)", tool.Name, strings.Join(tool.Shipped(), ", "))
+		return usagef("usage: %s cp NAME FILE (NAME: %s)", tool.Name, strings.Join(tool.Shipped(), ", "))
 	}
 	name, file := strings.TrimSuffix(args[0], ".yaml"), args[1]
 	if err := tool.CheckShipped(name); err != nil {
@@ -227,7 +227,7 @@ func Copy(tool recipes.Tool, args []string, stdout io.Writer) error {
 	}
 	out, err := os.OpenFile(file, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if errors.Is(err, os.ErrExist) {
-		return Usagef("%s exists; herd does not overwrite it: remove it or choose another name", file)
+		return usagef("%s exists; herd does not overwrite it: remove it or choose another name", file)
 	}
 	if err != nil {
 		return err
@@ -255,14 +255,14 @@ func Validate[T any](tool recipes.Tool, args []string, stdout, stderr io.Writer,
 	var rf RecipeFlags
 	rf.RegisterRecipe(fs, tool)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "usage: %s validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or every problem of the resolved recipe (exit 1); writes nothing\n\nflags:\n", tool.Name)
+		fmt.Fprintf(fs.Output(), "usage: %s validate -recipe NAME|FILE [-out DIR] [key=value ...]\n  prints ok, or what is wrong with the resolved recipe (exit 1); writes nothing\n\nflags:\n", tool.Name)
 		fs.PrintDefaults()
 	}
 	if help, err := Parse(fs, args); help || err != nil {
 		return err
 	}
 	if rf.Recipe == "" {
-		return Usagef("validate: %w", rf.NeedRecipe())
+		return usagef("validate: %w", rf.NeedRecipe())
 	}
 	r, err := load(&rf, fs.Args())
 	if err != nil {

@@ -72,8 +72,8 @@ func TestExitCode(t *testing.T) {
 	}{
 		{nil, 0},
 		{errors.New("boom"), 1},
-		{Usagef("bad flag"), 2},
-		{fmt.Errorf("validate: %w", Usagef("x")), 2},
+		{usagef("bad flag"), 2},
+		{fmt.Errorf("validate: %w", usagef("x")), 2},
 	} {
 		if got := ExitCode(ctx, c.err); got != c.want {
 			t.Errorf("ExitCode(%v) = %d, want %d", c.err, got, c.want)

@@ -14,13 +14,13 @@ import (
 	"syscall"
 )
 
-// Signal is the cancellation cause of a context cancelled by a signal.
-type Signal struct{ Sig os.Signal }
+// signalError is the cancellation cause of a context cancelled by a signal.
+type signalError struct{ Sig os.Signal }
 
-func (s Signal) Error() string { return fmt.Sprintf("interrupted by %v", s.Sig) }
+func (s signalError) Error() string { return fmt.Sprintf("interrupted by %v", s.Sig) }
 
 // ExitCode is 128 + the signal's number (130 for SIGINT, 143 for SIGTERM).
-func (s Signal) ExitCode() int {
+func (s signalError) ExitCode() int {
 	if n, ok := s.Sig.(syscall.Signal); ok {
 		return 128 + int(n)
 	}
@@ -38,14 +38,14 @@ func Context(parent context.Context) (ctx context.Context, stop func()) {
 	go func() {
 		select {
 		case sig := <-ch:
-			cancel(Signal{Sig: sig})
+			cancel(signalError{Sig: sig})
 		case <-done:
 			return
 		}
 		select {
 		case sig := <-ch:
 			fmt.Fprintf(os.Stderr, "\n%v again: exiting now\n", sig)
-			os.Exit(Signal{Sig: sig}.ExitCode())
+			os.Exit(signalError{Sig: sig}.ExitCode())
 		case <-done:
 		}
 	}()
@@ -59,7 +59,7 @@ func Context(parent context.Context) (ctx context.Context, stop func()) {
 // ExitCode returns the exit status for a run whose context is ctx: the
 // signal's code when a signal cancelled it, else 0.
 func ExitCode(ctx context.Context) int {
-	var s Signal
+	var s signalError
 	if errors.As(context.Cause(ctx), &s) {
 		return s.ExitCode()
 	}

@@ -13,13 +13,13 @@ import (
 	"github.com/parquet-go/parquet-go"
 )
 
-// MaxFooter bounds the footer (file metadata) size accepted before the
+// maxFooter bounds the footer (file metadata) size accepted before the
 // library parses it.
-const MaxFooter = 64 << 20
+const maxFooter = 64 << 20
 
 // Footer checks the framing of a Parquet file of size bytes: the "PAR1"
 // magic at both ends and a footer length that fits in the file and below
-// MaxFooter. name is used in the error.
+// maxFooter. name is used in the error.
 func Footer(name string, r io.ReaderAt, size int64) error {
 	if size < 12 {
 		return fmt.Errorf("%s: not a Parquet file (%d bytes, too short)", name, size)
@@ -36,7 +36,7 @@ func Footer(name string, r io.ReaderAt, size int64) error {
 		return fmt.Errorf("%s: not a Parquet file (missing PAR1 magic); re-create it", name)
 	}
 	n := int64(binary.LittleEndian.Uint32(tail[:4]))
-	if n+12 > size || n > MaxFooter {
+	if n+12 > size || n > maxFooter {
 		return fmt.Errorf("%s: corrupted Parquet file (footer of %d bytes in a %d-byte file); re-create it", name, n, size)
 	}
 	return nil

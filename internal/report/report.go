@@ -100,15 +100,15 @@ table.facts td:first-child{font-weight:bold;background:#f6f6f6}table.facts td{te
 {{end}}{{end}}</body></html>
 `))
 
-// Render writes the page's HTML to w.
-func Render(w io.Writer, p Page) error {
+// renderPage writes the page's HTML to w.
+func renderPage(w io.Writer, p Page) error {
 	return page.Execute(w, p)
 }
 
 // Write renders the page into dir/report.html, replacing it atomically.
 func Write(dir string, p Page) error {
 	var buf bytes.Buffer
-	if err := Render(&buf, p); err != nil {
+	if err := renderPage(&buf, p); err != nil {
 		return fmt.Errorf("report: %w", err)
 	}
 	return atomicfile.WriteFile(filepath.Join(dir, File), buf.Bytes(), 0o644)

@@ -41,7 +41,7 @@ func TestSelfContained(t *testing.T) {
 	var buf bytes.Buffer
 	p := Page{Title: "run <x>", Sections: []Section{{Title: "a & b", Text: "<script>alert(1)</script>",
 		Images: []Image{{Alt: "plot", PNG: solidPNG(t, 4, 4, plotRed)}}, Pre: []string{"</pre>"}}}}
-	if err := Render(&buf, p); err != nil {
+	if err := renderPage(&buf, p); err != nil {
 		t.Fatal(err)
 	}
 	html := buf.String()

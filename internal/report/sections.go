@@ -14,14 +14,14 @@ import (
 	"github.com/herdml/herd/train"
 )
 
-// CurationStats is the name of a curation's accounting file.
-const CurationStats = "stats.json"
+// curationStats is the name of a curation's accounting file.
+const curationStats = "stats.json"
 
 // Curation is the section of a curation directory: the funnel of
 // stats.json, one row per stage with documents and bytes in and out, the
 // removals by rule, and every further counter a stage records.
 func Curation(dir string) (Section, error) {
-	path := filepath.Join(dir, CurationStats)
+	path := filepath.Join(dir, curationStats)
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Section{}, err

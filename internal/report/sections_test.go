@@ -20,7 +20,7 @@ const statsJSON = `{"recipe":"abc","funnel":{"order":["input","gopher"],"stages"
 // not know by name (a stage's new counters show without a change here).
 func TestCuration(t *testing.T) {
 	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, CurationStats), []byte(statsJSON), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, curationStats), []byte(statsJSON), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := WriteCuration(dir); err != nil {
@@ -47,8 +47,8 @@ func TestCuration(t *testing.T) {
 		t.Errorf("%d pixels of the table header's colour: the funnel table did not render", hdr)
 	}
 	for _, bad := range []string{`{"funnel":{"order":[]}}`, `{"funnel":`, `[]`} {
-		os.WriteFile(filepath.Join(dir, CurationStats), []byte(bad), 0o644)
-		if _, err := Curation(dir); err == nil || !strings.Contains(err.Error(), CurationStats) {
+		os.WriteFile(filepath.Join(dir, curationStats), []byte(bad), 0o644)
+		if _, err := Curation(dir); err == nil || !strings.Contains(err.Error(), curationStats) {
 			t.Errorf("%s: error %v does not name the file", bad, err)
 		}
 	}
@@ -92,7 +92,7 @@ func FuzzCuration(f *testing.F) {
 	f.Add([]byte(`{"funnel":{"order":["x"],"stages":{"x":{"in":3}}}}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		dir := t.TempDir()
-		if err := os.WriteFile(filepath.Join(dir, CurationStats), data, 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, curationStats), data, 0o644); err != nil {
 			t.Fatal(err)
 		}
 		Curation(dir)

@@ -24,11 +24,11 @@ import (
 
 // Environment variables that turn a skip into a failure.
 const (
-	RequireTestdataEnv = "HERD_REQUIRE_TESTDATA"
-	RequireToolsEnv    = "HERD_REQUIRE_TOOLS"
-	// ShotsEnv names a folder where Screenshot keeps a copy of every
+	requireTestdataEnv = "HERD_REQUIRE_TESTDATA"
+	requireToolsEnv    = "HERD_REQUIRE_TOOLS"
+	// shotsEnv names a folder where Screenshot keeps a copy of every
 	// screenshot, as TEST_NAME.png, for a person to look at.
-	ShotsEnv = "HERD_REPORT_SHOTS"
+	shotsEnv = "HERD_REPORT_SHOTS"
 )
 
 // Testdata checks that the reference data at path (a file or a folder
@@ -37,21 +37,21 @@ const (
 func Testdata(t testing.TB, path string) {
 	t.Helper()
 	if _, err := os.Stat(path); err != nil {
-		absent(t, RequireTestdataEnv, fmt.Sprintf("reference data %s is absent (%v); see ../shared/testdata/README.md", path, err))
+		absent(t, requireTestdataEnv, fmt.Sprintf("reference data %s is absent (%v); see ../shared/testdata/README.md", path, err))
 	}
 }
 
-// Tool returns the path of the first of names found on PATH; when none
+// needTool returns the path of the first of names found on PATH; when none
 // is, the test is skipped, saying why it needs one (why), or fails under
 // HERD_REQUIRE_TOOLS=1.
-func Tool(t testing.TB, why string, names ...string) string {
+func needTool(t testing.TB, why string, names ...string) string {
 	t.Helper()
 	for _, n := range names {
 		if p, err := exec.LookPath(n); err == nil {
 			return p
 		}
 	}
-	absent(t, RequireToolsEnv, fmt.Sprintf("%s is not installed: %s", strings.Join(names, " or "), why))
+	absent(t, requireToolsEnv, fmt.Sprintf("%s is not installed: %s", strings.Join(names, " or "), why))
 	return ""
 }
 
@@ -71,7 +71,7 @@ func absent(t testing.TB, env, msg string) {
 // the test skips, or fails under HERD_REQUIRE_TOOLS=1.
 func Screenshot(t testing.TB, path string, w, h int) image.Image {
 	t.Helper()
-	bin := Tool(t, "the report checks render report.html in headless Chromium (Debian: apt-get install chromium)", "chromium", "chromium-browser")
+	bin := needTool(t, "the report checks render report.html in headless Chromium (Debian: apt-get install chromium)", "chromium", "chromium-browser")
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		t.Fatal(err)
@@ -96,7 +96,7 @@ func Screenshot(t testing.TB, path string, w, h int) image.Image {
 	if err != nil {
 		t.Fatalf("screenshot: %v", err)
 	}
-	if keep := os.Getenv(ShotsEnv); keep != "" {
+	if keep := os.Getenv(shotsEnv); keep != "" {
 		name := strings.NewReplacer("/", "_", " ", "_").Replace(t.Name()) + ".png"
 		data, err := os.ReadFile(shot)
 		if err == nil {

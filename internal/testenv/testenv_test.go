@@ -18,13 +18,13 @@ func TestAbsent(t *testing.T) {
 		test, env, want string
 	}{
 		{"TestChildTestdata", "", "--- SKIP"},
-		{"TestChildTestdata", RequireTestdataEnv + "=1", "--- FAIL"},
+		{"TestChildTestdata", requireTestdataEnv + "=1", "--- FAIL"},
 		{"TestChildTool", "", "--- SKIP"},
-		{"TestChildTool", RequireToolsEnv + "=1", "--- FAIL"},
-		{"TestChildTool", RequireTestdataEnv + "=1", "--- SKIP"},
+		{"TestChildTool", requireToolsEnv + "=1", "--- FAIL"},
+		{"TestChildTool", requireTestdataEnv + "=1", "--- SKIP"},
 	} {
 		cmd := exec.Command(os.Args[0], "-test.run=^"+c.test+"$", "-test.v")
-		cmd.Env = append(os.Environ(), "TESTENV_CHILD=1", RequireTestdataEnv+"=", RequireToolsEnv+"=")
+		cmd.Env = append(os.Environ(), "TESTENV_CHILD=1", requireTestdataEnv+"=", requireToolsEnv+"=")
 		if c.env != "" {
 			cmd.Env = append(cmd.Env, c.env)
 		}
@@ -46,13 +46,13 @@ func TestChildTool(t *testing.T) {
 	if os.Getenv("TESTENV_CHILD") == "" {
 		t.Skip("run by TestAbsent")
 	}
-	Tool(t, "the test needs it", "herd-no-such-tool-xyz")
+	needTool(t, "the test needs it", "herd-no-such-tool-xyz")
 }
 
 // TestPresent: present data and tools neither skip nor fail.
 func TestPresent(t *testing.T) {
 	Testdata(t, t.TempDir())
-	if p := Tool(t, "", "sh"); p == "" {
+	if p := needTool(t, "", "sh"); p == "" {
 		t.Fatal("sh not found")
 	}
 }

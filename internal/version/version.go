@@ -9,11 +9,11 @@ import (
 	"github.com/parquet-go/parquet-go"
 )
 
-// Version returns herd's module version ("devel" for a build from a
+// moduleVersion returns herd's module version ("devel" for a build from a
 // working tree) and the VCS revision it was built from (12 hex digits,
 // "-dirty" appended for uncommitted changes; "" when the build did not
 // record one, as in tests).
-func Version() (version, revision string) {
+func moduleVersion() (version, revision string) {
 	info, ok := debug.ReadBuildInfo()
 	if !ok {
 		return "devel", ""
@@ -44,7 +44,7 @@ func Version() (version, revision string) {
 // this build in a file's created_by field, in the form the Parquet
 // specification gives: "herd curate version devel (build 0123456789ab)".
 func CreatedBy(application string) parquet.WriterOption {
-	v, rev := Version()
+	v, rev := moduleVersion()
 	if rev == "" {
 		rev = "unknown"
 	}

@@ -6,7 +6,7 @@ import (
 )
 
 func TestVersion(t *testing.T) {
-	v, rev := Version()
+	v, rev := moduleVersion()
 	if v == "" || v[0] == '(' {
 		t.Fatalf("version %q: want a plain version such as devel or v1.2.3", v)
 	}

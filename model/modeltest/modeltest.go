@@ -184,7 +184,7 @@ func CrossEntropy(logits [][]float64, b *model.Batch) float64 {
 		if b.Weights != nil {
 			wt = float64(b.Weights[k])
 		}
-		num += wt * NLL(lg, int(b.Targets[k]))
+		num += wt * nllOf(lg, int(b.Targets[k]))
 		den += wt
 	}
 	if b.Denominator > 0 {
@@ -207,9 +207,9 @@ func LogSoftmax(logits []float64) []float64 {
 	return out
 }
 
-// NLL is the negative log-likelihood of target under a row of logits:
+// nllOf is the negative log-likelihood of target under a row of logits:
 // log Σ exp(logits) − logits[target].
-func NLL(logits []float64, target int) float64 {
+func nllOf(logits []float64, target int) float64 {
 	return logSumExp(logits) - logits[target]
 }
 

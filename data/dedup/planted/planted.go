@@ -263,14 +263,14 @@ func Generate(cfg Config) (*Corpus, error) {
 	if err != nil {
 		return nil, err
 	}
-	return FromSources(srcs, cfg)
+	return fromSources(srcs, cfg)
 }
 
-// FromSources builds a corpus from given sources (cfg.Dir is not used).
+// fromSources builds a corpus from given sources (cfg.Dir is not used).
 // Sources with fewer than MinWords words and repeated texts (after
 // whitespace and case normalization) are skipped, so the only duplicates
 // with the same normalized text are planted ones.
-func FromSources(srcs []Source, cfg Config) (*Corpus, error) {
+func fromSources(srcs []Source, cfg Config) (*Corpus, error) {
 	cfg = cfg.withDefaults()
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0x706c616e746564))
 	seen := map[string]bool{}

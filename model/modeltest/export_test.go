@@ -1,0 +1,4 @@
+package modeltest
+
+// NLL is nllOf, for the external tests.
+var NLL = nllOf

@@ -41,6 +41,7 @@ func benchGenConfig() model.Config {
 // genRun is one timed generation: the first token (chosen from the
 // prompt's logits, untimed) and one token per timed decoding step.
 type genRun struct {
+	Threads    int     `json:"threads"` // llama.cpp's
 	Tokens     []int32 `json:"tokens"`
 	EOG        int     `json:"eog"` // end-of-generation tokens among Tokens (llama.cpp's count)
 	Seconds    float64 `json:"seconds"`
@@ -62,7 +63,7 @@ type llamaBench struct {
 // startLlamaBench starts bench.mjs on the GGUF file at path, skipping the
 // benchmark (saying why) when node or node-llama-cpp is missing, or
 // failing it under HERD_REQUIRE_TOOLS=1. The process ends with b.
-func startLlamaBench(b *testing.B, path string, threads, ctxLen int) *llamaBench {
+func startLlamaBench(b *testing.B, path string, ctxLen int) *llamaBench {
 	b.Helper()
 	node := testenv.Tool(b, "the llama.cpp generation benchmark runs node-llama-cpp (checkpoint/gguf/testdata/llamacpp/install.sh)", "node")
 	driver, err := filepath.Abs(filepath.Join("testdata", "llamacpp"))
@@ -77,7 +78,7 @@ func startLlamaBench(b *testing.B, path string, threads, ctxLen int) *llamaBench
 		b.Skip(msg)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	cmd := exec.CommandContext(ctx, node, filepath.Join(driver, "bench.mjs"), path, fmt.Sprint(threads), fmt.Sprint(ctxLen))
+	cmd := exec.CommandContext(ctx, node, filepath.Join(driver, "bench.mjs"), path, fmt.Sprint(ctxLen))
 	cmd.Dir = driver
 	lb := &llamaBench{cmd: cmd, stderr: new(bytes.Buffer)}
 	cmd.Stderr = lb.stderr
@@ -124,11 +125,11 @@ func (lb *llamaBench) read(b *testing.B, v any) {
 	}
 }
 
-// generate asks llama.cpp for the prompt's first token and n timed greedy
-// decoding steps after it.
-func (lb *llamaBench) generate(b *testing.B, prompt []int32, n int) genRun {
+// generate asks llama.cpp, with the given threads, for the prompt's first
+// token and n timed greedy decoding steps after it.
+func (lb *llamaBench) generate(b *testing.B, prompt []int32, n, threads int) genRun {
 	b.Helper()
-	req, err := json.Marshal(map[string]any{"prompt": prompt, "tokens": n})
+	req, err := json.Marshal(map[string]any{"prompt": prompt, "tokens": n, "threads": threads})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -137,8 +138,9 @@ func (lb *llamaBench) generate(b *testing.B, prompt []int32, n int) genRun {
 	}
 	var r genRun
 	lb.read(b, &r)
-	if len(r.Tokens) != n+1 || r.EvalRuns != n || !(r.EvalSeconds > 0) {
-		b.Fatalf("llama.cpp generated %d tokens in %d timed decoding steps (%gs), want %d in %d", len(r.Tokens), r.EvalRuns, r.EvalSeconds, n+1, n)
+	if len(r.Tokens) != n+1 || r.EvalRuns != n || !(r.EvalSeconds > 0) || r.Threads != threads {
+		b.Fatalf("llama.cpp generated %d tokens in %d timed decoding steps (%gs) with %d threads, want %d in %d with %d",
+			len(r.Tokens), r.EvalRuns, r.EvalSeconds, r.Threads, n+1, n, threads)
 	}
 	return r
 }
@@ -228,14 +230,17 @@ func samePrefix(a, b []int32) int {
 // herd/llama.cpp. llama.cpp's rate is by its own decode timing
 // (llama_perf_context); llama.cpp_wall_tokens/s is by wall time through
 // node-llama-cpp, whose per-token overhead it includes. Per CPU-second of
-// each process too (spinning threads count). The memory-bandwidth
-// yardstick: the F32 matmul weights a step reads (model.MatmulParams × 4
-// bytes) × tokens/s in GB/s for each, against a plain copy() of as many
-// bytes (copy_GB/s one goroutine, copy2_GB/s two) and herd's share of the
-// latter. same_prefix is how many of the 257 greedy tokens herd and
-// llama.cpp share from the start; llama.cpp_eog counts end-of-generation
-// tokens among llama.cpp's, which are fed back rather than ending the
-// run, so every run decodes all 256 steps.
+// each process too (spinning threads count). llama.cpp_1thread_tokens/s
+// is llama.cpp with one thread, run in every round for reference: on a
+// loaded machine its two threads can be slower than one (ggml's threads
+// spin at every barrier, waiting for a descheduled partner). The
+// memory-bandwidth yardstick: the F32 matmul weights a step reads
+// (model.MatmulParams × 4 bytes) × tokens/s in GB/s for each, against a
+// plain copy() of as many bytes (copy_GB/s one goroutine, copy2_GB/s two)
+// and herd's share of the latter. same_prefix is how many of the 257
+// greedy tokens herd and llama.cpp share from the start; llama.cpp_eog
+// counts end-of-generation tokens among llama.cpp's, which are fed back
+// rather than ending the run, so every run decodes all 256 steps.
 func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 	cfg := benchGenConfig()
 	tok := trainTokenizer(b, 530)
@@ -258,7 +263,7 @@ func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 	}
 	bos, _ := tok.SpecialID(tok.Config().BOS)
 	prompt := tok.AppendEncode([]int32{bos}, []byte("In the beginning God created"), false)
-	llama := startLlamaBench(b, path, benchThreads, cfg.MaxPositionEmbeddings)
+	llama := startLlamaBench(b, path, cfg.MaxPositionEmbeddings)
 
 	wbytes := 4 * float64(model.MatmulParams(cfg))
 	src := make([]float32, model.MatmulParams(cfg))
@@ -300,7 +305,8 @@ func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 			if k := samePrefix(gens[0].Tokens, hr.Tokens); k != len(hr.Tokens) {
 				b.Fatalf("the benchmark's decoding loop and model.Generate differ at token %d", k)
 			}
-			llama.generate(b, prompt, benchNewTokens)
+			llama.generate(b, prompt, benchNewTokens, benchThreads)
+			llama.generate(b, prompt, benchNewTokens, 1)
 
 			copyGBs(dst, src, 2, 1) // fault dst's pages in
 
@@ -311,18 +317,19 @@ func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 					if (k+len(rounds))%2 == 0 {
 						hg.generate(b, prompt, benchNewTokens, &hr)
 					} else {
-						r.llama = llama.generate(b, prompt, benchNewTokens)
+						r.llama = llama.generate(b, prompt, benchNewTokens, benchThreads)
 					}
 				}
 				r.herd = hr
+				r.llama1 = llama.generate(b, prompt, benchNewTokens, 1)
 				r.copy1, r.copy2 = copyGBs(dst, src, 1, 5), copyGBs(dst, src, 2, 5)
 				load, _ := os.ReadFile("/proc/loadavg")
 				r.same = samePrefix(hr.Tokens, r.llama.Tokens)
 				rounds = append(rounds, r)
 				ht, lt := benchNewTokens/hr.Seconds, benchNewTokens/r.llama.EvalSeconds
-				b.Logf("round %d (%s, load %s): herd %.1f tokens/s (%.2f GB/s); llama.cpp %.1f tokens/s (%.2f GB/s; %.1f by wall time through node); herd/llama.cpp %.3f; copy %.2f GB/s, 2 goroutines %.2f; same first tokens %d of %d, llama.cpp eog %d",
-					len(rounds), be.Name(), bytes.Fields(load)[0], ht, ht*wbytes/1e9, lt, lt*wbytes/1e9, benchNewTokens/r.llama.Seconds, ht/lt,
-					r.copy1, r.copy2, r.same, len(r.llama.Tokens), r.llama.EOG)
+				b.Logf("round %d (%s, load %s): herd %.1f tokens/s (%.2f GB/s); llama.cpp %.1f tokens/s (%.2f GB/s; %.1f by wall time through node; %.1f with 1 thread); herd/llama.cpp %.3f; copy %.2f GB/s, 2 goroutines %.2f; same first tokens %d of %d, llama.cpp eog %d",
+					len(rounds), be.Name(), bytes.Fields(load)[0], ht, ht*wbytes/1e9, lt, lt*wbytes/1e9, benchNewTokens/r.llama.Seconds,
+					benchNewTokens/r.llama1.EvalSeconds, ht/lt, r.copy1, r.copy2, r.same, len(r.llama.Tokens), r.llama.EOG)
 			}
 			reportRounds(b, rounds, wbytes)
 		})
@@ -332,6 +339,7 @@ func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 // benchRound is one iteration of BenchmarkGenerateVsLlamaCpp.
 type benchRound struct {
 	herd, llama  genRun
+	llama1       genRun  // llama.cpp with one thread, for reference
 	copy1, copy2 float64 // copy() GB/s, one goroutine and two
 	same         int     // leading tokens herd and llama.cpp share
 }
@@ -340,11 +348,12 @@ type benchRound struct {
 // rounds: rates over all of them, and the best round of each side (the
 // one least disturbed by other work on a shared machine).
 func reportRounds(b *testing.B, rounds []benchRound, wbytes float64) {
-	var hSec, hCPU, lSec, lWall, lCPU, c1, c2, hBest, lBest, cBest float64
+	var hSec, hCPU, lSec, lWall, lCPU, l1Sec, c1, c2, hBest, lBest, cBest float64
 	var same, eog int
 	for _, r := range rounds {
 		hSec, hCPU = hSec+r.herd.Seconds, hCPU+r.herd.CPUSeconds
 		lSec, lWall, lCPU = lSec+r.llama.EvalSeconds, lWall+r.llama.Seconds, lCPU+r.llama.CPUSeconds
+		l1Sec += r.llama1.EvalSeconds
 		c1, c2, cBest = c1+r.copy1, c2+r.copy2, max(cBest, r.copy2)
 		hBest, lBest = max(hBest, benchNewTokens/r.herd.Seconds), max(lBest, benchNewTokens/r.llama.EvalSeconds)
 		same, eog = same+r.same, eog+r.llama.EOG
@@ -359,6 +368,7 @@ func reportRounds(b *testing.B, rounds []benchRound, wbytes float64) {
 	b.ReportMetric(hBest, "herd_best_tokens/s")
 	b.ReportMetric(lBest, "llama.cpp_best_tokens/s")
 	b.ReportMetric(tokens/lWall, "llama.cpp_wall_tokens/s")
+	b.ReportMetric(tokens/l1Sec, "llama.cpp_1thread_tokens/s")
 	if hCPU > 0 && lCPU > 0 {
 		b.ReportMetric(tokens/hCPU, "herd_tokens/cpu-s")
 		b.ReportMetric(tokens/lCPU, "llama.cpp_tokens/cpu-s")

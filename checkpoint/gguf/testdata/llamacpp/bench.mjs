@@ -2,14 +2,15 @@
 // (node-llama-cpp's prebuilt CPU build, no download, no compilation) for
 // checkpoint/gguf's BenchmarkGenerateVsLlamaCpp.
 //
-// Usage: node bench.mjs MODEL.gguf THREADS CONTEXT_SIZE
+// Usage: node bench.mjs MODEL.gguf CONTEXT_SIZE
 //
 // It loads the model once and prints {"ready": true} on a line. Then, for
-// every request line on stdin, {"prompt": [ids], "tokens": n}, it starts
-// the sequence afresh, evaluates the prompt and takes the first token from
+// every request line on stdin, {"prompt": [ids], "tokens": n, "threads":
+// t}, it starts afresh a sequence of a context with t threads (made on
+// first use, kept for the next requests with t), evaluates the prompt and takes the first token from
 // its logits (untimed), then times n decoding steps, each evaluating the
 // last token and picking the next one greedily, and answers with a line
-// {"tokens": [n+1 ids], "eog": count of end-of-generation tokens among
+// {"threads": the context's thread count, "tokens": [n+1 ids], "eog": count of end-of-generation tokens among
 // them, "seconds": wall time of the n steps, "cpuSeconds": this process's
 // CPU time (all threads) over them, "evalSeconds" and "evalRuns":
 // llama.cpp's own decode time and count of those steps
@@ -23,10 +24,10 @@
 import readline from "node:readline";
 import {getLlama} from "node-llama-cpp";
 
-const [modelPath, threadsArg, contextArg] = process.argv.slice(2);
-const threads = Number(threadsArg), contextSize = Number(contextArg);
-if (!modelPath || !(threads > 0) || !(contextSize > 0)) {
-    throw new Error("usage: node bench.mjs MODEL.gguf THREADS CONTEXT_SIZE");
+const [modelPath, contextArg] = process.argv.slice(2);
+const contextSize = Number(contextArg);
+if (!modelPath || !(contextSize > 0)) {
+    throw new Error("usage: node bench.mjs MODEL.gguf CONTEXT_SIZE");
 }
 // llama.cpp prints its timings at the info level: keep the last "eval
 // time" line, pass warnings and errors on to stderr.
@@ -37,16 +38,23 @@ const logger = (level, message) => {
 };
 const llama = await getLlama({gpu: false, build: "never", skipDownload: true, logLevel: "info", logger});
 const model = await llama.loadModel({modelPath, gpuLayers: 0});
-const ctx = await model.createContext({
-    contextSize, threads, batchSize: contextSize, sequences: 1, performanceTracking: true,
-    experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false,
-});
-const seq = ctx.getSequence();
+const contexts = new Map(); // threads → {ctx, seq}
+async function contextWith(threads) {
+    if (!contexts.has(threads)) {
+        const ctx = await model.createContext({
+            contextSize, threads, batchSize: contextSize, sequences: 1, performanceTracking: true,
+            experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32", flashAttention: false,
+        });
+        contexts.set(threads, {ctx, seq: ctx.getSequence()});
+    }
+    return contexts.get(threads);
+}
 process.stdout.write(JSON.stringify({ready: true}) + "\n");
 
 for await (const line of readline.createInterface({input: process.stdin})) {
     if (line.trim() === "") continue;
     const req = JSON.parse(line);
+    const {ctx, seq} = await contextWith(req.threads);
     await seq.clearHistory();
     const tokens = [];
     let start, cpu0;
@@ -73,11 +81,13 @@ for await (const line of readline.createInterface({input: process.stdin})) {
     if (!m) throw new Error(`no llama.cpp eval timings in ${JSON.stringify(evalLine)}`);
     const eog = tokens.filter((t) => model.isEogToken(t)).length;
     process.stdout.write(JSON.stringify({
-        tokens, eog, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6,
+        threads: ctx.currentThreads, tokens, eog, seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6,
         evalSeconds: Number(m[1]) / 1e3, evalRuns: Number(m[2]),
     }) + "\n");
 }
-await seq.dispose();
-await ctx.dispose();
+for (const {ctx, seq} of contexts.values()) {
+    await seq.dispose();
+    await ctx.dispose();
+}
 await model.dispose();
 await llama.dispose();

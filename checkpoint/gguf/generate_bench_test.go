@@ -60,12 +60,12 @@ type llamaBench struct {
 	stderr *bytes.Buffer
 }
 
-// startLlamaBench starts bench.mjs on the GGUF file at path, skipping the
-// benchmark (saying why) when node or node-llama-cpp is missing, or
-// failing it under HERD_REQUIRE_TOOLS=1. The process ends with b.
-func startLlamaBench(b *testing.B, path string, ctxLen int) *llamaBench {
+// llamaBenchTools returns node's path and bench.mjs's directory, skipping
+// the benchmark (saying why) when node or node-llama-cpp is missing, or
+// failing it under HERD_REQUIRE_TOOLS=1.
+func llamaBenchTools(b *testing.B) (node, driver string) {
 	b.Helper()
-	node := testenv.Tool(b, "the llama.cpp generation benchmark runs node-llama-cpp (checkpoint/gguf/testdata/llamacpp/install.sh)", "node")
+	node = testenv.Tool(b, "the llama.cpp generation benchmark runs node-llama-cpp (checkpoint/gguf/testdata/llamacpp/install.sh)", "node")
 	driver, err := filepath.Abs(filepath.Join("testdata", "llamacpp"))
 	if err != nil {
 		b.Fatal(err)
@@ -77,11 +77,19 @@ func startLlamaBench(b *testing.B, path string, ctxLen int) *llamaBench {
 		}
 		b.Skip(msg)
 	}
+	return node, driver
+}
+
+// startLlamaBench starts bench.mjs (in driver, run by node) on the GGUF
+// file at path. The process ends with b.
+func startLlamaBench(b *testing.B, node, driver, path string, ctxLen int) *llamaBench {
+	b.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, node, filepath.Join(driver, "bench.mjs"), path, fmt.Sprint(ctxLen))
 	cmd.Dir = driver
 	lb := &llamaBench{cmd: cmd, stderr: new(bytes.Buffer)}
 	cmd.Stderr = lb.stderr
+	var err error
 	if lb.in, err = cmd.StdinPipe(); err != nil {
 		b.Fatal(err)
 	}
@@ -242,6 +250,7 @@ func samePrefix(a, b []int32) int {
 // counts end-of-generation tokens among llama.cpp's, which are fed back
 // rather than ending the run, so every run decodes all 256 steps.
 func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
+	node, driver := llamaBenchTools(b)
 	cfg := benchGenConfig()
 	tok := trainTokenizer(b, 530)
 	p := model.NewParams(model.NewLayout(cfg))
@@ -263,7 +272,7 @@ func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 	}
 	bos, _ := tok.SpecialID(tok.Config().BOS)
 	prompt := tok.AppendEncode([]int32{bos}, []byte("In the beginning God created"), false)
-	llama := startLlamaBench(b, path, cfg.MaxPositionEmbeddings)
+	llama := startLlamaBench(b, node, driver, path, cfg.MaxPositionEmbeddings)
 
 	wbytes := 4 * float64(model.MatmulParams(cfg))
 	src := make([]float32, model.MatmulParams(cfg))

@@ -54,10 +54,10 @@ type genRun struct {
 
 // llamaBench is a running bench.mjs with the model loaded.
 type llamaBench struct {
-	cmd    *exec.Cmd
 	in     io.WriteCloser
 	out    *bufio.Scanner
-	stderr *bytes.Buffer
+	stderr *bytes.Buffer // read only after stop
+	stop   func()        // ends the process (idempotent)
 }
 
 // llamaBenchTools returns node's path and bench.mjs's directory, skipping
@@ -87,7 +87,7 @@ func startLlamaBench(b *testing.B, node, driver, path string, ctxLen int) *llama
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, node, filepath.Join(driver, "bench.mjs"), path, fmt.Sprint(ctxLen))
 	cmd.Dir = driver
-	lb := &llamaBench{cmd: cmd, stderr: new(bytes.Buffer)}
+	lb := &llamaBench{stderr: new(bytes.Buffer)}
 	cmd.Stderr = lb.stderr
 	var err error
 	if lb.in, err = cmd.StdinPipe(); err != nil {
@@ -100,7 +100,7 @@ func startLlamaBench(b *testing.B, node, driver, path string, ctxLen int) *llama
 	if err := cmd.Start(); err != nil {
 		b.Fatalf("starting bench.mjs: %v", err)
 	}
-	b.Cleanup(func() {
+	lb.stop = sync.OnceFunc(func() {
 		lb.in.Close() // bench.mjs ends at the end of its input
 		done := make(chan struct{})
 		go func() { cmd.Wait(); close(done) }()
@@ -112,24 +112,33 @@ func startLlamaBench(b *testing.B, node, driver, path string, ctxLen int) *llama
 		}
 		cancel()
 	})
+	b.Cleanup(lb.stop)
 	lb.out = bufio.NewScanner(stdout)
 	lb.out.Buffer(nil, 1<<20)
 	var ready struct{ Ready bool }
 	lb.read(b, &ready)
 	if !ready.Ready {
-		b.Fatalf("bench.mjs did not report ready\n%s", lb.stderr)
+		lb.fail(b, "bench.mjs did not report ready")
 	}
 	return lb
+}
+
+// fail ends bench.mjs and the benchmark, with what bench.mjs wrote to
+// stderr.
+func (lb *llamaBench) fail(b *testing.B, format string, args ...any) {
+	b.Helper()
+	lb.stop()
+	b.Fatalf("%s\nbench.mjs's stderr:\n%s", fmt.Sprintf(format, args...), lb.stderr)
 }
 
 // read decodes bench.mjs's next output line into v.
 func (lb *llamaBench) read(b *testing.B, v any) {
 	b.Helper()
 	if !lb.out.Scan() {
-		b.Fatalf("bench.mjs ended early (%v)\n%s", lb.out.Err(), lb.stderr)
+		lb.fail(b, "bench.mjs ended early (%v)", lb.out.Err())
 	}
 	if err := json.Unmarshal(lb.out.Bytes(), v); err != nil {
-		b.Fatalf("bench.mjs output %q: %v\n%s", lb.out.Text(), err, lb.stderr)
+		lb.fail(b, "bench.mjs output %q: %v", lb.out.Text(), err)
 	}
 }
 
@@ -142,7 +151,7 @@ func (lb *llamaBench) generate(b *testing.B, prompt []int32, n, threads int) gen
 		b.Fatal(err)
 	}
 	if _, err := lb.in.Write(append(req, '\n')); err != nil {
-		b.Fatalf("writing to bench.mjs: %v\n%s", err, lb.stderr)
+		lb.fail(b, "writing to bench.mjs: %v", err)
 	}
 	var r genRun
 	lb.read(b, &r)
@@ -156,20 +165,21 @@ func (lb *llamaBench) generate(b *testing.B, prompt []int32, n, threads int) gen
 // herdGen runs greedy single-stream generation with herd's KV-cache
 // decoder, as model.Generate does, with the prompt's step untimed.
 type herdGen struct {
-	m       *model.Model
 	dec     *model.Decoder
 	sampler *model.Sampler
 	slots   []int
 	feed    [][]int32
 }
 
+// newHerdGen returns a herdGen for prompt and generation of up to maxLen
+// tokens.
 func newHerdGen(b *testing.B, m *model.Model, maxLen int) *herdGen {
 	b.Helper()
 	dec, err := m.NewDecoder(1, maxLen)
 	if err != nil {
 		b.Fatal(err)
 	}
-	return &herdGen{m: m, dec: dec, sampler: model.NewSampler(model.SampleOptions{}, 0),
+	return &herdGen{dec: dec, sampler: model.NewSampler(model.SampleOptions{}, 0),
 		slots: []int{0}, feed: [][]int32{make([]int32, 1)}}
 }
 
@@ -249,6 +259,11 @@ func samePrefix(a, b []int32) int {
 // greedy tokens herd and llama.cpp share from the start; llama.cpp_eog
 // counts end-of-generation tokens among llama.cpp's, which are fed back
 // rather than ending the run, so every run decodes all 256 steps.
+//
+// With llama.cpp's two threads crawling on a loaded machine (a few tokens
+// per second seen here at load 5), give it time:
+//
+//	GOEXPERIMENT=simd go test -run '^$' -bench GenerateVsLlamaCpp -benchtime 3x -timeout 30m ./checkpoint/gguf
 func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 	node, driver := llamaBenchTools(b)
 	cfg := benchGenConfig()

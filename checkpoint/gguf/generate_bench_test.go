@@ -249,9 +249,14 @@ func samePrefix(a, b []int32) int {
 // (llama_perf_context); llama.cpp_wall_tokens/s is by wall time through
 // node-llama-cpp, whose per-token overhead it includes. Per CPU-second of
 // each process too (spinning threads count). llama.cpp_1thread_tokens/s
-// is llama.cpp with one thread, run in every round for reference: on a
-// loaded machine its two threads can be slower than one (ggml's threads
-// spin at every barrier, waiting for a descheduled partner). The
+// is llama.cpp with one thread, run in every round for reference, and
+// herd/llama.cpp_1thread herd's rate over it: this llama.cpp build, as
+// node-llama-cpp drives it, starts a new thread for every decoding step
+// when it has two (one new process id per token, seen on a quiet 2-core
+// machine, where it then decodes 55–90 tokens/s against 150–180 with one
+// thread), and on a loaded machine its threads spin at every barrier
+// waiting for a descheduled partner; llama.cpp's own tools keep a thread
+// pool. The
 // memory-bandwidth yardstick: the F32 matmul weights a step reads
 // (model.MatmulParams × 4 bytes) × tokens/s in GB/s for each, against a
 // plain copy() of as many bytes (copy_GB/s one goroutine, copy2_GB/s two)
@@ -393,6 +398,7 @@ func reportRounds(b *testing.B, rounds []benchRound, wbytes float64) {
 	b.ReportMetric(lBest, "llama.cpp_best_tokens/s")
 	b.ReportMetric(tokens/lWall, "llama.cpp_wall_tokens/s")
 	b.ReportMetric(tokens/l1Sec, "llama.cpp_1thread_tokens/s")
+	b.ReportMetric(ht/(tokens/l1Sec), "herd/llama.cpp_1thread")
 	if hCPU > 0 && lCPU > 0 {
 		b.ReportMetric(tokens/hCPU, "herd_tokens/cpu-s")
 		b.ReportMetric(tokens/lCPU, "llama.cpp_tokens/cpu-s")

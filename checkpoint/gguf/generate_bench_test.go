@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/herdml/herd/internal/benchutil"
-	"github.com/herdml/herd/internal/testenv"
 	"github.com/herdml/herd/model"
 	"github.com/herdml/herd/model/kernels"
 )
@@ -58,26 +57,6 @@ type llamaBench struct {
 	out    *bufio.Scanner
 	stderr *bytes.Buffer // read only after stop
 	stop   func()        // ends the process (idempotent)
-}
-
-// llamaBenchTools returns node's path and bench.mjs's directory, skipping
-// the benchmark (saying why) when node or node-llama-cpp is missing, or
-// failing it under HERD_REQUIRE_TOOLS=1.
-func llamaBenchTools(b *testing.B) (node, driver string) {
-	b.Helper()
-	node = testenv.Tool(b, "the llama.cpp generation benchmark runs node-llama-cpp (checkpoint/gguf/testdata/llamacpp/install.sh)", "node")
-	driver, err := filepath.Abs(filepath.Join("testdata", "llamacpp"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(driver, "node_modules", "node-llama-cpp", "package.json")); err != nil {
-		msg := "node-llama-cpp is not installed: run checkpoint/gguf/testdata/llamacpp/install.sh to benchmark against a real llama.cpp"
-		if os.Getenv(testenv.RequireToolsEnv) == "1" {
-			b.Fatalf("%s (%s=1: required here)", msg, testenv.RequireToolsEnv)
-		}
-		b.Skip(msg)
-	}
-	return node, driver
 }
 
 // startLlamaBench starts bench.mjs (in driver, run by node) on the GGUF
@@ -270,7 +249,7 @@ func samePrefix(a, b []int32) int {
 //
 //	GOEXPERIMENT=simd go test -run '^$' -bench GenerateVsLlamaCpp -benchtime 3x -timeout 30m ./checkpoint/gguf
 func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
-	node, driver := llamaBenchTools(b)
+	node, driver := "node", llamaDriver(b)
 	cfg := benchGenConfig()
 	tok := trainTokenizer(b, 530)
 	p := model.NewParams(model.NewLayout(cfg))

@@ -38,7 +38,7 @@ type llamaResult struct {
 
 // llamaDriver returns the directory of run.mjs, skipping the test (saying
 // why) when node or the installed llama.cpp is missing.
-func llamaDriver(t *testing.T) string {
+func llamaDriver(t testing.TB) string {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("llama.cpp comparison skipped in -short mode")

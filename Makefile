@@ -1,8 +1,9 @@
 # herd — build, test and demo targets.
 # Everything builds with Go's simd/archsimd (GOEXPERIMENT=simd): the
-# vectorised passes, attention and the AVX-512 assembly GEMM tile that
-# decoding batches use. OpenBLAS is used for Gemm as well when its
-# development files are installed (libopenblas-dev).
+# vectorised passes, attention and the assembly GEMM tiles (AVX-512,
+# AVX2). OpenBLAS is linked in as well when its development files are
+# installed (libopenblas-dev); the kernels use it for Gemm only on CPUs
+# without AVX-512, where the pure-Go tile has no clear lead.
 TAGS ?= $(shell pkg-config --exists openblas 2>/dev/null && echo openblas)
 export GOEXPERIMENT ?= simd
 GO ?= go

@@ -34,16 +34,25 @@ func benchBatch(c model.Config, B, T int) *model.Batch {
 
 // BenchmarkTrainStepM measures forward + backward of config M (batch 16 ×
 // 128 tokens) and reports GFLOP/s by the 6N + attention count, on the
-// build's default backend ("default": OpenBLAS in openblas builds) and on
-// its pure-Go GEMM ("go"). Compare it with BenchmarkSgemmPeak in the same
-// run: the target for the pure-Go step is 60% of that peak.
+// build's default backend ("default", kernels.NewCPU), on its pure-Go
+// GEMM ("go") and, in openblas builds, on OpenBLAS ("openblas"). Compare
+// it with BenchmarkSgemmPeak in the same run: the target for the
+// pure-Go step is 60% of that peak.
 func BenchmarkTrainStepM(b *testing.B) {
-	for _, path := range []string{"default", "go"} {
+	for _, path := range []string{"default", "go", "openblas"} {
 		b.Run(path, func(b *testing.B) {
 			c := configM()
 			be := kernels.NewCPU(0)
-			if path == "go" {
+			switch path {
+			case "go":
+				be.Close()
 				be = kernels.NewCPUGo(0)
+			case "openblas":
+				be.Close()
+				var ok bool
+				if be, ok = kernels.NewCPUBLAS(0); !ok {
+					b.Skip("not an openblas build")
+				}
 			}
 			b.Cleanup(be.Close)
 			m, err := model.New(c, be)
@@ -74,18 +83,23 @@ func benchTrainStep(b *testing.B, m *model.Model) {
 }
 
 // BenchmarkSgemmPeak is the machine's practical peak by the issue's
-// definition: the GEMM rate of a large square sgemm (2048³) on the
-// build's default backend — OpenBLAS with its native kernels when built
-// with -tags openblas and run with OPENBLAS_CORETYPE unset.
-func BenchmarkSgemmPeak(b *testing.B) { benchGemm(b, false, 2048, 2048, 2048) }
+// definition: the GEMM rate of a large square sgemm (2048³) by OpenBLAS
+// with its native kernels when built with -tags openblas and run with
+// OPENBLAS_CORETYPE unset (by the default backend in other builds).
+func BenchmarkSgemmPeak(b *testing.B) {
+	be, ok := kernels.NewCPUBLAS(0)
+	if !ok {
+		be = kernels.NewCPU(0)
+	}
+	benchGemm(b, be, false, 2048, 2048, 2048)
+}
 
 // BenchmarkGemmM runs the backend's GEMM on the model's largest matmul
 // shape (an MLP projection: [2048×256]·[768×256]ᵀ).
-func BenchmarkGemmM(b *testing.B) { benchGemm(b, true, 2048, 768, 256) }
+func BenchmarkGemmM(b *testing.B) { benchGemm(b, kernels.NewCPU(0), true, 2048, 768, 256) }
 
-// benchGemm times C = A·op(B) for A [M×K] on the default backend.
-func benchGemm(b *testing.B, transB bool, M, N, K int) {
-	be := kernels.NewCPU(0)
+// benchGemm times C = A·op(B) for A [M×K] on be, which it closes.
+func benchGemm(b *testing.B, be *kernels.CPU, transB bool, M, N, K int) {
 	defer be.Close()
 	x, w, y := make([]float32, M*K), make([]float32, N*K), make([]float32, M*N)
 	for i := range x {
@@ -127,7 +141,8 @@ func reportCPU(b *testing.B, flops float64, cpu0 float64, workers int) {
 
 // benchGenerate generates 128 tokens for each of batch prompts of config
 // M, in sub-benchmarks: "matvec" (the decoder's matrix-vector fast path),
-// "gemm" (every projection through the backend's Gemm, as before it) and
+// "matvec-openblas" (the same on OpenBLAS, in openblas builds), "gemm"
+// (every projection through the backend's Gemm, as before it) and
 // "copy" (a copy() of the bytes of the weights a decoding step reads,
 // once per step, as a memory-bandwidth yardstick). Each reports tokens/s
 // and weight GB/s: the bytes of the matmul weights, read once per
@@ -140,9 +155,23 @@ func benchGenerate(b *testing.B, batch int) {
 	for i := range prompts {
 		prompts[i] = []int32{1, 2, 3, 4}
 	}
-	for _, path := range []string{"gemm", "matvec"} {
+	for _, path := range []string{"gemm", "matvec", "matvec-openblas"} {
 		b.Run(path, func(b *testing.B) {
-			m := newCPUTestModel(b, c, 0)
+			var m *model.Model
+			if path == "matvec-openblas" {
+				be, ok := kernels.NewCPUBLAS(0)
+				if !ok {
+					b.Skip("not an openblas build")
+				}
+				b.Cleanup(be.Close)
+				var err error
+				if m, err = model.New(c, be); err != nil {
+					b.Fatal(err)
+				}
+				m.Params.Init(c, 1)
+			} else {
+				m = newCPUTestModel(b, c, 0)
+			}
 			model.SetDecodeGemm(m, path == "gemm")
 			b.ResetTimer()
 			for range b.N {

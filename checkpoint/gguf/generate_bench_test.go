@@ -220,7 +220,7 @@ func samePrefix(a, b []int32) int {
 // order, and a copy() of the weights' bytes, so that all see the same
 // machine load; each round is logged with the load average.
 // Sub-benchmarks: "go", the pure-Go kernels (kernels.NewCPUGo), and in
-// openblas builds "openblas" (kernels.NewCPU).
+// openblas builds "openblas" (kernels.NewCPUBLAS).
 //
 // Metrics: tokens/s of each over all rounds and in each side's best round
 // (on a shared machine the least disturbed one), and their ratios
@@ -284,15 +284,13 @@ func BenchmarkGenerateVsLlamaCpp(b *testing.B) {
 		name string
 		be   func() *kernels.CPU
 	}{{"go", func() *kernels.CPU { return kernels.NewCPUGo(benchThreads) }}}
-	def, goBe := kernels.NewCPU(1), kernels.NewCPUGo(1)
-	if def.Name() != goBe.Name() { // an openblas build
+	if c, ok := kernels.NewCPUBLAS(1); ok {
+		c.Close()
 		backends = append(backends, struct {
 			name string
 			be   func() *kernels.CPU
-		}{"openblas", func() *kernels.CPU { return kernels.NewCPU(benchThreads) }})
+		}{"openblas", func() *kernels.CPU { c, _ := kernels.NewCPUBLAS(benchThreads); return c }})
 	}
-	def.Close()
-	goBe.Close()
 	for _, bk := range backends {
 		b.Run(bk.name, func(b *testing.B) {
 			be := bk.be()

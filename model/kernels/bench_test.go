@@ -33,14 +33,18 @@ var benchShapes = []benchShape{
 }
 
 // benchBackends lists the backends every Gemm benchmark compares in one
-// run: the default (OpenBLAS in openblas builds), the best pure-Go one and
-// the portable scalar one.
+// run: the default (NewCPU), the best pure-Go one, OpenBLAS in openblas
+// builds and the portable scalar one.
 func benchBackends() []testBackend {
-	return []testBackend{
+	bs := []testBackend{
 		{"default", func() *CPU { return NewCPU(0) }},
 		{"go", func() *CPU { return NewCPUGo(0) }},
-		{"go-portable", func() *CPU { return newCPUPortable(0) }},
 	}
+	if c, ok := NewCPUBLAS(1); ok {
+		c.Close()
+		bs = append(bs, testBackend{"openblas", func() *CPU { c, _ := NewCPUBLAS(0); return c }})
+	}
+	return append(bs, testBackend{"go-portable", func() *CPU { return newCPUPortable(0) }})
 }
 
 func BenchmarkGemm(b *testing.B) {

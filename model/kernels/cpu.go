@@ -9,19 +9,20 @@ import (
 type gemmFunc func(transA, transB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int)
 
 // CPU is the fast CPU Backend: a persistent worker pool for Parallel and a
-// blocked SGEMM (OpenBLAS with one BLAS thread per call when built with the
-// openblas tag, a packed pure-Go kernel otherwise) that Gemm runs on every
+// blocked SGEMM (a packed pure-Go kernel, or OpenBLAS with one BLAS thread
+// per call; see NewCPU for which) that Gemm runs on every
 // worker: OpenBLAS on blocks of C, the pure-Go kernel on blocks of C
 // against panels of op(B) that the workers pack once, together (parGemm).
 //
 // The GEMM depends on the build:
 //
-//	go build -tags openblas                 "cpu/openblas"   (cgo + libopenblas-dev)
-//	GOEXPERIMENT=simd go build              "cpu/go-simd"    (simd/archsimd, AVX-512;
+//	GOEXPERIMENT=simd go build              "cpu/go-simd"    (assembly tile, AVX-512;
 //	                                         "cpu/go-simd-avx2" on AVX2-only CPUs)
+//	go build -tags openblas                 "cpu/openblas"   (cgo + libopenblas-dev; with
+//	                                         GOEXPERIMENT=simd too only on CPUs without AVX-512)
 //	go build                                "cpu/go"         (portable scalar Go)
 //
-// NewCPUGo always uses the pure-Go kernel of the build. ExpSlice and the
+// NewCPUGo always uses the pure-Go kernel of the build, NewCPUBLAS OpenBLAS. ExpSlice and the
 // vector helpers are vectorized only under GOEXPERIMENT=simd.
 //
 // A CPU is safe for use by several goroutines. Parallel and Gemm run one
@@ -49,17 +50,35 @@ type CPU struct {
 
 // NewCPU returns a CPU backend with the given number of workers (the
 // calling goroutine counts as one); workers <= 0 means
-// runtime.GOMAXPROCS(0). It uses OpenBLAS when built with the openblas
-// tag and the fastest pure-Go GEMM otherwise.
+// runtime.GOMAXPROCS(0). It uses the fastest GEMM of the build on this
+// CPU: the pure-Go assembly tile on AVX-512 CPUs in GOEXPERIMENT=simd
+// builds, which beats OpenBLAS even on OpenBLAS's own AVX-512 kernels
+// (training step of config M 282–296 GFLOP/s against 218–265 on a quiet
+// 2-core AVX-512 machine, and 152–157 with OPENBLAS_CORETYPE=Haswell; see
+// BenchmarkTrainStepM in package model); otherwise OpenBLAS when built
+// with the openblas tag, and the best pure-Go GEMM when not.
 func NewCPU(workers int) *CPU {
-	if f, name, ok := blasGemm(); ok {
-		c := newCPU(workers, f, name)
-		if mv, ok := blasMatVec(); ok {
-			c.matVec, c.matVecMax = mv, 1
+	if !goGemmBeatsBLAS() {
+		if c, ok := NewCPUBLAS(workers); ok {
+			return c
 		}
-		return c
 	}
 	return NewCPUGo(workers)
+}
+
+// NewCPUBLAS returns a CPU backend on OpenBLAS (one BLAS thread per worker)
+// whatever NewCPU would choose, and false in builds without the openblas
+// tag.
+func NewCPUBLAS(workers int) (*CPU, bool) {
+	f, name, ok := blasGemm()
+	if !ok {
+		return nil, false
+	}
+	c := newCPU(workers, f, name)
+	if mv, ok := blasMatVec(); ok {
+		c.matVec, c.matVecMax = mv, 1
+	}
+	return c, true
 }
 
 // NewCPUGo returns a CPU backend that uses the pure-Go GEMM even in

@@ -7,3 +7,6 @@ package kernels
 func newBestGoGemm() (*goGemm, string) {
 	return newGoGemm(portableMR, portableNR, kernelPortable, nil, nil), "cpu/go"
 }
+
+// goGemmBeatsBLAS reports that the portable kernel never beats OpenBLAS.
+func goGemmBeatsBLAS() bool { return false }

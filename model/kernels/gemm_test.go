@@ -17,17 +17,25 @@ type testBackend struct {
 }
 
 // testBackends lists every GEMM implementation of this build: the default
-// NewCPU (OpenBLAS in openblas builds), the best pure-Go one, and the
+// NewCPU, the best pure-Go one, OpenBLAS in openblas builds, and the
 // portable scalar one, with pools of several sizes.
 func testBackends() []testBackend {
-	return append([]testBackend{
+	var blas []testBackend
+	if c, ok := NewCPUBLAS(1); ok {
+		c.Close()
+		blas = []testBackend{
+			{"NewCPUBLAS(2)", func() *CPU { c, _ := NewCPUBLAS(2); return c }},
+			{"NewCPUBLAS(1)", func() *CPU { c, _ := NewCPUBLAS(1); return c }},
+		}
+	}
+	return append(append([]testBackend{
 		{"NewCPU(2)", func() *CPU { return NewCPU(2) }},
 		{"NewCPU(3)", func() *CPU { return NewCPU(3) }},
 		{"NewCPU(1)", func() *CPU { return NewCPU(1) }},
 		{"NewCPUGo(2)", func() *CPU { return NewCPUGo(2) }},
 		{"NewCPUGo(4)", func() *CPU { return NewCPUGo(4) }},
 		{"portable(2)", func() *CPU { return newCPUPortable(2) }},
-	}, extraTestBackends()...)
+	}, blas...), extraTestBackends()...)
 }
 
 // gemmCase is one GEMM problem; the matrices are generated from seed.

@@ -6,6 +6,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+
+	"github.com/herdml/herd/model/kernels"
 )
 
 // SampleOptions control token selection during generation.
@@ -265,7 +267,10 @@ func NewSampler(opt SampleOptions, stream uint64) *Sampler {
 	return &Sampler{opt: opt, rng: rand.New(rand.NewPCG(opt.Seed, stream))}
 }
 
-// Sample returns the chosen token for one row of logits.
+// Sample returns the chosen token for one row of logits. Neither top-k nor
+// top-p sorts the vocabulary: top-k selects its k tokens in linear time,
+// and top-p sorts only the few probability classes that hold its nucleus
+// (see nucleus).
 func (s *Sampler) Sample(logits []float32) int32 {
 	if s.opt.Temperature == 0 {
 		return int32(argmax(logits))
@@ -279,15 +284,86 @@ func (s *Sampler) Sample(logits []float32) int32 {
 	for i := range idx {
 		idx[i] = int32(i)
 	}
-	k := V
 	if s.opt.TopK > 0 && s.opt.TopK < V {
-		k = s.opt.TopK
-		selectTopK(idx, logits, k)
-		idx = idx[:k]
+		selectTopK(idx, logits, s.opt.TopK)
+		idx = idx[:s.opt.TopK]
 	}
-	needSorted := s.opt.TopP > 0 && s.opt.TopP < 1
-	if needSorted {
-		slices.SortFunc(idx, func(a, b int32) int {
+	mx := float32(math.Inf(-1))
+	for _, i := range idx {
+		mx = max(mx, logits[i])
+	}
+	// probs holds the unnormalised probability of each candidate, by
+	// token id; z is their sum.
+	invT := float32(1 / s.opt.Temperature)
+	probs := s.probs[:V]
+	var z float64
+	for _, i := range idx {
+		e := kernels.Exp((logits[i] - mx) * invT)
+		probs[i] = e
+		z += float64(e)
+	}
+	if s.opt.TopP > 0 && s.opt.TopP < 1 {
+		idx = nucleus(idx, logits, probs, z, s.opt.TopP, mx, invT)
+		z = 0
+		for _, i := range idx {
+			z += float64(probs[i])
+		}
+	}
+	u := s.rng.Float64() * z
+	var cum float64
+	for _, i := range idx {
+		cum += float64(probs[i])
+		if u < cum {
+			return i
+		}
+	}
+	return idx[len(idx)-1]
+}
+
+// nucleusBuckets is how many classes of probability nucleus sorts the
+// candidates into: nucleusBucketsPerNat per nat below the most likely
+// token's log-probability (32 nats in all), the last taking the rest.
+const (
+	nucleusBuckets       = 256
+	nucleusBucketsPerNat = 8
+)
+
+// nucleus returns the smallest prefix of the candidates idx, in order of
+// decreasing logit (ties by lower id), whose probability (probs by token
+// id, summing to z over idx) reaches topP, reordering idx; mx is the
+// largest candidate logit and invT the inverse temperature. Rather than
+// sort every candidate, it adds up the mass of each probability class (a
+// histogram by log-probability), finds the class where the mass reaches
+// topP, and sorts only the candidates down to that class — a few linear
+// passes over a large vocabulary and a sort of little more than the
+// nucleus. When rounding keeps the sorted prefix short of topP, it takes
+// one more class; when even the whole sorted set falls short, all of it
+// is the nucleus.
+func nucleus(idx []int32, logits, probs []float32, z, topP float64, mx, invT float32) []int32 {
+	bucket := func(i int32) int {
+		d := (mx - logits[i]) * invT * nucleusBucketsPerNat
+		if !(d < nucleusBuckets-1) { // also -Inf logits (NaN d)
+			return nucleusBuckets - 1
+		}
+		return int(d)
+	}
+	var mass [nucleusBuckets]float64
+	for _, i := range idx {
+		mass[bucket(i)] += float64(probs[i])
+	}
+	k := 0
+	for cum := mass[0]; k < nucleusBuckets-1 && cum < topP*z; cum += mass[k] {
+		k++
+	}
+	for ; ; k++ {
+		n := 0 // bring the candidates of classes 0..k to the front
+		for j, i := range idx {
+			if bucket(i) <= k {
+				idx[n], idx[j] = i, idx[n]
+				n++
+			}
+		}
+		slices.SortFunc(idx[:n], func(a, b int32) int {
 			if logits[a] != logits[b] {
 				if logits[a] > logits[b] {
 					return -1
@@ -296,42 +372,17 @@ func (s *Sampler) Sample(logits []float32) int32 {
 			}
 			return int(a - b)
 		})
-	}
-	mx := float32(math.Inf(-1))
-	for _, i := range idx {
-		mx = max(mx, logits[i])
-	}
-	invT := float32(1 / s.opt.Temperature)
-	probs := s.probs[:len(idx)]
-	var z float64
-	for j, i := range idx {
-		e := float32(math.Exp(float64((logits[i] - mx) * invT)))
-		probs[j] = e
-		z += float64(e)
-	}
-	if needSorted {
 		var cum float64
-		for j := range probs {
-			cum += float64(probs[j]) / z
-			if cum >= s.opt.TopP {
-				probs = probs[:j+1]
-				break
+		for j, i := range idx[:n] {
+			cum += float64(probs[i]) / z
+			if cum >= topP {
+				return idx[:j+1]
 			}
 		}
-		z = 0
-		for _, p := range probs {
-			z += float64(p)
+		if n == len(idx) {
+			return idx
 		}
 	}
-	u := s.rng.Float64() * z
-	var cum float64
-	for j, p := range probs {
-		cum += float64(p)
-		if u < cum {
-			return idx[j]
-		}
-	}
-	return idx[len(probs)-1]
 }
 
 func argmax(x []float32) int {

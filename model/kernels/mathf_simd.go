@@ -42,6 +42,10 @@ func expVec(x archsimd.Float32x16) archsimd.Float32x16 {
 
 func expSliceSIMD(dst, src []float32) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			expSliceAVX2(dst, src)
+			return true
+		}
 		return false
 	}
 	dst = dst[:len(src)]

@@ -82,3 +82,38 @@ func BenchmarkMicroKernel(b *testing.B) {
 		}
 	}
 }
+
+// TestExpSliceAVX2 checks the AVX2 tier of ExpSlice on the sweep of
+// TestExpSliceAccuracy (specials, subnormal results, overflow) and on
+// every tail length.
+func TestExpSliceAVX2(t *testing.T) {
+	if !hasAVX2() {
+		t.Skip("the CPU has no AVX2 with FMA")
+	}
+	xs := expSweep()
+	got := make([]float32, len(xs))
+	expSliceAVX2(got, xs)
+	bad := 0
+	for i, x := range xs {
+		if !checkExp(t, "expSliceAVX2", x, got[i], 2e-7) {
+			if bad++; bad > 5 {
+				t.Fatal("too many errors")
+			}
+		}
+	}
+	for n := range 20 {
+		src := make([]float32, n)
+		for i := range src {
+			src[i] = float32(i) - 7.5
+		}
+		dst := make([]float32, n+1)
+		dst[n] = 42
+		expSliceAVX2(dst[:n], src)
+		for i := range n {
+			checkExp(t, "expSliceAVX2 tail", src[i], dst[i], 2e-7)
+		}
+		if dst[n] != 42 {
+			t.Fatalf("n=%d: wrote past the end", n)
+		}
+	}
+}

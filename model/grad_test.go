@@ -144,14 +144,19 @@ func TestHiddenHeadGradient(t *testing.T) {
 
 	// Sequence log-probabilities from the reference logits.
 	logits, _ := modeltest.Forward(c, w, b)
-	got := model.SequenceLogProbs(b, nll)
+	got, count := make([]float64, b.B), make([]float64, b.B)
+	model.SequenceLogProbs(b, nll, got, count)
 	for r := 0; r < b.B; r++ {
-		var want float64
+		var want, wantCount float64
 		for i := r * b.T; i < (r+1)*b.T; i++ {
 			if b.Targets[i] < 0 {
 				continue
 			}
 			want += float64(b.Weights[i]) * modeltest.LogSoftmax(logits[i])[b.Targets[i]]
+			wantCount += float64(b.Weights[i])
+		}
+		if count[r] != wantCount {
+			t.Errorf("row %d: count %g, want %g", r, count[r], wantCount)
 		}
 		if math.Abs(got[r]-want) > 1e-4*math.Max(1, math.Abs(want)) {
 			t.Errorf("row %d: sequence log-prob %.6g, reference %.6g", r, got[r], want)

@@ -606,25 +606,33 @@ func LossCoefficients(b *Batch, nll, coef []float32) float64 {
 	return loss * inv
 }
 
-// SequenceLogProbs returns, per row of the batch, the sum of the
+// SequenceLogProbs writes, per row r of the batch, the sum of the
 // log-probabilities of its targets weighted by Weights (1 where nil),
-// computed from the nll of the last Forward: the sequence score that DPO
-// compares between chosen and rejected responses.
-func SequenceLogProbs(b *Batch, nll []float32) []float64 {
-	out := make([]float64, b.B)
-	for r := range out {
+// computed from the nll of the last Forward, to logp[r], and the sum of
+// those weights to count[r] when count is not nil: the sequence score that
+// DPO compares between chosen and rejected responses, and its token count.
+// It allocates nothing.
+func SequenceLogProbs(b *Batch, nll []float32, logp, count []float64) {
+	for r := range b.B {
+		var lp, n float64
 		for i := r * b.T; i < (r+1)*b.T; i++ {
 			if b.Targets == nil || b.Targets[i] < 0 {
 				continue
 			}
 			w := 1.0
 			if b.Weights != nil {
-				w = float64(b.Weights[i])
+				if w = float64(b.Weights[i]); w == 0 {
+					continue // not scored, whatever its nll
+				}
 			}
-			out[r] -= w * float64(nll[i])
+			lp -= w * float64(nll[i])
+			n += w
+		}
+		logp[r] = lp
+		if count != nil {
+			count[r] = n
 		}
 	}
-	return out
 }
 
 // ForwardBackward runs Forward and then Backward for the weighted mean

@@ -97,17 +97,7 @@ func seqLogps(m *model.Model, pb *chatdata.PrefBatch, py int32, logp, count []fl
 	if err != nil {
 		return nil, err
 	}
-	T := pb.T
-	for r := range pb.B {
-		var lp, n float64
-		for i := r * T; i < (r+1)*T; i++ {
-			if w := pb.Weights[i]; w != 0 && pb.Targets[i] >= 0 {
-				lp -= float64(w) * float64(nll[i])
-				n += float64(w)
-			}
-		}
-		logp[r], count[r] = lp, n
-	}
+	model.SequenceLogProbs(&pb.Batch, nll, logp, count)
 	return nll, nil
 }
 

@@ -13,10 +13,15 @@ import (
 // The block of W (4·in floats) stays in L1 while every pair of x rows
 // passes over it, so with many rows the kernel is bound by the FMA units,
 // not by memory: the pair loop (matVec4x2p) runs on raw pointers to keep
-// all accumulators and row addresses in registers. It reports false on
-// CPUs without AVX-512.
+// all accumulators and row addresses in registers. CPUs with AVX2 and
+// FMA but no AVX-512 run matVecAVX2; it reports false on CPUs with
+// neither.
 func matVecSIMD(a *mvArgs, lo, hi int) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			matVecAVX2(a, lo, hi)
+			return true
+		}
 		return false
 	}
 	y, x, w, n, in, acc := a.y, a.x, a.w, a.n, a.in, a.acc

@@ -8,8 +8,9 @@ import (
 )
 
 // The vector helpers use 16-lane AVX-512 registers when the CPU has
-// AVX-512 and report false otherwise, so the caller falls back to the
-// portable loops.
+// AVX-512, their AVX2 twins (mathf_avx2.go, 8 lanes with FMA) when it has
+// AVX2 and FMA only, and report false otherwise, so the caller falls back
+// to the portable loops.
 
 // expVec is Exp on 16 lanes in float32 with FMA: x = n·ln2 + r by a
 // two-constant Cody–Waite reduction, e**r by the degree-7 Taylor
@@ -96,6 +97,9 @@ func hsumClear(v archsimd.Float32x16) float32 {
 
 func dotSIMD(a, b []float32) (float32, bool) {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			return dotAVX2(a, b), true
+		}
 		return 0, false
 	}
 	b = b[:len(a)]
@@ -118,6 +122,10 @@ func dotSIMD(a, b []float32) (float32, bool) {
 
 func axpySIMD(alpha float32, x, y []float32) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			axpyAVX2(alpha, x, y)
+			return true
+		}
 		return false
 	}
 	y = y[:len(x)]
@@ -143,6 +151,10 @@ func axpySIMD(alpha float32, x, y []float32) bool {
 
 func scaleSIMD(alpha float32, x []float32) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			scaleAVX2(alpha, x)
+			return true
+		}
 		return false
 	}
 	va := archsimd.BroadcastFloat32x16(alpha)
@@ -159,6 +171,9 @@ func scaleSIMD(alpha float32, x []float32) bool {
 
 func sumSIMD(x []float32) (float32, bool) {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			return sumAVX2(x), true
+		}
 		return 0, false
 	}
 	var s0, s1, s2, s3 archsimd.Float32x16
@@ -180,6 +195,9 @@ func sumSIMD(x []float32) (float32, bool) {
 
 func maxSIMD(x []float32) (float32, bool) {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			return maxAVX2(x), true
+		}
 		return 0, false
 	}
 	if len(x) < 16 {
@@ -211,9 +229,14 @@ func maxSIMD(x []float32) (float32, bool) {
 // and a division, h = g·sig·u. Its sigmoid is within a few float32 ulps
 // of Sigmoid (expVec's 2e-7 and one rounding each for the sum and the
 // quotient); far out it saturates to 0 and 1 like Sigmoid, and NaN lanes
-// stay NaN. It reports false on CPUs without AVX-512.
+// stay NaN. CPUs with AVX2 and FMA but no AVX-512 run swigluAVX2; it
+// reports false on CPUs with neither.
 func swigluSIMD(g, u, h, sig []float32) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			swigluAVX2(g, u, h, sig)
+			return true
+		}
 		return false
 	}
 	u, h = u[:len(g)], h[:len(g)]

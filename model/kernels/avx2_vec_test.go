@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"simd/archsimd"
 	"testing"
 )
 
@@ -410,4 +411,39 @@ func TestAVX2AllocsNothing(t *testing.T) {
 		t.Fatalf("%v allocations per call of the AVX2 helpers, want 0", allocs)
 	}
 	_ = sink
+}
+
+// BenchmarkMatVecTiers compares the single-threaded matrix-vector kernels
+// of this build on the decoding shapes in one run: the AVX-512 one (on
+// CPUs that have it), the AVX2 one and the portable one, in GB/s of
+// weights.
+func BenchmarkMatVecTiers(b *testing.B) {
+	requireAVX2(b)
+	kernels := []struct {
+		name string
+		f    matVecFunc
+	}{{"avx2", matVecAVX2}, {"portable", matVecPortable}}
+	if archsimd.X86.AVX512() {
+		kernels = append([]struct {
+			name string
+			f    matVecFunc
+		}{{"avx512", func(a *mvArgs, lo, hi int) { matVecSIMD(a, lo, hi) }}}, kernels...)
+	}
+	for _, sh := range [][2]int{{768, 256}, {256, 768}, {1536, 512}} {
+		out, in := sh[0], sh[1]
+		rng := rand.New(rand.NewPCG(1, 1))
+		w := vecInput(rng, out*in, 1)
+		for _, n := range []int{1, 2, 4, 8} {
+			x, y := vecInput(rng, n*in, 1), make([]float32, n*out)
+			a := mvArgs{y: y, x: x, w: w, ldy: out, ldx: in, ldw: in, n: n, in: in}
+			for _, k := range kernels {
+				b.Run(fmt.Sprintf("out=%d,in=%d/n=%d/%s", out, in, n, k.name), func(b *testing.B) {
+					for b.Loop() {
+						k.f(&a, 0, out)
+					}
+					b.ReportMetric(float64(4*out*in)*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+				})
+			}
+		}
+	}
 }

@@ -17,6 +17,22 @@ import (
 // vector spills. The elements past the last multiple of 8 are added in
 // scalar code; weight rows past the last block of four go through
 // dotAVX2.
+//
+// Measured on a 2-core AMD EPYC (AVX-512 hardware; the AVX2 tier reached
+// with GODEBUG=cpu.avx512f=off), load average about 2 from other jobs:
+//
+//   - BenchmarkMatVecTiers (one goroutine, weights in GB/s; AVX-512 /
+//     AVX2 / portable kernel, one run): 768×256 n=1 83 / 97 / 11, n=2
+//     97 / 75 / 6.9, n=4 55 / 40 / 2.7, n=8 31 / 21 / 1.4; 1536×512 n=1
+//     71 / 77 / 5.9, n=8 31 / 21 / 1.2. One row of x is bound by the
+//     loads, so 8 lanes match 16; with more rows the kernel is bound by
+//     the FMAs and runs at 65–75% of the AVX-512 one.
+//   - BenchmarkGenerateM1/matvec (config M, 128 tokens, three interleaved
+//     runs of 20 iterations): 1107–1127 tokens/s with the portable kernel
+//     and helpers on AVX2 (the commit before this tier), 2008–2785 with
+//     it, 2516–3962 on AVX-512, 903–1146 in the portable build. What
+//     remains on AVX2 is mostly this kernel (55% of the profile, bound by
+//     memory) and the attention's scalar loops (axpyGo, 14%).
 func matVecAVX2(a *mvArgs, lo, hi int) {
 	y, x, w, n, in, acc := a.y, a.x, a.w, a.n, a.in, a.acc
 	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw

@@ -416,3 +416,73 @@ func BenchmarkMatVecTiers(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkVectorTiers compares the vector helpers' tiers on a
+// hidden-size-like row in one run (ns per element): the AVX-512 helpers
+// (on CPUs that have them), their AVX2 twins and the portable loops.
+func BenchmarkVectorTiers(b *testing.B) {
+	requireAVX2(b)
+	rng := rand.New(rand.NewPCG(3, 3))
+	const n = 4096
+	x, y := vecInput(rng, n, 1), vecInput(rng, n, 1)
+	// Scale flips signs, so that z does not drift into subnormals; SwiGLU
+	// reads u, which nothing writes.
+	z, u := vecInput(rng, n, 1), vecInput(rng, n, 1)
+	h, sig := make([]float32, n), make([]float32, n)
+	var sink float32
+	type op struct {
+		name string
+		f    func()
+	}
+	tiers := []struct {
+		name string
+		ops  []op
+	}{
+		{"avx2", []op{
+			{"Dot", func() { sink += dotAVX2(x, y) }},
+			{"Sum", func() { sink += sumAVX2(x) }},
+			{"Max", func() { sink += maxAVX2(x) }},
+			{"Axpy", func() { axpyAVX2(1e-3, x, y) }},
+			{"Scale", func() { scaleAVX2(-1, z) }},
+			{"SwiGLU", func() { swigluAVX2(x, u, h, sig) }},
+		}},
+		{"portable", []op{
+			{"Dot", func() { sink += dotGo(x, y) }},
+			{"Sum", func() { sink += sumGo(x) }},
+			{"Max", func() { sink += maxGo(x) }},
+			{"Axpy", func() { axpyGo(1e-3, x, y) }},
+			{"Scale", func() { scaleGo(-1, z) }},
+			{"SwiGLU", func() {
+				for i, g := range x {
+					s := Sigmoid(g)
+					sig[i], h[i] = s, g*s*u[i]
+				}
+			}},
+		}},
+	}
+	if archsimd.X86.AVX512() {
+		tiers = append(tiers, struct {
+			name string
+			ops  []op
+		}{"avx512", []op{
+			{"Dot", func() { s, _ := dotSIMD(x, y); sink += s }},
+			{"Sum", func() { s, _ := sumSIMD(x); sink += s }},
+			{"Max", func() { s, _ := maxSIMD(x); sink += s }},
+			{"Axpy", func() { axpySIMD(1e-3, x, y) }},
+			{"Scale", func() { scaleSIMD(-1, z) }},
+			{"SwiGLU", func() { swigluSIMD(x, u, h, sig) }},
+		}})
+	}
+	for i := range tiers[0].ops {
+		for _, t := range tiers {
+			o := t.ops[i]
+			b.Run(o.name+"/"+t.name, func(b *testing.B) {
+				for b.Loop() {
+					o.f()
+				}
+				b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/n, "ns/elem")
+			})
+		}
+	}
+	_ = sink
+}

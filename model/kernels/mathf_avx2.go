@@ -89,7 +89,7 @@ func sumAVX2(x []float32) float32 {
 }
 
 // maxAVX2 is maxSIMD's AVX2 tier, with the same semantics: NaN elements
-// are skipped, an empty or all-NaN slice gives -Inf (see maxKeep16).
+// are skipped (see maxSIMD), an empty or all-NaN slice gives -Inf.
 func maxAVX2(x []float32) float32 {
 	if len(x) < 8 {
 		return maxGo(x)
@@ -98,25 +98,25 @@ func maxAVX2(x []float32) float32 {
 	m0, m1 := ninf, ninf
 	i := 0
 	for ; i+16 <= len(x); i += 16 {
-		m0 = maxKeep8(archsimd.LoadFloat32x8Slice(x[i:i+8]), m0)
-		m1 = maxKeep8(archsimd.LoadFloat32x8Slice(x[i+8:i+16]), m1)
+		m0 = noNaN8(archsimd.LoadFloat32x8Slice(x[i:i+8]), ninf).Max(m0)
+		m1 = noNaN8(archsimd.LoadFloat32x8Slice(x[i+8:i+16]), ninf).Max(m1)
 	}
 	for ; i+8 <= len(x); i += 8 {
-		m0 = maxKeep8(archsimd.LoadFloat32x8Slice(x[i:i+8]), m0)
+		m0 = noNaN8(archsimd.LoadFloat32x8Slice(x[i:i+8]), ninf).Max(m0)
 	}
 	// The tail overlaps the last full vector instead of padding.
 	if i < len(x) {
-		m1 = maxKeep8(archsimd.LoadFloat32x8Slice(x[len(x)-8:]), m1)
+		m1 = noNaN8(archsimd.LoadFloat32x8Slice(x[len(x)-8:]), ninf).Max(m1)
 	}
 	var t [8]float32
-	maxKeep8(m0, m1).Store(&t)
+	m0.Max(m1).Store(&t)
 	archsimd.ClearAVXUpperBits()
 	return maxGo(t[:])
 }
 
-// maxKeep8 is maxKeep16 on 8 lanes: v where v > m, m elsewhere.
-func maxKeep8(v, m archsimd.Float32x8) archsimd.Float32x8 {
-	return v.Merge(m, v.Greater(m))
+// noNaN8 returns v with its NaN lanes set to ninf (-Inf).
+func noNaN8(v, ninf archsimd.Float32x8) archsimd.Float32x8 {
+	return v.Merge(ninf, v.Equal(v))
 }
 
 // swigluAVX2 is swigluSIMD's AVX2 tier: the sigmoid by expVec8, which

@@ -203,33 +203,34 @@ func maxSIMD(x []float32) (float32, bool) {
 	if len(x) < 16 {
 		return maxGo(x), true
 	}
-	// maxKeep16 keeps m where v is not greater, so NaN elements are
-	// skipped and m never holds NaN. Max (VMAXPS) would return its second
-	// source on NaN, but the compiler treats it as commutative and may swap
-	// the sources, so it cannot be relied on to skip NaN.
+	// NaN elements become -Inf before Max, so m never holds NaN. (VMAXPS
+	// returns its second source where either is NaN, but the compiler
+	// treats Max as commutative and may swap the sources, so Max alone
+	// cannot be relied on to skip NaN.) The compare and blend are off the
+	// accumulators' dependency chains.
 	ninf := archsimd.BroadcastFloat32x16(float32(math.Inf(-1)))
 	m0, m1 := ninf, ninf
 	i := 0
 	for ; i+32 <= len(x); i += 32 {
-		m0 = maxKeep16(archsimd.LoadFloat32x16Slice(x[i:i+16]), m0)
-		m1 = maxKeep16(archsimd.LoadFloat32x16Slice(x[i+16:i+32]), m1)
+		m0 = noNaN16(archsimd.LoadFloat32x16Slice(x[i:i+16]), ninf).Max(m0)
+		m1 = noNaN16(archsimd.LoadFloat32x16Slice(x[i+16:i+32]), ninf).Max(m1)
 	}
 	for ; i+16 <= len(x); i += 16 {
-		m0 = maxKeep16(archsimd.LoadFloat32x16Slice(x[i:i+16]), m0)
+		m0 = noNaN16(archsimd.LoadFloat32x16Slice(x[i:i+16]), ninf).Max(m0)
 	}
 	// The tail overlaps the last full vector instead of padding.
 	if i < len(x) {
-		m1 = maxKeep16(archsimd.LoadFloat32x16Slice(x[len(x)-16:]), m1)
+		m1 = noNaN16(archsimd.LoadFloat32x16Slice(x[len(x)-16:]), ninf).Max(m1)
 	}
 	var t [16]float32
-	maxKeep16(m0, m1).Store(&t)
+	m0.Max(m1).Store(&t)
 	archsimd.ClearAVXUpperBits()
 	return maxGo(t[:]), true
 }
 
-// maxKeep16 returns v where v > m and m elsewhere (NaN in v keeps m).
-func maxKeep16(v, m archsimd.Float32x16) archsimd.Float32x16 {
-	return v.Merge(m, v.Greater(m))
+// noNaN16 returns v with its NaN lanes set to ninf (-Inf).
+func noNaN16(v, ninf archsimd.Float32x16) archsimd.Float32x16 {
+	return v.Merge(ninf, v.Equal(v))
 }
 
 // swigluSIMD is the SwiGLU pass on AVX-512: sig = 1/(1+e**-g) by expVec

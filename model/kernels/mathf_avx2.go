@@ -12,6 +12,12 @@ import (
 // calls its twin when the CPU has AVX2 and FMA but no AVX-512. Every twin
 // clears the upper halves of the vector registers before returning (see
 // hsumClear).
+//
+// BenchmarkVectorTiers (4096 floats, ns per element, AVX-512 / AVX2 /
+// portable in one run on a 2-core AMD EPYC, load about 3): Dot 0.033 /
+// 0.062 / 0.33, Sum 0.020 / 0.038 / 0.19, Axpy 0.033 / 0.057 / 0.38,
+// Scale 0.025 / 0.053 / 0.37, SwiGLU 0.38 / 0.80 / 5.8; MaxSlice 0.027 /
+// 0.061 / 0.38.
 
 // dotAVX2 is dotSIMD's AVX2 tier: four 8-lane accumulators, so that the
 // loads, not the FMA latency, bound the loop.

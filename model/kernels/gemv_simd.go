@@ -13,10 +13,15 @@ import (
 // The block of W (4·in floats) stays in L1 while every pair of x rows
 // passes over it, so with many rows the kernel is bound by the FMA units,
 // not by memory: the pair loop (matVec4x2p) runs on raw pointers to keep
-// all accumulators and row addresses in registers. It reports false on
-// CPUs without AVX-512.
+// all accumulators and row addresses in registers. CPUs with AVX2 and
+// FMA but no AVX-512 run matVecAVX2; it reports false on CPUs with
+// neither.
 func matVecSIMD(a *mvArgs, lo, hi int) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			matVecAVX2(a, lo, hi)
+			return true
+		}
 		return false
 	}
 	y, x, w, n, in, acc := a.y, a.x, a.w, a.n, a.in, a.acc
@@ -172,9 +177,12 @@ func matVec4x1(w0, w1, w2, w3, xa []float32, s *[8]float32) {
 }
 
 // matVecGoMaxRows is MatVecMaxRows for the pure-Go kernel: 64 with
-// AVX-512, 8 for the portable kernel otherwise.
+// AVX-512; 64 with AVX2 and FMA too, where the AVX2 kernel still beats
+// the 6×16 tile's Gemm (which packs W per call) 1.2–1.7× at 64 rows and
+// 1.6–2.2× at 32 (BenchmarkMatVec under GODEBUG=cpu.avx512f=off, 2
+// cores); 8 for the portable kernel otherwise.
 func matVecGoMaxRows() int {
-	if archsimd.X86.AVX512() {
+	if archsimd.X86.AVX512() || hasAVX2() {
 		return 64
 	}
 	return 8

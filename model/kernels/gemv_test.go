@@ -80,9 +80,14 @@ func TestMatVecAllocsNothing(t *testing.T) {
 // shapes (the weight matrices of config M and a larger model) for a few
 // row counts, and with a copy of the weights' bytes, all in one run. It
 // reports the weight bandwidth in GB/s: bytes of W per call over time.
+// matvec-portable is MatVec on the same backend with the portable kernel
+// (what AVX2-only CPUs ran before their SIMD tier).
 func BenchmarkMatVec(b *testing.B) {
 	be := NewCPU(0)
 	defer be.Close()
+	port := NewCPU(0)
+	defer port.Close()
+	port.matVec = matVecPortable
 	for _, sh := range [][2]int{{768, 256}, {256, 768}, {1536, 512}, {512, 1536}} {
 		out, in := sh[0], sh[1]
 		rng := rand.New(rand.NewPCG(1, 1))
@@ -117,6 +122,12 @@ func BenchmarkMatVec(b *testing.B) {
 			b.Run(fmt.Sprintf("out=%d,in=%d/n=%d/matvec", out, in, n), func(b *testing.B) {
 				for b.Loop() {
 					mv.Run(be, y, x, w, n, in, out, false)
+				}
+				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
+			})
+			b.Run(fmt.Sprintf("out=%d,in=%d/n=%d/matvec-portable", out, in, n), func(b *testing.B) {
+				for b.Loop() {
+					mv.Run(port, y, x, w, n, in, out, false)
 				}
 				b.ReportMetric(bytes*float64(b.N)/b.Elapsed().Seconds()/1e9, "GB/s")
 			})

@@ -8,8 +8,9 @@ import (
 )
 
 // The vector helpers use 16-lane AVX-512 registers when the CPU has
-// AVX-512 and report false otherwise, so the caller falls back to the
-// portable loops.
+// AVX-512, their AVX2 twins (mathf_avx2.go, 8 lanes with FMA) when it has
+// AVX2 and FMA only, and report false otherwise, so the caller falls back
+// to the portable loops.
 
 // expVec is Exp on 16 lanes in float32 with FMA: x = n·ln2 + r by a
 // two-constant Cody–Waite reduction, e**r by the degree-7 Taylor
@@ -96,6 +97,9 @@ func hsumClear(v archsimd.Float32x16) float32 {
 
 func dotSIMD(a, b []float32) (float32, bool) {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			return dotAVX2(a, b), true
+		}
 		return 0, false
 	}
 	b = b[:len(a)]
@@ -118,6 +122,10 @@ func dotSIMD(a, b []float32) (float32, bool) {
 
 func axpySIMD(alpha float32, x, y []float32) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			axpyAVX2(alpha, x, y)
+			return true
+		}
 		return false
 	}
 	y = y[:len(x)]
@@ -143,6 +151,10 @@ func axpySIMD(alpha float32, x, y []float32) bool {
 
 func scaleSIMD(alpha float32, x []float32) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			scaleAVX2(alpha, x)
+			return true
+		}
 		return false
 	}
 	va := archsimd.BroadcastFloat32x16(alpha)
@@ -159,6 +171,9 @@ func scaleSIMD(alpha float32, x []float32) bool {
 
 func sumSIMD(x []float32) (float32, bool) {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			return sumAVX2(x), true
+		}
 		return 0, false
 	}
 	var s0, s1, s2, s3 archsimd.Float32x16
@@ -180,26 +195,32 @@ func sumSIMD(x []float32) (float32, bool) {
 
 func maxSIMD(x []float32) (float32, bool) {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			return maxAVX2(x), true
+		}
 		return 0, false
 	}
 	if len(x) < 16 {
 		return maxGo(x), true
 	}
-	// v.Max(m) keeps m where v is NaN (VMAXPS returns its second source
-	// when either is NaN), so NaN elements are skipped; m never holds NaN.
+	// NaN elements become -Inf before Max, so m never holds NaN. (VMAXPS
+	// returns its second source where either is NaN, but the compiler
+	// treats Max as commutative and may swap the sources, so Max alone
+	// cannot be relied on to skip NaN.) The compare and blend are off the
+	// accumulators' dependency chains.
 	ninf := archsimd.BroadcastFloat32x16(float32(math.Inf(-1)))
 	m0, m1 := ninf, ninf
 	i := 0
 	for ; i+32 <= len(x); i += 32 {
-		m0 = archsimd.LoadFloat32x16Slice(x[i : i+16]).Max(m0)
-		m1 = archsimd.LoadFloat32x16Slice(x[i+16 : i+32]).Max(m1)
+		m0 = noNaN16(archsimd.LoadFloat32x16Slice(x[i:i+16]), ninf).Max(m0)
+		m1 = noNaN16(archsimd.LoadFloat32x16Slice(x[i+16:i+32]), ninf).Max(m1)
 	}
 	for ; i+16 <= len(x); i += 16 {
-		m0 = archsimd.LoadFloat32x16Slice(x[i : i+16]).Max(m0)
+		m0 = noNaN16(archsimd.LoadFloat32x16Slice(x[i:i+16]), ninf).Max(m0)
 	}
 	// The tail overlaps the last full vector instead of padding.
 	if i < len(x) {
-		m1 = archsimd.LoadFloat32x16Slice(x[len(x)-16:]).Max(m1)
+		m1 = noNaN16(archsimd.LoadFloat32x16Slice(x[len(x)-16:]), ninf).Max(m1)
 	}
 	var t [16]float32
 	m0.Max(m1).Store(&t)
@@ -207,13 +228,23 @@ func maxSIMD(x []float32) (float32, bool) {
 	return maxGo(t[:]), true
 }
 
+// noNaN16 returns v with its NaN lanes set to ninf (-Inf).
+func noNaN16(v, ninf archsimd.Float32x16) archsimd.Float32x16 {
+	return v.Merge(ninf, v.Equal(v))
+}
+
 // swigluSIMD is the SwiGLU pass on AVX-512: sig = 1/(1+e**-g) by expVec
 // and a division, h = g·sig·u. Its sigmoid is within a few float32 ulps
 // of Sigmoid (expVec's 2e-7 and one rounding each for the sum and the
 // quotient); far out it saturates to 0 and 1 like Sigmoid, and NaN lanes
-// stay NaN. It reports false on CPUs without AVX-512.
+// stay NaN. CPUs with AVX2 and FMA but no AVX-512 run swigluAVX2; it
+// reports false on CPUs with neither.
 func swigluSIMD(g, u, h, sig []float32) bool {
 	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			swigluAVX2(g, u, h, sig)
+			return true
+		}
 		return false
 	}
 	u, h = u[:len(g)], h[:len(g)]

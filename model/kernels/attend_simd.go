@@ -13,10 +13,10 @@ import (
 // of 16; each step of the head dimension is one broadcast per query row
 // and one load per vector of positions. Positions past the last whole
 // vector that fits in w are done by the scalar loop. It reports false on
-// CPUs without AVX-512.
+// CPUs without AVX-512 unless its AVX2 twin (attend_avx2.go) runs.
 func attendScoresSIMD(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd int) bool {
 	if !archsimd.X86.AVX512() {
-		return false
+		return attendScoresAVX2(s, lds, q, kt, ldk, npos, w, G, hd)
 	}
 	nv := (npos + 15) &^ 15 // positions done by whole vectors
 	if nv > w {
@@ -123,11 +123,12 @@ func attendQK2x1(kt unsafe.Pointer, ks uintptr, q0, q1 unsafe.Pointer, hd int, s
 // attendValuesSIMD is attendValues on AVX-512 for head sizes that are a
 // multiple of 16: pairs of output rows times 32 (then 16) lanes of the
 // head, two positions per step in separate accumulators, so each value
-// row is loaded once per pair of query rows. It reports false where it
-// does not apply.
+// row is loaded once per pair of query rows. Without AVX-512, or for
+// head sizes that are a multiple of 8 only, its AVX2 twin runs. It
+// reports false where neither applies.
 func attendValuesSIMD(out, p []float32, ldp int, v []float32, ldv, npos, G, hd int) bool {
 	if !archsimd.X86.AVX512() || hd%16 != 0 {
-		return false
+		return attendValuesAVX2(out, p, ldp, v, ldv, npos, G, hd)
 	}
 	out, p, v = out[:G*hd], p[:(G-1)*ldp+npos], v[:(npos-1)*ldv+hd]
 	vs := uintptr(ldv) * 4
@@ -223,12 +224,13 @@ func attendPV2x1(p0, p1, v unsafe.Pointer, vs uintptr, npos int, o0, o1 unsafe.P
 // attendExpSIMD is attendExp on AVX-512 for rows with room for whole
 // vectors (w ≥ npos rounded up to 16, w ≤ lds): one pass for the maximum
 // and one for the exponentials and their sum, the lanes past npos of the
-// last vector masked out of both. It reports false where it does not
-// apply.
+// last vector masked out of both. Without AVX-512, or for rows with
+// room for 8-lane vectors only, its AVX2 twin runs. It reports false
+// where neither applies.
 func attendExpSIMD(s []float32, lds, npos, w, G int, sums []float32) bool {
 	nv := (npos + 15) &^ 15
 	if !archsimd.X86.AVX512() || w < nv || lds < nv {
-		return false
+		return attendExpAVX2(s, lds, npos, w, G, sums)
 	}
 	s, sums = s[:(G-1)*lds+nv], sums[:G]
 	valid := archsimd.Mask32x16FromBits(0xffff >> (nv - npos))

@@ -1,0 +1,262 @@
+//go:build goexperiment.simd && amd64
+
+package kernels
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// The AVX2 attention kernels are called directly, so a CPU with AVX-512
+// tests them too; each is checked against float64 sums written out here,
+// over the shapes of TestAttendCached and more: grouped heads (G of 1 to
+// 5, odd G repeats its last row), head sizes on and off the 8-lane
+// vectors, position counts around the 8- and 32-position blocks, rows
+// readable exactly to npos or to a whole vector, and strides wider than
+// the rows. Inputs past what a kernel may read hold NaN, so a stray read
+// shows in the result, and outputs past what it may write hold a
+// sentinel, so a stray write is caught.
+
+const attendSentinel = 12345
+
+var (
+	attendAVX2G    = []int{1, 2, 3, 5}
+	attendAVX2Npos = []int{1, 2, 3, 7, 8, 9, 17, 31, 32, 33, 40, 64, 68, 83, 130}
+)
+
+func skipNoAVX2(t *testing.T) {
+	if !hasAVX2() {
+		t.Skip("the CPU has no AVX2 with FMA")
+	}
+}
+
+// nanSlice returns n NaNs, to be partly overwritten with valid input.
+func nanSlice(n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = float32(math.NaN())
+	}
+	return s
+}
+
+// sentinelSlice returns n copies of attendSentinel.
+func sentinelSlice(n int) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = attendSentinel
+	}
+	return s
+}
+
+func TestAttendScoresAVX2(t *testing.T) {
+	skipNoAVX2(t)
+	rng := rand.New(rand.NewPCG(10, 1))
+	for _, G := range attendAVX2G {
+		for _, hd := range []int{1, 3, 8, 20, 32, 64} {
+			for _, npos := range attendAVX2Npos {
+				// w: the positions each key row may be read at: exactly
+				// npos, a whole 8-lane vector, a whole 16-lane one.
+				for _, w := range []int{npos, (npos + 7) &^ 7, (npos + 15) &^ 15} {
+					for _, pad := range []int{0, 3} {
+						name := fmt.Sprintf("G=%d,hd=%d,npos=%d,w=%d,pad=%d", G, hd, npos, w, pad)
+						ldk := w + pad
+						lds := ldk
+						if pad > 0 {
+							lds = npos // too narrow for whole vectors unless npos%8 == 0
+						}
+						checkScoresAVX2(t, rng, name, G, hd, npos, w, ldk, lds)
+					}
+				}
+			}
+		}
+	}
+}
+
+func checkScoresAVX2(t *testing.T, rng *rand.Rand, name string, G, hd, npos, w, ldk, lds int) {
+	t.Helper()
+	q := randSlice(rng, G*hd, 1)
+	kt := nanSlice((hd-1)*ldk + w)
+	for i := range hd {
+		for p := range npos {
+			kt[i*ldk+p] = float32(rng.NormFloat64())
+		}
+	}
+	s := sentinelSlice(G*lds + 9)
+	ok := attendScoresAVX2(s, lds, q, kt, ldk, npos, w, G, hd)
+	if nv := min((npos+7)&^7, w); !ok {
+		if nv&^7 <= lds {
+			t.Fatalf("%s: reported false, want it to run", name)
+		}
+		for i, x := range s {
+			if x != attendSentinel {
+				t.Fatalf("%s: reported false but wrote s[%d] = %g", name, i, x)
+			}
+		}
+		return
+	}
+	for g := range G {
+		for p := range npos {
+			var want, mag float64
+			for i := range hd {
+				x := float64(q[g*hd+i]) * float64(kt[i*ldk+p])
+				want += x
+				mag += math.Abs(x)
+			}
+			if got := float64(s[g*lds+p]); !(math.Abs(got-want) <= 1e-6*mag+1e-7) {
+				t.Fatalf("%s: s[%d][%d] = %g, want %g", name, g, p, got, want)
+			}
+		}
+		// Lanes past npos may be written up to w, in the row's room.
+		end := (g + 1) * lds
+		if g == G-1 {
+			end = len(s)
+		}
+		for i := g*lds + min(w, lds); i < end; i++ {
+			if s[i] != attendSentinel {
+				t.Fatalf("%s: wrote s[%d] = %g past row %d's %d positions", name, i, s[i], g, w)
+			}
+		}
+	}
+}
+
+func TestAttendExpAVX2(t *testing.T) {
+	skipNoAVX2(t)
+	rng := rand.New(rand.NewPCG(10, 2))
+	for _, G := range attendAVX2G {
+		for _, npos := range attendAVX2Npos {
+			nv := (npos + 7) &^ 7
+			for _, w := range []int{npos, nv, (npos + 15) &^ 15} {
+				for _, pad := range []int{0, 5} {
+					name := fmt.Sprintf("G=%d,npos=%d,w=%d,pad=%d", G, npos, w, pad)
+					lds := w + pad
+					// Scores of both signs and a wide range, the row's
+					// readable tail past npos NaN (stale scratch).
+					s := sentinelSlice(G*lds + 9)
+					for g := range G {
+						copy(s[g*lds:g*lds+w], nanSlice(w))
+						for p := range npos {
+							s[g*lds+p] = float32(rng.NormFloat64() * 8)
+						}
+					}
+					s0 := append([]float32(nil), s...)
+					sums := sentinelSlice(G + 1)
+					if !attendExpAVX2(s, lds, npos, w, G, sums[:G]) {
+						if w >= nv {
+							t.Fatalf("%s: reported false, want it to run", name)
+						}
+						continue
+					}
+					if sums[G] != attendSentinel {
+						t.Fatalf("%s: wrote sums[%d]", name, G)
+					}
+					for g := range G {
+						m := float32(math.Inf(-1))
+						for _, x := range s0[g*lds : g*lds+npos] {
+							m = max(m, x)
+						}
+						var sum float64
+						for p := range npos {
+							want := math.Exp(float64(s0[g*lds+p] - m))
+							sum += want
+							if got := float64(s[g*lds+p]); !(math.Abs(got-want) <= 4e-7*want+1e-38) {
+								t.Fatalf("%s: row %d position %d: exp(%g) = %g, want %g", name, g, p, s0[g*lds+p]-m, got, want)
+							}
+						}
+						if got := float64(sums[g]); !(math.Abs(got-sum) <= 1e-6*sum) {
+							t.Fatalf("%s: sums[%d] = %g, want %g", name, g, got, sum)
+						}
+						end := (g + 1) * lds
+						if g == G-1 {
+							end = len(s)
+						}
+						for i := g*lds + w; i < end; i++ {
+							if s[i] != attendSentinel {
+								t.Fatalf("%s: wrote s[%d] = %g past row %d's %d positions", name, i, s[i], g, w)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+func TestAttendValuesAVX2(t *testing.T) {
+	skipNoAVX2(t)
+	rng := rand.New(rand.NewPCG(10, 3))
+	for _, G := range attendAVX2G {
+		for _, hd := range []int{8, 16, 24, 32, 40, 48, 64, 96, 128, 20, 1} {
+			for _, npos := range attendAVX2Npos {
+				for _, pad := range []int{0, 5} {
+					name := fmt.Sprintf("G=%d,hd=%d,npos=%d,pad=%d", G, hd, npos, pad)
+					ldp, ldv := npos+pad, hd+pad
+					// Probabilities and values, NaN past what may be read.
+					p := nanSlice((G-1)*ldp + npos)
+					for g := range G {
+						for i := range npos {
+							p[g*ldp+i] = rng.Float32()
+						}
+					}
+					v := nanSlice((npos-1)*ldv + hd)
+					for i := range npos {
+						for c := range hd {
+							v[i*ldv+c] = float32(rng.NormFloat64())
+						}
+					}
+					out := sentinelSlice(G*hd + 9)
+					if !attendValuesAVX2(out, p, ldp, v, ldv, npos, G, hd) {
+						if hd%8 == 0 {
+							t.Fatalf("%s: reported false, want it to run", name)
+						}
+						for i, x := range out {
+							if x != attendSentinel {
+								t.Fatalf("%s: reported false but wrote out[%d] = %g", name, i, x)
+							}
+						}
+						continue
+					}
+					if hd%8 != 0 {
+						t.Fatalf("%s: ran on a head size off the 8-lane vectors", name)
+					}
+					for g := range G {
+						for c := range hd {
+							var want, mag float64
+							for i := range npos {
+								x := float64(p[g*ldp+i]) * float64(v[i*ldv+c])
+								want += x
+								mag += math.Abs(x)
+							}
+							if got := float64(out[g*hd+c]); !(math.Abs(got-want) <= 1e-6*mag+1e-7) {
+								t.Fatalf("%s: out[%d][%d] = %g, want %g", name, g, c, got, want)
+							}
+						}
+					}
+					for i := G * hd; i < len(out); i++ {
+						if out[i] != attendSentinel {
+							t.Fatalf("%s: wrote out[%d] = %g past the end", name, i, out[i])
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestAttendAVX2Allocs checks that the AVX2 kernels allocate nothing.
+func TestAttendAVX2Allocs(t *testing.T) {
+	skipNoAVX2(t)
+	const G, hd, npos = 2, 32, 70
+	ld := KeyStride(npos)
+	q, out := make([]float32, G*hd), make([]float32, G*hd)
+	kt, v := make([]float32, hd*ld), make([]float32, npos*hd)
+	s, sums := make([]float32, G*ld), make([]float32, G)
+	if a := testing.AllocsPerRun(20, func() {
+		attendScoresAVX2(s, ld, q, kt, ld, npos, ld, G, hd)
+		attendExpAVX2(s, ld, npos, ld, G, sums)
+		attendValuesAVX2(out, s, ld, v, hd, npos, G, hd)
+	}); a != 0 {
+		t.Fatalf("%v allocations per call of the AVX2 kernels, want 0", a)
+	}
+}

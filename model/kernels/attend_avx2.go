@@ -79,16 +79,18 @@ func attendQK2x4AVX2(kt unsafe.Pointer, ks uintptr, q0, q1 unsafe.Pointer, hd in
 		k1 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(kt, 32)))
 		k2 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(kt, 64)))
 		k3 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(kt, 96)))
+		// The multiply-add overwrites its receiver's register: the last
+		// use of each key vector is its receiver, saving a copy.
 		x := archsimd.BroadcastFloat32x8(*(*float32)(q0))
+		y := archsimd.BroadcastFloat32x8(*(*float32)(q1))
 		a0 = x.MulAdd(k0, a0)
+		b0 = k0.MulAdd(y, b0)
 		a1 = x.MulAdd(k1, a1)
+		b1 = k1.MulAdd(y, b1)
 		a2 = x.MulAdd(k2, a2)
+		b2 = k2.MulAdd(y, b2)
 		a3 = x.MulAdd(k3, a3)
-		x = archsimd.BroadcastFloat32x8(*(*float32)(q1))
-		b0 = x.MulAdd(k0, b0)
-		b1 = x.MulAdd(k1, b1)
-		b2 = x.MulAdd(k2, b2)
-		b3 = x.MulAdd(k3, b3)
+		b3 = k3.MulAdd(y, b3)
 		// Advance only while another step follows (unsafe.Add's rule).
 		if i--; i == 0 {
 			break
@@ -173,15 +175,15 @@ func attendPV2x4AVX2(p0, p1, v unsafe.Pointer, vs uintptr, npos int, o0, o1 unsa
 		v2 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(v, 64)))
 		v3 := archsimd.LoadFloat32x8((*[8]float32)(unsafe.Add(v, 96)))
 		x := archsimd.BroadcastFloat32x8(*(*float32)(p0))
+		y := archsimd.BroadcastFloat32x8(*(*float32)(p1))
 		a0 = x.MulAdd(v0, a0)
+		b0 = v0.MulAdd(y, b0) // v0's last use: no copy (see attendQK2x4AVX2)
 		a1 = x.MulAdd(v1, a1)
+		b1 = v1.MulAdd(y, b1)
 		a2 = x.MulAdd(v2, a2)
+		b2 = v2.MulAdd(y, b2)
 		a3 = x.MulAdd(v3, a3)
-		x = archsimd.BroadcastFloat32x8(*(*float32)(p1))
-		b0 = x.MulAdd(v0, b0)
-		b1 = x.MulAdd(v1, b1)
-		b2 = x.MulAdd(v2, b2)
-		b3 = x.MulAdd(v3, b3)
+		b3 = v3.MulAdd(y, b3)
 		if t--; t == 0 {
 			break
 		}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"simd/archsimd"
 	"testing"
 )
 
@@ -26,7 +27,7 @@ var (
 	attendAVX2Npos = []int{1, 2, 3, 7, 8, 9, 17, 31, 32, 33, 40, 64, 68, 83, 130}
 )
 
-func skipNoAVX2(t *testing.T) {
+func skipNoAVX2(t testing.TB) {
 	if !hasAVX2() {
 		t.Skip("the CPU has no AVX2 with FMA")
 	}
@@ -258,5 +259,50 @@ func TestAttendAVX2Allocs(t *testing.T) {
 		attendValuesAVX2(out, s, ld, v, hd, npos, G, hd)
 	}); a != 0 {
 		t.Fatalf("%v allocations per call of the AVX2 kernels, want 0", a)
+	}
+}
+
+// BenchmarkAttendKernels times each attention kernel of a decoding step
+// alone, the AVX-512 one against its AVX2 twin in one run, for config M's
+// heads (a group of 2 query heads, head size 32) over a short and a long
+// cache, in ns per position.
+func BenchmarkAttendKernels(b *testing.B) {
+	skipNoAVX2(b)
+	const G, hd = 2, 32
+	rng := rand.New(rand.NewPCG(10, 4))
+	for _, npos := range []int{68, 512} {
+		ld := KeyStride(npos)
+		q, out := randSlice(rng, G*hd, 1), make([]float32, G*hd)
+		kt, v := randSlice(rng, hd*ld, 1), randSlice(rng, npos*hd, 1)
+		s, sums := randSlice(rng, G*ld, 1), make([]float32, G)
+		type tier struct {
+			name                string
+			scores, exp, values func() bool
+		}
+		tiers := []tier{{"avx2",
+			func() bool { return attendScoresAVX2(s, ld, q, kt, ld, npos, ld, G, hd) },
+			func() bool { return attendExpAVX2(s, ld, npos, ld, G, sums) },
+			func() bool { return attendValuesAVX2(out, s, ld, v, hd, npos, G, hd) },
+		}}
+		if archsimd.X86.AVX512() {
+			tiers = append([]tier{{"avx512",
+				func() bool { return attendScoresSIMD(s, ld, q, kt, ld, npos, ld, G, hd) },
+				func() bool { return attendExpSIMD(s, ld, npos, ld, G, sums) },
+				func() bool { return attendValuesSIMD(out, s, ld, v, hd, npos, G, hd) },
+			}}, tiers...)
+		}
+		for _, k := range []string{"scores", "exp", "values"} {
+			for _, tr := range tiers {
+				f := map[string]func() bool{"scores": tr.scores, "exp": tr.exp, "values": tr.values}[k]
+				b.Run(fmt.Sprintf("%s/npos=%d/%s", k, npos, tr.name), func(b *testing.B) {
+					for b.Loop() {
+						if !f() {
+							b.Fatal("the kernel did not run")
+						}
+					}
+					b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(npos), "ns/pos")
+				})
+			}
+		}
 	}
 }

@@ -39,46 +39,10 @@ import (
 
 // attendScoresAVX2 is attendScoresSIMD with AVX2: pairs of query rows
 // times blocks of 32 positions (four 8-lane vectors, eight accumulators),
-// then of 8. Positions past the last whole vector that fits in w are done
-// by the scalar loop.
+// then of 8 (see attendScoresBy). Positions past the last whole vector
+// that fits in w are done by the scalar loop.
 func attendScoresAVX2(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd int) bool {
-	if !hasAVX2() {
-		return false
-	}
-	nv := (npos + 7) &^ 7 // positions done by whole vectors
-	if nv > w {
-		nv = npos &^ 7
-	}
-	if nv > lds {
-		return false // the rows of s would overlap
-	}
-	if nv > 0 {
-		s, kt, q := s[:(G-1)*lds+nv], kt[:(hd-1)*ldk+nv], q[:G*hd]
-		ks := uintptr(ldk) * 4
-		for g := 0; g < G; g += 2 {
-			g1 := min(g+1, G-1) // an odd last row is done twice
-			q0, q1 := unsafe.Pointer(&q[g*hd]), unsafe.Pointer(&q[g1*hd])
-			s0, s1 := s[g*lds:g*lds+nv], s[g1*lds:g1*lds+nv]
-			t := 0
-			for ; t+32 <= nv; t += 32 {
-				attendQK2x4AVX2(unsafe.Pointer(&kt[t]), ks, q0, q1, hd, unsafe.Pointer(&s0[t]), unsafe.Pointer(&s1[t]))
-			}
-			for ; t < nv; t += 8 {
-				attendQK2x1AVX2(unsafe.Pointer(&kt[t]), ks, q0, q1, hd, unsafe.Pointer(&s0[t]), unsafe.Pointer(&s1[t]))
-			}
-		}
-	}
-	for g := range G {
-		for t := nv; t < npos; t++ {
-			var d float32
-			for i, qi := range q[g*hd : (g+1)*hd] {
-				d += qi * kt[i*ldk+t]
-			}
-			s[g*lds+t] = d
-		}
-	}
-	archsimd.ClearAVXUpperBits()
-	return true
+	return hasAVX2() && attendScoresBy(8, attendQK2x4AVX2, attendQK2x1AVX2, s, lds, q, kt, ldk, npos, w, G, hd)
 }
 
 // attendQK2x4AVX2 stores at s0 and s1 the scores of 32 positions for the
@@ -153,26 +117,12 @@ func attendQK2x1AVX2(kt unsafe.Pointer, ks uintptr, q0, q1 unsafe.Pointer, hd in
 // a multiple of 8: pairs of output rows times 32 lanes of the head (one
 // position per step, eight accumulators), then 8 lanes (two positions per
 // step in separate accumulators), so each value row is loaded once per
-// pair of query rows.
+// pair of query rows (see attendValuesBy).
 func attendValuesAVX2(out, p []float32, ldp int, v []float32, ldv, npos, G, hd int) bool {
 	if !hasAVX2() || hd%8 != 0 {
 		return false
 	}
-	out, p, v = out[:G*hd], p[:(G-1)*ldp+npos], v[:(npos-1)*ldv+hd]
-	vs := uintptr(ldv) * 4
-	for g := 0; g < G; g += 2 {
-		g1 := min(g+1, G-1)
-		p0, p1 := unsafe.Pointer(&p[g*ldp]), unsafe.Pointer(&p[g1*ldp])
-		o0, o1 := out[g*hd:(g+1)*hd], out[g1*hd:(g1+1)*hd]
-		c := 0
-		for ; c+32 <= hd; c += 32 {
-			attendPV2x4AVX2(p0, p1, unsafe.Pointer(&v[c]), vs, npos, unsafe.Pointer(&o0[c]), unsafe.Pointer(&o1[c]))
-		}
-		for ; c < hd; c += 8 {
-			attendPV2x1AVX2(p0, p1, unsafe.Pointer(&v[c]), vs, npos, unsafe.Pointer(&o0[c]), unsafe.Pointer(&o1[c]))
-		}
-	}
-	archsimd.ClearAVXUpperBits()
+	attendValuesBy(32, 8, attendPV2x4AVX2, attendPV2x1AVX2, out, p, ldp, v, ldv, npos, G, hd)
 	return true
 }
 

@@ -18,9 +18,22 @@ func attendScoresSIMD(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd
 	if !archsimd.X86.AVX512() {
 		return attendScoresAVX2(s, lds, q, kt, ldk, npos, w, G, hd)
 	}
-	nv := (npos + 15) &^ 15 // positions done by whole vectors
+	return attendScoresBy(16, attendQK2x4, attendQK2x1, s, lds, q, kt, ldk, npos, w, G, hd)
+}
+
+// qkKernel is the type of the score kernels attendQK2x4, attendQK2x1
+// and their AVX2 twins.
+type qkKernel func(kt unsafe.Pointer, ks uintptr, q0, q1 unsafe.Pointer, hd int, s0, s1 unsafe.Pointer)
+
+// attendScoresBy is the body of attendScoresSIMD and its AVX2 twin, for
+// vectors of lanes positions: it runs big on blocks of four vectors and
+// small on single vectors, for pairs of query rows, and the scalar loop
+// on the positions past the last whole vector that fits in w. It reports
+// false where the rows of s have no room for whole vectors.
+func attendScoresBy(lanes int, big, small qkKernel, s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd int) bool {
+	nv := (npos + lanes - 1) &^ (lanes - 1) // positions done by whole vectors
 	if nv > w {
-		nv = npos &^ 15
+		nv = npos &^ (lanes - 1)
 	}
 	if nv > lds {
 		return false // the rows of s would overlap
@@ -33,11 +46,11 @@ func attendScoresSIMD(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd
 			q0, q1 := unsafe.Pointer(&q[g*hd]), unsafe.Pointer(&q[g1*hd])
 			s0, s1 := s[g*lds:g*lds+nv], s[g1*lds:g1*lds+nv]
 			t := 0
-			for ; t+64 <= nv; t += 64 {
-				attendQK2x4(unsafe.Pointer(&kt[t]), ks, q0, q1, hd, unsafe.Pointer(&s0[t]), unsafe.Pointer(&s1[t]))
+			for ; t+4*lanes <= nv; t += 4 * lanes {
+				big(unsafe.Pointer(&kt[t]), ks, q0, q1, hd, unsafe.Pointer(&s0[t]), unsafe.Pointer(&s1[t]))
 			}
-			for ; t < nv; t += 16 {
-				attendQK2x1(unsafe.Pointer(&kt[t]), ks, q0, q1, hd, unsafe.Pointer(&s0[t]), unsafe.Pointer(&s1[t]))
+			for ; t < nv; t += lanes {
+				small(unsafe.Pointer(&kt[t]), ks, q0, q1, hd, unsafe.Pointer(&s0[t]), unsafe.Pointer(&s1[t]))
 			}
 		}
 	}
@@ -130,6 +143,19 @@ func attendValuesSIMD(out, p []float32, ldp int, v []float32, ldv, npos, G, hd i
 	if !archsimd.X86.AVX512() || hd%16 != 0 {
 		return attendValuesAVX2(out, p, ldp, v, ldv, npos, G, hd)
 	}
+	attendValuesBy(32, 16, attendPV2x2, attendPV2x1, out, p, ldp, v, ldv, npos, G, hd)
+	return true
+}
+
+// pvKernel is the type of the value kernels attendPV2x2, attendPV2x1 and
+// their AVX2 twins.
+type pvKernel func(p0, p1, v unsafe.Pointer, vs uintptr, npos int, o0, o1 unsafe.Pointer)
+
+// attendValuesBy is the body of attendValuesSIMD and its AVX2 twin, for
+// head sizes that are a multiple of small: for pairs of output rows, it
+// runs big on blocks of bigLanes lanes of the head and small on the
+// remaining blocks of smallLanes.
+func attendValuesBy(bigLanes, smallLanes int, big, small pvKernel, out, p []float32, ldp int, v []float32, ldv, npos, G, hd int) {
 	out, p, v = out[:G*hd], p[:(G-1)*ldp+npos], v[:(npos-1)*ldv+hd]
 	vs := uintptr(ldv) * 4
 	for g := 0; g < G; g += 2 {
@@ -137,15 +163,14 @@ func attendValuesSIMD(out, p []float32, ldp int, v []float32, ldv, npos, G, hd i
 		p0, p1 := unsafe.Pointer(&p[g*ldp]), unsafe.Pointer(&p[g1*ldp])
 		o0, o1 := out[g*hd:(g+1)*hd], out[g1*hd:(g1+1)*hd]
 		c := 0
-		for ; c+32 <= hd; c += 32 {
-			attendPV2x2(p0, p1, unsafe.Pointer(&v[c]), vs, npos, unsafe.Pointer(&o0[c]), unsafe.Pointer(&o1[c]))
+		for ; c+bigLanes <= hd; c += bigLanes {
+			big(p0, p1, unsafe.Pointer(&v[c]), vs, npos, unsafe.Pointer(&o0[c]), unsafe.Pointer(&o1[c]))
 		}
-		if c < hd {
-			attendPV2x1(p0, p1, unsafe.Pointer(&v[c]), vs, npos, unsafe.Pointer(&o0[c]), unsafe.Pointer(&o1[c]))
+		for ; c < hd; c += smallLanes {
+			small(p0, p1, unsafe.Pointer(&v[c]), vs, npos, unsafe.Pointer(&o0[c]), unsafe.Pointer(&o1[c]))
 		}
 	}
 	archsimd.ClearAVXUpperBits()
-	return true
 }
 
 // attendPV2x2 stores at o0 and o1 the sums Σ_t p[t]·v[t][0:32] for the

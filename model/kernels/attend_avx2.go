@@ -15,22 +15,22 @@ import (
 // without AVX-512 and reports false on CPUs without AVX2 and FMA.
 //
 // Measured on a shared 2-core AMD EPYC with AVX-512 (Zen 5, family 26),
-// load average 2-3, config M's
-// heads (8 query, 4 kv, head size 32). BenchmarkAttendCached, ns/op,
-// median of 5 interleaved runs of three test binaries (GOEXPERIMENT=simd,
-// the same with GODEBUG=cpu.avx512f=off, GOEXPERIMENT= for portable):
+// load average about 3, config M's heads (8 query, 4 kv, head size 32).
+// BenchmarkAttendCached, ns/op, median of 7 interleaved runs of three
+// test binaries (GOEXPERIMENT=simd, the same with GODEBUG=cpu.avx512f=off,
+// GOEXPERIMENT= for portable):
 //
 //	           AVX-512   AVX2    portable
-//	npos=68     1624     1854     15953    AVX2 8.6x portable
-//	npos=512    9137     8954    111705    AVX2 12.5x portable
+//	npos=68     1569     1923     16162    AVX2 8.4x portable
+//	npos=512    8936     9108    115106    AVX2 12.6x portable
 //
 // BenchmarkAttendKernels, ns per position for a group of 2 query heads,
-// each kernel against its AVX-512 twin in one run:
+// each kernel against its AVX-512 twin in one run (median of 3):
 //
 //	           scores        exp           values
 //	           512    AVX2   512    AVX2   512    AVX2
-//	npos=68    1.06   1.71   1.38   2.71   2.07   1.51
-//	npos=512   1.15   1.50   0.70   1.35   2.30   1.44
+//	npos=68    1.11   1.83   1.38   2.71   2.12   1.55
+//	npos=512   1.16   1.54   0.76   1.31   2.21   1.45
 //
 // The AVX2 exp does two scaling multiplies and integer shifts where
 // AVX-512 has VSCALEFPS; the AVX-512 P·V kernel spills two registers

@@ -12,13 +12,14 @@ import (
 // blocks of 64 positions (four 16-lane vectors, eight accumulators), then
 // of 16; each step of the head dimension is one broadcast per query row
 // and one load per vector of positions. Positions past the last whole
-// vector that fits in w are done by the scalar loop. It reports false on
-// CPUs without AVX-512 unless its AVX2 twin (attend_avx2.go) runs.
+// vector that fits in w are done by the scalar loop. Without AVX-512, or
+// where the rows of s have room for 8-lane vectors only, its AVX2 twin
+// (attend_avx2.go) runs; it reports false where neither applies.
 func attendScoresSIMD(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd int) bool {
-	if !archsimd.X86.AVX512() {
-		return attendScoresAVX2(s, lds, q, kt, ldk, npos, w, G, hd)
+	if archsimd.X86.AVX512() && attendScoresBy(16, attendQK2x4, attendQK2x1, s, lds, q, kt, ldk, npos, w, G, hd) {
+		return true
 	}
-	return attendScoresBy(16, attendQK2x4, attendQK2x1, s, lds, q, kt, ldk, npos, w, G, hd)
+	return attendScoresAVX2(s, lds, q, kt, ldk, npos, w, G, hd)
 }
 
 // qkKernel is the type of the score kernels attendQK2x4, attendQK2x1
@@ -26,7 +27,7 @@ func attendScoresSIMD(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd
 type qkKernel func(kt unsafe.Pointer, ks uintptr, q0, q1 unsafe.Pointer, hd int, s0, s1 unsafe.Pointer)
 
 // attendScoresBy is the body of attendScoresSIMD and its AVX2 twin, for
-// vectors of lanes positions: it runs big on blocks of four vectors and
+// vectors of lanes positions (a power of two): it runs big on blocks of four vectors and
 // small on single vectors, for pairs of query rows, and the scalar loop
 // on the positions past the last whole vector that fits in w. It reports
 // false where the rows of s have no room for whole vectors.

@@ -11,8 +11,10 @@ import (
 // The AVX2 tier of the decoding attention kernels of attend_simd.go: the
 // same layouts and blocking with 8-lane vectors, sized for the 16 YMM
 // registers (8 accumulators, up to 4 loaded vectors and a broadcast per
-// step, so nothing spills). Each is called by its AVX-512 twin on CPUs
-// without AVX-512 and reports false on CPUs without AVX2 and FMA.
+// step, so nothing spills; checked in the -gcflags=-S listing). Each is
+// called by its AVX-512 twin on CPUs without AVX-512, or where the twin
+// does not apply (head sizes or rows with room for 8 lanes only), and
+// reports false on CPUs without AVX2 and FMA.
 //
 // Measured on a shared 2-core AMD EPYC with AVX-512 (Zen 5, family 26),
 // load average about 3, config M's heads (8 query, 4 kv, head size 32).

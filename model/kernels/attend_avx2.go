@@ -124,7 +124,7 @@ func attendValuesAVX2(out, p []float32, ldp int, v []float32, ldv, npos, G, hd i
 	if !hasAVX2() || hd%8 != 0 {
 		return false
 	}
-	attendValuesBy(32, 8, attendPV2x4AVX2, attendPV2x1AVX2, out, p, ldp, v, ldv, npos, G, hd)
+	attendValuesBy([3]pvBlock{{32, attendPV2x4AVX2}, {8, attendPV2x1AVX2}}, out, p, ldp, v, ldv, npos, G, hd)
 	return true
 }
 

@@ -11,7 +11,8 @@ import (
 )
 
 // The AVX2 attention kernels are called directly, so a CPU with AVX-512
-// tests them too; each is checked against float64 sums written out here,
+// tests them too, and so are the xxxSIMD ones (AVX-512 where the CPU has
+// it, else the AVX2 twins they fall back to); each is checked against float64 sums written out here,
 // over the shapes of TestAttendCached and more: grouped heads (G of 1 to
 // 5, odd G repeats its last row), head sizes on and off the 8-lane
 // vectors, position counts around the 8- and 32-position blocks, rows
@@ -51,23 +52,31 @@ func sentinelSlice(n int) []float32 {
 	return s
 }
 
+// scoresKernel is attendScoresSIMD's type.
+type scoresKernel func(s []float32, lds int, q, kt []float32, ldk, npos, w, G, hd int) bool
+
 func TestAttendScoresAVX2(t *testing.T) {
 	skipNoAVX2(t)
 	rng := rand.New(rand.NewPCG(10, 1))
-	for _, G := range attendAVX2G {
-		for _, hd := range []int{1, 3, 8, 20, 32, 64} {
-			for _, npos := range attendAVX2Npos {
-				// w: the positions each key row may be read at: exactly
-				// npos, a whole 8-lane vector, a whole 16-lane one.
-				for _, w := range []int{npos, (npos + 7) &^ 7, (npos + 15) &^ 15} {
-					for _, pad := range []int{0, 3} {
-						name := fmt.Sprintf("G=%d,hd=%d,npos=%d,w=%d,pad=%d", G, hd, npos, w, pad)
-						ldk := w + pad
-						lds := ldk
-						if pad > 0 {
-							lds = npos // too narrow for whole vectors unless npos%8 == 0
+	for _, k := range []struct {
+		name string
+		f    scoresKernel
+	}{{"avx2", attendScoresAVX2}, {"simd", attendScoresSIMD}} {
+		for _, G := range attendAVX2G {
+			for _, hd := range []int{1, 3, 8, 20, 32, 64} {
+				for _, npos := range attendAVX2Npos {
+					// w: the positions each key row may be read at: exactly
+					// npos, a whole 8-lane vector, a whole 16-lane one.
+					for _, w := range []int{npos, (npos + 7) &^ 7, (npos + 15) &^ 15} {
+						for _, pad := range []int{0, 3} {
+							name := fmt.Sprintf("%s:G=%d,hd=%d,npos=%d,w=%d,pad=%d", k.name, G, hd, npos, w, pad)
+							ldk := w + pad
+							lds := ldk
+							if pad > 0 {
+								lds = npos // too narrow for whole vectors unless npos%8 == 0
+							}
+							checkScores(t, rng, k.f, name, G, hd, npos, w, ldk, lds)
 						}
-						checkScoresAVX2(t, rng, name, G, hd, npos, w, ldk, lds)
 					}
 				}
 			}
@@ -86,7 +95,7 @@ func dot64(a []float32, sa int, b []float32, sb, n int) (sum, mag float64) {
 	return sum, mag
 }
 
-func checkScoresAVX2(t *testing.T, rng *rand.Rand, name string, G, hd, npos, w, ldk, lds int) {
+func checkScores(t *testing.T, rng *rand.Rand, f scoresKernel, name string, G, hd, npos, w, ldk, lds int) {
 	t.Helper()
 	q := randSlice(rng, G*hd, 1)
 	kt := nanSlice((hd-1)*ldk + w)
@@ -96,7 +105,7 @@ func checkScoresAVX2(t *testing.T, rng *rand.Rand, name string, G, hd, npos, w, 
 		}
 	}
 	s := sentinelSlice(G*lds + 9)
-	ok := attendScoresAVX2(s, lds, q, kt, ldk, npos, w, G, hd)
+	ok := f(s, lds, q, kt, ldk, npos, w, G, hd)
 	if nv := min((npos+7)&^7, w); !ok {
 		if nv&^7 <= lds {
 			t.Fatalf("%s: reported false, want it to run", name)
@@ -140,51 +149,56 @@ func checkRowsKept(t *testing.T, name string, s []float32, lds, G, w int) {
 func TestAttendExpAVX2(t *testing.T) {
 	skipNoAVX2(t)
 	rng := rand.New(rand.NewPCG(10, 2))
-	for _, G := range attendAVX2G {
-		for _, npos := range attendAVX2Npos {
-			nv := (npos + 7) &^ 7
-			for _, w := range []int{npos, nv, (npos + 15) &^ 15} {
-				for _, pad := range []int{0, 5} {
-					name := fmt.Sprintf("G=%d,npos=%d,w=%d,pad=%d", G, npos, w, pad)
-					lds := w + pad
-					// Scores of both signs and a wide range, the row's
-					// readable tail past npos NaN (stale scratch).
-					s := sentinelSlice(G*lds + 9)
-					for g := range G {
-						copy(s[g*lds:g*lds+w], nanSlice(w))
-						for p := range npos {
-							s[g*lds+p] = float32(rng.NormFloat64() * 8)
-						}
-					}
-					s0 := append([]float32(nil), s...)
-					sums := sentinelSlice(G + 1)
-					if !attendExpAVX2(s, lds, npos, w, G, sums[:G]) {
-						if w >= nv {
-							t.Fatalf("%s: reported false, want it to run", name)
-						}
-						continue
-					}
-					if sums[G] != attendSentinel {
-						t.Fatalf("%s: wrote sums[%d]", name, G)
-					}
-					for g := range G {
-						m := float32(math.Inf(-1))
-						for _, x := range s0[g*lds : g*lds+npos] {
-							m = max(m, x)
-						}
-						var sum float64
-						for p := range npos {
-							want := math.Exp(float64(s0[g*lds+p] - m))
-							sum += want
-							if got := float64(s[g*lds+p]); !(math.Abs(got-want) <= 4e-7*want+1e-38) {
-								t.Fatalf("%s: row %d position %d: exp(%g) = %g, want %g", name, g, p, s0[g*lds+p]-m, got, want)
+	for _, k := range []struct {
+		name string
+		f    func(s []float32, lds, npos, w, G int, sums []float32) bool
+	}{{"avx2", attendExpAVX2}, {"simd", attendExpSIMD}} {
+		for _, G := range attendAVX2G {
+			for _, npos := range attendAVX2Npos {
+				nv := (npos + 7) &^ 7
+				for _, w := range []int{npos, nv, (npos + 15) &^ 15} {
+					for _, pad := range []int{0, 5} {
+						name := fmt.Sprintf("%s:G=%d,npos=%d,w=%d,pad=%d", k.name, G, npos, w, pad)
+						lds := w + pad
+						// Scores of both signs and a wide range, the row's
+						// readable tail past npos NaN (stale scratch).
+						s := sentinelSlice(G*lds + 9)
+						for g := range G {
+							copy(s[g*lds:g*lds+w], nanSlice(w))
+							for p := range npos {
+								s[g*lds+p] = float32(rng.NormFloat64() * 8)
 							}
 						}
-						if got := float64(sums[g]); !(math.Abs(got-sum) <= 1e-6*sum) {
-							t.Fatalf("%s: sums[%d] = %g, want %g", name, g, got, sum)
+						s0 := append([]float32(nil), s...)
+						sums := sentinelSlice(G + 1)
+						if !k.f(s, lds, npos, w, G, sums[:G]) {
+							if w >= nv {
+								t.Fatalf("%s: reported false, want it to run", name)
+							}
+							continue
 						}
+						if sums[G] != attendSentinel {
+							t.Fatalf("%s: wrote sums[%d]", name, G)
+						}
+						for g := range G {
+							m := float32(math.Inf(-1))
+							for _, x := range s0[g*lds : g*lds+npos] {
+								m = max(m, x)
+							}
+							var sum float64
+							for p := range npos {
+								want := math.Exp(float64(s0[g*lds+p] - m))
+								sum += want
+								if got := float64(s[g*lds+p]); !(math.Abs(got-want) <= 4e-7*want+1e-38) {
+									t.Fatalf("%s: row %d position %d: exp(%g) = %g, want %g", name, g, p, s0[g*lds+p]-m, got, want)
+								}
+							}
+							if got := float64(sums[g]); !(math.Abs(got-sum) <= 1e-6*sum) {
+								t.Fatalf("%s: sums[%d] = %g, want %g", name, g, got, sum)
+							}
+						}
+						checkRowsKept(t, name, s, lds, G, w)
 					}
-					checkRowsKept(t, name, s, lds, G, w)
 				}
 			}
 		}
@@ -194,51 +208,56 @@ func TestAttendExpAVX2(t *testing.T) {
 func TestAttendValuesAVX2(t *testing.T) {
 	skipNoAVX2(t)
 	rng := rand.New(rand.NewPCG(10, 3))
-	for _, G := range attendAVX2G {
-		for _, hd := range []int{8, 16, 24, 32, 40, 48, 64, 96, 128, 20, 1} {
-			for _, npos := range attendAVX2Npos {
-				for _, pad := range []int{0, 5} {
-					name := fmt.Sprintf("G=%d,hd=%d,npos=%d,pad=%d", G, hd, npos, pad)
-					ldp, ldv := npos+pad, hd+pad
-					// Probabilities and values, NaN past what may be read.
-					p := nanSlice((G-1)*ldp + npos)
-					for g := range G {
+	for _, k := range []struct {
+		name string
+		f    func(out, p []float32, ldp int, v []float32, ldv, npos, G, hd int) bool
+	}{{"avx2", attendValuesAVX2}, {"simd", attendValuesSIMD}} {
+		for _, G := range attendAVX2G {
+			for _, hd := range []int{8, 16, 24, 32, 40, 48, 64, 80, 96, 112, 128, 20, 1} {
+				for _, npos := range attendAVX2Npos {
+					for _, pad := range []int{0, 5} {
+						name := fmt.Sprintf("%s:G=%d,hd=%d,npos=%d,pad=%d", k.name, G, hd, npos, pad)
+						ldp, ldv := npos+pad, hd+pad
+						// Probabilities and values, NaN past what may be read.
+						p := nanSlice((G-1)*ldp + npos)
+						for g := range G {
+							for i := range npos {
+								p[g*ldp+i] = rng.Float32()
+							}
+						}
+						v := nanSlice((npos-1)*ldv + hd)
 						for i := range npos {
-							p[g*ldp+i] = rng.Float32()
-						}
-					}
-					v := nanSlice((npos-1)*ldv + hd)
-					for i := range npos {
-						for c := range hd {
-							v[i*ldv+c] = float32(rng.NormFloat64())
-						}
-					}
-					out := sentinelSlice(G*hd + 9)
-					if !attendValuesAVX2(out, p, ldp, v, ldv, npos, G, hd) {
-						if hd%8 == 0 {
-							t.Fatalf("%s: reported false, want it to run", name)
-						}
-						for i, x := range out {
-							if x != attendSentinel {
-								t.Fatalf("%s: reported false but wrote out[%d] = %g", name, i, x)
+							for c := range hd {
+								v[i*ldv+c] = float32(rng.NormFloat64())
 							}
 						}
-						continue
-					}
-					if hd%8 != 0 {
-						t.Fatalf("%s: ran on a head size off the 8-lane vectors", name)
-					}
-					for g := range G {
-						for c := range hd {
-							want, mag := dot64(p[g*ldp:], 1, v[c:], ldv, npos)
-							if got := float64(out[g*hd+c]); !(math.Abs(got-want) <= 1e-6*mag+1e-7) {
-								t.Fatalf("%s: out[%d][%d] = %g, want %g", name, g, c, got, want)
+						out := sentinelSlice(G*hd + 9)
+						if !k.f(out, p, ldp, v, ldv, npos, G, hd) {
+							if hd%8 == 0 {
+								t.Fatalf("%s: reported false, want it to run", name)
+							}
+							for i, x := range out {
+								if x != attendSentinel {
+									t.Fatalf("%s: reported false but wrote out[%d] = %g", name, i, x)
+								}
+							}
+							continue
+						}
+						if hd%8 != 0 {
+							t.Fatalf("%s: ran on a head size off the 8-lane vectors", name)
+						}
+						for g := range G {
+							for c := range hd {
+								want, mag := dot64(p[g*ldp:], 1, v[c:], ldv, npos)
+								if got := float64(out[g*hd+c]); !(math.Abs(got-want) <= 1e-6*mag+1e-7) {
+									t.Fatalf("%s: out[%d][%d] = %g, want %g", name, g, c, got, want)
+								}
 							}
 						}
-					}
-					for i := G * hd; i < len(out); i++ {
-						if out[i] != attendSentinel {
-							t.Fatalf("%s: wrote out[%d] = %g past the end", name, i, out[i])
+						for i := G * hd; i < len(out); i++ {
+							if out[i] != attendSentinel {
+								t.Fatalf("%s: wrote out[%d] = %g past the end", name, i, out[i])
+							}
 						}
 					}
 				}

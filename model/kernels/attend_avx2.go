@@ -35,9 +35,7 @@ import (
 //	npos=512   1.16   1.54   0.76   1.31   2.21   1.45
 //
 // The AVX2 exp does two scaling multiplies and integer shifts where
-// AVX-512 has VSCALEFPS; the AVX-512 P·V kernel spills two registers
-// per step (its loads are hoisted past the 16 the compiler allocates),
-// which this twin, one position per step, does not.
+// AVX-512 has VSCALEFPS.
 
 // attendScoresAVX2 is attendScoresSIMD with AVX2: pairs of query rows
 // times blocks of 32 positions (four 8-lane vectors, eight accumulators),

@@ -285,13 +285,13 @@ func TestAttendAVX2Allocs(t *testing.T) {
 
 // BenchmarkAttendKernels times each attention kernel of a decoding step
 // alone, the AVX-512 one against its AVX2 twin in one run, for config M's
-// heads (a group of 2 query heads, head size 32) over a short and a long
-// cache, in ns per position.
+// heads (a group of 2 query heads, head size 32) and Llama 3 8B's (4,
+// 128) over a short and a long cache, in ns per position.
 func BenchmarkAttendKernels(b *testing.B) {
 	skipNoAVX2(b)
-	const G, hd = 2, 32
 	rng := rand.New(rand.NewPCG(10, 4))
-	for _, npos := range []int{68, 512} {
+	for _, sh := range []struct{ G, hd, npos int }{{2, 32, 68}, {2, 32, 512}, {4, 128, 68}, {4, 128, 512}} {
+		G, hd, npos := sh.G, sh.hd, sh.npos
 		ld := KeyStride(npos)
 		q, out := randSlice(rng, G*hd, 1), make([]float32, G*hd)
 		kt, v := randSlice(rng, hd*ld, 1), randSlice(rng, npos*hd, 1)
@@ -315,7 +315,7 @@ func BenchmarkAttendKernels(b *testing.B) {
 		for _, k := range []string{"scores", "exp", "values"} {
 			for _, tr := range tiers {
 				f := map[string]func() bool{"scores": tr.scores, "exp": tr.exp, "values": tr.values}[k]
-				b.Run(fmt.Sprintf("%s/npos=%d/%s", k, npos, tr.name), func(b *testing.B) {
+				b.Run(fmt.Sprintf("%s/G=%d,hd=%d,npos=%d/%s", k, G, hd, npos, tr.name), func(b *testing.B) {
 					for b.Loop() {
 						if !f() {
 							b.Fatal("the kernel did not run")

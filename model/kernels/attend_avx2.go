@@ -17,22 +17,25 @@ import (
 // reports false on CPUs without AVX2 and FMA.
 //
 // Measured on a shared 2-core AMD EPYC with AVX-512 (Zen 5, family 26),
-// load average about 3, config M's heads (8 query, 4 kv, head size 32).
-// BenchmarkAttendCached, ns/op, median of 7 interleaved runs of three
-// test binaries (GOEXPERIMENT=simd, the same with GODEBUG=cpu.avx512f=off,
-// GOEXPERIMENT= for portable):
+// load average 1.3-2.8. BenchmarkAttendCached (config M: 8 query heads,
+// 4 kv heads, head size 32), ns/op, median of 7 interleaved runs of two
+// test binaries (GOEXPERIMENT=simd, run as is and with
+// GODEBUG=cpu.avx512f=off; GOEXPERIMENT= for portable):
 //
 //	           AVX-512   AVX2    portable
-//	npos=68     1569     1923     16162    AVX2 8.4x portable
-//	npos=512    8936     9108    115106    AVX2 12.6x portable
+//	npos=68     1348     1963     15575    AVX2 7.9x portable
+//	npos=512    6828     9235    113676    AVX2 12.3x portable
 //
-// BenchmarkAttendKernels, ns per position for a group of 2 query heads,
-// each kernel against its AVX-512 twin in one run (median of 3):
+// BenchmarkAttendKernels, ns per position for one kv head's group of G
+// query heads, each kernel against its AVX-512 twin in one run (median
+// of 3):
 //
-//	           scores        exp           values
-//	           512    AVX2   512    AVX2   512    AVX2
-//	npos=68    1.11   1.83   1.38   2.71   2.12   1.55
-//	npos=512   1.16   1.54   0.76   1.31   2.21   1.45
+//	                       scores        exp           values
+//	                       512    AVX2   512    AVX2   512    AVX2
+//	G=2,hd=32,npos=68      1.16   1.80   1.39   2.75   1.18   1.61
+//	G=2,hd=32,npos=512     1.13   1.55   0.72   1.33   1.16   1.49
+//	G=4,hd=128,npos=68     8.38   13.7   2.78   5.35   6.51   12.3
+//	G=4,hd=128,npos=512    9.54   16.5   1.65   2.65   9.24   11.9
 //
 // The AVX2 exp does two scaling multiplies and integer shifts where
 // AVX-512 has VSCALEFPS.

@@ -398,7 +398,7 @@ func BenchmarkMatVecTiers(b *testing.B) {
 			f    matVecFunc
 		}{{"avx512", func(a *mvArgs, lo, hi int) { matVecSIMD(a, lo, hi) }}}, kernels...)
 	}
-	for _, sh := range [][2]int{{768, 256}, {256, 768}, {1536, 512}} {
+	for _, sh := range [][2]int{{768, 256}, {256, 768}, {1536, 512}, {4096, 512}, {512, 1536}} {
 		out, in := sh[0], sh[1]
 		rng := rand.New(rand.NewPCG(1, 1))
 		w := vecInput(rng, out*in, 1)

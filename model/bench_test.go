@@ -202,13 +202,33 @@ func benchGenerate(b *testing.B, batch int) {
 func BenchmarkGenerateM1(b *testing.B)  { benchGenerate(b, 1) }
 func BenchmarkGenerateM16(b *testing.B) { benchGenerate(b, 16) }
 
-// BenchmarkGenerateBatchRatio measures the speed-up of batched decoding:
-// each iteration generates 128 tokens of config M for one sequence and
-// then for a batch of 16, timed separately, so that both see the same
-// machine load; it reports both rates and their ratio (batch16/single,
-// the issue asks for ≥ 4).
+// config29M is the 29M-parameter Llama of the issue's single-stream
+// comparison with llama.cpp (hidden 512, FFN 1536, 8 layers, 8/4 heads,
+// vocab 4096): its 117 MB of F32 weights do not fit in the caches, as a
+// real model's do not, where config M's 13 MB do.
+func config29M() model.Config {
+	c := model.Config{VocabSize: 4096, HiddenSize: 512, IntermediateSize: 1536, NumHiddenLayers: 8,
+		NumAttentionHeads: 8, NumKeyValueHeads: 4, MaxPositionEmbeddings: 512}
+	c.Normalize()
+	return c
+}
+
+// BenchmarkGenerateBatchRatio measures the speed-up of batched decoding,
+// for config M ("M") and the 29M model ("29M"): each iteration generates
+// 128 tokens for one sequence and then for a batch of 16, timed
+// separately, so that both see the same machine load; it reports both
+// rates and their ratio (batch16/single, the issue asks for ≥ 4).
 func BenchmarkGenerateBatchRatio(b *testing.B) {
-	m := newCPUTestModel(b, configM(), 0)
+	for _, cfg := range []struct {
+		name string
+		c    model.Config
+	}{{"M", configM()}, {"29M", config29M()}} {
+		b.Run(cfg.name, func(b *testing.B) { benchBatchRatio(b, cfg.c) })
+	}
+}
+
+func benchBatchRatio(b *testing.B, c model.Config) {
+	m := newCPUTestModel(b, c, 0)
 	opt := model.SampleOptions{Temperature: 0.8, TopK: 40, MaxTokens: 128, Seed: 1}
 	batch := make([][]int32, 16)
 	for i := range batch {

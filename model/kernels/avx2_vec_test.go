@@ -486,3 +486,44 @@ func BenchmarkVectorTiers(b *testing.B) {
 	}
 	_ = sink
 }
+
+// TestScaleMulTiers checks RMSNorm's y = x·alpha·w on both SIMD tiers
+// against the scalar loop, bit for bit (the same two roundings per
+// element), for every tail length, with a sentinel past the end of y.
+func TestScaleMulTiers(t *testing.T) {
+	tiers := map[string]func(y, x, w []float32, alpha float32){}
+	if archsimd.X86.AVX512() {
+		tiers["avx512"] = func(y, x, w []float32, alpha float32) { scaleMulSIMD(y, x, w, alpha) }
+	}
+	if hasAVX2() {
+		tiers["avx2"] = scaleMulAVX2
+	}
+	if len(tiers) == 0 {
+		t.Skip("the CPU has neither AVX-512 nor AVX2 with FMA")
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for name, f := range tiers {
+		for n := range 71 {
+			x, w := make([]float32, n), make([]float32, n)
+			for i := range x {
+				x[i], w[i] = float32(rng.NormFloat64()*3), float32(rng.NormFloat64())
+			}
+			if n > 3 {
+				x[1], x[2] = float32(math.Inf(1)), float32(math.NaN())
+			}
+			const alpha = 0.37
+			y := make([]float32, n+1)
+			y[n] = 42
+			f(y[:n], x, w, alpha)
+			for i := range n {
+				want := x[i] * alpha * w[i]
+				if math.Float32bits(y[i]) != math.Float32bits(want) && !(want != want && y[i] != y[i]) {
+					t.Fatalf("%s n=%d: y[%d] = %g, want %g", name, n, i, y[i], want)
+				}
+			}
+			if y[n] != 42 {
+				t.Fatalf("%s n=%d: wrote past the end", name, n)
+			}
+		}
+	}
+}

@@ -153,3 +153,17 @@ func swigluAVX2(g, u, h, sig []float32) {
 	}
 	archsimd.ClearAVXUpperBits()
 }
+
+// scaleMulAVX2 is scaleMulSIMD's AVX2 tier.
+func scaleMulAVX2(y, x, w []float32, alpha float32) {
+	x, w = x[:len(y)], w[:len(y)]
+	va := archsimd.BroadcastFloat32x8(alpha)
+	i := 0
+	for ; i+8 <= len(y); i += 8 {
+		archsimd.LoadFloat32x8Slice(x[i : i+8]).Mul(va).Mul(archsimd.LoadFloat32x8Slice(w[i : i+8])).StoreSlice(y[i : i+8])
+	}
+	if i < len(y) {
+		storePart8(loadPart8(x[i:]).Mul(va).Mul(loadPart8(w[i:])), y[i:])
+	}
+	archsimd.ClearAVXUpperBits()
+}

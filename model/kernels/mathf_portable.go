@@ -13,3 +13,5 @@ func sumSIMD(x []float32) (float32, bool)         { return 0, false }
 func maxSIMD(x []float32) (float32, bool)         { return 0, false }
 
 func swigluSIMD(g, u, h, sig []float32) bool { return false }
+
+func scaleMulSIMD(y, x, w []float32, alpha float32) bool { return false }

@@ -273,3 +273,27 @@ func swigluSIMD(g, u, h, sig []float32) bool {
 	archsimd.ClearAVXUpperBits()
 	return true
 }
+
+// scaleMulSIMD sets y[i] = x[i]·alpha·w[i] (in that order, so each element
+// rounds exactly as the scalar loop's), for RMSNorm's output; y, x and w
+// have the same length.
+func scaleMulSIMD(y, x, w []float32, alpha float32) bool {
+	if !archsimd.X86.AVX512() {
+		if hasAVX2() {
+			scaleMulAVX2(y, x, w, alpha)
+			return true
+		}
+		return false
+	}
+	x, w = x[:len(y)], w[:len(y)]
+	va := archsimd.BroadcastFloat32x16(alpha)
+	i := 0
+	for ; i+16 <= len(y); i += 16 {
+		archsimd.LoadFloat32x16Slice(x[i : i+16]).Mul(va).Mul(archsimd.LoadFloat32x16Slice(w[i : i+16])).StoreSlice(y[i : i+16])
+	}
+	if i < len(y) {
+		storePart(loadPart(x[i:]).Mul(va).Mul(loadPart(w[i:])), y[i:])
+	}
+	archsimd.ClearAVXUpperBits()
+	return true
+}

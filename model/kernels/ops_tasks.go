@@ -17,12 +17,12 @@ func (t *rmsnormTask) Run(lo, hi int) {
 	for i := lo; i < hi; i++ {
 		x := t.x[i*c : i*c+c]
 		y := t.y[i*c : i*c+c]
-		var ss float32
-		for _, v := range x {
-			ss += v * v
-		}
+		ss := Dot(x, x)
 		r := float32(1 / math.Sqrt(float64(ss/float32(c)+t.eps)))
 		t.rstd[i] = r
+		if scaleMulSIMD(y, x, w, r) {
+			continue
+		}
 		for j, v := range x {
 			y[j] = v * r * w[j]
 		}

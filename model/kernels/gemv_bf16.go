@@ -1,0 +1,141 @@
+package kernels
+
+import (
+	"fmt"
+	"math"
+)
+
+// WeightType is the element type a decoder holds its matrix-vector
+// weights in.
+type WeightType uint8
+
+// The weight types of MatVec: F32 (the weights as they are) and BF16 (the
+// top 16 bits of each F32, rounded to nearest even), which halves the
+// bytes a memory-bound decoding step reads.
+const (
+	F32 WeightType = iota
+	BF16
+)
+
+// String returns "f32" or "bf16".
+func (t WeightType) String() string {
+	switch t {
+	case F32:
+		return "f32"
+	case BF16:
+		return "bf16"
+	}
+	return fmt.Sprintf("WeightType(%d)", uint8(t))
+}
+
+// ParseWeightType parses "f32" or "bf16".
+func ParseWeightType(s string) (WeightType, error) {
+	switch s {
+	case "f32":
+		return F32, nil
+	case "bf16":
+		return BF16, nil
+	}
+	return F32, fmt.Errorf("weight type %q is not one of f32, bf16", s)
+}
+
+// bf16f widens a BF16 value to F32 (exact).
+func bf16f(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+
+// RunBF16 is Run with W held as BF16 (see BF16): y = x·Wᵀ, or y += x·Wᵀ
+// when accumulate, each weight widened exactly to F32 and the products
+// summed in F32 in the order the pure-Go F32 kernel of the same tier
+// sums them, so that the result equals Run's on the widened weights
+// where Run uses that kernel. It reads half the bytes of Run, which bound
+// the time of a decoding step.
+func (mv *MatVec) RunBF16(be Backend, y, x []float32, w []uint16, n, in, out int, accumulate bool) {
+	if n < 0 || in < 0 || out < 0 {
+		panic(fmt.Sprintf("kernels: MatVec.RunBF16: negative size n=%d in=%d out=%d", n, in, out))
+	}
+	if len(x) < n*in || len(w) < out*in || len(y) < n*out {
+		panic(fmt.Sprintf("kernels: MatVec.RunBF16: n=%d in=%d out=%d needs x, w, y of %d, %d, %d elements; have %d, %d, %d",
+			n, in, out, n*in, out*in, n*out, len(x), len(w), len(y)))
+	}
+	if n == 0 || out == 0 {
+		return
+	}
+	mv.t.mvArgs = mvArgs{y: y[:n*out], x: x[:n*in], wh: w[:out*in], ldy: out, ldx: in, ldw: in, n: n, in: in, acc: accumulate}
+	mv.dispatch(be, matVecBF16Go, out, in, 2)
+}
+
+// matVecBF16Go is RunBF16's kernel: the SIMD one where the build and CPU
+// have it, else the portable one.
+func matVecBF16Go(a *mvArgs, lo, hi int) {
+	if matVecBF16SIMD(a, lo, hi) {
+		return
+	}
+	matVecBF16Portable(a, lo, hi)
+}
+
+// matVecBF16Portable is matVecPortable on BF16 weights, in the same
+// order of operations.
+func matVecBF16Portable(a *mvArgs, lo, hi int) {
+	y, x, w, n, in, acc := a.y, a.x, a.wh, a.n, a.in, a.acc
+	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw
+	r := lo
+	for ; r+4 <= hi; r += 4 {
+		w0 := w[r*ldw : r*ldw+in]
+		w1 := w[(r+1)*ldw : (r+1)*ldw+in]
+		w2 := w[(r+2)*ldw : (r+2)*ldw+in]
+		w3 := w[(r+3)*ldw : (r+3)*ldw+in]
+		j := 0
+		for ; j+2 <= n; j += 2 {
+			xa := x[j*ldx : j*ldx+in]
+			xb := x[(j+1)*ldx : (j+1)*ldx+in]
+			var a0, a1, a2, a3, b0, b1, b2, b3 float32
+			for i := range xa {
+				u, v := xa[i], xb[i]
+				p0, p1, p2, p3 := bf16f(w0[i]), bf16f(w1[i]), bf16f(w2[i]), bf16f(w3[i])
+				a0 += u * p0
+				a1 += u * p1
+				a2 += u * p2
+				a3 += u * p3
+				b0 += v * p0
+				b1 += v * p1
+				b2 += v * p2
+				b3 += v * p3
+			}
+			store4(y[j*ldy+r:j*ldy+r+4], a0, a1, a2, a3, acc)
+			store4(y[(j+1)*ldy+r:(j+1)*ldy+r+4], b0, b1, b2, b3, acc)
+		}
+		if j < n {
+			xa := x[j*ldx : j*ldx+in]
+			var a0, a1, a2, a3 float32
+			for i := range xa {
+				u := xa[i]
+				a0 += u * bf16f(w0[i])
+				a1 += u * bf16f(w1[i])
+				a2 += u * bf16f(w2[i])
+				a3 += u * bf16f(w3[i])
+			}
+			store4(y[j*ldy+r:j*ldy+r+4], a0, a1, a2, a3, acc)
+		}
+	}
+	matVecBF16Rows(a, r, hi)
+}
+
+// matVecBF16Rows computes outputs [lo, hi) one weight row at a time, for
+// the rows past the last block of four.
+func matVecBF16Rows(a *mvArgs, lo, hi int) {
+	y, x, w, n, in, acc := a.y, a.x, a.wh, a.n, a.in, a.acc
+	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw
+	for r := lo; r < hi; r++ {
+		wr := w[r*ldw : r*ldw+in]
+		for j := range n {
+			xr := x[j*ldx : j*ldx+in]
+			var s float32
+			for i, h := range wr {
+				s += xr[i] * bf16f(h)
+			}
+			if acc {
+				s += y[j*ldy+r]
+			}
+			y[j*ldy+r] = s
+		}
+	}
+}

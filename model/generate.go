@@ -3,7 +3,6 @@ package model
 import (
 	"fmt"
 
-	"github.com/herdml/herd/checkpoint/safetensors"
 	"github.com/herdml/herd/model/kernels"
 )
 
@@ -43,7 +42,7 @@ type Decoder struct {
 	half     [][]uint16
 	halved   []bool
 	halfRows int
-	conv     bf16Conv
+	conv     kernels.BF16Conv
 
 	// scratch, grown on demand
 	n                 int
@@ -259,31 +258,10 @@ func (d *Decoder) halfFor(l int, p Projection, w []float32, out, in int) []uint1
 	i := d.projIndex(l, p)
 	if !d.halved[i] {
 		d.half[i] = resize(d.half[i], out*in)
-		d.conv = bf16Conv{dst: d.half[i], src: w[:out*in]}
-		d.m.be.Parallel((out*in+bf16ConvChunk-1)/bf16ConvChunk, 1, &d.conv)
-		d.conv = bf16Conv{}
+		kernels.ToBF16(d.m.be, &d.conv, d.half[i], w, out, in)
 		d.halved[i] = true
 	}
 	return d.half[i]
-}
-
-// bf16ConvChunk is the number of weights a task of bf16Conv rounds.
-const bf16ConvChunk = 1 << 14
-
-// bf16Conv rounds src to BF16 into dst, chunks [lo, hi) of bf16ConvChunk
-// elements per call.
-type bf16Conv struct {
-	dst []uint16
-	src []float32
-}
-
-// Run implements kernels.Task.
-func (t *bf16Conv) Run(lo, hi int) {
-	src := t.src[lo*bf16ConvChunk : min(hi*bf16ConvChunk, len(t.src))]
-	dst := t.dst[lo*bf16ConvChunk:][:len(src)]
-	for i, v := range src {
-		dst[i] = safetensors.Float32ToBF16(v)
-	}
 }
 
 // packFor returns the packed weights of projection p of layer l, packing

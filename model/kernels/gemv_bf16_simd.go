@@ -38,6 +38,12 @@ func matVecBF16Lanes(a *mvArgs, lo, hi, lanes int) {
 	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw
 	var s [8]float32
 	kv := in &^ (lanes - 1)
+	// ws: the bytes from one weight row of a block to the next; cs: from
+	// one chunk of 16 elements of a row to the next (see bf16Blocked).
+	ws, cs := uintptr(ldw)*2, uintptr(32)
+	if bf16Blocked(in) {
+		ws, cs = 32, 128
+	}
 	r := lo
 	for ; r+4 <= hi; r += 4 {
 		wb := w[r*ldw : (r+3)*ldw+in]
@@ -46,9 +52,9 @@ func matVecBF16Lanes(a *mvArgs, lo, hi, lanes int) {
 			xb := x[j*ldx : (j+1)*ldx+in]
 			wp, xp := unsafe.Pointer(&wb[0]), unsafe.Pointer(&xb[0])
 			if lanes == 16 {
-				matVecBF16x4x2p(wp, uintptr(ldw)*2, xp, uintptr(ldx)*4, kv, &s)
+				matVecBF16x4x2p(wp, ws, cs, xp, uintptr(ldx)*4, kv, &s)
 			} else {
-				matVecBF16x4x2pAVX2(wp, uintptr(ldw)*2, xp, uintptr(ldx)*4, kv, &s)
+				matVecBF16x4x2pAVX2(wp, ws, cs, xp, uintptr(ldx)*4, kv, &s)
 			}
 			for i := kv; i < in; i++ {
 				u, v := xb[i], xb[ldx+i]
@@ -69,9 +75,9 @@ func matVecBF16Lanes(a *mvArgs, lo, hi, lanes int) {
 			xr := x[j*ldx : j*ldx+in]
 			wp, xp := unsafe.Pointer(&wb[0]), unsafe.Pointer(&xr[0])
 			if lanes == 16 {
-				matVecBF16x4x1p(wp, uintptr(ldw)*2, xp, kv, &s)
+				matVecBF16x4x1p(wp, ws, cs, xp, kv, &s)
 			} else {
-				matVecBF16x4x1pAVX2(wp, uintptr(ldw)*2, xp, kv, &s)
+				matVecBF16x4x1pAVX2(wp, ws, cs, xp, kv, &s)
 			}
 			for i := kv; i < in; i++ {
 				u := xr[i]
@@ -107,7 +113,7 @@ func ldh8(p unsafe.Pointer) archsimd.Float32x8 {
 // elements (a multiple of 16, at least 16), in matVec4x2p's order.
 //
 //go:noinline
-func matVecBF16x4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr, k16 int, s *[8]float32) {
+func matVecBF16x4x2p(w unsafe.Pointer, ws, cs uintptr, x unsafe.Pointer, xs uintptr, k16 int, s *[8]float32) {
 	var a0, a1, a2, a3, b0, b1, b2, b3 archsimd.Float32x16
 	w0, w1, w2, w3 := w, unsafe.Add(w, ws), unsafe.Add(w, 2*ws), unsafe.Add(w, 3*ws)
 	xa, xb := x, unsafe.Add(x, xs)
@@ -130,7 +136,7 @@ func matVecBF16x4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr,
 			reduce4(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
 			return
 		}
-		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 64), unsafe.Add(xb, 64), unsafe.Add(w0, 32), unsafe.Add(w1, 32), unsafe.Add(w2, 32), unsafe.Add(w3, 32)
+		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 64), unsafe.Add(xb, 64), unsafe.Add(w0, cs), unsafe.Add(w1, cs), unsafe.Add(w2, cs), unsafe.Add(w3, cs)
 	}
 	// The pointers advance only while another 32 elements follow, so that
 	// none points past its row (unsafe.Add's rule).
@@ -149,22 +155,22 @@ func matVecBF16x4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr,
 		a3 = p.MulAdd(u, a3)
 		b3 = p.MulAdd(v, b3)
 		u, v = ldf16(unsafe.Add(xa, 64)), ldf16(unsafe.Add(xb, 64))
-		p = ldh16(unsafe.Add(w0, 32))
+		p = ldh16(unsafe.Add(w0, cs))
 		a0 = p.MulAdd(u, a0)
 		b0 = p.MulAdd(v, b0)
-		p = ldh16(unsafe.Add(w1, 32))
+		p = ldh16(unsafe.Add(w1, cs))
 		a1 = p.MulAdd(u, a1)
 		b1 = p.MulAdd(v, b1)
-		p = ldh16(unsafe.Add(w2, 32))
+		p = ldh16(unsafe.Add(w2, cs))
 		a2 = p.MulAdd(u, a2)
 		b2 = p.MulAdd(v, b2)
-		p = ldh16(unsafe.Add(w3, 32))
+		p = ldh16(unsafe.Add(w3, cs))
 		a3 = p.MulAdd(u, a3)
 		b3 = p.MulAdd(v, b3)
 		if k--; k == 0 {
 			break
 		}
-		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 128), unsafe.Add(xb, 128), unsafe.Add(w0, 64), unsafe.Add(w1, 64), unsafe.Add(w2, 64), unsafe.Add(w3, 64)
+		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 128), unsafe.Add(xb, 128), unsafe.Add(w0, 2*cs), unsafe.Add(w1, 2*cs), unsafe.Add(w2, 2*cs), unsafe.Add(w3, 2*cs)
 	}
 	reduce4(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
 	reduce4(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
@@ -175,7 +181,7 @@ func matVecBF16x4x2p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr,
 // elements (a multiple of 16, at least 16), two accumulators per row.
 //
 //go:noinline
-func matVecBF16x4x1p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, k16 int, s *[8]float32) {
+func matVecBF16x4x1p(w unsafe.Pointer, ws, cs uintptr, x unsafe.Pointer, k16 int, s *[8]float32) {
 	var a0, a1, a2, a3, c0, c1, c2, c3 archsimd.Float32x16
 	w0, w1, w2, w3 := w, unsafe.Add(w, ws), unsafe.Add(w, 2*ws), unsafe.Add(w, 3*ws)
 	if k16&16 != 0 {
@@ -188,22 +194,22 @@ func matVecBF16x4x1p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, k16 int, s 
 			reduce4(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
 			return
 		}
-		x, w0, w1, w2, w3 = unsafe.Add(x, 64), unsafe.Add(w0, 32), unsafe.Add(w1, 32), unsafe.Add(w2, 32), unsafe.Add(w3, 32)
+		x, w0, w1, w2, w3 = unsafe.Add(x, 64), unsafe.Add(w0, cs), unsafe.Add(w1, cs), unsafe.Add(w2, cs), unsafe.Add(w3, cs)
 	}
 	for k := k16 >> 5; ; {
 		u, v := ldf16(x), ldf16(unsafe.Add(x, 64))
 		a0 = ldh16(w0).MulAdd(u, a0)
-		c0 = ldh16(unsafe.Add(w0, 32)).MulAdd(v, c0)
+		c0 = ldh16(unsafe.Add(w0, cs)).MulAdd(v, c0)
 		a1 = ldh16(w1).MulAdd(u, a1)
-		c1 = ldh16(unsafe.Add(w1, 32)).MulAdd(v, c1)
+		c1 = ldh16(unsafe.Add(w1, cs)).MulAdd(v, c1)
 		a2 = ldh16(w2).MulAdd(u, a2)
-		c2 = ldh16(unsafe.Add(w2, 32)).MulAdd(v, c2)
+		c2 = ldh16(unsafe.Add(w2, cs)).MulAdd(v, c2)
 		a3 = ldh16(w3).MulAdd(u, a3)
-		c3 = ldh16(unsafe.Add(w3, 32)).MulAdd(v, c3)
+		c3 = ldh16(unsafe.Add(w3, cs)).MulAdd(v, c3)
 		if k--; k == 0 {
 			break
 		}
-		x, w0, w1, w2, w3 = unsafe.Add(x, 128), unsafe.Add(w0, 64), unsafe.Add(w1, 64), unsafe.Add(w2, 64), unsafe.Add(w3, 64)
+		x, w0, w1, w2, w3 = unsafe.Add(x, 128), unsafe.Add(w0, 2*cs), unsafe.Add(w1, 2*cs), unsafe.Add(w2, 2*cs), unsafe.Add(w3, 2*cs)
 	}
 	reduce4(a0.Add(c0), a1.Add(c1), a2.Add(c2), a3.Add(c3)).Store((*[4]float32)(s[0:4]))
 }
@@ -212,7 +218,7 @@ func matVecBF16x4x1p(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, k16 int, s 
 // a multiple of 8 and at least 8.
 //
 //go:noinline
-func matVecBF16x4x2pAVX2(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uintptr, k8 int, s *[8]float32) {
+func matVecBF16x4x2pAVX2(w unsafe.Pointer, ws, cs uintptr, x unsafe.Pointer, xs uintptr, k8 int, s *[8]float32) {
 	var a0, a1, a2, a3, b0, b1, b2, b3 archsimd.Float32x8
 	w0, w1, w2, w3 := w, unsafe.Add(w, ws), unsafe.Add(w, 2*ws), unsafe.Add(w, 3*ws)
 	xa, xb := x, unsafe.Add(x, xs)
@@ -267,7 +273,7 @@ func matVecBF16x4x2pAVX2(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uint
 		if k--; k == 0 {
 			break
 		}
-		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 64), unsafe.Add(xb, 64), unsafe.Add(w0, 32), unsafe.Add(w1, 32), unsafe.Add(w2, 32), unsafe.Add(w3, 32)
+		xa, xb, w0, w1, w2, w3 = unsafe.Add(xa, 64), unsafe.Add(xb, 64), unsafe.Add(w0, cs), unsafe.Add(w1, cs), unsafe.Add(w2, cs), unsafe.Add(w3, cs)
 	}
 	reduce4x8(a0, a1, a2, a3).Store((*[4]float32)(s[0:4]))
 	reduce4x8(b0, b1, b2, b3).Store((*[4]float32)(s[4:8]))
@@ -277,7 +283,7 @@ func matVecBF16x4x2pAVX2(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, xs uint
 // elements, a multiple of 8 and at least 8, two accumulators per row.
 //
 //go:noinline
-func matVecBF16x4x1pAVX2(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, k8 int, s *[8]float32) {
+func matVecBF16x4x1pAVX2(w unsafe.Pointer, ws, cs uintptr, x unsafe.Pointer, k8 int, s *[8]float32) {
 	var a0, a1, a2, a3, c0, c1, c2, c3 archsimd.Float32x8
 	w0, w1, w2, w3 := w, unsafe.Add(w, ws), unsafe.Add(w, 2*ws), unsafe.Add(w, 3*ws)
 	if k8&8 != 0 {
@@ -305,7 +311,7 @@ func matVecBF16x4x1pAVX2(w unsafe.Pointer, ws uintptr, x unsafe.Pointer, k8 int,
 		if k--; k == 0 {
 			break
 		}
-		x, w0, w1, w2, w3 = unsafe.Add(x, 64), unsafe.Add(w0, 32), unsafe.Add(w1, 32), unsafe.Add(w2, 32), unsafe.Add(w3, 32)
+		x, w0, w1, w2, w3 = unsafe.Add(x, 64), unsafe.Add(w0, cs), unsafe.Add(w1, cs), unsafe.Add(w2, cs), unsafe.Add(w3, cs)
 	}
 	reduce4x8(a0.Add(c0), a1.Add(c1), a2.Add(c2), a3.Add(c3)).Store((*[4]float32)(s[0:4]))
 }

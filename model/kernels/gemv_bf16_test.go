@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/herdml/herd/checkpoint/safetensors"
@@ -24,13 +25,15 @@ func bf16Tiers() []bf16Tier {
 	return append([]bf16Tier{{name: "portable", bf16: matVecBF16Portable, f32: matVecPortable, minIn: 1}}, bf16SIMDTiers()...)
 }
 
-// toBF16 rounds w to BF16 (nearest even) and returns the BF16 values and
-// their exact F32 widening.
-func toBF16(w []float32) ([]uint16, []float32) {
+// toBF16 rounds w (out×in) to BF16 with ToBF16 and returns the BF16
+// values as RunBF16 reads them and the exact F32 widening of each, row
+// by row, computed here element by element.
+func toBF16(w []float32, out, in int) ([]uint16, []float32) {
 	h, f := make([]uint16, len(w)), make([]float32, len(w))
+	var ct BF16Conv
+	ToBF16(NewSerial(), &ct, h, w, out, in)
 	for i, v := range w {
-		h[i] = safetensors.Float32ToBF16(v)
-		f[i] = safetensors.BF16ToFloat32(h[i])
+		f[i] = safetensors.BF16ToFloat32(safetensors.Float32ToBF16(v))
 	}
 	return h, f
 }
@@ -53,11 +56,11 @@ func TestMatVecBF16(t *testing.T) {
 	defer be.Close()
 	var mv MatVec
 	for n := 1; n <= 9; n++ {
-		for _, in := range []int{1, 7, 8, 15, 16, 17, 31, 33, 64, 300} {
+		for _, in := range []int{1, 7, 8, 15, 16, 17, 31, 32, 33, 48, 64, 80, 300} {
 			for _, out := range []int{1, 3, 5, 13, 64, 130} {
 				for _, acc := range []bool{false, true} {
 					x := randMatrix(rng, n, in, in)
-					wh, wf := toBF16(randMatrix(rng, out, in, in))
+					wh, wf := toBF16(randMatrix(rng, out, in, in), out, in)
 					y0 := randMatrix(rng, n, out, out)
 					check := func(name string, got []float32) {
 						t.Helper()
@@ -118,7 +121,7 @@ func TestMatVecBF16EqualsF32Kernel(t *testing.T) {
 				for _, out := range []int{4, 8, 68} {
 					for _, acc := range []bool{false, true} {
 						x := randMatrix(rng, n, in, in)
-						wh, wf := toBF16(randMatrix(rng, out, in, in))
+						wh, wf := toBF16(randMatrix(rng, out, in, in), out, in)
 						y0 := randMatrix(rng, n, out, out)
 						got, want := append([]float32(nil), y0...), append([]float32(nil), y0...)
 						runKernel(tier.bf16, got, x, nil, wh, n, in, out, acc)
@@ -135,15 +138,27 @@ func TestMatVecBF16EqualsF32Kernel(t *testing.T) {
 	}
 }
 
-// TestMatVecBF16Allocs checks that RunBF16 allocates nothing per call.
+// TestMatVecBF16Allocs checks that RunBF16 and ToBF16 allocate nothing
+// per call, and that ToBF16 arranges the same on workers as serially.
 func TestMatVecBF16Allocs(t *testing.T) {
 	be := NewCPU(2)
 	defer be.Close()
 	rng := rand.New(rand.NewPCG(9, 9))
 	const n, in, out = 1, 512, 1536
 	x := randMatrix(rng, n, in, in)
-	wh, _ := toBF16(randMatrix(rng, out, in, in))
+	wfull := randMatrix(rng, out, in, in)
+	wh, _ := toBF16(wfull, out, in)
 	y := make([]float32, n*out)
+	// ToBF16 on the workers arranges what it does serially.
+	par := make([]uint16, len(wh))
+	var ct BF16Conv
+	ToBF16(be, &ct, par, wfull, out, in)
+	if !slices.Equal(par, wh) {
+		t.Fatal("ToBF16 on 2 workers differs from ToBF16 on the serial backend")
+	}
+	if a := testing.AllocsPerRun(5, func() { ToBF16(be, &ct, par, wfull, out, in) }); a != 0 {
+		t.Fatalf("ToBF16: %v allocations per call, want 0", a)
+	}
 	var mv MatVec
 	mv.RunBF16(be, y, x, wh, n, in, out, false)
 	if a := testing.AllocsPerRun(20, func() { mv.RunBF16(be, y, x, wh, n, in, out, true) }); a != 0 {
@@ -179,7 +194,7 @@ func BenchmarkMatVecBF16(b *testing.B) {
 		out, in := sh[0], sh[1]
 		x := randMatrix(rng, 1, in, in)
 		w := randMatrix(rng, out, in, in)
-		wh, _ := toBF16(w)
+		wh, _ := toBF16(w, out, in)
 		y := make([]float32, out)
 		var mv MatVec
 		for _, wt := range []WeightType{F32, BF16} {

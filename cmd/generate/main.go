@@ -20,7 +20,9 @@
 // the bytes, so single-stream decoding, bound by memory bandwidth, is up
 // to twice as fast, with logits within BF16's rounding of F32's. Prompt
 // prefill, larger batches and -logits keep the F32 weights. The default,
-// f32, decodes with the weights as they are.
+// f32, decodes with the weights as they are. The fast BF16 kernels need a
+// GOEXPERIMENT=simd build on an AVX2 or AVX-512 CPU; elsewhere bf16 is
+// slower than f32, and generate says so.
 //
 // -logits - writes the logits to standard output, before the generated ids
 // when -max-tokens is given too. A -logits file is replaced atomically, so
@@ -106,6 +108,9 @@ func runIO(ctx context.Context, args []string, stdin io.Reader, stdout, stderr i
 	wt, err := kernels.ParseWeightType(*decodeWeights)
 	if err != nil {
 		return fmt.Errorf("-decode-weights %s: must be f32 or bf16", *decodeWeights)
+	}
+	if wt == kernels.BF16 && !kernels.BF16Fast() {
+		fmt.Fprintln(stderr, "note: -decode-weights bf16 has no SIMD kernel in this build or on this CPU (build with GOEXPERIMENT=simd on an AVX2 or AVX-512 CPU): it decodes slower than f32 here")
 	}
 	if *prompt != "" || *chat || *jsonlIn != "" {
 		if *idsFlag != "" || *logitsOut != "" {

@@ -215,3 +215,20 @@ func BenchmarkMatVecBF16(b *testing.B) {
 		}
 	}
 }
+
+// FuzzParseWeightType checks that ParseWeightType accepts exactly the
+// names String gives and never panics.
+func FuzzParseWeightType(f *testing.F) {
+	for _, s := range []string{"f32", "bf16", "", "F32", "bf16 ", "int8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		wt, err := ParseWeightType(s)
+		if (err == nil) != (s == "f32" || s == "bf16") {
+			t.Fatalf("ParseWeightType(%q) = %v, %v", s, wt, err)
+		}
+		if err == nil && wt.String() != s {
+			t.Fatalf("ParseWeightType(%q).String() = %q", s, wt.String())
+		}
+	})
+}

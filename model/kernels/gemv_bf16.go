@@ -137,55 +137,17 @@ func matVecBF16Go(a *mvArgs, lo, hi int) {
 	matVecBF16Portable(a, lo, hi)
 }
 
-// matVecBF16Portable is matVecPortable on BF16 weights, in the same
-// order of operations.
+// matVecBF16Portable is the scalar BF16 kernel: on rows interleaved by
+// blocks (see bf16Blocked) matVecBF16PortableBlocked, else one weight row
+// at a time (only small models have rows that are not a multiple of 16
+// long). Both sum each output in matVecPortable's order: the products in
+// element order, then y when accumulating.
 func matVecBF16Portable(a *mvArgs, lo, hi int) {
 	if bf16Blocked(a.in) {
 		matVecBF16PortableBlocked(a, lo, hi)
 		return
 	}
-	y, x, w, n, in, acc := a.y, a.x, a.wh, a.n, a.in, a.acc
-	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw
-	r := lo
-	for ; r+4 <= hi; r += 4 {
-		w0 := w[r*ldw : r*ldw+in]
-		w1 := w[(r+1)*ldw : (r+1)*ldw+in]
-		w2 := w[(r+2)*ldw : (r+2)*ldw+in]
-		w3 := w[(r+3)*ldw : (r+3)*ldw+in]
-		j := 0
-		for ; j+2 <= n; j += 2 {
-			xa := x[j*ldx : j*ldx+in]
-			xb := x[(j+1)*ldx : (j+1)*ldx+in]
-			var a0, a1, a2, a3, b0, b1, b2, b3 float32
-			for i := range xa {
-				u, v := xa[i], xb[i]
-				p0, p1, p2, p3 := bf16f(w0[i]), bf16f(w1[i]), bf16f(w2[i]), bf16f(w3[i])
-				a0 += u * p0
-				a1 += u * p1
-				a2 += u * p2
-				a3 += u * p3
-				b0 += v * p0
-				b1 += v * p1
-				b2 += v * p2
-				b3 += v * p3
-			}
-			store4(y[j*ldy+r:j*ldy+r+4], a0, a1, a2, a3, acc)
-			store4(y[(j+1)*ldy+r:(j+1)*ldy+r+4], b0, b1, b2, b3, acc)
-		}
-		if j < n {
-			xa := x[j*ldx : j*ldx+in]
-			var a0, a1, a2, a3 float32
-			for i := range xa {
-				u := xa[i]
-				a0 += u * bf16f(w0[i])
-				a1 += u * bf16f(w1[i])
-				a2 += u * bf16f(w2[i])
-				a3 += u * bf16f(w3[i])
-			}
-			store4(y[j*ldy+r:j*ldy+r+4], a0, a1, a2, a3, acc)
-		}
-	}
-	matVecBF16Rows(a, r, hi)
+	matVecBF16Rows(a, lo, hi)
 }
 
 // matVecBF16PortableBlocked is matVecBF16Portable on rows interleaved
@@ -239,8 +201,9 @@ func matVecBF16PortableBlocked(a *mvArgs, lo, hi int) {
 	matVecBF16Rows(a, r, hi)
 }
 
-// matVecBF16Rows computes outputs [lo, hi) one weight row at a time, for
-// the rows past the last block of four.
+// matVecBF16Rows computes outputs [lo, hi) one weight row at a time, on
+// rows as they are (not interleaved): the rows past the last block of
+// four, or every row where in is not a multiple of 16.
 func matVecBF16Rows(a *mvArgs, lo, hi int) {
 	y, x, w, n, in, acc := a.y, a.x, a.wh, a.n, a.in, a.acc
 	ldy, ldx, ldw := a.ldy, a.ldx, a.ldw

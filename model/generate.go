@@ -35,6 +35,14 @@ type Decoder struct {
 	packed  []bool
 	packMin int
 	set     [kernels.MaxPackedSet]kernels.PackedProduct // projectSet's scratch
+	// half holds the weights as BF16 for the matrix-vector steps of fewer
+	// than halfRows+1 rows (0: never; see Model.SetDecodeWeights), indexed
+	// as packs and converted on first use after each reset (halved[i]) into
+	// memory kept across resets.
+	half     [][]uint16
+	halved   []bool
+	halfRows int
+	conv     kernels.BF16Conv
 
 	// scratch, grown on demand
 	n                 int
@@ -120,6 +128,12 @@ func (d *Decoder) reset(slots, maxLen int) {
 	np := c.NumHiddenLayers*int(ProjHead) + 1
 	d.packs, d.packed = resize(d.packs, np), resize(d.packed, np)
 	clear(d.packed) // the weights may have changed since the last use
+	d.halfRows = 0
+	if m.decodeWeights == kernels.BF16 && !m.decodeGemm {
+		d.halfRows = packMinRows - 1
+		d.half, d.halved = resize(d.half, np), resize(d.halved, np)
+		clear(d.halved)
+	}
 	kd := c.KVDim()
 	d.k, d.v = resize(d.k, c.NumHiddenLayers), resize(d.v, c.NumHiddenLayers)
 	for l := range d.k {
@@ -211,14 +225,50 @@ func (d *Decoder) projectSet(l int, x []float32, n, in int, ps []layerProj) {
 	d.m.projectEach(d, l, x, n, in, ps)
 }
 
+// SetDecodeWeights sets the type decoders created or reset from now on
+// (NewDecoder, and Generate's) hold the weights of their matrix-vector
+// steps in: kernels.F32 (the default) multiplies the weights as they
+// are; kernels.BF16 multiplies a copy rounded to BF16 (nearest even),
+// made once per decoder reset, in every step of fewer than 8 rows (one
+// token per sequence for up to 7 sequences), which reads half the bytes
+// of a memory-bound decoding step; steps of more rows (prefill, large
+// batches) keep the F32 weights. Call it before decoding, not
+// concurrently with it.
+func (m *Model) SetDecodeWeights(t kernels.WeightType) error {
+	switch t {
+	case kernels.F32, kernels.BF16:
+		m.decodeWeights = t
+		return nil
+	}
+	return fmt.Errorf("decoder: weight type %v is not f32 or bf16", t)
+}
+
+// projIndex is the index of projection p of layer l in d.packs and
+// d.half.
+func (d *Decoder) projIndex(l int, p Projection) int {
+	if p == ProjHead {
+		return len(d.packs) - 1
+	}
+	return l*int(ProjHead) + int(p)
+}
+
+// halfFor returns projection p of layer l as BF16, converting w (out×in)
+// on its first use since the decoder's reset.
+func (d *Decoder) halfFor(l int, p Projection, w []float32, out, in int) []uint16 {
+	i := d.projIndex(l, p)
+	if !d.halved[i] {
+		d.half[i] = resize(d.half[i], out*in)
+		kernels.ToBF16(d.m.be, &d.conv, d.half[i], w, out, in)
+		d.halved[i] = true
+	}
+	return d.half[i]
+}
+
 // packFor returns the packed weights of projection p of layer l, packing
 // w on its first use since the decoder's reset, or nil where the build
 // cannot pack.
 func (d *Decoder) packFor(l int, p Projection, w []float32, out, in int) *kernels.Packed {
-	i := len(d.packs) - 1 // the head
-	if p != ProjHead {
-		i = l*int(ProjHead) + int(p)
-	}
+	i := d.projIndex(l, p)
 	if !d.packed[i] {
 		d.packed[i] = d.packs[i].Pack(d.m.be, w, out, in)
 	}
@@ -231,9 +281,14 @@ func (d *Decoder) packFor(l int, p Projection, w []float32, out, in int) *kernel
 // project implements layerRunner for decoding: y = x·Wᵀ (+ y when
 // accumulate) for projection p of layer l (ProjHead: the head) over n
 // rows, by the packed product when n is at least packMin (packing W on
-// its first use since the decoder's reset), else by MatVec when n is
-// small enough for it to be faster, else by Gemm.
+// its first use since the decoder's reset), else by MatVec on the BF16
+// copy of W when n is at most halfRows, else by MatVec when n is small
+// enough for it to be faster, else by Gemm.
 func (d *Decoder) project(l int, p Projection, y, x, w []float32, n, in, out int, accumulate bool) {
+	if n <= d.halfRows {
+		d.mv.RunBF16(d.m.be, y, x, d.halfFor(l, p, w, out, in), n, in, out, accumulate)
+		return
+	}
 	if d.packMin > 0 && n >= d.packMin {
 		if pk := d.packFor(l, p, w, out, in); pk != nil {
 			d.mv.RunPacked(d.m.be, y, x, pk, n, accumulate)

@@ -36,6 +36,9 @@ type Model struct {
 	// decodeGemm makes decoders run every projection through Gemm, without
 	// the matrix-vector fast path (tests and benchmarks compare the two).
 	decodeGemm bool
+	// decodeWeights is the type decoders hold the weights of their
+	// matrix-vector steps in (see SetDecodeWeights).
+	decodeWeights kernels.WeightType
 	// spare is the decoder the last generate call finished with, kept so
 	// that the next call reuses its KV memory: a fresh cache costs a page
 	// fault at the first write of every 4 KiB, about a tenth of a

@@ -49,14 +49,22 @@ func (mv *MatVec) Run(be Backend, y, x, w []float32, n, in, out int, accumulate 
 	}
 	t := &mv.t
 	t.mvArgs = mvArgs{y: y[:n*out], x: x[:n*in], w: w[:out*in], ldy: out, ldx: in, ldw: in, n: n, in: in, acc: accumulate}
+	mv.dispatch(be, matVecKernelOf(be), out, in, 4)
+}
+
+// dispatch runs mv.t's product, its arguments set, with kernel over
+// blocks of matVecBlock output rows on be's workers, wsize bytes per
+// weight, and drops the task's references to the caller's slices.
+func (mv *MatVec) dispatch(be Backend, kernel matVecFunc, out, in, wsize int) {
+	t := &mv.t
 	t.out = out
-	t.kernel = matVecKernelOf(be)
+	t.kernel = kernel
 	blocks := (out + matVecBlock - 1) / matVecBlock
 	// At least ~32 KB of weights per chunk, so that dispatch stays small
 	// next to the memory traffic.
-	grain := max(1, (8<<10)/(matVecBlock*max(in, 1)))
+	grain := max(1, (32<<10)/(matVecBlock*wsize*max(in, 1)))
 	be.Parallel(blocks, grain, t)
-	t.y, t.x, t.w = nil, nil, nil
+	t.y, t.x, t.w, t.wh = nil, nil, nil, nil
 }
 
 // mvArgs describe y = x·Wᵀ (+ y when acc) over strided rows: x is n rows
@@ -65,6 +73,7 @@ func (mv *MatVec) Run(be Backend, y, x, w []float32, n, in, out int, accumulate 
 // KV cache in place (see AttendCached).
 type mvArgs struct {
 	y, x, w       []float32
+	wh            []uint16 // W as BF16 (RunBF16), in place of w
 	ldy, ldx, ldw int
 	n, in         int
 	acc           bool

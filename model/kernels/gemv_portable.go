@@ -25,3 +25,12 @@ func attendExpSIMD(s []float32, lds, npos, w, G int, sums []float32) bool { retu
 // packedKernel reports false: builds without GOEXPERIMENT=simd have no
 // packed-product kernel (see CanPack).
 func packedKernel() (mr, nr int, rows rowsKernel, ok bool) { return 0, 0, nil, false }
+
+// matVecBF16SIMD reports false: builds without GOEXPERIMENT=simd run the
+// portable BF16 matrix-vector kernel.
+func matVecBF16SIMD(a *mvArgs, lo, hi int) bool { return false }
+
+// BF16Fast reports false: builds without GOEXPERIMENT=simd have only the
+// portable BF16 kernel, bound by its scalar widening and slower than the
+// F32 kernels (and OpenBLAS); see the SIMD build's BF16Fast.
+func BF16Fast() bool { return false }

@@ -10,12 +10,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
-
-	"github.com/herdml/herd/internal/testenv"
-	"github.com/herdml/herd/model"
 )
-
-const refDir = "../../../shared/testdata/llama-ref"
 
 // fileBytes assembles a safetensors file from a header string and data.
 func fileBytes(header string, data []byte) []byte {
@@ -27,77 +22,6 @@ func fileBytes(header string, data []byte) []byte {
 
 func parse(b []byte) (*File, error) {
 	return NewReader(bytes.NewReader(b), int64(len(b)), "test.safetensors")
-}
-
-// TestReference parses the Python-written reference checkpoints, checks
-// their tensors against the layout their config implies, and checks that
-// rewriting them reproduces the files byte for byte.
-func TestReference(t *testing.T) {
-	testenv.Testdata(t, refDir)
-	for _, name := range []string{"tiny-a", "tiny-b"} {
-		t.Run(name, func(t *testing.T) {
-			dir := filepath.Join(refDir, name)
-			cfg, err := model.LoadConfig(filepath.Join(dir, "config.json"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			path := filepath.Join(dir, "model.safetensors")
-			f, err := Open(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if f.data == nil {
-				t.Error("file was not memory-mapped")
-			}
-			if got := f.Metadata["format"]; got != "pt" {
-				t.Errorf("metadata format = %q, want pt", got)
-			}
-			layout := model.NewLayout(cfg)
-			if len(f.Tensors) != len(layout.Tensors) {
-				t.Errorf("%d tensors in file, layout has %d", len(f.Tensors), len(layout.Tensors))
-			}
-			var tensors []Tensor
-			for _, want := range layout.Tensors {
-				got, ok := f.Lookup(want.Name)
-				if !ok {
-					t.Errorf("tensor %s missing", want.Name)
-					continue
-				}
-				if got.DType != F32 || !slices.Equal(got.Shape, want.Shape) {
-					t.Errorf("%s: %s %v, want F32 %v", want.Name, got.DType, got.Shape, want.Shape)
-				}
-				v := make([]float32, want.Size)
-				if err := f.ReadFloat32(want.Name, v); err != nil {
-					t.Fatal(err)
-				}
-				tensors = append(tensors, Tensor{Name: want.Name, DType: F32, Shape: want.Shape, F32: v})
-			}
-			// Norm weights are 1 + N(0, 0.1): a sanity check on the decoding.
-			norm := make([]float32, cfg.HiddenSize)
-			if err := f.ReadFloat32("model.norm.weight", norm); err != nil {
-				t.Fatal(err)
-			}
-			var mean float64
-			for _, x := range norm {
-				mean += float64(x) / float64(len(norm))
-			}
-			if math.Abs(mean-1) > 0.1 {
-				t.Errorf("model.norm.weight mean %v, want about 1", mean)
-			}
-			var buf bytes.Buffer
-			if err := Write(&buf, tensors, map[string]string{"format": "pt"}); err != nil {
-				t.Fatal(err)
-			}
-			orig, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(buf.Bytes(), orig) {
-				t.Errorf("rewritten file differs from the reference (%d vs %d bytes)", buf.Len(), len(orig))
-			}
-		})
-	}
 }
 
 // nearestBF16 is an independent oracle: the bfloat16 value nearest to x by

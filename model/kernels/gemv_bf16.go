@@ -2,7 +2,8 @@ package kernels
 
 import (
 	"fmt"
-	"math"
+
+	"github.com/herdml/herd/checkpoint/safetensors"
 )
 
 // WeightType is the element type a decoder holds its matrix-vector
@@ -39,21 +40,8 @@ func ParseWeightType(s string) (WeightType, error) {
 	return F32, fmt.Errorf("weight type %q is not one of f32, bf16", s)
 }
 
-// roundBF16 narrows f to BF16, to nearest with ties to even, NaN kept
-// quiet: checkpoint/safetensors.Float32ToBF16, which kernels cannot import
-// (the tests of safetensors import the model, which imports kernels);
-// TestRoundBF16 checks that the two agree.
-func roundBF16(f float32) uint16 {
-	u := math.Float32bits(f)
-	if u&0x7fffffff > 0x7f800000 {
-		return uint16(u>>16) | 0x0040
-	}
-	u += 0x7fff + (u>>16)&1
-	return uint16(u >> 16)
-}
-
 // bf16f widens a BF16 value to F32 (exact).
-func bf16f(h uint16) float32 { return math.Float32frombits(uint32(h) << 16) }
+func bf16f(h uint16) float32 { return safetensors.BF16ToFloat32(h) }
 
 // bf16Blocked reports whether ToBF16 interleaves the rows of W (out×in)
 // by blocks of four: where in is a multiple of 16, each block of four
@@ -100,7 +88,7 @@ func (t *BF16Conv) Run(lo, hi int) {
 		dst, src := t.dst[r0*in:r1*in], t.src[r0*in:r1*in]
 		if r1-r0 < 4 || !bf16Blocked(in) {
 			for i, v := range src {
-				dst[i] = roundBF16(v)
+				dst[i] = safetensors.Float32ToBF16(v)
 			}
 			continue
 		}
@@ -108,7 +96,7 @@ func (t *BF16Conv) Run(lo, hi int) {
 			blk := dst[4*c : 4*c+64]
 			for j := range 4 {
 				for k, v := range src[j*in+c : j*in+c+16] {
-					blk[16*j+k] = roundBF16(v)
+					blk[16*j+k] = safetensors.Float32ToBF16(v)
 				}
 			}
 		}

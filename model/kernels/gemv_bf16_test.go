@@ -166,23 +166,6 @@ func TestMatVecBF16Allocs(t *testing.T) {
 	}
 }
 
-// TestRoundBF16 checks roundBF16 against safetensors.Float32ToBF16 on
-// the special values, ties and a million random bit patterns.
-func TestRoundBF16(t *testing.T) {
-	bits := []uint32{0, 0x80000000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7f800001, 0xffbfffff,
-		0x3f808000, 0x3f818000, 0x3f807fff, 0x3f808001, 0x7f7fffff, 0x7f7f8000, 0x00000001, 0x00008000}
-	rng := rand.New(rand.NewPCG(10, 10))
-	for range 1 << 20 {
-		bits = append(bits, rng.Uint32())
-	}
-	for _, b := range bits {
-		f := math.Float32frombits(b)
-		if got, want := roundBF16(f), safetensors.Float32ToBF16(f); got != want {
-			t.Fatalf("roundBF16(%#08x) = %#04x, safetensors.Float32ToBF16 %#04x", b, got, want)
-		}
-	}
-}
-
 // TestParseWeightType checks the names and the error for others.
 func TestParseWeightType(t *testing.T) {
 	for _, tc := range []struct {

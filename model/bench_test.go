@@ -42,17 +42,17 @@ func BenchmarkTrainStepM(b *testing.B) {
 	for _, path := range []string{"default", "go", "openblas"} {
 		b.Run(path, func(b *testing.B) {
 			c := configM()
-			be := kernels.NewCPU(0)
+			var be *kernels.CPU
 			switch path {
 			case "go":
-				be.Close()
 				be = kernels.NewCPUGo(0)
 			case "openblas":
-				be.Close()
 				var ok bool
 				if be, ok = kernels.NewCPUBLAS(0); !ok {
 					b.Skip("not an openblas build")
 				}
+			default:
+				be = kernels.NewCPU(0)
 			}
 			b.Cleanup(be.Close)
 			m, err := model.New(c, be)
@@ -163,12 +163,7 @@ func benchGenerate(b *testing.B, batch int) {
 				if !ok {
 					b.Skip("not an openblas build")
 				}
-				b.Cleanup(be.Close)
-				var err error
-				if m, err = model.New(c, be); err != nil {
-					b.Fatal(err)
-				}
-				m.Params.Init(c, 1)
+				m = newTestModelOn(b, c, be)
 			} else {
 				m = newCPUTestModel(b, c, 0)
 			}
@@ -271,7 +266,13 @@ func benchBatchRatio(b *testing.B, c model.Config) {
 // workers (0 = all cores) that is closed when the test ends.
 func newCPUTestModel(t testing.TB, c model.Config, workers int) *model.Model {
 	t.Helper()
-	be := kernels.NewCPU(workers)
+	return newTestModelOn(t, c, kernels.NewCPU(workers))
+}
+
+// newTestModelOn is an initialised model on be, which is closed when the
+// test ends.
+func newTestModelOn(t testing.TB, c model.Config, be *kernels.CPU) *model.Model {
+	t.Helper()
 	t.Cleanup(be.Close)
 	m, err := model.New(c, be)
 	if err != nil {

@@ -308,7 +308,13 @@ func TestTrainStepAllocs(t *testing.T) {
 // TestDecodeStepAllocs checks that a KV-cache decoding step allocates
 // nothing once the decoder's scratch has grown.
 func TestDecodeStepAllocs(t *testing.T) {
-	m := newCPUTestModel(t, modeltest.TinyConfig(true, false), 2)
+	checkDecodeStepAllocs(t, newCPUTestModel(t, modeltest.TinyConfig(true, false), 2), "decode step")
+}
+
+// checkDecodeStepAllocs fails t unless a decoding step of two sequences
+// on m allocates nothing after the first (what names the step).
+func checkDecodeStepAllocs(t *testing.T, m *model.Model, what string) {
+	t.Helper()
 	dec, err := m.NewDecoder(2, 40)
 	if err != nil {
 		t.Fatal(err)
@@ -324,7 +330,7 @@ func TestDecodeStepAllocs(t *testing.T) {
 		}
 	})
 	if allocs != 0 {
-		t.Fatalf("%v allocations per decode step, want 0", allocs)
+		t.Fatalf("%v allocations per %s, want 0", allocs, what)
 	}
 }
 

@@ -246,23 +246,7 @@ func TestDecodeBF16Greedy(t *testing.T) {
 func TestDecodeBF16StepAllocs(t *testing.T) {
 	c := bf16TestConfigs()[1]
 	m := newGoModel(t, c, nil, kernels.BF16, false)
-	dec, err := m.NewDecoder(2, 40)
-	if err != nil {
-		t.Fatal(err)
-	}
-	slots := []int{0, 1}
-	toks := [][]int32{{1}, {2}}
-	if _, err := dec.Step(slots, toks, false); err != nil {
-		t.Fatal(err)
-	}
-	allocs := testing.AllocsPerRun(20, func() {
-		if _, err := dec.Step(slots, toks, false); err != nil {
-			t.Fatal(err)
-		}
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per BF16 decode step, want 0", allocs)
-	}
+	checkDecodeStepAllocs(t, m, "BF16 decode step")
 	// Generate reuses its decoder: the second call must not convert into
 	// new memory (the BF16 copy is about MatmulParams·2 bytes).
 	opt := model.SampleOptions{MaxTokens: 4}
